@@ -1,0 +1,1 @@
+//! The store mesh (placeholder until the mesh milestone lands).

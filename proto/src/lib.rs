@@ -1,0 +1,28 @@
+//! Protobuf schemas (prost) for everything posmesh puts on the wire or in the journal.
+//!
+//! # Layout
+//! - `schemas/posmesh/journal/v1/journal.proto` → [`journal::v1`]: the device journal entry
+//!   (sale, refund, void, payment event) and the signed chain head.
+//! - `schemas/posmesh/storage/v1/storage.proto` → [`storage::v1`]: records a node keeps
+//!   beside its journal (identity, journal head, idempotency keys, sale status).
+//!
+//! Schemas are compiled at build time by protox (pure Rust; no `protoc` needed). Decoding
+//! tolerates unknown fields, so older nodes read entries written by newer ones.
+
+/// Journal messages.
+pub mod journal {
+    /// Version 1 of the journal schema.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/posmesh.journal.v1.rs"));
+    }
+}
+
+/// Node-local storage records.
+pub mod storage {
+    /// Version 1 of the storage records.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/posmesh.storage.v1.rs"));
+    }
+}
