@@ -1,0 +1,19 @@
+//! The sales ledger's hash chain and the replication cores, written sans-IO: functions and
+//! state machines that take bytes, messages and time as input and return results, so the
+//! node (tokio, RocksDB) and the deterministic simulator drive the same code.
+//!
+//! # Layout
+//! - [`chain`]: the per-device journal hash chain (SHA-256) — computing links and verifying
+//!   a run of entries, naming the first broken link.
+//! - [`hlc`]: the hybrid logical clock that stamps journal entries.
+//! - [`error`]: the crate's error enum.
+//!
+//! Replication (version-vector anti-entropy) and Automerge orders arrive with the
+//! replication milestone.
+#![deny(clippy::disallowed_methods)]
+
+pub mod chain;
+pub mod error;
+pub mod hlc;
+
+pub use error::SyncError;
