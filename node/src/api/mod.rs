@@ -1,0 +1,44 @@
+//! The local HTTP/JSON API for POS apps (loopback by default).
+//!
+//! - [`sales`]: create, get, list, void and refund sales.
+//! - [`catalog`]: catalog lookup.
+//! - [`reports`]: takings per business date.
+//! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
+//! - [`body`]: parsing JSON bodies and the Idempotency-Key header.
+//! - [`dto`]: the JSON shapes.
+//! - [`error`]: the JSON error answer.
+//! - [`openapi`]: the OpenAPI 3 document, generated from the handlers.
+
+pub mod body;
+pub mod catalog;
+pub mod dto;
+pub mod error;
+pub mod health;
+pub mod openapi;
+pub mod reports;
+pub mod sales;
+
+use crate::runtime::NodeContext;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// The sales API's routes.
+pub fn router(node: Arc<NodeContext>) -> Router {
+    Router::new()
+        .route("/v1/sales", post(sales::create_sale).get(sales::list_sales))
+        .route("/v1/sales/{device}/{seq}", get(sales::get_sale))
+        .route("/v1/sales/{device}/{seq}/void", post(sales::void_sale))
+        .route("/v1/sales/{device}/{seq}/refunds", post(sales::refund_sale))
+        .route("/v1/journal", get(sales::list_journal))
+        .route("/v1/catalog", get(catalog::get_catalog))
+        .route("/v1/catalog/{sku}", get(catalog::get_item))
+        .route("/v1/reports/days", get(reports::day_totals))
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(health::not_found)
+        .layer(DefaultBodyLimit::max(body::REQUEST_BODY_BYTES_MAX))
+        .with_state(node)
+}

@@ -1,0 +1,34 @@
+//! The OpenAPI 3 document of the local API, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+/// The API's OpenAPI description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "posmesh device API",
+        description = "Local sales API of a posmesh node. \
+        Amounts are integer minor units of an ISO 4217 currency. Writes need an \
+        Idempotency-Key header and are answered once durable."
+    ),
+    paths(
+        super::sales::create_sale,
+        super::sales::get_sale,
+        super::sales::list_sales,
+        super::sales::list_journal,
+        super::sales::void_sale,
+        super::sales::refund_sale,
+        super::catalog::get_catalog,
+        super::catalog::get_item,
+        super::reports::day_totals,
+        super::health::health,
+        super::health::metrics,
+    )
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,400 @@
+//! Sale endpoints: create, get, list, void, refund.
+//!
+//! Every write needs an Idempotency-Key: the same key with the same request answers the
+//! original entry again (200, `Idempotent-Replayed: true`), the same key with another request
+//! is refused (409). A write is answered only once it is durable in the journal.
+
+use super::body::{idempotency_key, parse_json, request_hash};
+use super::dto::{
+    CreateSaleBody, EntryPage, EntryView, ListQuery, RefundBody, SaleStatusView, VoidBody,
+};
+use super::error::{ApiError, ErrorBody};
+use crate::clock;
+use crate::config::validate_id;
+use crate::ledger::sale_ref::SaleRef;
+use crate::runtime::NodeContext;
+use crate::storage::writer::{AppendCommand, Committed, Operation};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use posmesh_domain::{
+    price_sale, Consumption, Currency, LineRequest, RefundLineRequest, RefundRequest, SaleRequest,
+    TenderKind, TenderRequest,
+};
+use posmesh_proto::journal::v1::journal_entry::Payload;
+use std::sync::Arc;
+
+/// Longest free-text reason or operator id, characters.
+pub const TEXT_FIELD_LEN_MAX: usize = 200;
+/// Largest page of a listing.
+pub const PAGE_ENTRIES_MAX: usize = 1000;
+/// How far in the future `occurred_at` may lie (till clocks drift), ms.
+pub const OCCURRED_AT_FUTURE_MS_MAX: i64 = 24 * 3600 * 1000;
+
+/// Records a sale.
+#[utoipa::path(post, path = "/v1/sales", request_body = CreateSaleBody,
+    params(("Idempotency-Key" = String, Header, description = "unique per sale attempt")),
+    responses((status = 201, body = EntryView, description = "recorded and durable"),
+              (status = 200, body = EntryView, description = "replay of an earlier request with this key"),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_sale(
+    State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = clock::monotonic_now();
+    let key = idempotency_key(&headers)?;
+    let body: CreateSaleBody = parse_json(&headers, body)?;
+    let hash = request_hash("create_sale", "", &body);
+    if let Some(earlier) = answered_before(&node, &key, &hash)? {
+        return Ok(earlier);
+    }
+    let operator_id = text_field(body.operator_id.as_deref(), "operator_id")?;
+    let (occurred_at_ms, business_date) = node.dated(body.occurred_at.as_deref())?;
+    let request = sale_request(&body)?;
+    let priced = price_sale(&node.catalog, &request)?;
+    let command = AppendCommand {
+        idempotency_key: key,
+        request_hash: hash,
+        occurred_at_ms,
+        business_date,
+        catalog_version: priced.catalog_version,
+        operator_id,
+        operation: Operation::Sale(Box::new(priced)),
+    };
+    let committed = node.writer.append(command).await?;
+    metrics::histogram!("posmesh_sale_ack_seconds").record(started.elapsed());
+    if !committed.replayed {
+        metrics::counter!("posmesh_sales_recorded_total").increment(1);
+    }
+    Ok(written(committed))
+}
+
+/// Voids a sale in full.
+#[utoipa::path(post, path = "/v1/sales/{device}/{seq}/void", request_body = VoidBody,
+    params(("device" = String, Path), ("seq" = u64, Path),
+           ("Idempotency-Key" = String, Header)),
+    responses((status = 201, body = EntryView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn void_sale(
+    State(node): State<Arc<NodeContext>>,
+    Path((device, seq)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let original = sale_ref(&device, &seq)?;
+    let key = idempotency_key(&headers)?;
+    let body: VoidBody = parse_json(&headers, body)?;
+    let hash = request_hash("void_sale", &original.to_string(), &body);
+    if let Some(earlier) = answered_before(&node, &key, &hash)? {
+        return Ok(earlier);
+    }
+    let reason = text_field(body.reason.as_deref(), "reason")?;
+    let (occurred_at_ms, business_date) = node.dated(None)?;
+    let command = AppendCommand {
+        idempotency_key: key,
+        request_hash: hash,
+        occurred_at_ms,
+        business_date,
+        catalog_version: 0,
+        operator_id: String::new(),
+        operation: Operation::Void { original, reason },
+    };
+    Ok(written(node.writer.append(command).await?))
+}
+
+/// Refunds lines of a sale; never more than was sold.
+#[utoipa::path(post, path = "/v1/sales/{device}/{seq}/refunds", request_body = RefundBody,
+    params(("device" = String, Path), ("seq" = u64, Path),
+           ("Idempotency-Key" = String, Header)),
+    responses((status = 201, body = EntryView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn refund_sale(
+    State(node): State<Arc<NodeContext>>,
+    Path((device, seq)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let original = sale_ref(&device, &seq)?;
+    let key = idempotency_key(&headers)?;
+    let body: RefundBody = parse_json(&headers, body)?;
+    let hash = request_hash("refund_sale", &original.to_string(), &body);
+    if let Some(earlier) = answered_before(&node, &key, &hash)? {
+        return Ok(earlier);
+    }
+    let reason = text_field(body.reason.as_deref(), "reason")?;
+    let (occurred_at_ms, business_date) = node.dated(None)?;
+    let request = RefundRequest {
+        lines: body
+            .lines
+            .iter()
+            .map(|l| RefundLineRequest {
+                line_index: l.line_index,
+                quantity: l.quantity,
+            })
+            .collect(),
+        tender: body.tender.unwrap_or(TenderKind::Cash),
+    };
+    let command = AppendCommand {
+        idempotency_key: key,
+        request_hash: hash,
+        occurred_at_ms,
+        business_date,
+        catalog_version: 0,
+        operator_id: String::new(),
+        operation: Operation::Refund {
+            original,
+            request,
+            reason,
+        },
+    };
+    Ok(written(node.writer.append(command).await?))
+}
+
+/// One sale (or any journal entry) with what happened to it since.
+#[utoipa::path(get, path = "/v1/sales/{device}/{seq}",
+    params(("device" = String, Path), ("seq" = u64, Path)),
+    responses((status = 200, body = EntryView), (status = 404, body = ErrorBody)))]
+pub async fn get_sale(
+    State(node): State<Arc<NodeContext>>,
+    Path((device, seq)): Path<(String, String)>,
+) -> Result<Json<EntryView>, ApiError> {
+    let wanted = sale_ref(&device, &seq)?;
+    let bytes = node
+        .store
+        .entry_bytes(&wanted.device_id, wanted.seq)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::not_found("sale_not_found", format!("sale {wanted} not found"), None)
+        })?;
+    let entry = crate::storage::journal_store::decode_entry(&wanted.device_id, wanted.seq, &bytes)
+        .map_err(ApiError::internal)?;
+    let mut view = EntryView::from_entry(&entry, &posmesh_sync::chain::entry_hash(&bytes));
+    if matches!(entry.payload, Some(Payload::Sale(_))) {
+        let status = node
+            .store
+            .sale_status(&wanted.device_id, wanted.seq)
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        view.status = Some(SaleStatusView::from(status));
+    }
+    Ok(Json(view))
+}
+
+/// This device's sales after a sequence number.
+#[utoipa::path(get, path = "/v1/sales", params(ListQuery),
+    responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody)))]
+pub async fn list_sales(
+    State(node): State<Arc<NodeContext>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<EntryPage>, ApiError> {
+    list(node, query, true).await
+}
+
+/// This device's journal entries of every kind after a sequence number.
+#[utoipa::path(get, path = "/v1/journal", params(ListQuery),
+    responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody)))]
+pub async fn list_journal(
+    State(node): State<Arc<NodeContext>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<EntryPage>, ApiError> {
+    list(node, query, false).await
+}
+
+async fn list(
+    node: Arc<NodeContext>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+    sales_only: bool,
+) -> Result<Json<EntryPage>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text(), None))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=PAGE_ENTRIES_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1..={PAGE_ENTRIES_MAX}"),
+            Some("limit"),
+        ));
+    }
+    let page = tokio::task::spawn_blocking(move || {
+        let device = node.identity.device_id.clone();
+        let mut entries = Vec::new();
+        let mut last_seen = None;
+        let mut scan_error = None;
+        node.store
+            .scan_device(&device, query.after_seq, |seq, bytes| {
+                last_seen = Some(seq);
+                match crate::storage::journal_store::decode_entry(&device, seq, bytes) {
+                    Ok(entry) => {
+                        if !sales_only || matches!(entry.payload, Some(Payload::Sale(_))) {
+                            let hash = posmesh_sync::chain::entry_hash(bytes);
+                            entries.push(EntryView::from_entry(&entry, &hash));
+                        }
+                    }
+                    Err(error) => scan_error = Some(error),
+                }
+                entries.len() < limit && scan_error.is_none()
+            })?;
+        if let Some(error) = scan_error {
+            return Err(error);
+        }
+        let head = node.store.head()?.last_seq;
+        let next_after_seq = last_seen.filter(|seq| *seq < head);
+        Ok(EntryPage {
+            entries,
+            next_after_seq,
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(page))
+}
+
+/// If `key` was used before: the original answer again (same request) or 409 (another
+/// request) — before validating the request again, so a retry is answered even after the
+/// catalog changed. The writer checks again under its lock (a concurrent first use).
+fn answered_before(
+    node: &NodeContext,
+    key: &str,
+    hash: &[u8; 32],
+) -> Result<Option<Response>, ApiError> {
+    let Some(record) = node.store.idempotency(key).map_err(ApiError::internal)? else {
+        return Ok(None);
+    };
+    if record.request_hash.as_slice() != hash.as_slice() {
+        return Err(crate::storage::writer::AppendError::IdempotencyConflict {
+            key: key.to_owned(),
+        }
+        .into());
+    }
+    let bytes = node
+        .store
+        .entry_bytes(&record.device_id, record.seq)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::internal(format!("Idempotency-Key {key:?} points at a missing entry"))
+        })?;
+    let entry = crate::storage::journal_store::decode_entry(&record.device_id, record.seq, &bytes)
+        .map_err(ApiError::internal)?;
+    Ok(Some(written(Committed {
+        entry,
+        chain_hash: posmesh_sync::chain::entry_hash(&bytes),
+        replayed: true,
+    })))
+}
+
+/// 201 with the entry, or 200 with `Idempotent-Replayed: true` for a replay.
+fn written(committed: Committed) -> Response {
+    let view = EntryView::from_entry(&committed.entry, &committed.chain_hash);
+    if committed.replayed {
+        let mut response = (StatusCode::OK, Json(view)).into_response();
+        response
+            .headers_mut()
+            .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+        response
+    } else {
+        (StatusCode::CREATED, Json(view)).into_response()
+    }
+}
+
+fn sale_ref(device: &str, seq: &str) -> Result<SaleRef, ApiError> {
+    validate_id("device id", device)
+        .map_err(|e| ApiError::bad_request("invalid_sale_id", e.to_string(), Some("device")))?;
+    let seq = seq.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_sale_id",
+            format!("sequence number {seq:?} is not a positive integer"),
+            Some("seq"),
+        )
+    })?;
+    Ok(SaleRef {
+        device_id: device.to_owned(),
+        seq,
+    })
+}
+
+fn text_field(value: Option<&str>, field: &'static str) -> Result<String, ApiError> {
+    let value = value.unwrap_or("");
+    if value.chars().count() > TEXT_FIELD_LEN_MAX || value.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_text",
+            format!("{field} must be at most {TEXT_FIELD_LEN_MAX} characters without control characters"),
+            Some(field),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn sale_request(body: &CreateSaleBody) -> Result<SaleRequest, ApiError> {
+    let currency = Currency::from_code(&body.currency).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_currency",
+            e.to_string(),
+            Some("currency"),
+        )
+    })?;
+    Ok(SaleRequest {
+        currency,
+        consumption: body.consumption.unwrap_or(Consumption::TakeAway),
+        lines: body
+            .lines
+            .iter()
+            .map(|line| LineRequest {
+                sku: line.sku.clone(),
+                quantity: line.quantity,
+                unit_price_override_minor: line.unit_price_override_minor,
+                discount: line.discount,
+                consumption: line.consumption,
+            })
+            .collect(),
+        discount: body.discount,
+        tenders: body
+            .tenders
+            .iter()
+            .map(|t| TenderRequest {
+                kind: t.kind,
+                amount_minor: t.amount_minor,
+                reference: t.reference.clone(),
+            })
+            .collect(),
+    })
+}
+
+impl NodeContext {
+    /// When an event happened (`occurred_at`, RFC 3339, or now) and its business date.
+    fn dated(&self, occurred_at: Option<&str>) -> Result<(i64, String), ApiError> {
+        let now_ms = i64::try_from(clock::wall_clock_ms()).unwrap_or(i64::MAX);
+        let at_ms = match occurred_at {
+            None => now_ms,
+            Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| {
+                    ApiError::bad_request(
+                        "invalid_timestamp",
+                        format!("occurred_at {text:?} is not RFC 3339: {e}"),
+                        Some("occurred_at"),
+                    )
+                })?
+                .timestamp_millis(),
+        };
+        if at_ms > now_ms.saturating_add(OCCURRED_AT_FUTURE_MS_MAX) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "occurred_at_in_future",
+                "occurred_at is more than 24 hours in the future; check the till's clock",
+                Some("occurred_at"),
+            ));
+        }
+        let date = self.calendar.business_date(at_ms).map_err(|e| {
+            ApiError::bad_request("invalid_timestamp", e.to_string(), Some("occurred_at"))
+        })?;
+        Ok((at_ms, date.to_string()))
+    }
+}

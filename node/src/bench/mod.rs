@@ -1,0 +1,112 @@
+//! `posmesh bench`: the benchmarks of the foundation milestone, printed as figures (never
+//! timed tests: these machines are shared and noisy).
+//!
+//! - P1 ([`sale_ack`]): sale acknowledgement latency, one client, p50/p99, against a raw
+//!   append + fdatasync of the same size measured in the same run ([`raw_fsync`]).
+//! - P2 ([`sale_ack`]): sales/s with 64 concurrent clients and sales per fsync, against the
+//!   raw single-writer fsync rate.
+//! - RSS ([`idle_rss`]): resident memory of an idle node holding 1M journal entries.
+//! - [`stats`] — percentiles.
+//!
+//! Every load is bounded in count and time, and talks to a node on loopback only.
+
+pub mod idle_rss;
+pub mod raw_fsync;
+pub mod sale_ack;
+pub mod stats;
+
+use crate::node_process::NodeSpec;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// `posmesh bench` flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Which benchmarks: `p1`, `p2`, `rss` (comma-separated) or `all`.
+    #[arg(long, default_value = "all")]
+    pub only: String,
+    /// Sales measured by P1 (one client).
+    #[arg(long, default_value_t = 2000)]
+    pub p1_sales: usize,
+    /// Sales sent by P2 (all clients together).
+    #[arg(long, default_value_t = 20_000)]
+    pub p2_sales: usize,
+    /// Concurrent clients of P2.
+    #[arg(long, default_value_t = 64)]
+    pub p2_clients: usize,
+    /// Journal entries the idle node of the RSS benchmark holds.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rss_entries: u64,
+    /// Catalog the benchmark node uses.
+    #[arg(long, default_value = "catalog/bakery.toml")]
+    pub catalog: PathBuf,
+    /// Directory for the benchmark's data (its disk is what is measured). Default: a new
+    /// temporary directory, removed afterwards.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Stop any single benchmark after this many seconds (a safety bound).
+    #[arg(long, default_value_t = 300)]
+    pub time_limit_s: u64,
+}
+
+/// All figures of one run (printed as a JSON line at the end).
+#[derive(Debug, Default, Serialize)]
+pub struct BenchReport {
+    /// P1 figures.
+    pub p1: Option<sale_ack::P1Figures>,
+    /// P2 figures.
+    pub p2: Option<sale_ack::P2Figures>,
+    /// RSS figures.
+    pub rss: Option<idle_rss::RssFigures>,
+}
+
+/// Runs the selected benchmarks and prints their figures.
+pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
+    let selected =
+        |name: &str| args.only == "all" || args.only.split(',').any(|s| s.trim() == name);
+    let temp = tempdir_in(args.work_dir.as_deref())?;
+    let binary = std::env::current_exe()?;
+    let spec = |name: &str| NodeSpec {
+        binary: binary.clone(),
+        data_dir: temp.join(name),
+        catalog: args.catalog.clone(),
+        store_id: "bench-store".into(),
+        device_id: "till-1".into(),
+    };
+    let limit = std::time::Duration::from_secs(args.time_limit_s);
+    let mut report = BenchReport::default();
+    println!(
+        "posmesh bench — data in {} ({} cores)",
+        temp.display(),
+        cores()
+    );
+    if selected("p1") {
+        report.p1 = Some(sale_ack::run_p1(&spec("p1"), &temp, args.p1_sales, limit).await?);
+    }
+    if selected("p2") {
+        report.p2 = Some(
+            sale_ack::run_p2(&spec("p2"), &temp, args.p2_sales, args.p2_clients, limit).await?,
+        );
+    }
+    if selected("rss") {
+        report.rss = Some(idle_rss::run_rss(&spec("rss"), args.rss_entries, limit).await?);
+    }
+    if args.work_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(report)
+}
+
+fn tempdir_in(base: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    let base = base.map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("posmesh-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

@@ -1,0 +1,7 @@
+//! Commands of the `posmesh` binary other than running a node.
+//!
+//! - [`journal`]: `posmesh journal verify` — walk the hash chain, name the first break.
+//! - [`status`]: `posmesh status` — a node's state from its management API.
+
+pub mod journal;
+pub mod status;

@@ -1,0 +1,48 @@
+//! `posmesh status`: asks a node's management API and prints its state.
+
+use crate::mgmt::NodeStatus;
+
+/// Fetches the status from the management API at `mgmt` (`host:port` or URL).
+pub async fn fetch_status(mgmt: &str) -> anyhow::Result<NodeStatus> {
+    let url = format!("{}/v1/status", base_url(mgmt));
+    let response = reqwest::get(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the management API at {url}: {e}"))?;
+    if !response.status().is_success() {
+        anyhow::bail!("{url} answered {}", response.status());
+    }
+    Ok(response.json().await?)
+}
+
+/// Prints `status` for a person.
+pub fn print_status(status: &NodeStatus) {
+    println!("store     {} ({})", status.store_id, status.store_name);
+    println!(
+        "device    {} (incarnation {}, pid {}, up {} s, posmesh {})",
+        status.device_id, status.device_incarnation, status.pid, status.uptime_s, status.version
+    );
+    println!(
+        "journal   seq {}  receipt {}  head {}",
+        status.journal.last_seq, status.journal.last_receipt_no, status.journal.head_hash
+    );
+    let per_commit = if status.journal.group_commits == 0 {
+        0.0
+    } else {
+        status.journal.entries_appended as f64 / status.journal.group_commits as f64
+    };
+    println!(
+        "writer    {} entries in {} synced group commits since start ({per_commit:.1} per fsync)",
+        status.journal.entries_appended, status.journal.group_commits
+    );
+    println!("peers     {} (mesh not yet enabled)", status.peers.len());
+}
+
+/// `http://host:port` for `host:port`, or the URL as given (without a trailing slash).
+pub fn base_url(address: &str) -> String {
+    let trimmed = address.trim_end_matches('/');
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+        trimmed.to_owned()
+    } else {
+        format!("http://{trimmed}")
+    }
+}

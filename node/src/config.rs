@@ -1,0 +1,109 @@
+//! Configuration of a device node: command-line flags, each also settable from the
+//! environment (`POSMESH_…`), with defaults a single store device can run on.
+
+use crate::ledger::business_date::{BusinessCalendar, CalendarError};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Longest store or device id, characters.
+pub const ID_LEN_MAX: usize = 64;
+
+/// `posmesh device` flags.
+#[derive(Args, Clone, Debug)]
+pub struct DeviceConfig {
+    /// Directory of this device's database (created on first start).
+    #[arg(long, env = "POSMESH_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Store id, e.g. `edinburgh-01` (letters, digits, `.`, `_`, `-`; at most 64).
+    #[arg(long, env = "POSMESH_STORE_ID")]
+    pub store_id: String,
+    /// Device id within the store, e.g. `till-1` (same alphabet).
+    #[arg(long, env = "POSMESH_DEVICE_ID")]
+    pub device_id: String,
+    /// Human name of the store, printed on receipts.
+    #[arg(long, env = "POSMESH_STORE_NAME", default_value = "posmesh store")]
+    pub store_name: String,
+    /// Catalog file (TOML; prices in minor units). See `catalog/bakery.toml`.
+    #[arg(long, env = "POSMESH_CATALOG")]
+    pub catalog: PathBuf,
+    /// Address of the local sales API for POS apps. Loopback by default; port 0 picks a
+    /// free port (see `--ready-file`).
+    #[arg(long, env = "POSMESH_API_LISTEN", default_value = "127.0.0.1:7070")]
+    pub api_listen: SocketAddr,
+    /// Address of the management API (`posmesh status`). Loopback by default.
+    #[arg(long, env = "POSMESH_MGMT_LISTEN", default_value = "127.0.0.1:7071")]
+    pub mgmt_listen: SocketAddr,
+    /// IANA time zone of the store: business dates are local calendar days.
+    #[arg(long, env = "POSMESH_TIME_ZONE", default_value = "Europe/London")]
+    pub time_zone: String,
+    /// Local hour (0–23) at which the business day starts; sales before it belong to the
+    /// previous business date.
+    #[arg(long, env = "POSMESH_BUSINESS_DAY_START_HOUR", default_value_t = 0)]
+    pub business_day_start_hour: u8,
+    /// Once both APIs listen, write their addresses to this file as JSON
+    /// (`{"api": "127.0.0.1:7070", "mgmt": "127.0.0.1:7071", "pid": 123}`).
+    #[arg(long, env = "POSMESH_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// An id is empty, too long or has characters outside `[A-Za-z0-9._-]`.
+    #[error("{what} {value:?} is invalid: use 1–64 letters, digits, '.', '_' or '-'")]
+    InvalidId {
+        /// `store id` or `device id`.
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Time zone or business day start.
+    #[error(transparent)]
+    Calendar(#[from] CalendarError),
+}
+
+impl DeviceConfig {
+    /// Checks the values that the flags' types do not, and builds the business calendar.
+    pub fn validate(&self) -> Result<BusinessCalendar, ConfigError> {
+        validate_id("store id", &self.store_id)?;
+        validate_id("device id", &self.device_id)?;
+        Ok(BusinessCalendar::new(
+            &self.time_zone,
+            self.business_day_start_hour,
+        )?)
+    }
+}
+
+/// Checks a store or device id: 1–[`ID_LEN_MAX`] characters of `[A-Za-z0-9._-]` (so it can
+/// be part of storage keys, URLs, file names and certificate names).
+pub fn validate_id(what: &'static str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= ID_LEN_MAX
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidId {
+            what,
+            value: value.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(validate_id("device id", "till-1").is_ok());
+        assert!(validate_id("device id", "").is_err());
+        assert!(validate_id("device id", "till/1").is_err());
+        assert!(validate_id("device id", "till\u{0}1").is_err());
+        assert!(validate_id("device id", &"x".repeat(65)).is_err());
+    }
+}

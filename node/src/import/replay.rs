@@ -1,0 +1,543 @@
+//! Sending a parsed till export to a node as sales.
+//!
+//! Each transaction becomes one `POST /v1/sales` with the Idempotency-Key
+//! `import-<first 12 hex of the file's SHA-256>-<transaction>`, so running the same import
+//! twice records nothing twice (the second run is answered with replays). Items are matched
+//! to the node's catalog by trimmed name; the amount due is priced locally with the node's
+//! own catalog (as a POS app shows the total before payment), and the tender is chosen
+//! deterministically from the transaction number: every third is paid by card for the exact
+//! amount, the others in cash rounded up to the next £5 note (change given).
+
+use super::till_export::{parse_till_export, TillExport, TillTransaction};
+use crate::api::dto::{CreateSaleBody, LineBody, TenderBody};
+use crate::cli::status::base_url;
+use crate::report::day_totals::DayTotals;
+use anyhow::{bail, Context};
+use chrono::{LocalResult, TimeZone};
+use chrono_tz::Tz;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use posmesh_domain::{
+    price_sale, Catalog, CatalogFile, Consumption, LineRequest, SaleRequest, TenderKind,
+    TenderRequest,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts per sale on connection errors and 5xx answers.
+pub const SALE_ATTEMPTS_MAX: u32 = 6;
+/// First retry delay; doubles per attempt.
+pub const RETRY_DELAY_INITIAL_MS: u64 = 100;
+/// Cash is tendered rounded up to a multiple of this (a £5 note), minor units.
+pub const CASH_NOTE_MINOR: i64 = 500;
+
+/// What to import and where.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ImportArgs {
+    /// The till export (CSV with header Date,Time,Transaction,Item).
+    pub csv: PathBuf,
+    /// Sales API of the node (`host:port` or URL).
+    #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
+    pub api: String,
+    /// Sales in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// IANA time zone of the export's local times.
+    #[arg(long, default_value = "Europe/London")]
+    pub time_zone: String,
+    /// Import only the first N transactions.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print the summary as one JSON line instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not print the per-day table (the summary and reconciliation still print).
+    #[arg(long)]
+    pub no_days: bool,
+}
+
+/// The outcome of an import.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportSummary {
+    /// The file.
+    pub file: String,
+    /// Data lines in the file.
+    pub lines: usize,
+    /// Distinct transactions in the file.
+    pub transactions_in_file: usize,
+    /// Transactions with at least one real item (the sales to record).
+    pub transactions_with_items: usize,
+    /// Transactions sent (after `--limit`).
+    pub sales_sent: usize,
+    /// Sales newly recorded by the node.
+    pub sales_recorded: usize,
+    /// Sales the node already had (same Idempotency-Key): a re-run.
+    pub sales_replayed: usize,
+    /// Sales refused or not delivered, by error code.
+    pub failed: BTreeMap<String, usize>,
+    /// Lines or transactions skipped, by reason.
+    pub skipped: BTreeMap<String, usize>,
+    /// Per business date: the node's totals beside the item count computed from the file.
+    pub days: Vec<DayReconciliation>,
+    /// True when every sale was delivered and every day's item count matches the file.
+    pub reconciled: bool,
+}
+
+/// One business date of the reconciliation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DayReconciliation {
+    /// YYYY-MM-DD.
+    pub date: String,
+    /// Sales the file holds on this date (sent).
+    pub file_sales: u64,
+    /// Items the file holds on this date (sent).
+    pub file_items: i64,
+    /// The node's totals.
+    pub node: DayTotals,
+}
+
+/// Runs an import and prints its summary. Errors if the node is unreachable or the file
+/// cannot be read; a partial import returns a summary with `reconciled = false`.
+pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
+    let bytes =
+        std::fs::read(&args.csv).with_context(|| format!("cannot read {}", args.csv.display()))?;
+    let export =
+        parse_till_export(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
+    let time_zone: Tz = args
+        .time_zone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown time zone {:?}", args.time_zone))?;
+    if args.concurrency == 0 || args.concurrency > 256 {
+        bail!("--concurrency must be 1..=256");
+    }
+    let base = base_url(&args.api);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let catalog = fetch_catalog(&client, &base).await?;
+    let file_tag = hex::encode(&Sha256::digest(&bytes)[..6]);
+    let mut summary = ImportSummary {
+        file: args.csv.display().to_string(),
+        lines: export.lines,
+        transactions_in_file: export.transactions_seen,
+        transactions_with_items: export.transactions.len(),
+        ..Default::default()
+    };
+    for (reason, count) in &export.skipped {
+        summary
+            .skipped
+            .insert(reason.describe().to_owned(), count.count);
+    }
+    let planned = plan_sales(
+        &export,
+        &catalog,
+        time_zone,
+        &file_tag,
+        args.limit,
+        &mut summary,
+    )?;
+    summary.sales_sent = planned.len();
+    send_all(
+        &client,
+        &base,
+        planned.clone(),
+        args.concurrency,
+        &mut summary,
+    )
+    .await;
+    let node_days = fetch_days(&client, &base).await?;
+    // With --limit, the day the slice ends in may continue after it: not comparable.
+    let partial_date = args
+        .limit
+        .and_then(|n| export.transactions.get(n))
+        .map(|next| next.date.to_string());
+    reconcile(&planned, node_days, partial_date.as_deref(), &mut summary);
+    Ok(summary)
+}
+
+/// One sale to send.
+#[derive(Clone, Debug)]
+struct PlannedSale {
+    key: String,
+    date: String,
+    items: i64,
+    body: CreateSaleBody,
+}
+
+fn plan_sales(
+    export: &TillExport,
+    catalog: &Catalog,
+    time_zone: Tz,
+    file_tag: &str,
+    limit: Option<usize>,
+    summary: &mut ImportSummary,
+) -> anyhow::Result<Vec<PlannedSale>> {
+    let mut planned = Vec::new();
+    for transaction in export.transactions.iter().take(limit.unwrap_or(usize::MAX)) {
+        match plan_sale(transaction, catalog, time_zone, file_tag) {
+            Ok(sale) => planned.push(sale),
+            Err(reason) => *summary.skipped.entry(reason).or_default() += 1,
+        }
+    }
+    Ok(planned)
+}
+
+fn plan_sale(
+    transaction: &TillTransaction,
+    catalog: &Catalog,
+    time_zone: Tz,
+    file_tag: &str,
+) -> Result<PlannedSale, String> {
+    let mut lines = Vec::new();
+    for (name, quantity) in &transaction.items {
+        let item = catalog
+            .item_by_name(name)
+            .ok_or_else(|| format!("item not in the catalog: {name}"))?;
+        lines.push(LineBody {
+            sku: item.sku.clone(),
+            quantity: *quantity,
+            unit_price_override_minor: None,
+            discount: None,
+            consumption: None,
+        });
+    }
+    let local = transaction.date.and_time(transaction.time);
+    let occurred_at = match time_zone.from_local_datetime(&local) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.to_rfc3339(),
+        LocalResult::None => return Err("local time does not exist (DST gap)".to_owned()),
+    };
+    let tender = tender_for(transaction.number, &lines, catalog)?;
+    let items = transaction.items.iter().map(|(_, q)| q).sum();
+    Ok(PlannedSale {
+        key: format!("import-{file_tag}-{}", transaction.number),
+        date: transaction.date.to_string(),
+        items,
+        body: CreateSaleBody {
+            currency: catalog.currency().code().to_owned(),
+            consumption: Some(Consumption::TakeAway),
+            lines,
+            discount: None,
+            tenders: vec![tender],
+            occurred_at: Some(occurred_at),
+            operator_id: None,
+        },
+    })
+}
+
+/// Prices the lines with the node's catalog and picks the tender (see the module docs).
+fn tender_for(number: u64, lines: &[LineBody], catalog: &Catalog) -> Result<TenderBody, String> {
+    // Price with a generous cash tender to learn the total (cash may exceed what is due).
+    let probe = SaleRequest {
+        currency: catalog.currency(),
+        consumption: Consumption::TakeAway,
+        lines: lines
+            .iter()
+            .map(|l| LineRequest {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                unit_price_override_minor: None,
+                discount: None,
+                consumption: None,
+            })
+            .collect(),
+        discount: None,
+        tenders: vec![TenderRequest {
+            kind: TenderKind::Cash,
+            amount_minor: i64::MAX / 4,
+            reference: None,
+        }],
+    };
+    let priced = price_sale(catalog, &probe).map_err(|e| format!("cannot price: {e}"))?;
+    let (kind, amount_minor) = if number.is_multiple_of(3) {
+        // Cash rounding applies to cash only: a card pays the unrounded total.
+        (TenderKind::Card, priced.total_minor)
+    } else {
+        let due = priced.amount_due_minor();
+        (TenderKind::Cash, round_up_to_note(due))
+    };
+    Ok(TenderBody {
+        kind,
+        amount_minor,
+        reference: None,
+    })
+}
+
+/// The smallest multiple of [`CASH_NOTE_MINOR`] that covers `due` (what a customer hands
+/// over when paying with £5 notes).
+fn round_up_to_note(due: i64) -> i64 {
+    due.div_euclid(CASH_NOTE_MINOR) * CASH_NOTE_MINOR
+        + if due.rem_euclid(CASH_NOTE_MINOR) == 0 {
+            0
+        } else {
+            CASH_NOTE_MINOR
+        }
+}
+
+async fn send_all(
+    client: &reqwest::Client,
+    base: &str,
+    planned: Vec<PlannedSale>,
+    concurrency: usize,
+    summary: &mut ImportSummary,
+) {
+    let progress = progress_bar(planned.len() as u64);
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for sale in planned {
+        let Ok(permit) = semaphore.clone().acquire_owned().await else {
+            break;
+        };
+        let client = client.clone();
+        let url = format!("{base}/v1/sales");
+        tasks.spawn(async move {
+            let outcome = send_sale(&client, &url, &sale).await;
+            drop(permit);
+            outcome
+        });
+        while let Some(done) = tasks.try_join_next() {
+            record(done, summary, &progress);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        record(done, summary, &progress);
+    }
+    progress.finish_and_clear();
+}
+
+fn record(
+    done: Result<Result<bool, String>, tokio::task::JoinError>,
+    summary: &mut ImportSummary,
+    progress: &Progress,
+) {
+    match done {
+        Ok(Ok(true)) => summary.sales_recorded += 1,
+        Ok(Ok(false)) => summary.sales_replayed += 1,
+        Ok(Err(code)) => *summary.failed.entry(code).or_default() += 1,
+        Err(e) => {
+            *summary
+                .failed
+                .entry(format!("task failed: {e}"))
+                .or_default() += 1
+        }
+    }
+    progress.inc();
+}
+
+/// Sends one sale; Ok(true) = recorded, Ok(false) = replayed, Err(code) = refused/undelivered.
+async fn send_sale(
+    client: &reqwest::Client,
+    url: &str,
+    sale: &PlannedSale,
+) -> Result<bool, String> {
+    let mut delay = Duration::from_millis(RETRY_DELAY_INITIAL_MS);
+    let mut last_error = String::new();
+    for _ in 0..SALE_ATTEMPTS_MAX {
+        let sent = client
+            .post(url)
+            .header("Idempotency-Key", &sale.key)
+            .json(&sale.body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status() == reqwest::StatusCode::CREATED => return Ok(true),
+            Ok(response) if response.status() == reqwest::StatusCode::OK => return Ok(false),
+            Ok(response) if response.status().is_client_error() => {
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                let code = body["error"]["code"].as_str().unwrap_or("client_error");
+                return Err(code.to_owned());
+            }
+            Ok(response) => last_error = format!("http_{}", response.status().as_u16()),
+            Err(e) => {
+                last_error = if e.is_timeout() {
+                    "timeout".into()
+                } else {
+                    "unreachable".into()
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    Err(last_error)
+}
+
+async fn fetch_catalog(client: &reqwest::Client, base: &str) -> anyhow::Result<Catalog> {
+    let url = format!("{base}/v1/catalog");
+    let response =
+        client.get(&url).send().await.with_context(|| {
+            format!("cannot reach the node at {url}; is `posmesh device` running?")
+        })?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    let file: CatalogFile = response
+        .json()
+        .await
+        .context("the node's catalog does not parse")?;
+    Catalog::from_file(file).map_err(|e| anyhow::anyhow!("the node's catalog is invalid: {e}"))
+}
+
+async fn fetch_days(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<DayTotals>> {
+    let url = format!("{base}/v1/reports/days");
+    let response = client.get(&url).send().await?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    Ok(response.json().await?)
+}
+
+fn reconcile(
+    planned: &[PlannedSale],
+    node_days: Vec<DayTotals>,
+    partial_date: Option<&str>,
+    summary: &mut ImportSummary,
+) {
+    let mut file_days: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+    for sale in planned
+        .iter()
+        .filter(|s| Some(s.date.as_str()) != partial_date)
+    {
+        let day = file_days.entry(sale.date.clone()).or_default();
+        day.0 += 1;
+        day.1 += sale.items;
+    }
+    let node_by_date: BTreeMap<String, DayTotals> = node_days
+        .into_iter()
+        .map(|d| (d.business_date.clone(), d))
+        .collect();
+    let mut all_match = summary.failed.is_empty();
+    for (date, (sales, items)) in file_days {
+        let node = node_by_date
+            .get(&date)
+            .cloned()
+            .unwrap_or_else(|| DayTotals {
+                business_date: date.clone(),
+                ..Default::default()
+            });
+        all_match &= node.items == items;
+        summary.days.push(DayReconciliation {
+            date,
+            file_sales: sales,
+            file_items: items,
+            node,
+        });
+    }
+    summary.reconciled = all_match;
+}
+
+/// Prints a summary for a person.
+pub fn print_summary(summary: &ImportSummary, per_day: bool) {
+    println!("import of {}", summary.file);
+    println!(
+        "  {} lines, {} transactions, {} with a real item",
+        summary.lines, summary.transactions_in_file, summary.transactions_with_items
+    );
+    println!(
+        "  sent {}: {} recorded, {} already present (re-run), {} failed",
+        summary.sales_sent,
+        summary.sales_recorded,
+        summary.sales_replayed,
+        summary.failed.values().sum::<usize>()
+    );
+    for (code, count) in &summary.failed {
+        println!("    failed {count:>6}  {code}");
+    }
+    println!("  skipped:");
+    for (reason, count) in &summary.skipped {
+        println!("    {count:>6}  {reason}");
+    }
+    if per_day {
+        println!(
+            "\n  {:<10} {:>6} {:>7} {:>7} {:>11} {:>9} {:>11} {:>11}",
+            "date", "sales", "items", "in file", "takings", "VAT", "cash", "card"
+        );
+        for day in &summary.days {
+            let node = &day.node;
+            println!(
+                "  {:<10} {:>6} {:>7} {:>7} {:>11} {:>9} {:>11} {:>11}{}",
+                day.date,
+                node.sales,
+                node.items,
+                day.file_items,
+                pounds(node.takings_minor),
+                pounds(node.tax_minor),
+                pounds(node.tenders_minor.get("cash").copied().unwrap_or(0)),
+                pounds(node.tenders_minor.get("card").copied().unwrap_or(0)),
+                if node.items == day.file_items {
+                    ""
+                } else {
+                    "  MISMATCH"
+                }
+            );
+        }
+    }
+    let takings: i64 = summary.days.iter().map(|d| d.node.takings_minor).sum();
+    let items: i64 = summary.days.iter().map(|d| d.node.items).sum();
+    println!(
+        "\n  {} business days, {} items, takings {} (GBP, tax-inclusive)",
+        summary.days.len(),
+        items,
+        pounds(takings)
+    );
+    if summary.reconciled {
+        println!("  reconciled: every sale delivered; per-day item counts equal the file's");
+    } else {
+        println!("  NOT reconciled: see failures and MISMATCH days above");
+    }
+}
+
+fn pounds(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:02}",
+        minor.unsigned_abs() / 100,
+        minor.unsigned_abs() % 100
+    )
+}
+
+/// A progress bar on a terminal; on a log (CI), a line every 10 %.
+struct Progress {
+    bar: ProgressBar,
+    total: u64,
+    logged_decile: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn inc(&self) {
+        self.bar.inc(1);
+        if self.bar.is_hidden() && self.total > 0 {
+            let decile = self.bar.position() * 10 / self.total;
+            let before = self
+                .logged_decile
+                .fetch_max(decile, std::sync::atomic::Ordering::Relaxed);
+            if decile > before {
+                eprintln!("import: {}/{} sales sent", self.bar.position(), self.total);
+            }
+        }
+    }
+
+    fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn progress_bar(total: u64) -> Progress {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} importing [{bar:40}] {pos}/{len} sales  {per_sec}  eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Progress {
+        bar,
+        total,
+        logged_decile: std::sync::atomic::AtomicU64::new(0),
+    }
+}

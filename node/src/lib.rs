@@ -1,0 +1,30 @@
+//! The posmesh node: everything one POS device runs, behind the `posmesh` binary.
+//!
+//! # Layout
+//! - [`runtime`]: wiring of a device node (storage, writer, APIs, shutdown).
+//! - [`config`]: `posmesh device` flags and their validation.
+//! - [`storage`]: RocksDB — key layout, reads, and the group-commit journal writer.
+//! - [`ledger`]: entry identity, domain ⇄ journal conversion, business dates.
+//! - [`api`]: the local sales API (HTTP/JSON) for POS apps, with its OpenAPI document.
+//! - [`mgmt`]: the management API behind `posmesh status`.
+//! - [`report`]: reports computed from the journal (takings per day).
+//! - [`catalog_file`]: loading the catalog file.
+//! - [`import`]: replaying a till export (CSV) into a node through the API.
+//! - [`bench`]: `posmesh bench`, the benchmarks that print figures.
+//! - [`cli`]: the other commands (`journal verify`, `status`).
+//! - [`node_process`]: a device node as a child process (benchmarks, tests, the lab).
+//! - [`clock`]: the only place that reads the OS clock.
+
+pub mod api;
+pub mod bench;
+pub mod catalog_file;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod import;
+pub mod ledger;
+pub mod mgmt;
+pub mod node_process;
+pub mod report;
+pub mod runtime;
+pub mod storage;

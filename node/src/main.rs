@@ -1,0 +1,134 @@
+//! `posmesh`: the one binary of a posmesh installation. See `posmesh --help`.
+
+use clap::{Parser, Subcommand};
+use posmesh_node::{bench, cli, config::DeviceConfig, import, runtime};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// posmesh — the store's POS devices as one fault-tolerant cluster.
+#[derive(Parser)]
+#[command(name = "posmesh", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a device node (a till, handheld or kiosk).
+    Device(DeviceConfig),
+    /// Inspect a device's journal.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    /// Replay a till export (CSV: Date,Time,Transaction,Item) into a node through its API.
+    Import(import::replay::ImportArgs),
+    /// Show a node's state (from its management API).
+    Status {
+        /// Management API address.
+        #[arg(long, env = "POSMESH_MGMT", default_value = "127.0.0.1:7071")]
+        mgmt: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the benchmarks and print their figures.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Walk every hash chain in a data directory and name the first broken link. Works on a
+    /// stopped node's directory and beside a running node. Exit code 1 if any chain is broken.
+    Verify {
+        /// The node's data directory.
+        #[arg(long, env = "POSMESH_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Device(config) => runtime::run_device(config)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Journal(JournalCommand::Verify { data_dir }) => verify(&data_dir),
+        Command::Import(args) => {
+            let json = args.json;
+            let per_day = !args.no_days;
+            let summary = import::replay::run_import(args).await?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                import::replay::print_summary(&summary, per_day);
+            }
+            Ok(if summary.reconciled {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Status { mgmt, json } => {
+            let status = cli::status::fetch_status(&mgmt).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                cli::status::print_status(&status);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => bench::run_bench(args).await.map(|_| ExitCode::SUCCESS),
+    }
+}
+
+fn verify(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let reports = cli::journal::verify_data_dir(data_dir)?;
+    let mut broken = false;
+    for report in &reports {
+        match &report.problem {
+            None => println!(
+                "ok      device {}: {} entries, chain head {}",
+                report.device_id, report.entries, report.head_hash
+            ),
+            Some(problem) => {
+                broken = true;
+                println!("BROKEN  device {}: {problem}", report.device_id);
+            }
+        }
+    }
+    if reports.is_empty() {
+        println!("ok      journal is empty");
+    }
+    Ok(if broken {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

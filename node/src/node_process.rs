@@ -1,0 +1,159 @@
+//! A `posmesh device` running as a child process, for benchmarks, integration tests and
+//! (later) the lab: start it on a data directory, wait until it listens, SIGKILL or stop it.
+//! The child is killed when the handle is dropped, so a failing test leaves no process.
+
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// How long a node may take to start listening.
+pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running device node.
+pub struct NodeProcess {
+    child: Child,
+    /// Sales API address, `host:port`.
+    pub api: String,
+    /// Management API address, `host:port`.
+    pub mgmt: String,
+}
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// The `posmesh` binary.
+    pub binary: PathBuf,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Catalog file.
+    pub catalog: PathBuf,
+    /// Store id.
+    pub store_id: String,
+    /// Device id.
+    pub device_id: String,
+}
+
+impl NodeProcess {
+    /// Starts a node on loopback with OS-chosen ports and waits until it listens.
+    pub fn start(spec: &NodeSpec) -> anyhow::Result<Self> {
+        let ready_file = spec.data_dir.with_extension("ready.json");
+        let _ = std::fs::remove_file(&ready_file);
+        let log_path = spec.data_dir.with_extension("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let mut child = Command::new(&spec.binary)
+            .arg("device")
+            .arg("--data-dir")
+            .arg(&spec.data_dir)
+            .arg("--catalog")
+            .arg(&spec.catalog)
+            .args(["--store-id", &spec.store_id, "--device-id", &spec.device_id])
+            .args([
+                "--api-listen",
+                "127.0.0.1:0",
+                "--mgmt-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--ready-file")
+            .arg(&ready_file)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", spec.binary.display()))?;
+        let started = crate::clock::monotonic_now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                bail!("node exited with {status} before listening:\n{log}");
+            }
+            if let Some((api, mgmt)) = read_ready(&ready_file) {
+                return Ok(Self { child, api, mgmt });
+            }
+            if started.elapsed() > NODE_START_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node did not listen within {NODE_START_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the process dies at once, like a power cut for everything not yet synced.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let pid = i32::try_from(self.child.id())?;
+        if send_sigterm(pid) {
+            let status = self.child.wait()?;
+            if !status.success() {
+                bail!("node exited with {status} after SIGTERM");
+            }
+        } else {
+            self.child.kill()?;
+            self.child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Resident set size of the child, bytes (Linux `/proc/<pid>/status` VmRSS).
+    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .context("no VmRSS line")?;
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("malformed VmRSS line")?
+            .parse()?;
+        Ok(kib * 1024)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_ready(path: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some((
+        value["api"].as_str()?.to_owned(),
+        value["mgmt"].as_str()?.to_owned(),
+    ))
+}
+
+#[cfg(unix)]
+fn send_sigterm(pid: i32) -> bool {
+    // Signal our own child by its id (never another process).
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn send_sigterm(_pid: i32) -> bool {
+    false
+}

@@ -1,0 +1,79 @@
+//! Key layout of the node's RocksDB.
+//!
+//! | column family | key | value |
+//! | --- | --- | --- |
+//! | `journal` | device id, `0x00`, seq (u64 big-endian) | `JournalEntry` bytes as written |
+//! | `device_meta` | `identity` / `head` | `LocalIdentity` / `LocalHead` |
+//! | `idempotency` | Idempotency-Key bytes | `IdempotencyRecord` |
+//! | `sale_status` | device id, `0x00`, seq | `SaleStatus` |
+//!
+//! Big-endian sequence numbers make RocksDB's bytewise order the journal order; device ids
+//! never contain `0x00` (see [`crate::config::validate_id`]).
+
+/// Column family of journal entries.
+pub const CF_JOURNAL: &str = "journal";
+/// Column family of the local identity and journal head.
+pub const CF_DEVICE_META: &str = "device_meta";
+/// Column family of used Idempotency-Keys.
+pub const CF_IDEMPOTENCY: &str = "idempotency";
+/// Column family of sale status (voids, refunded quantities).
+pub const CF_SALE_STATUS: &str = "sale_status";
+
+/// Every column family, in the order they are opened.
+pub const COLUMN_FAMILIES: [&str; 4] = [CF_JOURNAL, CF_DEVICE_META, CF_IDEMPOTENCY, CF_SALE_STATUS];
+
+/// `device_meta` key of the [`LocalIdentity`](posmesh_proto::storage::v1::LocalIdentity).
+pub const META_IDENTITY: &[u8] = b"identity";
+/// `device_meta` key of the [`LocalHead`](posmesh_proto::storage::v1::LocalHead).
+pub const META_HEAD: &[u8] = b"head";
+
+/// Key of `(device_id, seq)` in the `journal` and `sale_status` column families.
+pub fn entry_key(device_id: &str, seq: u64) -> Vec<u8> {
+    debug_assert!(!device_id.as_bytes().contains(&0));
+    let mut key = Vec::with_capacity(device_id.len() + 9);
+    key.extend_from_slice(device_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Splits an [`entry_key`] back into `(device_id, seq)`; `None` if the key is not one.
+pub fn parse_entry_key(key: &[u8]) -> Option<(&str, u64)> {
+    let split = key.len().checked_sub(9)?;
+    let (device, rest) = key.split_at(split);
+    let (&separator, seq_bytes) = rest.split_first()?;
+    if separator != 0 {
+        return None;
+    }
+    let seq = u64::from_be_bytes(seq_bytes.try_into().ok()?);
+    Some((std::str::from_utf8(device).ok()?, seq))
+}
+
+/// The first key of `device_id`'s journal (every key of the device is ≥ it).
+pub fn device_prefix(device_id: &str) -> Vec<u8> {
+    let mut key = device_id.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_keys_round_trip_and_sort_by_seq() {
+        let a = entry_key("till-1", 9);
+        let b = entry_key("till-1", 10);
+        let c = entry_key("till-1", 256);
+        assert!(a < b && b < c);
+        assert_eq!(parse_entry_key(&c), Some(("till-1", 256)));
+        assert!(c.starts_with(&device_prefix("till-1")));
+        assert!(!entry_key("till-10", 1).starts_with(&device_prefix("till-1")));
+    }
+
+    #[test]
+    fn malformed_keys_do_not_parse() {
+        assert_eq!(parse_entry_key(b"short"), None);
+        assert_eq!(parse_entry_key(b"till-1x12345678"), None);
+    }
+}
