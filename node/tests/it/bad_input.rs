@@ -1,0 +1,704 @@
+//! Guarantee 9: every bad input gets a precise 4xx JSON error (code, message, field) and
+//! changes nothing. A table of refused requests against the real binary; before and after
+//! it, the journal head is compared.
+
+use super::support;
+use reqwest::header::CONTENT_TYPE;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+struct Case {
+    name: &'static str,
+    method: Method,
+    path: String,
+    key: Option<String>,
+    content_type: &'static str,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+    field: Option<&'static str>,
+}
+
+fn case(
+    name: &'static str,
+    body: Value,
+    status: u16,
+    code: &'static str,
+    field: Option<&'static str>,
+) -> Case {
+    raw(name, body.to_string().into_bytes(), status, code, field)
+}
+
+fn raw(
+    name: &'static str,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+    field: Option<&'static str>,
+) -> Case {
+    Case {
+        name,
+        method: Method::POST,
+        path: "/v1/sales".into(),
+        key: Some(format!("bad-{name}")),
+        content_type: "application/json",
+        body,
+        status,
+        code,
+        field,
+    }
+}
+
+fn on(mut c: Case, path: &str) -> Case {
+    c.path = path.into();
+    c
+}
+
+/// The valid sale with one JSON pointer replaced.
+fn with(pointer: &str, value: Value) -> Value {
+    let mut sale = support::valid_sale();
+    let (parent, last) = pointer.rsplit_once('/').expect("a JSON pointer");
+    let parent = sale
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("{parent} exists"));
+    match parent {
+        Value::Array(items) => items[last.parse::<usize>().expect("index")] = value,
+        other => other[last] = value,
+    }
+    sale
+}
+
+fn without(field: &str) -> Value {
+    let mut sale = support::valid_sale();
+    sale.as_object_mut().expect("object").remove(field);
+    sale
+}
+
+fn cases() -> Vec<Case> {
+    let mut extra_top = support::valid_sale();
+    extra_top["foo"] = json!(1);
+    let mut extra_line = support::valid_sale();
+    extra_line["lines"][0]["colour"] = json!("red");
+    let many_lines: Vec<Value> = (0..501)
+        .map(|_| json!({"sku": "BREAD", "quantity": 1}))
+        .collect();
+    let mut oversized = support::valid_sale();
+    oversized["operator_id"] = json!("x".repeat(300 * 1024));
+    let refund = |lines: Value| json!({"lines": lines});
+    vec![
+        raw(
+            "truncated_json",
+            br#"{"currency": "GBP","#.to_vec(),
+            400,
+            "malformed_json",
+            None,
+        ),
+        raw("not_json", b"hello".to_vec(), 400, "malformed_json", None),
+        raw("empty_body", Vec::new(), 400, "empty_body", None),
+        raw(
+            "trailing_garbage",
+            [support::valid_sale().to_string().as_bytes(), b" x"].concat(),
+            400,
+            "malformed_json",
+            None,
+        ),
+        case("array_not_object", json!([]), 400, "invalid_field", None),
+        case(
+            "missing_lines",
+            without("lines"),
+            400,
+            "invalid_field",
+            Some("lines"),
+        ),
+        case(
+            "missing_tenders",
+            without("tenders"),
+            400,
+            "invalid_field",
+            Some("tenders"),
+        ),
+        case(
+            "missing_currency",
+            without("currency"),
+            400,
+            "invalid_field",
+            Some("currency"),
+        ),
+        case(
+            "null_lines",
+            with("/lines", Value::Null),
+            400,
+            "invalid_field",
+            Some("lines"),
+        ),
+        case(
+            "extra_top_field",
+            extra_top,
+            400,
+            "invalid_field",
+            Some("foo"),
+        ),
+        case(
+            "extra_line_field",
+            extra_line,
+            400,
+            "invalid_field",
+            Some("lines[0].colour"),
+        ),
+        case(
+            "quantity_zero",
+            with("/lines/0/quantity", json!(0)),
+            422,
+            "quantity_out_of_range",
+            Some("lines[0].quantity"),
+        ),
+        case(
+            "quantity_negative",
+            with("/lines/0/quantity", json!(-3)),
+            422,
+            "quantity_out_of_range",
+            Some("lines[0].quantity"),
+        ),
+        case(
+            "quantity_too_large",
+            with("/lines/1/quantity", json!(100_001)),
+            422,
+            "quantity_out_of_range",
+            Some("lines[1].quantity"),
+        ),
+        case(
+            "quantity_string",
+            with("/lines/0/quantity", json!("2")),
+            400,
+            "invalid_field",
+            Some("lines[0].quantity"),
+        ),
+        case(
+            "quantity_fraction",
+            with("/lines/0/quantity", json!(1.5)),
+            400,
+            "invalid_field",
+            Some("lines[0].quantity"),
+        ),
+        raw(
+            "quantity_beyond_i64",
+            support::valid_sale()
+                .to_string()
+                .replace("\"quantity\":2", "\"quantity\":9223372036854775808")
+                .into_bytes(),
+            400,
+            "invalid_field",
+            Some("lines[0].quantity"),
+        ),
+        case(
+            "quantity_times_price_overflows",
+            with("/lines/0/unit_price_override_minor", json!(i64::MAX)),
+            422,
+            "amount_overflow",
+            Some("lines[0].unit_price_override_minor"),
+        ),
+        case(
+            "negative_override_price",
+            with("/lines/0/unit_price_override_minor", json!(-1)),
+            422,
+            "negative_amount",
+            Some("lines[0].unit_price_override_minor"),
+        ),
+        case(
+            "unknown_sku",
+            with("/lines/1/sku", json!("CAVIAR")),
+            422,
+            "unknown_sku",
+            Some("lines[1].sku"),
+        ),
+        case(
+            "wrong_currency",
+            with("/currency", json!("EUR")),
+            422,
+            "currency_mismatch",
+            Some("currency"),
+        ),
+        case(
+            "unknown_currency",
+            with("/currency", json!("XYZ")),
+            422,
+            "unknown_currency",
+            Some("currency"),
+        ),
+        case(
+            "no_lines",
+            with("/lines", json!([])),
+            422,
+            "no_lines",
+            Some("lines"),
+        ),
+        case(
+            "too_many_lines",
+            with("/lines", Value::Array(many_lines)),
+            422,
+            "too_many_lines",
+            Some("lines"),
+        ),
+        case(
+            "tenders_short",
+            with("/tenders/0/amount_minor", json!(100)),
+            422,
+            "tenders_short",
+            Some("tenders"),
+        ),
+        case(
+            "no_tenders",
+            with("/tenders", json!([])),
+            422,
+            "tenders_short",
+            Some("tenders"),
+        ),
+        case(
+            "card_overpayment",
+            with("/tenders/0", json!({"kind": "card", "amount_minor": 5000})),
+            422,
+            "non_cash_overpayment",
+            Some("tenders"),
+        ),
+        case(
+            "tender_zero",
+            with("/tenders/0/amount_minor", json!(0)),
+            422,
+            "invalid_tender_amount",
+            Some("tenders[0].amount_minor"),
+        ),
+        case(
+            "tender_negative",
+            with("/tenders/0/amount_minor", json!(-850)),
+            422,
+            "invalid_tender_amount",
+            Some("tenders[0].amount_minor"),
+        ),
+        case(
+            "unknown_tender_kind",
+            with("/tenders/0/kind", json!("cheque")),
+            400,
+            "invalid_field",
+            Some("tenders[0].kind"),
+        ),
+        case(
+            "discount_above_total",
+            with("/tenders", json!([{"kind": "cash", "amount_minor": 1000}]))
+                .tap_discount(json!({"amount_minor": 100_000})),
+            422,
+            "discount_exceeds_amount",
+            Some("discount"),
+        ),
+        case(
+            "percent_above_100",
+            support::valid_sale().tap_discount(json!({"percent_bp": 10_001})),
+            422,
+            "percent_out_of_range",
+            Some("discount"),
+        ),
+        case(
+            "line_discount_above_line",
+            with("/lines/0/quantity", json!(1)).tap_line_discount(json!({"amount_minor": 301})),
+            422,
+            "discount_exceeds_amount",
+            Some("lines[0].discount"),
+        ),
+        case(
+            "bad_timestamp",
+            support::valid_sale().tap("occurred_at", json!("yesterday")),
+            400,
+            "invalid_timestamp",
+            Some("occurred_at"),
+        ),
+        case(
+            "future_timestamp",
+            support::valid_sale().tap("occurred_at", json!("2999-01-01T00:00:00Z")),
+            422,
+            "occurred_at_in_future",
+            Some("occurred_at"),
+        ),
+        case(
+            "operator_too_long",
+            support::valid_sale().tap("operator_id", json!("o".repeat(201))),
+            422,
+            "invalid_text",
+            Some("operator_id"),
+        ),
+        raw(
+            "non_utf8",
+            b"{\"currency\": \"GB\xff\"}".to_vec(),
+            400,
+            "invalid_utf8",
+            None,
+        ),
+        case("oversized_body", oversized, 413, "body_too_large", None),
+        Case {
+            key: None,
+            ..case(
+                "missing_idempotency_key",
+                support::valid_sale(),
+                400,
+                "missing_idempotency_key",
+                Some("Idempotency-Key"),
+            )
+        },
+        Case {
+            key: Some("k".repeat(129)),
+            ..case(
+                "long_idempotency_key",
+                support::valid_sale(),
+                400,
+                "invalid_idempotency_key",
+                Some("Idempotency-Key"),
+            )
+        },
+        Case {
+            key: Some("has space".into()),
+            ..case(
+                "idempotency_key_with_space",
+                support::valid_sale(),
+                400,
+                "invalid_idempotency_key",
+                Some("Idempotency-Key"),
+            )
+        },
+        Case {
+            content_type: "text/plain",
+            ..case(
+                "wrong_content_type",
+                support::valid_sale(),
+                415,
+                "unsupported_media_type",
+                Some("Content-Type"),
+            )
+        },
+        Case {
+            key: Some("base-sale".into()),
+            ..case(
+                "key_reused_other_body",
+                with("/lines/0/quantity", json!(3)),
+                409,
+                "idempotency_key_reused",
+                Some("Idempotency-Key"),
+            )
+        },
+        on(
+            case("void_unknown_sale", json!({}), 404, "sale_not_found", None),
+            "/v1/sales/till-1/999/void",
+        ),
+        on(
+            case(
+                "void_unknown_device",
+                json!({}),
+                404,
+                "sale_not_found",
+                None,
+            ),
+            "/v1/sales/till-9/1/void",
+        ),
+        on(
+            case("void_voided_sale", json!({}), 409, "sale_voided", None),
+            "/v1/sales/till-1/2/void",
+        ),
+        on(
+            case("void_a_void", json!({}), 422, "not_a_sale", None),
+            "/v1/sales/till-1/3/void",
+        ),
+        on(
+            case(
+                "void_refunded_sale",
+                json!({}),
+                409,
+                "sale_has_refunds",
+                None,
+            ),
+            "/v1/sales/till-1/1/void",
+        ),
+        on(
+            case(
+                "void_unknown_field",
+                json!({"why": "x"}),
+                400,
+                "invalid_field",
+                Some("why"),
+            ),
+            "/v1/sales/till-1/1/void",
+        ),
+        on(
+            case(
+                "refund_above_original",
+                refund(json!([{"line_index": 0, "quantity": 2}])),
+                422,
+                "refund_exceeds_original",
+                Some("lines[0].quantity"),
+            ),
+            "/v1/sales/till-1/1/refunds",
+        ),
+        on(
+            case(
+                "refund_line_out_of_range",
+                refund(json!([{"line_index": 7, "quantity": 1}])),
+                422,
+                "line_index_out_of_range",
+                Some("lines[0].line_index"),
+            ),
+            "/v1/sales/till-1/1/refunds",
+        ),
+        on(
+            case(
+                "refund_zero_quantity",
+                refund(json!([{"line_index": 1, "quantity": 0}])),
+                422,
+                "quantity_out_of_range",
+                Some("lines[0].quantity"),
+            ),
+            "/v1/sales/till-1/1/refunds",
+        ),
+        on(
+            case(
+                "refund_duplicate_line",
+                refund(json!([{"line_index": 1, "quantity": 1}, {"line_index": 1, "quantity": 1}])),
+                422,
+                "duplicate_refund_line",
+                Some("lines[1].line_index"),
+            ),
+            "/v1/sales/till-1/1/refunds",
+        ),
+        on(
+            case(
+                "refund_voided_sale",
+                refund(json!([{"line_index": 0, "quantity": 1}])),
+                409,
+                "sale_voided",
+                None,
+            ),
+            "/v1/sales/till-1/2/refunds",
+        ),
+        on(
+            case(
+                "refund_of_unknown_sale",
+                refund(json!([{"line_index": 0, "quantity": 1}])),
+                404,
+                "sale_not_found",
+                None,
+            ),
+            "/v1/sales/till-1/77/refunds",
+        ),
+        on(
+            case(
+                "refund_bad_seq",
+                refund(json!([{"line_index": 0, "quantity": 1}])),
+                400,
+                "invalid_sale_id",
+                Some("seq"),
+            ),
+            "/v1/sales/till-1/abc/refunds",
+        ),
+        on(
+            case(
+                "refund_seq_zero",
+                refund(json!([{"line_index": 0, "quantity": 1}])),
+                400,
+                "invalid_sale_id",
+                Some("seq"),
+            ),
+            "/v1/sales/till-1/0/refunds",
+        ),
+        on(
+            case(
+                "refund_bad_device",
+                refund(json!([{"line_index": 0, "quantity": 1}])),
+                400,
+                "invalid_sale_id",
+                Some("device"),
+            ),
+            "/v1/sales/till%201/1/refunds",
+        ),
+        Case {
+            method: Method::GET,
+            ..on(
+                case(
+                    "list_limit_zero",
+                    json!({}),
+                    400,
+                    "invalid_query",
+                    Some("limit"),
+                ),
+                "/v1/sales?limit=0",
+            )
+        },
+        Case {
+            method: Method::GET,
+            ..on(
+                case("list_bad_after_seq", json!({}), 400, "invalid_query", None),
+                "/v1/sales?after_seq=-1",
+            )
+        },
+        Case {
+            method: Method::GET,
+            ..on(
+                case(
+                    "unknown_catalog_sku",
+                    json!({}),
+                    404,
+                    "unknown_sku",
+                    Some("sku"),
+                ),
+                "/v1/catalog/CAVIAR",
+            )
+        },
+        on(
+            case("unknown_endpoint", json!({}), 404, "no_such_endpoint", None),
+            "/v1/salez",
+        ),
+    ]
+}
+
+trait Tap {
+    fn tap(self, key: &str, value: Value) -> Value;
+    fn tap_discount(self, value: Value) -> Value;
+    fn tap_line_discount(self, value: Value) -> Value;
+}
+
+impl Tap for Value {
+    fn tap(mut self, key: &str, value: Value) -> Value {
+        self[key] = value;
+        self
+    }
+    fn tap_discount(self, value: Value) -> Value {
+        self.tap("discount", value)
+    }
+    fn tap_line_discount(mut self, value: Value) -> Value {
+        self["lines"][0]["discount"] = value;
+        self
+    }
+}
+
+async fn post(client: &reqwest::Client, api: &str, path: &str, key: &str, body: Value) -> Value {
+    let response = client
+        .post(format!("http://{api}{path}"))
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::CREATED,
+        "set-up {path} {key}"
+    );
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_precisely_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = support::spec(dir.path());
+    let node = support::start(&spec);
+    let client = reqwest::Client::new();
+    let api = node.api.clone();
+    // Set-up: sale 1 (partly refunded), sale 2 (voided by entry 3), refund entry 4.
+    post(
+        &client,
+        &api,
+        "/v1/sales",
+        "base-sale",
+        support::valid_sale(),
+    )
+    .await;
+    post(
+        &client,
+        &api,
+        "/v1/sales",
+        "second-sale",
+        support::valid_sale(),
+    )
+    .await;
+    post(
+        &client,
+        &api,
+        "/v1/sales/till-1/2/void",
+        "void-2",
+        json!({"reason": "rung twice"}),
+    )
+    .await;
+    let refund = json!({"lines": [{"line_index": 0, "quantity": 1}], "reason": "stale"});
+    post(
+        &client,
+        &api,
+        "/v1/sales/till-1/1/refunds",
+        "refund-1",
+        refund,
+    )
+    .await;
+
+    let before = support::head(&client, &node.mgmt).await;
+    let sale_before: Value = client
+        .get(format!("http://{api}/v1/sales/till-1/1"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("JSON");
+    let table = cases();
+    assert!(table.len() >= 40, "the table has {} cases", table.len());
+    let mut failures = Vec::new();
+    for c in table {
+        let mut request = client
+            .request(c.method.clone(), format!("http://{api}{}", c.path))
+            .header(CONTENT_TYPE, c.content_type);
+        if let Some(key) = &c.key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if c.method == Method::POST {
+            request = request.body(c.body.clone());
+        }
+        let response = request.send().await.expect("answers");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let error = &body["error"];
+        let ok = status == c.status
+            && error["code"] == c.code
+            && error["message"].as_str().is_some_and(|m| !m.is_empty())
+            && error["field"].as_str() == c.field;
+        if !ok {
+            failures.push(format!(
+                "{}: expected {} {} {:?}, got {status} {}",
+                c.name, c.status, c.code, c.field, body
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        support::head(&client, &node.mgmt).await,
+        before,
+        "a refused request changed the journal"
+    );
+    let sale_after: Value = client
+        .get(format!("http://{api}/v1/sales/till-1/1"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(sale_before, sale_after, "a refused request changed sale 1");
+    // The node still takes a good sale, with the next numbers.
+    let next = post(
+        &client,
+        &api,
+        "/v1/sales",
+        "after-table",
+        support::valid_sale(),
+    )
+    .await;
+    assert_eq!(next["seq"].as_u64(), Some(before.0 + 1));
+    assert_eq!(next["receipt_no"].as_u64(), Some(before.1 + 1));
+    node.stop().expect("clean stop");
+}

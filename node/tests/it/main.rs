@@ -1,0 +1,7 @@
+//! Integration tests of the `posmesh` binary: one test binary (each extra binary links
+//! RocksDB again), one module per topic.
+
+mod bad_input;
+mod crash_durability;
+mod import_bakery;
+mod support;

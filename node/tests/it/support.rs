@@ -1,0 +1,112 @@
+//! Shared helpers: starting a node on a temporary directory, paths of the repository's
+//! catalog and the bakery data, and a small JSON client.
+
+use posmesh_node::node_process::{NodeProcess, NodeSpec};
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("node/ has a parent")
+        .to_path_buf()
+}
+
+/// The bakery catalog.
+pub fn bakery_catalog() -> PathBuf {
+    repo_root().join("catalog/bakery.toml")
+}
+
+/// The bakery's till export: `POSMESH_BAKERY_CSV`, else `../shared/data/` beside the clone.
+pub fn bakery_csv() -> PathBuf {
+    match std::env::var_os("POSMESH_BAKERY_CSV") {
+        Some(path) => PathBuf::from(path),
+        None => repo_root().join("../shared/data/BreadBasket_DMS.csv"),
+    }
+}
+
+/// The `posmesh` binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_posmesh"))
+}
+
+/// A node spec for device `till-1` of store `test-store` in `dir`.
+pub fn spec(dir: &std::path::Path) -> NodeSpec {
+    NodeSpec {
+        binary: binary(),
+        data_dir: dir.join("till-1"),
+        catalog: bakery_catalog(),
+        store_id: "test-store".into(),
+        device_id: "till-1".into(),
+    }
+}
+
+/// Starts a node (panics with the node's log if it does not come up).
+pub fn start(spec: &NodeSpec) -> NodeProcess {
+    NodeProcess::start(spec).expect("node starts")
+}
+
+/// A valid sale body: 2 × Bread (3.00) + 1 × Coffee (2.50), cash 10.00.
+pub fn valid_sale() -> serde_json::Value {
+    serde_json::json!({
+        "currency": "GBP",
+        "lines": [{"sku": "BREAD", "quantity": 2}, {"sku": "COFFEE", "quantity": 1}],
+        "tenders": [{"kind": "cash", "amount_minor": 1000}]
+    })
+}
+
+/// The node's journal head: (last_seq, last_receipt_no).
+pub async fn head(client: &reqwest::Client, mgmt: &str) -> (u64, u64) {
+    let status: serde_json::Value = client
+        .get(format!("http://{mgmt}/v1/status"))
+        .send()
+        .await
+        .expect("status answers")
+        .json()
+        .await
+        .expect("status is JSON");
+    (
+        status["journal"]["last_seq"].as_u64().expect("last_seq"),
+        status["journal"]["last_receipt_no"]
+            .as_u64()
+            .expect("last_receipt_no"),
+    )
+}
+
+/// Every entry of the node's journal, in order, via the paged listing.
+pub async fn all_entries(client: &reqwest::Client, api: &str) -> Vec<serde_json::Value> {
+    let mut entries = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let page: serde_json::Value = client
+            .get(format!(
+                "http://{api}/v1/journal?after_seq={after}&limit=1000"
+            ))
+            .send()
+            .await
+            .expect("journal answers")
+            .json()
+            .await
+            .expect("journal page is JSON");
+        let batch = page["entries"].as_array().expect("entries").clone();
+        entries.extend(batch);
+        match page["next_after_seq"].as_u64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    entries
+}
+
+/// Runs `posmesh journal verify` on a (stopped) data directory; returns (success, stdout).
+pub fn verify_journal(data_dir: &std::path::Path) -> (bool, String) {
+    let output = std::process::Command::new(binary())
+        .args(["journal", "verify", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("verify runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
