@@ -1,0 +1,237 @@
+//! [`MeshConnection`]: a verified QUIC connection to one peer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{Connection, ConnectionError, VarInt};
+use tokio::sync::{mpsc, Mutex, Notify};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::stream::MeshStream;
+use super::StreamPurpose;
+use crate::error::{MeshError, Result};
+use crate::frame::FrameDecoder;
+use crate::identity::PeerIdentity;
+
+/// Streams opened by the peer and not yet taken with [`MeshConnection::accept_stream`].
+const INCOMING_STREAMS_MAX: usize = 64;
+
+/// How long an accepted stream may take to name its purpose.
+const PURPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Application close code when we close a connection normally (RFC 9000 §10.2).
+pub const CLOSE_NORMAL: u32 = 0;
+
+/// A QUIC connection (RFC 9000) whose peer passed mutual TLS and the accept policy.
+///
+/// A background task accepts the peer's streams: it answers `Ping` streams itself (so
+/// round-trip measurement works whoever reads) and queues the others for
+/// [`MeshConnection::accept_stream`]. Dropping the connection stops that task and closes
+/// the connection.
+#[derive(Debug)]
+pub struct MeshConnection {
+    connection: Connection,
+    peer: PeerIdentity,
+    incoming: Mutex<mpsc::Receiver<MeshStream>>,
+    ping_answered: Arc<Notify>,
+    ping_nonce: AtomicU64,
+    responder: JoinHandle<()>,
+}
+
+impl Drop for MeshConnection {
+    fn drop(&mut self) {
+        self.responder.abort();
+        self.connection
+            .close(VarInt::from_u32(CLOSE_NORMAL), b"dropped");
+    }
+}
+
+impl MeshConnection {
+    /// Wraps a handshaken connection whose peer is `peer` and starts the stream responder.
+    pub(crate) fn new(connection: Connection, peer: PeerIdentity) -> Self {
+        let (tx, rx) = mpsc::channel(INCOMING_STREAMS_MAX);
+        let ping_answered = Arc::new(Notify::new());
+        let responder = tokio::spawn(respond(connection.clone(), tx, ping_answered.clone()));
+        Self {
+            connection,
+            peer,
+            incoming: Mutex::new(rx),
+            ping_answered,
+            ping_nonce: AtomicU64::new(0),
+            responder,
+        }
+    }
+
+    /// The peer's verified identity (from its certificate's DNS SAN).
+    pub fn peer_identity(&self) -> &PeerIdentity {
+        &self.peer
+    }
+
+    /// The peer's UDP address (may change with migration).
+    pub fn remote_address(&self) -> std::net::SocketAddr {
+        self.connection.remote_address()
+    }
+
+    /// QUIC's smoothed round-trip estimate (RFC 9002 §5.3).
+    pub fn rtt(&self) -> Duration {
+        self.connection.rtt()
+    }
+
+    /// The underlying quinn connection (for datagrams, stats, …).
+    pub fn quinn(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Why the connection closed, or `None` while it is open.
+    pub fn close_reason(&self) -> Option<ConnectionError> {
+        self.connection.close_reason()
+    }
+
+    /// Waits until the connection closes and returns why.
+    pub async fn closed(&self) -> ConnectionError {
+        self.connection.closed().await
+    }
+
+    /// Closes the connection with application `code` and `reason`.
+    pub fn close(&self, code: u32, reason: &[u8]) {
+        self.connection.close(VarInt::from_u32(code), reason);
+    }
+
+    /// Opens a stream for `purpose` (its first frame names the purpose).
+    ///
+    /// # Errors
+    /// [`MeshError::Connection`] when the connection is gone, [`MeshError::Write`].
+    pub async fn open_stream(&self, purpose: StreamPurpose) -> Result<MeshStream> {
+        let (send, recv) = self.connection.open_bi().await?;
+        let mut stream = MeshStream::new(purpose, send, recv, FrameDecoder::new());
+        stream.send_frame(&[purpose.tag()]).await?;
+        Ok(stream)
+    }
+
+    /// The next stream the peer opened (other than `Ping`, which are answered internally).
+    ///
+    /// # Errors
+    /// [`MeshError::Connection`] with the close reason once the connection is closed.
+    pub async fn accept_stream(&self) -> Result<MeshStream> {
+        let mut incoming = self.incoming.lock().await;
+        match incoming.recv().await {
+            Some(stream) => Ok(stream),
+            None => Err(self.lost()),
+        }
+    }
+
+    fn lost(&self) -> MeshError {
+        MeshError::Connection(
+            self.connection
+                .close_reason()
+                .unwrap_or(ConnectionError::LocallyClosed),
+        )
+    }
+
+    /// Measures one round trip on a fresh `Ping` stream: sends an 8-byte nonce and waits
+    /// for its echo. This is a driver function and reads tokio's clock.
+    ///
+    /// # Errors
+    /// [`MeshError::PingMismatch`] for a wrong echo; stream and connection errors (a peer
+    /// that refused our certificate after the TLS 1.3 handshake shows up here).
+    pub async fn ping(&self) -> Result<Duration> {
+        let nonce = self
+            .ping_nonce
+            .fetch_add(1, Ordering::Relaxed)
+            .to_be_bytes();
+        let started = tokio::time::Instant::now();
+        let mut stream = self.open_stream(StreamPurpose::Ping).await?;
+        stream.send_frame(&nonce).await?;
+        let echo = stream.recv_frame().await?;
+        let elapsed = started.elapsed();
+        stream.finish();
+        match echo {
+            Some(echo) if echo == nonce => Ok(elapsed),
+            Some(_) => Err(MeshError::PingMismatch),
+            None => Err(self.lost_or(MeshError::PingMismatch)),
+        }
+    }
+
+    fn lost_or(&self, other: MeshError) -> MeshError {
+        match self.connection.close_reason() {
+            Some(reason) => MeshError::Connection(reason),
+            None => other,
+        }
+    }
+
+    /// Waits until the peer has sent us at least one ping that we answered: proof that it
+    /// accepted our certificate (TLS 1.3 client authentication completes after the
+    /// client's handshake, RFC 8446 §4.4.2). Returns early with the close reason.
+    pub(crate) async fn peer_pinged(&self) -> Result<()> {
+        tokio::select! {
+            () = self.ping_answered.notified() => Ok(()),
+            reason = self.connection.closed() => Err(MeshError::Connection(reason)),
+        }
+    }
+}
+
+/// Accepts the peer's streams until the connection closes: routes each by its purpose
+/// frame, echoes `Ping` streams, queues the rest.
+async fn respond(connection: Connection, queue: mpsc::Sender<MeshStream>, answered: Arc<Notify>) {
+    let mut tasks = JoinSet::new();
+    loop {
+        let (send, recv) = match connection.accept_bi().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "stream responder stops");
+                break;
+            }
+        };
+        // Reap finished stream tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        let queue = queue.clone();
+        let answered = answered.clone();
+        tasks.spawn(async move {
+            let mut stream = MeshStream::new(StreamPurpose::Ping, send, recv, FrameDecoder::new());
+            let first = tokio::time::timeout(PURPOSE_TIMEOUT, stream.recv_frame()).await;
+            let purpose = match first {
+                Ok(Ok(Some(frame))) => StreamPurpose::from_frame(&frame),
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(MeshError::Timeout {
+                    what: "stream purpose",
+                    after_ms: PURPOSE_TIMEOUT.as_millis() as u64,
+                }),
+            };
+            let purpose = match purpose {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping stream without a valid purpose");
+                    return;
+                }
+            };
+            let mut stream = stream.with_purpose(purpose);
+            if purpose == StreamPurpose::Ping {
+                echo(&mut stream, &answered).await;
+            } else if queue.send(stream).await.is_err() {
+                tracing::debug!("connection dropped before a stream was accepted");
+            }
+        });
+    }
+    tasks.shutdown().await;
+}
+
+/// Echoes every frame of a `Ping` stream, at most [`PINGS_PER_STREAM_MAX`] of them.
+async fn echo(stream: &mut MeshStream, answered: &Notify) {
+    for _ in 0..PINGS_PER_STREAM_MAX {
+        match stream.recv_frame().await {
+            Ok(Some(frame)) => {
+                if stream.send_frame(&frame).await.is_err() {
+                    return;
+                }
+                answered.notify_one();
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    stream.finish();
+}
+
+/// Pings answered on one stream before the responder closes it.
+const PINGS_PER_STREAM_MAX: usize = 1_024;
