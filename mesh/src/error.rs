@@ -162,6 +162,23 @@ pub enum MeshError {
     /// The peer table is full ([`crate::peer_table::PEERS_MAX`]).
     #[error("peer table full ({0} peers)")]
     PeerTableFull(usize),
+    /// mDNS discovery was not started because no interface is configured (static peers
+    /// only). Nothing was sent and no daemon was created.
+    #[error("mDNS discovery not started: no interface configured")]
+    DiscoveryDisabled,
+    /// The discovery configuration is inconsistent (see [`crate::discovery::DiscoveryConfig`]).
+    #[error("discovery {field} {value:?}: {why}")]
+    InvalidDiscoveryConfig {
+        /// The field: "interfaces", "hostname", "filter" or "announcement".
+        field: &'static str,
+        /// The offending value (cut to 64 characters).
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The mDNS daemon (mdns-sd) failed to start or refused a command.
+    #[error("mDNS: {0}")]
+    Mdns(#[from] mdns_sd::Error),
 }
 
 /// Result with [`MeshError`].

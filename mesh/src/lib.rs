@@ -11,15 +11,22 @@
 //! - [`transport`]: quinn 0.11 endpoint and connections (QUIC, RFC 9000), streams per
 //!   purpose, ping, and the simultaneous-dial rule.
 //! - [`peer_table`]: the pure table of known peers and their connection state.
+//! - [`discovery`]: mDNS / DNS-SD (RFC 6762/6763) service `_posmesh._udp.local.`: the pure
+//!   TXT announcement, filter and event tracker, and the mdns-sd 0.21.7 driver
+//!   ([`discovery::MdnsDiscovery`]) restricted to configured interfaces. TXT is a hint;
+//!   mTLS decides.
 //! - [`error`]: [`MeshError`], the crate's one error type.
 //!
-//! Pure modules (`identity`, `frame`, `backoff`, `peer_table`, `tls::AcceptPolicy`) never
-//! read a clock: time comes in as arguments. TLS validation uses the time rustls passes to
-//! the verifier; the transport drivers use tokio's clock for timeouts and ping.
+//! Pure modules (`identity`, `frame`, `backoff`, `peer_table`, `tls::AcceptPolicy`, and
+//! `discovery`'s announcement, filter and tracker) never read a clock: time comes in as
+//! arguments. TLS validation uses the time rustls passes to the verifier; the transport
+//! drivers use tokio's clock for timeouts and ping, the discovery driver for its re-browse
+//! delay.
 
 #![deny(clippy::disallowed_methods)]
 
 pub mod backoff;
+pub mod discovery;
 pub mod error;
 pub mod frame;
 pub mod identity;

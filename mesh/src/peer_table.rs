@@ -17,6 +17,9 @@ pub enum PeerSource {
     Mdns,
     /// From the node's configuration. A static address is never replaced by an mDNS one.
     Static,
+    /// The peer dialed us (verified by mTLS); its address is the one it dialed from, which
+    /// is its mesh endpoint (one UDP endpoint per node).
+    Incoming,
 }
 
 /// Where the connection to a peer stands.
@@ -99,7 +102,7 @@ impl PeerTable {
 
     /// Records an announcement or configured address. A new peer starts `Discovered`; a
     /// known one keeps its state and refreshes `last_seen_ms`; its address changes unless
-    /// it is `Static` and the news comes from mDNS.
+    /// it is `Static` and the news comes from mDNS or an incoming connection.
     ///
     /// # Errors
     /// [`MeshError::PeerTableFull`] for a new peer beyond [`PEERS_MAX`] (table unchanged).
@@ -111,8 +114,10 @@ impl PeerTable {
         now_ms: u64,
     ) -> Result<()> {
         if let Some(entry) = self.peers.get_mut(device_id) {
-            let mdns_over_static = entry.source == PeerSource::Static && source == PeerSource::Mdns;
-            if !mdns_over_static {
+            // A configured address is never replaced by a learned one.
+            let learned_over_static =
+                entry.source == PeerSource::Static && source != PeerSource::Static;
+            if !learned_over_static {
                 entry.addr = addr;
                 entry.source = source;
             }
