@@ -42,8 +42,29 @@ pub struct DeviceConfig {
     /// previous business date.
     #[arg(long, env = "POSMESH_BUSINESS_DAY_START_HOUR", default_value_t = 0)]
     pub business_day_start_hour: u8,
+    /// Directory with this device's certificate (`node.pem`, `node.key`, `ca.pem`, and
+    /// `crl.pem` if any) from `posmesh ca issue`. Without it the device runs alone: it
+    /// takes sales, but joins no mesh.
+    #[arg(long, env = "POSMESH_IDENTITY_DIR")]
+    pub identity_dir: Option<PathBuf>,
+    /// UDP address of the mesh endpoint (QUIC with mutual TLS; used with `--identity-dir`).
+    #[arg(long, env = "POSMESH_MESH_LISTEN", default_value = "0.0.0.0:7072")]
+    pub mesh_listen: SocketAddr,
+    /// Static peers as `DEVICE@HOST:PORT` (repeat the flag, or comma-separate in the
+    /// environment), for networks that block multicast.
+    #[arg(long = "peer", env = "POSMESH_PEERS", value_delimiter = ',')]
+    pub peers: Vec<crate::peers::StaticPeer>,
+    /// Network interfaces on which mDNS announces and browses (repeat, or comma-separate).
+    /// None: no mDNS (static peers only).
+    #[arg(
+        long = "mdns-interface",
+        env = "POSMESH_MDNS_INTERFACES",
+        value_delimiter = ','
+    )]
+    pub mdns_interfaces: Vec<String>,
     /// Once both APIs listen, write their addresses to this file as JSON
-    /// (`{"api": "127.0.0.1:7070", "mgmt": "127.0.0.1:7071", "pid": 123}`).
+    /// (`{"api": "127.0.0.1:7070", "mgmt": "127.0.0.1:7071", "mesh": "0.0.0.0:7072" or null,
+    /// "pid": 123}`).
     #[arg(long, env = "POSMESH_READY_FILE")]
     pub ready_file: Option<PathBuf>,
 }

@@ -7,6 +7,7 @@
 //! - [`ledger`]: entry identity, domain ⇄ journal conversion, business dates.
 //! - [`api`]: the local sales API (HTTP/JSON) for POS apps, with its OpenAPI document.
 //! - [`mgmt`]: the management API behind `posmesh status`.
+//! - [`peers`]: the store mesh from the node's side — endpoint, dialing, peer table.
 //! - [`report`]: reports computed from the journal (takings per day).
 //! - [`catalog_file`]: loading the catalog file.
 //! - [`import`]: replaying a till export (CSV) into a node through the API.
@@ -25,6 +26,7 @@ pub mod import;
 pub mod ledger;
 pub mod mgmt;
 pub mod node_process;
+pub mod peers;
 pub mod report;
 pub mod runtime;
 pub mod storage;

@@ -16,7 +16,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a device node (a till, handheld or kiosk).
-    Device(DeviceConfig),
+    Device(Box<DeviceConfig>),
+    /// The chain's certificate authority: create it, issue and revoke certificates.
+    #[command(subcommand)]
+    Ca(cli::ca::CaCommand),
     /// Inspect a device's journal.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -76,10 +79,11 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Device(config) => runtime::run_device(config)
+        Command::Device(config) => runtime::run_device(*config)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Journal(JournalCommand::Verify { data_dir }) => verify(&data_dir),
+        Command::Ca(command) => cli::ca::run_ca(command).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => {
             let json = args.json;
             let per_day = !args.no_days;

@@ -37,6 +37,11 @@ pub struct NodeSpec {
 impl NodeProcess {
     /// Starts a node on loopback with OS-chosen ports and waits until it listens.
     pub fn start(spec: &NodeSpec) -> anyhow::Result<Self> {
+        Self::start_with(spec, &[])
+    }
+
+    /// As [`NodeProcess::start`], with more `posmesh device` flags (e.g. the mesh's).
+    pub fn start_with(spec: &NodeSpec, extra_args: &[String]) -> anyhow::Result<Self> {
         let ready_file = spec.data_dir.with_extension("ready.json");
         let _ = std::fs::remove_file(&ready_file);
         let log_path = spec.data_dir.with_extension("log");
@@ -60,7 +65,8 @@ impl NodeProcess {
             ])
             .arg("--ready-file")
             .arg(&ready_file)
-            .env("RUST_LOG", "warn")
+            .args(extra_args)
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

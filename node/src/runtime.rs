@@ -4,12 +4,21 @@
 use crate::catalog_file::load_catalog;
 use crate::config::DeviceConfig;
 use crate::ledger::business_date::BusinessCalendar;
+use crate::peers::PeerManager;
 use crate::storage::writer::JournalWriter;
 use crate::storage::JournalStore;
 use crate::{api, clock, mgmt};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use posmesh_domain::Catalog;
+use posmesh_mesh::discovery::{
+    CertFingerprint, DiscoveryConfig, DiscoveryEvent, DiscoveryFilter, MdnsDiscovery,
+    ServiceAnnouncement,
+};
+use posmesh_mesh::peer_table::PeerSource;
+use posmesh_mesh::tls::{AcceptPolicy, MeshTls};
+use posmesh_mesh::transport::{MeshEndpoint, TransportSettings};
+use posmesh_mesh::Role;
 use posmesh_proto::storage::v1::LocalIdentity;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +41,8 @@ pub struct NodeContext {
     pub metrics: PrometheusHandle,
     /// When the node started.
     pub started: Instant,
+    /// The store mesh, when the device has an identity (`--identity-dir`).
+    pub peers: Option<Arc<PeerManager>>,
 }
 
 /// Runs a device node until SIGTERM or Ctrl-C.
@@ -52,6 +63,17 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         i64::try_from(now_ms).unwrap_or(i64::MAX),
     )?;
     let (writer, writer_thread) = JournalWriter::spawn(store.clone(), identity.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (peers, discovery) = match &config.identity_dir {
+        Some(dir) => {
+            let (peers, discovery) = start_mesh(&config, dir, stop_rx.clone())?;
+            (Some(peers), discovery)
+        }
+        None => {
+            tracing::info!("no --identity-dir: running alone, without the store mesh");
+            (None, None)
+        }
+    };
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
@@ -64,6 +86,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         store_name: config.store_name.clone(),
         metrics,
         started: clock::monotonic_now(),
+        peers: peers.clone(),
     });
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -74,19 +97,20 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     let api_addr = api_listener.local_addr()?;
     let mgmt_addr = mgmt_listener.local_addr()?;
     let head = store.head()?;
+    let mesh_addr = peers.as_ref().and_then(|p| p.local_addr());
     tracing::info!(
         store = %identity.store_id, device = %identity.device_id,
         incarnation = identity.device_incarnation, last_seq = head.last_seq,
-        api = %api_addr, mgmt = %mgmt_addr, "device node ready"
+        api = %api_addr, mgmt = %mgmt_addr, mesh = ?mesh_addr, "device node ready"
     );
     if let Some(path) = &config.ready_file {
         let ready = serde_json::json!({
-            "api": api_addr.to_string(), "mgmt": mgmt_addr.to_string(), "pid": std::process::id(),
+            "api": api_addr.to_string(), "mgmt": mgmt_addr.to_string(),
+            "mesh": mesh_addr.map(|a| a.to_string()), "pid": std::process::id(),
         });
         write_atomically(path, ready.to_string().as_bytes())
             .with_context(|| format!("cannot write ready file {}", path.display()))?;
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api_server = serve(api_listener, api::router(node.clone()), stop_rx.clone());
     let mgmt_server = serve(mgmt_listener, mgmt::router(node.clone()), stop_rx);
     let api_task = tokio::spawn(api_server);
@@ -96,11 +120,80 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     api_task.await??;
     mgmt_task.await??;
+    if let Some(discovery) = discovery {
+        if let Err(error) = discovery.shutdown().await {
+            tracing::warn!(%error, "mDNS shutdown");
+        }
+    }
+    if let Some(peers) = &peers {
+        peers.close();
+    }
     // Dropping the last writer handle closes its queue; the thread finishes its group.
     drop(node);
     let _ = writer_thread.join();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads the device's certificate, checks it names this device, binds the mesh endpoint,
+/// starts the peer manager and, on the configured interfaces, mDNS discovery.
+fn start_mesh(
+    config: &DeviceConfig,
+    dir: &std::path::Path,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(Arc<PeerManager>, Option<MdnsDiscovery>)> {
+    let credentials = posmesh_mesh::pki::load_identity(dir)
+        .with_context(|| format!("cannot load the device identity from {}", dir.display()))?;
+    let fingerprint = CertFingerprint::of_der(credentials.cert.as_ref());
+    let local = credentials.identity.clone();
+    if local.role() != Role::Device
+        || local.store_id() != Some(config.store_id.as_str())
+        || local.device_id() != config.device_id
+    {
+        anyhow::bail!(
+            "the certificate in {} is for {local}, but this node is store {:?} device {:?}",
+            dir.display(),
+            config.store_id,
+            config.device_id
+        );
+    }
+    let tls = MeshTls::new(credentials, AcceptPolicy::for_identity(&local))?;
+    let endpoint = MeshEndpoint::bind(config.mesh_listen, tls, TransportSettings::default())
+        .with_context(|| format!("cannot bind the mesh endpoint on {}", config.mesh_listen))?;
+    tracing::info!(identity = %local, listen = %config.mesh_listen, static_peers = config.peers.len(), "store mesh started");
+    let peers = PeerManager::start(endpoint, &config.peers, rand::random(), stop);
+    if config.mdns_interfaces.is_empty() {
+        tracing::info!("no --mdns-interface: discovery off, static peers only");
+        return Ok((peers, None));
+    }
+    let port = peers.local_addr().map(|a| a.port()).unwrap_or(0);
+    let discovery_config = DiscoveryConfig {
+        interfaces: config.mdns_interfaces.clone(),
+        announcement: ServiceAnnouncement::new(&local, fingerprint, port)?,
+        filter: DiscoveryFilter::new(&local)?,
+        hostname: format!("{}.local.", local.device_id()),
+    };
+    let (discovery, mut events) =
+        MdnsDiscovery::start(discovery_config).context("cannot start mDNS discovery")?;
+    tracing::info!(interfaces = ?config.mdns_interfaces, "mDNS discovery started");
+    let learner = peers.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                DiscoveryEvent::Upserted(peer) => {
+                    if let Some(addr) = peer.addrs.first() {
+                        learner.learned(&peer.device_id, *addr, PeerSource::Mdns);
+                    }
+                }
+                // A withdrawn announcement is only a hint; the connection's own liveness
+                // (pings, idle timeout) decides.
+                DiscoveryEvent::Removed(device) => {
+                    tracing::info!(peer = %device, "mDNS announcement withdrawn");
+                }
+            }
+        }
+    });
+    Ok((peers, Some(discovery)))
 }
 
 async fn serve(

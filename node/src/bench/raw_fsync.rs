@@ -1,10 +1,10 @@
-//! The baseline: append `record_bytes` to a file and fdatasync, `count` times, single
-//! writer, on the same disk as the node's data. What a journal cannot beat per write.
+//! The baseline: append a record to a file and fdatasync it, single writer, on the same
+//! disk as the node's data. What a journal cannot beat per write.
 
 use super::stats::Percentiles;
 use crate::clock::monotonic_now;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Raw append + fdatasync figures.
@@ -16,37 +16,60 @@ pub struct RawFsync {
     pub per_second: f64,
 }
 
-/// Measures `count` appends of `record_bytes` each, with an fdatasync after each.
+/// A file that takes records with an fdatasync after each. Removed on drop.
+pub struct RawAppender {
+    file: std::fs::File,
+    path: PathBuf,
+    record: Vec<u8>,
+}
+
+impl RawAppender {
+    /// Creates `raw-fsync.bin` in `dir` for records of `record_bytes`.
+    pub fn create(dir: &Path, record_bytes: usize) -> std::io::Result<Self> {
+        let path = dir.join("raw-fsync.bin");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        Ok(Self {
+            file,
+            path,
+            record: vec![0x5a_u8; record_bytes],
+        })
+    }
+
+    /// Appends one record and fdatasyncs; returns how long that took.
+    pub fn append(&mut self) -> std::io::Result<Duration> {
+        let started = monotonic_now();
+        self.file.write_all(&self.record)?;
+        self.file.sync_data()?;
+        Ok(started.elapsed())
+    }
+}
+
+impl Drop for RawAppender {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Measures up to `count` appends of `record_bytes` each (at most `limit` long).
 pub fn measure(
     dir: &Path,
     record_bytes: usize,
     count: usize,
     limit: Duration,
 ) -> std::io::Result<RawFsync> {
-    let path = dir.join("raw-fsync.bin");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)?;
-    let record = vec![0x5a_u8; record_bytes];
+    let mut appender = RawAppender::create(dir, record_bytes)?;
     let mut samples = Vec::with_capacity(count);
     let started = monotonic_now();
-    for _ in 0..count {
-        let t = monotonic_now();
-        file.write_all(&record)?;
-        file.sync_data()?;
-        samples.push(t.elapsed());
-        if started.elapsed() > limit {
-            break;
-        }
+    while samples.len() < count && started.elapsed() < limit {
+        samples.push(appender.append()?);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let done = samples.len();
-    drop(file);
-    std::fs::remove_file(&path)?;
     Ok(RawFsync {
+        per_second: samples.len() as f64 / elapsed.max(1e-9),
         latency: Percentiles::of(&mut samples),
-        per_second: done as f64 / elapsed.max(1e-9),
     })
 }

@@ -25,12 +25,17 @@ use std::time::Duration;
 pub struct P1Figures {
     /// Sale ack latency (HTTP round trip on loopback, durable on return).
     pub sale_ack: Percentiles,
+    /// The same sale appended in-process through the journal writer (validation, group
+    /// commit, synced WriteBatch; no HTTP): the durability path alone.
+    pub journal_append: Percentiles,
     /// Raw append + fdatasync of `record_bytes`.
     pub raw: RawFsync,
     /// Size of the raw record = one journal entry of the benchmark sale, bytes.
     pub record_bytes: usize,
     /// sale_ack p99 ÷ raw p99 (target ≤ 1.5).
     pub p99_ratio: f64,
+    /// journal_append p99 ÷ raw p99.
+    pub journal_p99_ratio: f64,
 }
 
 /// P2 figures.
@@ -152,7 +157,11 @@ async fn post_sale(
     Ok(started.elapsed())
 }
 
-/// P1: one client, `sales` sequential sales.
+/// Rounds P1 interleaves its three measurements in, so all three see the same machine.
+const P1_ROUNDS: usize = 10;
+
+/// P1: one client, `sales` sequential sales; in the same run and interleaved in rounds, the
+/// same sale appended in-process through the journal writer, and raw append + fdatasync.
 pub async fn run_p1(
     spec: &NodeSpec,
     dir: &Path,
@@ -167,28 +176,50 @@ pub async fn run_p1(
     for i in 0..50 {
         post_sale(&client, &url, &format!("warmup-{i}"), &body).await?;
     }
-    let mut samples = Vec::with_capacity(sales);
+    let journal = InProcessJournal::open(&catalog, &body, &dir.join("p1-journal"))?;
+    let mut raw = raw_fsync::RawAppender::create(dir, record_bytes)?;
+    let (mut http_samples, mut journal_samples, mut raw_samples) = (vec![], vec![], vec![]);
+    let per_round = sales.div_ceil(P1_ROUNDS);
     let started = monotonic_now();
-    for i in 0..sales {
-        samples.push(post_sale(&client, &url, &format!("p1-{i}"), &body).await?);
+    for round in 0..P1_ROUNDS {
+        for i in 0..per_round {
+            let key = format!("p1-{round}-{i}");
+            http_samples.push(post_sale(&client, &url, &key, &body).await?);
+        }
+        for i in 0..per_round {
+            journal_samples.push(journal.append(&format!("p1j-{round}-{i}")).await?);
+        }
+        for _ in 0..per_round {
+            raw_samples.push(raw.append()?);
+        }
         if started.elapsed() > limit {
             break;
         }
     }
+    journal.close()?;
     node.stop()?;
-    let sale_ack = Percentiles::of(&mut samples);
-    let raw = raw_fsync::measure(dir, record_bytes, sales, limit)?;
+    let raw_elapsed: f64 = raw_samples.iter().map(Duration::as_secs_f64).sum();
+    let raw = RawFsync {
+        per_second: raw_samples.len() as f64 / raw_elapsed.max(1e-9),
+        latency: Percentiles::of(&mut raw_samples),
+    };
+    let sale_ack = Percentiles::of(&mut http_samples);
+    let journal_append = Percentiles::of(&mut journal_samples);
     let p99_ratio = sale_ack.p99_us as f64 / raw.latency.p99_us.max(1) as f64;
+    let journal_p99_ratio = journal_append.p99_us as f64 / raw.latency.p99_us.max(1) as f64;
     println!(
-        "P1 sale ack, 1 client, {} sales: p50 {} µs, p99 {} µs | raw {} B append+fdatasync: p50 {} µs, p99 {} µs | p99 ratio {:.2} (target ≤ 1.5)",
-        sale_ack.count, sale_ack.p50_us, sale_ack.p99_us, record_bytes,
-        raw.latency.p50_us, raw.latency.p99_us, p99_ratio
+        "P1 sale ack, 1 client, {} sales: HTTP p50 {} µs p99 {} µs | in-process journal append p50 {} µs p99 {} µs | raw {} B append+fdatasync p50 {} µs p99 {} µs | p99 ratio HTTP {:.2}, journal {:.2} (target ≤ 1.5)",
+        sale_ack.count, sale_ack.p50_us, sale_ack.p99_us, journal_append.p50_us,
+        journal_append.p99_us, record_bytes, raw.latency.p50_us, raw.latency.p99_us,
+        p99_ratio, journal_p99_ratio
     );
     Ok(P1Figures {
         sale_ack,
+        journal_append,
         raw,
         record_bytes,
         p99_ratio,
+        journal_p99_ratio,
     })
 }
 
@@ -253,6 +284,76 @@ pub async fn run_p2(
         figures.throughput_ratio
     );
     Ok(figures)
+}
+
+/// A journal writer in this process, on its own data directory: the durability path
+/// without HTTP.
+struct InProcessJournal {
+    writer: crate::storage::writer::JournalWriter,
+    thread: std::thread::JoinHandle<()>,
+    sale: posmesh_domain::PricedSale,
+}
+
+impl InProcessJournal {
+    fn open(
+        catalog: &posmesh_domain::Catalog,
+        body: &CreateSaleBody,
+        dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let request = SaleRequest {
+            currency: catalog.currency(),
+            consumption: Consumption::TakeAway,
+            lines: body
+                .lines
+                .iter()
+                .map(|l| LineRequest {
+                    sku: l.sku.clone(),
+                    quantity: l.quantity,
+                    unit_price_override_minor: None,
+                    discount: None,
+                    consumption: None,
+                })
+                .collect(),
+            discount: None,
+            tenders: vec![TenderRequest {
+                kind: TenderKind::Card,
+                amount_minor: body.tenders[0].amount_minor,
+                reference: None,
+            }],
+        };
+        let sale = price_sale(catalog, &request)?;
+        std::fs::create_dir_all(dir)?;
+        let store = Arc::new(crate::storage::JournalStore::open(dir)?);
+        let identity = store.ensure_identity("bench-store", "till-1", 1, 0)?;
+        let (writer, thread) = crate::storage::writer::JournalWriter::spawn(store, identity)?;
+        Ok(Self {
+            writer,
+            thread,
+            sale,
+        })
+    }
+
+    async fn append(&self, key: &str) -> anyhow::Result<Duration> {
+        let command = crate::storage::writer::AppendCommand {
+            idempotency_key: key.to_owned(),
+            request_hash: [0; 32],
+            occurred_at_ms: 1_800_000_000_000,
+            business_date: "2026-11-30".into(),
+            catalog_version: self.sale.catalog_version,
+            operator_id: String::new(),
+            operation: crate::storage::writer::Operation::Sale(Box::new(self.sale.clone())),
+        };
+        let started = monotonic_now();
+        self.writer.append(command).await?;
+        Ok(started.elapsed())
+    }
+
+    fn close(self) -> anyhow::Result<()> {
+        drop(self.writer);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("journal writer panicked"))
+    }
 }
 
 async fn status(client: &reqwest::Client, mgmt: &str) -> anyhow::Result<NodeStatus> {

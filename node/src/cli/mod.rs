@@ -1,7 +1,9 @@
 //! Commands of the `posmesh` binary other than running a node.
 //!
+//! - [`ca`]: `posmesh ca` — the chain CA: init, issue, revoke.
 //! - [`journal`]: `posmesh journal verify` — walk the hash chain, name the first break.
 //! - [`status`]: `posmesh status` — a node's state from its management API.
 
+pub mod ca;
 pub mod journal;
 pub mod status;

@@ -34,7 +34,40 @@ pub fn print_status(status: &NodeStatus) {
         "writer    {} entries in {} synced group commits since start ({per_commit:.1} per fsync)",
         status.journal.entries_appended, status.journal.group_commits
     );
-    println!("peers     {} (mesh not yet enabled)", status.peers.len());
+    let Some(mesh) = &status.mesh else {
+        println!("mesh      off (no --identity-dir)");
+        return;
+    };
+    println!(
+        "mesh      {} on {}",
+        mesh.identity,
+        mesh.listen.as_deref().unwrap_or("?")
+    );
+    if !mesh.refusals.is_empty() {
+        let refusals: Vec<String> = mesh
+            .refusals
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        println!("refused   {}", refusals.join(", "));
+    }
+    println!(
+        "\n  {:<16} {:<22} {:<11} {:>8} {:>10}  source",
+        "device", "address", "state", "rtt ms", "last seen"
+    );
+    for peer in &mesh.peers {
+        println!(
+            "  {:<16} {:<22} {:<11} {:>8} {:>8.1} s  {}",
+            peer.device_id,
+            peer.addr,
+            peer.state,
+            peer.rtt_ms
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
+            peer.last_seen_ago_ms as f64 / 1000.0,
+            peer.source
+        );
+    }
 }
 
 /// `http://host:port` for `host:port`, or the URL as given (without a trailing slash).

@@ -28,8 +28,38 @@ pub struct NodeStatus {
     pub pid: u32,
     /// The local journal.
     pub journal: JournalStatus,
-    /// Mesh peers (the mesh milestone fills this).
-    pub peers: Vec<serde_json::Value>,
+    /// The store mesh, when the device has an identity.
+    pub mesh: Option<MeshStatus>,
+}
+
+/// The mesh as this node sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MeshStatus {
+    /// Our identity (certificate DNS name).
+    pub identity: String,
+    /// UDP address of our endpoint.
+    pub listen: Option<String>,
+    /// Known peers, ordered by device id.
+    pub peers: Vec<PeerStatus>,
+    /// Refused handshakes since start, by reason.
+    pub refusals: std::collections::BTreeMap<String, u64>,
+}
+
+/// One peer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Device id.
+    pub device_id: String,
+    /// Mesh address.
+    pub addr: String,
+    /// `discovered`, `connecting`, `connected` or `backoff`.
+    pub state: String,
+    /// Last round-trip time, ms.
+    pub rtt_ms: Option<u64>,
+    /// Milliseconds since the peer was last heard of.
+    pub last_seen_ago_ms: u64,
+    /// `mdns`, `static` or `incoming`.
+    pub source: String,
 }
 
 /// The local journal's head and writer counters.
@@ -77,6 +107,46 @@ async fn status(
             group_commits: stats.group_commits.load(Ordering::Relaxed),
             entries_appended: stats.entries_appended.load(Ordering::Relaxed),
         },
-        peers: Vec::new(),
+        mesh: node.peers.as_ref().map(|peers| mesh_status(peers)),
     }))
+}
+
+fn mesh_status(peers: &crate::peers::PeerManager) -> MeshStatus {
+    use posmesh_mesh::peer_table::{PeerSource, PeerState};
+    let snapshot = peers.snapshot();
+    MeshStatus {
+        identity: peers.endpoint().local_identity().to_string(),
+        listen: peers.local_addr().map(|a| a.to_string()),
+        peers: snapshot
+            .peers
+            .iter()
+            .map(|peer| PeerStatus {
+                device_id: peer.device_id.clone(),
+                addr: peer.entry.addr.to_string(),
+                state: match peer.entry.state {
+                    PeerState::Discovered => "discovered",
+                    PeerState::Connecting => "connecting",
+                    PeerState::Connected => "connected",
+                    PeerState::Backoff { .. } => "backoff",
+                }
+                .to_owned(),
+                rtt_ms: peer.entry.rtt_ms,
+                last_seen_ago_ms: snapshot.taken_at_ms.saturating_sub(peer.entry.last_seen_ms),
+                source: match peer.entry.source {
+                    PeerSource::Mdns => "mdns",
+                    PeerSource::Static => "static",
+                    PeerSource::Incoming => "incoming",
+                }
+                .to_owned(),
+            })
+            .collect(),
+        refusals: peers
+            .endpoint()
+            .counters()
+            .snapshot()
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(reason, count)| (reason.to_owned(), count))
+            .collect(),
+    }
 }

@@ -4,4 +4,5 @@
 mod bad_input;
 mod crash_durability;
 mod import_bakery;
+mod mesh_loopback;
 mod support;

@@ -1,0 +1,306 @@
+//! [`PeerManager`]: keeps a verified QUIC connection to every known peer of the store.
+//!
+//! Peers come from the configuration (static), from mDNS announcements, or by dialing us.
+//! A dial loop dials every peer the table says is due (new, or whose backoff elapsed); an
+//! accept loop adopts verified incoming connections. When two devices dial each other at
+//! once, both keep the connection dialed by the smaller device id
+//! ([`keep_connection`]). Each live connection is pinged every [`PING_INTERVAL`] for its
+//! round-trip time; when it closes, the peer goes into exponential backoff with full
+//! jitter before the next dial.
+
+use crate::clock::wall_clock_ms;
+use posmesh_mesh::backoff::Backoff;
+use posmesh_mesh::peer_table::{PeerSource, PeerTable, PeerTableSnapshot};
+use posmesh_mesh::transport::{keep_connection, DialDirection, MeshConnection, MeshEndpoint};
+use posmesh_mesh::Role;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the dial loop looks for peers that are due.
+pub const DIAL_TICK: Duration = Duration::from_millis(200);
+/// How often a live connection is pinged (round-trip time, liveness).
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a ping may take before the connection counts as lost.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// First reconnect delay window, ms (doubles per failure, full jitter).
+pub const BACKOFF_INITIAL_MS: u64 = 250;
+/// Largest reconnect delay window, ms.
+pub const BACKOFF_MAX_MS: u64 = 10_000;
+/// QUIC application close code for a duplicate connection (simultaneous dial) or one we
+/// gave up on.
+const CLOSE_DUPLICATE: u32 = 2;
+
+/// The node's peers and connections.
+pub struct PeerManager {
+    endpoint: Arc<MeshEndpoint>,
+    local_device: String,
+    seed: u64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    table: PeerTable,
+    backoffs: BTreeMap<String, Backoff>,
+    live: BTreeMap<String, Live>,
+    next_id: u64,
+}
+
+struct Live {
+    id: u64,
+    connection: Arc<MeshConnection>,
+    direction: DialDirection,
+}
+
+impl PeerManager {
+    /// Starts the accept and dial loops on `endpoint` with the configured `static_peers`;
+    /// both stop when `stop` turns true. `seed` seeds the backoff jitter.
+    pub fn start(
+        endpoint: MeshEndpoint,
+        static_peers: &[super::StaticPeer],
+        seed: u64,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        let local_device = endpoint.local_identity().device_id().to_owned();
+        let manager = Arc::new(Self {
+            endpoint: Arc::new(endpoint),
+            local_device,
+            seed,
+            state: Mutex::new(State::default()),
+        });
+        for peer in static_peers {
+            manager.learned(&peer.device_id, peer.addr, PeerSource::Static);
+        }
+        tokio::spawn(manager.clone().accept_loop(stop.clone()));
+        tokio::spawn(manager.clone().dial_loop(stop));
+        manager
+    }
+
+    /// The mesh endpoint's local UDP address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.local_addr().ok()
+    }
+
+    /// The endpoint (refusal counters, identity).
+    pub fn endpoint(&self) -> &MeshEndpoint {
+        &self.endpoint
+    }
+
+    /// Records a peer address learned from `source` (mDNS or configuration). Our own
+    /// announcement is ignored.
+    pub fn learned(&self, device_id: &str, addr: SocketAddr, source: PeerSource) {
+        if device_id == self.local_device {
+            return;
+        }
+        if let Err(error) = self
+            .lock()
+            .table
+            .discovered(device_id, addr, source, wall_clock_ms())
+        {
+            tracing::warn!(%error, device = device_id, "peer not recorded");
+        }
+    }
+
+    /// The peer table now.
+    pub fn snapshot(&self) -> PeerTableSnapshot {
+        self.lock().table.snapshot(wall_clock_ms())
+    }
+
+    /// Peers with a live connection.
+    pub fn connected_count(&self) -> usize {
+        self.lock().live.len()
+    }
+
+    /// Closes every connection and the endpoint.
+    pub fn close(&self) {
+        self.endpoint.close();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the table consistent (every transition is
+        // one call), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn accept_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                accepted = self.endpoint.accept() => match accepted {
+                    Ok(connection) => self.adopt(connection, DialDirection::Incoming),
+                    Err(error) => {
+                        tracing::debug!(%error, "mesh accept loop stops");
+                        return;
+                    }
+                },
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+    }
+
+    async fn dial_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(DIAL_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            let due: Vec<(String, SocketAddr)> = {
+                let mut state = self.lock();
+                let now_ms = wall_clock_ms();
+                let due: Vec<(String, SocketAddr)> = state
+                    .table
+                    .due_for_dial(now_ms)
+                    .into_iter()
+                    .filter_map(|id| state.table.get(id).map(|e| (id.to_owned(), e.addr)))
+                    .collect();
+                for (device, _) in &due {
+                    let _ = state.table.connecting(device, now_ms);
+                }
+                due
+            };
+            for (device, addr) in due {
+                tokio::spawn(self.clone().dial(device, addr));
+            }
+        }
+    }
+
+    async fn dial(self: Arc<Self>, device: String, addr: SocketAddr) {
+        match self.endpoint.connect(addr).await {
+            Ok(connection) if connection.peer_identity().device_id() == device => {
+                self.adopt(connection, DialDirection::Outgoing);
+            }
+            Ok(connection) => {
+                tracing::warn!(
+                    expected = %device, found = %connection.peer_identity(), %addr,
+                    "peer at this address is another device; dropping the connection"
+                );
+                connection.close(CLOSE_DUPLICATE, b"unexpected device");
+                self.failed(&device);
+            }
+            Err(error) => {
+                tracing::info!(peer = %device, %addr, %error, "dial failed");
+                self.failed(&device);
+            }
+        }
+    }
+
+    /// Takes a verified connection into the table, settling duplicates.
+    fn adopt(self: &Arc<Self>, connection: MeshConnection, direction: DialDirection) {
+        let connection = Arc::new(connection);
+        let peer = connection.peer_identity().clone();
+        if peer.role() != Role::Device {
+            tracing::info!(%peer, "connection from the chain's cloud (not yet used by devices)");
+            return;
+        }
+        let device = peer.device_id().to_owned();
+        let now_ms = wall_clock_ms();
+        let rtt_ms = u64::try_from(connection.rtt().as_millis()).ok();
+        let mut state = self.lock();
+        if let Some(existing) = state.live.get(&device) {
+            let existing_alive = existing.connection.close_reason().is_none();
+            let keep_new = !existing_alive
+                || existing.direction == direction
+                || keep_connection(&self.local_device, &device, direction);
+            if !keep_new {
+                connection.close(CLOSE_DUPLICATE, b"duplicate connection");
+                return;
+            }
+            existing
+                .connection
+                .close(CLOSE_DUPLICATE, b"duplicate connection");
+        }
+        let source = match direction {
+            DialDirection::Incoming => PeerSource::Incoming,
+            DialDirection::Outgoing => PeerSource::Static,
+        };
+        if state.table.get(&device).is_none() {
+            let _ = state
+                .table
+                .discovered(&device, connection.remote_address(), source, now_ms);
+        }
+        let _ = state.table.connected(&device, rtt_ms, now_ms);
+        if let Some(backoff) = state.backoffs.get_mut(&device) {
+            backoff.reset();
+        }
+        state.next_id += 1;
+        let id = state.next_id;
+        state.live.insert(
+            device.clone(),
+            Live {
+                id,
+                connection: connection.clone(),
+                direction,
+            },
+        );
+        let connected = state.live.len();
+        drop(state);
+        metrics::gauge!("posmesh_mesh_peers_connected").set(connected as f64);
+        tracing::info!(peer = %device, ?direction, addr = %connection.remote_address(), "peer connected");
+        tokio::spawn(self.clone().watch(device, id, connection));
+    }
+
+    /// Pings a live connection until it closes, then schedules a reconnect.
+    async fn watch(self: Arc<Self>, device: String, id: u64, connection: Arc<MeshConnection>) {
+        loop {
+            tokio::select! {
+                reason = connection.closed() => {
+                    tracing::info!(peer = %device, %reason, "peer connection closed");
+                    break;
+                }
+                _ = tokio::time::sleep(PING_INTERVAL) => match tokio::time::timeout(PING_TIMEOUT, connection.ping()).await {
+                    Ok(Ok(rtt)) => {
+                        let rtt_ms = u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX);
+                        let _ = self.lock().table.record_rtt(&device, rtt_ms, wall_clock_ms());
+                    }
+                    Ok(Err(error)) => {
+                        tracing::info!(peer = %device, %error, "ping failed");
+                        connection.close(CLOSE_DUPLICATE, b"ping failed");
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::info!(peer = %device, "ping timed out");
+                        connection.close(CLOSE_DUPLICATE, b"ping failed");
+                        break;
+                    }
+                },
+            }
+        }
+        let mut state = self.lock();
+        let still_current = state.live.get(&device).is_some_and(|live| live.id == id);
+        if still_current {
+            state.live.remove(&device);
+            let connected = state.live.len();
+            drop(state);
+            metrics::gauge!("posmesh_mesh_peers_connected").set(connected as f64);
+            self.failed(&device);
+        }
+    }
+
+    /// A dial failed or a connection was lost: back off before the next dial.
+    fn failed(&self, device: &str) {
+        let mut state = self.lock();
+        if state.live.contains_key(device) {
+            return; // the peer dialed us meanwhile
+        }
+        let seed = self.seed ^ fnv1a(device.as_bytes());
+        let delay_ms = state
+            .backoffs
+            .entry(device.to_owned())
+            .or_insert_with(|| Backoff::new(BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, seed))
+            .next_delay_ms();
+        let _ = state.table.failed(device, delay_ms, wall_clock_ms());
+    }
+}
+
+/// FNV-1a (64-bit) of `bytes`: a stable per-peer salt for the backoff seed.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
