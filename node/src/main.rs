@@ -118,8 +118,8 @@ fn verify(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     for report in &reports {
         match &report.problem {
             None => println!(
-                "ok      device {}: {} entries, chain head {}",
-                report.device_id, report.entries, report.head_hash
+                "ok      device {}: {} entries, chain head {}, {} signed heads verified",
+                report.device_id, report.entries, report.head_hash, report.signatures
             ),
             Some(problem) => {
                 broken = true;

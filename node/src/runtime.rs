@@ -60,6 +60,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         &config.store_id,
         &config.device_id,
         new_incarnation(now_ms),
+        rand::random(),
         i64::try_from(now_ms).unwrap_or(i64::MAX),
     )?;
     let (writer, writer_thread) = JournalWriter::spawn(store.clone(), identity.clone())?;

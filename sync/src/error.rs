@@ -16,6 +16,16 @@ pub enum SyncError {
         /// Decoder message.
         reason: String,
     },
+    /// A signed chain head does not verify.
+    #[error("chain head signature of device {device_id:?} at seq {seq}: {reason}")]
+    BadSignature {
+        /// Device whose head it is.
+        device_id: String,
+        /// Sequence number of the head.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A link of the hash chain is broken; see [`crate::chain::ChainBreak`].
     #[error("chain broken at seq {} of device {:?}: {}", .0.seq, .0.device_id, .0.kind)]
     ChainBroken(crate::chain::ChainBreak),

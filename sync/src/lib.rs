@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`chain`]: the per-device journal hash chain (SHA-256) — computing links and verifying
 //!   a run of entries, naming the first broken link.
+//! - [`chain_head`]: the Ed25519-signed head of a device's chain, one signature per batch.
 //! - [`hlc`]: the hybrid logical clock that stamps journal entries.
 //! - [`error`]: the crate's error enum.
 //!
@@ -13,6 +14,7 @@
 #![deny(clippy::disallowed_methods)]
 
 pub mod chain;
+pub mod chain_head;
 pub mod error;
 pub mod hlc;
 

@@ -93,7 +93,7 @@ async fn fill(spec: &NodeSpec, entries: u64, limit: Duration) -> anyhow::Result<
     let priced = price_sale(&catalog, &request).context("bench catalog needs SKU BREAD")?;
     std::fs::create_dir_all(&spec.data_dir)?;
     let store = Arc::new(JournalStore::open(&spec.data_dir)?);
-    let identity = store.ensure_identity(&spec.store_id, &spec.device_id, 1, 0)?;
+    let identity = store.ensure_identity(&spec.store_id, &spec.device_id, 1, rand::random(), 0)?;
     let (writer, thread) = JournalWriter::spawn(store.clone(), identity)?;
     let semaphore = Arc::new(tokio::sync::Semaphore::new(FILL_IN_FLIGHT_MAX));
     let mut tasks = tokio::task::JoinSet::new();

@@ -324,7 +324,7 @@ impl InProcessJournal {
         let sale = price_sale(catalog, &request)?;
         std::fs::create_dir_all(dir)?;
         let store = Arc::new(crate::storage::JournalStore::open(dir)?);
-        let identity = store.ensure_identity("bench-store", "till-1", 1, 0)?;
+        let identity = store.ensure_identity("bench-store", "till-1", 1, rand::random(), 0)?;
         let (writer, thread) = crate::storage::writer::JournalWriter::spawn(store, identity)?;
         Ok(Self {
             writer,

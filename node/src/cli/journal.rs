@@ -1,8 +1,13 @@
 //! `posmesh journal verify`: walks every device's chain in a data directory and names the
-//! first broken link; also checks the local head record and gap-free receipt numbers.
+//! first broken link; checks the signed chain heads (Ed25519, one per written batch) of the
+//! local device, the local head record and gap-free receipt numbers.
 
 use crate::storage::JournalStore;
-use posmesh_sync::chain::{ChainBreak, ChainVerifier};
+use posmesh_proto::journal::v1::ChainHeadSignature;
+use posmesh_proto::storage::v1::LocalIdentity;
+use posmesh_sync::chain::{entry_hash, ChainBreak, ChainVerifier};
+use posmesh_sync::chain_head::ChainHead;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The outcome for one device's chain.
@@ -14,6 +19,8 @@ pub struct DeviceChainReport {
     pub entries: u64,
     /// Chain hash of the last verified entry, hex.
     pub head_hash: String,
+    /// Signed chain heads verified (local device only: its public key is in the identity).
+    pub signatures: u64,
     /// The first problem, if any.
     pub problem: Option<String>,
 }
@@ -28,7 +35,8 @@ pub fn verify_data_dir(dir: &Path) -> anyhow::Result<Vec<DeviceChainReport>> {
     let head = store.head()?;
     let mut reports = Vec::new();
     for device in store.devices()? {
-        let mut report = verify_device(&store, &device)?;
+        let signer = (device == identity.device_id).then_some(&identity);
+        let mut report = verify_device(&store, &device, signer)?;
         if report.problem.is_none() && device == identity.device_id {
             report.problem =
                 check_local_head(&report, head.last_seq, &hex::encode(&head.head_hash));
@@ -40,6 +48,7 @@ pub fn verify_data_dir(dir: &Path) -> anyhow::Result<Vec<DeviceChainReport>> {
             device_id: identity.device_id,
             entries: 0,
             head_hash: String::new(),
+            signatures: 0,
             problem: Some(format!(
                 "head says seq {} but the journal is empty",
                 head.last_seq
@@ -49,13 +58,36 @@ pub fn verify_data_dir(dir: &Path) -> anyhow::Result<Vec<DeviceChainReport>> {
     Ok(reports)
 }
 
-fn verify_device(store: &JournalStore, device: &str) -> anyhow::Result<DeviceChainReport> {
+fn verify_device(
+    store: &JournalStore,
+    device: &str,
+    signer: Option<&LocalIdentity>,
+) -> anyhow::Result<DeviceChainReport> {
     let mut verifier = ChainVerifier::new(device);
     let mut broken: Option<ChainBreak> = None;
     let mut receipt_problem = None;
+    let mut signature_problem = None;
     let mut last_receipt = 0u64;
+    let mut signatures_ok = 0u64;
+    let signed: BTreeMap<u64, ChainHeadSignature> = match signer {
+        Some(_) => store
+            .chain_head_signatures(device)?
+            .into_iter()
+            .map(|s| (s.seq, s))
+            .collect(),
+        None => BTreeMap::new(),
+    };
     store.scan_device(device, 0, |seq, bytes| match verifier.push(seq, bytes) {
         Ok(entry) => {
+            if let (Some(identity), Some(signature)) = (signer, signed.get(&seq)) {
+                match check_signature(identity, &entry.store_id, seq, bytes, signature) {
+                    Ok(()) => signatures_ok += 1,
+                    Err(problem) => {
+                        signature_problem = Some(problem);
+                        return false;
+                    }
+                }
+            }
             if entry.receipt_no != 0 {
                 if entry.receipt_no != last_receipt + 1 {
                     receipt_problem = Some(format!(
@@ -75,15 +107,47 @@ fn verify_device(store: &JournalStore, device: &str) -> anyhow::Result<DeviceCha
         }
     })?;
     let (entries, head) = verifier.head();
+    let unsigned_head = (signer.is_some() && entries > 0 && !signed.contains_key(&entries))
+        .then(|| format!("the head entry (seq {entries}) has no signed chain head"));
     let problem = broken
         .map(|b| format!("first broken link at seq {}: {}", b.seq, b.kind))
-        .or(receipt_problem);
+        .or(receipt_problem)
+        .or(signature_problem)
+        .or(unsigned_head);
     Ok(DeviceChainReport {
         device_id: device.to_owned(),
         entries,
         head_hash: hex::encode(head),
+        signatures: signatures_ok,
         problem,
     })
+}
+
+/// Checks a signed head against the entry it names and the device's public key.
+fn check_signature(
+    identity: &LocalIdentity,
+    store_id: &str,
+    seq: u64,
+    entry_bytes: &[u8],
+    signature: &ChainHeadSignature,
+) -> Result<(), String> {
+    let chain_hash = entry_hash(entry_bytes);
+    if signature.chain_hash.as_slice() != chain_hash.as_slice() {
+        return Err(format!(
+            "signed chain head at seq {seq} names hash {}, the chain has {}",
+            hex::encode(&signature.chain_hash),
+            hex::encode(chain_hash)
+        ));
+    }
+    let head = ChainHead {
+        store_id: store_id.to_owned(),
+        device_id: identity.device_id.clone(),
+        device_incarnation: signature.device_incarnation,
+        seq,
+        chain_hash,
+    };
+    head.verify(&identity.signing_public_key, &signature.signature)
+        .map_err(|e| e.to_string())
 }
 
 fn check_local_head(report: &DeviceChainReport, head_seq: u64, head_hash: &str) -> Option<String> {

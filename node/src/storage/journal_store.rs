@@ -3,10 +3,14 @@
 //! Writes go through the single [`writer`](super::writer) thread only; this type exposes the
 //! synced write it uses, and reads for everyone else. Reads see only committed batches.
 
-use super::keys::{self, CF_DEVICE_META, CF_IDEMPOTENCY, CF_JOURNAL, CF_SALE_STATUS};
+use super::keys::{
+    self, CF_CHAIN_HEADS, CF_DEVICE_META, CF_IDEMPOTENCY, CF_JOURNAL, CF_SALE_STATUS,
+};
 use super::StorageError;
-use posmesh_proto::journal::v1::JournalEntry;
-use posmesh_proto::storage::v1::{IdempotencyRecord, LocalHead, LocalIdentity, SaleStatus};
+use posmesh_proto::journal::v1::{ChainHeadSignature, JournalEntry};
+use posmesh_proto::storage::v1::{
+    IdempotencyRecord, LocalHead, LocalIdentity, SaleStatus, SigningSecret,
+};
 use prost::Message;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode,
@@ -58,12 +62,14 @@ impl JournalStore {
     }
 
     /// Initialises the identity on first start, or checks that it matches on later starts.
-    /// `new_incarnation` is used only when the directory is new.
+    /// `new_incarnation` and `new_signing_secret` (32 random bytes: the device's Ed25519
+    /// chain-head key) are used only when the directory is new.
     pub fn ensure_identity(
         &self,
         store_id: &str,
         device_id: &str,
         new_incarnation: u64,
+        new_signing_secret: [u8; 32],
         now_ms: i64,
     ) -> Result<LocalIdentity, StorageError> {
         if let Some(stored) = self.identity()? {
@@ -77,11 +83,16 @@ impl JournalStore {
             }
             return Ok(stored);
         }
+        let signing_key = posmesh_sync::chain_head::signing_key(&new_signing_secret);
         let identity = LocalIdentity {
             store_id: store_id.to_owned(),
             device_id: device_id.to_owned(),
             device_incarnation: new_incarnation,
             created_at_ms: now_ms,
+            signing_public_key: posmesh_sync::chain_head::public_key(&signing_key).to_vec(),
+        };
+        let secret = SigningSecret {
+            secret_key: new_signing_secret.to_vec(),
         };
         let mut batch = WriteBatch::default();
         batch.put_cf(
@@ -89,8 +100,56 @@ impl JournalStore {
             keys::META_IDENTITY,
             identity.encode_to_vec(),
         );
+        batch.put_cf(
+            self.cf(CF_DEVICE_META),
+            keys::META_SIGNING_SECRET,
+            secret.encode_to_vec(),
+        );
         self.write_synced(batch)?;
         Ok(identity)
+    }
+
+    /// The device's chain-head signing key.
+    pub fn signing_key(&self) -> Result<ed25519_dalek::SigningKey, StorageError> {
+        let secret: SigningSecret = self
+            .get_record(CF_DEVICE_META, keys::META_SIGNING_SECRET, "signing_secret")?
+            .ok_or(StorageError::NotInitialised)?;
+        let bytes: [u8; 32] =
+            secret
+                .secret_key
+                .as_slice()
+                .try_into()
+                .map_err(|_| StorageError::Corrupt {
+                    what: "signing_secret".into(),
+                    reason: "not 32 bytes".into(),
+                })?;
+        Ok(posmesh_sync::chain_head::signing_key(&bytes))
+    }
+
+    /// The signed chain heads of `device_id`, in sequence order.
+    pub fn chain_head_signatures(
+        &self,
+        device_id: &str,
+    ) -> Result<Vec<ChainHeadSignature>, StorageError> {
+        let prefix = keys::device_prefix(device_id);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_CHAIN_HEADS),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            out.push(ChainHeadSignature::decode(value.as_ref()).map_err(|e| {
+                StorageError::Corrupt {
+                    what: format!("chain head signature {}", hex::encode(&key)),
+                    reason: e.to_string(),
+                }
+            })?);
+        }
+        Ok(out)
     }
 
     /// The local journal head (all zero for an empty journal).

@@ -3,9 +3,10 @@
 //! | column family | key | value |
 //! | --- | --- | --- |
 //! | `journal` | device id, `0x00`, seq (u64 big-endian) | `JournalEntry` bytes as written |
-//! | `device_meta` | `identity` / `head` | `LocalIdentity` / `LocalHead` |
+//! | `device_meta` | `identity` / `head` / `signing_secret` | `LocalIdentity` / `LocalHead` / `SigningSecret` |
 //! | `idempotency` | Idempotency-Key bytes | `IdempotencyRecord` |
 //! | `sale_status` | device id, `0x00`, seq | `SaleStatus` |
+//! | `chain_heads` | device id, `0x00`, seq | `ChainHeadSignature` (one per written batch) |
 //!
 //! Big-endian sequence numbers make RocksDB's bytewise order the journal order; device ids
 //! never contain `0x00` (see [`crate::config::validate_id`]).
@@ -19,13 +20,25 @@ pub const CF_IDEMPOTENCY: &str = "idempotency";
 /// Column family of sale status (voids, refunded quantities).
 pub const CF_SALE_STATUS: &str = "sale_status";
 
+/// Column family of signed chain heads.
+pub const CF_CHAIN_HEADS: &str = "chain_heads";
+
 /// Every column family, in the order they are opened.
-pub const COLUMN_FAMILIES: [&str; 4] = [CF_JOURNAL, CF_DEVICE_META, CF_IDEMPOTENCY, CF_SALE_STATUS];
+pub const COLUMN_FAMILIES: [&str; 5] = [
+    CF_JOURNAL,
+    CF_DEVICE_META,
+    CF_IDEMPOTENCY,
+    CF_SALE_STATUS,
+    CF_CHAIN_HEADS,
+];
 
 /// `device_meta` key of the [`LocalIdentity`](posmesh_proto::storage::v1::LocalIdentity).
 pub const META_IDENTITY: &[u8] = b"identity";
 /// `device_meta` key of the [`LocalHead`](posmesh_proto::storage::v1::LocalHead).
 pub const META_HEAD: &[u8] = b"head";
+/// `device_meta` key of the
+/// [`SigningSecret`](posmesh_proto::storage::v1::SigningSecret).
+pub const META_SIGNING_SECRET: &[u8] = b"signing_secret";
 
 /// Key of `(device_id, seq)` in the `journal` and `sale_status` column families.
 pub fn entry_key(device_id: &str, seq: u64) -> Vec<u8> {

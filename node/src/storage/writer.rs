@@ -12,15 +12,20 @@
 //! write itself fails, every request of the group is refused and the in-memory head is left
 //! as it was, so numbering stays gap-free (guarantee 5).
 
-use super::keys::{self, CF_DEVICE_META, CF_IDEMPOTENCY, CF_JOURNAL, CF_SALE_STATUS};
+use super::keys::{
+    self, CF_CHAIN_HEADS, CF_DEVICE_META, CF_IDEMPOTENCY, CF_JOURNAL, CF_SALE_STATUS,
+};
 use super::{JournalStore, StorageError};
 use crate::clock;
 use crate::ledger::convert;
 use crate::ledger::sale_ref::SaleRef;
 use posmesh_domain::{price_refund, PricedSale, RefundRequest, SaleError};
-use posmesh_proto::journal::v1::{journal_entry::Payload, Hlc, JournalEntry, Void};
+use posmesh_proto::journal::v1::{
+    journal_entry::Payload, ChainHeadSignature, Hlc, JournalEntry, Void,
+};
 use posmesh_proto::storage::v1::{IdempotencyRecord, LocalHead, LocalIdentity, SaleStatus};
 use posmesh_sync::chain::{self, ChainHash};
+use posmesh_sync::chain_head::ChainHead;
 use posmesh_sync::hlc::{HlcTimestamp, HybridLogicalClock};
 use prost::Message;
 use rocksdb::WriteBatch;
@@ -154,6 +159,7 @@ impl JournalWriter {
         identity: LocalIdentity,
     ) -> Result<(Self, std::thread::JoinHandle<()>), StorageError> {
         let head = store.head()?;
+        let signing_key = store.signing_key()?;
         let mut clock = HybridLogicalClock::new();
         clock.observe(HlcTimestamp {
             physical_ms: head.hlc_physical_ms,
@@ -164,6 +170,7 @@ impl JournalWriter {
         let mut state = WriterState {
             store,
             identity,
+            signing_key,
             head,
             clock,
             stats: stats.clone(),
@@ -194,6 +201,7 @@ impl JournalWriter {
 struct WriterState {
     store: Arc<JournalStore>,
     identity: LocalIdentity,
+    signing_key: ed25519_dalek::SigningKey,
     head: LocalHead,
     clock: HybridLogicalClock,
     stats: Arc<WriterStats>,
@@ -254,6 +262,12 @@ impl WriterState {
                 keys::META_HEAD,
                 head.encode_to_vec(),
             );
+            let signed = self.sign_head(&head);
+            batch.put_cf(
+                self.store.cf(CF_CHAIN_HEADS),
+                keys::entry_key(&self.identity.device_id, head.last_seq),
+                signed.encode_to_vec(),
+            );
             let started = clock::monotonic_now();
             let written = self.store.write_synced(batch);
             metrics::histogram!("posmesh_journal_fsync_seconds").record(started.elapsed());
@@ -283,6 +297,31 @@ impl WriterState {
             });
             // The caller may have gone away (client disconnected): the entry stays committed.
             let _ = reply.send(answer);
+        }
+    }
+
+    /// The Ed25519 signature of the group's new head: one per batch covers every entry of
+    /// it through the hash chain.
+    fn sign_head(&self, head: &LocalHead) -> ChainHeadSignature {
+        let chain_hash: ChainHash = head.head_hash.as_slice().try_into().unwrap_or_else(|_| {
+            panic!(
+                "journal head hash has {} bytes, not 32",
+                head.head_hash.len()
+            )
+        });
+        let chain_head = ChainHead {
+            store_id: self.identity.store_id.clone(),
+            device_id: self.identity.device_id.clone(),
+            device_incarnation: self.identity.device_incarnation,
+            seq: head.last_seq,
+            chain_hash,
+        };
+        ChainHeadSignature {
+            device_id: chain_head.device_id.clone(),
+            device_incarnation: chain_head.device_incarnation,
+            seq: chain_head.seq,
+            chain_hash: chain_hash.to_vec(),
+            signature: chain_head.sign(&self.signing_key).to_vec(),
         }
     }
 

@@ -93,7 +93,7 @@ fn open(
 ) {
     let store = Arc::new(JournalStore::open(dir).expect("open"));
     let identity = store
-        .ensure_identity("store-1", "till-1", 42, 0)
+        .ensure_identity("store-1", "till-1", 42, [7; 32], 0)
         .expect("identity");
     let (writer, thread) = JournalWriter::spawn(store.clone(), identity).expect("writer");
     (store, writer, thread)
@@ -212,4 +212,69 @@ async fn void_rules_hold() {
     ));
     let next = writer.append(sale("s3", 1)).await.expect("sale 3");
     assert_eq!((next.entry.seq, next.entry.receipt_no), (5, 5));
+}
+
+#[tokio::test]
+async fn every_batch_signs_its_head_and_verify_names_a_tampered_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (store, writer, thread) = open(dir.path());
+        for i in 0..5 {
+            writer
+                .append(sale(&format!("s{i}"), 1))
+                .await
+                .expect("sale");
+        }
+        let signatures = store.chain_head_signatures("till-1").expect("read");
+        assert_eq!(signatures.len(), 5, "one signed head per batch");
+        assert_eq!(signatures.last().map(|s| s.seq), Some(5));
+        drop(writer);
+        thread.join().expect("writer thread");
+    }
+    let reports = crate::cli::journal::verify_data_dir(dir.path()).expect("verify runs");
+    assert_eq!(reports[0].problem, None);
+    assert_eq!((reports[0].entries, reports[0].signatures), (5, 5));
+
+    // Tamper with entry 3 (as someone editing the database would): entry 4's link breaks.
+    {
+        let store = JournalStore::open(dir.path()).expect("open");
+        let mut entry = store.entry("till-1", 3).expect("read").expect("entry 3");
+        entry.operator_id = "mallory".into();
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(
+            store.cf(super::keys::CF_JOURNAL),
+            super::keys::entry_key("till-1", 3),
+            prost::Message::encode_to_vec(&entry),
+        );
+        store.write_synced(batch).expect("write");
+    }
+    let reports = crate::cli::journal::verify_data_dir(dir.path()).expect("verify runs");
+    let problem = reports[0].problem.clone().expect("tampering found");
+    assert!(
+        problem.contains("seq 3") || problem.contains("seq 4"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_signature_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (store, writer, thread) = open(dir.path());
+        writer.append(sale("s1", 1)).await.expect("sale");
+        let mut forged = store.chain_head_signatures("till-1").expect("read")[0].clone();
+        forged.signature[0] ^= 1;
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(
+            store.cf(super::keys::CF_CHAIN_HEADS),
+            super::keys::entry_key("till-1", 1),
+            prost::Message::encode_to_vec(&forged),
+        );
+        store.write_synced(batch).expect("write");
+        drop(writer);
+        thread.join().expect("writer thread");
+    }
+    let reports = crate::cli::journal::verify_data_dir(dir.path()).expect("verify runs");
+    let problem = reports[0].problem.clone().expect("forgery found");
+    assert!(problem.contains("signature does not match"), "{problem}");
 }
