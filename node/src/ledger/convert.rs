@@ -195,3 +195,53 @@ pub fn tender_kind_from_proto(value: i32) -> Result<TenderKind, String> {
         _ => Err(format!("tender kind {value} is unknown")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posmesh_domain::{
+        price_sale, Catalog, CatalogFile, LineRequest, SaleRequest, TenderRequest,
+    };
+    use proptest::prelude::*;
+
+    fn catalog() -> Catalog {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog/bakery.toml");
+        let text = std::fs::read_to_string(path).expect("bakery catalog");
+        let file: CatalogFile = toml::from_str(&text).expect("parses");
+        Catalog::from_file(file).expect("valid")
+    }
+
+    proptest! {
+        /// Whatever the domain prices, the journal stores and gives back unchanged.
+        #[test]
+        fn priced_sales_round_trip_through_the_journal(
+            lines in proptest::collection::vec((0usize..6, 1i64..20, proptest::option::of(0u32..3000)), 1..6),
+            eat_in in any::<bool>(),
+            sale_percent in proptest::option::of(0u32..5000),
+            card in any::<bool>(),
+        ) {
+            let catalog = catalog();
+            let skus = ["BREAD", "COFFEE", "TEA", "MEDIALUNA", "GIFT_VOUCHER", "HOT_CHOCOLATE"];
+            let request = SaleRequest {
+                currency: catalog.currency(),
+                consumption: if eat_in { Consumption::EatIn } else { Consumption::TakeAway },
+                lines: lines.iter().map(|(sku, quantity, percent)| LineRequest {
+                    sku: skus[*sku].into(),
+                    quantity: *quantity,
+                    unit_price_override_minor: None,
+                    discount: percent.map(Discount::PercentBp),
+                    consumption: None,
+                }).collect(),
+                discount: sale_percent.map(Discount::PercentBp),
+                tenders: vec![TenderRequest { kind: TenderKind::Cash, amount_minor: 1_000_000, reference: None }],
+            };
+            let mut priced = price_sale(&catalog, &request).expect("valid sale");
+            if card {
+                let exact = TenderRequest { kind: TenderKind::Card, amount_minor: priced.total_minor, reference: Some("ref-1".into()) };
+                priced = price_sale(&catalog, &SaleRequest { tenders: vec![exact], ..request }).expect("valid sale");
+            }
+            let back = sale_from_proto(&sale_to_proto(&priced), priced.catalog_version).expect("converts back");
+            prop_assert_eq!(back, priced);
+        }
+    }
+}

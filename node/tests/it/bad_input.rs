@@ -689,6 +689,34 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         .await
         .expect("JSON");
     assert_eq!(sale_before, sale_after, "a refused request changed sale 1");
+    // The API describes itself, and counts what it refused.
+    let openapi: Value = client
+        .get(format!("http://{api}/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("JSON");
+    for path in [
+        "/v1/sales",
+        "/v1/sales/{device}/{seq}/refunds",
+        "/v1/catalog",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
+    let metrics = client
+        .get(format!("http://{api}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("posmesh_api_errors_total{code=\"unknown_sku\"}"),
+        "{metrics}"
+    );
     // The node still takes a good sale, with the next numbers.
     let next = post(
         &client,
