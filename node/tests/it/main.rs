@@ -4,5 +4,6 @@
 mod bad_input;
 mod crash_durability;
 mod import_bakery;
+mod lab_mesh;
 mod mesh_loopback;
 mod support;

@@ -1,0 +1,136 @@
+//! The store mesh across a real network: three `posmesh device` processes in three network
+//! namespaces of the lab find each other over real mDNS (no static peers) and connect over
+//! QUIC with mutual TLS; a cut link is noticed and, once healed, reconnected; a SIGKILLed
+//! node restarted on its host is reconnected. Needs root (CI runs as root).
+
+use super::support;
+use posmesh_simulations::lab::{Lab, LabHost, LabProcess};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Generous bound on every wait (discovery takes about a second).
+const WAIT_LIMIT: Duration = Duration::from_secs(45);
+const MESH_PORT: u16 = 7072;
+
+fn ca(args: &[&str]) {
+    let status = Command::new(support::binary())
+        .arg("ca")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("posmesh ca runs");
+    assert!(status.success(), "posmesh ca {args:?}");
+}
+
+fn start_node(host: &LabHost, dir: &Path, device: &str) -> LabProcess {
+    let mut command = host.command(support::binary());
+    command
+        .arg("device")
+        .arg("--data-dir")
+        .arg(dir.join(device))
+        .arg("--catalog")
+        .arg(support::bakery_catalog())
+        .args(["--store-id", "s1", "--device-id", device])
+        .arg("--identity-dir")
+        .arg(dir.join(format!("{device}-id")))
+        .args(["--mesh-listen", &format!("0.0.0.0:{MESH_PORT}")])
+        .args(["--mdns-interface", &host.interface])
+        .args([
+            "--api-listen",
+            "127.0.0.1:7070",
+            "--mgmt-listen",
+            "127.0.0.1:7071",
+        ])
+        .env("RUST_LOG", "info");
+    let process = host.spawn(command).expect("node starts");
+    process
+        .wait_for_log("device node ready", Duration::from_secs(20))
+        .expect("node ready");
+    process
+}
+
+/// Device ids `host`'s node sees connected (via `posmesh status --json` in its namespace).
+fn connected(host: &LabHost) -> Vec<String> {
+    let mut command = host.command(support::binary());
+    command.args(["status", "--json", "--mgmt", "127.0.0.1:7071"]);
+    let Ok(output) = host.run(command, Duration::from_secs(5)) else {
+        return Vec::new();
+    };
+    let Ok(status) = serde_json::from_str::<Value>(&output.stdout) else {
+        return Vec::new();
+    };
+    status["mesh"]["peers"]
+        .as_array()
+        .map(|peers| {
+            peers
+                .iter()
+                .filter(|p| p["state"] == "connected")
+                .filter_map(|p| p["device_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_until(what: &str, lab: &Lab, expected: &[(usize, &[&str])]) -> Duration {
+    let started = Instant::now();
+    loop {
+        let seen: Vec<Vec<String>> = expected
+            .iter()
+            .map(|(i, _)| connected(lab.host(*i)))
+            .collect();
+        let done = expected
+            .iter()
+            .zip(&seen)
+            .all(|((_, want), got)| *got == want.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        if done {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "{what}: not reached, seen {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
+    let lab = Lab::new(3).expect("lab (needs root and iproute2)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca_dir = d.join("ca").display().to_string();
+    ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
+    for device in ["till-1", "till-2", "till-3"] {
+        let out = d.join(format!("{device}-id")).display().to_string();
+        ca(&[
+            "issue", "--ca-dir", &ca_dir, "--store", "s1", "--device", device, "--out", &out,
+        ]);
+    }
+    let mut nodes: Vec<LabProcess> = (1..=3)
+        .map(|i| start_node(lab.host(i), d, &format!("till-{i}")))
+        .collect();
+    let all = [
+        (1, &["till-2", "till-3"][..]),
+        (2, &["till-1", "till-3"][..]),
+        (3, &["till-1", "till-2"][..]),
+    ];
+    let took = wait_until("discovery over mDNS", &lab, &all);
+    println!("lab: 3 hosts discovered each other over mDNS and connected (mTLS) in {took:?}");
+
+    lab.cut_link(2).expect("cut");
+    let took = wait_until("cut noticed", &lab, &[(1, &["till-3"]), (3, &["till-1"])]);
+    println!("lab: cut of host 2 noticed in {took:?}");
+    lab.heal_link(2).expect("heal");
+    let took = wait_until("reconnect after heal", &lab, &all);
+    println!("lab: host 2 reconnected {took:?} after the heal");
+
+    nodes[2].kill().expect("SIGKILL");
+    wait_until("kill noticed", &lab, &[(1, &["till-2"]), (2, &["till-1"])]);
+    nodes[2] = start_node(lab.host(3), d, "till-3");
+    let took = wait_until("reconnect after restart", &lab, &all);
+    println!("lab: restarted host 3 reconnected in {took:?}");
+    drop(nodes);
+    lab.close().expect("lab cleaned up");
+}
