@@ -36,6 +36,9 @@ enum Command {
     },
     /// Run the benchmarks and print their figures.
     Bench(bench::BenchArgs),
+    /// Measuring tools the lab benchmarks run inside network namespaces.
+    #[command(subcommand, hide = true)]
+    Probe(bench::probe::ProbeCommand),
 }
 
 #[derive(Subcommand)]
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -109,6 +113,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::run_bench(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Probe(command) => bench::probe::run_probe(command)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 

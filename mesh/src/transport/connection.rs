@@ -153,6 +153,18 @@ impl MeshConnection {
         }
     }
 
+    /// Opens a `Ping` stream for repeated round trips on one stream (the peer echoes up to
+    /// 1,024 frames per stream): request round trips without the cost of a new stream each.
+    ///
+    /// # Errors
+    /// As [`MeshConnection::open_stream`].
+    pub async fn ping_stream(&self) -> Result<PingStream> {
+        Ok(PingStream {
+            stream: self.open_stream(StreamPurpose::Ping).await?,
+            nonce: 0,
+        })
+    }
+
     fn lost_or(&self, other: MeshError) -> MeshError {
         match self.connection.close_reason() {
             Some(reason) => MeshError::Connection(reason),
@@ -235,3 +247,27 @@ async fn echo(stream: &mut MeshStream, answered: &Notify) {
 
 /// Pings answered on one stream before the responder closes it.
 const PINGS_PER_STREAM_MAX: usize = 1_024;
+
+/// A `Ping` stream kept open for repeated round trips (see [`MeshConnection::ping_stream`]).
+#[derive(Debug)]
+pub struct PingStream {
+    stream: MeshStream,
+    nonce: u64,
+}
+
+impl PingStream {
+    /// One round trip: sends an 8-byte nonce, waits for its echo. Reads tokio's clock.
+    ///
+    /// # Errors
+    /// [`MeshError::PingMismatch`] for a wrong or missing echo; stream errors.
+    pub async fn ping(&mut self) -> Result<Duration> {
+        self.nonce = self.nonce.wrapping_add(1);
+        let nonce = self.nonce.to_be_bytes();
+        let started = tokio::time::Instant::now();
+        self.stream.send_frame(&nonce).await?;
+        match self.stream.recv_frame().await? {
+            Some(echo) if echo == nonce => Ok(started.elapsed()),
+            _ => Err(MeshError::PingMismatch),
+        }
+    }
+}

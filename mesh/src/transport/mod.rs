@@ -7,7 +7,7 @@ mod endpoint;
 mod purpose;
 mod stream;
 
-pub use connection::{MeshConnection, CLOSE_NORMAL};
+pub use connection::{MeshConnection, PingStream, CLOSE_NORMAL};
 pub use dial::{keep_connection, DialDirection};
 pub use endpoint::{quinn_client_config, quinn_server_config, MeshEndpoint, DIAL_SERVER_NAME};
 pub use purpose::StreamPurpose;

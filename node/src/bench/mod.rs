@@ -6,11 +6,15 @@
 //! - P2 ([`sale_ack`]): sales/s with 64 concurrent clients and sales per fsync, against the
 //!   raw single-writer fsync rate.
 //! - RSS ([`idle_rss`]): resident memory of an idle node holding 1M journal entries.
+//! - Mesh ([`lab_mesh`], needs root): discovery-to-connected over mDNS + mTLS in the lab,
+//!   and request round trips over the mesh against raw UDP ([`probe`] runs in the hosts).
 //! - [`stats`] — percentiles.
 //!
 //! Every load is bounded in count and time, and talks to a node on loopback only.
 
 pub mod idle_rss;
+pub mod lab_mesh;
+pub mod probe;
 pub mod raw_fsync;
 pub mod sale_ack;
 pub mod stats;
@@ -22,7 +26,7 @@ use std::path::PathBuf;
 /// `posmesh bench` flags.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Which benchmarks: `p1`, `p2`, `rss` (comma-separated) or `all`.
+    /// Which benchmarks: `p1`, `p2`, `rss`, `mesh` (comma-separated) or `all`.
     #[arg(long, default_value = "all")]
     pub only: String,
     /// Sales measured by P1 (one client).
@@ -44,6 +48,9 @@ pub struct BenchArgs {
     /// temporary directory, removed afterwards.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Fresh labs the discovery benchmark runs (its median is reported).
+    #[arg(long, default_value_t = 20)]
+    pub mesh_runs: usize,
     /// Stop any single benchmark after this many seconds (a safety bound).
     #[arg(long, default_value_t = 300)]
     pub time_limit_s: u64,
@@ -58,6 +65,8 @@ pub struct BenchReport {
     pub p2: Option<sale_ack::P2Figures>,
     /// RSS figures.
     pub rss: Option<idle_rss::RssFigures>,
+    /// Mesh figures.
+    pub mesh: Option<lab_mesh::MeshFigures>,
 }
 
 /// Runs the selected benchmarks and prints their figures.
@@ -90,6 +99,15 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     }
     if selected("rss") {
         report.rss = Some(idle_rss::run_rss(&spec("rss"), args.rss_entries, limit).await?);
+    }
+    if selected("mesh") {
+        let work = lab_mesh::lab_work_dir(&temp);
+        let catalog = std::fs::canonicalize(&args.catalog)?;
+        let (binary, runs) = (binary.clone(), args.mesh_runs);
+        report.mesh = Some(
+            tokio::task::spawn_blocking(move || lab_mesh::run_mesh(&binary, &catalog, &work, runs))
+                .await??,
+        );
     }
     if args.work_dir.is_none() {
         let _ = std::fs::remove_dir_all(&temp);

@@ -39,6 +39,13 @@ use tokio::sync::{mpsc, oneshot};
 pub const BATCH_ENTRIES_MAX: usize = 512;
 /// Most requests waiting for the writer; further callers wait for room (backpressure).
 pub const QUEUE_DEPTH_MAX: usize = 4096;
+/// Group commit delay: when a group already has at least [`COMMIT_SIBLINGS_MIN`] requests
+/// (the writer is under concurrent load), wait this long for more before the fsync, so
+/// more sales share it (PostgreSQL's `commit_delay` / `commit_siblings`). A lone request
+/// never waits.
+pub const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(200);
+/// Requests already in a group before [`COMMIT_DELAY`] applies.
+pub const COMMIT_SIBLINGS_MIN: usize = 8;
 
 /// What the caller wants appended.
 #[derive(Clone, Debug)]
@@ -227,11 +234,10 @@ impl WriterState {
     fn run(&mut self, mut rx: mpsc::Receiver<Pending>) {
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
-            while group.len() < BATCH_ENTRIES_MAX {
-                match rx.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
-                }
+            drain_into(&mut rx, &mut group);
+            if group.len() >= COMMIT_SIBLINGS_MIN && group.len() < BATCH_ENTRIES_MAX {
+                std::thread::sleep(COMMIT_DELAY);
+                drain_into(&mut rx, &mut group);
             }
             self.commit_group(group);
         }
@@ -558,6 +564,16 @@ impl WriterState {
             chain_hash: chain::entry_hash(&bytes),
             replayed: true,
         })))
+    }
+}
+
+/// Moves every request already queued into `group`, up to [`BATCH_ENTRIES_MAX`].
+fn drain_into(rx: &mut mpsc::Receiver<Pending>, group: &mut Vec<Pending>) {
+    while group.len() < BATCH_ENTRIES_MAX {
+        match rx.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => break,
+        }
     }
 }
 
