@@ -3,7 +3,10 @@
 
 use crate::ledger::convert;
 use crate::ledger::sale_ref::SaleRef;
-use posmesh_domain::{Consumption, Discount, PricedSale, TenderKind};
+use posmesh_domain::{
+    Consumption, Currency, Discount, LineRequest, PricedSale, SaleRequest, TenderKind,
+    TenderRequest,
+};
 use posmesh_proto::journal::v1::{journal_entry::Payload, JournalEntry};
 use posmesh_proto::storage::v1::SaleStatus;
 use serde::{Deserialize, Serialize};
@@ -33,6 +36,38 @@ pub struct CreateSaleBody {
     /// Operator who rang the sale up.
     #[serde(default)]
     pub operator_id: Option<String>,
+}
+
+impl CreateSaleBody {
+    /// The domain request of this body. The caller parses `currency` (so it can answer a
+    /// bad code with its own error); consumption defaults to take-away.
+    pub fn to_sale_request(&self, currency: Currency) -> SaleRequest {
+        SaleRequest {
+            currency,
+            consumption: self.consumption.unwrap_or(Consumption::TakeAway),
+            lines: self
+                .lines
+                .iter()
+                .map(|line| LineRequest {
+                    sku: line.sku.clone(),
+                    quantity: line.quantity,
+                    unit_price_override_minor: line.unit_price_override_minor,
+                    discount: line.discount,
+                    consumption: line.consumption,
+                })
+                .collect(),
+            discount: self.discount,
+            tenders: self
+                .tenders
+                .iter()
+                .map(|t| TenderRequest {
+                    kind: t.kind,
+                    amount_minor: t.amount_minor,
+                    reference: t.reference.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One line of a sale request.

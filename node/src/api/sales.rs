@@ -21,8 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use posmesh_domain::{
-    price_sale, Consumption, Currency, LineRequest, RefundLineRequest, RefundRequest, SaleRequest,
-    TenderKind, TenderRequest,
+    price_sale, Currency, RefundLineRequest, RefundRequest, SaleRequest, TenderKind,
 };
 use posmesh_proto::journal::v1::journal_entry::Payload;
 use std::sync::Arc;
@@ -341,31 +340,7 @@ fn sale_request(body: &CreateSaleBody) -> Result<SaleRequest, ApiError> {
             Some("currency"),
         )
     })?;
-    Ok(SaleRequest {
-        currency,
-        consumption: body.consumption.unwrap_or(Consumption::TakeAway),
-        lines: body
-            .lines
-            .iter()
-            .map(|line| LineRequest {
-                sku: line.sku.clone(),
-                quantity: line.quantity,
-                unit_price_override_minor: line.unit_price_override_minor,
-                discount: line.discount,
-                consumption: line.consumption,
-            })
-            .collect(),
-        discount: body.discount,
-        tenders: body
-            .tenders
-            .iter()
-            .map(|t| TenderRequest {
-                kind: t.kind,
-                amount_minor: t.amount_minor,
-                reference: t.reference.clone(),
-            })
-            .collect(),
-    })
+    Ok(body.to_sale_request(currency))
 }
 
 impl NodeContext {

@@ -107,7 +107,10 @@ fn issue_certs(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_node(
+/// Starts `posmesh device` `device` of store `s1` in a lab host: data in `data/<device>`,
+/// identity in `certs/<device>`, mesh on port 7072 of the host's lab interface with mDNS
+/// on it, APIs on the host's loopback (7070, 7071). Does not wait for readiness.
+pub fn start_node(
     host: &LabHost,
     binary: &Path,
     catalog: &Path,

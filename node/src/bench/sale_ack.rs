@@ -10,9 +10,7 @@ use crate::ledger::convert;
 use crate::mgmt::NodeStatus;
 use crate::node_process::{NodeProcess, NodeSpec};
 use anyhow::{bail, Context};
-use posmesh_domain::{
-    price_sale, Consumption, LineRequest, SaleRequest, TenderKind, TenderRequest,
-};
+use posmesh_domain::{price_sale, TenderKind};
 use posmesh_proto::journal::v1::{journal_entry::Payload, Hlc, JournalEntry};
 use prost::Message;
 use serde::Serialize;
@@ -57,15 +55,16 @@ pub struct P2Figures {
     pub throughput_ratio: f64,
 }
 
-/// The benchmark sale: three lines, exact cash.
+/// The benchmark sale (three lines, paid by card for the exact amount) and the size of its
+/// journal entry, bytes.
 fn sale_body(catalog: &posmesh_domain::Catalog) -> anyhow::Result<(CreateSaleBody, usize)> {
     let lines = [("BREAD", 1), ("COFFEE", 2), ("MEDIALUNA", 3)];
-    let request = SaleRequest {
-        currency: catalog.currency(),
-        consumption: Consumption::TakeAway,
+    let mut body = CreateSaleBody {
+        currency: catalog.currency().code().into(),
+        consumption: None,
         lines: lines
             .iter()
-            .map(|(sku, quantity)| LineRequest {
+            .map(|(sku, quantity)| LineBody {
                 sku: (*sku).into(),
                 quantity: *quantity,
                 unit_price_override_minor: None,
@@ -74,25 +73,24 @@ fn sale_body(catalog: &posmesh_domain::Catalog) -> anyhow::Result<(CreateSaleBod
             })
             .collect(),
         discount: None,
-        tenders: vec![TenderRequest {
-            kind: TenderKind::Card,
-            amount_minor: 0,
+        // Learn the amount due with an over-tender in cash, then tender it exactly by card.
+        tenders: vec![TenderBody {
+            kind: TenderKind::Cash,
+            amount_minor: 1_000_000,
             reference: None,
         }],
+        occurred_at: None,
+        operator_id: None,
     };
-    // Learn the amount due with an over-tender in cash, then tender it exactly.
-    let mut probe = request.clone();
-    probe.tenders[0] = TenderRequest {
-        kind: TenderKind::Cash,
-        amount_minor: 1_000_000,
-        reference: None,
-    };
-    let due = price_sale(catalog, &probe)
+    let due = price_sale(catalog, &body.to_sale_request(catalog.currency()))
         .context("the benchmark catalog needs SKUs BREAD, COFFEE and MEDIALUNA")?
-        .amount_due_minor();
-    let mut exact = request;
-    exact.tenders[0].amount_minor = due;
-    let priced = price_sale(catalog, &exact)?;
+        .total_minor;
+    body.tenders = vec![TenderBody {
+        kind: TenderKind::Card,
+        amount_minor: due,
+        reference: None,
+    }];
+    let priced = price_sale(catalog, &body.to_sale_request(catalog.currency()))?;
     let entry = JournalEntry {
         store_id: "bench-store".into(),
         device_id: "till-1".into(),
@@ -110,28 +108,6 @@ fn sale_body(catalog: &posmesh_domain::Catalog) -> anyhow::Result<(CreateSaleBod
         idempotency_key: "bench-00000000-0000".into(),
         payload: Some(Payload::Sale(convert::sale_to_proto(&priced))),
         ..Default::default()
-    };
-    let body = CreateSaleBody {
-        currency: catalog.currency().code().into(),
-        consumption: None,
-        lines: lines
-            .iter()
-            .map(|(sku, quantity)| LineBody {
-                sku: (*sku).into(),
-                quantity: *quantity,
-                unit_price_override_minor: None,
-                discount: None,
-                consumption: None,
-            })
-            .collect(),
-        discount: None,
-        tenders: vec![TenderBody {
-            kind: TenderKind::Card,
-            amount_minor: due,
-            reference: None,
-        }],
-        occurred_at: None,
-        operator_id: None,
     };
     Ok((body, entry.encoded_len()))
 }
@@ -300,27 +276,7 @@ impl InProcessJournal {
         body: &CreateSaleBody,
         dir: &Path,
     ) -> anyhow::Result<Self> {
-        let request = SaleRequest {
-            currency: catalog.currency(),
-            consumption: Consumption::TakeAway,
-            lines: body
-                .lines
-                .iter()
-                .map(|l| LineRequest {
-                    sku: l.sku.clone(),
-                    quantity: l.quantity,
-                    unit_price_override_minor: None,
-                    discount: None,
-                    consumption: None,
-                })
-                .collect(),
-            discount: None,
-            tenders: vec![TenderRequest {
-                kind: TenderKind::Card,
-                amount_minor: body.tenders[0].amount_minor,
-                reference: None,
-            }],
-        };
+        let request = body.to_sale_request(catalog.currency());
         let sale = price_sale(catalog, &request)?;
         std::fs::create_dir_all(dir)?;
         let store = Arc::new(crate::storage::JournalStore::open(dir)?);

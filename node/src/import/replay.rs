@@ -16,10 +16,7 @@ use anyhow::{bail, Context};
 use chrono::{LocalResult, TimeZone};
 use chrono_tz::Tz;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use posmesh_domain::{
-    price_sale, Catalog, CatalogFile, Consumption, LineRequest, SaleRequest, TenderKind,
-    TenderRequest,
-};
+use posmesh_domain::{price_sale, Catalog, CatalogFile, Consumption, TenderKind};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -231,27 +228,21 @@ fn plan_sale(
 /// Prices the lines with the node's catalog and picks the tender (see the module docs).
 fn tender_for(number: u64, lines: &[LineBody], catalog: &Catalog) -> Result<TenderBody, String> {
     // Price with a generous cash tender to learn the total (cash may exceed what is due).
-    let probe = SaleRequest {
-        currency: catalog.currency(),
-        consumption: Consumption::TakeAway,
-        lines: lines
-            .iter()
-            .map(|l| LineRequest {
-                sku: l.sku.clone(),
-                quantity: l.quantity,
-                unit_price_override_minor: None,
-                discount: None,
-                consumption: None,
-            })
-            .collect(),
+    let probe = CreateSaleBody {
+        currency: catalog.currency().code().to_owned(),
+        consumption: Some(Consumption::TakeAway),
+        lines: lines.to_vec(),
         discount: None,
-        tenders: vec![TenderRequest {
+        tenders: vec![TenderBody {
             kind: TenderKind::Cash,
             amount_minor: i64::MAX / 4,
             reference: None,
         }],
+        occurred_at: None,
+        operator_id: None,
     };
-    let priced = price_sale(catalog, &probe).map_err(|e| format!("cannot price: {e}"))?;
+    let priced = price_sale(catalog, &probe.to_sale_request(catalog.currency()))
+        .map_err(|e| format!("cannot price: {e}"))?;
     let (kind, amount_minor) = if number.is_multiple_of(3) {
         // Cash rounding applies to cash only: a card pays the unrounded total.
         (TenderKind::Card, priced.total_minor)

@@ -4,6 +4,7 @@
 //! node restarted on its host is reconnected. Needs root (CI runs as root).
 
 use super::support;
+use posmesh_node::bench::lab_mesh::start_node as start_lab_node;
 use posmesh_simulations::lab::{Lab, LabHost, LabProcess};
 use serde_json::Value;
 use std::path::Path;
@@ -12,7 +13,6 @@ use std::time::{Duration, Instant};
 
 /// Generous bound on every wait (discovery takes about a second).
 const WAIT_LIMIT: Duration = Duration::from_secs(45);
-const MESH_PORT: u16 = 7072;
 
 fn ca(args: &[&str]) {
     let status = Command::new(support::binary())
@@ -25,26 +25,17 @@ fn ca(args: &[&str]) {
 }
 
 fn start_node(host: &LabHost, dir: &Path, device: &str) -> LabProcess {
-    let mut command = host.command(support::binary());
-    command
-        .arg("device")
-        .arg("--data-dir")
-        .arg(dir.join(device))
-        .arg("--catalog")
-        .arg(support::bakery_catalog())
-        .args(["--store-id", "s1", "--device-id", device])
-        .arg("--identity-dir")
-        .arg(dir.join(format!("{device}-id")))
-        .args(["--mesh-listen", &format!("0.0.0.0:{MESH_PORT}")])
-        .args(["--mdns-interface", &host.interface])
-        .args([
-            "--api-listen",
-            "127.0.0.1:7070",
-            "--mgmt-listen",
-            "127.0.0.1:7071",
-        ])
-        .env("RUST_LOG", "info");
-    let process = host.spawn(command).expect("node starts");
+    let binary = support::binary();
+    let certs = dir.join("ids");
+    let process = start_lab_node(
+        host,
+        &binary,
+        &support::bakery_catalog(),
+        &certs,
+        dir,
+        device,
+    )
+    .expect("node starts");
     process
         .wait_for_log("device node ready", Duration::from_secs(20))
         .expect("node ready");
@@ -61,16 +52,7 @@ fn connected(host: &LabHost) -> Vec<String> {
     let Ok(status) = serde_json::from_str::<Value>(&output.stdout) else {
         return Vec::new();
     };
-    status["mesh"]["peers"]
-        .as_array()
-        .map(|peers| {
-            peers
-                .iter()
-                .filter(|p| p["state"] == "connected")
-                .filter_map(|p| p["device_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    support::connected_peers(&status)
 }
 
 fn wait_until(what: &str, lab: &Lab, expected: &[(usize, &[&str])]) -> Duration {
@@ -103,7 +85,7 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     let ca_dir = d.join("ca").display().to_string();
     ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
     for device in ["till-1", "till-2", "till-3"] {
-        let out = d.join(format!("{device}-id")).display().to_string();
+        let out = d.join("ids").join(device).display().to_string();
         ca(&[
             "issue", "--ca-dir", &ca_dir, "--store", "s1", "--device", device, "--out", &out,
         ]);

@@ -60,16 +60,7 @@ async fn status(client: &reqwest::Client, node: &NodeProcess) -> Value {
 }
 
 fn connected(status: &Value) -> Vec<String> {
-    status["mesh"]["peers"]
-        .as_array()
-        .map(|peers| {
-            peers
-                .iter()
-                .filter(|p| p["state"] == "connected")
-                .filter_map(|p| p["device_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    support::connected_peers(status)
 }
 
 /// Waits until every node sees exactly `expected[i]` connected; returns the time it took.

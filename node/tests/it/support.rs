@@ -110,3 +110,17 @@ pub fn verify_journal(data_dir: &std::path::Path) -> (bool, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
 }
+
+/// Device ids a `posmesh status --json` (or `/v1/status`) document shows connected.
+pub fn connected_peers(status: &serde_json::Value) -> Vec<String> {
+    status["mesh"]["peers"]
+        .as_array()
+        .map(|peers| {
+            peers
+                .iter()
+                .filter(|p| p["state"] == "connected")
+                .filter_map(|p| p["device_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
