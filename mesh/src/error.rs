@@ -179,6 +179,12 @@ pub enum MeshError {
     /// The mDNS daemon (mdns-sd) failed to start or refused a command.
     #[error("mDNS: {0}")]
     Mdns(#[from] mdns_sd::Error),
+    /// A key attestation could not be made.
+    #[error("key attestation: {0}")]
+    Attestation(String),
+    /// A key attestation was refused: its certificate, or its signature.
+    #[error("key attestation refused: {0}")]
+    AttestationRefused(crate::tls::RefusalReason),
 }
 
 /// Result with [`MeshError`].

@@ -2,12 +2,14 @@
 //! its CRL (RFC 5280 §5) and an [`AcceptPolicy`], and the rustls configurations built on
 //! them.
 
+mod attestation;
 mod config;
 mod policy;
 mod refusal;
 mod trust;
 mod verifier;
 
+pub use attestation::{AttestedKey, KeyAttestation};
 pub use config::MeshTls;
 pub use policy::AcceptPolicy;
 pub use refusal::{RefusalCounters, RefusalReason};
