@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let schemas = [
         "schemas/posmesh/journal/v1/journal.proto",
         "schemas/posmesh/storage/v1/storage.proto",
+        "schemas/posmesh/sync/v1/sync.proto",
     ];
     for schema in &schemas {
         println!("cargo:rerun-if-changed={schema}");

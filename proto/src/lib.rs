@@ -5,6 +5,8 @@
 //!   (sale, refund, void, payment event) and the signed chain head.
 //! - `schemas/posmesh/storage/v1/storage.proto` → [`storage::v1`]: records a node keeps
 //!   beside its journal (identity, journal head, idempotency keys, sale status).
+//! - `schemas/posmesh/sync/v1/sync.proto` → [`sync::v1`]: ledger replication between the
+//!   devices of a store (version vectors, entry batches ending at a signed head, acks).
 //!
 //! Schemas are compiled at build time by protox (pure Rust; no `protoc` needed). Decoding
 //! tolerates unknown fields, so older nodes read entries written by newer ones.
@@ -24,5 +26,14 @@ pub mod storage {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/posmesh.storage.v1.rs"));
+    }
+}
+
+/// Ledger replication messages between peers.
+pub mod sync {
+    /// Version 1 of the sync protocol.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/posmesh.sync.v1.rs"));
     }
 }

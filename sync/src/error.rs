@@ -29,4 +29,17 @@ pub enum SyncError {
     /// A link of the hash chain is broken; see [`crate::chain::ChainBreak`].
     #[error("chain broken at seq {} of device {:?}: {}", .0.seq, .0.device_id, .0.kind)]
     ChainBroken(crate::chain::ChainBreak),
+    /// A replication message from a peer is not well formed (e.g. a version vector that
+    /// names a device twice or has too many devices).
+    #[error("malformed sync message: {reason}")]
+    MalformedMessage {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A replication configuration is not usable (fatal: fix the configuration).
+    #[error("invalid replication config: {reason}")]
+    InvalidConfig {
+        /// Which limit is wrong and why.
+        reason: String,
+    },
 }

@@ -7,15 +7,17 @@
 //!   a run of entries, naming the first broken link.
 //! - [`chain_head`]: the Ed25519-signed head of a device's chain, one signature per batch.
 //! - [`hlc`]: the hybrid logical clock that stamps journal entries.
+//! - [`replication`]: version-vector anti-entropy of the ledger between the devices of a
+//!   store (the [`replication::Replicator`] state machine, its traits and wire messages).
 //! - [`error`]: the crate's error enum.
 //!
-//! Replication (version-vector anti-entropy) and Automerge orders arrive with the
-//! replication milestone.
+//! Automerge orders arrive with a later milestone.
 #![deny(clippy::disallowed_methods)]
 
 pub mod chain;
 pub mod chain_head;
 pub mod error;
 pub mod hlc;
+pub mod replication;
 
 pub use error::SyncError;

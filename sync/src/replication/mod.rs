@@ -1,0 +1,51 @@
+//! Replication of the sales ledger between the devices of a store.
+//!
+//! Every device appends to its own journal (gap-free `seq`, SHA-256 hash chain, an Ed25519
+//! signed head per written batch). The union of all journals is a grow-only set of
+//! `(device, seq)` entries — a G-Set CRDT (Shapiro et al., "Conflict-free Replicated Data
+//! Types", 2011) — so replicas converge by exchanging what the other lacks, in any order,
+//! any number of times. What a node holds is summarised by a [`VersionVector`] (Parker et al.
+//! 1983); nodes exchange vectors periodically and push the difference: anti-entropy as in
+//! Demers et al., "Epidemic Algorithms for Replicated Database Maintenance" (PODC 1987),
+//! with new local entries also pushed at once.
+//!
+//! The [`Replicator`] is sans-IO (quinn-proto style): the driver passes time and messages in,
+//! reads the ledger through [`LedgerRead`] and device keys through [`SigningKeys`], and
+//! carries out what [`Replicator::poll_transmit`] and [`Replicator::poll_event`] return.
+//! Wire messages are `posmesh.sync.v1` ([`posmesh_proto::sync::v1`]).
+//!
+//! # Layout
+//! - [`version_vector`] — the [`VersionVector`].
+//! - [`replicator`] — the [`Replicator`] state machine.
+//! - [`config`] — [`ReplicatorConfig`], its limits and timers.
+//! - [`event`] — [`ReplicationEvent`] and [`RefusalReason`].
+//! - [`ledger_read`], [`signing_keys`] — the traits the driver implements.
+//! - [`peer_id`], [`stats`] — [`PeerId`] and [`ReplicatorStats`].
+//! - private: `batch_check` (verifying a received batch), `batch_cut` (cutting a batch to
+//!   send at a signed head), `peer_state` (send windows per peer), `inbound` (pending store
+//!   and parked batches per device).
+
+mod batch_check;
+mod batch_cut;
+pub mod config;
+pub mod event;
+mod inbound;
+pub mod ledger_read;
+pub mod peer_id;
+mod peer_state;
+pub mod replicator;
+pub mod signing_keys;
+pub mod stats;
+pub mod version_vector;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::ReplicatorConfig;
+pub use event::{RefusalReason, ReplicationEvent};
+pub use ledger_read::LedgerRead;
+pub use peer_id::PeerId;
+pub use replicator::Replicator;
+pub use signing_keys::SigningKeys;
+pub use stats::ReplicatorStats;
+pub use version_vector::{VersionVector, VERSION_VECTOR_DEVICES_MAX};
