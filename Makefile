@@ -13,7 +13,7 @@ DATA ?= ../shared/data/BreadBasket_DMS.csv
 # SIGKILL cycles of the crash-durability test (CI: 50; a long run: make test CRASH_CYCLES=1000).
 CRASH_CYCLES ?= 50
 
-.PHONY: help setup build run test bench sim lint fmt
+.PHONY: help setup checkout-stamp build run test bench sim lint fmt
 
 help:
 	@echo "make run    — build, then import the bakery's till export into a device node and print the day totals"
@@ -26,7 +26,20 @@ help:
 setup:
 	@scripts/setup.sh
 
-build: setup
+# Cargo names workspace artifacts by their path inside the workspace, so two checkouts
+# sharing $(CARGO_TARGET_DIR) can reuse each other's stale artifacts (file times decide).
+# When the target dir was last built from another checkout, touch our sources first.
+STAMP := $(CARGO_TARGET_DIR)/.posmesh-checkout
+
+checkout-stamp:
+	@mkdir -p "$(CARGO_TARGET_DIR)"
+	@if [ "$$(cat "$(STAMP)" 2>/dev/null)" != "$(CURDIR)" ]; then \
+		echo "build: new checkout for $(CARGO_TARGET_DIR); rebuilding posmesh's own crates"; \
+		find . -path ./target -prune -o \( -name '*.rs' -o -name '*.proto' -o -name 'Cargo.toml' \) -print0 | xargs -0 touch; \
+		echo "$(CURDIR)" > "$(STAMP)"; \
+	fi
+
+build: setup checkout-stamp
 	cargo build $(CARGO_FLAGS) --all-targets
 
 run: build
@@ -43,7 +56,7 @@ sim: build
 	@echo "make sim: the deterministic simulation harness is not built yet (simulation milestone, issue 5)." >&2
 	@exit 2
 
-lint:
+lint: checkout-stamp
 	cargo fmt --all -- --check
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
 

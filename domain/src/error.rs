@@ -82,8 +82,10 @@ pub enum SaleError {
         /// JSON path of the input whose amount overflowed.
         field: String,
     },
-    /// A tender amount that is not `> 0`.
-    #[error("tender {tender}: amount {amount_minor} must be > 0")]
+    /// A tender amount that is not in `1..=`[`crate::limits::TENDER_AMOUNT_MAX_MINOR`].
+    #[error(
+        "tender {tender}: amount {amount_minor} must be > 0 and at most 10000000000 minor units"
+    )]
     InvalidTenderAmount {
         /// Tender index.
         tender: usize,

@@ -18,6 +18,10 @@ pub const DISCOUNT_PERCENT_BP_MAX: u32 = 10_000;
 /// Largest VAT rate a tax class may carry, in basis points (10 000 bp = 100 %).
 pub const TAX_RATE_BP_MAX: u32 = 10_000;
 
+/// Largest amount of one tender, minor units (10^10: £100 million; no till sees a cash
+/// hand-over or card payment anywhere near it, and it keeps every sum far from overflow).
+pub const TENDER_AMOUNT_MAX_MINOR: i64 = 10_000_000_000;
+
 /// Longest tender reference (e.g. an acquirer authorisation id), in bytes.
 pub const TENDER_REFERENCE_BYTES_MAX: usize = 128;
 

@@ -2,7 +2,7 @@
 //! the settlement rule that decides change.
 
 use crate::error::SaleError;
-use crate::limits::{SALE_TENDERS_MAX, TENDER_REFERENCE_BYTES_MAX};
+use crate::limits::{SALE_TENDERS_MAX, TENDER_AMOUNT_MAX_MINOR, TENDER_REFERENCE_BYTES_MAX};
 
 /// How a tender was paid. Only cash gives change; only cash triggers cash rounding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -75,7 +75,7 @@ pub fn validate_tenders(tenders: &[TenderRequest]) -> Result<(), SaleError> {
         });
     }
     for (tender, request) in tenders.iter().enumerate() {
-        if request.amount_minor <= 0 {
+        if request.amount_minor <= 0 || request.amount_minor > TENDER_AMOUNT_MAX_MINOR {
             let amount_minor = request.amount_minor;
             return Err(SaleError::InvalidTenderAmount {
                 tender,
@@ -219,10 +219,15 @@ mod tests {
             code(100, &[tender(TenderKind::Cash, 0)]),
             Err("invalid_tender_amount")
         );
+        // An absurd amount is refused before any sum is taken (so sums cannot overflow).
         let huge = [
             tender(TenderKind::Cash, i64::MAX),
             tender(TenderKind::Cash, 1),
         ];
-        assert_eq!(code(100, &huge), Err("amount_overflow"));
+        assert_eq!(code(100, &huge), Err("invalid_tender_amount"));
+        assert_eq!(
+            code(100, &[tender(TenderKind::Cash, TENDER_AMOUNT_MAX_MINOR)]).map(|_| ()),
+            Ok(())
+        );
     }
 }

@@ -24,6 +24,19 @@ pub enum CatalogFileError {
         /// Where and what (line, column, field).
         source: Box<toml::de::Error>,
     },
+    /// The catalog's currency is not the one of the sales already in the journal.
+    #[error(
+        "catalog {path} is in {catalog}, but this device's journal holds sales in {journal}: \
+         a store keeps one currency (a changeover needs its own procedure)"
+    )]
+    CurrencyChanged {
+        /// The file.
+        path: String,
+        /// The catalog's currency.
+        catalog: String,
+        /// The journal's currency.
+        journal: String,
+    },
     /// The catalog breaks a rule (duplicate SKU, unknown tax class, …).
     #[error("catalog {path}: {source}")]
     Invalid {
@@ -64,4 +77,37 @@ pub fn parse_catalog(text: &str) -> Result<Catalog, CatalogFileError> {
         path: String::new(),
         source,
     })
+}
+
+/// How far back from the head [`check_catalog_currency`] looks for the latest sale.
+const CURRENCY_CHECK_ENTRIES_MAX: u64 = 1_000;
+
+/// Refuses `catalog` when its currency differs from that of the latest sale of `device` in
+/// `store` (a node restarted with another store's catalog would otherwise mix currencies
+/// in its takings).
+pub fn check_catalog_currency(
+    catalog: &Catalog,
+    catalog_path: &Path,
+    store: &crate::storage::JournalStore,
+    device: &str,
+) -> anyhow::Result<()> {
+    use posmesh_proto::journal::v1::journal_entry::Payload;
+    let head = store.head()?.last_seq;
+    let oldest = head.saturating_sub(CURRENCY_CHECK_ENTRIES_MAX);
+    for seq in (oldest + 1..=head).rev() {
+        if let Some(entry) = store.entry(device, seq)? {
+            if let Some(Payload::Sale(sale)) = entry.payload {
+                if sale.currency != catalog.currency().code() {
+                    return Err(CatalogFileError::CurrencyChanged {
+                        path: catalog_path.display().to_string(),
+                        catalog: catalog.currency().code().to_owned(),
+                        journal: sale.currency,
+                    }
+                    .into());
+                }
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }

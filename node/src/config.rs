@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use thiserror::Error;
 
-/// Longest store or device id, characters.
-pub const ID_LEN_MAX: usize = 64;
+/// Longest store or device id, characters (a DNS label: ids travel in certificates).
+pub const ID_LEN_MAX: usize = 63;
 
 /// `posmesh device` flags.
 #[derive(Args, Clone, Debug)]
@@ -16,10 +16,12 @@ pub struct DeviceConfig {
     /// Directory of this device's database (created on first start).
     #[arg(long, env = "POSMESH_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// Store id, e.g. `edinburgh-01` (letters, digits, `.`, `_`, `-`; at most 64).
+    /// Store id, e.g. `edinburgh-01` (lower-case letters, digits and `-`, at most 63; it is
+    /// part of the device certificate's DNS name).
     #[arg(long, env = "POSMESH_STORE_ID")]
     pub store_id: String,
-    /// Device id within the store, e.g. `till-1` (same alphabet).
+    /// Device id within the store, e.g. `till-1` (same alphabet). A replaced device gets a
+    /// new id.
     #[arg(long, env = "POSMESH_DEVICE_ID")]
     pub device_id: String,
     /// Human name of the store, printed on receipts.
@@ -72,14 +74,25 @@ pub struct DeviceConfig {
 /// A configuration value that cannot work.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// An id is empty, too long or has characters outside `[A-Za-z0-9._-]`.
-    #[error("{what} {value:?} is invalid: use 1–64 letters, digits, '.', '_' or '-'")]
+    /// An id is not a DNS label of lower-case letters, digits and `-`.
+    #[error("{what} {value:?} is invalid: {why} (use 1–63 lower-case letters, digits or '-', not starting or ending with '-')")]
     InvalidId {
         /// `store id` or `device id`.
         what: &'static str,
         /// The value given.
         value: String,
+        /// The rule it breaks.
+        why: String,
     },
+    /// A flag that only works with another one.
+    #[error("{flag} needs --identity-dir (the store mesh runs only with a device certificate)")]
+    NeedsIdentity {
+        /// The flag given.
+        flag: &'static str,
+    },
+    /// An mDNS interface that does not exist on this host.
+    #[error("--mdns-interface {0:?}: no such network interface on this host")]
+    UnknownInterface(String),
     /// Time zone or business day start.
     #[error(transparent)]
     Calendar(#[from] CalendarError),
@@ -90,6 +103,24 @@ impl DeviceConfig {
     pub fn validate(&self) -> Result<BusinessCalendar, ConfigError> {
         validate_id("store id", &self.store_id)?;
         validate_id("device id", &self.device_id)?;
+        if self.identity_dir.is_none() {
+            if !self.peers.is_empty() {
+                return Err(ConfigError::NeedsIdentity { flag: "--peer" });
+            }
+            if !self.mdns_interfaces.is_empty() {
+                return Err(ConfigError::NeedsIdentity {
+                    flag: "--mdns-interface",
+                });
+            }
+        }
+        for interface in &self.mdns_interfaces {
+            let known = std::path::Path::new("/sys/class/net")
+                .join(interface)
+                .exists();
+            if !known || interface.contains('/') {
+                return Err(ConfigError::UnknownInterface(interface.clone()));
+            }
+        }
         Ok(BusinessCalendar::new(
             &self.time_zone,
             self.business_day_start_hour,
@@ -97,22 +128,15 @@ impl DeviceConfig {
     }
 }
 
-/// Checks a store or device id: 1–[`ID_LEN_MAX`] characters of `[A-Za-z0-9._-]` (so it can
-/// be part of storage keys, URLs, file names and certificate names).
+/// Checks a store or device id: a DNS label of 1–[`ID_LEN_MAX`] lower-case letters,
+/// digits and `-` (the same rule as the mesh's certificate identities, so a device that
+/// starts alone can later join the mesh with the same id and data directory).
 pub fn validate_id(what: &'static str, value: &str) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value.len() <= ID_LEN_MAX
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::InvalidId {
-            what,
-            value: value.to_owned(),
-        })
-    }
+    posmesh_mesh::identity::validate_id(value).map_err(|e| ConfigError::InvalidId {
+        what,
+        value: value.to_owned(),
+        why: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -125,6 +149,9 @@ mod tests {
         assert!(validate_id("device id", "").is_err());
         assert!(validate_id("device id", "till/1").is_err());
         assert!(validate_id("device id", "till\u{0}1").is_err());
-        assert!(validate_id("device id", &"x".repeat(65)).is_err());
+        assert!(validate_id("device id", &"x".repeat(64)).is_err());
+        assert!(validate_id("device id", "Till-1").is_err());
+        assert!(validate_id("device id", "till_1").is_err());
+        assert!(validate_id("device id", "-till").is_err());
     }
 }

@@ -86,14 +86,15 @@ fn sale_cases() -> Vec<(SaleRequest, &'static str, &'static str)> {
     cases.push((catalog_overflow, "amount_overflow", "lines[1]"));
     let sum_overflow = sale("GBP", vec![line("HUGE", 1), line("HUGE", 1)], card(1));
     cases.push((sum_overflow, "amount_overflow", "lines"));
-    let tenders_overflow = vec![
+    // An absurd tender is refused by its limit, before any sum could overflow.
+    let absurd_tender = vec![
         tender(TenderKind::Cash, i64::MAX),
         tender(TenderKind::Cash, 1),
     ];
     cases.push((
-        sale("GBP", vec![line("TEA", 1)], tenders_overflow),
-        "amount_overflow",
-        "tenders",
+        sale("GBP", vec![line("TEA", 1)], absurd_tender),
+        "invalid_tender_amount",
+        "tenders[0].amount_minor",
     ));
     let zero_tender = vec![tender(TenderKind::Card, 100), tender(TenderKind::Cash, 0)];
     let zero = sale("GBP", vec![line("TEA", 1)], zero_tender);

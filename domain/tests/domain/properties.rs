@@ -204,7 +204,10 @@ fn fitting_tenders(
 ) -> Vec<TenderRequest> {
     // Price once with a huge cash tender to learn the cash amount due.
     let mut probe = req.clone();
-    probe.tenders = vec![tender(TenderKind::Cash, i64::MAX / 4)];
+    probe.tenders = vec![tender(
+        TenderKind::Cash,
+        posmesh_domain::TENDER_AMOUNT_MAX_MINOR,
+    )];
     let Ok(priced) = price_sale(catalog, &probe) else {
         return vec![];
     };

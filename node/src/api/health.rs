@@ -49,3 +49,13 @@ pub async fn not_found() -> ApiError {
         None,
     )
 }
+
+/// Known path, wrong method: a JSON 405 like every other error.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that HTTP method; see /openapi.json",
+        None,
+    )
+}

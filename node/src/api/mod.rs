@@ -39,6 +39,7 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .fallback(health::not_found)
+        .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::REQUEST_BODY_BYTES_MAX))
         .with_state(node)
 }

@@ -32,6 +32,9 @@ pub const TEXT_FIELD_LEN_MAX: usize = 200;
 pub const PAGE_ENTRIES_MAX: usize = 1000;
 /// How far in the future `occurred_at` may lie (till clocks drift), ms.
 pub const OCCURRED_AT_FUTURE_MS_MAX: i64 = 24 * 3600 * 1000;
+/// Earliest accepted `occurred_at`: 2000-01-01T00:00:00Z, ms since the Unix epoch (older
+/// dates are typos or a till with a dead clock battery).
+pub const OCCURRED_AT_MIN_MS: i64 = 946_684_800_000;
 
 /// Records a sale.
 #[utoipa::path(post, path = "/v1/sales", request_body = CreateSaleBody,
@@ -88,7 +91,11 @@ pub async fn void_sale(
 ) -> Result<Response, ApiError> {
     let original = sale_ref(&device, &seq)?;
     let key = idempotency_key(&headers)?;
-    let body: VoidBody = parse_json(&headers, body)?;
+    // A void needs nothing but its target: an empty body means no reason.
+    let body: VoidBody = match &body {
+        Ok(bytes) if bytes.is_empty() => VoidBody { reason: None },
+        _ => parse_json(&headers, body)?,
+    };
     let hash = request_hash("void_sale", &original.to_string(), &body);
     if let Some(earlier) = answered_before(&node, &key, &hash)? {
         return Ok(earlier);
@@ -359,6 +366,14 @@ impl NodeContext {
                 })?
                 .timestamp_millis(),
         };
+        if at_ms < OCCURRED_AT_MIN_MS {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "occurred_at_too_old",
+                "occurred_at is before 2000-01-01; check the till's clock",
+                Some("occurred_at"),
+            ));
+        }
         if at_ms > now_ms.saturating_add(OCCURRED_AT_FUTURE_MS_MAX) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

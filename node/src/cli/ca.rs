@@ -59,8 +59,10 @@ pub enum CaCommand {
         #[arg(long, default_value_t = NODE_VALIDITY_DAYS)]
         valid_days: i64,
     },
-    /// Write a CRL revoking these serials (every serial still revoked: a CRL is complete)
-    /// to `crl.pem` in the CA directory; copy it into the nodes' identity directories.
+    /// Revoke certificates by serial. Revocations accumulate in `revoked.txt` in the CA
+    /// directory; the complete CRL is written to `crl.pem` there. Copy it into every node's
+    /// identity directory and restart the node (the consensus milestone moves revocation
+    /// into the store's Raft).
     Revoke {
         /// Directory of the CA.
         #[arg(long)]
@@ -109,11 +111,29 @@ pub fn run_ca(command: CaCommand) -> anyhow::Result<()> {
         } => {
             let ca = ChainCa::load(&ca_dir)?;
             let now = now_utc()?;
-            let serials: Vec<&str> = serials.iter().map(String::as_str).collect();
-            ca.revoke(&serials, now, now + Duration::days(next_update_days))?;
+            let issued_max = issued_serial_max(&ca_dir)?;
+            let mut all = revoked_serials(&ca_dir)?;
+            for serial in &serials {
+                let value = u64::from_str_radix(serial, 16).map_err(|_| {
+                    anyhow::anyhow!(
+                        "serial {serial:?} is not hexadecimal (as printed by `posmesh ca issue`)"
+                    )
+                })?;
+                if value == 0 || value > issued_max {
+                    anyhow::bail!(
+                        "serial {serial} was never issued by this CA (highest issued: {issued_max:02x})"
+                    );
+                }
+                all.insert(value);
+            }
+            let hex: Vec<String> = all.iter().map(|v| format!("{v:02x}")).collect();
+            let refs: Vec<&str> = hex.iter().map(String::as_str).collect();
+            ca.revoke(&refs, now, now + Duration::days(next_update_days))?;
+            std::fs::write(ca_dir.join(REVOKED_FILE), hex.join("\n") + "\n")?;
             println!(
-                "revoked {} serial(s); CRL written to {} — copy it as {CRL_FILE} into every node's identity directory",
-                serials.len(),
+                "revoked serial(s) {}; the CRL now lists {} certificate(s): {} — copy it as {CRL_FILE} into every node's identity directory and restart the node",
+                serials.join(", "),
+                all.len(),
                 ca_dir.join(CRL_FILE).display()
             );
         }
@@ -145,6 +165,36 @@ fn issue(
         out.display()
     );
     Ok(())
+}
+
+/// File in the CA directory listing every revoked serial (hex, one a line).
+pub const REVOKED_FILE: &str = "revoked.txt";
+
+fn revoked_serials(ca_dir: &std::path::Path) -> anyhow::Result<std::collections::BTreeSet<u64>> {
+    let path = ca_dir.join(REVOKED_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(e.into()),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            u64::from_str_radix(l.trim(), 16)
+                .map_err(|_| anyhow::anyhow!("{} has a bad line {l:?}", path.display()))
+        })
+        .collect()
+}
+
+/// The highest serial the CA has used (its counter file holds the last one; CRL numbers
+/// share the counter).
+fn issued_serial_max(ca_dir: &std::path::Path) -> anyhow::Result<u64> {
+    let path = ca_dir.join(posmesh_mesh::pki::SERIAL_FILE);
+    let last: u64 = std::fs::read_to_string(&path)?
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{} is not a serial counter", path.display()))?;
+    Ok(last)
 }
 
 fn now_utc() -> anyhow::Result<OffsetDateTime> {

@@ -28,6 +28,12 @@ pub struct DeviceChainReport {
 /// Verifies every chain in the data directory `dir` (opened read-only; works beside a
 /// running node). Returns one report per device.
 pub fn verify_data_dir(dir: &Path) -> anyhow::Result<Vec<DeviceChainReport>> {
+    if !dir.join("CURRENT").is_file() {
+        anyhow::bail!(
+            "{} is not a posmesh data directory (no RocksDB CURRENT file)",
+            dir.display()
+        );
+    }
     let store = JournalStore::open_read_only(dir)?;
     let identity = store
         .identity()?

@@ -5,11 +5,23 @@ use crate::mgmt::NodeStatus;
 /// Fetches the status from the management API at `mgmt` (`host:port` or URL).
 pub async fn fetch_status(mgmt: &str) -> anyhow::Result<NodeStatus> {
     let url = format!("{}/v1/status", base_url(mgmt));
-    let response = reqwest::get(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the management API at {url}: {e}"))?;
+    let response = reqwest::get(&url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the management API at {url} ({}); is `posmesh device` running, \
+                 and is this its --mgmt-listen address?",
+            if e.is_connect() {
+                "connection refused"
+            } else {
+                "no answer"
+            }
+        )
+    })?;
     if !response.status().is_success() {
-        anyhow::bail!("{url} answered {}", response.status());
+        anyhow::bail!(
+            "{url} answered {}: this is not a posmesh management API (the sales API listens \
+             on another port, 7070 by default; management on 7071)",
+            response.status()
+        );
     }
     Ok(response.json().await?)
 }

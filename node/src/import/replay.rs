@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Attempts per sale on connection errors and 5xx answers.
-pub const SALE_ATTEMPTS_MAX: u32 = 6;
+/// Attempts per sale on connection errors and 5xx answers (≈ 1.5 s of backoff in all).
+pub const SALE_ATTEMPTS_MAX: u32 = 4;
 /// First retry delay; doubles per attempt.
 pub const RETRY_DELAY_INITIAL_MS: u64 = 100;
 /// Cash is tendered rounded up to a multiple of this (a £5 note), minor units.
@@ -235,7 +235,7 @@ fn tender_for(number: u64, lines: &[LineBody], catalog: &Catalog) -> Result<Tend
         discount: None,
         tenders: vec![TenderBody {
             kind: TenderKind::Cash,
-            amount_minor: i64::MAX / 4,
+            amount_minor: posmesh_domain::TENDER_AMOUNT_MAX_MINOR,
             reference: None,
         }],
         occurred_at: None,
@@ -277,6 +277,9 @@ async fn send_all(
 ) {
     let progress = progress_bar(planned.len() as u64);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    // Once a sale could not be delivered at all (node gone), stop sending: a re-run of the
+    // same import continues where this one stopped (Idempotency-Keys).
+    let node_gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
     for sale in planned {
         let Ok(permit) = semaphore.clone().acquire_owned().await else {
@@ -284,8 +287,16 @@ async fn send_all(
         };
         let client = client.clone();
         let url = format!("{base}/v1/sales");
+        let node_gone = node_gone.clone();
         tasks.spawn(async move {
-            let outcome = send_sale(&client, &url, &sale).await;
+            let outcome = if node_gone.load(std::sync::atomic::Ordering::Relaxed) {
+                Err("not_sent_node_unreachable".to_owned())
+            } else {
+                send_sale(&client, &url, &sale).await
+            };
+            if matches!(&outcome, Err(code) if code == "unreachable" || code == "timeout") {
+                node_gone.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             drop(permit);
             outcome
         });
@@ -297,6 +308,13 @@ async fn send_all(
         record(done, summary, &progress);
     }
     progress.finish_and_clear();
+    if node_gone.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "import: the node at {base} stopped answering; the sales not delivered are listed \
+             below. Start the node again and re-run the same import: it continues without \
+             recording anything twice."
+        );
+    }
 }
 
 fn record(
@@ -443,13 +461,13 @@ pub fn print_summary(summary: &ImportSummary, per_day: bool) {
     }
     if per_day {
         println!(
-            "\n  {:<10} {:>6} {:>7} {:>7} {:>11} {:>9} {:>11} {:>11}",
-            "date", "sales", "items", "in file", "takings", "VAT", "cash", "card"
+            "\n  {:<10} {:>6} {:>7} {:>10} {:>11} {:>9} {:>11} {:>11}",
+            "date", "sales", "items", "file items", "takings", "VAT", "cash", "card"
         );
         for day in &summary.days {
             let node = &day.node;
             println!(
-                "  {:<10} {:>6} {:>7} {:>7} {:>11} {:>9} {:>11} {:>11}{}",
+                "  {:<10} {:>6} {:>7} {:>10} {:>11} {:>9} {:>11} {:>11}{}",
                 day.date,
                 node.sales,
                 node.items,
@@ -477,7 +495,11 @@ pub fn print_summary(summary: &ImportSummary, per_day: bool) {
     if summary.reconciled {
         println!("  reconciled: every sale delivered; per-day item counts equal the file's");
     } else {
-        println!("  NOT reconciled: see failures and MISMATCH days above");
+        if per_day {
+            println!("  NOT reconciled: see failures and MISMATCH days above");
+        } else {
+            println!("  NOT reconciled: see the failures above, or run without --no-days for the per-day comparison");
+        }
     }
 }
 

@@ -318,6 +318,30 @@ fn cases() -> Vec<Case> {
             Some("occurred_at"),
         ),
         case(
+            "ancient_timestamp",
+            support::valid_sale().tap("occurred_at", json!("1900-01-01T00:00:00Z")),
+            422,
+            "occurred_at_too_old",
+            Some("occurred_at"),
+        ),
+        case(
+            "absurd_cash_tender",
+            with("/tenders/0/amount_minor", json!(i64::MAX)),
+            422,
+            "invalid_tender_amount",
+            Some("tenders[0].amount_minor"),
+        ),
+        Case {
+            method: Method::PUT,
+            ..case(
+                "wrong_method",
+                support::valid_sale(),
+                405,
+                "method_not_allowed",
+                None,
+            )
+        },
+        case(
             "operator_too_long",
             support::valid_sale().tap("operator_id", json!("o".repeat(201))),
             422,
