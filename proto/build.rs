@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "schemas/posmesh/journal/v1/journal.proto",
         "schemas/posmesh/storage/v1/storage.proto",
         "schemas/posmesh/sync/v1/sync.proto",
+        "schemas/posmesh/mesh/v1/mesh.proto",
     ];
     for schema in &schemas {
         println!("cargo:rerun-if-changed={schema}");

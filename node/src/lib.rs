@@ -8,6 +8,7 @@
 //! - [`api`]: the local sales API (HTTP/JSON) for POS apps, with its OpenAPI document.
 //! - [`mgmt`]: the management API behind `posmesh status`.
 //! - [`peers`]: the store mesh from the node's side — endpoint, dialing, peer table.
+//! - [`replication`]: ledger replication with the store's peers (drives the sync core).
 //! - [`report`]: reports computed from the journal (takings per day).
 //! - [`catalog_file`]: loading the catalog file.
 //! - [`import`]: replaying a till export (CSV) into a node through the API.
@@ -27,6 +28,7 @@ pub mod ledger;
 pub mod mgmt;
 pub mod node_process;
 pub mod peers;
+pub mod replication;
 pub mod report;
 pub mod runtime;
 pub mod storage;

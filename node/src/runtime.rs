@@ -1,10 +1,12 @@
-//! Wiring of a device node: open storage, start the journal writer, serve the sales and
-//! management APIs, stop cleanly on SIGTERM / Ctrl-C.
+//! Wiring of a device node: open storage, start the journal writer, join the store mesh
+//! and replicate the ledger (with an identity), serve the sales and management APIs, stop
+//! cleanly on SIGTERM / Ctrl-C.
 
 use crate::catalog_file::load_catalog;
 use crate::config::DeviceConfig;
 use crate::ledger::business_date::BusinessCalendar;
-use crate::peers::PeerManager;
+use crate::peers::{ConnectionObserver, PeerManager};
+use crate::replication::{ReplicationService, VerifiedKey};
 use crate::storage::writer::JournalWriter;
 use crate::storage::JournalStore;
 use crate::{api, clock, mgmt};
@@ -16,7 +18,7 @@ use posmesh_mesh::discovery::{
     ServiceAnnouncement,
 };
 use posmesh_mesh::peer_table::PeerSource;
-use posmesh_mesh::tls::{AcceptPolicy, MeshTls};
+use posmesh_mesh::tls::{AcceptPolicy, KeyAttestation, MeshTls};
 use posmesh_mesh::transport::{MeshEndpoint, TransportSettings};
 use posmesh_mesh::Role;
 use posmesh_proto::storage::v1::LocalIdentity;
@@ -43,6 +45,8 @@ pub struct NodeContext {
     pub started: Instant,
     /// The store mesh, when the device has an identity (`--identity-dir`).
     pub peers: Option<Arc<PeerManager>>,
+    /// Ledger replication over the mesh, when the device has an identity.
+    pub replication: Option<Arc<ReplicationService>>,
 }
 
 /// Runs a device node until SIGTERM or Ctrl-C.
@@ -63,16 +67,22 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         rand::random(),
         i64::try_from(now_ms).unwrap_or(i64::MAX),
     )?;
+    crate::catalog_file::check_catalog_currency(
+        &catalog,
+        &config.catalog,
+        &store,
+        &identity.device_id,
+    )?;
     let (writer, writer_thread) = JournalWriter::spawn(store.clone(), identity.clone())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (peers, discovery) = match &config.identity_dir {
+    let (peers, replication, discovery) = match &config.identity_dir {
         Some(dir) => {
-            let (peers, discovery) = start_mesh(&config, dir, stop_rx.clone())?;
-            (Some(peers), discovery)
+            let mesh = start_mesh(&config, dir, &store, &identity, &writer, stop_rx.clone())?;
+            (Some(mesh.peers), Some(mesh.replication), mesh.discovery)
         }
         None => {
             tracing::info!("no --identity-dir: running alone, without the store mesh");
-            (None, None)
+            (None, None, None)
         }
     };
     let metrics = PrometheusBuilder::new()
@@ -88,6 +98,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         metrics,
         started: clock::monotonic_now(),
         peers: peers.clone(),
+        replication,
     });
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -136,13 +147,24 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What [`start_mesh`] started.
+struct Mesh {
+    peers: Arc<PeerManager>,
+    replication: Arc<ReplicationService>,
+    discovery: Option<MdnsDiscovery>,
+}
+
 /// Loads the device's certificate, checks it names this device, binds the mesh endpoint,
-/// starts the peer manager and, on the configured interfaces, mDNS discovery.
+/// starts ledger replication, the peer manager and, on the configured interfaces, mDNS
+/// discovery.
 fn start_mesh(
     config: &DeviceConfig,
     dir: &std::path::Path,
+    store: &Arc<JournalStore>,
+    identity: &LocalIdentity,
+    writer: &JournalWriter,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(Arc<PeerManager>, Option<MdnsDiscovery>)> {
+) -> anyhow::Result<Mesh> {
     let credentials = posmesh_mesh::pki::load_identity(dir)
         .with_context(|| format!("cannot load the device identity from {}", dir.display()))?;
     let fingerprint = CertFingerprint::of_der(credentials.cert.as_ref());
@@ -158,14 +180,57 @@ fn start_mesh(
             config.device_id
         );
     }
-    let tls = MeshTls::new(credentials, AcceptPolicy::for_identity(&local))?;
+    let signing_public_key: [u8; 32] = identity
+        .signing_public_key
+        .as_slice()
+        .try_into()
+        .context("the stored chain-head public key is not 32 bytes")?;
+    let attestation = KeyAttestation::sign(
+        &credentials,
+        identity.device_incarnation,
+        signing_public_key,
+    )
+    .context("cannot attest the chain-head key with the device certificate")?;
+    let own_key = VerifiedKey {
+        device_id: identity.device_id.clone(),
+        device_incarnation: identity.device_incarnation,
+        public_key: signing_public_key,
+        attestation: posmesh_proto::mesh::v1::KeyAttestation {
+            cert_der: attestation.cert_der,
+            device_incarnation: attestation.device_incarnation,
+            signing_public_key: attestation.signing_public_key.to_vec(),
+            signature: attestation.signature,
+        },
+    };
+    let policy = AcceptPolicy::for_identity(&local);
+    let tls = MeshTls::new(credentials, policy.clone())?;
+    let trust = tls.trust().clone();
     let endpoint = MeshEndpoint::bind(config.mesh_listen, tls, TransportSettings::default())
         .with_context(|| format!("cannot bind the mesh endpoint on {}", config.mesh_listen))?;
     tracing::info!(identity = %local, listen = %config.mesh_listen, static_peers = config.peers.len(), "store mesh started");
-    let peers = PeerManager::start(endpoint, &config.peers, rand::random(), stop);
+    let replication = ReplicationService::start(
+        store.clone(),
+        own_key,
+        trust,
+        policy,
+        writer.subscribe_commits(),
+        stop.clone(),
+    )?;
+    let observer: Arc<dyn ConnectionObserver> = replication.clone();
+    let peers = PeerManager::start(
+        endpoint,
+        &config.peers,
+        rand::random(),
+        stop,
+        Some(observer),
+    );
     if config.mdns_interfaces.is_empty() {
         tracing::info!("no --mdns-interface: discovery off, static peers only");
-        return Ok((peers, None));
+        return Ok(Mesh {
+            peers,
+            replication,
+            discovery: None,
+        });
     }
     let port = peers.local_addr().map(|a| a.port()).unwrap_or(0);
     let discovery_config = DiscoveryConfig {
@@ -194,7 +259,11 @@ fn start_mesh(
             }
         }
     });
-    Ok((peers, Some(discovery)))
+    Ok(Mesh {
+        peers,
+        replication,
+        discovery: Some(discovery),
+    })
 }
 
 async fn serve(

@@ -7,6 +7,8 @@
 //!   beside its journal (identity, journal head, idempotency keys, sale status).
 //! - `schemas/posmesh/sync/v1/sync.proto` → [`sync::v1`]: ledger replication between the
 //!   devices of a store (version vectors, entry batches ending at a signed head, acks).
+//! - `schemas/posmesh/mesh/v1/mesh.proto` → [`mesh::v1`]: node-level framing on the mesh's
+//!   streams (the `Sync` stream's frame: a replication message or a key attestation).
 //!
 //! Schemas are compiled at build time by protox (pure Rust; no `protoc` needed). Decoding
 //! tolerates unknown fields, so older nodes read entries written by newer ones.
@@ -35,5 +37,14 @@ pub mod sync {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/posmesh.sync.v1.rs"));
+    }
+}
+
+/// Node-level framing on the store mesh's streams.
+pub mod mesh {
+    /// Version 1 of the mesh framing.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/posmesh.mesh.v1.rs"));
     }
 }

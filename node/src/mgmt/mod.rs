@@ -30,6 +30,31 @@ pub struct NodeStatus {
     pub journal: JournalStatus,
     /// The store mesh, when the device has an identity.
     pub mesh: Option<MeshStatus>,
+    /// What this node holds of every device's journal (and, with a mesh, replication).
+    #[serde(default)]
+    pub replication: Option<ReplicationStatus>,
+}
+
+/// The ledger as held here: every device's journal, and the replication service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    /// Version vector: device → highest seq held (entries `1 ..= seq`).
+    pub version_vector: std::collections::BTreeMap<String, u64>,
+    /// Device → chain hash of its last held entry, hex.
+    pub head_hashes: std::collections::BTreeMap<String, String>,
+    /// SHA-256 over the sorted (device, seq, head hash) list, hex: equal on two nodes iff
+    /// they hold the same entries ([`crate::replication::LedgerDigest`]).
+    pub digest: String,
+    /// Entries held, all devices together.
+    pub entries_total: u64,
+    /// Peers with a sync link (empty without a mesh).
+    pub peers: Vec<String>,
+    /// Devices whose chain-head key is known from a verified attestation (own included).
+    pub known_keys: Vec<String>,
+    /// Batches, attestations and frames refused since start.
+    pub refused_total: u64,
+    /// Replicated batches stored since start.
+    pub stores_confirmed: u64,
 }
 
 /// The mesh as this node sees it.
@@ -108,7 +133,40 @@ async fn status(
             entries_appended: stats.entries_appended.load(Ordering::Relaxed),
         },
         mesh: node.peers.as_ref().map(|peers| mesh_status(peers)),
+        replication: Some(replication_status(&node)?),
     }))
+}
+
+fn replication_status(
+    node: &NodeContext,
+) -> Result<ReplicationStatus, crate::api::error::ApiError> {
+    let ledger = crate::replication::LedgerDigest::of_store(&node.store)
+        .map_err(crate::api::error::ApiError::internal)?;
+    let snapshot = node.replication.as_ref().map(|r| r.snapshot());
+    Ok(ReplicationStatus {
+        version_vector: ledger
+            .devices
+            .iter()
+            .map(|d| (d.device_id.clone(), d.seq))
+            .collect(),
+        head_hashes: ledger
+            .devices
+            .iter()
+            .map(|d| (d.device_id.clone(), hex::encode(d.head_hash)))
+            .collect(),
+        digest: hex::encode(ledger.digest),
+        entries_total: ledger.entries_total(),
+        peers: snapshot
+            .as_ref()
+            .map(|s| s.peers.clone())
+            .unwrap_or_default(),
+        known_keys: snapshot
+            .as_ref()
+            .map(|s| s.known_keys.clone())
+            .unwrap_or_default(),
+        refused_total: snapshot.as_ref().map_or(0, |s| s.refused_total),
+        stores_confirmed: snapshot.as_ref().map_or(0, |s| s.stats.stores_confirmed),
+    })
 }
 
 fn mesh_status(peers: &crate::peers::PeerManager) -> MeshStatus {

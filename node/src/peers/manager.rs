@@ -6,7 +6,8 @@
 //! once, both keep the connection dialed by the smaller device id
 //! ([`keep_connection`]). Each live connection is pinged every [`PING_INTERVAL`] for its
 //! round-trip time; when it closes, the peer goes into exponential backoff with full
-//! jitter before the next dial.
+//! jitter before the next dial. A [`ConnectionObserver`] (the replication service) is told of
+//! every adopted connection and of its end.
 
 use crate::clock::wall_clock_ms;
 use posmesh_mesh::backoff::Backoff;
@@ -33,12 +34,31 @@ pub const BACKOFF_MAX_MS: u64 = 10_000;
 /// gave up on.
 const CLOSE_DUPLICATE: u32 = 2;
 
+/// Told of every connection the [`PeerManager`] adopts and of its end, to run its own
+/// streams on it (the replication service). Calls are made from the manager's tasks and
+/// must not block.
+pub trait ConnectionObserver: Send + Sync {
+    /// `connection` to `device_id` was adopted (it replaces any earlier one to the same
+    /// device); `connection_id` names it in [`ConnectionObserver::closed`].
+    fn connected(
+        self: Arc<Self>,
+        device_id: &str,
+        connection_id: u64,
+        connection: Arc<MeshConnection>,
+    );
+
+    /// Connection `connection_id` to `device_id` ended (closed, lost, or replaced by a
+    /// newer one, which was announced first or is announced next).
+    fn closed(self: Arc<Self>, device_id: &str, connection_id: u64);
+}
+
 /// The node's peers and connections.
 pub struct PeerManager {
     endpoint: Arc<MeshEndpoint>,
     local_device: String,
     seed: u64,
     state: Mutex<State>,
+    observer: Option<Arc<dyn ConnectionObserver>>,
 }
 
 #[derive(Default)]
@@ -57,12 +77,14 @@ struct Live {
 
 impl PeerManager {
     /// Starts the accept and dial loops on `endpoint` with the configured `static_peers`;
-    /// both stop when `stop` turns true. `seed` seeds the backoff jitter.
+    /// both stop when `stop` turns true. `seed` seeds the backoff jitter. `observer`, if
+    /// any, is told of every connection adopted and closed.
     pub fn start(
         endpoint: MeshEndpoint,
         static_peers: &[super::StaticPeer],
         seed: u64,
         stop: watch::Receiver<bool>,
+        observer: Option<Arc<dyn ConnectionObserver>>,
     ) -> Arc<Self> {
         let local_device = endpoint.local_identity().device_id().to_owned();
         let manager = Arc::new(Self {
@@ -70,6 +92,7 @@ impl PeerManager {
             local_device,
             seed,
             state: Mutex::new(State::default()),
+            observer,
         });
         for peer in static_peers {
             manager.learned(&peer.device_id, peer.addr, PeerSource::Static);
@@ -242,6 +265,9 @@ impl PeerManager {
         drop(state);
         metrics::gauge!("posmesh_mesh_peers_connected").set(connected as f64);
         tracing::info!(peer = %device, ?direction, addr = %connection.remote_address(), "peer connected");
+        if let Some(observer) = &self.observer {
+            observer.clone().connected(&device, id, connection.clone());
+        }
         tokio::spawn(self.clone().watch(device, id, connection));
     }
 
@@ -270,6 +296,9 @@ impl PeerManager {
                     }
                 },
             }
+        }
+        if let Some(observer) = &self.observer {
+            observer.clone().closed(&device, id);
         }
         let mut state = self.lock();
         let still_current = state.live.get(&device).is_some_and(|live| live.id == id);

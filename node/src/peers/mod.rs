@@ -8,5 +8,5 @@
 pub mod manager;
 pub mod static_peer;
 
-pub use manager::PeerManager;
+pub use manager::{ConnectionObserver, PeerManager};
 pub use static_peer::StaticPeer;

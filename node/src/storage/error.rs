@@ -38,6 +38,14 @@ pub enum StorageError {
     /// A synced write failed; nothing of it was acknowledged. Retry with the same keys.
     #[error("journal write failed: {0}")]
     WriteFailed(String),
+    /// Another process (a running node) holds the data directory's lock.
+    #[error("data directory {0} is in use by another posmesh node (stop it first)")]
+    InUse(String),
+    /// A replicated batch that does not extend the stored journal of its device (a driver
+    /// bug: the replicator only asks to store what follows what is held), or that names
+    /// this node's own device. Nothing was written.
+    #[error("replicated batch refused by storage: {0}")]
+    ReplicaRefused(String),
     /// The data directory has never been initialised (read-only open of a fresh directory).
     #[error("data directory is not initialised (no identity record)")]
     NotInitialised,

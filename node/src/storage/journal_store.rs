@@ -41,14 +41,20 @@ impl JournalStore {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)))
             .collect::<Vec<_>>();
-        let db = DB::open_cf_descriptors(&db_opts, dir, descriptors)?;
+        let db = DB::open_cf_descriptors(&db_opts, dir, descriptors).map_err(|e| in_use(dir, e))?;
         Ok(Self { db })
     }
 
     /// Opens an existing database read-only (for `posmesh journal verify` and reports); works
     /// beside a running node and sees what was committed when it opened.
     pub fn open_read_only(dir: &Path) -> Result<Self, StorageError> {
-        let db = DB::open_cf_for_read_only(&base_options(), dir, keys::COLUMN_FAMILIES, false)?;
+        // A directory written by an older version lacks the newer column families (e.g.
+        // `device_keys`); read-only, they cannot be created, so only those present open.
+        let present = DB::list_cf(&base_options(), dir).unwrap_or_default();
+        let families = keys::COLUMN_FAMILIES
+            .iter()
+            .filter(|name| present.is_empty() || present.iter().any(|p| p == *name));
+        let db = DB::open_cf_for_read_only(&base_options(), dir, families, false)?;
         let store = Self { db };
         if store.identity()?.is_none() {
             return Err(StorageError::NotInitialised);
@@ -267,6 +273,11 @@ impl JournalStore {
         Ok(())
     }
 
+    /// The database, for the other storage modules' reads and writes.
+    pub(super) fn db(&self) -> &DB {
+        &self.db
+    }
+
     /// Column family handle by name (one of [`keys::COLUMN_FAMILIES`]).
     pub fn cf(&self, name: &str) -> &ColumnFamily {
         match self.db.cf_handle(name) {
@@ -302,6 +313,16 @@ pub fn decode_entry(device_id: &str, seq: u64, bytes: &[u8]) -> Result<JournalEn
     })
 }
 
+/// RocksDB's lock error, said plainly.
+fn in_use(dir: &Path, error: rocksdb::Error) -> StorageError {
+    let text = error.to_string();
+    if text.contains("LOCK") && text.contains("temporarily unavailable") {
+        StorageError::InUse(dir.display().to_string())
+    } else {
+        StorageError::Rocks(error)
+    }
+}
+
 fn corrupt_key(key: &[u8]) -> StorageError {
     StorageError::Corrupt {
         what: format!("journal key {}", hex::encode(key)),
@@ -311,6 +332,11 @@ fn corrupt_key(key: &[u8]) -> StorageError {
 
 fn base_options() -> Options {
     let mut opts = Options::default();
+    // A torn last WAL record (crash mid-write) is dropped: it was never acknowledged. A
+    // damaged record anywhere else refuses to open instead of silently cutting the log
+    // there (RocksDB's default, point-in-time recovery, would lose acknowledged sales and
+    // reuse their receipt numbers).
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_max_open_files(256);
     opts.set_keep_log_file_num(3);
     opts.set_max_total_wal_size(64 << 20);

@@ -7,6 +7,7 @@
 //! | `idempotency` | Idempotency-Key bytes | `IdempotencyRecord` |
 //! | `sale_status` | device id, `0x00`, seq | `SaleStatus` |
 //! | `chain_heads` | device id, `0x00`, seq | `ChainHeadSignature` (one per written batch) |
+//! | `device_keys` | device id | `posmesh.mesh.v1.KeyAttestation` (verified; other devices) |
 //!
 //! Big-endian sequence numbers make RocksDB's bytewise order the journal order; device ids
 //! never contain `0x00` (see [`crate::config::validate_id`]).
@@ -23,13 +24,17 @@ pub const CF_SALE_STATUS: &str = "sale_status";
 /// Column family of signed chain heads.
 pub const CF_CHAIN_HEADS: &str = "chain_heads";
 
+/// Column family of other devices' verified key attestations (their chain-head keys).
+pub const CF_DEVICE_KEYS: &str = "device_keys";
+
 /// Every column family, in the order they are opened.
-pub const COLUMN_FAMILIES: [&str; 5] = [
+pub const COLUMN_FAMILIES: [&str; 6] = [
     CF_JOURNAL,
     CF_DEVICE_META,
     CF_IDEMPOTENCY,
     CF_SALE_STATUS,
     CF_CHAIN_HEADS,
+    CF_DEVICE_KEYS,
 ];
 
 /// `device_meta` key of the [`LocalIdentity`](posmesh_proto::storage::v1::LocalIdentity).

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most requests committed by one group (one WriteBatch, one fsync).
 pub const BATCH_ENTRIES_MAX: usize = 512;
@@ -149,6 +149,7 @@ pub struct WriterStats {
 pub struct JournalWriter {
     tx: mpsc::Sender<Pending>,
     stats: Arc<WriterStats>,
+    commits: watch::Receiver<u64>,
 }
 
 /// Where the answer to one request goes.
@@ -174,6 +175,7 @@ impl JournalWriter {
         });
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH_MAX);
+        let (commits_tx, commits) = watch::channel(head.last_seq);
         let mut state = WriterState {
             store,
             identity,
@@ -181,12 +183,13 @@ impl JournalWriter {
             head,
             clock,
             stats: stats.clone(),
+            commits: commits_tx,
         };
         let handle = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || state.run(rx))
             .map_err(StorageError::Io)?;
-        Ok((Self { tx, stats }, handle))
+        Ok((Self { tx, stats, commits }, handle))
     }
 
     /// Appends one entry and waits until it is durable (or refused).
@@ -203,6 +206,12 @@ impl JournalWriter {
     pub fn stats(&self) -> &WriterStats {
         &self.stats
     }
+
+    /// The last durable seq of the local journal; changes after every successful group
+    /// commit (once its fsync returned), so replication can push new entries at once.
+    pub fn subscribe_commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
 }
 
 struct WriterState {
@@ -212,6 +221,8 @@ struct WriterState {
     head: LocalHead,
     clock: HybridLogicalClock,
     stats: Arc<WriterStats>,
+    /// Told the last durable seq after every successful group commit.
+    commits: watch::Sender<u64>,
 }
 
 /// What the checks decided for one request of a group.
@@ -289,6 +300,7 @@ impl WriterState {
                 .fetch_add(appended, Ordering::Relaxed);
             metrics::counter!("posmesh_journal_entries_appended_total").increment(appended);
             metrics::histogram!("posmesh_journal_group_entries").record(appended as f64);
+            self.commits.send_replace(head.last_seq);
         }
         assert!(
             head.last_seq >= self.head.last_seq

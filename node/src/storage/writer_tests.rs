@@ -278,3 +278,41 @@ async fn a_forged_signature_is_named() {
     let problem = reports[0].problem.clone().expect("forgery found");
     assert!(problem.contains("signature does not match"), "{problem}");
 }
+
+#[tokio::test]
+async fn a_damaged_write_ahead_log_refuses_to_open_instead_of_losing_sales() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (_store, writer, thread) = open(dir.path());
+        for i in 0..50 {
+            writer
+                .append(sale(&format!("w{i}"), 1))
+                .await
+                .expect("sale");
+        }
+        drop(writer);
+        thread.join().expect("writer thread");
+    }
+    let wal = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a write-ahead log");
+    let mut bytes = std::fs::read(&wal).expect("read WAL");
+    assert!(
+        bytes.len() > 4_096,
+        "WAL holds the 50 sales ({} bytes)",
+        bytes.len()
+    );
+    let middle = bytes.len() / 3;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&wal, bytes).expect("write WAL");
+    let opened = JournalStore::open(dir.path());
+    assert!(
+        opened.is_err(),
+        "a node must not start on a journal whose log lost acknowledged sales"
+    );
+    assert!(crate::cli::journal::verify_data_dir(dir.path()).is_err());
+}

@@ -6,4 +6,5 @@ mod crash_durability;
 mod import_bakery;
 mod lab_mesh;
 mod mesh_loopback;
+mod replication_loopback;
 mod support;

@@ -1,0 +1,28 @@
+//! Replication of the sales ledger between the devices of a store, on the node's side: the
+//! tokio driver of the sans-IO core [`posmesh_sync::replication`] over the store mesh.
+//!
+//! Each peer connection carries one `Sync` stream per direction; its frames are
+//! `posmesh.mesh.v1.SyncFrame`s: replication messages of the core, and key attestations
+//! (`posmesh_mesh::tls::KeyAttestation`) that bind each device's Ed25519 chain-head key to
+//! its certificate. A node sends its own attestation and every one it has verified to each
+//! peer, and relays those it learns, so keys reach devices that never met directly.
+//!
+//! # Layout
+//! - [`service`]: [`ReplicationService`] — owns the [`Replicator`](posmesh_sync::replication::Replicator),
+//!   routes its transmits, persists its `Store`s, counts its refusals, follows local commits.
+//! - [`peer_link`]: the send and receive loops of one connection's `Sync` streams.
+//! - [`node_ledger`]: [`NodeLedger`], the core's `LedgerRead` over the node's RocksDB.
+//! - [`device_keys`]: [`DeviceKeys`], the core's `SigningKeys` from verified attestations.
+//! - [`ledger_digest`]: [`LedgerDigest`], the per-device heads and their digest shown by
+//!   the management API, so nodes can be compared.
+
+pub mod device_keys;
+pub mod ledger_digest;
+pub mod node_ledger;
+pub mod peer_link;
+pub mod service;
+
+pub use device_keys::{DeviceKeys, VerifiedKey};
+pub use ledger_digest::LedgerDigest;
+pub use node_ledger::NodeLedger;
+pub use service::{ReplicationService, ReplicationSnapshot};

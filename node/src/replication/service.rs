@@ -1,0 +1,387 @@
+//! [`ReplicationService`]: the tokio driver of the sans-IO [`Replicator`].
+
+use super::device_keys::{DeviceKeys, Offer, VerifiedKey};
+use super::node_ledger::NodeLedger;
+use super::peer_link::{self, PeerLink};
+use crate::clock;
+use crate::peers::ConnectionObserver;
+use crate::storage::JournalStore;
+use anyhow::Context;
+use posmesh_mesh::tls::{AcceptPolicy, ChainTrust};
+use posmesh_mesh::transport::MeshConnection;
+use posmesh_proto::journal::v1::ChainHeadSignature;
+use posmesh_proto::mesh::v1::{sync_frame, KeyAttestation};
+use posmesh_proto::sync::v1::SyncMessage;
+use posmesh_sync::replication::{
+    PeerId, RefusalReason, ReplicationEvent, Replicator, ReplicatorConfig, ReplicatorStats,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+/// What the management API shows of the service.
+#[derive(Clone, Debug)]
+pub struct ReplicationSnapshot {
+    /// Peers with a sync link, in order.
+    pub peers: Vec<String>,
+    /// Devices whose chain-head key is known (verified attestation), own included.
+    pub known_keys: Vec<String>,
+    /// Batches and frames refused since start.
+    pub refused_total: u64,
+    /// The replicator's path counters.
+    pub stats: ReplicatorStats,
+}
+
+/// Replicates the sales ledger with every connected peer of the store: drives the sans-IO
+/// [`Replicator`] with time, peer messages and local commits; carries out its transmits
+/// (one `Sync` stream per direction per connection, [`peer_link`]) and its events
+/// (persisting `Store`s in `spawn_blocking`, logging and counting `Refused`); and keeps the
+/// devices' chain-head keys ([`DeviceKeys`]) from verified, relayed attestations.
+///
+/// Locks: `replicator` may be held while taking `links`, the ledger's vector or the keys;
+/// never the other way round, and never across an `.await`.
+pub struct ReplicationService {
+    local_device: String,
+    store: Arc<JournalStore>,
+    ledger: NodeLedger,
+    keys: DeviceKeys,
+    replicator: Mutex<Replicator>,
+    links: Mutex<BTreeMap<PeerId, PeerLink>>,
+    /// `poll_timeout` may have moved: the timer task recomputes its deadline.
+    wake: Notify,
+    /// Time origin of the replicator's `now_ms`.
+    origin: Instant,
+    refused_total: AtomicU64,
+}
+
+impl ReplicationService {
+    /// Starts the service for the node's `store`, whose own device and key are `own`
+    /// (already signed by this node's certificate). Loads and re-verifies the stored
+    /// attestations of other devices with `trust` and `policy`, and starts the timer task,
+    /// which also follows the writer's `commits` until `stop` turns true.
+    ///
+    /// # Errors
+    /// Storage errors reading the ledger; an invalid replicator configuration.
+    pub fn start(
+        store: Arc<JournalStore>,
+        own: VerifiedKey,
+        trust: Arc<ChainTrust>,
+        policy: AcceptPolicy,
+        commits: watch::Receiver<u64>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let local_device = own.device_id.clone();
+        let ledger = NodeLedger::open(store.clone()).context("cannot read the ledger")?;
+        let keys = DeviceKeys::new(&local_device, trust, policy, own);
+        for (device, attestation) in store.key_attestations()? {
+            match keys.verify(&attestation) {
+                Ok(key) if key.device_id == device => {
+                    keys.offer(key);
+                }
+                Ok(key) => tracing::warn!(stored_as = %device, device = %key.device_id,
+                    "stored key attestation names another device; ignored"),
+                Err(reason) => tracing::warn!(%device, %reason,
+                    "stored key attestation no longer verifies; ignored"),
+            }
+        }
+        let replicator = Replicator::new(&local_device, ReplicatorConfig::default())?;
+        let service = Arc::new(Self {
+            local_device,
+            store,
+            ledger,
+            keys,
+            replicator: Mutex::new(replicator),
+            links: Mutex::new(BTreeMap::new()),
+            wake: Notify::new(),
+            origin: clock::monotonic_now(),
+            refused_total: AtomicU64::new(0),
+        });
+        tracing::info!(devices = ?service.keys.devices(), "replication started");
+        tokio::spawn(service.clone().run_timer(commits, stop));
+        Ok(service)
+    }
+
+    /// What the management API shows.
+    pub fn snapshot(&self) -> ReplicationSnapshot {
+        // One lock at a time: a guard in a field expression would live to the end of the
+        // whole expression, and `links` must never be held while taking `replicator`.
+        let stats = self.lock_replicator().stats().clone();
+        let peers = self.lock_links().keys().map(|p| p.0.clone()).collect();
+        ReplicationSnapshot {
+            peers,
+            known_keys: self.keys.devices(),
+            refused_total: self.refused_total.load(Ordering::Relaxed),
+            stats,
+        }
+    }
+
+    /// The replicator's clock: ms since the service started (monotonic).
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn lock_replicator(&self) -> MutexGuard<'_, Replicator> {
+        // Every replicator call either completes or panics before changing state
+        // (raft-rs style), so a poisoned lock still holds a consistent replicator.
+        self.replicator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_links(&self) -> MutexGuard<'_, BTreeMap<PeerId, PeerLink>> {
+        self.links
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether connection `connection_id` is the current link to `peer`.
+    pub(super) fn is_current(&self, peer: &PeerId, connection_id: u64) -> bool {
+        self.lock_links()
+            .get(peer)
+            .is_some_and(|link| link.connection_id == connection_id)
+    }
+
+    /// A replication message from `peer`.
+    pub(super) fn on_sync_message(self: &Arc<Self>, peer: &PeerId, message: SyncMessage) {
+        let now_ms = self.now_ms();
+        let mut replicator = self.lock_replicator();
+        replicator.handle_message(peer, message, now_ms, &self.ledger, &self.keys);
+        self.pump(&mut replicator);
+    }
+
+    /// A key attestation from `peer`: verified, then adopted, stored and relayed to every
+    /// peer when it is new.
+    pub(super) async fn on_attestation(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        attestation: KeyAttestation,
+    ) {
+        let key = match self.keys.verify(&attestation) {
+            Ok(key) => key,
+            Err(reason) => {
+                tracing::warn!(%peer, %reason, "refused key attestation");
+                self.count_refused("attestation");
+                return;
+            }
+        };
+        let device = key.device_id.clone();
+        let incarnation = key.device_incarnation;
+        if self.keys.offer(key) != Offer::Adopted {
+            return;
+        }
+        tracing::info!(%peer, %device, incarnation, "learnt a device's chain-head key");
+        let store = self.store.clone();
+        let stored = attestation.clone();
+        let device_for_store = device.clone();
+        let persisted = tokio::task::spawn_blocking(move || {
+            store.put_key_attestation(&device_for_store, &stored)
+        })
+        .await;
+        match persisted {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%device, %error, "cannot store a key attestation"),
+            Err(error) => tracing::error!(%device, %error, "key attestation store task failed"),
+        }
+        let frame = peer_link::encode(sync_frame::Kind::Attestation(attestation));
+        for link in self.lock_links().values() {
+            link.send(frame.clone());
+        }
+    }
+
+    /// Drains the replicator's transmits and events after a `handle_*` call.
+    fn pump(self: &Arc<Self>, replicator: &mut Replicator) {
+        {
+            let links = self.lock_links();
+            while let Some((peer, message)) = replicator.poll_transmit() {
+                // A peer that is gone: the message is dropped (the core re-sends as needed).
+                if let Some(link) = links.get(&peer) {
+                    link.send(peer_link::encode(sync_frame::Kind::Sync(message)));
+                }
+            }
+        }
+        while let Some(event) = replicator.poll_event() {
+            match event {
+                ReplicationEvent::Store {
+                    from_peer,
+                    device_id,
+                    entries,
+                    head,
+                } => self.spawn_store(from_peer, device_id, entries, head),
+                ReplicationEvent::Refused {
+                    peer,
+                    device_id,
+                    reason,
+                } => {
+                    tracing::warn!(%peer, device = %device_id, %reason, "refused replicated batch");
+                    self.count_refused(reason_label(&reason));
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// A frame from `peer` did not decode.
+    pub(super) fn on_malformed_frame(&self, peer: &PeerId, error: &prost::DecodeError) {
+        tracing::warn!(%peer, %error, "refused replicated batch: malformed sync frame");
+        self.count_refused("malformed_frame");
+    }
+
+    fn count_refused(&self, reason: &'static str) {
+        self.refused_total.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("posmesh_replication_refused_total", "reason" => reason).increment(1);
+    }
+
+    /// Persists a verified batch (one synced WriteBatch, off the async threads), then makes
+    /// it visible in the ledger and confirms it; or reports the failure.
+    fn spawn_store(
+        self: &Arc<Self>,
+        from_peer: PeerId,
+        device_id: String,
+        entries: Vec<(u64, Vec<u8>)>,
+        head: ChainHeadSignature,
+    ) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let last_seq = entries.last().map_or(0, |(seq, _)| *seq);
+            let count = entries.len() as u64;
+            let store = service.store.clone();
+            let local = service.local_device.clone();
+            let device = device_id.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                store.store_replica_batch(&local, &device, &entries, &head)
+            })
+            .await;
+            let failure = match written {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(error) => Some(error.to_string()),
+            };
+            let now_ms = service.now_ms();
+            let mut replicator = service.lock_replicator();
+            match failure {
+                None => {
+                    service.ledger.advance(&device_id, last_seq);
+                    replicator.handle_stored(&device_id, last_seq, now_ms);
+                    metrics::counter!("posmesh_replication_entries_stored_total").increment(count);
+                    tracing::debug!(peer = %from_peer, device = %device_id, up_to = last_seq, "stored replicated batch");
+                }
+                Some(error) => {
+                    tracing::error!(peer = %from_peer, device = %device_id, %error, "cannot store replicated batch");
+                    metrics::counter!("posmesh_replication_store_failures_total").increment(1);
+                    replicator.handle_store_failed(&device_id);
+                }
+            }
+            service.pump(&mut replicator);
+        });
+    }
+
+    /// Runs `handle_timeout` when the replicator asks, and `handle_local_append` after
+    /// every local group commit, until `stop`.
+    async fn run_timer(
+        self: Arc<Self>,
+        mut commits: watch::Receiver<u64>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut commits_open = true;
+        loop {
+            let due_ms = self.lock_replicator().poll_timeout();
+            let deadline = due_ms
+                .map(|ms| tokio::time::Instant::from_std(self.origin + Duration::from_millis(ms)));
+            tokio::select! {
+                () = sleep_until(deadline) => {
+                    let now_ms = self.now_ms();
+                    let mut replicator = self.lock_replicator();
+                    replicator.handle_timeout(now_ms, &self.ledger);
+                    self.pump(&mut replicator);
+                }
+                () = self.wake.notified() => {}
+                changed = commits.changed(), if commits_open => match changed {
+                    Ok(()) => {
+                        let last_seq = *commits.borrow_and_update();
+                        self.ledger.advance(&self.local_device, last_seq);
+                        let now_ms = self.now_ms();
+                        let mut replicator = self.lock_replicator();
+                        replicator.handle_local_append(now_ms);
+                        self.pump(&mut replicator);
+                    }
+                    Err(_) => commits_open = false, // the writer stopped (shutdown)
+                },
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The metric label of a refusal.
+fn reason_label(reason: &RefusalReason) -> &'static str {
+    match reason {
+        RefusalReason::Malformed { .. } => "malformed",
+        RefusalReason::ChainBroken(_) => "chain_broken",
+        RefusalReason::HeadMismatch { .. } => "head_mismatch",
+        RefusalReason::UnknownDevice => "unknown_device",
+        RefusalReason::BadSignature { .. } => "bad_signature",
+        RefusalReason::LocalDevice => "local_device",
+        _ => "other",
+    }
+}
+
+impl ConnectionObserver for ReplicationService {
+    fn connected(
+        self: Arc<Self>,
+        device_id: &str,
+        connection_id: u64,
+        connection: Arc<MeshConnection>,
+    ) {
+        let peer = PeerId(device_id.to_owned());
+        let (link, outbound) = PeerLink::new(connection_id);
+        // Keys first: they precede every sync message on the stream.
+        for attestation in self.keys.attestations() {
+            link.send(peer_link::encode(sync_frame::Kind::Attestation(
+                attestation,
+            )));
+        }
+        self.lock_links().insert(peer.clone(), link);
+        {
+            let now_ms = self.now_ms();
+            let mut replicator = self.lock_replicator();
+            replicator.handle_connected(peer.clone(), now_ms);
+            self.pump(&mut replicator);
+        }
+        tokio::spawn(peer_link::send_loop(
+            connection.clone(),
+            peer.clone(),
+            outbound,
+        ));
+        tokio::spawn(peer_link::receive_loop(
+            self,
+            connection,
+            peer,
+            connection_id,
+        ));
+    }
+
+    fn closed(self: Arc<Self>, device_id: &str, connection_id: u64) {
+        let peer = PeerId(device_id.to_owned());
+        let removed = {
+            let mut links = self.lock_links();
+            let current = links
+                .get(&peer)
+                .is_some_and(|link| link.connection_id == connection_id);
+            current && links.remove(&peer).is_some()
+        };
+        if removed {
+            let mut replicator = self.lock_replicator();
+            replicator.handle_disconnected(&peer);
+            self.pump(&mut replicator);
+        }
+    }
+}

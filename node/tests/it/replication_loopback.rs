@@ -1,0 +1,229 @@
+//! Ledger replication between real `posmesh device` processes on 127.0.0.1 with static
+//! peers: three devices of a store take sales concurrently and converge to the same ledger
+//! (equal digests, every entry on every node); a fourth device that starts late, after
+//! hundreds more sales, catches up in full — learning the keys of devices it never met from
+//! relayed attestations — and its own sales reach the others; every data directory then
+//! passes `posmesh journal verify`, and a restarted node still knows the keys it learnt.
+
+use super::support;
+use posmesh_node::node_process::{NodeProcess, NodeSpec};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Generous bound for replication to converge (it takes about a second here).
+const CONVERGE_LIMIT: Duration = Duration::from_secs(60);
+/// Sales posted to each of the first three devices.
+const SALES_EACH: u64 = 50;
+/// Sales posted to till-1 before till-4 starts.
+const SALES_LATE: u64 = 300;
+/// Sales posted to till-4 once it is up.
+const SALES_TILL_4: u64 = 10;
+
+fn ca(args: &[&str]) {
+    let output = Command::new(support::binary())
+        .arg("ca")
+        .args(args)
+        .output()
+        .expect("posmesh ca runs");
+    assert!(
+        output.status.success(),
+        "posmesh ca {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn start(dir: &Path, device: &str, peers: &[String]) -> NodeProcess {
+    let spec = NodeSpec {
+        binary: support::binary(),
+        data_dir: dir.join(device),
+        catalog: support::bakery_catalog(),
+        store_id: "s1".into(),
+        device_id: device.into(),
+    };
+    let mut extra = vec![
+        "--identity-dir".to_owned(),
+        dir.join(format!("{device}-id")).display().to_string(),
+        "--mesh-listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ];
+    for peer in peers {
+        extra.push("--peer".into());
+        extra.push(peer.clone());
+    }
+    NodeProcess::start_with(&spec, &extra).expect("node starts")
+}
+
+async fn status(client: &reqwest::Client, node: &NodeProcess) -> Value {
+    client
+        .get(format!("http://{}/v1/status", node.mgmt))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+async fn mesh_addr(client: &reqwest::Client, node: &NodeProcess) -> String {
+    status(client, node).await["mesh"]["listen"]
+        .as_str()
+        .expect("mesh listen address")
+        .to_owned()
+}
+
+/// Posts `count` sales to `node`, keys prefixed with `tag`.
+async fn post_sales(client: &reqwest::Client, node: &NodeProcess, tag: &str, count: u64) {
+    for i in 0..count {
+        let response = client
+            .post(format!("http://{}/v1/sales", node.api))
+            .header("Idempotency-Key", format!("{tag}-{i}"))
+            .json(&support::valid_sale())
+            .send()
+            .await
+            .expect("sale posted");
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::CREATED,
+            "sale {tag}-{i}"
+        );
+    }
+}
+
+/// The replication section's version vector.
+fn vector(status: &Value) -> BTreeMap<String, u64> {
+    status["replication"]["version_vector"]
+        .as_object()
+        .map(|v| {
+            v.iter()
+                .map(|(device, seq)| (device.clone(), seq.as_u64().expect("seq")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until every node holds exactly `want` (device → seq) and all digests are equal;
+/// returns the time it took.
+async fn converge(
+    client: &reqwest::Client,
+    nodes: &[&NodeProcess],
+    want: &BTreeMap<String, u64>,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut statuses = Vec::new();
+        for node in nodes {
+            statuses.push(status(client, node).await);
+        }
+        let digests: Vec<&Value> = statuses
+            .iter()
+            .map(|s| &s["replication"]["digest"])
+            .collect();
+        let all_hold = statuses.iter().all(|s| vector(s) == *want);
+        if all_hold && digests.iter().all(|d| *d == digests[0]) {
+            let total: u64 = want.values().sum();
+            for s in &statuses {
+                assert_eq!(s["replication"]["entries_total"], total);
+                assert_eq!(s["replication"]["refused_total"], 0, "nothing refused: {s}");
+            }
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < CONVERGE_LIMIT,
+            "no convergence to {want:?}: {:?}",
+            statuses
+                .iter()
+                .map(|s| (&s["device_id"], &s["replication"]))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_of_a_store_converge_and_a_late_device_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca_dir = d.join("ca").display().to_string();
+    ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
+    for device in ["till-1", "till-2", "till-3", "till-4"] {
+        let out = d.join(format!("{device}-id")).display().to_string();
+        ca(&[
+            "issue", "--ca-dir", &ca_dir, "--store", "s1", "--device", device, "--out", &out,
+        ]);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let a = start(d, "till-1", &[]);
+    let a_mesh = mesh_addr(&client, &a).await;
+    let b = start(d, "till-2", &[format!("till-1@{a_mesh}")]);
+    let b_mesh = mesh_addr(&client, &b).await;
+    let c = start(
+        d,
+        "till-3",
+        &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
+    );
+
+    // Sales on all three at once, while the mesh forms.
+    tokio::join!(
+        post_sales(&client, &a, "a", SALES_EACH),
+        post_sales(&client, &b, "b", SALES_EACH),
+        post_sales(&client, &c, "c", SALES_EACH),
+    );
+    let mut want: BTreeMap<String, u64> = ["till-1", "till-2", "till-3"]
+        .into_iter()
+        .map(|device| (device.to_owned(), SALES_EACH))
+        .collect();
+    let took = converge(&client, &[&a, &b, &c], &want).await;
+    println!("replication: 3 × {SALES_EACH} sales on 3 devices converged in {took:?}");
+
+    // till-4 starts after 300 more sales on till-1 and knows only till-1: it catches up,
+    // with the keys of till-2 and till-3 relayed by till-1.
+    post_sales(&client, &a, "a-late", SALES_LATE).await;
+    let late = start(d, "till-4", &[format!("till-1@{a_mesh}")]);
+    *want.get_mut("till-1").expect("till-1") += SALES_LATE;
+    let took = converge(&client, &[&a, &b, &c, &late], &want).await;
+    println!(
+        "replication: late till-4 caught up on {} entries in {took:?}",
+        want.values().sum::<u64>()
+    );
+    let keys = status(&client, &late).await["replication"]["known_keys"].clone();
+    assert_eq!(
+        keys,
+        serde_json::json!(["till-1", "till-2", "till-3", "till-4"]),
+        "relayed keys"
+    );
+
+    // till-4's own sales reach the others (till-2 and till-3 only through till-1).
+    post_sales(&client, &late, "d", SALES_TILL_4).await;
+    want.insert("till-4".into(), SALES_TILL_4);
+    converge(&client, &[&a, &b, &c, &late], &want).await;
+
+    // Verified keys are stored: restarted alone, till-4 still knows every device's key.
+    late.stop().expect("clean stop");
+    let late = start(d, "till-4", &[]);
+    let keys = status(&client, &late).await["replication"]["known_keys"].clone();
+    assert_eq!(
+        keys,
+        serde_json::json!(["till-1", "till-2", "till-3", "till-4"]),
+        "stored keys"
+    );
+
+    for node in [a, b, c, late] {
+        node.stop().expect("clean stop");
+    }
+    for device in ["till-1", "till-2", "till-3", "till-4"] {
+        let (ok, report) = support::verify_journal(&d.join(device));
+        assert!(ok, "journal verify of {device}:\n{report}");
+        for other in want.keys() {
+            assert!(
+                report.contains(other.as_str()),
+                "{device} verifies {other}:\n{report}"
+            );
+        }
+    }
+}
