@@ -1,7 +1,9 @@
 //! The store mesh across a real network: three `posmesh device` processes in three network
 //! namespaces of the lab find each other over real mDNS (no static peers) and connect over
 //! QUIC with mutual TLS; a cut link is noticed and, once healed, reconnected; a SIGKILLed
-//! node restarted on its host is reconnected. Needs root (CI runs as root).
+//! node restarted on its host is reconnected. Then the ledger across a partition: sales on
+//! both sides of {till-1} | {till-2, till-3}, and after the heal every device holds every
+//! sale (identical replication digests). Needs root (CI runs as root).
 
 use super::support;
 use posmesh_node::bench::lab_mesh::start_node as start_lab_node;
@@ -42,17 +44,65 @@ fn start_node(host: &LabHost, dir: &Path, device: &str) -> LabProcess {
     process
 }
 
-/// Device ids `host`'s node sees connected (via `posmesh status --json` in its namespace).
-fn connected(host: &LabHost) -> Vec<String> {
+/// `posmesh status --json` of the node in `host`'s namespace (Null if it does not answer).
+fn status(host: &LabHost) -> Value {
     let mut command = host.command(support::binary());
     command.args(["status", "--json", "--mgmt", "127.0.0.1:7071"]);
-    let Ok(output) = host.run(command, Duration::from_secs(5)) else {
-        return Vec::new();
-    };
-    let Ok(status) = serde_json::from_str::<Value>(&output.stdout) else {
-        return Vec::new();
-    };
-    support::connected_peers(&status)
+    host.run(command, Duration::from_secs(5))
+        .ok()
+        .and_then(|output| serde_json::from_str(&output.stdout).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Device ids `host`'s node sees connected.
+fn connected(host: &LabHost) -> Vec<String> {
+    support::connected_peers(&status(host))
+}
+
+/// Imports the first `sales` transactions of the bakery file into `host`'s node.
+fn import(host: &LabHost, sales: usize) {
+    let mut command = host.command(support::binary());
+    command.arg("import").arg(support::bakery_csv()).args([
+        "--api",
+        "127.0.0.1:7070",
+        "--json",
+        "--limit",
+        &sales.to_string(),
+    ]);
+    let output = host
+        .run(command, Duration::from_secs(60))
+        .expect("import runs");
+    assert!(
+        output.stdout.contains("\"sales_recorded\":"),
+        "import: {}",
+        output.stderr
+    );
+}
+
+/// Waits until every host's replication digest is the same and holds `entries` entries.
+fn wait_converged(lab: &Lab, entries: u64) -> Duration {
+    let started = Instant::now();
+    loop {
+        let statuses: Vec<Value> = (1..=3).map(|i| status(lab.host(i))).collect();
+        let digests: Vec<&Value> = statuses
+            .iter()
+            .map(|s| &s["replication"]["digest"])
+            .collect();
+        let totals: Vec<u64> = statuses
+            .iter()
+            .map(|s| s["replication"]["entries_total"].as_u64().unwrap_or(0))
+            .collect();
+        if digests.iter().all(|d| d.is_string() && *d == digests[0])
+            && totals.iter().all(|t| *t == entries)
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "no convergence: totals {totals:?}, digests {digests:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn wait_until(what: &str, lab: &Lab, expected: &[(usize, &[&str])]) -> Duration {
@@ -113,6 +163,17 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     nodes[2] = start_node(lab.host(3), d, "till-3");
     let took = wait_until("reconnect after restart", &lab, &all);
     println!("lab: restarted host 3 reconnected in {took:?}");
+
+    // The ledger across a partition: {till-1} | {till-2, till-3}, sales on both sides.
+    lab.cut_link(1).expect("cut");
+    wait_until("partition", &lab, &[(2, &["till-3"]), (3, &["till-2"])]);
+    import(lab.host(1), 40);
+    import(lab.host(2), 60);
+    let minority = status(lab.host(1))["replication"]["entries_total"].as_u64();
+    assert_eq!(minority, Some(40), "the partitioned device sold alone");
+    lab.heal_link(1).expect("heal");
+    let took = wait_converged(&lab, 100);
+    println!("lab: after the partition healed, all devices hold all 100 sales in {took:?}");
     drop(nodes);
     lab.close().expect("lab cleaned up");
 }
