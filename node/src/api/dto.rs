@@ -149,6 +149,21 @@ pub struct ListQuery {
     /// Most entries returned, 1..=1000 (default 100).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Whose journal: any device of the store (every device holds every device's sales once
+    /// replicated). Default: this device.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Only entries of this business date (YYYY-MM-DD).
+    #[serde(default)]
+    pub business_date: Option<String>,
+}
+
+/// `GET /v1/devices`: the devices whose sales this node holds.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DeviceList {
+    /// Device id → highest sequence number held, in device order.
+    #[schema(value_type = Object)]
+    pub devices: std::collections::BTreeMap<String, u64>,
 }
 
 /// A journal entry as the API shows it.

@@ -32,6 +32,7 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .route("/v1/sales/{device}/{seq}/void", post(sales::void_sale))
         .route("/v1/sales/{device}/{seq}/refunds", post(sales::refund_sale))
         .route("/v1/journal", get(sales::list_journal))
+        .route("/v1/devices", get(sales::list_devices))
         .route("/v1/catalog", get(catalog::get_catalog))
         .route("/v1/catalog/{sku}", get(catalog::get_item))
         .route("/v1/reports/days", get(reports::day_totals))

@@ -17,6 +17,7 @@ use utoipa::OpenApi;
         super::sales::get_sale,
         super::sales::list_sales,
         super::sales::list_journal,
+        super::sales::list_devices,
         super::sales::void_sale,
         super::sales::refund_sale,
         super::catalog::get_catalog,

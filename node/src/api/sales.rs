@@ -6,7 +6,8 @@
 
 use super::body::{idempotency_key, parse_json, request_hash};
 use super::dto::{
-    CreateSaleBody, EntryPage, EntryView, ListQuery, RefundBody, SaleStatusView, VoidBody,
+    CreateSaleBody, DeviceList, EntryPage, EntryView, ListQuery, RefundBody, SaleStatusView,
+    VoidBody,
 };
 use super::error::{ApiError, ErrorBody};
 use crate::clock;
@@ -192,7 +193,8 @@ pub async fn get_sale(
     Ok(Json(view))
 }
 
-/// This device's sales after a sequence number.
+/// Sales of a device of the store (default: this one) after a sequence number, optionally
+/// of one business date.
 #[utoipa::path(get, path = "/v1/sales", params(ListQuery),
     responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody)))]
 pub async fn list_sales(
@@ -202,7 +204,7 @@ pub async fn list_sales(
     list(node, query, true).await
 }
 
-/// This device's journal entries of every kind after a sequence number.
+/// Journal entries of every kind of a device of the store (default: this one).
 #[utoipa::path(get, path = "/v1/journal", params(ListQuery),
     responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody)))]
 pub async fn list_journal(
@@ -227,8 +229,22 @@ async fn list(
             Some("limit"),
         ));
     }
+    let device = query
+        .device
+        .clone()
+        .unwrap_or_else(|| node.identity.device_id.clone());
+    validate_id("device id", &device)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string(), Some("device")))?;
+    if let Some(date) = &query.business_date {
+        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("business_date {date:?} is not YYYY-MM-DD"),
+                Some("business_date"),
+            )
+        })?;
+    }
     let page = tokio::task::spawn_blocking(move || {
-        let device = node.identity.device_id.clone();
         let mut entries = Vec::new();
         let mut last_seen = None;
         let mut scan_error = None;
@@ -237,7 +253,13 @@ async fn list(
                 last_seen = Some(seq);
                 match crate::storage::journal_store::decode_entry(&device, seq, bytes) {
                     Ok(entry) => {
-                        if !sales_only || matches!(entry.payload, Some(Payload::Sale(_))) {
+                        let kind_ok =
+                            !sales_only || matches!(entry.payload, Some(Payload::Sale(_)));
+                        let date_ok = query
+                            .business_date
+                            .as_ref()
+                            .is_none_or(|d| *d == entry.business_date);
+                        if kind_ok && date_ok {
                             let hash = posmesh_sync::chain::entry_hash(bytes);
                             entries.push(EntryView::from_entry(&entry, &hash));
                         }
@@ -249,7 +271,7 @@ async fn list(
         if let Some(error) = scan_error {
             return Err(error);
         }
-        let head = node.store.head()?.last_seq;
+        let head = node.store.last_seq(&device)?;
         let next_after_seq = last_seen.filter(|seq| *seq < head);
         Ok(EntryPage {
             entries,
@@ -293,6 +315,18 @@ fn answered_before(
         chain_hash: posmesh_sync::chain::entry_hash(&bytes),
         replayed: true,
     })))
+}
+
+/// The devices whose journals this node holds, with the highest sequence number of each.
+#[utoipa::path(get, path = "/v1/devices", responses((status = 200, body = DeviceList)))]
+pub async fn list_devices(
+    State(node): State<Arc<NodeContext>>,
+) -> Result<Json<DeviceList>, ApiError> {
+    let devices = tokio::task::spawn_blocking(move || node.store.stored_version_vector())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(DeviceList { devices }))
 }
 
 /// 201 with the entry, or 200 with `Idempotent-Replayed: true` for a replay.

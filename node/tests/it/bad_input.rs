@@ -341,6 +341,32 @@ fn cases() -> Vec<Case> {
                 None,
             )
         },
+        Case {
+            method: Method::GET,
+            ..on(
+                case(
+                    "list_bad_business_date",
+                    json!({}),
+                    400,
+                    "invalid_query",
+                    Some("business_date"),
+                ),
+                "/v1/sales?business_date=yesterday",
+            )
+        },
+        Case {
+            method: Method::GET,
+            ..on(
+                case(
+                    "list_bad_device",
+                    json!({}),
+                    400,
+                    "invalid_query",
+                    Some("device"),
+                ),
+                "/v1/sales?device=Till_1",
+            )
+        },
         case(
             "operator_too_long",
             support::valid_sale().tap("operator_id", json!("o".repeat(201))),
