@@ -281,3 +281,158 @@ async fn devices_of_a_store_converge_and_a_late_device_catches_up() {
         }
     }
 }
+
+/// A device of the store that misbehaves: it connects with a valid certificate and sends a
+/// tampered chain, a head signed by another key, and entries claiming to be the receiver's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_and_forged_batches_are_refused_and_nothing_is_stored() {
+    use posmesh_mesh::tls::{AcceptPolicy, KeyAttestation, MeshTls};
+    use posmesh_mesh::transport::{MeshEndpoint, StreamPurpose, TransportSettings};
+    use posmesh_proto::journal::v1::{ChainHeadSignature, JournalEntry};
+    use posmesh_proto::mesh::v1::{sync_frame, SyncFrame};
+    use posmesh_proto::sync::v1::{sync_message, EntryBatch, EntryBytes, SyncMessage};
+    use posmesh_sync::chain::{link_entry, GENESIS_PREV_HASH};
+    use posmesh_sync::chain_head::{public_key, signing_key, ChainHead};
+    use prost::Message;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca_dir = d.join("ca").display().to_string();
+    ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
+    for device in ["till-1", "till-9"] {
+        let out = d.join(format!("{device}-id")).display().to_string();
+        ca(&[
+            "issue", "--ca-dir", &ca_dir, "--store", "s1", "--device", device, "--out", &out,
+        ]);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let a = start(d, "till-1", &[]);
+    post_sales(&client, &a, "honest", 3).await;
+    let a_mesh: std::net::SocketAddr = mesh_addr(&client, &a).await.parse().expect("addr");
+
+    let credentials = posmesh_mesh::pki::load_identity(&d.join("till-9-id")).expect("identity");
+    let policy = AcceptPolicy::for_identity(&credentials.identity);
+    let rogue_key = signing_key(&[5; 32]);
+    let attestation = KeyAttestation::sign(&credentials, 1, public_key(&rogue_key)).expect("sign");
+    let tls = MeshTls::new(credentials, policy).expect("tls");
+    let endpoint = MeshEndpoint::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        tls,
+        TransportSettings::default(),
+    )
+    .expect("bind");
+    let connection = endpoint
+        .connect(a_mesh)
+        .await
+        .expect("a store device may connect");
+    let mut stream = connection
+        .open_stream(StreamPurpose::Sync)
+        .await
+        .expect("stream");
+    let frame = |kind: sync_frame::Kind| SyncFrame { kind: Some(kind) }.encode_to_vec();
+    let attestation = posmesh_proto::mesh::v1::KeyAttestation {
+        cert_der: attestation.cert_der,
+        device_incarnation: attestation.device_incarnation,
+        signing_public_key: attestation.signing_public_key.to_vec(),
+        signature: attestation.signature,
+    };
+    stream
+        .send_frame(&frame(sync_frame::Kind::Attestation(attestation)))
+        .await
+        .expect("send attestation");
+
+    // Builds a one-entry batch (entry `seq`) of `device` linked to `prev`, its head signed
+    // by `key`.
+    let batch = |device: &str, seq: u64, prev: [u8; 32], key: &ed25519_dalek::SigningKey| {
+        let mut entry = JournalEntry {
+            store_id: "s1".into(),
+            device_id: device.into(),
+            device_incarnation: 1,
+            seq,
+            receipt_no: seq,
+            ..Default::default()
+        };
+        let (bytes, hash) = link_entry(&mut entry, &prev);
+        let head = ChainHead {
+            store_id: "s1".into(),
+            device_id: device.into(),
+            device_incarnation: 1,
+            seq,
+            chain_hash: hash,
+        };
+        let signature = head.sign(key).to_vec();
+        let message = SyncMessage {
+            kind: Some(sync_message::Kind::EntryBatch(EntryBatch {
+                device_id: device.into(),
+                entries: vec![EntryBytes { seq, bytes }],
+                head: Some(ChainHeadSignature {
+                    device_id: device.into(),
+                    device_incarnation: 1,
+                    seq,
+                    chain_hash: hash.to_vec(),
+                    signature,
+                }),
+            })),
+        };
+        frame(sync_frame::Kind::Sync(message))
+    };
+    // 1. A tampered chain: the first entry does not start from the genesis hash.
+    stream
+        .send_frame(&batch("till-9", 1, [7; 32], &rogue_key))
+        .await
+        .expect("send");
+    // 2. A head signed by another key than the attested one.
+    stream
+        .send_frame(&batch(
+            "till-9",
+            1,
+            GENESIS_PREV_HASH,
+            &signing_key(&[6; 32]),
+        ))
+        .await
+        .expect("send");
+    // 3. Entries claiming to be the receiver's own, beyond what it holds (one it already
+    // holds is answered as a duplicate; nothing is stored either way).
+    stream
+        .send_frame(&batch("till-1", 4, GENESIS_PREV_HASH, &rogue_key))
+        .await
+        .expect("send");
+
+    let started = std::time::Instant::now();
+    let replication = loop {
+        let replication = status(&client, &a).await["replication"].clone();
+        if replication["refused_total"].as_u64().unwrap_or(0) >= 3 {
+            break replication;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let metrics = client
+                .get(format!("http://{}/metrics", a.api))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            let refusals: Vec<&str> = metrics.lines().filter(|l| l.contains("refused")).collect();
+            panic!("not refused: {replication}\n{refusals:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        replication["entries_total"].as_u64(),
+        Some(3),
+        "{replication}"
+    );
+    assert!(
+        replication["version_vector"].get("till-9").is_none(),
+        "{replication}"
+    );
+    assert_eq!(replication["version_vector"]["till-1"].as_u64(), Some(3));
+    endpoint.close();
+    a.stop().expect("clean stop");
+    let (ok, report) = support::verify_journal(&d.join("till-1"));
+    assert!(ok, "{report}");
+}
