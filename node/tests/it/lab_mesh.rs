@@ -10,21 +10,10 @@ use posmesh_node::bench::lab_mesh::start_node as start_lab_node;
 use posmesh_simulations::lab::{Lab, LabHost, LabProcess};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Generous bound on every wait (discovery takes about a second).
 const WAIT_LIMIT: Duration = Duration::from_secs(45);
-
-fn ca(args: &[&str]) {
-    let status = Command::new(support::binary())
-        .arg("ca")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("posmesh ca runs");
-    assert!(status.success(), "posmesh ca {args:?}");
-}
 
 fn start_node(host: &LabHost, dir: &Path, device: &str) -> LabProcess {
     let binary = support::binary();
@@ -176,4 +165,8 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     println!("lab: after the partition healed, all devices hold all 100 sales in {took:?}");
     drop(nodes);
     lab.close().expect("lab cleaned up");
+}
+
+fn ca(args: &[&str]) {
+    support::ca(args)
 }

@@ -5,59 +5,13 @@
 //! tests.)
 
 use super::support;
-use posmesh_node::node_process::{NodeProcess, NodeSpec};
+use posmesh_node::node_process::NodeProcess;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Generous bound for the mesh to settle (it takes well under a second here).
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
-
-fn ca(args: &[&str]) {
-    let output = Command::new(support::binary())
-        .arg("ca")
-        .args(args)
-        .output()
-        .expect("posmesh ca runs");
-    assert!(
-        output.status.success(),
-        "posmesh ca {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn start(dir: &Path, store: &str, device: &str, mesh: &str, peers: &[String]) -> NodeProcess {
-    let spec = NodeSpec {
-        binary: support::binary(),
-        data_dir: dir.join(device),
-        catalog: support::bakery_catalog(),
-        store_id: store.into(),
-        device_id: device.into(),
-    };
-    let mut extra = vec![
-        "--identity-dir".to_owned(),
-        dir.join(format!("{device}-id")).display().to_string(),
-        "--mesh-listen".to_owned(),
-        mesh.to_owned(),
-    ];
-    for peer in peers {
-        extra.push("--peer".into());
-        extra.push(peer.clone());
-    }
-    NodeProcess::start_with(&spec, &extra).expect("node starts")
-}
-
-async fn status(client: &reqwest::Client, node: &NodeProcess) -> Value {
-    client
-        .get(format!("http://{}/v1/status", node.mgmt))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("JSON")
-}
 
 fn connected(status: &Value) -> Vec<String> {
     support::connected_peers(status)
@@ -191,9 +145,18 @@ async fn devices_of_a_store_connect_and_strangers_are_refused() {
     }
 }
 
+fn start(dir: &Path, store: &str, device: &str, mesh: &str, peers: &[String]) -> NodeProcess {
+    support::start_mesh_node(dir, store, device, mesh, peers)
+}
+
+fn ca(args: &[&str]) {
+    support::ca(args)
+}
+
+async fn status(client: &reqwest::Client, node: &NodeProcess) -> Value {
+    support::node_status(client, node).await
+}
+
 async fn mesh_addr(client: &reqwest::Client, node: &NodeProcess) -> String {
-    status(client, node).await["mesh"]["listen"]
-        .as_str()
-        .expect("mesh listen address")
-        .to_owned()
+    support::mesh_addr(client, node).await
 }

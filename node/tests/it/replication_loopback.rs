@@ -6,11 +6,10 @@
 //! passes `posmesh journal verify`, and a restarted node still knows the keys it learnt.
 
 use super::support;
-use posmesh_node::node_process::{NodeProcess, NodeSpec};
+use posmesh_node::node_process::NodeProcess;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Generous bound for replication to converge (it takes about a second here).
@@ -21,58 +20,6 @@ const SALES_EACH: u64 = 50;
 const SALES_LATE: u64 = 300;
 /// Sales posted to till-4 once it is up.
 const SALES_TILL_4: u64 = 10;
-
-fn ca(args: &[&str]) {
-    let output = Command::new(support::binary())
-        .arg("ca")
-        .args(args)
-        .output()
-        .expect("posmesh ca runs");
-    assert!(
-        output.status.success(),
-        "posmesh ca {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn start(dir: &Path, device: &str, peers: &[String]) -> NodeProcess {
-    let spec = NodeSpec {
-        binary: support::binary(),
-        data_dir: dir.join(device),
-        catalog: support::bakery_catalog(),
-        store_id: "s1".into(),
-        device_id: device.into(),
-    };
-    let mut extra = vec![
-        "--identity-dir".to_owned(),
-        dir.join(format!("{device}-id")).display().to_string(),
-        "--mesh-listen".to_owned(),
-        "127.0.0.1:0".to_owned(),
-    ];
-    for peer in peers {
-        extra.push("--peer".into());
-        extra.push(peer.clone());
-    }
-    NodeProcess::start_with(&spec, &extra).expect("node starts")
-}
-
-async fn status(client: &reqwest::Client, node: &NodeProcess) -> Value {
-    client
-        .get(format!("http://{}/v1/status", node.mgmt))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("JSON")
-}
-
-async fn mesh_addr(client: &reqwest::Client, node: &NodeProcess) -> String {
-    status(client, node).await["mesh"]["listen"]
-        .as_str()
-        .expect("mesh listen address")
-        .to_owned()
-}
 
 /// Posts `count` sales to `node`, keys prefixed with `tag`.
 async fn post_sales(client: &reqwest::Client, node: &NodeProcess, tag: &str, count: u64) {
@@ -435,4 +382,20 @@ async fn tampered_and_forged_batches_are_refused_and_nothing_is_stored() {
     a.stop().expect("clean stop");
     let (ok, report) = support::verify_journal(&d.join("till-1"));
     assert!(ok, "{report}");
+}
+
+fn start(dir: &Path, device: &str, peers: &[String]) -> NodeProcess {
+    support::start_mesh_node(dir, "s1", device, "127.0.0.1:0", peers)
+}
+
+fn ca(args: &[&str]) {
+    support::ca(args)
+}
+
+async fn status(client: &reqwest::Client, node: &NodeProcess) -> Value {
+    support::node_status(client, node).await
+}
+
+async fn mesh_addr(client: &reqwest::Client, node: &NodeProcess) -> String {
+    support::mesh_addr(client, node).await
 }

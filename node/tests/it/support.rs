@@ -124,3 +124,66 @@ pub fn connected_peers(status: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Runs `posmesh ca …` and asserts it succeeded.
+pub fn ca(args: &[&str]) {
+    let output = std::process::Command::new(binary())
+        .arg("ca")
+        .args(args)
+        .output()
+        .expect("posmesh ca runs");
+    assert!(
+        output.status.success(),
+        "posmesh ca {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Starts device `device` of `store` on 127.0.0.1 with the mesh on `mesh_listen`, its
+/// identity in `dir/<device>-id`, its data in `dir/<device>`, and static `peers`.
+pub fn start_mesh_node(
+    dir: &std::path::Path,
+    store: &str,
+    device: &str,
+    mesh_listen: &str,
+    peers: &[String],
+) -> NodeProcess {
+    let spec = NodeSpec {
+        binary: binary(),
+        data_dir: dir.join(device),
+        catalog: bakery_catalog(),
+        store_id: store.into(),
+        device_id: device.into(),
+    };
+    let mut extra = vec![
+        "--identity-dir".to_owned(),
+        dir.join(format!("{device}-id")).display().to_string(),
+        "--mesh-listen".to_owned(),
+        mesh_listen.to_owned(),
+    ];
+    for peer in peers {
+        extra.push("--peer".into());
+        extra.push(peer.clone());
+    }
+    NodeProcess::start_with(&spec, &extra).expect("node starts")
+}
+
+/// `GET /v1/status` of a node's management API.
+pub async fn node_status(client: &reqwest::Client, node: &NodeProcess) -> serde_json::Value {
+    client
+        .get(format!("http://{}/v1/status", node.mgmt))
+        .send()
+        .await
+        .expect("status answers")
+        .json()
+        .await
+        .expect("status is JSON")
+}
+
+/// The node's mesh listen address (`host:port`).
+pub async fn mesh_addr(client: &reqwest::Client, node: &NodeProcess) -> String {
+    node_status(client, node).await["mesh"]["listen"]
+        .as_str()
+        .expect("mesh listen address")
+        .to_owned()
+}
