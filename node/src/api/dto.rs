@@ -111,7 +111,7 @@ pub struct TenderBody {
 pub struct RefundBody {
     /// Lines of the original sale to refund.
     pub lines: Vec<RefundLineBody>,
-    /// How the money goes back (default `cash`).
+    /// How the money goes back (default: the original sale's first tender).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub tender: Option<TenderKind>,

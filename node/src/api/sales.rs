@@ -145,7 +145,10 @@ pub async fn refund_sale(
                 quantity: l.quantity,
             })
             .collect(),
-        tender: body.tender.unwrap_or(TenderKind::Cash),
+        tender: match body.tender {
+            Some(kind) => kind,
+            None => original_tender(&node, &original),
+        },
     };
     let command = AppendCommand {
         idempotency_key: key,
@@ -161,6 +164,24 @@ pub async fn refund_sale(
         },
     };
     Ok(written(node.writer.append(command).await?))
+}
+
+/// The tender a refund goes back to by default: the original sale's first tender (cash if
+/// the sale cannot be read; the writer then refuses the refund with the precise reason).
+fn original_tender(node: &NodeContext, original: &SaleRef) -> TenderKind {
+    let entry = node
+        .store
+        .entry(&original.device_id, original.seq)
+        .ok()
+        .flatten();
+    match entry.and_then(|e| e.payload) {
+        Some(Payload::Sale(sale)) => sale
+            .tenders
+            .first()
+            .and_then(|t| crate::ledger::convert::tender_kind_from_proto(t.kind).ok())
+            .unwrap_or(TenderKind::Cash),
+        _ => TenderKind::Cash,
+    }
 }
 
 /// One sale (or any journal entry) with what happened to it since.

@@ -2,7 +2,8 @@
 //!
 //! Rules: a sale counts on its business date; a void removes the voided sale from the
 //! totals of the sale's own date (and counts it under `voided_sales`); a refund counts on
-//! the refund's business date, in `refunds_minor` and per tender as money paid out.
+//! the refund's business date, in `refunds_minor` (its tax in `refunds_tax_minor`) and per
+//! tender as money paid out.
 
 use crate::ledger::convert::tender_kind_from_proto;
 use crate::ledger::sale_ref::SaleRef;
@@ -34,6 +35,8 @@ pub struct DayTotals {
     pub refunds: u64,
     /// Money refunded.
     pub refunds_minor: i64,
+    /// Tax contained in the refunds (to deduct from `tax_minor` for the day's net VAT).
+    pub refunds_tax_minor: i64,
     /// Net per tender (`cash`, `card`, …): takings minus change minus refunds.
     #[schema(value_type = Object)]
     pub tenders_minor: BTreeMap<String, i64>,
@@ -75,6 +78,7 @@ impl DayTotalsBuilder {
                 let day = self.day(&entry.business_date);
                 day.refunds += 1;
                 day.refunds_minor += refund.total_minor;
+                day.refunds_tax_minor += refund.tax_minor;
                 for tender in &refund.tenders {
                     *day.tenders_minor
                         .entry(tender_name(tender.kind))

@@ -767,6 +767,25 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         metrics.contains("posmesh_api_errors_total{code=\"unknown_sku\"}"),
         "{metrics}"
     );
+    // A refund without a tender goes back the way the sale was paid.
+    let card_sale = json!({
+        "currency": "GBP",
+        "lines": [{"sku": "BREAD", "quantity": 1}],
+        "tenders": [{"kind": "card", "amount_minor": 300}]
+    });
+    let paid = post(&client, &api, "/v1/sales", "card-sale", card_sale).await;
+    let seq = paid["seq"].as_u64().expect("seq");
+    let refund = json!({"lines": [{"line_index": 0, "quantity": 1}]});
+    let refunded = post(
+        &client,
+        &api,
+        &format!("/v1/sales/till-1/{seq}/refunds"),
+        "card-refund",
+        refund,
+    )
+    .await;
+    assert_eq!(refunded["reference"]["tender"], "card", "{refunded}");
+    let before = (before.0 + 2, before.1 + 2);
     // The node still takes a good sale, with the next numbers.
     let next = post(
         &client,
