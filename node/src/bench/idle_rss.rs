@@ -71,7 +71,9 @@ fn idle_rss(spec: &NodeSpec) -> anyhow::Result<u64> {
     Ok(rss)
 }
 
-async fn fill(spec: &NodeSpec, entries: u64, limit: Duration) -> anyhow::Result<u64> {
+/// Writes `entries` one-line sales into `spec`'s data directory through the real journal
+/// writer (in-process, group commits of up to 512), creating the directory's identity.
+pub async fn fill(spec: &NodeSpec, entries: u64, limit: Duration) -> anyhow::Result<u64> {
     let catalog = load_catalog(&spec.catalog)?;
     let request = SaleRequest {
         currency: catalog.currency(),

@@ -6,12 +6,15 @@
 //! - P2 ([`sale_ack`]): sales/s with 64 concurrent clients and sales per fsync, against the
 //!   raw single-writer fsync rate.
 //! - RSS ([`idle_rss`]): resident memory of an idle node holding 1M journal entries.
+//! - Catch-up ([`catchup`]): devices each holding entries the others lack → time to
+//!   convergence and wire bytes per entry byte.
 //! - Mesh ([`lab_mesh`], needs root): discovery-to-connected over mDNS + mTLS in the lab,
 //!   and request round trips over the mesh against raw UDP ([`probe`] runs in the hosts).
 //! - [`stats`] — percentiles.
 //!
 //! Every load is bounded in count and time, and talks to a node on loopback only.
 
+pub mod catchup;
 pub mod idle_rss;
 pub mod lab_mesh;
 pub mod probe;
@@ -26,7 +29,7 @@ use std::path::PathBuf;
 /// `posmesh bench` flags.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Which benchmarks: `p1`, `p2`, `rss`, `mesh` (comma-separated) or `all`.
+    /// Which benchmarks: `p1`, `p2`, `rss`, `mesh`, `catchup` (comma-separated) or `all`.
     #[arg(long, default_value = "all")]
     pub only: String,
     /// Sales measured by P1 (one client).
@@ -48,6 +51,12 @@ pub struct BenchArgs {
     /// temporary directory, removed afterwards.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Devices of the catch-up benchmark.
+    #[arg(long, default_value_t = 5)]
+    pub catchup_devices: usize,
+    /// Entries each device holds that the others lack, catch-up benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    pub catchup_entries: u64,
     /// Fresh labs the discovery benchmark runs (its median is reported).
     #[arg(long, default_value_t = 20)]
     pub mesh_runs: usize,
@@ -67,6 +76,8 @@ pub struct BenchReport {
     pub rss: Option<idle_rss::RssFigures>,
     /// Mesh figures.
     pub mesh: Option<lab_mesh::MeshFigures>,
+    /// Catch-up figures.
+    pub catchup: Option<catchup::CatchupFigures>,
 }
 
 /// Runs the selected benchmarks and prints their figures.
@@ -99,6 +110,22 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     }
     if selected("rss") {
         report.rss = Some(idle_rss::run_rss(&spec("rss"), args.rss_entries, limit).await?);
+    }
+    if selected("catchup") {
+        let work = temp.join("catchup");
+        std::fs::create_dir_all(&work)?;
+        let catalog = std::fs::canonicalize(&args.catalog)?;
+        report.catchup = Some(
+            catchup::run_catchup(
+                &binary,
+                &catalog,
+                &work,
+                args.catchup_devices,
+                args.catchup_entries,
+                limit,
+            )
+            .await?,
+        );
     }
     if selected("mesh") {
         let work = lab_mesh::lab_work_dir(&temp);

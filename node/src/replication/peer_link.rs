@@ -45,7 +45,10 @@ impl PeerLink {
     /// Queues an encoded frame without waiting; drops it when the queue is full or the
     /// stream is gone.
     pub fn send(&self, frame: Vec<u8>) {
-        if self.outbound.try_send(frame).is_err() {
+        let len = frame.len() as u64;
+        if self.outbound.try_send(frame).is_ok() {
+            metrics::counter!("posmesh_replication_bytes_sent_total").increment(len);
+        } else {
             metrics::counter!("posmesh_replication_frames_dropped_total").increment(1);
         }
     }
