@@ -1,6 +1,6 @@
 //! `posmesh journal verify`: walks every device's chain in a data directory and names the
-//! first broken link; checks the signed chain heads (Ed25519, one per written batch) of the
-//! local device, the local head record and gap-free receipt numbers.
+//! first broken link; checks the signed chain heads (Ed25519, one per written batch) of every
+//! device whose key it holds, the local head record and gap-free receipt numbers.
 
 use crate::storage::JournalStore;
 use posmesh_proto::journal::v1::ChainHeadSignature;
@@ -19,7 +19,8 @@ pub struct DeviceChainReport {
     pub entries: u64,
     /// Chain hash of the last verified entry, hex.
     pub head_hash: String,
-    /// Signed chain heads verified (local device only: its public key is in the identity).
+    /// Signed chain heads verified (the local device's key is in its identity, other
+    /// devices' in the key attestations stored with their replicated entries).
     pub signatures: u64,
     /// The first problem, if any.
     pub problem: Option<String>,
@@ -40,8 +41,27 @@ pub fn verify_data_dir(dir: &Path) -> anyhow::Result<Vec<DeviceChainReport>> {
         .ok_or_else(|| anyhow::anyhow!("{} is not initialised", dir.display()))?;
     let head = store.head()?;
     let mut reports = Vec::new();
+    // Other devices' chain-head keys, from the attestations the node verified when it
+    // learnt them (their certificates were checked against the chain CA then).
+    let attested: BTreeMap<String, LocalIdentity> = store
+        .key_attestations()?
+        .into_iter()
+        .map(|(device, attestation)| {
+            let key = LocalIdentity {
+                device_id: device.clone(),
+                device_incarnation: attestation.device_incarnation,
+                signing_public_key: attestation.signing_public_key,
+                ..Default::default()
+            };
+            (device, key)
+        })
+        .collect();
     for device in store.devices()? {
-        let signer = (device == identity.device_id).then_some(&identity);
+        let signer = if device == identity.device_id {
+            Some(&identity)
+        } else {
+            attested.get(&device)
+        };
         let mut report = verify_device(&store, &device, signer)?;
         if report.problem.is_none() && device == identity.device_id {
             report.problem =

@@ -225,6 +225,15 @@ async fn devices_of_a_store_converge_and_a_late_device_catches_up() {
                 report.contains(other.as_str()),
                 "{device} verifies {other}:\n{report}"
             );
+            // Every device's chain heads are checked, with keys learnt by attestation.
+            let line = report
+                .lines()
+                .find(|l| l.contains(&format!("device {other}:")))
+                .unwrap_or_default();
+            assert!(
+                !line.contains(", 0 signed heads verified"),
+                "{device} checked no signature of {other}:\n{report}"
+            );
         }
     }
 }
