@@ -88,6 +88,35 @@ fn certificate_error(reason: RefusalReason) -> CertificateError {
     }
 }
 
+/// Which TLS version's handshake signature rules apply.
+#[derive(Clone, Copy)]
+enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl MeshVerifier {
+    /// Checks a handshake signature with the provider's algorithms (the same for both
+    /// sides of the connection).
+    fn handshake_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        version: TlsVersion,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        match version {
+            TlsVersion::Tls12 => {
+                rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+            }
+            TlsVersion::Tls13 => {
+                rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+            }
+        }
+    }
+}
+
 impl ServerCertVerifier for MeshVerifier {
     fn verify_server_cert(
         &self,
@@ -113,12 +142,7 @@ impl ServerCertVerifier for MeshVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.handshake_signature(message, cert, dss, TlsVersion::Tls12)
     }
 
     fn verify_tls13_signature(
@@ -127,12 +151,7 @@ impl ServerCertVerifier for MeshVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.handshake_signature(message, cert, dss, TlsVersion::Tls13)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -177,12 +196,7 @@ impl ClientCertVerifier for MeshVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.handshake_signature(message, cert, dss, TlsVersion::Tls12)
     }
 
     fn verify_tls13_signature(
@@ -191,12 +205,7 @@ impl ClientCertVerifier for MeshVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.handshake_signature(message, cert, dss, TlsVersion::Tls13)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -102,17 +102,7 @@ pub async fn void_sale(
         return Ok(earlier);
     }
     let reason = text_field(body.reason.as_deref(), "reason")?;
-    let (occurred_at_ms, business_date) = node.dated(None)?;
-    let command = AppendCommand {
-        idempotency_key: key,
-        request_hash: hash,
-        occurred_at_ms,
-        business_date,
-        catalog_version: 0,
-        operator_id: String::new(),
-        operation: Operation::Void { original, reason },
-    };
-    Ok(written(node.writer.append(command).await?))
+    append_now(&node, key, hash, Operation::Void { original, reason }).await
 }
 
 /// Refunds lines of a sale; never more than was sold.
@@ -135,7 +125,6 @@ pub async fn refund_sale(
         return Ok(earlier);
     }
     let reason = text_field(body.reason.as_deref(), "reason")?;
-    let (occurred_at_ms, business_date) = node.dated(None)?;
     let request = RefundRequest {
         lines: body
             .lines
@@ -150,20 +139,12 @@ pub async fn refund_sale(
             None => original_tender(&node, &original),
         },
     };
-    let command = AppendCommand {
-        idempotency_key: key,
-        request_hash: hash,
-        occurred_at_ms,
-        business_date,
-        catalog_version: 0,
-        operator_id: String::new(),
-        operation: Operation::Refund {
-            original,
-            request,
-            reason,
-        },
+    let operation = Operation::Refund {
+        original,
+        request,
+        reason,
     };
-    Ok(written(node.writer.append(command).await?))
+    append_now(&node, key, hash, operation).await
 }
 
 /// The tender a refund goes back to by default: the original sale's first tender (cash if
@@ -303,6 +284,26 @@ async fn list(
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
     Ok(Json(page))
+}
+
+/// Appends an operation on an earlier sale (void, refund) dated now, and answers it.
+async fn append_now(
+    node: &NodeContext,
+    key: String,
+    hash: [u8; 32],
+    operation: Operation,
+) -> Result<Response, ApiError> {
+    let (occurred_at_ms, business_date) = node.dated(None)?;
+    let command = AppendCommand {
+        idempotency_key: key,
+        request_hash: hash,
+        occurred_at_ms,
+        business_date,
+        catalog_version: 0,
+        operator_id: String::new(),
+        operation,
+    };
+    Ok(written(node.writer.append(command).await?))
 }
 
 /// If `key` was used before: the original answer again (same request) or 409 (another

@@ -625,19 +625,7 @@ impl Tap for Value {
 }
 
 async fn post(client: &reqwest::Client, api: &str, path: &str, key: &str, body: Value) -> Value {
-    let response = client
-        .post(format!("http://{api}{path}"))
-        .header("Idempotency-Key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(
-        response.status(),
-        reqwest::StatusCode::CREATED,
-        "set-up {path} {key}"
-    );
-    response.json().await.expect("JSON")
+    support::post_created(client, api, path, key, &body).await
 }
 
 #[tokio::test]

@@ -121,14 +121,9 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     let lab = Lab::new(3).expect("lab (needs root and iproute2)");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let ca_dir = d.join("ca").display().to_string();
-    ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
-    for device in ["till-1", "till-2", "till-3"] {
-        let out = d.join("ids").join(device).display().to_string();
-        ca(&[
-            "issue", "--ca-dir", &ca_dir, "--store", "s1", "--device", device, "--out", &out,
-        ]);
-    }
+    let ids = d.join("ids");
+    let store = [("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")];
+    support::issue_identities(d, &store, |device| ids.join(device));
     let mut nodes: Vec<LabProcess> = (1..=3)
         .map(|i| start_node(lab.host(i), d, &format!("till-{i}")))
         .collect();
@@ -165,8 +160,4 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     println!("lab: after the partition healed, all devices hold all 100 sales in {took:?}");
     drop(nodes);
     lab.close().expect("lab cleaned up");
-}
-
-fn ca(args: &[&str]) {
-    support::ca(args)
 }

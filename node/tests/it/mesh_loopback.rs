@@ -47,19 +47,13 @@ async fn settle(
 async fn devices_of_a_store_connect_and_strangers_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let ca_dir = d.join("ca").display().to_string();
-    ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
-    for (store, device) in [
+    let devices = [
         ("s1", "till-1"),
         ("s1", "till-2"),
         ("s1", "till-3"),
         ("s2", "till-9"),
-    ] {
-        let out = d.join(format!("{device}-id")).display().to_string();
-        ca(&[
-            "issue", "--ca-dir", &ca_dir, "--store", store, "--device", device, "--out", &out,
-        ]);
-    }
+    ];
+    support::issue_identities(d, &devices, |device| d.join(format!("{device}-id")));
     let key_mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(d.join("till-1-id/node.key"))
             .expect("key")
@@ -147,10 +141,6 @@ async fn devices_of_a_store_connect_and_strangers_are_refused() {
 
 fn start(dir: &Path, store: &str, device: &str, mesh: &str, peers: &[String]) -> NodeProcess {
     support::start_mesh_node(dir, store, device, mesh, peers)
-}
-
-fn ca(args: &[&str]) {
-    support::ca(args)
 }
 
 async fn status(client: &reqwest::Client, node: &NodeProcess) -> Value {

@@ -23,19 +23,9 @@ const SALES_TILL_4: u64 = 10;
 
 /// Posts `count` sales to `node`, keys prefixed with `tag`.
 async fn post_sales(client: &reqwest::Client, node: &NodeProcess, tag: &str, count: u64) {
+    let sale = support::valid_sale();
     for i in 0..count {
-        let response = client
-            .post(format!("http://{}/v1/sales", node.api))
-            .header("Idempotency-Key", format!("{tag}-{i}"))
-            .json(&support::valid_sale())
-            .send()
-            .await
-            .expect("sale posted");
-        assert_eq!(
-            response.status(),
-            reqwest::StatusCode::CREATED,
-            "sale {tag}-{i}"
-        );
+        support::post_created(client, &node.api, "/v1/sales", &format!("{tag}-{i}"), &sale).await;
     }
 }
 
@@ -93,18 +83,17 @@ async fn converge(
 async fn devices_of_a_store_converge_and_a_late_device_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let ca_dir = d.join("ca").display().to_string();
-    ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
-    for device in ["till-1", "till-2", "till-3", "till-4"] {
-        let out = d.join(format!("{device}-id")).display().to_string();
-        ca(&[
-            "issue", "--ca-dir", &ca_dir, "--store", "s1", "--device", device, "--out", &out,
-        ]);
-    }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    support::issue_identities(
+        d,
+        &[
+            ("s1", "till-1"),
+            ("s1", "till-2"),
+            ("s1", "till-3"),
+            ("s1", "till-4"),
+        ],
+        |device| d.join(format!("{device}-id")),
+    );
+    let client = support::http_client();
     let a = start(d, "till-1", &[]);
     let a_mesh = mesh_addr(&client, &a).await;
     let b = start(d, "till-2", &[format!("till-1@{a_mesh}")]);
@@ -253,18 +242,10 @@ async fn tampered_and_forged_batches_are_refused_and_nothing_is_stored() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let ca_dir = d.join("ca").display().to_string();
-    ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
-    for device in ["till-1", "till-9"] {
-        let out = d.join(format!("{device}-id")).display().to_string();
-        ca(&[
-            "issue", "--ca-dir", &ca_dir, "--store", "s1", "--device", device, "--out", &out,
-        ]);
-    }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-9")], |device| {
+        d.join(format!("{device}-id"))
+    });
+    let client = support::http_client();
     let a = start(d, "till-1", &[]);
     post_sales(&client, &a, "honest", 3).await;
     let a_mesh: std::net::SocketAddr = mesh_addr(&client, &a).await.parse().expect("addr");
@@ -395,10 +376,6 @@ async fn tampered_and_forged_batches_are_refused_and_nothing_is_stored() {
 
 fn start(dir: &Path, device: &str, peers: &[String]) -> NodeProcess {
     support::start_mesh_node(dir, "s1", device, "127.0.0.1:0", peers)
-}
-
-fn ca(args: &[&str]) {
-    support::ca(args)
 }
 
 async fn status(client: &reqwest::Client, node: &NodeProcess) -> Value {

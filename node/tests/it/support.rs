@@ -187,3 +187,52 @@ pub async fn mesh_addr(client: &reqwest::Client, node: &NodeProcess) -> String {
         .expect("mesh listen address")
         .to_owned()
 }
+
+/// Creates chain `acme`'s CA in `dir/ca` with `posmesh ca` and issues each `(store, device)`
+/// an identity directory at `out(device)`.
+pub fn issue_identities(
+    dir: &std::path::Path,
+    devices: &[(&str, &str)],
+    out: impl Fn(&str) -> std::path::PathBuf,
+) {
+    let ca_dir = dir.join("ca").display().to_string();
+    ca(&["init", "--ca-dir", &ca_dir, "--chain", "acme"]);
+    for (store, device) in devices {
+        let out = out(device).display().to_string();
+        ca(&[
+            "issue", "--ca-dir", &ca_dir, "--store", store, "--device", device, "--out", &out,
+        ]);
+    }
+}
+
+/// A client whose requests give up after 10 s, so a hung node fails a test instead of
+/// stalling it.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// POSTs `body` to `path` with `key` and asserts 201; returns the entry.
+pub async fn post_created(
+    client: &reqwest::Client,
+    api: &str,
+    path: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let response = client
+        .post(format!("http://{api}{path}"))
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::CREATED,
+        "{path} with key {key}"
+    );
+    response.json().await.expect("JSON")
+}
