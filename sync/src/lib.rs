@@ -9,15 +9,16 @@
 //! - [`hlc`]: the hybrid logical clock that stamps journal entries.
 //! - [`replication`]: version-vector anti-entropy of the ledger between the devices of a
 //!   store (the [`replication::Replicator`] state machine, its traits and wire messages).
+//! - [`orders`]: shared orders (open tabs) as Automerge documents and their sync
+//!   ([`orders::OrderBook`]), and the rule that settles an order closed twice.
 //! - [`error`]: the crate's error enum.
-//!
-//! Automerge orders arrive with a later milestone.
 #![deny(clippy::disallowed_methods)]
 
 pub mod chain;
 pub mod chain_head;
 pub mod error;
 pub mod hlc;
+pub mod orders;
 pub mod replication;
 
 pub use error::SyncError;
