@@ -9,6 +9,7 @@
 //! - [`mgmt`]: the management API behind `posmesh status`.
 //! - [`peers`]: the store mesh from the node's side — endpoint, dialing, peer table.
 //! - [`replication`]: ledger replication with the store's peers (drives the sync core).
+//! - [`orders`]: shared orders (Automerge) — edits, sync, storage, close conflicts.
 //! - [`report`]: reports computed from the journal (takings per day).
 //! - [`catalog_file`]: loading the catalog file.
 //! - [`import`]: replaying a till export (CSV) into a node through the API.
@@ -27,6 +28,7 @@ pub mod import;
 pub mod ledger;
 pub mod mgmt;
 pub mod node_process;
+pub mod orders;
 pub mod peers;
 pub mod replication;
 pub mod report;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// How long a node may take to start listening.
 pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`NodeProcess::stop`] waits for a node to exit after SIGTERM.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running device node.
 pub struct NodeProcess {
@@ -102,11 +104,23 @@ impl NodeProcess {
         Ok(())
     }
 
-    /// SIGTERM and wait for a clean exit.
+    /// SIGTERM and wait for a clean exit: an error when the node exits with a failure or
+    /// has not exited [`STOP_TIMEOUT`] after the signal (it is then SIGKILLed).
     pub fn stop(mut self) -> anyhow::Result<()> {
         let pid = i32::try_from(self.child.id())?;
         if send_sigterm(pid) {
-            let status = self.child.wait()?;
+            let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+            let status = loop {
+                if let Some(status) = self.child.try_wait()? {
+                    break status;
+                }
+                if std::time::Instant::now() >= deadline {
+                    self.child.kill()?;
+                    self.child.wait()?;
+                    bail!("node did not exit within {STOP_TIMEOUT:?} of SIGTERM (killed)");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
             if !status.success() {
                 bail!("node exited with {status} after SIGTERM");
             }

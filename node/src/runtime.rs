@@ -5,6 +5,7 @@
 use crate::catalog_file::load_catalog;
 use crate::config::DeviceConfig;
 use crate::ledger::business_date::BusinessCalendar;
+use crate::orders::OrdersService;
 use crate::peers::{ConnectionObserver, PeerManager};
 use crate::replication::{ReplicationService, VerifiedKey};
 use crate::storage::writer::JournalWriter;
@@ -47,6 +48,8 @@ pub struct NodeContext {
     pub peers: Option<Arc<PeerManager>>,
     /// Ledger replication over the mesh, when the device has an identity.
     pub replication: Option<Arc<ReplicationService>>,
+    /// Shared orders (open tabs).
+    pub orders: Arc<OrdersService>,
 }
 
 /// Runs a device node until SIGTERM or Ctrl-C.
@@ -75,9 +78,25 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     )?;
     let (writer, writer_thread) = JournalWriter::spawn(store.clone(), identity.clone())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let orders = OrdersService::start(
+        store.clone(),
+        writer.clone(),
+        calendar,
+        &identity.device_id,
+        identity.device_incarnation,
+        stop_rx.clone(),
+    )?;
     let (peers, replication, discovery) = match &config.identity_dir {
         Some(dir) => {
-            let mesh = start_mesh(&config, dir, &store, &identity, &writer, stop_rx.clone())?;
+            let mesh = start_mesh(
+                &config,
+                dir,
+                &store,
+                &identity,
+                &writer,
+                orders.clone(),
+                stop_rx.clone(),
+            )?;
             (Some(mesh.peers), Some(mesh.replication), mesh.discovery)
         }
         None => {
@@ -99,6 +118,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         started: clock::monotonic_now(),
         peers: peers.clone(),
         replication,
+        orders,
     });
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -141,6 +161,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         peers.close();
     }
     // Dropping the last writer handle closes its queue; the thread finishes its group.
+    node.orders.shutdown();
     drop(node);
     let _ = writer_thread.join();
     tracing::info!("stopped");
@@ -163,6 +184,7 @@ fn start_mesh(
     store: &Arc<JournalStore>,
     identity: &LocalIdentity,
     writer: &JournalWriter,
+    orders: Arc<OrdersService>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Mesh> {
     let credentials = posmesh_mesh::pki::load_identity(dir)
@@ -215,6 +237,7 @@ fn start_mesh(
         policy,
         writer.subscribe_commits(),
         stop.clone(),
+        orders,
     )?;
     let observer: Arc<dyn ConnectionObserver> = replication.clone();
     let peers = PeerManager::start(

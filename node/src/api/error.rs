@@ -120,6 +120,9 @@ impl From<AppendError> for ApiError {
             AppendError::SaleHasRefunds(_) => {
                 Self::new(StatusCode::CONFLICT, "sale_has_refunds", message, None)
             }
+            AppendError::OrderClosed { .. } => {
+                Self::new(StatusCode::CONFLICT, "order_closed", message, None)
+            }
             AppendError::Refund(sale_error) => sale_error.into(),
             AppendError::Storage(_) => {
                 tracing::error!(%message, "journal write refused");

@@ -1,6 +1,8 @@
 //! The local HTTP/JSON API for POS apps (loopback by default).
 //!
 //! - [`sales`]: create, get, list, void and refund sales.
+//! - [`orders`]: shared orders (open tabs): create, edit, close.
+//! - [`alerts`]: manager alerts (close conflicts, refunds and voids that clash on merge).
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
 //! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
@@ -9,18 +11,20 @@
 //! - [`error`]: the JSON error answer.
 //! - [`openapi`]: the OpenAPI 3 document, generated from the handlers.
 
+pub mod alerts;
 pub mod body;
 pub mod catalog;
 pub mod dto;
 pub mod error;
 pub mod health;
 pub mod openapi;
+pub mod orders;
 pub mod reports;
 pub mod sales;
 
 use crate::runtime::NodeContext;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -33,6 +37,21 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .route("/v1/sales/{device}/{seq}/refunds", post(sales::refund_sale))
         .route("/v1/journal", get(sales::list_journal))
         .route("/v1/devices", get(sales::list_devices))
+        .route(
+            "/v1/orders",
+            post(orders::create_order).get(orders::list_orders),
+        )
+        .route(
+            "/v1/orders/{order}",
+            get(orders::get_order).patch(orders::update_order),
+        )
+        .route("/v1/orders/{order}/lines", post(orders::add_line))
+        .route(
+            "/v1/orders/{order}/lines/{line}",
+            patch(orders::set_quantity).delete(orders::remove_line),
+        )
+        .route("/v1/orders/{order}/close", post(orders::close_order))
+        .route("/v1/alerts", get(alerts::list_alerts))
         .route("/v1/catalog", get(catalog::get_catalog))
         .route("/v1/catalog/{sku}", get(catalog::get_item))
         .route("/v1/reports/days", get(reports::day_totals))

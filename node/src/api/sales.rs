@@ -156,11 +156,7 @@ fn original_tender(node: &NodeContext, original: &SaleRef) -> TenderKind {
         .ok()
         .flatten();
     match entry.and_then(|e| e.payload) {
-        Some(Payload::Sale(sale)) => sale
-            .tenders
-            .first()
-            .and_then(|t| crate::ledger::convert::tender_kind_from_proto(t.kind).ok())
-            .unwrap_or(TenderKind::Cash),
+        Some(Payload::Sale(sale)) => crate::ledger::convert::first_tender_kind(&sale),
         _ => TenderKind::Cash,
     }
 }
@@ -309,7 +305,7 @@ async fn append_now(
 /// If `key` was used before: the original answer again (same request) or 409 (another
 /// request) — before validating the request again, so a retry is answered even after the
 /// catalog changed. The writer checks again under its lock (a concurrent first use).
-fn answered_before(
+pub(super) fn answered_before(
     node: &NodeContext,
     key: &str,
     hash: &[u8; 32],
@@ -352,7 +348,7 @@ pub async fn list_devices(
 }
 
 /// 201 with the entry, or 200 with `Idempotent-Replayed: true` for a replay.
-fn written(committed: Committed) -> Response {
+pub(super) fn written(committed: Committed) -> Response {
     let view = EntryView::from_entry(&committed.entry, &committed.chain_hash);
     if committed.replayed {
         let mut response = (StatusCode::OK, Json(view)).into_response();
@@ -381,7 +377,7 @@ fn sale_ref(device: &str, seq: &str) -> Result<SaleRef, ApiError> {
     })
 }
 
-fn text_field(value: Option<&str>, field: &'static str) -> Result<String, ApiError> {
+pub(super) fn text_field(value: Option<&str>, field: &'static str) -> Result<String, ApiError> {
     let value = value.unwrap_or("");
     if value.chars().count() > TEXT_FIELD_LEN_MAX || value.chars().any(char::is_control) {
         return Err(ApiError::new(
@@ -408,7 +404,7 @@ fn sale_request(body: &CreateSaleBody) -> Result<SaleRequest, ApiError> {
 
 impl NodeContext {
     /// When an event happened (`occurred_at`, RFC 3339, or now) and its business date.
-    fn dated(&self, occurred_at: Option<&str>) -> Result<(i64, String), ApiError> {
+    pub(super) fn dated(&self, occurred_at: Option<&str>) -> Result<(i64, String), ApiError> {
         let now_ms = i64::try_from(clock::wall_clock_ms()).unwrap_or(i64::MAX);
         let at_ms = match occurred_at {
             None => now_ms,

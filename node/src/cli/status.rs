@@ -46,6 +46,23 @@ pub fn print_status(status: &NodeStatus) {
         "writer    {} entries in {} synced group commits since start ({per_commit:.1} per fsync)",
         status.journal.entries_appended, status.journal.group_commits
     );
+    if let Some(ledger) = &status.replication {
+        println!(
+            "ledger    {} entries of {} devices  digest {}",
+            ledger.entries_total,
+            ledger.version_vector.len(),
+            ledger.digest
+        );
+    }
+    if let Some(orders) = &status.orders {
+        println!("orders    {}  digest {}", orders.count, orders.digest);
+    }
+    if status.alerts_total > 0 {
+        println!(
+            "alerts    {} (GET /v1/alerts on the sales API)",
+            status.alerts_total
+        );
+    }
     let Some(mesh) = &status.mesh else {
         println!("mesh      off (no --identity-dir)");
         return;

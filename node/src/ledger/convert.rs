@@ -10,8 +10,13 @@ use posmesh_domain::{
 };
 use posmesh_proto::journal::v1 as pb;
 
-/// The journal `Sale` of a priced sale.
+/// The journal `Sale` of a priced sale rung up directly (no shared order).
 pub fn sale_to_proto(sale: &PricedSale) -> pb::Sale {
+    order_sale_to_proto(sale, "")
+}
+
+/// The journal `Sale` of a priced sale that closes the shared order `order_id` (`""`: none).
+pub fn order_sale_to_proto(sale: &PricedSale, order_id: &str) -> pb::Sale {
     pb::Sale {
         currency: sale.currency.code().to_owned(),
         lines: sale.lines.iter().map(line_to_proto).collect(),
@@ -23,6 +28,7 @@ pub fn sale_to_proto(sale: &PricedSale) -> pb::Sale {
         cash_rounding_minor: sale.cash_rounding_minor,
         tenders: sale.tenders.iter().map(tender_to_proto).collect(),
         consumption: consumption_to_proto(sale.consumption) as i32,
+        order_id: order_id.to_owned(),
     }
 }
 
@@ -194,6 +200,15 @@ pub fn tender_kind_from_proto(value: i32) -> Result<TenderKind, String> {
         Ok(pb::TenderKind::GiftCard) => Ok(TenderKind::GiftCard),
         _ => Err(format!("tender kind {value} is unknown")),
     }
+}
+
+/// The tender a refund of `sale` goes back to by default: its first tender (cash when it
+/// has none this version knows).
+pub fn first_tender_kind(sale: &pb::Sale) -> TenderKind {
+    sale.tenders
+        .first()
+        .and_then(|t| tender_kind_from_proto(t.kind).ok())
+        .unwrap_or(TenderKind::Cash)
 }
 
 #[cfg(test)]

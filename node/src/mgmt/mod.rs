@@ -33,6 +33,22 @@ pub struct NodeStatus {
     /// What this node holds of every device's journal (and, with a mesh, replication).
     #[serde(default)]
     pub replication: Option<ReplicationStatus>,
+    /// Shared orders held here.
+    #[serde(default)]
+    pub orders: Option<OrdersStatus>,
+    /// Manager alerts held here (`GET /v1/alerts` on the sales API lists them).
+    #[serde(default)]
+    pub alerts_total: u64,
+}
+
+/// The shared orders as held here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OrdersStatus {
+    /// Orders held (open and closed).
+    pub count: usize,
+    /// SHA-256 over every order's id and Automerge heads, hex: equal on two nodes iff they
+    /// hold the same orders with the same edits.
+    pub digest: String,
 }
 
 /// The ledger as held here: every device's journal, and the replication service.
@@ -134,6 +150,18 @@ async fn status(
         },
         mesh: node.peers.as_ref().map(|peers| mesh_status(peers)),
         replication: Some(replication_status(&node)?),
+        orders: Some({
+            let (digest, count) = node.orders.digest();
+            OrdersStatus {
+                count,
+                digest: hex::encode(digest),
+            }
+        }),
+        alerts_total: node
+            .store
+            .alerts()
+            .map_err(crate::api::error::ApiError::internal)?
+            .len() as u64,
     }))
 }
 

@@ -116,6 +116,9 @@ pub async fn receive_loop(
             Ok(Some(sync_frame::Kind::Attestation(attestation))) => {
                 service.on_attestation(&peer, attestation).await;
             }
+            Ok(Some(sync_frame::Kind::OrderSync(message))) => {
+                service.on_order_sync(&peer, message);
+            }
             Ok(None) => {} // a kind this version does not know (a newer peer)
             Err(error) => service.on_malformed_frame(&peer, &error),
         }

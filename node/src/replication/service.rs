@@ -4,14 +4,16 @@ use super::device_keys::{DeviceKeys, Offer, VerifiedKey};
 use super::node_ledger::NodeLedger;
 use super::peer_link::{self, PeerLink};
 use crate::clock;
+use crate::orders::{OrderSyncSink, OrdersService};
 use crate::peers::ConnectionObserver;
+use crate::storage::replica_effects::ReplicaEffects;
 use crate::storage::JournalStore;
 use anyhow::Context;
 use posmesh_mesh::tls::{AcceptPolicy, ChainTrust};
 use posmesh_mesh::transport::MeshConnection;
 use posmesh_proto::journal::v1::ChainHeadSignature;
 use posmesh_proto::mesh::v1::{sync_frame, KeyAttestation};
-use posmesh_proto::sync::v1::SyncMessage;
+use posmesh_proto::sync::v1::{OrderSyncMessage, SyncMessage};
 use posmesh_sync::replication::{
     PeerId, RefusalReason, ReplicationEvent, Replicator, ReplicatorConfig, ReplicatorStats,
 };
@@ -54,6 +56,8 @@ pub struct ReplicationService {
     /// Time origin of the replicator's `now_ms`.
     origin: Instant,
     refused_total: AtomicU64,
+    /// Shared orders: their sync rides on the same links.
+    orders: Arc<OrdersService>,
 }
 
 impl ReplicationService {
@@ -71,6 +75,7 @@ impl ReplicationService {
         policy: AcceptPolicy,
         commits: watch::Receiver<u64>,
         stop: watch::Receiver<bool>,
+        orders: Arc<OrdersService>,
     ) -> anyhow::Result<Arc<Self>> {
         let local_device = own.device_id.clone();
         let ledger = NodeLedger::open(store.clone()).context("cannot read the ledger")?;
@@ -97,7 +102,10 @@ impl ReplicationService {
             wake: Notify::new(),
             origin: clock::monotonic_now(),
             refused_total: AtomicU64::new(0),
+            orders,
         });
+        let sink: Arc<dyn OrderSyncSink> = service.clone();
+        service.orders.attach_sink(Arc::downgrade(&sink));
         tracing::info!(devices = ?service.keys.devices(), "replication started");
         tokio::spawn(service.clone().run_timer(commits, stop));
         Ok(service)
@@ -149,6 +157,11 @@ impl ReplicationService {
         let mut replicator = self.lock_replicator();
         replicator.handle_message(peer, message, now_ms, &self.ledger, &self.keys);
         self.pump(&mut replicator);
+    }
+
+    /// An order sync message from `peer`.
+    pub(super) fn on_order_sync(&self, peer: &PeerId, message: OrderSyncMessage) {
+        self.orders.on_message(peer, &message);
     }
 
     /// A key attestation from `peer`: verified, then adopted, stored and relayed to every
@@ -254,7 +267,10 @@ impl ReplicationService {
             })
             .await;
             let failure = match written {
-                Ok(Ok(())) => None,
+                Ok(Ok(effects)) => {
+                    service.after_store(effects);
+                    None
+                }
                 Ok(Err(error)) => Some(error.to_string()),
                 Err(error) => Some(error.to_string()),
             };
@@ -275,6 +291,21 @@ impl ReplicationService {
             }
             service.pump(&mut replicator);
         });
+    }
+
+    /// Acts on what a stored batch changed beyond the journal: alerts raised on merge are
+    /// logged and counted; orders that gained a closing sale are settled.
+    fn after_store(&self, effects: ReplicaEffects) {
+        for alert in &effects.alerts {
+            tracing::warn!(kind = %alert.kind, subject = %alert.subject, message = %alert.message,
+                "manager alert raised on merge");
+            metrics::counter!("posmesh_alerts_raised_total", "kind" => alert.kind.clone())
+                .increment(1);
+        }
+        if !effects.orders_closed.is_empty() {
+            let orders = effects.orders_closed.into_iter().collect();
+            tokio::spawn(self.orders.clone().on_orders_closed(orders));
+        }
     }
 
     /// Runs `handle_timeout` when the replicator asks, and `handle_local_append` after
@@ -350,6 +381,7 @@ impl ConnectionObserver for ReplicationService {
             )));
         }
         self.lock_links().insert(peer.clone(), link);
+        self.orders.connected(&peer);
         {
             let now_ms = self.now_ms();
             let mut replicator = self.lock_replicator();
@@ -379,9 +411,18 @@ impl ConnectionObserver for ReplicationService {
             current && links.remove(&peer).is_some()
         };
         if removed {
+            self.orders.disconnected(&peer);
             let mut replicator = self.lock_replicator();
             replicator.handle_disconnected(&peer);
             self.pump(&mut replicator);
+        }
+    }
+}
+
+impl OrderSyncSink for ReplicationService {
+    fn send_order_sync(&self, peer: &PeerId, message: OrderSyncMessage) {
+        if let Some(link) = self.lock_links().get(peer) {
+            link.send(peer_link::encode(sync_frame::Kind::OrderSync(message)));
         }
     }
 }

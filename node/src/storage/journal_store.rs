@@ -27,6 +27,10 @@ const BLOCK_CACHE_BYTES: usize = 8 << 20;
 /// A node's open database.
 pub struct JournalStore {
     db: DB,
+    /// Held while a writer reads, changes and writes the records derived from the journal
+    /// (sale status, the order index): the local journal writer and the store of replicated
+    /// batches both do, from different threads.
+    derived: std::sync::Mutex<()>,
 }
 
 impl JournalStore {
@@ -42,7 +46,10 @@ impl JournalStore {
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)))
             .collect::<Vec<_>>();
         let db = DB::open_cf_descriptors(&db_opts, dir, descriptors).map_err(|e| in_use(dir, e))?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            derived: std::sync::Mutex::new(()),
+        })
     }
 
     /// Opens an existing database read-only (for `posmesh journal verify` and reports); works
@@ -55,11 +62,24 @@ impl JournalStore {
             .iter()
             .filter(|name| present.is_empty() || present.iter().any(|p| p == *name));
         let db = DB::open_cf_for_read_only(&base_options(), dir, families, false)?;
-        let store = Self { db };
+        let store = Self {
+            db,
+            derived: std::sync::Mutex::new(()),
+        };
         if store.identity()?.is_none() {
             return Err(StorageError::NotInitialised);
         }
         Ok(store)
+    }
+
+    /// Takes the lock of the derived records (sale status, order index); hold it from the
+    /// first read to the synced write of a batch that changes them.
+    pub fn lock_derived_records(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is in RocksDB, not in the mutex: a panic elsewhere leaves nothing
+        // half-changed here, so a poisoned lock is still usable.
+        self.derived
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The identity record, if the directory was initialised.

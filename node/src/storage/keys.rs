@@ -8,6 +8,9 @@
 //! | `sale_status` | device id, `0x00`, seq | `SaleStatus` |
 //! | `chain_heads` | device id, `0x00`, seq | `ChainHeadSignature` (one per written batch) |
 //! | `device_keys` | device id | `posmesh.mesh.v1.KeyAttestation` (verified; other devices) |
+//! | `order_sales` | order id, `0x00`, device id, `0x00`, seq | HLC of the sale: physical ms (u64 BE), logical (u32 BE) |
+//! | `orders` | order id, `0x00`, chunk number (u64 BE) | Automerge bytes (a save or incremental chunk) |
+//! | `alerts` | kind, `/`, subject | `Alert` |
 //!
 //! Big-endian sequence numbers make RocksDB's bytewise order the journal order; device ids
 //! never contain `0x00` (see [`crate::config::validate_id`]).
@@ -27,15 +30,80 @@ pub const CF_CHAIN_HEADS: &str = "chain_heads";
 /// Column family of other devices' verified key attestations (their chain-head keys).
 pub const CF_DEVICE_KEYS: &str = "device_keys";
 
+/// Column family indexing the sales that closed each shared order (any device's).
+pub const CF_ORDER_SALES: &str = "order_sales";
+
+/// Column family of the shared orders' Automerge documents, in chunks.
+pub const CF_ORDERS: &str = "orders";
+
+/// Column family of manager alerts.
+pub const CF_ALERTS: &str = "alerts";
+
 /// Every column family, in the order they are opened.
-pub const COLUMN_FAMILIES: [&str; 6] = [
+pub const COLUMN_FAMILIES: [&str; 9] = [
     CF_JOURNAL,
     CF_DEVICE_META,
     CF_IDEMPOTENCY,
     CF_SALE_STATUS,
     CF_CHAIN_HEADS,
     CF_DEVICE_KEYS,
+    CF_ORDER_SALES,
+    CF_ORDERS,
+    CF_ALERTS,
 ];
+
+/// `device_meta` key of the order-editing session counter (u64 big-endian), raised at
+/// every start (see `posmesh_sync::orders::order_actor`).
+pub const META_ORDERS_SESSION: &[u8] = b"orders_session";
+
+/// Key of a sale that closed `order_id` in the `order_sales` column family.
+pub fn order_sale_key(order_id: &str, device_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = order_prefix(order_id);
+    key.extend_from_slice(&entry_key(device_id, seq));
+    key
+}
+
+/// Value of an `order_sales` key: the sale entry's HLC, physical ms (u64 BE) then logical
+/// (u32 BE), which the close rule orders by.
+pub fn order_sale_value(physical_ms: u64, logical: u32) -> Vec<u8> {
+    let mut value = physical_ms.to_be_bytes().to_vec();
+    value.extend_from_slice(&logical.to_be_bytes());
+    value
+}
+
+/// The first key of everything stored under `order_id` (`order_sales`, `orders`).
+pub fn order_prefix(order_id: &str) -> Vec<u8> {
+    debug_assert!(!order_id.as_bytes().contains(&0));
+    let mut key = order_id.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+/// Key of chunk `chunk` of `order_id`'s document in the `orders` column family.
+pub fn order_chunk_key(order_id: &str, chunk: u64) -> Vec<u8> {
+    let mut key = order_prefix(order_id);
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// Splits an [`order_chunk_key`] into `(order_id, chunk)`.
+pub fn parse_order_chunk_key(key: &[u8]) -> Option<(&str, u64)> {
+    let split = key.len().checked_sub(9)?;
+    let (order, rest) = key.split_at(split);
+    let (&separator, chunk) = rest.split_first()?;
+    if separator != 0 {
+        return None;
+    }
+    Some((
+        std::str::from_utf8(order).ok()?,
+        u64::from_be_bytes(chunk.try_into().ok()?),
+    ))
+}
+
+/// Key of an alert in the `alerts` column family.
+pub fn alert_key(kind: &str, subject: &str) -> Vec<u8> {
+    format!("{kind}/{subject}").into_bytes()
+}
 
 /// `device_meta` key of the [`LocalIdentity`](posmesh_proto::storage::v1::LocalIdentity).
 pub const META_IDENTITY: &[u8] = b"identity";

@@ -5,12 +5,17 @@
 //! - [`writer`]: the single journal writer thread and its group commit.
 //! - [`replica`]: reads and writes of replication — version vector, other devices'
 //!   batches and key attestations.
+//! - [`replica_effects`]: what another device's entries change beyond the journal (order
+//!   index, sale status, alerts on merge).
+//! - [`orders`]: shared orders' documents, the order index and manager alerts.
 //! - [`error`]: storage errors.
 
 pub mod error;
 pub mod journal_store;
 pub mod keys;
+pub mod orders;
 pub mod replica;
+pub mod replica_effects;
 pub mod writer;
 
 pub use error::StorageError;

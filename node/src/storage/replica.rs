@@ -6,7 +6,9 @@
 //! [`JournalStore::store_replica_batch`] refuses entries of the local device, so the two
 //! writers never touch the same keys (they share nothing but the database).
 
+use super::journal_store::decode_entry;
 use super::keys::{self, CF_CHAIN_HEADS, CF_DEVICE_KEYS, CF_JOURNAL};
+use super::replica_effects::{EffectsBuilder, ReplicaEffects};
 use super::{JournalStore, StorageError};
 use posmesh_proto::journal::v1::ChainHeadSignature;
 use posmesh_proto::mesh::v1::KeyAttestation;
@@ -88,7 +90,7 @@ impl JournalStore {
         device_id: &str,
         entries: &[(u64, Vec<u8>)],
         head: &ChainHeadSignature,
-    ) -> Result<(), StorageError> {
+    ) -> Result<ReplicaEffects, StorageError> {
         let refuse = |reason: String| Err(StorageError::ReplicaRefused(reason));
         if device_id == local_device_id {
             return refuse(format!(
@@ -107,13 +109,18 @@ impl JournalStore {
                 "batch of {device_id} starts at seq {first_seq}, but {held} are stored"
             ));
         }
+        // Sale status is read, changed and written by the journal writer too.
+        let _derived = self.lock_derived_records();
         let mut batch = WriteBatch::default();
+        let now_ms = i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX);
+        let mut effects = EffectsBuilder::new(self, now_ms);
         let mut expected = first_seq;
         for (seq, bytes) in entries {
             if *seq != expected {
                 return refuse(format!("gap in batch of {device_id} at seq {expected}"));
             }
             batch.put_cf(self.cf(CF_JOURNAL), keys::entry_key(device_id, *seq), bytes);
+            effects.add(decode_entry(device_id, *seq, bytes)?, &mut batch)?;
             expected += 1;
         }
         let last_seq = expected - 1;
@@ -128,7 +135,8 @@ impl JournalStore {
             keys::entry_key(device_id, last_seq),
             head.encode_to_vec(),
         );
-        self.write_synced(batch)
+        self.write_synced(batch)?;
+        Ok(effects.finish())
     }
 
     /// The stored key attestations of other devices, by device id (none in a read-only
@@ -251,8 +259,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let store = JournalStore::open(dir.path())?;
         let entries = chain("till-2", 6);
-        let refused =
-            |r: Result<(), StorageError>| matches!(r, Err(StorageError::ReplicaRefused(_)));
+        let refused = |r: Result<ReplicaEffects, StorageError>| {
+            matches!(r, Err(StorageError::ReplicaRefused(_)))
+        };
         assert!(refused(store.store_replica_batch(
             "till-2",
             "till-2",

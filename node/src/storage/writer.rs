@@ -13,7 +13,8 @@
 //! as it was, so numbering stays gap-free (guarantee 5).
 
 use super::keys::{
-    self, CF_CHAIN_HEADS, CF_DEVICE_META, CF_IDEMPOTENCY, CF_JOURNAL, CF_SALE_STATUS,
+    self, CF_CHAIN_HEADS, CF_DEVICE_META, CF_IDEMPOTENCY, CF_JOURNAL, CF_ORDER_SALES,
+    CF_SALE_STATUS,
 };
 use super::{JournalStore, StorageError};
 use crate::clock;
@@ -60,6 +61,14 @@ pub enum Operation {
         request: RefundRequest,
         /// Free-text reason (e.g. "damaged").
         reason: String,
+    },
+    /// A sale that closes the shared order `order_id` (priced from the order's lines).
+    /// Refused when the order already has a closing sale this node knows of.
+    CloseOrder {
+        /// The order closed.
+        order_id: String,
+        /// The sale, priced and validated by the domain.
+        sale: Box<PricedSale>,
     },
     /// Cancels an earlier sale in full.
     Void {
@@ -124,6 +133,14 @@ pub enum AppendError {
     /// The sale has refunds, so it cannot be voided (refund the rest instead).
     #[error("sale {0} has refunds and cannot be voided; refund the remaining lines instead")]
     SaleHasRefunds(SaleRef),
+    /// The order was closed already (by this device or one whose sale replicated here).
+    #[error("order {order_id} was already closed by sale {by}")]
+    OrderClosed {
+        /// The order.
+        order_id: String,
+        /// Its closing sale.
+        by: SaleRef,
+    },
     /// The refund breaks a domain rule (e.g. more than the original).
     #[error(transparent)]
     Refund(#[from] SaleError),
@@ -239,6 +256,8 @@ struct GroupOverlay {
     idempotency: HashMap<String, IdempotencyRecord>,
     statuses: HashMap<SaleRef, SaleStatus>,
     entries: HashMap<u64, Committed>,
+    /// Orders closed by this group, with their closing sale's seq.
+    closed_orders: HashMap<String, u64>,
 }
 
 impl WriterState {
@@ -255,6 +274,8 @@ impl WriterState {
     }
 
     fn commit_group(&mut self, group: Vec<Pending>) {
+        let store = self.store.clone();
+        let _derived = store.lock_derived_records();
         let mut batch = WriteBatch::default();
         let mut overlay = GroupOverlay::default();
         let mut head = self.head.clone();
@@ -363,6 +384,15 @@ impl WriterState {
         let (payload, status_change) = self.payload_for(&command.operation, overlay)?;
         let entry = self.append_entry(command, payload, head, clock, wall_ms, batch);
         let seq = entry.entry.seq;
+        if let Operation::CloseOrder { order_id, .. } = &command.operation {
+            let hlc = entry.entry.hlc.unwrap_or_default();
+            batch.put_cf(
+                self.store.cf(CF_ORDER_SALES),
+                keys::order_sale_key(order_id, &self.identity.device_id, seq),
+                keys::order_sale_value(hlc.physical_ms, hlc.logical),
+            );
+            overlay.closed_orders.insert(order_id.clone(), seq);
+        }
         if let Some((sale, mut status)) = status_change {
             match &command.operation {
                 Operation::Void { .. } => {
@@ -374,7 +404,7 @@ impl WriterState {
                         .refunds
                         .push(format!("{}/{seq}", self.identity.device_id));
                 }
-                Operation::Sale(_) => {}
+                Operation::Sale(_) | Operation::CloseOrder { .. } => {}
             }
             batch.put_cf(
                 self.store.cf(CF_SALE_STATUS),
@@ -466,6 +496,28 @@ impl WriterState {
     ) -> Result<(Payload, Option<(SaleRef, SaleStatus)>), AppendError> {
         match operation {
             Operation::Sale(sale) => Ok((Payload::Sale(convert::sale_to_proto(sale)), None)),
+            Operation::CloseOrder { order_id, sale } => {
+                if let Some(seq) = overlay.closed_orders.get(order_id) {
+                    return Err(AppendError::OrderClosed {
+                        order_id: order_id.clone(),
+                        by: SaleRef {
+                            device_id: self.identity.device_id.clone(),
+                            seq: *seq,
+                        },
+                    });
+                }
+                if let Some(first) = self.store.order_sales(order_id)?.into_iter().next() {
+                    return Err(AppendError::OrderClosed {
+                        order_id: order_id.clone(),
+                        by: SaleRef {
+                            device_id: first.device_id,
+                            seq: first.seq,
+                        },
+                    });
+                }
+                let sale = convert::order_sale_to_proto(sale, order_id);
+                Ok((Payload::Sale(sale), None))
+            }
             Operation::Void { original, reason } => {
                 let (entry, status) = self.original_sale(original, overlay)?;
                 if !status.voided_by_device_id.is_empty() {

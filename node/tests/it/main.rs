@@ -6,5 +6,6 @@ mod crash_durability;
 mod import_bakery;
 mod lab_mesh;
 mod mesh_loopback;
+mod orders_loopback;
 mod replication_loopback;
 mod support;

@@ -1,0 +1,53 @@
+//! `GET /v1/alerts`: what a manager must look at — orders closed on two devices, refunds
+//! and voids that clash once a partition heals.
+
+use super::error::ApiError;
+use crate::runtime::NodeContext;
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// One alert.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertDto {
+    /// `order_close_conflict`, `over_refund`, `double_void`, `refund_of_voided_sale` or
+    /// `void_of_refunded_sale`.
+    pub kind: String,
+    /// The order id or sale ("device/seq") concerned.
+    pub subject: String,
+    /// What happened and what was done.
+    pub message: String,
+    /// When this device raised it, ms since the Unix epoch.
+    pub raised_at_ms: i64,
+}
+
+/// `GET /v1/alerts` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertList {
+    /// Alerts by kind, then subject.
+    pub alerts: Vec<AlertDto>,
+}
+
+/// Every alert this device holds.
+#[utoipa::path(get, path = "/v1/alerts", responses((status = 200, body = AlertList)))]
+pub async fn list_alerts(
+    State(node): State<Arc<NodeContext>>,
+) -> Result<Json<AlertList>, ApiError> {
+    let alerts = tokio::task::spawn_blocking(move || node.store.alerts())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(AlertList {
+        alerts: alerts
+            .into_iter()
+            .map(|a| AlertDto {
+                kind: a.kind,
+                subject: a.subject,
+                message: a.message,
+                raised_at_ms: a.raised_at_ms,
+            })
+            .collect(),
+    }))
+}
