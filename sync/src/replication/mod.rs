@@ -21,12 +21,16 @@
 //! - [`event`] — [`ReplicationEvent`] and [`RefusalReason`].
 //! - [`ledger_read`], [`signing_keys`] — the traits the driver implements.
 //! - [`peer_id`], [`stats`] — [`PeerId`] and [`ReplicatorStats`].
+//! - `canary` (feature `canaries`, enabled by the simulator only) — planted bugs the
+//!   simulation's checkers must catch.
 //! - private: `batch_check` (verifying a received batch), `batch_cut` (cutting a batch to
 //!   send at a signed head), `peer_state` (send windows per peer), `inbound` (pending store
 //!   and parked batches per device).
 
 mod batch_check;
 mod batch_cut;
+#[cfg(feature = "canaries")]
+pub mod canary;
 pub mod config;
 pub mod event;
 mod inbound;
@@ -38,6 +42,8 @@ pub mod signing_keys;
 pub mod stats;
 pub mod version_vector;
 
+#[cfg(feature = "canaries")]
+pub use canary::Canary;
 #[cfg(test)]
 mod tests;
 
