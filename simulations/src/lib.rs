@@ -21,3 +21,4 @@
 //!   milestone; the crate's default binary is left free for it.
 
 pub mod lab;
+pub mod sim;

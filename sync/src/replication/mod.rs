@@ -44,9 +44,6 @@ pub mod version_vector;
 
 #[cfg(feature = "canaries")]
 pub use canary::Canary;
-#[cfg(test)]
-mod tests;
-
 pub use config::ReplicatorConfig;
 pub use event::{RefusalReason, ReplicationEvent};
 pub use ledger_read::LedgerRead;
