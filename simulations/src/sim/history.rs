@@ -52,6 +52,9 @@ pub struct SaleRecord {
     pub device: usize,
     /// When, ms of virtual time.
     pub requested_ms: u64,
+    /// Writes of the device that must complete before it is answered, its own included
+    /// (the write in progress, the groups queued before it, its group).
+    pub writes_to_wait: u64,
     /// What became of it.
     pub outcome: SaleOutcome,
 }

@@ -194,9 +194,14 @@ impl World {
                 because: RefusedBecause::DeviceDown,
             }
         };
+        let device = &self.devices[d];
+        let group_max = self.config.writer_group_max.max(1) as u64;
+        let queued = device.queue.len() as u64 + 1;
+        let writes_to_wait = u64::from(device.local_write.is_some()) + queued.div_ceil(group_max);
         self.history.sales.push(SaleRecord {
             device: d,
             requested_ms: self.now_ms,
+            writes_to_wait,
             outcome,
         });
         if self.devices[d].up {
