@@ -26,6 +26,12 @@
 //! - private: `batch_check` (verifying a received batch), `batch_cut` (cutting a batch to
 //!   send at a signed head), `peer_state` (send windows per peer), `inbound` (pending store
 //!   and parked batches per device).
+//!
+//! # Tests
+//! Beside the unit tests here, the replicator is tested where an in-memory ledger and a
+//! simulated store exist: `simulations/tests/replication` (the sans-IO contract input by
+//! input, every refusal reason) and the deterministic simulator (`simulations/src/sim`,
+//! `make sim`), which drives it through crashes, partitions and tampering.
 
 mod batch_check;
 mod batch_cut;

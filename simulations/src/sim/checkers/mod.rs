@@ -1,6 +1,6 @@
-//! The checkers: one file per guarantee of DESIGN.md, each reading the finished
-//! [`World`](super::world::World) (its disks and its [`History`](super::history::History))
-//! and returning [`Violation`]s with the device and seq concerned.
+//! The checkers: one file per guarantee of DESIGN.md, each reading the finished `World`
+//! (its disks and its `History`) and returning [`Violation`]s with the device and seq
+//! concerned.
 //!
 //! | guarantee (DESIGN.md) | checker |
 //! | --- | --- |
