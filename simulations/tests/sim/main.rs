@@ -2,5 +2,6 @@
 //! and 0 violations, exact replay, and canaries that the checkers must catch.
 
 mod canaries;
+mod cli;
 mod replay;
 mod sweep;
