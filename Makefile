@@ -12,6 +12,14 @@ BIN := $(CARGO_TARGET_DIR)/debug/posmesh
 DATA ?= ../shared/data/BreadBasket_DMS.csv
 # SIGKILL cycles of the crash-durability test (CI: 50; a long run: make test CRASH_CYCLES=1000).
 CRASH_CYCLES ?= 50
+# The deterministic simulator: `make sim SEEDS=N` sweeps seeds FIRST_SEED.., `make sim SEED=X`
+# replays one seed with its event trace; SIM_ARGS passes more flags (--profile day, --canary …,
+# --bench). See simulations/src/lib.rs.
+SIM := $(CARGO_TARGET_DIR)/debug/posmesh-sim
+SEEDS ?= 10000
+FIRST_SEED ?= 1
+SEED ?=
+SIM_ARGS ?=
 
 .PHONY: help setup checkout-stamp build run test bench sim lint fmt
 
@@ -20,7 +28,7 @@ help:
 	@echo "make test   — build, then run every test (unit, property, crash durability, bad input, bakery import)"
 	@echo "make bench  — benchmarks P1 (ack latency), P2 (throughput, sales per fsync), idle RSS with 1M entries"
 	@echo "make lint   — cargo fmt --check and clippy with warnings denied (read-only)"
-	@echo "make sim    — the deterministic simulator (arrives with the simulation milestone)"
+	@echo "make sim    — deterministic simulation: SEEDS=N sweeps (default 10000), SEED=X replays one with its trace"
 	@echo "build output: $(CARGO_TARGET_DIR) (first build ~30 min: RocksDB)"
 
 setup:
@@ -53,8 +61,11 @@ bench: build
 	"$(BIN)" bench $(BENCH_ARGS)
 
 sim: build
-	@echo "make sim: the deterministic simulation harness is not built yet (simulation milestone, issue 5)." >&2
-	@exit 2
+ifneq ($(strip $(SEED)),)
+	"$(SIM)" --seed $(SEED) --trace $(SIM_ARGS)
+else
+	"$(SIM)" --seeds $(SEEDS) --first-seed $(FIRST_SEED) $(SIM_ARGS)
+endif
 
 lint: checkout-stamp
 	cargo fmt --all -- --check

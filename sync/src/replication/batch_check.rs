@@ -8,10 +8,11 @@
 //! exactly these entries, with one signature check per batch.
 
 use super::{RefusalReason, SigningKeys};
-use crate::chain::{BreakKind, ChainBreak, ChainHash, ChainVerifier};
+use crate::chain::{entry_hash, BreakKind, ChainBreak, ChainHash, ChainVerifier};
 use crate::chain_head::ChainHead;
-use posmesh_proto::journal::v1::ChainHeadSignature;
+use posmesh_proto::journal::v1::{ChainHeadSignature, JournalEntry};
 use posmesh_proto::sync::v1::{EntryBatch, EntryBytes};
+use prost::Message as _;
 
 /// The sequence range `first ..= last` of a well-formed batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,9 @@ pub(super) fn check_shape(batch: &EntryBatch) -> Result<BatchRange, RefusalReaso
 /// Verifies `entries` (already trimmed: they start at `after_seq + 1`) against the held
 /// chain hash `after_hash` of entry `after_seq` (the genesis hash when `after_seq` is 0), and
 /// the head against the last entry and the device's key.
+///
+/// `check_links` is always true except under the planted `SkipLinkCheck` canary (feature
+/// `canaries`, simulator only), which skips the `prev_hash` comparison of every entry.
 pub(super) fn verify_suffix(
     device_id: &str,
     entries: Vec<EntryBytes>,
@@ -98,6 +102,7 @@ pub(super) fn verify_suffix(
     after_seq: u64,
     after_hash: ChainHash,
     keys: &impl SigningKeys,
+    check_links: bool,
 ) -> Result<VerifiedBatch, RefusalReason> {
     assert!(!entries.is_empty(), "verify_suffix needs entries");
     assert_eq!(
@@ -108,6 +113,19 @@ pub(super) fn verify_suffix(
     let mut verifier = ChainVerifier::resume(device_id, after_seq, after_hash);
     let mut last_entry = None;
     for entry in &entries {
+        if !check_links {
+            // The canary: take each entry as the new head without comparing its prev_hash.
+            let decoded = JournalEntry::decode(entry.bytes.as_slice()).map_err(|e| {
+                RefusalReason::ChainBroken(ChainBreak {
+                    device_id: device_id.to_owned(),
+                    seq: entry.seq,
+                    kind: BreakKind::Undecodable(e.to_string()),
+                })
+            })?;
+            verifier = ChainVerifier::resume(device_id, entry.seq, entry_hash(&entry.bytes));
+            last_entry = Some(decoded);
+            continue;
+        }
         let decoded = verifier
             .push(entry.seq, &entry.bytes)
             .map_err(RefusalReason::ChainBroken)?;

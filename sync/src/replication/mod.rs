@@ -21,12 +21,22 @@
 //! - [`event`] — [`ReplicationEvent`] and [`RefusalReason`].
 //! - [`ledger_read`], [`signing_keys`] — the traits the driver implements.
 //! - [`peer_id`], [`stats`] — [`PeerId`] and [`ReplicatorStats`].
+//! - `canary` (feature `canaries`, enabled by the simulator only) — planted bugs the
+//!   simulation's checkers must catch.
 //! - private: `batch_check` (verifying a received batch), `batch_cut` (cutting a batch to
 //!   send at a signed head), `peer_state` (send windows per peer), `inbound` (pending store
 //!   and parked batches per device).
+//!
+//! # Tests
+//! Beside the unit tests here, the replicator is tested where an in-memory ledger and a
+//! simulated store exist: `simulations/tests/replication` (the sans-IO contract input by
+//! input, every refusal reason) and the deterministic simulator (`simulations/src/sim`,
+//! `make sim`), which drives it through crashes, partitions and tampering.
 
 mod batch_check;
 mod batch_cut;
+#[cfg(feature = "canaries")]
+pub mod canary;
 pub mod config;
 pub mod event;
 mod inbound;
@@ -38,9 +48,8 @@ pub mod signing_keys;
 pub mod stats;
 pub mod version_vector;
 
-#[cfg(test)]
-mod tests;
-
+#[cfg(feature = "canaries")]
+pub use canary::Canary;
 pub use config::ReplicatorConfig;
 pub use event::{RefusalReason, ReplicationEvent};
 pub use ledger_read::LedgerRead;

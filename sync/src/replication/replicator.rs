@@ -49,6 +49,8 @@ pub struct Replicator {
     transmits: VecDeque<(PeerId, SyncMessage)>,
     events: VecDeque<ReplicationEvent>,
     stats: ReplicatorStats,
+    /// The planted `SkipLinkCheck` bug is on (only settable with feature `canaries`).
+    skip_link_check: bool,
 }
 
 impl Replicator {
@@ -73,7 +75,17 @@ impl Replicator {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: ReplicatorStats::default(),
+            skip_link_check: false,
         })
+    }
+
+    /// Plants a deliberate bug, for the simulator's canary tests only (feature `canaries`):
+    /// the simulation's checkers must catch it. Never call this in a node.
+    #[cfg(feature = "canaries")]
+    pub fn plant_canary(&mut self, canary: super::Canary) {
+        match canary {
+            super::Canary::SkipLinkCheck => self.skip_link_check = true,
+        }
     }
 
     /// The configuration.
@@ -347,8 +359,16 @@ impl Replicator {
             unreachable!("check_shape requires a head");
         };
         let entries: Vec<EntryBytes> = batch.entries.into_iter().skip(skip).collect();
-        let verified = match verify_suffix(&device_id, entries, head, accepted, accepted_hash, keys)
-        {
+        let check_links = !self.skip_link_check;
+        let verified = match verify_suffix(
+            &device_id,
+            entries,
+            head,
+            accepted,
+            accepted_hash,
+            keys,
+            check_links,
+        ) {
             Ok(verified) => verified,
             Err(reason) => return self.refuse(peer, &device_id, reason),
         };

@@ -1,39 +1,62 @@
 //! Every refusal reason, from a forger connected as a peer: the batch is refused with the
 //! right reason and nothing is stored; afterwards the honest path still converges.
 
-use super::harness::{Cluster, Faults};
-use super::mem_ledger::{entry, key_of, sign_head};
+use super::support::SEED;
 use crate::chain::{link_entry, BreakKind, ChainHash, GENESIS_PREV_HASH};
-use crate::replication::{LedgerRead, PeerId, RefusalReason, ReplicatorConfig};
+use crate::replication::{LedgerRead, PeerId, RefusalReason};
 use posmesh_proto::journal::v1::JournalEntry;
 use posmesh_proto::sync::v1::{sync_message::Kind, EntryBatch, EntryBytes, SyncMessage};
+use posmesh_simulations::sim::keys::{device_key, sign_head, INCARNATION, STORE_ID};
+use posmesh_simulations::sim::rng::SimRng;
+use posmesh_simulations::sim::{checkers, SimConfig, World};
 use prost::Message;
 
 const FORGER: &str = "mallory";
 
+fn key_of(device: &str) -> ed25519_dalek::SigningKey {
+    device_key(SEED, device)
+}
+
+/// A bare journal entry of `device_id` at `seq` (not yet linked).
+fn entry(device_id: &str, seq: u64) -> JournalEntry {
+    JournalEntry {
+        store_id: STORE_ID.into(),
+        device_id: device_id.into(),
+        device_incarnation: INCARNATION,
+        seq,
+        ..Default::default()
+    }
+}
+
 /// Node 0 (`till-1`) cut off from the honest peers and connected to the forger; `till-2`
-/// has written 9 entries in batches of 3, 2 and 4; `till-3` 2 entries.
-fn setup() -> Cluster {
-    let config = ReplicatorConfig {
-        batch_entries_max: 4,
-        ..ReplicatorConfig::default()
-    };
-    let mut cluster = Cluster::new(&["till-1", "till-2", "till-3"], &config, 7, Faults::NONE);
-    cluster.set_link(0, 1, false);
-    cluster.set_link(0, 2, false);
-    cluster.nodes[0]
+/// has written 9 entries in groups of 3, 2 and 4; `till-3` 2 entries. No faults, no skew.
+fn setup() -> World {
+    let mut config = SimConfig::quick();
+    config.skew_max_ms = 0;
+    config.disk_latency_max_ms = 1;
+    config.replicator.batch_entries_max = 4;
+    let names: Vec<String> = ["till-1", "till-2", "till-3"].map(String::from).to_vec();
+    let mut world = World::new(SEED, config, None, &names, SimRng::new(SEED), false);
+    world.message_faults = false;
+    world.cut(0, 1);
+    world.cut(0, 2);
+    world.devices[0]
         .replicator
+        .as_mut()
+        .expect("up")
         .handle_connected(PeerId::from(FORGER), 0);
     for count in [3, 2, 4] {
-        cluster.append(1, count);
+        world.request_sales(1, count);
+        world.run_until(world.now_ms + 20);
     }
-    cluster.append(2, 2);
-    cluster
+    world.request_sales(2, 2);
+    world.run_until(world.now_ms + 50);
+    world
 }
 
 /// The honest batch of `device_id` entries `after + 1 ..= up_to` from `node`'s ledger.
-fn honest(cluster: &Cluster, node: usize, device_id: &str, after: u64, up_to: u64) -> EntryBatch {
-    let ledger = &cluster.nodes[node].ledger;
+fn honest(world: &World, node: usize, device_id: &str, after: u64, up_to: u64) -> EntryBatch {
+    let ledger = world.devices[node].disk.durable();
     let entries = ledger
         .entries_after(device_id, after, (up_to - after) as usize)
         .into_iter()
@@ -84,25 +107,24 @@ fn batch(b: EntryBatch) -> SyncMessage {
 
 /// Injects `forged` into node 0 and returns the one refusal it caused; asserts that node 0's
 /// ledger did not change.
-fn refuse(cluster: &mut Cluster, forged: EntryBatch) -> RefusalReason {
-    let before = cluster.nodes[0].ledger.version_vector();
-    let stored_before = cluster.nodes[0].ledger.entries_stored;
+fn refuse(world: &mut World, forged: EntryBatch) -> RefusalReason {
+    let before = world.devices[0].disk.durable().version_vector();
+    let refusals_before = world.history.refusals.len();
     let device = forged.device_id.clone();
-    cluster.inject(0, FORGER, batch(forged));
-    cluster.run_until(cluster.now_ms + 50);
-    let node = &mut cluster.nodes[0];
-    assert_eq!(node.ledger.version_vector(), before, "nothing stored");
-    assert_eq!(node.ledger.entries_stored, stored_before, "nothing stored");
+    world.inject(0, FORGER, batch(forged), true);
+    assert!(world.devices[0].stores.is_empty(), "nothing to store");
+    world.run_until(world.now_ms + 50);
     assert_eq!(
-        node.refusals.len(),
-        1,
-        "exactly one refusal: {:?}",
-        node.refusals
+        world.devices[0].disk.durable().version_vector(),
+        before,
+        "nothing stored"
     );
-    let (peer, device_id, reason) = node.refusals.remove(0);
-    assert_eq!(peer, PeerId::from(FORGER));
-    assert_eq!(device_id, device);
-    reason
+    let new = &world.history.refusals[refusals_before..];
+    assert_eq!(new.len(), 1, "exactly one refusal: {new:?}");
+    assert_eq!(new[0].device, 0);
+    assert_eq!(new[0].peer, FORGER);
+    assert_eq!(new[0].author, device);
+    new[0].reason.clone()
 }
 
 fn tamper(bytes: &[u8]) -> Vec<u8> {
@@ -201,11 +223,12 @@ fn every_forgery_is_refused_with_its_reason_and_the_honest_path_converges() {
 
     // Nothing above reached the disk. Now an honest batch relayed by the forger is stored
     // (data is trusted for its signatures, not for who carries it)…
-    c.inject(0, FORGER, batch(honest(&c, 1, "till-2", 0, 3)));
+    let relayed = batch(honest(&c, 1, "till-2", 0, 3));
+    c.inject(0, FORGER, relayed, false);
     c.run_until(c.now_ms + 50);
     assert_eq!(
-        c.nodes[0].ledger.entries("till-2"),
-        &c.nodes[1].ledger.entries("till-2")[..3]
+        c.devices[0].disk.durable().entries("till-2"),
+        &c.devices[1].disk.durable().entries("till-2")[..3]
     );
 
     // …and a continuation that does not link to what node 0 holds is refused, even when
@@ -217,9 +240,11 @@ fn every_forgery_is_refused_with_its_reason_and_the_honest_path_converges() {
 
     // The honest path still converges.
     c.heal();
-    let converged = c.run_until_done(c.now_ms + 10_000, Cluster::converged);
+    let converged = c.run_until_converged(c.now_ms + 10_000);
     assert!(converged.is_some(), "no convergence after the forgeries");
-    assert_eq!(c.check_convergence(), Vec::<String>::new());
+    c.history.converged_at_ms = converged;
+    assert_eq!(checkers::convergence::check(&c), vec![]);
+    assert_eq!(checkers::tamper_refusal::check(&c), vec![]);
 }
 
 #[test]
@@ -235,12 +260,14 @@ fn a_malformed_version_vector_is_refused_and_changes_nothing() {
             devices: vec![twice.clone(), twice],
         })),
     };
-    c.inject(0, FORGER, message);
-    let (_, device_id, reason) = c.nodes[0].refusals.remove(0);
+    c.inject(0, FORGER, message, true);
+    let refusal = c.history.refusals.pop().expect("refused");
+    let (device_id, reason) = (refusal.author, refusal.reason);
     assert_eq!(device_id, "");
     assert!(matches!(reason, RefusalReason::Malformed { .. }));
     // A message kind from a newer version is ignored.
-    c.inject(0, FORGER, SyncMessage { kind: None });
-    assert!(c.nodes[0].refusals.is_empty());
-    assert_eq!(c.nodes[0].replicator.stats().messages_unknown_kind, 1);
+    c.inject(0, FORGER, SyncMessage { kind: None }, false);
+    assert!(c.history.refusals.is_empty());
+    let stats = c.devices[0].replicator.as_ref().expect("up").stats();
+    assert_eq!(stats.messages_unknown_kind, 1);
 }

@@ -1,6 +1,6 @@
 //! The sans-IO contract of one replicator, input by input.
 
-use super::mem_ledger::MemLedger;
+use super::support::{append_local, ledger, Ledger};
 use crate::replication::{
     LedgerRead, PeerId, ReplicationEvent, Replicator, ReplicatorConfig, VersionVector,
 };
@@ -58,15 +58,15 @@ fn batch_ranges(sent: &[(PeerId, SyncMessage)]) -> Vec<(u64, u64)> {
 }
 
 /// A ledger where `device` wrote batches of the given sizes.
-fn ledger_with(device: &str, batches: &[u64]) -> MemLedger {
-    let mut ledger = MemLedger::new(DEVICES);
+fn ledger_with(device: &str, batches: &[u64]) -> Ledger {
+    let mut ledger = ledger(&DEVICES);
     for &count in batches {
-        ledger.append_local(device, count);
+        append_local(&mut ledger, device, count);
     }
     ledger
 }
 
-fn batch_of(source: &MemLedger, device: &str, after: u64, up_to: u64) -> SyncMessage {
+fn batch_of(source: &Ledger, device: &str, after: u64, up_to: u64) -> SyncMessage {
     let entries = source
         .entries_after(device, after, (up_to - after) as usize)
         .into_iter()
@@ -166,7 +166,7 @@ fn a_batch_without_a_signed_head_in_reach_is_not_sent() {
 #[test]
 fn a_duplicate_is_acked_an_overlap_trimmed_and_a_gap_ignored() {
     let source = ledger_with("till-2", &[3, 2, 2]);
-    let mut local = MemLedger::new(DEVICES);
+    let mut local = ledger(&DEVICES);
     let mut r = Replicator::new("till-1", config()).expect("valid");
     let p = peer("till-2");
     r.handle_connected(p.clone(), 0);
@@ -184,7 +184,7 @@ fn a_duplicate_is_acked_an_overlap_trimmed_and_a_gap_ignored() {
         drain(&mut r).is_empty(),
         "no ack before the store is durable"
     );
-    local.store("till-2", entries, head);
+    local.append("till-2", entries, head);
     r.handle_stored("till-2", 3, 3);
     assert_eq!(drain(&mut r), vec![(p.clone(), ack("till-2", 3))]);
 
@@ -205,7 +205,7 @@ fn a_duplicate_is_acked_an_overlap_trimmed_and_a_gap_ignored() {
 #[test]
 fn a_pending_store_parks_its_continuation_and_acks_every_sender_it_covers() {
     let source = ledger_with("till-2", &[3, 2]);
-    let mut local = MemLedger::new(DEVICES);
+    let mut local = ledger(&DEVICES);
     let mut r = Replicator::new("till-1", config()).expect("valid");
     let (a, b) = (peer("till-2"), peer("till-3"));
     r.handle_connected(a.clone(), 0);
@@ -223,7 +223,7 @@ fn a_pending_store_parks_its_continuation_and_acks_every_sender_it_covers() {
     let ReplicationEvent::Store { entries, head, .. } = &first[0] else {
         panic!("a store");
     };
-    local.store("till-2", entries, head);
+    local.append("till-2", entries, head);
     r.handle_stored("till-2", 3, 4);
     let acks: Vec<_> = drain(&mut r)
         .into_iter()
@@ -252,7 +252,7 @@ fn a_pending_store_parks_its_continuation_and_acks_every_sender_it_covers() {
 #[test]
 fn messages_from_peers_that_are_not_connected_are_ignored() {
     let source = ledger_with("till-2", &[2]);
-    let local = MemLedger::new(DEVICES);
+    let local = ledger(&DEVICES);
     let mut r = Replicator::new("till-1", config()).expect("valid");
     r.handle_message(
         &peer("till-2"),
@@ -299,7 +299,7 @@ fn messages_with_unknown_fields_decode_and_unknown_kinds_are_ignored() {
     // A oneof member this version does not know decodes to no kind.
     let newer = SyncMessage::decode(&[0x98, 0x06, 0x01][..]).expect("decodes");
     assert_eq!(newer.kind, None);
-    let ledger = MemLedger::new(DEVICES);
+    let ledger = ledger(&DEVICES);
     let mut r = Replicator::new("till-1", config()).expect("valid");
     r.handle_connected(peer("till-2"), 0);
     r.handle_message(&peer("till-2"), newer, 0, &ledger, &ledger);

@@ -1,0 +1,112 @@
+//! [`SimConfig`]: the shape of a simulated store and the rates of its faults, with two
+//! profiles: [`SimConfig::quick`] (short horizons, for `make test`) and [`SimConfig::day`]
+//! (a store's business day, for long sweeps and the benchmark).
+
+use posmesh_sync::replication::ReplicatorConfig;
+
+/// Everything that shapes a run besides the seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Profile name, printed in replay commands.
+    pub profile: &'static str,
+    /// Fewest and most devices in the store (the seed picks).
+    pub devices_min: usize,
+    /// See `devices_min`.
+    pub devices_max: usize,
+    /// Length of the safety phase (sales and faults), ms of virtual time.
+    pub safety_ms: u64,
+    /// After the heal, how long convergence may take, ms of virtual time.
+    pub liveness_deadline_ms: u64,
+    /// Mean gap between two sales on one device, ms.
+    pub sale_gap_mean_ms: u64,
+    /// Chance that a sale comes with others at the same instant (a burst, group commit).
+    pub burst_per_mille: u64,
+    /// Mean gap between two faults (partition, clog, crash, disk full, tamper), ms.
+    pub fault_gap_mean_ms: u64,
+    /// Mean length of a fault (partition, disk full, downtime, tamper window), ms.
+    pub fault_length_mean_ms: u64,
+    /// Most sales the journal writer puts in one group (one write, one signed head).
+    pub writer_group_max: usize,
+    /// fsync latency is uniform in `1 ..= disk_latency_max_ms`.
+    pub disk_latency_max_ms: u64,
+    /// Message latency is uniform in `1 ..= latency_max_ms` (so messages reorder).
+    pub latency_max_ms: u64,
+    /// Chance that a message is lost.
+    pub drop_per_mille: u64,
+    /// Chance that a message is delivered twice.
+    pub duplicate_per_mille: u64,
+    /// Chance that a message is held up by a delay spike of up to `delay_spike_max_ms`.
+    pub delay_per_mille: u64,
+    /// See `delay_per_mille`.
+    pub delay_spike_max_ms: u64,
+    /// Each device's clock is off by up to this much either way, ms.
+    pub skew_max_ms: u64,
+    /// The replicator's limits and timers.
+    pub replicator: ReplicatorConfig,
+}
+
+impl SimConfig {
+    /// Short horizons: 6 s of faults, 3–5 devices, fast timers. A seed costs milliseconds.
+    pub fn quick() -> Self {
+        Self {
+            profile: "quick",
+            devices_min: 3,
+            devices_max: 5,
+            safety_ms: 6_000,
+            liveness_deadline_ms: 30_000,
+            sale_gap_mean_ms: 220,
+            burst_per_mille: 80,
+            fault_gap_mean_ms: 350,
+            fault_length_mean_ms: 600,
+            writer_group_max: 8,
+            disk_latency_max_ms: 4,
+            latency_max_ms: 30,
+            drop_per_mille: 60,
+            duplicate_per_mille: 60,
+            delay_per_mille: 20,
+            delay_spike_max_ms: 400,
+            skew_max_ms: 90_000,
+            replicator: ReplicatorConfig {
+                anti_entropy_interval_ms: 300,
+                ack_timeout_ms: 150,
+                batch_entries_max: 16,
+                batch_bytes_max: 4_096,
+                batches_in_flight_max: 2,
+            },
+        }
+    }
+
+    /// A store's business day: 12 hours of trading with faults, production replication
+    /// timers (`ReplicatorConfig::default()`), 3–6 devices, a sale every ~40 s per device.
+    pub fn day() -> Self {
+        Self {
+            profile: "day",
+            devices_min: 3,
+            devices_max: 6,
+            safety_ms: 12 * 3_600_000,
+            liveness_deadline_ms: 600_000,
+            sale_gap_mean_ms: 40_000,
+            burst_per_mille: 50,
+            fault_gap_mean_ms: 600_000,
+            fault_length_mean_ms: 120_000,
+            writer_group_max: 64,
+            disk_latency_max_ms: 5,
+            latency_max_ms: 20,
+            drop_per_mille: 20,
+            duplicate_per_mille: 20,
+            delay_per_mille: 10,
+            delay_spike_max_ms: 5_000,
+            skew_max_ms: 600_000,
+            replicator: ReplicatorConfig::default(),
+        }
+    }
+
+    /// The profile called `name` (`quick`, `day`).
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "quick" => Some(Self::quick()),
+            "day" => Some(Self::day()),
+            _ => None,
+        }
+    }
+}
