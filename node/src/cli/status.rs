@@ -53,6 +53,12 @@ pub fn print_status(status: &NodeStatus) {
             ledger.version_vector.len(),
             ledger.digest
         );
+        if ledger.entries_behind > 0 {
+            println!(
+                "catch-up  {} entries behind the peers",
+                ledger.entries_behind
+            );
+        }
     }
     if let Some(orders) = &status.orders {
         println!("orders    {}  digest {}", orders.count, orders.digest);

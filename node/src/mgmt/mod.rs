@@ -71,6 +71,9 @@ pub struct ReplicationStatus {
     pub refused_total: u64,
     /// Replicated batches stored since start.
     pub stores_confirmed: u64,
+    /// Entries peers advertised that this node does not hold yet (0 when caught up).
+    #[serde(default)]
+    pub entries_behind: u64,
 }
 
 /// The mesh as this node sees it.
@@ -194,6 +197,7 @@ fn replication_status(
             .unwrap_or_default(),
         refused_total: snapshot.as_ref().map_or(0, |s| s.refused_total),
         stores_confirmed: snapshot.as_ref().map_or(0, |s| s.stats.stores_confirmed),
+        entries_behind: snapshot.as_ref().map_or(0, |s| s.entries_behind),
     })
 }
 

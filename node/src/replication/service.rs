@@ -1,5 +1,6 @@
 //! [`ReplicationService`]: the tokio driver of the sans-IO [`Replicator`].
 
+use super::catch_up::{CatchUp, Progress, PROGRESS_INTERVAL};
 use super::device_keys::{DeviceKeys, Offer, VerifiedKey};
 use super::node_ledger::NodeLedger;
 use super::peer_link::{self, PeerLink};
@@ -13,9 +14,10 @@ use posmesh_mesh::tls::{AcceptPolicy, ChainTrust};
 use posmesh_mesh::transport::MeshConnection;
 use posmesh_proto::journal::v1::ChainHeadSignature;
 use posmesh_proto::mesh::v1::{sync_frame, KeyAttestation};
-use posmesh_proto::sync::v1::{OrderSyncMessage, SyncMessage};
+use posmesh_proto::sync::v1::{sync_message, OrderSyncMessage, SyncMessage};
 use posmesh_sync::replication::{
-    PeerId, RefusalReason, ReplicationEvent, Replicator, ReplicatorConfig, ReplicatorStats,
+    LedgerRead, PeerId, RefusalReason, ReplicationEvent, Replicator, ReplicatorConfig,
+    ReplicatorStats, VersionVector,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +36,8 @@ pub struct ReplicationSnapshot {
     pub refused_total: u64,
     /// The replicator's path counters.
     pub stats: ReplicatorStats,
+    /// Entries peers advertised that this node does not hold yet.
+    pub entries_behind: u64,
 }
 
 /// Replicates the sales ledger with every connected peer of the store: drives the sans-IO
@@ -58,6 +62,8 @@ pub struct ReplicationService {
     refused_total: AtomicU64,
     /// Shared orders: their sync rides on the same links.
     orders: Arc<OrdersService>,
+    /// How far behind the peers' advertised vectors this node is.
+    catch_up: Mutex<CatchUp>,
 }
 
 impl ReplicationService {
@@ -103,6 +109,7 @@ impl ReplicationService {
             origin: clock::monotonic_now(),
             refused_total: AtomicU64::new(0),
             orders,
+            catch_up: Mutex::new(CatchUp::default()),
         });
         let sink: Arc<dyn OrderSyncSink> = service.clone();
         service.orders.attach_sink(Arc::downgrade(&sink));
@@ -117,7 +124,10 @@ impl ReplicationService {
         // whole expression, and `links` must never be held while taking `replicator`.
         let stats = self.lock_replicator().stats().clone();
         let peers = self.lock_links().keys().map(|p| p.0.clone()).collect();
+        let held = self.ledger.version_vector();
+        let entries_behind = self.lock_catch_up().behind(&held);
         ReplicationSnapshot {
+            entries_behind,
             peers,
             known_keys: self.keys.devices(),
             refused_total: self.refused_total.load(Ordering::Relaxed),
@@ -138,6 +148,47 @@ impl ReplicationService {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn lock_catch_up(&self) -> MutexGuard<'_, CatchUp> {
+        self.catch_up
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Logs catch-up progress when a line is due, and exports how far behind this node is.
+    fn report_catch_up(&self) {
+        let held = self.ledger.version_vector();
+        let mut catch_up = self.lock_catch_up();
+        let behind = catch_up.behind(&held);
+        metrics::gauge!("posmesh_replication_entries_behind").set(behind as f64);
+        match catch_up.tick(&held, clock::monotonic_now()) {
+            Some(Progress::Started { behind }) => {
+                tracing::info!(behind, "catching up: {behind} entries to fetch from peers");
+            }
+            Some(Progress::Running {
+                fetched,
+                behind,
+                rate_per_s,
+            }) => {
+                let total = fetched + behind;
+                let percent = if total == 0 {
+                    100.0
+                } else {
+                    fetched as f64 * 100.0 / total as f64
+                };
+                tracing::info!(fetched, behind, "catching up: {fetched} of {total} entries ({percent:.0} %), {rate_per_s:.0} entries/s");
+            }
+            Some(Progress::Done { fetched, took }) => {
+                tracing::info!(
+                    fetched,
+                    took_ms = took.as_millis() as u64,
+                    "caught up: {fetched} entries fetched in {:.1} s",
+                    took.as_secs_f64()
+                );
+            }
+            None => {}
+        }
+    }
+
     fn lock_links(&self) -> MutexGuard<'_, BTreeMap<PeerId, PeerLink>> {
         self.links
             .lock()
@@ -153,6 +204,12 @@ impl ReplicationService {
 
     /// A replication message from `peer`.
     pub(super) fn on_sync_message(self: &Arc<Self>, peer: &PeerId, message: SyncMessage) {
+        if let Some(sync_message::Kind::VersionVector(wire)) = &message.kind {
+            if let Ok(vector) = VersionVector::from_proto(wire) {
+                self.lock_catch_up().observe(&vector);
+                self.report_catch_up();
+            }
+        }
         let now_ms = self.now_ms();
         let mut replicator = self.lock_replicator();
         replicator.handle_message(peer, message, now_ms, &self.ledger, &self.keys);
@@ -316,6 +373,8 @@ impl ReplicationService {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut commits_open = true;
+        let mut progress = tokio::time::interval(PROGRESS_INTERVAL / 4);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let due_ms = self.lock_replicator().poll_timeout();
             let deadline = due_ms
@@ -328,6 +387,7 @@ impl ReplicationService {
                     self.pump(&mut replicator);
                 }
                 () = self.wake.notified() => {}
+                _ = progress.tick() => self.report_catch_up(),
                 changed = commits.changed(), if commits_open => match changed {
                     Ok(()) => {
                         let last_seq = *commits.borrow_and_update();

@@ -1,6 +1,8 @@
 //! The bakery's whole till export through `posmesh import`: sales written = transactions
 //! with at least one real item (9,465), and the node's per-day item counts equal those
-//! computed here directly from the CSV. A second import records nothing twice.
+//! computed here directly from the CSV. A second import records nothing twice. A device
+//! that joins the store afterwards catches up the whole history from the first one, logging
+//! its progress, and then reports the same per-day counts.
 
 use super::support;
 use serde_json::Value;
@@ -59,8 +61,11 @@ async fn the_whole_bakery_file_imports_and_reconciles_per_day() {
     assert_eq!(sales_expected, 9465, "the data set's documented count");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let spec = support::spec(dir.path());
-    let node = support::start(&spec);
+    let d = dir.path();
+    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-2")], |device| {
+        d.join(format!("{device}-id"))
+    });
+    let node = support::start_mesh_node(d, "s1", "till-1", "127.0.0.1:0", &[]);
     let summary = tokio::task::spawn_blocking({
         let api = node.api.clone();
         move || import(&api, &[])
@@ -83,8 +88,86 @@ async fn the_whole_bakery_file_imports_and_reconciles_per_day() {
     );
 
     let client = reqwest::Client::new();
+    check_days(&client, &node.api, &items_per_day, sales_expected).await;
+
+    // Re-running a slice records nothing twice: every sale is answered as a replay.
+    let again = tokio::task::spawn_blocking({
+        let api = node.api.clone();
+        move || import(&api, &["--limit", "500"])
+    })
+    .await
+    .expect("import task");
+    assert_eq!(again["sales_recorded"].as_u64(), Some(0), "{again}");
+    assert_eq!(again["sales_replayed"].as_u64(), Some(500), "{again}");
+    let (last_seq, _) = support::head(&client, &node.mgmt).await;
+    assert_eq!(last_seq, sales_expected as u64);
+
+    // till-2 joins now and catches up the whole history, showing progress.
+    let a_mesh = support::mesh_addr(&client, &node).await;
+    let late = support::start_mesh_node(
+        d,
+        "s1",
+        "till-2",
+        "127.0.0.1:0",
+        &[format!("till-1@{a_mesh}")],
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let status = support::node_status(&client, &late).await;
+        if status["replication"]["version_vector"]["till-1"].as_u64() == Some(sales_expected as u64)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < CATCH_UP_LIMIT,
+            "till-2 did not catch up: {}",
+            status["replication"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!(
+        "late device caught up on {sales_expected} sales in {:?}",
+        started.elapsed()
+    );
+    check_days(&client, &late.api, &items_per_day, sales_expected).await;
+    // The log shows the catch-up as it goes: a start line and a done line.
+    let log_started = std::time::Instant::now();
+    loop {
+        let log = std::fs::read_to_string(d.join("till-2.log")).unwrap_or_default();
+        if log.contains("catching up:") && log.contains("caught up:") {
+            break;
+        }
+        assert!(
+            log_started.elapsed() < CATCH_UP_LIMIT,
+            "no catch-up progress in the log:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let a_digest = support::node_status(&client, &node).await["replication"]["digest"].clone();
+    assert_eq!(
+        support::node_status(&client, &late).await["replication"]["digest"],
+        a_digest
+    );
+    node.stop().expect("clean stop");
+    late.stop().expect("clean stop");
+    for device in ["till-1", "till-2"] {
+        let (ok, report) = support::verify_journal(&d.join(device));
+        assert!(ok, "{device}: {report}");
+    }
+}
+
+/// Generous bound for a late device to fetch the whole history (about a second here).
+const CATCH_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The node's day report has the CSV's items per day, 159 days, and every sale.
+async fn check_days(
+    client: &reqwest::Client,
+    api: &str,
+    items_per_day: &BTreeMap<String, i64>,
+    sales_expected: usize,
+) {
     let days: Vec<Value> = client
-        .get(format!("http://{}/v1/reports/days", node.api))
+        .get(format!("http://{api}/v1/reports/days"))
         .send()
         .await
         .expect("report")
@@ -101,8 +184,8 @@ async fn the_whole_bakery_file_imports_and_reconciles_per_day() {
         })
         .collect();
     assert_eq!(
-        node_items, items_per_day,
-        "per-day item counts differ from the CSV"
+        &node_items, items_per_day,
+        "per-day item counts differ from the CSV on {api}"
     );
     assert_eq!(days.len(), 159);
     let sales: u64 = days
@@ -110,19 +193,4 @@ async fn the_whole_bakery_file_imports_and_reconciles_per_day() {
         .map(|d| d["sales"].as_u64().expect("sales"))
         .sum();
     assert_eq!(sales, sales_expected as u64);
-
-    // Re-running a slice records nothing twice: every sale is answered as a replay.
-    let again = tokio::task::spawn_blocking({
-        let api = node.api.clone();
-        move || import(&api, &["--limit", "500"])
-    })
-    .await
-    .expect("import task");
-    assert_eq!(again["sales_recorded"].as_u64(), Some(0), "{again}");
-    assert_eq!(again["sales_replayed"].as_u64(), Some(500), "{again}");
-    let (last_seq, _) = support::head(&client, &node.mgmt).await;
-    assert_eq!(last_seq, sales_expected as u64);
-    node.stop().expect("clean stop");
-    let (ok, report) = support::verify_journal(&spec.data_dir);
-    assert!(ok, "{report}");
 }
