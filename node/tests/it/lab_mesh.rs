@@ -2,8 +2,9 @@
 //! namespaces of the lab find each other over real mDNS (no static peers) and connect over
 //! QUIC with mutual TLS; a cut link is noticed and, once healed, reconnected; a SIGKILLed
 //! node restarted on its host is reconnected. Then the ledger across a partition: sales on
-//! both sides of {till-1} | {till-2, till-3}, and after the heal every device holds every
-//! sale (identical replication digests). Needs root (CI runs as root).
+//! both sides of {till-1} | {till-2, till-3}, and concurrent edits of one shared order on
+//! both sides; after the heal every device holds every sale and the same order with both
+//! sides' edits (identical ledger and order digests). Needs root (CI runs as root).
 
 use super::support;
 use posmesh_node::bench::lab_mesh::start_node as start_lab_node;
@@ -66,6 +67,64 @@ fn import(host: &LabHost, sales: usize) {
         "import: {}",
         output.stderr
     );
+}
+
+/// A request to the sales API of `host`'s node, sent from inside its namespace (Python's
+/// urllib, which CI installs): the status and the JSON answer (Null if none).
+fn api(host: &LabHost, method: &str, path: &str, key: &str, body: &Value) -> (u16, Value) {
+    const CLIENT: &str = "import sys, urllib.request, urllib.error
+method, url, key, body = sys.argv[1:5]
+headers = {'Content-Type': 'application/json'}
+if key:
+    headers['Idempotency-Key'] = key
+request = urllib.request.Request(url, data=body.encode() if body != 'null' else None,
+                                 method=method, headers=headers)
+try:
+    answer = urllib.request.urlopen(request, timeout=5)
+    print(answer.status); print(answer.read().decode())
+except urllib.error.HTTPError as error:
+    print(error.code); print(error.read().decode())
+";
+    let mut command = host.command("python3");
+    command.args([
+        "-c",
+        CLIENT,
+        method,
+        &format!("http://127.0.0.1:7070{path}"),
+        key,
+        &body.to_string(),
+    ]);
+    let output = host
+        .run(command, Duration::from_secs(10))
+        .expect("python3 runs");
+    let mut lines = output.stdout.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    let answer = serde_json::from_str(lines.next().unwrap_or("")).unwrap_or(Value::Null);
+    (status, answer)
+}
+
+/// Waits until every host's node holds the same orders (equal order digests, `count` each).
+fn wait_orders_converged(lab: &Lab, count: u64) -> Duration {
+    let started = Instant::now();
+    loop {
+        let orders: Vec<Value> = (1..=3)
+            .map(|i| status(lab.host(i))["orders"].clone())
+            .collect();
+        if orders
+            .iter()
+            .all(|o| o["count"].as_u64() == Some(count) && o["digest"] == orders[0]["digest"])
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "orders did not converge: {orders:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Waits until every host's replication digest is the same and holds `entries` entries.
@@ -148,16 +207,94 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     let took = wait_until("reconnect after restart", &lab, &all);
     println!("lab: restarted host 3 reconnected in {took:?}");
 
-    // The ledger across a partition: {till-1} | {till-2, till-3}, sales on both sides.
+    // A shared order, opened on till-1, reaches every device.
+    let (code, order) = api(
+        lab.host(1),
+        "POST",
+        "/v1/orders",
+        "lab-tab",
+        &serde_json::json!({"lines": [{"sku": "BREAD", "quantity": 1}]}),
+    );
+    assert_eq!(code, 201, "{order}");
+    let order_path = format!("/v1/orders/{}", order["order_id"].as_str().expect("id"));
+    wait_orders_converged(&lab, 1);
+
+    // The ledger across a partition: {till-1} | {till-2, till-3}, sales on both sides and
+    // concurrent edits of the same order on both sides.
     lab.cut_link(1).expect("cut");
     wait_until("partition", &lab, &[(2, &["till-3"]), (3, &["till-2"])]);
     import(lab.host(1), 40);
     import(lab.host(2), 60);
+    let edits = [
+        (
+            1,
+            "POST",
+            format!("{order_path}/lines"),
+            "lab-a",
+            serde_json::json!({"sku": "COFFEE", "quantity": 2}),
+        ),
+        (
+            1,
+            "PATCH",
+            order_path.clone(),
+            "",
+            serde_json::json!({"customer": "Ann"}),
+        ),
+        (
+            2,
+            "POST",
+            format!("{order_path}/lines"),
+            "lab-b",
+            serde_json::json!({"sku": "TEA", "quantity": 3}),
+        ),
+        (
+            3,
+            "PATCH",
+            order_path.clone(),
+            "",
+            serde_json::json!({"table": "9"}),
+        ),
+    ];
+    for (host, method, path, key, body) in &edits {
+        let (code, answer) = api(lab.host(*host), method, path, key, body);
+        assert!(
+            code == 200 || code == 201,
+            "edit on host {host}: {code} {answer}"
+        );
+    }
     let minority = status(lab.host(1))["replication"]["entries_total"].as_u64();
     assert_eq!(minority, Some(40), "the partitioned device sold alone");
     lab.heal_link(1).expect("heal");
     let took = wait_converged(&lab, 100);
     println!("lab: after the partition healed, all devices hold all 100 sales in {took:?}");
+    let took = wait_orders_converged(&lab, 1);
+    println!("lab: the order edited on both sides converged {took:?} after the ledger");
+    for i in 1..=3 {
+        let (code, merged) = api(lab.host(i), "GET", &order_path, "", &Value::Null);
+        assert_eq!(code, 200);
+        let mut lines: Vec<(String, i64)> = merged["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .map(|l| {
+                (
+                    l["sku"].as_str().unwrap_or("").to_owned(),
+                    l["quantity"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            vec![("BREAD".into(), 1), ("COFFEE".into(), 2), ("TEA".into(), 3)],
+            "host {i}: {merged}"
+        );
+        assert_eq!(
+            (merged["customer"].as_str(), merged["table"].as_str()),
+            (Some("Ann"), Some("9")),
+            "host {i}"
+        );
+    }
     drop(nodes);
     lab.close().expect("lab cleaned up");
 }
