@@ -4,11 +4,9 @@
 //! journal entry replicated. (The goal we grow to: 4.3M events in ≤ 60 s.)
 
 use super::idle_rss::fill;
+use super::loopback_store::{client, status, BenchStore};
 use crate::clock::monotonic_now;
-use crate::node_process::{NodeProcess, NodeSpec};
 use anyhow::{bail, Context};
-use posmesh_mesh::pki::ChainCa;
-use posmesh_mesh::PeerIdentity;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -42,29 +40,10 @@ pub async fn run_catchup(
     if devices < 2 {
         bail!("catch-up needs at least 2 devices");
     }
-    let ca = ChainCa::init("bench", &work.join("ca"))?;
-    let now = time::OffsetDateTime::from_unix_timestamp(i64::try_from(
-        crate::clock::wall_clock_ms() / 1000,
-    )?)?;
-    let mut specs = Vec::with_capacity(devices);
-    for k in 1..=devices {
-        let device = format!("till-{k}");
-        let identity = PeerIdentity::new_device("bench", "s1", &device)?;
-        ca.issue(
-            &identity,
-            now - time::Duration::hours(1),
-            now + time::Duration::days(1),
-        )?
-        .write_identity(&work.join(format!("{device}-id")))?;
-        let spec = NodeSpec {
-            binary: binary.to_path_buf(),
-            data_dir: work.join(&device),
-            catalog: catalog.to_path_buf(),
-            store_id: "s1".into(),
-            device_id: device,
-        };
-        fill(&spec, entries, limit).await?;
-        specs.push(spec);
+    let store = BenchStore::new(work)?;
+    let specs = store.device_specs(binary, catalog, devices)?;
+    for spec in &specs {
+        fill(spec, entries, limit).await?;
     }
     let entry_bytes = {
         let store = crate::storage::JournalStore::open_read_only(&specs[0].data_dir)?;
@@ -73,37 +52,9 @@ pub async fn run_catchup(
             .context("a filled journal has entry 1")?
             .len() as u64
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+    let client = client()?;
     let started = monotonic_now();
-    let mut nodes: Vec<NodeProcess> = Vec::with_capacity(devices);
-    let mut mesh_addrs: Vec<String> = Vec::with_capacity(devices);
-    for spec in &specs {
-        let mut extra = vec![
-            "--identity-dir".to_owned(),
-            spec.data_dir.with_extension("id").display().to_string(),
-            "--mesh-listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ];
-        extra[1] = work
-            .join(format!("{}-id", spec.device_id))
-            .display()
-            .to_string();
-        for (k, addr) in mesh_addrs.iter().enumerate() {
-            extra.push("--peer".into());
-            extra.push(format!("{}@{addr}", specs[k].device_id));
-        }
-        let node = NodeProcess::start_with(spec, &extra)?;
-        let status = status(&client, &node).await?;
-        mesh_addrs.push(
-            status["mesh"]["listen"]
-                .as_str()
-                .context("mesh address")?
-                .to_owned(),
-        );
-        nodes.push(node);
-    }
+    let (nodes, _) = store.start_full_mesh(&client, &specs).await?;
     let total = entries * devices as u64;
     loop {
         let mut digests = Vec::with_capacity(devices);
@@ -155,13 +106,4 @@ pub async fn run_catchup(
         figures.wire_bytes_per_entry_byte, entry_bytes
     );
     Ok(figures)
-}
-
-async fn status(client: &reqwest::Client, node: &NodeProcess) -> anyhow::Result<serde_json::Value> {
-    Ok(client
-        .get(format!("http://{}/v1/status", node.mgmt))
-        .send()
-        .await?
-        .json()
-        .await?)
 }

@@ -8,19 +8,23 @@
 //! - RSS ([`idle_rss`]): resident memory of an idle node holding 1M journal entries.
 //! - Catch-up ([`catchup`]): devices each holding entries the others lack → time to
 //!   convergence and wire bytes per entry byte.
+//! - P4 and orders ([`store_sync`]): a sale on one device until readable on all peers,
+//!   against QUIC RTT + fsync; 200 concurrent edits of one shared order from 3 devices.
 //! - Mesh ([`lab_mesh`], needs root): discovery-to-connected over mDNS + mTLS in the lab,
 //!   and request round trips over the mesh against raw UDP ([`probe`] runs in the hosts).
-//! - [`stats`] — percentiles.
+//! - [`stats`] — percentiles; [`loopback_store`] — a store of nodes on loopback.
 //!
 //! Every load is bounded in count and time, and talks to a node on loopback only.
 
 pub mod catchup;
 pub mod idle_rss;
 pub mod lab_mesh;
+pub mod loopback_store;
 pub mod probe;
 pub mod raw_fsync;
 pub mod sale_ack;
 pub mod stats;
+pub mod store_sync;
 
 use crate::node_process::NodeSpec;
 use serde::Serialize;
@@ -29,7 +33,8 @@ use std::path::PathBuf;
 /// `posmesh bench` flags.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Which benchmarks: `p1`, `p2`, `rss`, `mesh`, `catchup` (comma-separated) or `all`.
+    /// Which benchmarks: `p1`, `p2`, `rss`, `mesh`, `catchup`, `p4` (P4 and the order
+    /// edits) (comma-separated) or `all`.
     #[arg(long, default_value = "all")]
     pub only: String,
     /// Sales measured by P1 (one client).
@@ -57,6 +62,12 @@ pub struct BenchArgs {
     /// Entries each device holds that the others lack, catch-up benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub catchup_entries: u64,
+    /// Sales P4 times until visible on every peer.
+    #[arg(long, default_value_t = 300)]
+    pub p4_sales: usize,
+    /// Edits of the shared order in the order benchmark (3 devices together).
+    #[arg(long, default_value_t = 200)]
+    pub order_edits: usize,
     /// Fresh labs the discovery benchmark runs (its median is reported).
     #[arg(long, default_value_t = 20)]
     pub mesh_runs: usize,
@@ -78,6 +89,10 @@ pub struct BenchReport {
     pub mesh: Option<lab_mesh::MeshFigures>,
     /// Catch-up figures.
     pub catchup: Option<catchup::CatchupFigures>,
+    /// P4 figures.
+    pub p4: Option<store_sync::P4Figures>,
+    /// Shared-order figures.
+    pub orders: Option<store_sync::OrderFigures>,
 }
 
 /// Runs the selected benchmarks and prints their figures.
@@ -126,6 +141,22 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
             )
             .await?,
         );
+    }
+    if selected("p4") {
+        let work = temp.join("store");
+        std::fs::create_dir_all(&work)?;
+        let catalog = std::fs::canonicalize(&args.catalog)?;
+        let (p4, orders) = store_sync::run_store_sync(
+            &binary,
+            &catalog,
+            &work,
+            args.p4_sales,
+            args.order_edits,
+            limit,
+        )
+        .await?;
+        report.p4 = Some(p4);
+        report.orders = Some(orders);
     }
     if selected("mesh") {
         let work = lab_mesh::lab_work_dir(&temp);

@@ -125,7 +125,7 @@ fn udp_ping(target: SocketAddr, count: usize) -> anyhow::Result<Percentiles> {
     Ok(Percentiles::of(&mut samples))
 }
 
-async fn mesh_ping(
+pub(crate) async fn mesh_ping(
     identity_dir: &std::path::Path,
     target: SocketAddr,
     count: usize,
