@@ -16,6 +16,8 @@
 //! - [`bench`]: `posmesh bench`, the benchmarks that print figures.
 //! - [`cli`]: the other commands (`journal verify`, `status`).
 //! - [`node_process`]: a device node as a child process (benchmarks, tests, the lab).
+//! - [`loopback_store`]: a store of device nodes on loopback (the demo, benchmarks).
+//! - [`demo`]: `posmesh demo`, the store on the bakery's data (what `make run` shows).
 //! - [`clock`]: the only place that reads the OS clock.
 
 pub mod api;
@@ -24,8 +26,10 @@ pub mod catalog_file;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod import;
 pub mod ledger;
+pub mod loopback_store;
 pub mod mgmt;
 pub mod node_process;
 pub mod orders;

@@ -36,6 +36,9 @@ enum Command {
     },
     /// Run the benchmarks and print their figures.
     Bench(bench::BenchArgs),
+    /// The demo store on real data: three devices replay a till export through a crash and
+    /// a partition, then reconcile (what `make run` shows).
+    Demo(posmesh_node::demo::DemoArgs),
     /// Measuring tools the lab benchmarks run inside network namespaces.
     #[command(subcommand, hide = true)]
     Probe(bench::probe::ProbeCommand),
@@ -126,6 +129,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::run_bench(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Demo(args) => {
+            let report = posmesh_node::demo::run_demo(args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(if report.reconciled {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Probe(command) => bench::probe::run_probe(command)
             .await
             .map(|()| ExitCode::SUCCESS),

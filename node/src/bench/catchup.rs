@@ -4,8 +4,8 @@
 //! journal entry replicated. (The goal we grow to: 4.3M events in ≤ 60 s.)
 
 use super::idle_rss::fill;
-use super::loopback_store::{client, status, BenchStore};
 use crate::clock::monotonic_now;
+use crate::loopback_store::{client, status, LoopbackStore};
 use anyhow::{bail, Context};
 use serde::Serialize;
 use std::path::Path;
@@ -40,7 +40,7 @@ pub async fn run_catchup(
     if devices < 2 {
         bail!("catch-up needs at least 2 devices");
     }
-    let store = BenchStore::new(work)?;
+    let mut store = LoopbackStore::new(work, "bench", "s1")?;
     let specs = store.device_specs(binary, catalog, devices)?;
     for spec in &specs {
         fill(spec, entries, limit).await?;

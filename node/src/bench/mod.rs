@@ -12,14 +12,13 @@
 //!   against QUIC RTT + fsync; 200 concurrent edits of one shared order from 3 devices.
 //! - Mesh ([`lab_mesh`], needs root): discovery-to-connected over mDNS + mTLS in the lab,
 //!   and request round trips over the mesh against raw UDP ([`probe`] runs in the hosts).
-//! - [`stats`] — percentiles; [`loopback_store`] — a store of nodes on loopback.
+//! - [`stats`] — percentiles.
 //!
 //! Every load is bounded in count and time, and talks to a node on loopback only.
 
 pub mod catchup;
 pub mod idle_rss;
 pub mod lab_mesh;
-pub mod loopback_store;
 pub mod probe;
 pub mod raw_fsync;
 pub mod sale_ack;

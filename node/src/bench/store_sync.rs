@@ -10,9 +10,9 @@
 //!   quantity changes) → edit acknowledgement p50/p99, time until every device holds the same
 //!   document after the last acknowledgement, and the document's size.
 
-use super::loopback_store::{client, status, wait_connected, BenchStore};
 use super::stats::Percentiles;
 use crate::clock::monotonic_now;
+use crate::loopback_store::{client, status, wait_connected, LoopbackStore};
 use crate::node_process::NodeProcess;
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -71,12 +71,12 @@ pub async fn run_store_sync(
     limit: Duration,
 ) -> anyhow::Result<(P4Figures, OrderFigures)> {
     const DEVICES: usize = 3;
-    let store = BenchStore::new(work)?;
+    let mut store = LoopbackStore::new(work, "bench", "s1")?;
     let specs = store.device_specs(binary, catalog, DEVICES)?;
     let probe_identity = store.issue("probe-1")?;
     let client = client()?;
     let (nodes, mesh_addrs) = store.start_full_mesh(&client, &specs).await?;
-    wait_connected(&client, &nodes, limit).await?;
+    wait_connected(&client, &nodes.iter().collect::<Vec<_>>(), limit).await?;
 
     let fsync = super::raw_fsync::measure(work, 300, 500, limit)?.latency;
     let target = mesh_addrs[1].parse().context("mesh address")?;

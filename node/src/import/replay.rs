@@ -158,14 +158,20 @@ pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
 
 /// One sale to send.
 #[derive(Clone, Debug)]
-struct PlannedSale {
-    key: String,
-    date: String,
-    items: i64,
-    body: CreateSaleBody,
+pub(crate) struct PlannedSale {
+    /// The till's transaction number.
+    pub(crate) number: u64,
+    /// Idempotency-Key.
+    pub(crate) key: String,
+    /// Business date, YYYY-MM-DD.
+    pub(crate) date: String,
+    /// Units sold.
+    pub(crate) items: i64,
+    /// The request.
+    pub(crate) body: CreateSaleBody,
 }
 
-fn plan_sales(
+pub(crate) fn plan_sales(
     export: &TillExport,
     catalog: &Catalog,
     time_zone: Tz,
@@ -210,6 +216,7 @@ fn plan_sale(
     let tender = tender_for(transaction.number, &lines, catalog)?;
     let items = transaction.items.iter().map(|(_, q)| q).sum();
     Ok(PlannedSale {
+        number: transaction.number,
         key: format!("import-{file_tag}-{}", transaction.number),
         date: transaction.date.to_string(),
         items,
@@ -275,7 +282,7 @@ async fn send_all(
     concurrency: usize,
     summary: &mut ImportSummary,
 ) {
-    let progress = progress_bar(planned.len() as u64);
+    let progress = progress_bar(planned.len() as u64, "import");
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
     // Once a sale could not be delivered at all (node gone), stop sending: a re-run of the
     // same import continues where this one stopped (Idempotency-Keys).
@@ -337,7 +344,7 @@ fn record(
 }
 
 /// Sends one sale; Ok(true) = recorded, Ok(false) = replayed, Err(code) = refused/undelivered.
-async fn send_sale(
+pub(crate) async fn send_sale(
     client: &reqwest::Client,
     url: &str,
     sale: &PlannedSale,
@@ -390,7 +397,10 @@ async fn fetch_catalog(client: &reqwest::Client, base: &str) -> anyhow::Result<C
     Catalog::from_file(file).map_err(|e| anyhow::anyhow!("the node's catalog is invalid: {e}"))
 }
 
-async fn fetch_days(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<DayTotals>> {
+pub(crate) async fn fetch_days(
+    client: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<Vec<DayTotals>> {
     let url = format!("{base}/v1/reports/days");
     let response = client.get(&url).send().await?;
     if !response.status().is_success() {
@@ -503,7 +513,8 @@ pub fn print_summary(summary: &ImportSummary, per_day: bool) {
     }
 }
 
-fn pounds(minor: i64) -> String {
+/// `minor` as pounds and pence, e.g. `-12.05`.
+pub(crate) fn pounds(minor: i64) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     format!(
         "{sign}{}.{:02}",
@@ -513,14 +524,16 @@ fn pounds(minor: i64) -> String {
 }
 
 /// A progress bar on a terminal; on a log (CI), a line every 10 %.
-struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
     total: u64,
+    label: &'static str,
     logged_decile: std::sync::atomic::AtomicU64,
 }
 
 impl Progress {
-    fn inc(&self) {
+    /// One more sale sent.
+    pub(crate) fn inc(&self) {
         self.bar.inc(1);
         if self.bar.is_hidden() && self.total > 0 {
             let decile = self.bar.position() * 10 / self.total;
@@ -528,29 +541,42 @@ impl Progress {
                 .logged_decile
                 .fetch_max(decile, std::sync::atomic::Ordering::Relaxed);
             if decile > before {
-                eprintln!("import: {}/{} sales sent", self.bar.position(), self.total);
+                eprintln!(
+                    "{}: {}/{} sales sent",
+                    self.label,
+                    self.bar.position(),
+                    self.total
+                );
             }
         }
     }
 
-    fn finish_and_clear(&self) {
+    /// Prints a line above the bar (or in the log).
+    pub(crate) fn suspend(&self, print: impl FnOnce()) {
+        self.bar.suspend(print);
+    }
+
+    /// Removes the bar.
+    pub(crate) fn finish_and_clear(&self) {
         self.bar.finish_and_clear();
     }
 }
 
-fn progress_bar(total: u64) -> Progress {
+/// A bar for `total` sales, labelled `label` ("import", "demo").
+pub(crate) fn progress_bar(total: u64, label: &'static str) -> Progress {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} importing [{bar:40}] {pos}/{len} sales  {per_sec}  eta {eta}",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{{spinner}} {label} [{{bar:40}}] {{pos}}/{{len}} sales  {{per_sec}}  eta {{eta}}"
+    )) {
         bar.set_style(style.progress_chars("=> "));
     }
     Progress {
         bar,
         total,
+        label,
         logged_decile: std::sync::atomic::AtomicU64::new(0),
     }
 }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod crash_durability;
+mod demo;
 mod import_bakery;
 mod lab_mesh;
 mod mesh_loopback;

@@ -1,5 +1,6 @@
-//! A store of device nodes on loopback for the multi-device benchmarks: a chain CA, device
-//! identities, and nodes started as a full mesh with static peers.
+//! A store of device nodes on loopback, for the demo and the multi-device benchmarks: a
+//! chain CA, device identities, and nodes started as a full mesh with static peers on
+//! fixed ports (so a restarted node is found where it was).
 
 use crate::node_process::{NodeProcess, NodeSpec};
 use anyhow::Context;
@@ -8,21 +9,25 @@ use posmesh_mesh::PeerIdentity;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Store id of the benchmark store.
-pub const STORE_ID: &str = "s1";
-
-/// A benchmark store's CA in `work/ca`, issuing identities into `work/<device>-id`.
-pub struct BenchStore {
+/// A store's CA in `work/ca`, issuing identities into `work/<device>-id`.
+pub struct LoopbackStore {
     ca: ChainCa,
+    chain: String,
+    store: String,
     work: PathBuf,
+    /// Mesh address of each device started, kept across restarts.
+    mesh_addrs: std::collections::BTreeMap<String, String>,
 }
 
-impl BenchStore {
-    /// Creates chain `bench`'s CA in `work/ca`.
-    pub fn new(work: &Path) -> anyhow::Result<Self> {
+impl LoopbackStore {
+    /// Creates chain `chain`'s CA in `work/ca` for store `store`.
+    pub fn new(work: &Path, chain: &str, store: &str) -> anyhow::Result<Self> {
         Ok(Self {
-            ca: ChainCa::init("bench", &work.join("ca"))?,
+            ca: ChainCa::init(chain, &work.join("ca"))?,
+            chain: chain.to_owned(),
+            store: store.to_owned(),
             work: work.to_path_buf(),
+            mesh_addrs: std::collections::BTreeMap::new(),
         })
     }
 
@@ -32,7 +37,7 @@ impl BenchStore {
         let now = time::OffsetDateTime::from_unix_timestamp(i64::try_from(
             crate::clock::wall_clock_ms() / 1000,
         )?)?;
-        let identity = PeerIdentity::new_device("bench", STORE_ID, device)?;
+        let identity = PeerIdentity::new_device(&self.chain, &self.store, device)?;
         let dir = self.identity_dir(device);
         self.ca
             .issue(
@@ -65,7 +70,7 @@ impl BenchStore {
                     binary: binary.to_path_buf(),
                     data_dir: self.work.join(&device),
                     catalog: catalog.to_path_buf(),
-                    store_id: STORE_ID.into(),
+                    store_id: self.store.clone(),
                     device_id: device,
                 })
             })
@@ -75,34 +80,60 @@ impl BenchStore {
     /// Starts every spec on loopback, each with static peers to those started before it
     /// (a full mesh). Returns the nodes and their mesh addresses.
     pub async fn start_full_mesh(
-        &self,
+        &mut self,
         client: &reqwest::Client,
         specs: &[NodeSpec],
     ) -> anyhow::Result<(Vec<NodeProcess>, Vec<String>)> {
         let mut nodes: Vec<NodeProcess> = Vec::with_capacity(specs.len());
-        let mut mesh_addrs: Vec<String> = Vec::with_capacity(specs.len());
+        let mut addrs: Vec<String> = Vec::with_capacity(specs.len());
         for spec in specs {
-            let mut extra = vec![
-                "--identity-dir".to_owned(),
-                self.identity_dir(&spec.device_id).display().to_string(),
-                "--mesh-listen".to_owned(),
-                "127.0.0.1:0".to_owned(),
-            ];
-            for (k, addr) in mesh_addrs.iter().enumerate() {
-                extra.push("--peer".into());
-                extra.push(format!("{}@{addr}", specs[k].device_id));
-            }
-            let node = NodeProcess::start_with(spec, &extra)?;
-            let status = status(client, &node).await?;
-            mesh_addrs.push(
-                status["mesh"]["listen"]
-                    .as_str()
-                    .context("mesh address")?
-                    .to_owned(),
-            );
+            let peers: Vec<String> = specs
+                .iter()
+                .take(nodes.len())
+                .map(|s| s.device_id.clone())
+                .collect();
+            let node = self.start(client, spec, &peers).await?;
+            addrs.push(self.mesh_addrs[&spec.device_id].clone());
             nodes.push(node);
         }
-        Ok((nodes, mesh_addrs))
+        Ok((nodes, addrs))
+    }
+
+    /// Starts (or restarts) `spec`'s node with static peers `peers` (devices started before,
+    /// at their known addresses). A restarted device listens where it did before.
+    pub async fn start(
+        &mut self,
+        client: &reqwest::Client,
+        spec: &NodeSpec,
+        peers: &[String],
+    ) -> anyhow::Result<NodeProcess> {
+        let listen = self
+            .mesh_addrs
+            .get(&spec.device_id)
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let mut extra = vec![
+            "--identity-dir".to_owned(),
+            self.identity_dir(&spec.device_id).display().to_string(),
+            "--mesh-listen".to_owned(),
+            listen,
+        ];
+        for peer in peers {
+            let addr = self
+                .mesh_addrs
+                .get(peer)
+                .with_context(|| format!("peer {peer} was never started"))?;
+            extra.push("--peer".into());
+            extra.push(format!("{peer}@{addr}"));
+        }
+        let node = NodeProcess::start_with(spec, &extra)?;
+        let status = status(client, &node).await?;
+        let addr = status["mesh"]["listen"]
+            .as_str()
+            .context("mesh address")?
+            .to_owned();
+        self.mesh_addrs.insert(spec.device_id.clone(), addr);
+        Ok(node)
     }
 }
 
@@ -131,7 +162,7 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
 /// connected peers), at most `limit`.
 pub async fn wait_connected(
     client: &reqwest::Client,
-    nodes: &[NodeProcess],
+    nodes: &[&NodeProcess],
     limit: Duration,
 ) -> anyhow::Result<()> {
     let started = crate::clock::monotonic_now();
