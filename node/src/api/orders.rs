@@ -10,8 +10,9 @@
 //! rules as `POST /v1/sales`.
 
 use super::body::{idempotency_key, parse_json, request_hash};
+use super::dto::{CreateSaleBody, LineBody, TenderBody};
 use super::error::{ApiError, ErrorBody};
-use super::sales::{answered_before, text_field, written};
+use super::sales::{answered_before, sale_request, text_field, written};
 use crate::orders::OrdersError;
 use crate::runtime::NodeContext;
 use crate::storage::writer::{AppendCommand, Operation};
@@ -21,10 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use posmesh_domain::{
-    price_sale, Consumption, Currency, Discount, LineRequest, SaleRequest, TenderKind,
-    TenderRequest,
-};
+use posmesh_domain::{price_sale, Consumption, Discount};
 use posmesh_sync::orders::order_id::derived_id;
 use posmesh_sync::orders::{OrderEdit, OrderError, OrderView};
 use serde::{Deserialize, Serialize};
@@ -91,24 +89,10 @@ pub struct CloseOrderBody {
     #[schema(value_type = Option<Object>)]
     pub discount: Option<Discount>,
     /// Tenders, as for `POST /v1/sales`.
-    pub tenders: Vec<CloseTenderBody>,
+    pub tenders: Vec<TenderBody>,
     /// Operator who closes the order.
     #[serde(default)]
     pub operator_id: Option<String>,
-}
-
-/// One tender of a close.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CloseTenderBody {
-    /// `cash`, `card`, `qr_wallet` or `gift_card`.
-    #[schema(value_type = String, example = "card")]
-    pub kind: TenderKind,
-    /// Amount, minor units, > 0.
-    pub amount_minor: i64,
-    /// Card or voucher reference.
-    #[serde(default)]
-    pub reference: Option<String>,
 }
 
 /// `GET /v1/orders` query.
@@ -417,21 +401,13 @@ pub async fn close_order(
         ));
     }
     let operator_id = text_field(body.operator_id.as_deref(), "operator_id")?;
-    let currency = Currency::from_code(&body.currency).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_currency",
-            e.to_string(),
-            Some("currency"),
-        )
-    })?;
-    let request = SaleRequest {
-        currency,
-        consumption: body.consumption.unwrap_or(Consumption::TakeAway),
+    let sale = CreateSaleBody {
+        currency: body.currency.clone(),
+        consumption: body.consumption,
         lines: view
             .lines
             .iter()
-            .map(|line| LineRequest {
+            .map(|line| LineBody {
                 sku: line.sku.clone(),
                 quantity: line.quantity,
                 unit_price_override_minor: None,
@@ -440,16 +416,11 @@ pub async fn close_order(
             })
             .collect(),
         discount: body.discount,
-        tenders: body
-            .tenders
-            .iter()
-            .map(|t| TenderRequest {
-                kind: t.kind,
-                amount_minor: t.amount_minor,
-                reference: t.reference.clone(),
-            })
-            .collect(),
+        tenders: body.tenders.clone(),
+        occurred_at: None,
+        operator_id: None,
     };
+    let request = sale_request(&sale)?;
     let priced = price_sale(&node.catalog, &request)?;
     let (occurred_at_ms, business_date) = node.dated(None)?;
     let command = AppendCommand {

@@ -390,7 +390,8 @@ pub(super) fn text_field(value: Option<&str>, field: &'static str) -> Result<Str
     Ok(value.to_owned())
 }
 
-fn sale_request(body: &CreateSaleBody) -> Result<SaleRequest, ApiError> {
+/// The domain request of a sale body (422 `unknown_currency` for a code ISO 4217 lacks).
+pub(super) fn sale_request(body: &CreateSaleBody) -> Result<SaleRequest, ApiError> {
     let currency = Currency::from_code(&body.currency).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -94,6 +94,41 @@ async fn converged(client: &reqwest::Client, a: &NodeProcess, b: &NodeProcess) {
     }
 }
 
+/// Closes the order at `path` on `node` (cash) and refunds all of `sale_id` there; returns
+/// the closing sale.
+async fn close_and_refund(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    path: &str,
+    sale_id: &str,
+    tag: &str,
+) -> Value {
+    let close = json!({"currency": "GBP", "tenders": [{"kind": "cash", "amount_minor": 2000}]});
+    let (status, closed) = send(
+        client,
+        node,
+        reqwest::Method::POST,
+        &format!("{path}/close"),
+        Some(&format!("close-{tag}")),
+        &close,
+    )
+    .await;
+    assert_eq!(status, 201, "{closed}");
+    let refund =
+        json!({"lines": [{"line_index": 0, "quantity": 2}, {"line_index": 1, "quantity": 1}]});
+    let (status, answer) = send(
+        client,
+        node,
+        reqwest::Method::POST,
+        &format!("/v1/sales/{sale_id}/refunds"),
+        Some(&format!("refund-{tag}")),
+        &refund,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    closed
+}
+
 fn skus(order: &Value) -> Vec<(String, i64)> {
     let mut lines: Vec<(String, i64)> = order["lines"]
         .as_array()
@@ -240,29 +275,7 @@ async fn orders_merge_and_a_double_close_and_an_over_refund_are_settled_on_heal(
 
     // Partition: till-2 goes down; till-1 closes the order and refunds the sale.
     b.stop().expect("stop till-2");
-    let close = json!({"currency": "GBP", "tenders": [{"kind": "cash", "amount_minor": 2000}]});
-    let (status, closed_a) = send(
-        &client,
-        &a,
-        reqwest::Method::POST,
-        &format!("{path}/close"),
-        Some("close-a"),
-        &close,
-    )
-    .await;
-    assert_eq!(status, 201, "{closed_a}");
-    let refund =
-        json!({"lines": [{"line_index": 0, "quantity": 2}, {"line_index": 1, "quantity": 1}]});
-    let (status, _) = send(
-        &client,
-        &a,
-        reqwest::Method::POST,
-        &format!("/v1/sales/{sale_id}/refunds"),
-        Some("refund-a"),
-        &refund,
-    )
-    .await;
-    assert_eq!(status, 201);
+    let closed_a = close_and_refund(&client, &a, &path, &sale_id, "a").await;
     // Closed here: no more edits on till-1.
     let (status, error) = send(
         &client,
@@ -281,26 +294,7 @@ async fn orders_merge_and_a_double_close_and_an_over_refund_are_settled_on_heal(
     // till-2 comes back alone (no peers) and does the same.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let b = start(d, "till-2", &[]);
-    let (status, closed_b) = send(
-        &client,
-        &b,
-        reqwest::Method::POST,
-        &format!("{path}/close"),
-        Some("close-b"),
-        &close,
-    )
-    .await;
-    assert_eq!(status, 201, "{closed_b}");
-    let (status, _) = send(
-        &client,
-        &b,
-        reqwest::Method::POST,
-        &format!("/v1/sales/{sale_id}/refunds"),
-        Some("refund-b"),
-        &refund,
-    )
-    .await;
-    assert_eq!(status, 201);
+    let closed_b = close_and_refund(&client, &b, &path, &sale_id, "b").await;
 
     // Heal: till-2 restarts knowing till-1.
     b.stop().expect("stop till-2");
