@@ -14,8 +14,14 @@ use crate::error::{MeshError, Result};
 use crate::frame::FrameDecoder;
 use crate::identity::PeerIdentity;
 
-/// Streams opened by the peer and not yet taken with [`MeshConnection::accept_stream`].
+/// Streams of one purpose opened by the peer and not yet taken with
+/// [`MeshConnection::accept_stream_of`]; further ones of that purpose are dropped (reset)
+/// until the reader catches up.
 const INCOMING_STREAMS_MAX: usize = 64;
+
+/// The purposes whose streams are queued for readers (`Ping` is answered internally).
+const QUEUED_PURPOSES: [StreamPurpose; 3] =
+    [StreamPurpose::Raft, StreamPurpose::Sync, StreamPurpose::Api];
 
 /// How long an accepted stream may take to name its purpose.
 const PURPOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,14 +32,16 @@ pub const CLOSE_NORMAL: u32 = 0;
 /// A QUIC connection (RFC 9000) whose peer passed mutual TLS and the accept policy.
 ///
 /// A background task accepts the peer's streams: it answers `Ping` streams itself (so
-/// round-trip measurement works whoever reads) and queues the others for
-/// [`MeshConnection::accept_stream`]. Dropping the connection stops that task and closes
-/// the connection.
+/// round-trip measurement works whoever reads) and queues the others by purpose, one queue
+/// each, for [`MeshConnection::accept_stream_of`] — so ledger sync and Raft each read their
+/// own streams without one holding the other's. Dropping the connection stops that task
+/// and closes the connection.
 #[derive(Debug)]
 pub struct MeshConnection {
     connection: Connection,
     peer: PeerIdentity,
-    incoming: Mutex<mpsc::Receiver<MeshStream>>,
+    /// One queue per purpose of [`QUEUED_PURPOSES`], in that order.
+    incoming: Vec<Mutex<mpsc::Receiver<MeshStream>>>,
     ping_answered: Arc<Notify>,
     ping_nonce: AtomicU64,
     responder: JoinHandle<()>,
@@ -50,13 +58,16 @@ impl Drop for MeshConnection {
 impl MeshConnection {
     /// Wraps a handshaken connection whose peer is `peer` and starts the stream responder.
     pub(crate) fn new(connection: Connection, peer: PeerIdentity) -> Self {
-        let (tx, rx) = mpsc::channel(INCOMING_STREAMS_MAX);
+        let (senders, receivers): (Vec<_>, Vec<_>) = QUEUED_PURPOSES
+            .iter()
+            .map(|_| mpsc::channel(INCOMING_STREAMS_MAX))
+            .unzip();
         let ping_answered = Arc::new(Notify::new());
-        let responder = tokio::spawn(respond(connection.clone(), tx, ping_answered.clone()));
+        let responder = tokio::spawn(respond(connection.clone(), senders, ping_answered.clone()));
         Self {
             connection,
             peer,
-            incoming: Mutex::new(rx),
+            incoming: receivers.into_iter().map(Mutex::new).collect(),
             ping_answered,
             ping_nonce: AtomicU64::new(0),
             responder,
@@ -109,12 +120,16 @@ impl MeshConnection {
         Ok(stream)
     }
 
-    /// The next stream the peer opened (other than `Ping`, which are answered internally).
+    /// The next stream of `purpose` the peer opened. `Ping` streams are answered
+    /// internally and never returned.
     ///
     /// # Errors
-    /// [`MeshError::Connection`] with the close reason once the connection is closed.
-    pub async fn accept_stream(&self) -> Result<MeshStream> {
-        let mut incoming = self.incoming.lock().await;
+    /// [`MeshError::Connection`] with the close reason once the connection is closed;
+    /// [`MeshError::StreamPurposeUnknown`] for `Ping`.
+    pub async fn accept_stream_of(&self, purpose: StreamPurpose) -> Result<MeshStream> {
+        let index = queue_index(purpose)
+            .ok_or_else(|| MeshError::StreamPurposeUnknown(vec![purpose.tag()]))?;
+        let mut incoming = self.incoming[index].lock().await;
         match incoming.recv().await {
             Some(stream) => Ok(stream),
             None => Err(self.lost()),
@@ -183,9 +198,18 @@ impl MeshConnection {
     }
 }
 
+/// Where streams of `purpose` are queued (`None` for `Ping`).
+fn queue_index(purpose: StreamPurpose) -> Option<usize> {
+    QUEUED_PURPOSES.iter().position(|p| *p == purpose)
+}
+
 /// Accepts the peer's streams until the connection closes: routes each by its purpose
-/// frame, echoes `Ping` streams, queues the rest.
-async fn respond(connection: Connection, queue: mpsc::Sender<MeshStream>, answered: Arc<Notify>) {
+/// frame, echoes `Ping` streams, queues the rest by purpose.
+async fn respond(
+    connection: Connection,
+    queues: Vec<mpsc::Sender<MeshStream>>,
+    answered: Arc<Notify>,
+) {
     let mut tasks = JoinSet::new();
     loop {
         let (send, recv) = match connection.accept_bi().await {
@@ -197,7 +221,7 @@ async fn respond(connection: Connection, queue: mpsc::Sender<MeshStream>, answer
         };
         // Reap finished stream tasks so the set stays small.
         while tasks.try_join_next().is_some() {}
-        let queue = queue.clone();
+        let queues = queues.clone();
         let answered = answered.clone();
         tasks.spawn(async move {
             let mut stream = MeshStream::new(StreamPurpose::Ping, send, recv, FrameDecoder::new());
@@ -219,10 +243,20 @@ async fn respond(connection: Connection, queue: mpsc::Sender<MeshStream>, answer
                 }
             };
             let mut stream = stream.with_purpose(purpose);
-            if purpose == StreamPurpose::Ping {
-                echo(&mut stream, &answered).await;
-            } else if queue.send(stream).await.is_err() {
-                tracing::debug!("connection dropped before a stream was accepted");
+            match queue_index(purpose) {
+                None => echo(&mut stream, &answered).await,
+                Some(index) => match queues[index].try_send(stream) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::warn!(
+                            ?purpose,
+                            "too many unread streams of this purpose; dropped one"
+                        );
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        tracing::debug!("connection dropped before a stream was accepted");
+                    }
+                },
             }
         });
     }

@@ -152,12 +152,19 @@ async fn same_store_connects_pings_and_streams_both_directions() {
         assert!(step(ba.ping()).await.expect("B pings A") < STEP);
         assert!(ab.rtt() < STEP);
 
-        // A stream per purpose, both ways.
+        // A stream per purpose, both ways; each purpose has its own queue, so an unread
+        // Raft stream opened first does not hold back the Sync reader.
+        let mut early_raft = step(ab.open_stream(StreamPurpose::Raft))
+            .await
+            .expect("open");
+        early_raft.send_frame(b"vote").await.expect("send");
         let mut sync = step(ab.open_stream(StreamPurpose::Sync))
             .await
             .expect("open");
         sync.send_frame(b"hello").await.expect("send");
-        let mut sync_in = step(ba.accept_stream()).await.expect("accept stream");
+        let mut sync_in = step(ba.accept_stream_of(StreamPurpose::Sync))
+            .await
+            .expect("accept stream");
         assert_eq!(sync_in.purpose(), StreamPurpose::Sync);
         assert_eq!(
             step(sync_in.recv_frame()).await.expect("recv"),
@@ -175,7 +182,17 @@ async fn same_store_connects_pings_and_streams_both_directions() {
             .await
             .expect("open");
         raft.send_frame(b"append").await.expect("send");
-        let mut raft_in = step(ab.accept_stream()).await.expect("accept stream");
+        let mut early_raft_in = step(ba.accept_stream_of(StreamPurpose::Raft))
+            .await
+            .expect("accept the earlier stream");
+        assert_eq!(
+            step(early_raft_in.recv_frame()).await.expect("recv"),
+            Some(b"vote".to_vec())
+        );
+        assert!(ba.accept_stream_of(StreamPurpose::Ping).await.is_err());
+        let mut raft_in = step(ab.accept_stream_of(StreamPurpose::Raft))
+            .await
+            .expect("accept stream");
         assert_eq!(raft_in.purpose(), StreamPurpose::Raft);
         assert_eq!(
             step(raft_in.recv_frame()).await.expect("recv"),

@@ -90,16 +90,11 @@ pub async fn receive_loop(
     peer: PeerId,
     connection_id: u64,
 ) {
-    let mut stream = loop {
-        match connection.accept_stream().await {
-            Ok(stream) if stream.purpose() == StreamPurpose::Sync => break stream,
-            Ok(stream) => {
-                tracing::debug!(%peer, purpose = ?stream.purpose(), "stream of an unserved purpose dropped");
-            }
-            Err(error) => {
-                tracing::debug!(%peer, %error, "no sync stream: connection ended");
-                return;
-            }
+    let mut stream = match connection.accept_stream_of(StreamPurpose::Sync).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "no sync stream: connection ended");
+            return;
         }
     };
     loop {
