@@ -429,3 +429,69 @@ async fn cloud_accepts_every_store_and_devices_accept_their_cloud() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn calls_get_their_own_answers_concurrently_and_time_out() {
+    bounded(async {
+        let c = chain("acme");
+        let a = bind(good_tls(&issue(&c.ca, &device("acme", "s1", "till-a"))), 1);
+        let b = bind(good_tls(&issue(&c.ca, &device("acme", "s1", "till-b"))), 2);
+        let (ab, ba) = step(async { tokio::join!(a.connect(addr(&b)), b.accept()) }).await;
+        let (ab, ba) = (
+            std::sync::Arc::new(ab.expect("A dials B")),
+            std::sync::Arc::new(ba.expect("B accepts A")),
+        );
+        let handler: posmesh_mesh::transport::RpcHandler = std::sync::Arc::new(|request| {
+            Box::pin(async move {
+                if request == b"slow" {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                [b"re:".as_slice(), &request].concat()
+            })
+        });
+        let server = ba.clone();
+        let serving =
+            tokio::spawn(async move { server.serve_calls(StreamPurpose::Raft, handler).await });
+        let calls = (0..20).map(|i| {
+            let ab = ab.clone();
+            async move {
+                let request = format!("vote-{i}");
+                let answer = ab
+                    .call(StreamPurpose::Raft, request.as_bytes(), STEP)
+                    .await
+                    .expect("call answered");
+                assert_eq!(answer, format!("re:{request}").into_bytes());
+            }
+        });
+        let mut running = tokio::task::JoinSet::new();
+        for call in calls {
+            running.spawn(call);
+        }
+        while let Some(done) = running.join_next().await {
+            done.expect("call task");
+        }
+        let slow = ab
+            .call(StreamPurpose::Raft, b"slow", Duration::from_millis(100))
+            .await;
+        assert!(
+            matches!(slow, Err(MeshError::Timeout { .. })),
+            "a slow answer times out: {slow:?}"
+        );
+        // Sync streams are not taken by the Raft server.
+        let mut sync = step(ab.open_stream(StreamPurpose::Sync))
+            .await
+            .expect("open");
+        sync.send_frame(b"ledger").await.expect("send");
+        let mut sync_in = step(ba.accept_stream_of(StreamPurpose::Sync))
+            .await
+            .expect("sync stream still ours");
+        assert_eq!(
+            step(sync_in.recv_frame()).await.expect("recv"),
+            Some(b"ledger".to_vec())
+        );
+        ab.close(0, b"done");
+        let stopped = step(serving).await.expect("server task");
+        assert!(matches!(stopped, MeshError::Connection(_)), "{stopped:?}");
+    })
+    .await;
+}
