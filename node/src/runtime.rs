@@ -245,7 +245,7 @@ fn start_mesh(
         &config.peers,
         rand::random(),
         stop,
-        Some(observer),
+        vec![observer],
     );
     if config.mdns_interfaces.is_empty() {
         tracing::info!("no --mdns-interface: discovery off, static peers only");

@@ -58,7 +58,7 @@ pub struct PeerManager {
     local_device: String,
     seed: u64,
     state: Mutex<State>,
-    observer: Option<Arc<dyn ConnectionObserver>>,
+    observers: Vec<Arc<dyn ConnectionObserver>>,
 }
 
 #[derive(Default)]
@@ -77,14 +77,15 @@ struct Live {
 
 impl PeerManager {
     /// Starts the accept and dial loops on `endpoint` with the configured `static_peers`;
-    /// both stop when `stop` turns true. `seed` seeds the backoff jitter. `observer`, if
-    /// any, is told of every connection adopted and closed.
+    /// both stop when `stop` turns true. `seed` seeds the backoff jitter. Each of
+    /// `observers` (ledger replication, later Raft) is told of every connection adopted and
+    /// closed, in order.
     pub fn start(
         endpoint: MeshEndpoint,
         static_peers: &[super::StaticPeer],
         seed: u64,
         stop: watch::Receiver<bool>,
-        observer: Option<Arc<dyn ConnectionObserver>>,
+        observers: Vec<Arc<dyn ConnectionObserver>>,
     ) -> Arc<Self> {
         let local_device = endpoint.local_identity().device_id().to_owned();
         let manager = Arc::new(Self {
@@ -92,7 +93,7 @@ impl PeerManager {
             local_device,
             seed,
             state: Mutex::new(State::default()),
-            observer,
+            observers,
         });
         for peer in static_peers {
             manager.learned(&peer.device_id, peer.addr, PeerSource::Static);
@@ -265,7 +266,7 @@ impl PeerManager {
         drop(state);
         metrics::gauge!("posmesh_mesh_peers_connected").set(connected as f64);
         tracing::info!(peer = %device, ?direction, addr = %connection.remote_address(), "peer connected");
-        if let Some(observer) = &self.observer {
+        for observer in &self.observers {
             observer.clone().connected(&device, id, connection.clone());
         }
         tokio::spawn(self.clone().watch(device, id, connection));
@@ -297,7 +298,7 @@ impl PeerManager {
                 },
             }
         }
-        if let Some(observer) = &self.observer {
+        for observer in &self.observers {
             observer.clone().closed(&device, id);
         }
         let mut state = self.lock();
