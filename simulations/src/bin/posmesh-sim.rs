@@ -40,7 +40,7 @@ struct Cli {
     #[arg(long, default_value = "quick")]
     profile: String,
     /// Plant a bug the checkers must catch: ack-before-sync, wait-for-peer, receipt-leak,
-    /// forget-store-failed, skip-link-check.
+    /// forget-store-failed, skip-link-check, order-ack-before-sync.
     #[arg(long)]
     canary: Option<String>,
     /// Threads for a sweep (0: one per core).
@@ -92,6 +92,11 @@ fn replay(seed: u64, options: &RunOptions) -> bool {
         "tampered batches delivered {}, refused {}",
         outcome.tampered.0, outcome.tampered.1
     );
+    let (o, m) = (&outcome.orders, &outcome.order_stats);
+    println!(
+        "orders: {} opened, {} edits ({} acknowledged, {} concurrent, {} applied but unacknowledged), {} order messages ({} bytes)",
+        o.created, o.edits, o.edits_acked, o.edits_concurrent, o.edits_unacked_applied, m.messages_sent, m.bytes_sent
+    );
     println!("trace digest: {}", outcome.digest);
     for violation in &outcome.violations {
         println!("seed {seed}: {violation}");
@@ -126,6 +131,11 @@ fn run_sweep(cli: &Cli, options: &RunOptions) -> bool {
         report.tampered.0,
         report.tampered.1,
         report.virtual_ms as f64 / 3_600_000.0
+    );
+    let (o, m) = (&report.orders, &report.order_stats);
+    println!(
+        "orders: {} opened, {} edits ({} acknowledged, {} concurrent, {} applied but unacknowledged), {} order messages ({} bytes)",
+        o.created, o.edits, o.edits_acked, o.edits_concurrent, o.edits_unacked_applied, m.messages_sent, m.bytes_sent
     );
     const SHOWN_MAX: usize = 20;
     for outcome in report.failed.iter().take(SHOWN_MAX) {

@@ -1,5 +1,5 @@
 //! Canaries: planted bugs, off unless a run asks for one, that the checkers must catch
-//! (`tests/sim/canaries.rs` asserts they do). Four are in the simulator's model of the node;
+//! (`tests/sim/canaries.rs` asserts they do). Five are in the simulator's model of the node;
 //! one is in the production replicator, behind posmesh-sync's `canaries` feature.
 
 use std::fmt;
@@ -24,16 +24,23 @@ pub enum Canary {
     /// (`Replicator::plant_canary(Canary::SkipLinkCheck)`): a tampered entry is stored.
     /// Caught by `tamper-refusal`.
     SkipLinkCheck,
+    /// A local order edit's chunk is written without an fsync and the edit answered when
+    /// the write is issued (the node's `persist(…, synced: false)` on the edit path): a
+    /// crash before the write-back loses an acknowledged line that no peer got yet (the
+    /// device was partitioned, its links clogged, or the message lost). Caught by
+    /// `order-convergence`.
+    OrderAckBeforeSync,
 }
 
 impl Canary {
     /// Every canary.
-    pub const ALL: [Canary; 5] = [
+    pub const ALL: [Canary; 6] = [
         Canary::AckBeforeSync,
         Canary::WaitForPeer,
         Canary::ReceiptLeak,
         Canary::ForgetStoreFailed,
         Canary::SkipLinkCheck,
+        Canary::OrderAckBeforeSync,
     ];
 
     /// Its command-line name.
@@ -44,6 +51,7 @@ impl Canary {
             Canary::ReceiptLeak => "receipt-leak",
             Canary::ForgetStoreFailed => "forget-store-failed",
             Canary::SkipLinkCheck => "skip-link-check",
+            Canary::OrderAckBeforeSync => "order-ack-before-sync",
         }
     }
 
@@ -60,6 +68,7 @@ impl Canary {
             Canary::ReceiptLeak => super::checkers::receipt_numbers::NAME,
             Canary::ForgetStoreFailed => super::checkers::convergence::NAME,
             Canary::SkipLinkCheck => super::checkers::tamper_refusal::NAME,
+            Canary::OrderAckBeforeSync => super::checkers::order_convergence::NAME,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! profiles: [`SimConfig::quick`] (short horizons, for `make test`) and [`SimConfig::day`]
 //! (a store's business day, for long sweeps and the benchmark).
 
+use posmesh_sync::orders::OrderBookConfig;
 use posmesh_sync::replication::ReplicatorConfig;
 
 /// Everything that shapes a run besides the seed.
@@ -43,10 +44,26 @@ pub struct SimConfig {
     pub skew_max_ms: u64,
     /// The replicator's limits and timers.
     pub replicator: ReplicatorConfig,
+    /// Most orders (open tabs) created in a run; the seed picks `1 ..= orders_max` (none
+    /// when 0).
+    pub orders_max: u64,
+    /// Mean gap between two order edits in the store (any device), ms.
+    pub order_edit_gap_mean_ms: u64,
+    /// Chance that an edit comes with a second one on another device at the same instant
+    /// (concurrent edits of the same order, often across a partition).
+    pub order_concurrent_per_mille: u64,
+    /// An unsynced order chunk (merged peer changes) is durable after a write-back of
+    /// `1 ..= order_writeback_max_ms` (or a later fsync).
+    pub order_writeback_max_ms: u64,
+    /// An order's stored chunks are compacted into one `save` at this many chunks.
+    pub order_compact_after: usize,
+    /// The order book's limits and timers.
+    pub order_book: OrderBookConfig,
 }
 
 impl SimConfig {
-    /// Short horizons: 6 s of faults, 3–5 devices, fast timers. A seed costs milliseconds.
+    /// Short horizons: 6 s of faults, 3–5 devices, fast timers (order resync every second),
+    /// up to 3 orders with an edit every ~400 ms. A seed costs milliseconds.
     pub fn quick() -> Self {
         Self {
             profile: "quick",
@@ -73,11 +90,21 @@ impl SimConfig {
                 batch_bytes_max: 4_096,
                 batches_in_flight_max: 2,
             },
+            orders_max: 3,
+            order_edit_gap_mean_ms: 400,
+            order_concurrent_per_mille: 250,
+            order_writeback_max_ms: 400,
+            order_compact_after: 8,
+            order_book: OrderBookConfig {
+                orders_max: 10_000,
+                resync_interval_ms: 1_000,
+            },
         }
     }
 
     /// A store's business day: 12 hours of trading with faults, production replication
-    /// timers (`ReplicatorConfig::default()`), 3–6 devices, a sale every ~40 s per device.
+    /// timers (`ReplicatorConfig::default()`), 3–6 devices, a sale every ~40 s per device,
+    /// up to 4 orders with an edit every ~60 s, order resync every 3 minutes.
     pub fn day() -> Self {
         Self {
             profile: "day",
@@ -98,6 +125,18 @@ impl SimConfig {
             delay_spike_max_ms: 5_000,
             skew_max_ms: 600_000,
             replicator: ReplicatorConfig::default(),
+            orders_max: 4,
+            order_edit_gap_mean_ms: 60_000,
+            order_concurrent_per_mille: 150,
+            order_writeback_max_ms: 5_000,
+            order_compact_after: 16,
+            // The production resync (every 30 s, every order with every peer) would cost
+            // ~30 times the rest of a store-day here; 3 minutes still recovers every lost
+            // message well within the liveness deadline.
+            order_book: OrderBookConfig {
+                resync_interval_ms: 180_000,
+                ..OrderBookConfig::default()
+            },
         }
     }
 

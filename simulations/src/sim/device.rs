@@ -5,8 +5,9 @@
 use super::disk::SimDisk;
 use super::writer::{Assigned, JournalWriter, SaleInput};
 use ed25519_dalek::SigningKey;
+use posmesh_sync::orders::{OrderBook, OrderSyncStats};
 use posmesh_sync::replication::{Replicator, ReplicatorStats};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Virtual time 0 on the devices' wall clocks: 2025-11-30T00:00:00Z, ms since the Unix epoch.
 pub const EPOCH_MS: u64 = 1_764_460_800_000;
@@ -47,6 +48,23 @@ pub struct SimDevice {
     pub held_acks: Vec<Assigned>,
     /// Counters of replicators that died in crashes.
     pub past_stats: ReplicatorStats,
+    /// The production order book (`None` while down).
+    pub orders: Option<OrderBook>,
+    /// The order session of the running book (raised durably at every boot; the actor is
+    /// `order_actor(name, 1, session)`).
+    pub order_session: u64,
+    /// Order chunk writes in progress that answer local edits: disk id → edit ids.
+    pub order_writes: BTreeMap<u64, Vec<usize>>,
+    /// The newest synced local order write in progress: the book's messages wait for it
+    /// (the node sends a local edit only after it is on disk).
+    pub order_gate: Option<u64>,
+    /// Chunks stored per order since its last compaction (as the node counts them).
+    pub order_chunk_counts: BTreeMap<String, usize>,
+    /// Orders whose last chunk write failed: the next write is a whole `save` (the failed
+    /// chunk's changes would otherwise never be stored).
+    pub order_resave: BTreeSet<String>,
+    /// Counters of order books that died in crashes.
+    pub past_order_stats: OrderSyncStats,
 }
 
 impl SimDevice {
@@ -62,6 +80,15 @@ impl SimDevice {
         u64::try_from(now).unwrap_or(0)
     }
 
+    /// Order sync counters of every book this device ran.
+    pub fn order_stats(&self) -> OrderSyncStats {
+        let mut total = self.past_order_stats.clone();
+        if let Some(book) = &self.orders {
+            add_order_stats(&mut total, book.stats());
+        }
+        total
+    }
+
     /// Counters of every replicator this device ran.
     pub fn stats(&self) -> ReplicatorStats {
         let mut total = self.past_stats.clone();
@@ -70,6 +97,14 @@ impl SimDevice {
         }
         total
     }
+}
+
+/// Adds order sync counters `more` into `total`.
+pub fn add_order_stats(total: &mut OrderSyncStats, more: &OrderSyncStats) {
+    total.messages_sent += more.messages_sent;
+    total.bytes_sent += more.bytes_sent;
+    total.messages_received += more.messages_received;
+    total.messages_refused += more.messages_refused;
 }
 
 /// Adds `more` into `total`, field by field.

@@ -40,6 +40,16 @@ pub enum Action {
     TamperStart(usize, usize, TamperKind),
     /// The directed link is honest again.
     TamperStop(usize, usize),
+    /// A POS app opens an order (a tab) on the device; `1` numbers it in the run.
+    OrderCreate(usize, u64),
+    /// A POS app edits an order on the device; `pick` chooses which (two edits with the
+    /// same pick at the same instant edit the same order when both devices hold it).
+    OrderEdit {
+        /// The device.
+        device: usize,
+        /// Chooses the order among those the device holds.
+        pick: u64,
+    },
 }
 
 /// Faults injected in a run, by kind (ordered, so output is stable).
@@ -107,6 +117,45 @@ pub fn schedule_sales(config: &SimConfig, devices: usize, rng: &mut SimRng, agen
             }
             t += gap(rng, config.sale_gap_mean_ms);
         }
+    }
+}
+
+/// Appends the order workload of the safety phase for `devices` devices to `agenda`: a few
+/// orders opened in the first half, edits on random devices until the end, some of them in
+/// concurrent pairs (two devices at the same instant, often in different partitions).
+pub fn schedule_orders(config: &SimConfig, devices: usize, rng: &mut SimRng, agenda: &mut Agenda) {
+    let mut order = 2_000_000_000;
+    let mut put = |agenda: &mut Agenda, t: u64, action: Action| {
+        order += 1;
+        agenda.insert((t, order), action);
+    };
+    if config.orders_max == 0 {
+        return;
+    }
+    let count = rng.between(1, config.orders_max);
+    let mut first_ms = config.safety_ms;
+    for k in 0..count {
+        let t = rng.below(config.safety_ms / 2);
+        first_ms = first_ms.min(t);
+        put(agenda, t, Action::OrderCreate(rng.index(devices), k + 1));
+    }
+    let mut t = first_ms + gap(rng, config.order_edit_gap_mean_ms);
+    while t < config.safety_ms {
+        let device = rng.index(devices);
+        let pick = rng.next_u64();
+        put(agenda, t, Action::OrderEdit { device, pick });
+        if devices > 1 && rng.chance(config.order_concurrent_per_mille) {
+            let other = (device + 1 + rng.index(devices - 1)) % devices;
+            put(
+                agenda,
+                t,
+                Action::OrderEdit {
+                    device: other,
+                    pick,
+                },
+            );
+        }
+        t += gap(rng, config.order_edit_gap_mean_ms);
     }
 }
 

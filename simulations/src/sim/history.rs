@@ -3,6 +3,7 @@
 //! tampered batches that got through.
 
 use posmesh_sync::chain::ChainHash;
+use posmesh_sync::orders::{OrderEdit, OrderView};
 use posmesh_sync::replication::RefusalReason;
 use std::collections::BTreeMap;
 
@@ -89,6 +90,82 @@ pub struct ForeignEntry {
     pub seq: u64,
 }
 
+/// What a POS app asked of an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderOp {
+    /// Open the order.
+    Create,
+    /// Edit it.
+    Edit(OrderEdit),
+}
+
+/// What became of an order request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderOutcome {
+    /// Not answered (yet).
+    Pending,
+    /// Acknowledged at `at_ms` (its chunk synced).
+    Acked {
+        /// When, ms.
+        at_ms: u64,
+    },
+    /// Refused at `at_ms` (device down, disk full, or the core refused the edit).
+    Refused {
+        /// When, ms.
+        at_ms: u64,
+        /// Why.
+        because: String,
+    },
+    /// The device crashed before answering.
+    Interrupted {
+        /// When, ms.
+        at_ms: u64,
+    },
+}
+
+/// One order request.
+#[derive(Clone, Debug)]
+pub struct OrderRecord {
+    /// Device asked (index).
+    pub device: usize,
+    /// The order.
+    pub order_id: String,
+    /// What was asked.
+    pub op: OrderOp,
+    /// When, ms.
+    pub requested_ms: u64,
+    /// Whether the device's book applied it in memory (its changes may spread even when it
+    /// is not acknowledged).
+    pub applied: bool,
+    /// What became of it.
+    pub outcome: OrderOutcome,
+}
+
+/// A device's orders at the end of the run.
+#[derive(Clone, Debug, Default)]
+pub struct OrdersSnapshot {
+    /// `OrderBook::digest()` of the running book (`None` when the device is down).
+    pub digest: Option<[u8; 32]>,
+    /// Every order held and its view (`Err` when it does not read).
+    pub views: BTreeMap<String, Result<Option<OrderView>, String>>,
+    /// The orders as reloaded from the device's durable chunks (`None` while writes are
+    /// still pending, so the disk may lag memory).
+    pub reloaded: Option<BTreeMap<String, Result<Option<OrderView>, String>>>,
+}
+
+/// An order message a book refused, or stored chunks that did not load.
+#[derive(Clone, Debug)]
+pub struct OrderFailure {
+    /// When, ms.
+    pub at_ms: u64,
+    /// The device (index).
+    pub device: usize,
+    /// The order.
+    pub order_id: String,
+    /// What happened.
+    pub what: String,
+}
+
 /// The run's history.
 #[derive(Clone, Debug, Default)]
 pub struct History {
@@ -108,4 +185,12 @@ pub struct History {
     pub healed_at_ms: u64,
     /// When every device first held every entry after the heal, ms.
     pub converged_at_ms: Option<u64>,
+    /// Every order request, by id (its index).
+    pub orders: Vec<OrderRecord>,
+    /// Order messages refused and stored orders that did not load.
+    pub order_failures: Vec<OrderFailure>,
+    /// Each device's orders at the end of the run (taken before the checkers run).
+    pub orders_final: Vec<OrdersSnapshot>,
+    /// Lines added so far (line ids are `{device}-l{n}`, unique in the run).
+    pub lines_added: u64,
 }

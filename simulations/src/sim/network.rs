@@ -3,9 +3,10 @@
 //! are up. Each message travels its directed link with its own seeded latency, so messages
 //! reorder; the world decides drops, duplicates, delay spikes and tampering when it sends. A
 //! clogged directed link holds its messages (the connection stays up) until it is unclogged.
-//! Cutting a connection loses what is in flight on it.
+//! Cutting a connection loses what is in flight on it. Ledger replication and order sync
+//! share the connections (the node multiplexes both on its one sync stream per peer).
 
-use posmesh_proto::sync::v1::SyncMessage;
+use posmesh_proto::sync::v1::{OrderSyncMessage, SyncMessage};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How a byzantine link alters an entry batch (see [`super::tamper`]).
@@ -17,6 +18,15 @@ pub enum TamperKind {
     LastEntry,
     /// The last entry is altered and the head re-signed with another device's key.
     ForeignKey,
+}
+
+/// What travels on a connection (the node's `SyncFrame`).
+#[derive(Clone, Debug)]
+pub enum Wire {
+    /// A message of the ledger's replicator.
+    Ledger(SyncMessage),
+    /// A message of the order book's Automerge sync.
+    Order(OrderSyncMessage),
 }
 
 /// A message on its way.
@@ -31,7 +41,7 @@ pub struct Envelope {
     /// Earliest delivery, ms of virtual time.
     pub deliver_ms: u64,
     /// The message.
-    pub message: SyncMessage,
+    pub message: Wire,
     /// Set when a byzantine link altered the message.
     pub tampered: Option<TamperKind>,
 }
@@ -111,7 +121,7 @@ impl Network {
         from: usize,
         to: usize,
         deliver_ms: u64,
-        message: SyncMessage,
+        message: Wire,
         tampered: Option<TamperKind>,
     ) -> u64 {
         self.next_id += 1;

@@ -13,11 +13,12 @@
 use super::canary::Canary;
 use super::checkers::{check_all, Violation};
 use super::config::SimConfig;
-use super::device::add_stats;
-use super::faults::{schedule_faults, schedule_sales, Agenda, FaultCounts};
-use super::history::SaleOutcome;
+use super::device::{add_order_stats, add_stats};
+use super::faults::{schedule_faults, schedule_orders, schedule_sales, Agenda, FaultCounts};
+use super::history::{OrderOp, OrderOutcome, SaleOutcome};
 use super::rng::SimRng;
 use super::world::World;
+use posmesh_sync::orders::OrderSyncStats;
 use posmesh_sync::replication::ReplicatorStats;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -102,6 +103,61 @@ pub struct Outcome {
     pub tampered: (u64, u64),
     /// Replicator counters over all devices.
     pub stats: ReplicatorStats,
+    /// The order workload.
+    pub orders: OrderCounts,
+    /// Order sync counters over all devices.
+    pub order_stats: OrderSyncStats,
+}
+
+/// What became of the order requests of a run (or a sweep).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderCounts {
+    /// Orders opened and acknowledged.
+    pub created: u64,
+    /// Edits asked for (on a running device holding an order).
+    pub edits: u64,
+    /// Edits acknowledged.
+    pub edits_acked: u64,
+    /// Edits applied in memory but refused (full disk) or interrupted by a crash.
+    pub edits_unacked_applied: u64,
+    /// Edits requested at the same instant as another on another device.
+    pub edits_concurrent: u64,
+}
+
+impl OrderCounts {
+    fn add(&mut self, other: &OrderCounts) {
+        self.created += other.created;
+        self.edits += other.edits;
+        self.edits_acked += other.edits_acked;
+        self.edits_unacked_applied += other.edits_unacked_applied;
+        self.edits_concurrent += other.edits_concurrent;
+    }
+}
+
+fn count_orders(world: &World) -> OrderCounts {
+    let mut counts = OrderCounts::default();
+    let records = &world.history.orders;
+    for (i, record) in records.iter().enumerate() {
+        let acked = matches!(record.outcome, OrderOutcome::Acked { .. });
+        match record.op {
+            OrderOp::Create => counts.created += u64::from(acked),
+            OrderOp::Edit(_) => {
+                counts.edits += 1;
+                counts.edits_acked += u64::from(acked);
+                counts.edits_unacked_applied += u64::from(record.applied && !acked);
+                let concurrent = |j: usize| {
+                    records.get(j).is_some_and(|other| {
+                        other.requested_ms == record.requested_ms
+                            && other.device != record.device
+                            && matches!(other.op, OrderOp::Edit(_))
+                    })
+                };
+                counts.edits_concurrent +=
+                    u64::from(concurrent(i + 1) || i.checked_sub(1).is_some_and(concurrent));
+            }
+        }
+    }
+    counts
 }
 
 fn simulate(seed: u64, options: &RunOptions) -> Outcome {
@@ -110,6 +166,7 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
     let mut shape = root.fork();
     let mut schedule = root.fork();
     let runtime = root.fork();
+    let mut order_schedule = root.fork();
     let span = (config.devices_max - config.devices_min) as u64;
     let n = config.devices_min + shape.below(span + 1) as usize;
     let names: Vec<String> = DEVICE_NAMES[..n].iter().map(|s| (*s).to_owned()).collect();
@@ -124,6 +181,7 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
     let mut agenda = Agenda::new();
     schedule_sales(&config, n, &mut schedule, &mut agenda);
     schedule_faults(&config, n, &mut schedule, &mut agenda);
+    schedule_orders(&config, n, &mut order_schedule, &mut agenda);
     for ((at_ms, _), action) in agenda {
         world.schedule(at_ms, action);
     }
@@ -132,9 +190,14 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
     let converged = world.run_until_converged(config.safety_ms + config.liveness_deadline_ms);
     world.history.converged_at_ms = converged;
     if converged.is_some() {
-        let extra = config.replicator.anti_entropy_interval_ms.max(1_000);
+        let extra = config
+            .replicator
+            .anti_entropy_interval_ms
+            .max(config.order_writeback_max_ms)
+            .max(1_000);
         world.run_until(world.now_ms + extra);
     }
+    world.history.orders_final = world.snapshot_orders();
     let violations = check_all(&world);
     let sales_acked = world
         .history
@@ -161,6 +224,8 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
             world.history.refusals.iter().filter(|r| r.tampered).count() as u64,
         ),
         stats: world.stats_total(),
+        orders: count_orders(&world),
+        order_stats: world.order_stats_total(),
     }
 }
 
@@ -196,6 +261,8 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Outcome {
                 healed_at_ms: 0,
                 tampered: (0, 0),
                 stats: ReplicatorStats::default(),
+                orders: OrderCounts::default(),
+                order_stats: OrderSyncStats::default(),
             }
         }
     }
@@ -224,6 +291,10 @@ pub struct SweepReport {
     pub by_checker: std::collections::BTreeMap<&'static str, u64>,
     /// Replicator counters over all seeds.
     pub stats: ReplicatorStats,
+    /// The order workload over all seeds.
+    pub orders: OrderCounts,
+    /// Order sync counters over all seeds.
+    pub order_stats: OrderSyncStats,
 }
 
 impl SweepReport {
@@ -236,6 +307,8 @@ impl SweepReport {
         self.tampered.0 += outcome.tampered.0;
         self.tampered.1 += outcome.tampered.1;
         add_stats(&mut self.stats, &outcome.stats);
+        self.orders.add(&outcome.orders);
+        add_order_stats(&mut self.order_stats, &outcome.order_stats);
         if !outcome.violations.is_empty() {
             self.violations += outcome.violations.len() as u64;
             for v in &outcome.violations {

@@ -5,15 +5,15 @@
 
 use super::canary::Canary;
 use super::config::SimConfig;
-use super::device::{add_stats, LocalWrite, SimDevice};
-use super::disk::{DiskError, DiskWrite, SimDisk};
+use super::device::{add_order_stats, add_stats, LocalWrite, SimDevice};
+use super::disk::{DiskError, DiskOp, DiskWrite, SimDisk};
 use super::faults::{Action, Agenda, FaultCounts};
 use super::history::{
     ForeignEntry, History, RefusalRecord, RefusedBecause, SaleOutcome, SaleRecord,
 };
 use super::keys::device_key;
 use super::ledger::Ledger;
-use super::network::{pair, Envelope, Network};
+use super::network::{pair, Envelope, Network, Wire};
 use super::rng::SimRng;
 use super::tamper::tamper;
 use super::trace::Trace;
@@ -21,14 +21,30 @@ use super::writer::{Assigned, JournalWriter, SaleInput};
 use posmesh_proto::sync::v1::{sync_message::Kind, SyncMessage};
 use posmesh_sync::chain::entry_hash;
 use posmesh_sync::chain_head::public_key;
+use posmesh_sync::orders::OrderSyncStats;
 use posmesh_sync::replication::{PeerId, ReplicationEvent, Replicator, ReplicatorStats};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most rounds of due work at one virtual instant before the run is declared a livelock.
 const RUNS_AT_SAME_MS_MAX: u32 = 10_000;
 
-/// A short description of a sync message for the trace: (kind, device-ish word, a, b).
-fn describe(message: &SyncMessage) -> (u64, String, u64, u64) {
+/// A short description of a message for the trace: (kind, device-ish word, a, b).
+fn describe(message: &Wire) -> (u64, String, u64, u64) {
+    let message = match message {
+        Wire::Ledger(message) => message,
+        Wire::Order(order) => {
+            return (
+                4,
+                format!(
+                    "order {}{}",
+                    order.order_id,
+                    if order.reset { " (reset)" } else { "" }
+                ),
+                order.automerge_sync.len() as u64,
+                u64::from(order.reset),
+            )
+        }
+    };
     match &message.kind {
         Some(Kind::VersionVector(v)) => (
             1,
@@ -58,7 +74,7 @@ pub struct World {
     pub canary: Option<Canary>,
     /// Virtual time, ms.
     pub now_ms: u64,
-    rng: SimRng,
+    pub(super) rng: SimRng,
     /// The devices, by index.
     pub devices: Vec<SimDevice>,
     index: BTreeMap<String, usize>,
@@ -117,6 +133,13 @@ impl World {
                     stores: BTreeMap::new(),
                     held_acks: Vec::new(),
                     past_stats: ReplicatorStats::default(),
+                    orders: None,
+                    order_session: 0,
+                    order_writes: BTreeMap::new(),
+                    order_gate: None,
+                    order_chunk_counts: BTreeMap::new(),
+                    order_resave: BTreeSet::new(),
+                    past_order_stats: OrderSyncStats::default(),
                 }
             })
             .collect();
@@ -164,7 +187,12 @@ impl World {
         self.agenda.insert((at_ms, self.agenda_order), action);
     }
 
-    fn record(&mut self, kind: &'static str, words: &[u64], line: impl FnOnce() -> String) {
+    pub(super) fn record(
+        &mut self,
+        kind: &'static str,
+        words: &[u64],
+        line: impl FnOnce() -> String,
+    ) {
         self.trace.record(self.now_ms, kind, words, line);
     }
 
@@ -304,7 +332,15 @@ impl World {
         });
     }
 
-    /// A write of device `d` finished its fsync.
+    /// A write of device `d` became durable.
+    fn on_durable(&mut self, d: usize, disk_id: u64, op: DiskOp) {
+        match op {
+            DiskOp::Ledger(write) => self.on_synced(d, disk_id, write),
+            DiskOp::Order(_) => self.on_order_durable(d, disk_id),
+        }
+    }
+
+    /// A journal write of device `d` finished its fsync.
     fn on_synced(&mut self, d: usize, disk_id: u64, write: DiskWrite) {
         let name = self.devices[d].name.clone();
         let last = write.last_seq();
@@ -372,7 +408,7 @@ impl World {
                 return;
             };
             if let Some((peer, message)) = replicator.poll_transmit() {
-                self.send(d, &peer, message);
+                self.send(d, &peer, Wire::Ledger(message));
                 continue;
             }
             let Some(event) = replicator.poll_event() else {
@@ -453,13 +489,13 @@ impl World {
         }
     }
 
-    fn send(&mut self, from: usize, peer: &PeerId, mut message: SyncMessage) {
+    pub(super) fn send(&mut self, from: usize, peer: &PeerId, mut message: Wire) {
         let Some(to) = self.index_of(&peer.0) else {
             return; // a peer outside the store (a test's forger): nobody listens
         };
         assert!(
             self.network.is_connected(from, to),
-            "replicator of {} transmits to {} which is not connected",
+            "replicator or order book of {} transmits to {} which is not connected",
             self.devices[from].name,
             peer
         );
@@ -474,7 +510,10 @@ impl World {
         }
         let mut tampered = None;
         if let Some(kind) = self.network.tampering(from, to) {
-            if let Some(Kind::EntryBatch(batch)) = message.kind.as_mut() {
+            if let Wire::Ledger(SyncMessage {
+                kind: Some(Kind::EntryBatch(batch)),
+            }) = &mut message
+            {
                 // The forger signs with the key of another device of the store than the
                 // batch's author (a stolen key of the author would be a valid signature).
                 let n = self.devices.len();
@@ -537,6 +576,17 @@ impl World {
         self.record("deliver", &[from as u64, to as u64, id], || {
             format!("{from_name} -> {to_name} #{id} delivered")
         });
+        let message = match message {
+            Wire::Ledger(message) => message,
+            Wire::Order(message) => {
+                if let Some(book) = self.devices[to].orders.as_mut() {
+                    // A refusal comes back as an event too; drain_orders records it.
+                    let _ = book.handle_message(&PeerId(from_name), &message);
+                }
+                self.drain_orders(to);
+                return;
+            }
+        };
         let device = &mut self.devices[to];
         let local_ms = device.local_ms(self.now_ms);
         let ledger = device.disk.durable();
@@ -579,12 +629,16 @@ impl World {
             let peer = PeerId(self.devices[y].name.clone());
             let local_ms = self.devices[x].local_ms(self.now_ms);
             if let Some(r) = self.devices[x].replicator.as_mut() {
-                r.handle_connected(peer, local_ms);
+                r.handle_connected(peer.clone(), local_ms);
+            }
+            if let Some(book) = self.devices[x].orders.as_mut() {
+                book.handle_connected(peer, local_ms);
             }
         }
         for x in [a, b] {
             self.release_held_acks(x);
             self.drain(x);
+            self.drain_orders(x);
         }
     }
 
@@ -601,9 +655,13 @@ impl World {
             if let Some(r) = self.devices[x].replicator.as_mut() {
                 r.handle_disconnected(&peer);
             }
+            if let Some(book) = self.devices[x].orders.as_mut() {
+                book.handle_disconnected(&peer);
+            }
         }
         for x in [a, b] {
             self.drain(x);
+            self.drain_orders(x);
         }
     }
 
@@ -639,6 +697,7 @@ impl World {
             replicator.plant_canary(posmesh_sync::replication::Canary::SkipLinkCheck);
         }
         device.replicator = Some(replicator);
+        self.boot_orders(d);
         for other in 0..self.devices.len() {
             if other != d {
                 self.connect(d, other);
@@ -672,6 +731,7 @@ impl World {
         }
         interrupted.extend(device.held_acks.drain(..).map(|a| a.sale_id));
         let name = device.name.clone();
+        self.crash_orders(d);
         for sale_id in interrupted {
             let record = &mut self.history.sales[sale_id as usize];
             if record.outcome == SaleOutcome::Pending {
@@ -750,6 +810,8 @@ impl World {
                     format!("link {from} -> {to} honest")
                 });
             }
+            Action::OrderCreate(d, k) => self.create_order(d, k),
+            Action::OrderEdit { device, pick } => self.edit_order(device, pick),
         }
     }
 
@@ -786,11 +848,16 @@ impl World {
             let due = d.replicator.as_ref()?.poll_timeout()?;
             Some(d.virtual_ms(due))
         });
+        let order_timers = self.devices.iter().filter_map(|d| {
+            let due = d.orders.as_ref()?.poll_timeout()?;
+            Some(d.virtual_ms(due))
+        });
         agenda
             .into_iter()
             .chain(network)
             .chain(disks)
             .chain(timers)
+            .chain(order_timers)
             .min()
     }
 
@@ -818,18 +885,24 @@ impl World {
             self.deliver(envelope, reordered);
         }
         for d in 0..self.devices.len() {
-            while let Some((disk_id, write)) = self.devices[d].disk.complete_due(now_ms) {
-                self.on_synced(d, disk_id, write);
+            while let Some((disk_id, op)) = self.devices[d].disk.complete_due(now_ms) {
+                self.on_durable(d, disk_id, op);
             }
             let device = &mut self.devices[d];
             let local_ms = device.local_ms(now_ms);
             let ledger = device.disk.durable();
-            let Some(r) = device.replicator.as_mut() else {
-                continue;
-            };
-            if r.poll_timeout().is_some_and(|due| due <= local_ms) {
-                r.handle_timeout(local_ms, ledger);
-                self.drain(d);
+            if let Some(r) = device.replicator.as_mut() {
+                if r.poll_timeout().is_some_and(|due| due <= local_ms) {
+                    r.handle_timeout(local_ms, ledger);
+                    self.drain(d);
+                }
+            }
+            let device = &mut self.devices[d];
+            if let Some(book) = device.orders.as_mut() {
+                if book.poll_timeout().is_some_and(|due| due <= local_ms) {
+                    book.handle_timeout(local_ms);
+                    self.drain_orders(d);
+                }
             }
         }
     }
@@ -846,11 +919,11 @@ impl World {
         self.now_ms = self.now_ms.max(until_ms);
     }
 
-    /// Runs until every device holds every entry of every device (checked after each step)
-    /// or `deadline_ms`. Returns when convergence first held.
+    /// Runs until every device holds every entry of every device and the same orders
+    /// (checked after each step) or `deadline_ms`. Returns when convergence first held.
     pub fn run_until_converged(&mut self, deadline_ms: u64) -> Option<u64> {
         loop {
-            if self.converged() {
+            if self.converged() && self.orders_converged() {
                 return Some(self.now_ms);
             }
             let due_ms = self.next_due_ms()?;
@@ -888,6 +961,15 @@ impl World {
         let mut total = ReplicatorStats::default();
         for d in &self.devices {
             add_stats(&mut total, &d.stats());
+        }
+        total
+    }
+
+    /// Order sync counters summed over every device and session.
+    pub fn order_stats_total(&self) -> OrderSyncStats {
+        let mut total = OrderSyncStats::default();
+        for d in &self.devices {
+            add_order_stats(&mut total, &d.order_stats());
         }
         total
     }

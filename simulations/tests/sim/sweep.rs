@@ -1,5 +1,6 @@
 //! 1,000 seeds of the quick profile: every fault kind is injected, the rare paths of the
-//! replicator are reached, and no checker reports anything.
+//! replicator are reached, shared orders are edited concurrently on every side of the
+//! faults, and no checker reports anything.
 
 use posmesh_simulations::sim::{sweep, RunOptions, SimConfig};
 
@@ -59,4 +60,15 @@ fn a_thousand_seeds_of_faults_break_no_guarantee() {
     assert!(s.go_backs > 0, "{s:?}");
     assert!(s.stores_failed > 0, "{s:?}");
     assert_eq!(s.batches_stalled_without_head, 0, "{s:?}");
+    // The orders workload: orders opened, edits acknowledged, concurrent edits, edits lost
+    // to crashes or refused by full disks after they were applied, and order sync traffic
+    // on the same faulty network.
+    let (o, m) = (&report.orders, &report.order_stats);
+    eprintln!("orders: {o:?}, order sync: {m:?}");
+    assert!(o.created > SEEDS, "{o:?}");
+    assert!(o.edits_acked > 10 * SEEDS, "{o:?}");
+    assert!(o.edits_concurrent > SEEDS, "{o:?}");
+    assert!(o.edits_unacked_applied > 0, "{o:?}");
+    assert!(m.messages_sent > 100 * SEEDS, "{m:?}");
+    assert_eq!(m.messages_refused, 0, "{m:?}");
 }

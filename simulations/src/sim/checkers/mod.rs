@@ -7,7 +7,7 @@
 //! | 1 durable on ack | [`durable_on_ack`] |
 //! | 2 local first | [`local_first`] |
 //! | 3 convergence of the ledger | [`convergence`] |
-//! | 3 convergence of Automerge orders | added with the orders work (issue 4) |
+//! | 3 convergence of Automerge orders (and 1 for acknowledged order edits) | [`order_convergence`] |
 //! | 5 unique, gap-free receipt numbers | [`receipt_numbers`] |
 //! | 3, 8 tampered or forged batches refused, nothing stored | [`tamper_refusal`] |
 //! | 4 exactly once in the cloud | the cloud issue (#8) |
@@ -17,6 +17,7 @@
 pub mod convergence;
 pub mod durable_on_ack;
 pub mod local_first;
+pub mod order_convergence;
 pub mod receipt_numbers;
 pub mod tamper_refusal;
 
@@ -68,5 +69,6 @@ pub fn check_all(world: &World) -> Vec<Violation> {
     violations.extend(convergence::check(world));
     violations.extend(receipt_numbers::check(world));
     violations.extend(tamper_refusal::check(world));
+    violations.extend(order_convergence::check(world));
     violations
 }
