@@ -47,6 +47,9 @@ struct Inner {
     book: OrderBook,
     /// Per order: (chunks stored, next chunk number).
     chunks: BTreeMap<String, (u64, u64)>,
+    /// Orders whose last write failed: the changes it carried are only in memory, so the
+    /// next write stores the whole document (a chunk after a gap would not load).
+    unsaved: std::collections::BTreeSet<String>,
 }
 
 /// The shared orders of this node: every edit is durable (synced) before it is answered,
@@ -103,7 +106,11 @@ impl OrdersService {
             store,
             writer: Mutex::new(Some(writer)),
             calendar,
-            inner: Mutex::new(Inner { book, chunks }),
+            inner: Mutex::new(Inner {
+                book,
+                chunks,
+                unsaved: std::collections::BTreeSet::new(),
+            }),
             sink: OnceLock::new(),
             origin: clock::monotonic_now(),
             wake: Notify::new(),
@@ -296,27 +303,43 @@ impl OrdersService {
     }
 
     /// Writes the order's changes since its last save as its next chunk, compacting when it
-    /// has [`COMPACT_AFTER_CHUNKS`].
+    /// has [`COMPACT_AFTER_CHUNKS`] — or the whole document when an earlier write failed.
     fn persist(&self, inner: &mut Inner, order_id: &str, synced: bool) -> Result<(), StorageError> {
         let Some(bytes) = inner.book.save_incremental(order_id) else {
             return Ok(());
         };
-        if bytes.is_empty() {
+        let after_failure = inner.unsaved.contains(order_id);
+        if bytes.is_empty() && !after_failure {
             return Ok(());
         }
         let (count, next) = inner.chunks.get(order_id).copied().unwrap_or((0, 0));
-        if count + 1 >= COMPACT_AFTER_CHUNKS {
+        let written = if after_failure || count + 1 >= COMPACT_AFTER_CHUNKS {
             let whole = inner.book.save(order_id).unwrap_or_default();
-            self.store.compact_order(order_id, next, &whole)?;
-            metrics::counter!("posmesh_order_compactions_total").increment(1);
-            inner.chunks.insert(order_id.to_owned(), (1, next + 1));
+            let written = self.store.compact_order(order_id, next, &whole);
+            if written.is_ok() {
+                metrics::counter!("posmesh_order_compactions_total").increment(1);
+                inner.chunks.insert(order_id.to_owned(), (1, next + 1));
+            }
+            written
         } else {
-            self.store.put_order_chunk(order_id, next, &bytes, synced)?;
-            inner
-                .chunks
-                .insert(order_id.to_owned(), (count + 1, next + 1));
+            let written = self.store.put_order_chunk(order_id, next, &bytes, synced);
+            if written.is_ok() {
+                inner
+                    .chunks
+                    .insert(order_id.to_owned(), (count + 1, next + 1));
+            }
+            written
+        };
+        match written {
+            Ok(()) => {
+                inner.unsaved.remove(order_id);
+                Ok(())
+            }
+            Err(error) => {
+                inner.unsaved.insert(order_id.to_owned());
+                Err(error)
+            }
         }
-        Ok(())
     }
 
     fn send(&self, outgoing: Vec<(PeerId, OrderSyncMessage)>) {
