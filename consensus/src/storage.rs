@@ -74,8 +74,8 @@ const BLOCK_CACHE_BYTES: usize = 4 << 20;
 /// Errors opening the Raft database.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// Another process (or another open in this one) holds the directory's lock.
-    #[error("the raft database {0} is in use by another process")]
+    /// Another process, or a not yet dropped open in this one, holds the directory's lock.
+    #[error("the raft database {0} is in use (another process, or a raft node not yet dropped)")]
     InUse(String),
     /// RocksDB refused to open the directory.
     #[error("raft database {dir}: {source}")]
@@ -111,7 +111,11 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
         .collect::<Vec<_>>();
     let db = DB::open_cf_descriptors(&db_opts, dir, descriptors).map_err(|source| {
         let text = source.to_string();
-        if text.contains("LOCK") && text.contains("temporarily unavailable") {
+        // Another process: "Resource temporarily unavailable"; this process (a Raft not yet
+        // dropped): "lock hold by current process".
+        if text.contains("LOCK")
+            && (text.contains("temporarily unavailable") || text.contains("lock hold by"))
+        {
             OpenError::InUse(dir.display().to_string())
         } else {
             OpenError::Rocks {

@@ -559,3 +559,94 @@ async fn consensus_cluster_store_life() {
     }
     println!("store life took {:?}", started.elapsed());
 }
+
+/// Opens node `id` on an existing directory (a restart).
+async fn restart(router: &Router, id: NodeId, dir: tempfile::TempDir) -> Node {
+    // The previous instance's threads let go of the RocksDB lock shortly after shutdown.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (log, sm) = loop {
+        match posmesh_consensus::open(&dir.path().join("raft")) {
+            Ok(stores) => break stores,
+            Err(posmesh_consensus::OpenError::InUse(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("reopen: {e}"),
+        }
+    };
+    let reader = sm.reader();
+    let network = Network {
+        router: router.clone(),
+        from: id,
+    };
+    let raft = StoreRaft::new(id, config(), network, log, sm)
+        .await
+        .expect("raft restarts");
+    let (endpoint, inbox) = mpsc::unbounded_channel();
+    router.lock().endpoints.insert(id, endpoint);
+    tokio::spawn(serve(raft.clone(), inbox));
+    Node {
+        raft,
+        reader,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consensus_single_node_restart_keeps_state_and_dedup() {
+    let router = Router::default();
+    let node = start(&router, 1).await;
+    node.raft
+        .initialize(BTreeMap::from([(1, BasicNode::new("mem:1"))]))
+        .await
+        .expect("initialize");
+    let mut nodes = BTreeMap::from([(1, node)]);
+    wait_leader(&nodes, &[]).await;
+    let redeem = StoreCommand::RedeemGiftCard {
+        card_id: "card-R".into(),
+        amount_minor: 700,
+        redemption_id: "till-1/9".into(),
+    };
+    write_via(
+        &nodes,
+        1,
+        StoreCommand::IssueGiftCard {
+            card_id: "card-R".into(),
+            amount_minor: 1_000,
+            currency: eur(),
+        },
+    )
+    .await
+    .expect("issue");
+    write_via(&nodes, 1, redeem.clone()).await.expect("redeem");
+    let before = state_of(&nodes[&1]);
+
+    // Restart: shut down, drop everything, reopen the same directory.
+    router.lock().endpoints.remove(&1);
+    let node = nodes.remove(&1).expect("node");
+    node.raft.shutdown().await.expect("shutdown");
+    let Node { raft, reader, _dir } = node;
+    drop((raft, reader));
+    let node = restart(&router, 1, _dir).await;
+    assert_eq!(state_of(&node), before, "the applied state is on disk");
+    nodes.insert(1, node);
+    wait_leader(&nodes, &[]).await;
+
+    // The redemption's dedup record survived: a retry takes nothing.
+    let retry = write_via(&nodes, 1, redeem).await.expect("retry");
+    assert!(
+        matches!(
+            retry,
+            StoreResponse::Applied(Outcome::GiftCardRedeemed {
+                replayed: true,
+                balance_after_minor: 300,
+                ..
+            })
+        ),
+        "{retry:?}"
+    );
+    assert_eq!(
+        state_of(&nodes[&1]).gift_card_balance("card-R"),
+        Some((300, eur()))
+    );
+    nodes[&1].raft.shutdown().await.expect("shutdown");
+}
