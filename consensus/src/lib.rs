@@ -16,7 +16,7 @@
 //!
 //! The network is not here: openraft's `RaftNetworkFactory`/`RaftNetworkV2` is implemented
 //! over the QUIC mesh by the node, and over tokio channels by this crate's cluster test
-//! (`tests/cluster.rs`).
+//! (`tests/consensus_cluster.rs`).
 //!
 //! # What is durable when
 //! - A log entry counts towards a commit only after it is fsynced: `append` writes it, a

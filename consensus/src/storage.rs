@@ -12,8 +12,9 @@
 //! Durability (what is on disk when):
 //! - `append`: the entries are written (readable at once) and handed to a flusher thread
 //!   that fsyncs the WAL and only then calls openraft's `IOFlushed` callback; openraft counts
-//!   an entry towards a commit quorum only after that callback (Raft paper §5.3, Figure 2:
-//!   "respond after entry applied to state machine" — here, after it is on stable storage).
+//!   an entry towards a commit quorum only after that callback (Raft paper §5.3 and
+//!   Figure 2: the log is persistent state, "updated on stable storage before responding to
+//!   RPCs").
 //! - `save_vote`: a synced write before returning (Figure 2: `currentTerm`/`votedFor` are
 //!   persistent state updated on stable storage before responding to RPCs).
 //! - `apply`: the new state machine state and last applied log id are written in one synced
