@@ -1,8 +1,88 @@
-//! Store-wide decisions through Raft: openraft with RocksDB-backed log and state machine,
-//! Raft RPCs over the QUIC mesh, membership (join as learner, promote, remove).
+//! Store-wide decisions through Raft: openraft 0.10 with RocksDB-backed log and state
+//! machine storage, and the store's state machine.
 //!
 //! # Layout
-//! Empty in the foundation milestone: the consensus milestone fills it (membership,
-//! catalog and prices, operators, shift and day close, gift cards, offline exposure
-//! allotments). Its dependencies (openraft, rocksdb) are declared already so that adding
-//! the code does not change the workspace's build graph (see the root `Cargo.toml`).
+//! - [`command`]: [`StoreCommand`] (what goes into a log entry), [`StoreResponse`],
+//!   [`Outcome`] and [`Refusal`] (what a client gets back). serde/JSON.
+//! - [`state`]: [`StoreState`] and its sans-IO, deterministic
+//!   `apply(index, command) -> response`: gift cards, catalog version, day close,
+//!   certificate revocations, offline card exposure allotments.
+//! - [`storage`]: openraft's `RaftLogStorage` ([`LogStore`]) and `RaftStateMachine`
+//!   ([`StateMachineStore`], also the snapshot builder) on one RocksDB directory of their
+//!   own (`<data-dir>/raft`), column families `raft_log`, `raft_meta`, `raft_sm`.
+//! - [`timings`]: [`RaftTimings`] for store Wi-Fi and the openraft [`openraft::Config`].
+//! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
+//!   [`ConsensusError`] (`NoQuorum`, `NotLeader`, …).
+//!
+//! The network is not here: openraft's `RaftNetworkFactory`/`RaftNetworkV2` is implemented
+//! over the QUIC mesh by the node, and over tokio channels by this crate's cluster test
+//! (`tests/consensus_cluster.rs`).
+//!
+//! # What is durable when
+//! - A log entry counts towards a commit only after it is fsynced: `append` writes it, a
+//!   flusher thread fsyncs RocksDB's WAL and only then calls openraft's `IOFlushed`
+//!   callback (Raft paper §5.3 and Figure 2: followers reply after storing entries on
+//!   stable storage; openraft docs `RaftLogStorage::append`).
+//! - The vote (term and voted-for) is fsynced before `save_vote` returns (Figure 2:
+//!   persistent state is updated on stable storage before responding to RPCs).
+//! - A client's response is sent only after the applied state (and its last applied log
+//!   id) is fsynced on the responding node; by then the entry is on a majority's disks.
+//! - Snapshots are fsynced when built or installed, together with the state they hold.
+//! - The committed index, truncations and purges are written unsynced and become durable
+//!   with the next synced write; losing one is safe (see [`storage`]).
+//!
+//! # The state machine's rules, and where they come from
+//! - Every replica applies the same committed commands in log order and `apply` is pure
+//!   (no clock, no randomness): replicas stay identical (Raft paper §5.3, State Machine
+//!   Safety; §8: commands must be deterministic).
+//! - Retries are idempotent: a gift-card redemption carries a client-chosen
+//!   `redemption_id`; a retried id returns the first outcome instead of redeeming twice
+//!   (Raft paper §8: "the state machine tracks the latest serial number processed for each
+//!   client"; openraft docs `Raft::client_write`). The dedup records live in the state
+//!   machine, so they are in snapshots too.
+//! - No double spend: a redemption is applied only if the balance covers it; two devices
+//!   redeeming the same card concurrently are ordered by the log, the second is refused
+//!   with [`Refusal::InsufficientBalance`].
+//! - A refusal changes nothing (DESIGN guarantee 9); refusals are committed responses, not
+//!   errors of the consensus layer.
+//! - Catalog versions never go back; a business date is closed once, recording the sales
+//!   ledger's version vector (the consistent cut); a certificate revocation is effective
+//!   from the log index of its entry and never moves (never retroactive: DESIGN, "which
+//!   data replicates how"); offline exposure allotments never sum above the store budget
+//!   (DESIGN guarantee 6).
+//! - Reads that must be linearizable (a gift-card balance before a sale) go through
+//!   [`read_linearizable`]: openraft's ReadIndex (Raft paper §8: the leader confirms its
+//!   leadership with a quorum before answering a read-only request).
+//! - A partitioned minority cannot commit (Raft paper §5.2/§5.4: commits need a majority);
+//!   a leader that lost its quorum refuses new proposals once its lease has run out
+//!   (openraft docs, "CheckQuorum"). [`write`] reports both as [`ConsensusError::NoQuorum`].
+
+pub mod client;
+pub mod command;
+pub mod state;
+pub mod storage;
+pub mod timings;
+
+pub use client::{read_linearizable, write, ConsensusError};
+pub use command::{Outcome, Refusal, StoreCommand, StoreResponse};
+pub use state::StoreState;
+pub use storage::{open, LogStore, OpenError, StateMachineStore, StoreReader};
+pub use timings::{raft_config, RaftTimings};
+
+/// A Raft node id. The node maps device ids to node ids; a removed id is never reused
+/// (openraft: reusing a removed node's id can corrupt the membership history).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for the store's Raft group: [`StoreCommand`] in the
+    /// log, [`StoreResponse`] back, `u64` node ids, [`openraft::BasicNode`] (an address) per
+    /// member, tokio runtime.
+    pub TypeConfig:
+        D = StoreCommand,
+        R = StoreResponse,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+);
+
+/// A store's Raft node.
+pub type StoreRaft = openraft::Raft<TypeConfig, StateMachineStore>;

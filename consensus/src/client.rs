@@ -1,0 +1,121 @@
+//! Writing commands and reading the state through a node's Raft, with openraft's errors
+//! mapped to [`ConsensusError`].
+
+use crate::command::{StoreCommand, StoreResponse};
+use crate::state::StoreState;
+use crate::storage::StoreReader;
+use crate::{NodeId, StoreRaft, TypeConfig};
+use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::ReadPolicy;
+use std::time::Duration;
+
+/// Why a store-wide decision could not be made (or confirmed) through this node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsensusError {
+    /// This node cannot get the command committed: it is cut off from a majority of the
+    /// store's voters (a partitioned minority), or no leader is known. Either openraft
+    /// refused the proposal (a leader whose quorum lease expired answers "forward to no
+    /// one"), or it was proposed and not committed within the deadline.
+    ///
+    /// In the second case the entry may still commit later, once the partition heals, or be
+    /// discarded: retry with the same ids (e.g. the same `redemption_id`), which the state
+    /// machine deduplicates.
+    #[error("no quorum: the store's voters could not commit this within {waited_ms} ms (this node is cut off from a majority, or there is no leader); retry with the same ids")]
+    NoQuorum {
+        /// How long the write waited, ms.
+        waited_ms: u64,
+    },
+    /// This node is not the leader; send the command to `leader`.
+    #[error("not the leader: forward to node {leader}")]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: NodeId,
+    },
+    /// The entry was appended on this node, then discarded when it followed a new leader: it
+    /// may or may not have committed through that leader. Retry with the same ids.
+    #[error("leadership changed while proposing (new leader: {leader:?}); commit status unknown, retry with the same ids")]
+    LeaderChanged {
+        /// The new leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The Raft node stopped (shut down, or a storage error made it stop).
+    #[error("raft node stopped: {0}")]
+    Stopped(String),
+    /// Any other openraft error (a bug of ours if it happens).
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+fn forward(forward: &ForwardToLeader<TypeConfig>, waited: Duration) -> ConsensusError {
+    match forward.leader_id {
+        Some(leader) => ConsensusError::NotLeader { leader },
+        None => ConsensusError::NoQuorum {
+            waited_ms: millis(waited),
+        },
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Proposes `command` through `raft` and waits at most `deadline` for it to be committed
+/// and applied. Returns the log index it was applied at and the state machine's response
+/// (which may be a [`StoreResponse::Refused`]: refusals are committed decisions too).
+///
+/// # Errors
+/// [`ConsensusError::NoQuorum`] when not committed in time or refused for lack of a
+/// quorum, [`ConsensusError::NotLeader`] on a follower, others as documented there.
+pub async fn write(
+    raft: &StoreRaft,
+    command: StoreCommand,
+    deadline: Duration,
+) -> Result<(u64, StoreResponse), ConsensusError> {
+    match tokio::time::timeout(deadline, raft.client_write(command)).await {
+        Err(_elapsed) => Err(ConsensusError::NoQuorum {
+            waited_ms: millis(deadline),
+        }),
+        Ok(Ok(response)) => Ok((response.log_id.index, response.data)),
+        Ok(Err(RaftError::APIError(error))) => Err(match error {
+            ClientWriteError::ForwardToLeader(f) => forward(&f, deadline),
+            ClientWriteError::LogEntryDiscarded(f) => ConsensusError::LeaderChanged {
+                leader: f.leader_id,
+            },
+            other => ConsensusError::Raft(other.to_string()),
+        }),
+        Ok(Err(RaftError::Fatal(fatal))) => Err(ConsensusError::Stopped(fatal.to_string())),
+    }
+}
+
+/// Reads the applied state linearizably (Raft paper §8: the leader confirms it is still
+/// the leader with a heartbeat round to a quorum — openraft's `ReadIndex` — and the state
+/// machine has applied up to the commit index seen at that moment), then runs `read` on it.
+///
+/// Must run on the leader; a follower gets [`ConsensusError::NotLeader`].
+///
+/// # Errors
+/// [`ConsensusError::NoQuorum`] if leadership cannot be confirmed within `deadline`.
+pub async fn read_linearizable<T>(
+    raft: &StoreRaft,
+    reader: &StoreReader,
+    deadline: Duration,
+    read: impl FnOnce(&StoreState) -> T,
+) -> Result<T, ConsensusError> {
+    let confirmed =
+        tokio::time::timeout(deadline, raft.ensure_linearizable(ReadPolicy::ReadIndex)).await;
+    match confirmed {
+        Err(_elapsed) => Err(ConsensusError::NoQuorum {
+            waited_ms: millis(deadline),
+        }),
+        Ok(Ok(_read_log_id)) => Ok(reader.read(read)),
+        Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
+            Err(forward(&f, deadline))
+        }
+        Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_)))) => {
+            Err(ConsensusError::NoQuorum {
+                waited_ms: millis(deadline),
+            })
+        }
+        Ok(Err(RaftError::Fatal(fatal))) => Err(ConsensusError::Stopped(fatal.to_string())),
+    }
+}

@@ -1,0 +1,322 @@
+//! The store's Raft commands, their outcomes and refusals: what goes into a log entry and
+//! what a client gets back once the entry is committed and applied.
+//!
+//! Everything here serialises with serde (JSON in the log and in snapshots). Money is always
+//! integer minor units of an ISO 4217 currency ([`Currency`]), never a float.
+
+use posmesh_domain::money::Currency;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A store-wide decision, proposed to the Raft leader and applied in log order on every
+/// member by [`StoreState::apply`](crate::StoreState::apply).
+///
+/// Commands carry every input the state machine needs (ids, amounts, times): applying one
+/// never reads a clock or a random source, so every replica computes the same outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StoreCommand {
+    /// Issues a new gift card with an initial balance. Refused if `card_id` exists.
+    IssueGiftCard {
+        /// The card's id (printed on the card / encoded in its barcode). Non-empty.
+        card_id: String,
+        /// Initial balance in minor units of `currency`; must be > 0.
+        amount_minor: i64,
+        /// ISO 4217 currency of the card; a card never changes currency.
+        currency: Currency,
+    },
+    /// Takes `amount_minor` off a card's balance, exactly once per `redemption_id`.
+    ///
+    /// A retry with the same `redemption_id` and the same card and amount returns the first
+    /// outcome again (nothing is taken twice); the same id with other parameters is refused.
+    /// A redemption that would take the balance below zero is refused and changes nothing.
+    RedeemGiftCard {
+        /// The card to redeem.
+        card_id: String,
+        /// Amount to take, minor units of the card's currency; must be > 0.
+        amount_minor: i64,
+        /// Idempotency key chosen by the redeeming device (e.g. `<device>/<receipt>/<tender>`).
+        redemption_id: String,
+    },
+    /// Moves the store to a new catalog/price version from `effective_at_ms` on.
+    ///
+    /// Versions never go back: `version` must be greater than the current version and
+    /// `effective_at_ms` not earlier than the current version's effective time.
+    SetCatalogVersion {
+        /// The catalog version (monotonic, assigned by HQ).
+        version: u64,
+        /// When the prices of this version apply, milliseconds since the Unix epoch (UTC).
+        effective_at_ms: i64,
+    },
+    /// Closes a business day: records the sales ledger's version vector at the close, the
+    /// consistent cut that the day's Z report covers. Once per `business_date`.
+    CloseDay {
+        /// The business date in the store's time zone, `YYYY-MM-DD`.
+        business_date: String,
+        /// Per device id, the last journal sequence number included in the close.
+        version_vector: BTreeMap<String, u64>,
+    },
+    /// Revokes a device certificate. It is refused from the log index of this entry on
+    /// (the revocation's effective index); never retroactively.
+    RevokeCertificate {
+        /// Certificate serial number (hex, as printed by `posmesh ca`). Non-empty.
+        serial: String,
+    },
+    /// Sets the store-wide budget of unforwarded offline card payments (the sum of all
+    /// devices' allotments may never exceed it). Refused if below the current sum.
+    SetExposureBudget {
+        /// The budget, minor units of `currency`; must be ≥ 0.
+        amount_minor: i64,
+        /// ISO 4217 currency of the budget and of every allotment.
+        currency: Currency,
+    },
+    /// Sets (replaces) one device's allotment of offline card exposure out of the store
+    /// budget. Refused if no budget is set or if the allotments would sum above it.
+    SetExposureAllotment {
+        /// The device id.
+        device_id: String,
+        /// The device's allotment, minor units of the budget's currency; must be ≥ 0.
+        amount_minor: i64,
+    },
+}
+
+impl std::fmt::Display for StoreCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreCommand::IssueGiftCard {
+                card_id,
+                amount_minor,
+                currency,
+            } => write!(
+                f,
+                "issue gift card {card_id} {currency} {amount_minor} minor"
+            ),
+            StoreCommand::RedeemGiftCard {
+                card_id,
+                amount_minor,
+                redemption_id,
+            } => write!(
+                f,
+                "redeem gift card {card_id} {amount_minor} minor ({redemption_id})"
+            ),
+            StoreCommand::SetCatalogVersion {
+                version,
+                effective_at_ms,
+            } => write!(f, "catalog version {version} from {effective_at_ms} ms"),
+            StoreCommand::CloseDay {
+                business_date,
+                version_vector,
+            } => write!(
+                f,
+                "close day {business_date} ({} devices)",
+                version_vector.len()
+            ),
+            StoreCommand::RevokeCertificate { serial } => write!(f, "revoke certificate {serial}"),
+            StoreCommand::SetExposureBudget {
+                amount_minor,
+                currency,
+            } => write!(f, "exposure budget {currency} {amount_minor} minor"),
+            StoreCommand::SetExposureAllotment {
+                device_id,
+                amount_minor,
+            } => write!(f, "exposure allotment {device_id} {amount_minor} minor"),
+        }
+    }
+}
+
+/// What applying a log entry produced: the outcome of a command, its refusal, or nothing
+/// (blank and membership entries).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum StoreResponse {
+    /// The command was applied and changed the state (or, for a retried redemption,
+    /// had changed it the first time).
+    Applied(Outcome),
+    /// The command was refused; the state is unchanged.
+    Refused(Refusal),
+    /// A blank or membership entry: no application response.
+    None,
+}
+
+/// The outcome of an applied command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A gift card was issued.
+    GiftCardIssued {
+        /// The card.
+        card_id: String,
+        /// Its balance, minor units.
+        balance_minor: i64,
+        /// Its currency.
+        currency: Currency,
+    },
+    /// A redemption took `amount_minor` off the card.
+    GiftCardRedeemed {
+        /// The card.
+        card_id: String,
+        /// Amount taken, minor units.
+        amount_minor: i64,
+        /// Balance right after this redemption, minor units.
+        balance_after_minor: i64,
+        /// The card's currency.
+        currency: Currency,
+        /// Log index at which the redemption was applied the first time.
+        applied_at_index: u64,
+        /// True when this was a retry of an already applied `redemption_id` (nothing was
+        /// taken this time).
+        replayed: bool,
+    },
+    /// The catalog version changed.
+    CatalogVersionSet {
+        /// The new version.
+        version: u64,
+        /// When it applies, ms since the Unix epoch.
+        effective_at_ms: i64,
+    },
+    /// The day was closed at this cut.
+    DayClosed {
+        /// The business date.
+        business_date: String,
+        /// Log index of the close.
+        closed_at_index: u64,
+    },
+    /// The certificate is revoked from `effective_index` on.
+    CertificateRevoked {
+        /// The serial.
+        serial: String,
+        /// Log index from which the certificate is refused.
+        effective_index: u64,
+    },
+    /// The store-wide exposure budget changed.
+    ExposureBudgetSet {
+        /// New budget, minor units.
+        budget_minor: i64,
+        /// Its currency.
+        currency: Currency,
+        /// Current sum of all allotments, minor units.
+        allotted_minor: i64,
+    },
+    /// A device's allotment changed.
+    ExposureAllotmentSet {
+        /// The device.
+        device_id: String,
+        /// Its allotment, minor units.
+        amount_minor: i64,
+        /// Budget left unallotted after this change, minor units.
+        unallotted_minor: i64,
+    },
+}
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// An amount was zero/negative where it must be positive, or negative where it must
+    /// be ≥ 0.
+    #[error("invalid amount {amount_minor} minor units: {rule}")]
+    InvalidAmount {
+        /// The amount given.
+        amount_minor: i64,
+        /// The rule it broke.
+        rule: String,
+    },
+    /// An id (card, redemption, device, serial) was empty or too long.
+    #[error("invalid {field}: {rule}")]
+    InvalidId {
+        /// Which field.
+        field: String,
+        /// The rule it broke.
+        rule: String,
+    },
+    /// A gift card with this id already exists.
+    #[error("gift card {card_id} already exists")]
+    GiftCardExists {
+        /// The card.
+        card_id: String,
+    },
+    /// No gift card with this id.
+    #[error("unknown gift card {card_id}")]
+    UnknownGiftCard {
+        /// The card.
+        card_id: String,
+    },
+    /// The redemption would take the card below zero.
+    #[error(
+        "gift card {card_id}: balance {balance_minor} minor is less than {requested_minor} minor"
+    )]
+    InsufficientBalance {
+        /// The card.
+        card_id: String,
+        /// Its balance, minor units.
+        balance_minor: i64,
+        /// Amount asked for, minor units.
+        requested_minor: i64,
+    },
+    /// The redemption id was already used for another card or amount.
+    #[error("redemption id {redemption_id} was already used for {card_id} ({amount_minor} minor)")]
+    RedemptionIdReused {
+        /// The id.
+        redemption_id: String,
+        /// Card of the first use.
+        card_id: String,
+        /// Amount of the first use, minor units.
+        amount_minor: i64,
+    },
+    /// The catalog version or its effective time would go back.
+    #[error("catalog version {requested_version} (from {requested_effective_at_ms} ms) is not after the current {current_version} (from {current_effective_at_ms} ms)")]
+    CatalogVersionNotNewer {
+        /// Current version.
+        current_version: u64,
+        /// Its effective time, ms.
+        current_effective_at_ms: i64,
+        /// Version asked for.
+        requested_version: u64,
+        /// Effective time asked for, ms.
+        requested_effective_at_ms: i64,
+    },
+    /// The business date is not a valid `YYYY-MM-DD` date.
+    #[error("invalid business date {business_date:?}: expected YYYY-MM-DD")]
+    InvalidBusinessDate {
+        /// The date given.
+        business_date: String,
+    },
+    /// The day was already closed.
+    #[error("business date {business_date} was already closed at log index {closed_at_index}")]
+    DayAlreadyClosed {
+        /// The date.
+        business_date: String,
+        /// Log index of the recorded close.
+        closed_at_index: u64,
+    },
+    /// The certificate was already revoked (its effective index never moves).
+    #[error("certificate {serial} is already revoked from log index {effective_index}")]
+    AlreadyRevoked {
+        /// The serial.
+        serial: String,
+        /// Index of the first revocation.
+        effective_index: u64,
+    },
+    /// No exposure budget has been set yet, so no allotment can be given.
+    #[error("no offline exposure budget is set")]
+    NoExposureBudget,
+    /// The new budget is in another currency than the existing non-zero allotments.
+    #[error("exposure budget currency {requested} differs from the allotted {current}")]
+    CurrencyMismatch {
+        /// Current currency.
+        current: Currency,
+        /// Currency asked for.
+        requested: Currency,
+    },
+    /// The allotments would sum above the budget.
+    #[error("exposure allotments would sum to {would_allot_minor} minor, above the budget of {budget_minor} minor")]
+    ExposureBudgetExceeded {
+        /// The budget, minor units.
+        budget_minor: i64,
+        /// The sum the change would make, minor units.
+        would_allot_minor: i64,
+    },
+    /// An amount or sum does not fit in i64 minor units.
+    #[error("amount overflows i64 minor units")]
+    Overflow,
+}

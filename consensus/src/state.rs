@@ -1,0 +1,800 @@
+//! [`StoreState`]: the store's replicated state and its sans-IO, deterministic
+//! `apply(index, command) -> response`.
+//!
+//! Pure: no clock, no randomness, no I/O. The only inputs are the command and the log index
+//! it was committed at, so every replica that applies the same log gets the same state and
+//! the same responses (Raft paper §5.3, "state machine safety": replicas apply the same
+//! commands in the same order).
+
+use crate::command::{Outcome, Refusal, StoreCommand, StoreResponse};
+use posmesh_domain::money::Currency;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Longest accepted id (card, redemption, device, serial), bytes. Ids end up in every
+/// snapshot; a bound keeps a bad client from bloating them.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// A gift card's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GiftCard {
+    /// Current balance, minor units of `currency`; never below zero.
+    pub balance_minor: i64,
+    /// The card's currency.
+    pub currency: Currency,
+    /// Log index of the issue.
+    pub issued_at_index: u64,
+}
+
+/// One applied redemption, kept so that a retry of the same `redemption_id` returns the same
+/// outcome instead of taking the amount twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redemption {
+    /// The card redeemed.
+    pub card_id: String,
+    /// Amount taken, minor units.
+    pub amount_minor: i64,
+    /// Balance right after, minor units.
+    pub balance_after_minor: i64,
+    /// Log index at which it was applied.
+    pub applied_at_index: u64,
+}
+
+/// The current catalog/price version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogVersion {
+    /// The version.
+    pub version: u64,
+    /// When its prices apply, ms since the Unix epoch (UTC).
+    pub effective_at_ms: i64,
+    /// Log index at which it was set.
+    pub set_at_index: u64,
+}
+
+/// A recorded day close: the consistent cut of the sales ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayClose {
+    /// Per device id, the last journal sequence number included.
+    pub version_vector: BTreeMap<String, u64>,
+    /// Log index of the close.
+    pub closed_at_index: u64,
+}
+
+/// The store's offline card exposure: the budget and the per-device allotments.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exposure {
+    /// Store-wide budget (minor units, currency), once set.
+    pub budget: Option<(i64, Currency)>,
+    /// Per device id, its allotment in minor units of the budget's currency.
+    pub allotments: BTreeMap<String, i64>,
+}
+
+impl Exposure {
+    /// Sum of all allotments, minor units (`None` on overflow, which the rules prevent).
+    pub fn allotted_minor(&self) -> Option<i64> {
+        self.allotments
+            .values()
+            .try_fold(0_i64, |sum, amount| sum.checked_add(*amount))
+    }
+}
+
+/// The store's replicated state: everything store-wide decisions have established.
+///
+/// Change it only through [`StoreState::apply`]; read it freely.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreState {
+    /// Gift cards by card id.
+    pub gift_cards: BTreeMap<String, GiftCard>,
+    /// Applied redemptions by redemption id.
+    pub redemptions: BTreeMap<String, Redemption>,
+    /// The current catalog version, once set.
+    pub catalog: Option<CatalogVersion>,
+    /// Recorded day closes by business date (`YYYY-MM-DD`).
+    pub day_closes: BTreeMap<String, DayClose>,
+    /// Revoked certificate serials and the log index each revocation is effective from.
+    pub revocations: BTreeMap<String, u64>,
+    /// Offline card exposure budget and allotments.
+    pub exposure: Exposure,
+}
+
+impl StoreState {
+    /// Applies `command`, committed at log `index`, and returns its response.
+    ///
+    /// Deterministic: same state, index and command → same new state and response. A
+    /// [`StoreResponse::Refused`] leaves the state exactly as it was.
+    pub fn apply(&mut self, index: u64, command: &StoreCommand) -> StoreResponse {
+        let result = match command {
+            StoreCommand::IssueGiftCard {
+                card_id,
+                amount_minor,
+                currency,
+            } => self.issue_gift_card(index, card_id, *amount_minor, *currency),
+            StoreCommand::RedeemGiftCard {
+                card_id,
+                amount_minor,
+                redemption_id,
+            } => self.redeem_gift_card(index, card_id, *amount_minor, redemption_id),
+            StoreCommand::SetCatalogVersion {
+                version,
+                effective_at_ms,
+            } => self.set_catalog_version(index, *version, *effective_at_ms),
+            StoreCommand::CloseDay {
+                business_date,
+                version_vector,
+            } => self.close_day(index, business_date, version_vector),
+            StoreCommand::RevokeCertificate { serial } => self.revoke_certificate(index, serial),
+            StoreCommand::SetExposureBudget {
+                amount_minor,
+                currency,
+            } => self.set_exposure_budget(*amount_minor, *currency),
+            StoreCommand::SetExposureAllotment {
+                device_id,
+                amount_minor,
+            } => self.set_exposure_allotment(device_id, *amount_minor),
+        };
+        match result {
+            Ok(outcome) => StoreResponse::Applied(outcome),
+            Err(refusal) => StoreResponse::Refused(refusal),
+        }
+    }
+
+    /// A gift card's balance and currency (a read: for a linearizable answer, read after
+    /// `Raft::ensure_linearizable`, see [`crate::read_linearizable`]).
+    pub fn gift_card_balance(&self, card_id: &str) -> Option<(i64, Currency)> {
+        self.gift_cards
+            .get(card_id)
+            .map(|card| (card.balance_minor, card.currency))
+    }
+
+    /// Whether certificate `serial` is revoked for a decision taken at log index `index`:
+    /// true from the revocation's effective index on, never before it.
+    pub fn is_revoked_at(&self, serial: &str, index: u64) -> bool {
+        self.revocations
+            .get(serial)
+            .is_some_and(|effective| index >= *effective)
+    }
+
+    fn issue_gift_card(
+        &mut self,
+        index: u64,
+        card_id: &str,
+        amount_minor: i64,
+        currency: Currency,
+    ) -> Result<Outcome, Refusal> {
+        check_id("card_id", card_id)?;
+        check_positive(amount_minor)?;
+        if self.gift_cards.contains_key(card_id) {
+            return Err(Refusal::GiftCardExists {
+                card_id: card_id.to_owned(),
+            });
+        }
+        self.gift_cards.insert(
+            card_id.to_owned(),
+            GiftCard {
+                balance_minor: amount_minor,
+                currency,
+                issued_at_index: index,
+            },
+        );
+        Ok(Outcome::GiftCardIssued {
+            card_id: card_id.to_owned(),
+            balance_minor: amount_minor,
+            currency,
+        })
+    }
+
+    fn redeem_gift_card(
+        &mut self,
+        index: u64,
+        card_id: &str,
+        amount_minor: i64,
+        redemption_id: &str,
+    ) -> Result<Outcome, Refusal> {
+        check_id("card_id", card_id)?;
+        check_id("redemption_id", redemption_id)?;
+        check_positive(amount_minor)?;
+        let card = self
+            .gift_cards
+            .get_mut(card_id)
+            .ok_or_else(|| Refusal::UnknownGiftCard {
+                card_id: card_id.to_owned(),
+            })?;
+        if let Some(done) = self.redemptions.get(redemption_id) {
+            if done.card_id == card_id && done.amount_minor == amount_minor {
+                return Ok(Outcome::GiftCardRedeemed {
+                    card_id: card_id.to_owned(),
+                    amount_minor,
+                    balance_after_minor: done.balance_after_minor,
+                    currency: card.currency,
+                    applied_at_index: done.applied_at_index,
+                    replayed: true,
+                });
+            }
+            return Err(Refusal::RedemptionIdReused {
+                redemption_id: redemption_id.to_owned(),
+                card_id: done.card_id.clone(),
+                amount_minor: done.amount_minor,
+            });
+        }
+        if card.balance_minor < amount_minor {
+            return Err(Refusal::InsufficientBalance {
+                card_id: card_id.to_owned(),
+                balance_minor: card.balance_minor,
+                requested_minor: amount_minor,
+            });
+        }
+        // Cannot underflow: 0 < amount ≤ balance.
+        card.balance_minor -= amount_minor;
+        let balance_after_minor = card.balance_minor;
+        let currency = card.currency;
+        self.redemptions.insert(
+            redemption_id.to_owned(),
+            Redemption {
+                card_id: card_id.to_owned(),
+                amount_minor,
+                balance_after_minor,
+                applied_at_index: index,
+            },
+        );
+        Ok(Outcome::GiftCardRedeemed {
+            card_id: card_id.to_owned(),
+            amount_minor,
+            balance_after_minor,
+            currency,
+            applied_at_index: index,
+            replayed: false,
+        })
+    }
+
+    fn set_catalog_version(
+        &mut self,
+        index: u64,
+        version: u64,
+        effective_at_ms: i64,
+    ) -> Result<Outcome, Refusal> {
+        if let Some(current) = self.catalog {
+            if version <= current.version || effective_at_ms < current.effective_at_ms {
+                return Err(Refusal::CatalogVersionNotNewer {
+                    current_version: current.version,
+                    current_effective_at_ms: current.effective_at_ms,
+                    requested_version: version,
+                    requested_effective_at_ms: effective_at_ms,
+                });
+            }
+        }
+        self.catalog = Some(CatalogVersion {
+            version,
+            effective_at_ms,
+            set_at_index: index,
+        });
+        Ok(Outcome::CatalogVersionSet {
+            version,
+            effective_at_ms,
+        })
+    }
+
+    fn close_day(
+        &mut self,
+        index: u64,
+        business_date: &str,
+        version_vector: &BTreeMap<String, u64>,
+    ) -> Result<Outcome, Refusal> {
+        if !is_business_date(business_date) {
+            return Err(Refusal::InvalidBusinessDate {
+                business_date: business_date.to_owned(),
+            });
+        }
+        for device_id in version_vector.keys() {
+            check_id("version_vector device id", device_id)?;
+        }
+        if let Some(closed) = self.day_closes.get(business_date) {
+            return Err(Refusal::DayAlreadyClosed {
+                business_date: business_date.to_owned(),
+                closed_at_index: closed.closed_at_index,
+            });
+        }
+        self.day_closes.insert(
+            business_date.to_owned(),
+            DayClose {
+                version_vector: version_vector.clone(),
+                closed_at_index: index,
+            },
+        );
+        Ok(Outcome::DayClosed {
+            business_date: business_date.to_owned(),
+            closed_at_index: index,
+        })
+    }
+
+    fn revoke_certificate(&mut self, index: u64, serial: &str) -> Result<Outcome, Refusal> {
+        check_id("serial", serial)?;
+        if let Some(effective_index) = self.revocations.get(serial) {
+            return Err(Refusal::AlreadyRevoked {
+                serial: serial.to_owned(),
+                effective_index: *effective_index,
+            });
+        }
+        self.revocations.insert(serial.to_owned(), index);
+        Ok(Outcome::CertificateRevoked {
+            serial: serial.to_owned(),
+            effective_index: index,
+        })
+    }
+
+    fn set_exposure_budget(
+        &mut self,
+        amount_minor: i64,
+        currency: Currency,
+    ) -> Result<Outcome, Refusal> {
+        check_non_negative(amount_minor)?;
+        let allotted_minor = self.exposure.allotted_minor().ok_or(Refusal::Overflow)?;
+        if let Some((_, current)) = self.exposure.budget {
+            if current != currency && allotted_minor > 0 {
+                return Err(Refusal::CurrencyMismatch {
+                    current,
+                    requested: currency,
+                });
+            }
+        }
+        if allotted_minor > amount_minor {
+            return Err(Refusal::ExposureBudgetExceeded {
+                budget_minor: amount_minor,
+                would_allot_minor: allotted_minor,
+            });
+        }
+        self.exposure.budget = Some((amount_minor, currency));
+        Ok(Outcome::ExposureBudgetSet {
+            budget_minor: amount_minor,
+            currency,
+            allotted_minor,
+        })
+    }
+
+    fn set_exposure_allotment(
+        &mut self,
+        device_id: &str,
+        amount_minor: i64,
+    ) -> Result<Outcome, Refusal> {
+        check_id("device_id", device_id)?;
+        check_non_negative(amount_minor)?;
+        let Some((budget_minor, _)) = self.exposure.budget else {
+            return Err(Refusal::NoExposureBudget);
+        };
+        let others = self
+            .exposure
+            .allotments
+            .iter()
+            .filter(|(device, _)| device.as_str() != device_id)
+            .try_fold(0_i64, |sum, (_, amount)| sum.checked_add(*amount))
+            .ok_or(Refusal::Overflow)?;
+        let would_allot_minor = others.checked_add(amount_minor).ok_or(Refusal::Overflow)?;
+        if would_allot_minor > budget_minor {
+            return Err(Refusal::ExposureBudgetExceeded {
+                budget_minor,
+                would_allot_minor,
+            });
+        }
+        self.exposure
+            .allotments
+            .insert(device_id.to_owned(), amount_minor);
+        Ok(Outcome::ExposureAllotmentSet {
+            device_id: device_id.to_owned(),
+            amount_minor,
+            unallotted_minor: budget_minor - would_allot_minor,
+        })
+    }
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), Refusal> {
+    let rule = if id.is_empty() {
+        "must not be empty".to_owned()
+    } else if id.len() > MAX_ID_BYTES {
+        format!("longer than {MAX_ID_BYTES} bytes")
+    } else if id.chars().any(char::is_control) {
+        "must not contain control characters".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Refusal::InvalidId {
+        field: field.to_owned(),
+        rule,
+    })
+}
+
+fn check_positive(amount_minor: i64) -> Result<(), Refusal> {
+    if amount_minor > 0 {
+        Ok(())
+    } else {
+        Err(Refusal::InvalidAmount {
+            amount_minor,
+            rule: "must be greater than zero".to_owned(),
+        })
+    }
+}
+
+fn check_non_negative(amount_minor: i64) -> Result<(), Refusal> {
+    if amount_minor >= 0 {
+        Ok(())
+    } else {
+        Err(Refusal::InvalidAmount {
+            amount_minor,
+            rule: "must not be negative".to_owned(),
+        })
+    }
+}
+
+/// `YYYY-MM-DD` with a real calendar date (Gregorian, leap years included).
+fn is_business_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = &text[range];
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
+        return false;
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    year >= 1970 && (1..=days_in_month).contains(&day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eur() -> Currency {
+        Currency::from_code("EUR").expect("EUR is ISO 4217")
+    }
+
+    fn issue(card: &str, amount: i64) -> StoreCommand {
+        StoreCommand::IssueGiftCard {
+            card_id: card.into(),
+            amount_minor: amount,
+            currency: eur(),
+        }
+    }
+
+    fn redeem(card: &str, amount: i64, id: &str) -> StoreCommand {
+        StoreCommand::RedeemGiftCard {
+            card_id: card.into(),
+            amount_minor: amount,
+            redemption_id: id.into(),
+        }
+    }
+
+    fn refused(response: StoreResponse) -> Refusal {
+        match response {
+            StoreResponse::Refused(refusal) => refusal,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn gift_card_issue_redeem_and_balance() {
+        let mut state = StoreState::default();
+        assert!(matches!(
+            state.apply(1, &issue("card-1", 5_000)),
+            StoreResponse::Applied(Outcome::GiftCardIssued {
+                balance_minor: 5_000,
+                ..
+            })
+        ));
+        let response = state.apply(2, &redeem("card-1", 1_250, "r-1"));
+        assert_eq!(
+            response,
+            StoreResponse::Applied(Outcome::GiftCardRedeemed {
+                card_id: "card-1".into(),
+                amount_minor: 1_250,
+                balance_after_minor: 3_750,
+                currency: eur(),
+                applied_at_index: 2,
+                replayed: false,
+            })
+        );
+        assert_eq!(state.gift_card_balance("card-1"), Some((3_750, eur())));
+        assert_eq!(state.gift_card_balance("nope"), None);
+    }
+
+    #[test]
+    fn issuing_an_existing_card_is_refused_and_changes_nothing() {
+        let mut state = StoreState::default();
+        state.apply(1, &issue("card-1", 5_000));
+        let before = state.clone();
+        assert_eq!(
+            refused(state.apply(2, &issue("card-1", 9_000))),
+            Refusal::GiftCardExists {
+                card_id: "card-1".into()
+            }
+        );
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn redemption_is_exactly_once_per_id() {
+        let mut state = StoreState::default();
+        state.apply(1, &issue("card-1", 5_000));
+        state.apply(2, &redeem("card-1", 1_000, "r-1"));
+        // A retry (e.g. after a client timeout) returns the first outcome, takes nothing.
+        let retry = state.apply(3, &redeem("card-1", 1_000, "r-1"));
+        assert_eq!(
+            retry,
+            StoreResponse::Applied(Outcome::GiftCardRedeemed {
+                card_id: "card-1".into(),
+                amount_minor: 1_000,
+                balance_after_minor: 4_000,
+                currency: eur(),
+                applied_at_index: 2,
+                replayed: true,
+            })
+        );
+        assert_eq!(state.gift_card_balance("card-1"), Some((4_000, eur())));
+        // The same id for another amount is a client bug: refused.
+        assert!(matches!(
+            refused(state.apply(4, &redeem("card-1", 2_000, "r-1"))),
+            Refusal::RedemptionIdReused {
+                amount_minor: 1_000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn redemption_never_takes_the_balance_below_zero() {
+        let mut state = StoreState::default();
+        state.apply(1, &issue("card-1", 5_000));
+        // Two devices redeem the full balance; Raft orders them, the second is refused.
+        assert!(matches!(
+            state.apply(2, &redeem("card-1", 5_000, "till-1/7")),
+            StoreResponse::Applied(Outcome::GiftCardRedeemed {
+                balance_after_minor: 0,
+                ..
+            })
+        ));
+        let before = state.clone();
+        assert_eq!(
+            refused(state.apply(3, &redeem("card-1", 5_000, "till-2/3"))),
+            Refusal::InsufficientBalance {
+                card_id: "card-1".into(),
+                balance_minor: 0,
+                requested_minor: 5_000
+            }
+        );
+        assert_eq!(state, before, "a refusal changes nothing");
+        // A refused id is not consumed: nothing was taken under it.
+        assert!(!state.redemptions.contains_key("till-2/3"));
+    }
+
+    #[test]
+    fn bad_amounts_and_ids_are_refused() {
+        let mut state = StoreState::default();
+        assert!(matches!(
+            refused(state.apply(1, &issue("card-1", 0))),
+            Refusal::InvalidAmount { .. }
+        ));
+        assert!(matches!(
+            refused(state.apply(1, &issue("", 10))),
+            Refusal::InvalidId { .. }
+        ));
+        assert!(matches!(
+            refused(state.apply(1, &issue(&"x".repeat(MAX_ID_BYTES + 1), 10))),
+            Refusal::InvalidId { .. }
+        ));
+        state.apply(1, &issue("card-1", 10));
+        assert!(matches!(
+            refused(state.apply(2, &redeem("card-1", -5, "r"))),
+            Refusal::InvalidAmount { .. }
+        ));
+        assert!(matches!(
+            refused(state.apply(2, &redeem("card-2", 5, "r"))),
+            Refusal::UnknownGiftCard { .. }
+        ));
+        assert_eq!(state.redemptions.len(), 0);
+    }
+
+    #[test]
+    fn catalog_version_never_goes_back() {
+        let mut state = StoreState::default();
+        let set = |version, effective_at_ms| StoreCommand::SetCatalogVersion {
+            version,
+            effective_at_ms,
+        };
+        assert!(matches!(
+            state.apply(1, &set(5, 1_000)),
+            StoreResponse::Applied(_)
+        ));
+        assert!(matches!(
+            refused(state.apply(2, &set(4, 2_000))),
+            Refusal::CatalogVersionNotNewer {
+                current_version: 5,
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(state.apply(2, &set(5, 2_000))),
+            Refusal::CatalogVersionNotNewer { .. }
+        ));
+        assert!(matches!(
+            refused(state.apply(2, &set(6, 999))),
+            Refusal::CatalogVersionNotNewer { .. }
+        ));
+        assert!(matches!(
+            state.apply(3, &set(6, 1_000)),
+            StoreResponse::Applied(_)
+        ));
+        assert_eq!(
+            state.catalog,
+            Some(CatalogVersion {
+                version: 6,
+                effective_at_ms: 1_000,
+                set_at_index: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_day_is_closed_once() {
+        let mut state = StoreState::default();
+        let close = |date: &str, seq| StoreCommand::CloseDay {
+            business_date: date.into(),
+            version_vector: BTreeMap::from([("till-1".to_owned(), seq)]),
+        };
+        assert!(matches!(
+            state.apply(7, &close("2016-10-30", 41)),
+            StoreResponse::Applied(Outcome::DayClosed {
+                closed_at_index: 7,
+                ..
+            })
+        ));
+        assert_eq!(
+            refused(state.apply(8, &close("2016-10-30", 99))),
+            Refusal::DayAlreadyClosed {
+                business_date: "2016-10-30".into(),
+                closed_at_index: 7
+            }
+        );
+        assert_eq!(state.day_closes["2016-10-30"].version_vector["till-1"], 41);
+        for bad in [
+            "2016-02-30",
+            "2016-13-01",
+            "16-10-30",
+            "2016-1-300",
+            "2016/10/30",
+        ] {
+            assert!(
+                matches!(
+                    refused(state.apply(9, &close(bad, 1))),
+                    Refusal::InvalidBusinessDate { .. }
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            state.apply(9, &close("2016-02-29", 1)),
+            StoreResponse::Applied(_)
+        ));
+    }
+
+    #[test]
+    fn revocation_is_effective_from_its_index_never_before() {
+        let mut state = StoreState::default();
+        let revoke = StoreCommand::RevokeCertificate {
+            serial: "0a1b".into(),
+        };
+        state.apply(12, &revoke);
+        assert!(!state.is_revoked_at("0a1b", 11));
+        assert!(state.is_revoked_at("0a1b", 12));
+        assert!(state.is_revoked_at("0a1b", 13));
+        assert!(!state.is_revoked_at("ffff", 13));
+        assert_eq!(
+            refused(state.apply(20, &revoke)),
+            Refusal::AlreadyRevoked {
+                serial: "0a1b".into(),
+                effective_index: 12
+            }
+        );
+    }
+
+    #[test]
+    fn exposure_allotments_never_exceed_the_budget() {
+        let mut state = StoreState::default();
+        let allot = |device: &str, amount| StoreCommand::SetExposureAllotment {
+            device_id: device.into(),
+            amount_minor: amount,
+        };
+        let budget = |amount| StoreCommand::SetExposureBudget {
+            amount_minor: amount,
+            currency: eur(),
+        };
+        assert_eq!(
+            refused(state.apply(1, &allot("till-1", 100))),
+            Refusal::NoExposureBudget
+        );
+        state.apply(2, &budget(50_000));
+        assert!(matches!(
+            state.apply(3, &allot("till-1", 30_000)),
+            StoreResponse::Applied(Outcome::ExposureAllotmentSet {
+                unallotted_minor: 20_000,
+                ..
+            })
+        ));
+        assert_eq!(
+            refused(state.apply(4, &allot("till-2", 20_001))),
+            Refusal::ExposureBudgetExceeded {
+                budget_minor: 50_000,
+                would_allot_minor: 50_001
+            }
+        );
+        // Replacing a device's own allotment counts it once.
+        assert!(matches!(
+            state.apply(5, &allot("till-1", 50_000)),
+            StoreResponse::Applied(_)
+        ));
+        assert!(matches!(
+            refused(state.apply(6, &budget(49_999))),
+            Refusal::ExposureBudgetExceeded { .. }
+        ));
+        assert!(matches!(
+            refused(state.apply(6, &allot("till-2", -1))),
+            Refusal::InvalidAmount { .. }
+        ));
+        assert!(matches!(
+            refused(state.apply(
+                6,
+                &StoreCommand::SetExposureBudget {
+                    amount_minor: i64::MAX,
+                    currency: Currency::from_code("GBP").expect("GBP"),
+                }
+            )),
+            Refusal::CurrencyMismatch { .. }
+        ));
+        assert_eq!(state.exposure.allotted_minor(), Some(50_000));
+    }
+
+    #[test]
+    fn apply_is_deterministic_and_state_round_trips_through_serde() {
+        let commands = vec![
+            issue("a", 100),
+            redeem("a", 40, "r1"),
+            redeem("a", 70, "r2"),
+            StoreCommand::SetExposureBudget {
+                amount_minor: 10,
+                currency: eur(),
+            },
+            StoreCommand::RevokeCertificate { serial: "s".into() },
+        ];
+        let run = || {
+            let mut state = StoreState::default();
+            let responses: Vec<_> = commands
+                .iter()
+                .enumerate()
+                .map(|(i, c)| state.apply(i as u64 + 1, c))
+                .collect();
+            (state, responses)
+        };
+        let (a, ra) = run();
+        let (b, rb) = run();
+        assert_eq!(a, b);
+        assert_eq!(ra, rb);
+        let bytes = serde_json::to_vec(&a).expect("serialise");
+        let back: StoreState = serde_json::from_slice(&bytes).expect("deserialise");
+        assert_eq!(back, a);
+        for command in &commands {
+            let bytes = serde_json::to_vec(command).expect("serialise");
+            let back: StoreCommand = serde_json::from_slice(&bytes).expect("deserialise");
+            assert_eq!(&back, command);
+        }
+    }
+}

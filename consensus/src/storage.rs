@@ -1,0 +1,595 @@
+//! RocksDB-backed openraft storage: the log store ([`LogStore`], with its [`LogReader`]) and
+//! the state machine ([`StateMachineStore`], which is also its own snapshot builder).
+//!
+//! One RocksDB directory of its own (the node passes `<data-dir>/raft`), three column
+//! families:
+//! - `raft_log`: key = log index (u64 big-endian, so keys sort by index), value = the
+//!   JSON-encoded openraft entry.
+//! - `raft_meta`: `vote`, `committed` and `last_purged` log ids (JSON).
+//! - `raft_sm`: `state` (the applied [`StoreState`] with its last applied log id and
+//!   membership) and `snapshot` (the current snapshot: its meta and bytes).
+//!
+//! Durability (what is on disk when):
+//! - `append`: the entries are written (readable at once) and handed to a flusher thread
+//!   that fsyncs the WAL and only then calls openraft's `IOFlushed` callback; openraft counts
+//!   an entry towards a commit quorum only after that callback (Raft paper §5.3 and
+//!   Figure 2: the log is persistent state, "updated on stable storage before responding to
+//!   RPCs").
+//! - `save_vote`: a synced write before returning (Figure 2: `currentTerm`/`votedFor` are
+//!   persistent state updated on stable storage before responding to RPCs).
+//! - `apply`: the new state machine state and last applied log id are written in one synced
+//!   batch **before** the responses are sent, so a client's acknowledgement means the
+//!   outcome is on the disk of the responding node and the entry on a majority's disks.
+//! - snapshots (built or installed): one synced write of the snapshot and, when installed,
+//!   the state it replaces.
+//! - `save_committed`, `truncate_after`, `purge`: unsynced; they become durable with the
+//!   next synced write (RocksDB's WAL is ordered). Losing them is safe: a lost truncation
+//!   only restores uncommitted entries a leader will overwrite again, a lost purge keeps
+//!   entries a snapshot already covers, a lost committed index is learned again from the
+//!   leader (openraft docs: `RaftLogStorage::save_committed`, `truncate_after`, `purge`).
+
+use crate::command::StoreResponse;
+use crate::state::StoreState;
+use crate::TypeConfig;
+use futures_util::{Stream, TryStreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{
+    EntryResponder, IOFlushed, LogState, RaftLogReader, RaftLogStorage, RaftSnapshotBuilder,
+    RaftStateMachine,
+};
+use openraft::type_config::alias::{
+    EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf,
+};
+use openraft::{EntryPayload, OptionalSend};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode,
+    Options, WriteBatch, WriteOptions, DB,
+};
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{mpsc, Arc, RwLock};
+
+/// Column family of the log entries.
+pub const CF_LOG: &str = "raft_log";
+/// Column family of the vote, committed and last purged log ids.
+pub const CF_META: &str = "raft_meta";
+/// Column family of the applied state machine and the current snapshot.
+pub const CF_SM: &str = "raft_sm";
+/// All column families of the Raft database.
+pub const COLUMN_FAMILIES: [&str; 3] = [CF_LOG, CF_META, CF_SM];
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+const KEY_STATE: &[u8] = b"state";
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+
+/// Memtable size per column family, bytes (the Raft log of a store is small and slow).
+const WRITE_BUFFER_BYTES: usize = 2 << 20;
+/// Block cache shared by the Raft column families, bytes.
+const BLOCK_CACHE_BYTES: usize = 4 << 20;
+
+/// Errors opening the Raft database.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process, or a not yet dropped open in this one, holds the directory's lock.
+    #[error("the raft database {0} is in use (another process, or a raft node not yet dropped)")]
+    InUse(String),
+    /// RocksDB refused to open the directory.
+    #[error("raft database {dir}: {source}")]
+    Rocks {
+        /// The directory.
+        dir: String,
+        /// RocksDB's error.
+        source: rocksdb::Error,
+    },
+    /// The stored state machine could not be decoded.
+    #[error("raft database {dir}: {source}")]
+    Corrupt {
+        /// The directory.
+        dir: String,
+        /// The decode error.
+        source: io::Error,
+    },
+}
+
+/// Opens (creating if needed) the Raft database in `dir` and returns its log store and
+/// state machine, ready for `openraft::Raft::new`.
+///
+/// The state machine is loaded from its last synced state (not re-built from the log):
+/// openraft then re-applies committed entries after it, if any.
+pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
+    let mut db_opts = base_options();
+    db_opts.create_if_missing(true);
+    db_opts.create_missing_column_families(true);
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let descriptors = COLUMN_FAMILIES
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)))
+        .collect::<Vec<_>>();
+    let db = DB::open_cf_descriptors(&db_opts, dir, descriptors).map_err(|source| {
+        let text = source.to_string();
+        // Another process: "Resource temporarily unavailable"; this process (a Raft not yet
+        // dropped): "lock hold by current process".
+        if text.contains("LOCK")
+            && (text.contains("temporarily unavailable") || text.contains("lock hold by"))
+        {
+            OpenError::InUse(dir.display().to_string())
+        } else {
+            OpenError::Rocks {
+                dir: dir.display().to_string(),
+                source,
+            }
+        }
+    })?;
+    let db = Arc::new(db);
+    let log_store = LogStore::new(db.clone());
+    let sm = StateMachineStore::load(db).map_err(|source| OpenError::Corrupt {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    Ok((log_store, sm))
+}
+
+fn base_options() -> Options {
+    let mut opts = Options::default();
+    // As the node's journal store: a torn last WAL record (crash mid-write) was never
+    // acknowledged and is dropped; damage anywhere else refuses to open rather than silently
+    // cutting the log there (which could forget an entry this node acknowledged to a leader).
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+    opts.set_max_open_files(64);
+    opts.set_keep_log_file_num(3);
+    opts.set_max_total_wal_size(16 << 20);
+    opts.set_max_background_jobs(1);
+    opts
+}
+
+fn cf_options(cache: &Cache) -> Options {
+    let mut opts = Options::default();
+    opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    opts.set_max_write_buffer_number(2);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    opts.set_block_based_table_factory(&table);
+    opts
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a ColumnFamily> {
+    db.cf_handle(name)
+        .ok_or_else(|| io::Error::other(format!("column family {name} is not open")))
+}
+
+fn rocks(error: rocksdb::Error) -> io::Error {
+    io::Error::other(error)
+}
+
+fn invalid(error: serde_json::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}
+
+fn synced() -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    opts
+}
+
+fn get_json<T: for<'de> Deserialize<'de>>(
+    db: &DB,
+    family: &str,
+    key: &[u8],
+) -> io::Result<Option<T>> {
+    match db.get_pinned_cf(cf(db, family)?, key).map_err(rocks)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(invalid),
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn key_index(key: &[u8]) -> io::Result<u64> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("raft log key of {} bytes, expected 8", key.len()),
+        )
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// Reads log entries; cloned for every replication task (openraft's `LogReader`).
+#[derive(Clone)]
+pub struct LogReader {
+    db: Arc<DB>,
+}
+
+impl LogReader {
+    fn entries<RB: RangeBounds<u64>>(&self, range: RB) -> io::Result<Vec<EntryOf<TypeConfig>>> {
+        let start = match range.start_bound() {
+            Bound::Included(index) => *index,
+            Bound::Excluded(index) => index.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            cf(&self.db, CF_LOG)?,
+            IteratorMode::From(&index_key(start), Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(rocks)?;
+            let index = key_index(&key)?;
+            if !range.contains(&index) {
+                break;
+            }
+            let entry: EntryOf<TypeConfig> = serde_json::from_slice(&value).map_err(invalid)?;
+            if entry.index() != index {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("raft log key {index} holds entry {}", entry.index()),
+                ));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryOf<TypeConfig>>, io::Error> {
+        self.entries(range)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteOf<TypeConfig>>, io::Error> {
+        get_json(&self.db, CF_META, KEY_VOTE)
+    }
+}
+
+/// The Raft log store (openraft `RaftLogStorage`): entries, vote, committed index, purge.
+pub struct LogStore {
+    reader: LogReader,
+    /// Callbacks of appended, not yet fsynced entries, in append order.
+    flusher: mpsc::Sender<IOFlushed<TypeConfig>>,
+}
+
+impl LogStore {
+    fn new(db: Arc<DB>) -> Self {
+        let (flusher, pending) = mpsc::channel::<IOFlushed<TypeConfig>>();
+        let flush_db = db.clone();
+        // One thread fsyncs the WAL for every append, in order; it groups the callbacks that
+        // queued up during an fsync under the next one. It ends when the store is dropped.
+        std::thread::Builder::new()
+            .name("raft-log-fsync".into())
+            .spawn(move || {
+                while let Ok(first) = pending.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(pending.try_iter());
+                    let result = flush_db.flush_wal(true).map_err(|e| e.to_string());
+                    for callback in batch {
+                        callback.io_completed(result.clone().map_err(io::Error::other));
+                    }
+                }
+            })
+            .unwrap_or_else(|e| panic!("cannot start the raft log fsync thread: {e}"));
+        Self {
+            reader: LogReader { db },
+            flusher,
+        }
+    }
+
+    fn db(&self) -> &DB {
+        &self.reader.db
+    }
+
+    fn put_meta<T: Serialize>(&self, key: &[u8], value: &T, sync: bool) -> io::Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(invalid)?;
+        let opts = if sync {
+            synced()
+        } else {
+            WriteOptions::default()
+        };
+        self.db()
+            .put_cf_opt(cf(self.db(), CF_META)?, key, bytes, &opts)
+            .map_err(rocks)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id: Option<LogIdOf<TypeConfig>> =
+            get_json(self.db(), CF_META, KEY_LAST_PURGED)?;
+        let last = self
+            .db()
+            .iterator_cf(cf(self.db(), CF_LOG)?, IteratorMode::End)
+            .next();
+        let last_log_id = match last {
+            None => last_purged_log_id,
+            Some(item) => {
+                let (_, value) = item.map_err(rocks)?;
+                let entry: EntryOf<TypeConfig> = serde_json::from_slice(&value).map_err(invalid)?;
+                Some(entry.log_id())
+            }
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.reader.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> Result<(), io::Error> {
+        self.put_meta(KEY_VOTE, vote, true)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogIdOf<TypeConfig>>,
+    ) -> Result<(), io::Error> {
+        self.put_meta(KEY_COMMITTED, &committed, false)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<TypeConfig>>, io::Error> {
+        Ok(get_json::<Option<LogIdOf<TypeConfig>>>(self.db(), CF_META, KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = EntryOf<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let family = cf(self.db(), CF_LOG)?;
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            let value = serde_json::to_vec(&entry).map_err(invalid)?;
+            batch.put_cf(family, index_key(entry.index()), value);
+        }
+        // Written now (readable when this returns, as openraft requires), fsynced by the
+        // flusher thread, which calls `callback` only after the fsync.
+        self.db().write(batch).map_err(rocks)?;
+        self.flusher
+            .send(callback)
+            .map_err(|_| io::Error::other("the raft log fsync thread has stopped"))
+    }
+
+    async fn truncate_after(
+        &mut self,
+        last_log_id: Option<LogIdOf<TypeConfig>>,
+    ) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |id| id.index() + 1);
+        self.db()
+            .delete_range_cf(cf(self.db(), CF_LOG)?, index_key(from), index_key(u64::MAX))
+            .map_err(rocks)
+    }
+
+    async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> Result<(), io::Error> {
+        // The last purged id and the deletion in one batch: never a hole, never entries
+        // before `last_purged` that openraft would have to skip.
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            cf(self.db(), CF_META)?,
+            KEY_LAST_PURGED,
+            serde_json::to_vec(&log_id).map_err(invalid)?,
+        );
+        batch.delete_range_cf(
+            cf(self.db(), CF_LOG)?,
+            index_key(0),
+            index_key(log_id.index() + 1),
+        );
+        self.db().write(batch).map_err(rocks)
+    }
+}
+
+/// What the state machine persists: the applied state, its last applied log id and the
+/// last applied membership. Also the content of a snapshot.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Applied {
+    last_applied: Option<LogIdOf<TypeConfig>>,
+    last_membership: StoredMembershipOf<TypeConfig>,
+    state: StoreState,
+}
+
+/// A snapshot as stored in `raft_sm`/`snapshot`.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMetaOf<TypeConfig>,
+    data: Vec<u8>,
+}
+
+/// The bytes of a snapshot (the JSON of the applied state, its last applied log id and
+/// membership), as openraft's `SnapshotData`.
+pub type SnapshotData = std::io::Cursor<Vec<u8>>;
+
+/// A read handle on the applied [`StoreState`], for the node's reads (gift-card balance,
+/// revocations, …). For a linearizable read use [`crate::read_linearizable`].
+#[derive(Clone)]
+pub struct StoreReader {
+    applied: Arc<RwLock<Applied>>,
+}
+
+impl StoreReader {
+    /// Runs `read` on the currently applied state.
+    pub fn read<T>(&self, read: impl FnOnce(&StoreState) -> T) -> T {
+        // The guarded state is replaced only whole, by `apply`/`install_snapshot`; a panic
+        // elsewhere cannot leave it half-changed, so a poisoned lock is still readable.
+        let guard = self.applied.read().unwrap_or_else(|p| p.into_inner());
+        read(&guard.state)
+    }
+
+    /// Index of the last applied log entry (0 before any).
+    pub fn last_applied_index(&self) -> u64 {
+        let guard = self.applied.read().unwrap_or_else(|p| p.into_inner());
+        guard.last_applied.map_or(0, |id| id.index())
+    }
+}
+
+/// The Raft state machine (openraft `RaftStateMachine`), holding the applied
+/// [`StoreState`] in memory and on disk. Cloned as its own snapshot builder.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<DB>,
+    applied: Arc<RwLock<Applied>>,
+}
+
+impl StateMachineStore {
+    fn load(db: Arc<DB>) -> io::Result<Self> {
+        let applied: Applied = get_json(&db, CF_SM, KEY_STATE)?.unwrap_or_default();
+        Ok(Self {
+            db,
+            applied: Arc::new(RwLock::new(applied)),
+        })
+    }
+
+    /// A read handle on the applied state.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            applied: self.applied.clone(),
+        }
+    }
+
+    fn snapshot_of_applied(&self) -> io::Result<(Applied, Vec<u8>)> {
+        let guard = self.applied.read().unwrap_or_else(|p| p.into_inner());
+        let bytes = serde_json::to_vec(&*guard).map_err(invalid)?;
+        Ok((guard.clone(), bytes))
+    }
+
+    fn write_applied(&self, batch: &mut WriteBatch, applied: &Applied) -> io::Result<()> {
+        batch.put_cf(
+            cf(&self.db, CF_SM)?,
+            KEY_STATE,
+            serde_json::to_vec(applied).map_err(invalid)?,
+        );
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
+        let (applied, data) = self.snapshot_of_applied()?;
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id: applied.last_applied,
+            last_membership: applied.last_membership,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        let bytes = serde_json::to_vec(&stored).map_err(invalid)?;
+        self.db
+            .put_cf_opt(cf(&self.db, CF_SM)?, KEY_SNAPSHOT, bytes, &synced())
+            .map_err(rocks)?;
+        Ok(SnapshotOf::<TypeConfig, SnapshotData> {
+            meta,
+            snapshot: std::io::Cursor::new(stored.data),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
+        let guard = self.applied.read().unwrap_or_else(|p| p.into_inner());
+        Ok((guard.last_applied, guard.last_membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut responses = Vec::new();
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let response = {
+                let mut guard = self.applied.write().unwrap_or_else(|p| p.into_inner());
+                guard.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => StoreResponse::None,
+                    EntryPayload::Normal(command) => {
+                        guard.state.apply(entry.log_id.index(), &command)
+                    }
+                    EntryPayload::Membership(membership) => {
+                        guard.last_membership =
+                            StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), membership);
+                        StoreResponse::None
+                    }
+                }
+            };
+            if let Some(responder) = responder {
+                responses.push((responder, response));
+            }
+        }
+        // Durable before acknowledging: the outcome is on disk before any client hears it.
+        let (applied, _) = self.snapshot_of_applied()?;
+        let mut batch = WriteBatch::default();
+        self.write_applied(&mut batch, &applied)?;
+        self.db.write_opt(batch, &synced()).map_err(rocks)?;
+        for (responder, response) in responses {
+            responder.send(response);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        let data = snapshot.into_inner();
+        let decoded: Applied = serde_json::from_slice(&data).map_err(invalid)?;
+        // The meta is authoritative for what the snapshot covers.
+        let applied = Applied {
+            last_applied: meta.last_log_id,
+            last_membership: meta.last_membership.clone(),
+            state: decoded.state,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        let mut batch = WriteBatch::default();
+        self.write_applied(&mut batch, &applied)?;
+        batch.put_cf(
+            cf(&self.db, CF_SM)?,
+            KEY_SNAPSHOT,
+            serde_json::to_vec(&stored).map_err(invalid)?,
+        );
+        self.db.write_opt(batch, &synced()).map_err(rocks)?;
+        *self.applied.write().unwrap_or_else(|p| p.into_inner()) = applied;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
+        let stored: Option<StoredSnapshot> = get_json(&self.db, CF_SM, KEY_SNAPSHOT)?;
+        Ok(stored.map(|s| SnapshotOf::<TypeConfig, SnapshotData> {
+            meta: s.meta,
+            snapshot: std::io::Cursor::new(s.data),
+        }))
+    }
+}

@@ -1,0 +1,100 @@
+//! [`RaftTimings`]: openraft's timings for a store network, and the [`raft_config`] built
+//! from them.
+//!
+//! openraft's defaults (heartbeat 50 ms, election timeout 150–300 ms) are datacenter values.
+//! A store's devices sit on Wi-Fi that drops for a second when a handheld roams between
+//! access points or a microwave runs; with the defaults every such flap would start an
+//! election, and every election stalls store-wide decisions (gift cards, day close) for its
+//! duration. The store values trade a slower failover (a few seconds, invisible at a till:
+//! sales never wait on Raft) for far fewer needless elections.
+
+use openraft::{Config, SnapshotPolicy};
+
+/// The timings of a store's Raft group. All durations in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaftTimings {
+    /// How often the leader sends heartbeats (ms). Raft paper §5.2: heartbeats must come
+    /// well within the election timeout; 250 ms gives 6+ heartbeats per minimum election
+    /// timeout, so a follower starts an election only after ~1.5 s of silence.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomised election timeout (ms). 1,500 ms rides out a typical
+    /// Wi-Fi roam (0.3–1 s) without an election. openraft also uses the maximum as the
+    /// leader lease (a leader refuses new proposals once it has not heard from a quorum for
+    /// that long: openraft docs, "CheckQuorum").
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomised election timeout (ms). A range twice the minimum keeps
+    /// split votes rare (Raft paper §5.2, §9.3: randomised timeouts spread over a range much
+    /// larger than the broadcast time).
+    pub election_timeout_max_ms: u64,
+    /// How long sending and installing a snapshot may take (ms). Generous: a snapshot goes
+    /// to a new or long-offline device over Wi-Fi, maybe a few MB at a few hundred kB/s.
+    pub install_snapshot_timeout_ms: u64,
+    /// Build a snapshot after this many log entries since the last one. A store writes
+    /// hundreds of Raft entries a day, so 5,000 is a few days: snapshots stay rare and small.
+    pub snapshot_every_entries: u64,
+    /// How many entries already in a snapshot to keep in the log, so a follower that is only
+    /// a little behind catches up from the log instead of a snapshot.
+    pub keep_logs_in_snapshot: u64,
+    /// Run a pre-vote round before an election (openraft 0.10 `enable_pre_vote`, Raft
+    /// thesis §9.6): a device that was off the Wi-Fi cannot win, so it does not bump the
+    /// term and depose a healthy leader when it comes back.
+    pub pre_vote: bool,
+}
+
+impl RaftTimings {
+    /// The values for a store's network (see the field docs for the reasons).
+    pub const STORE: RaftTimings = RaftTimings {
+        heartbeat_ms: 250,
+        election_timeout_min_ms: 1_500,
+        election_timeout_max_ms: 3_000,
+        install_snapshot_timeout_ms: 60_000,
+        snapshot_every_entries: 5_000,
+        keep_logs_in_snapshot: 1_000,
+        pre_vote: true,
+    };
+}
+
+impl Default for RaftTimings {
+    fn default() -> Self {
+        RaftTimings::STORE
+    }
+}
+
+/// The openraft [`Config`] for `timings`, validated.
+///
+/// # Errors
+/// openraft's [`openraft::ConfigError`] if the values are inconsistent (e.g. a heartbeat not
+/// shorter than the election timeout).
+pub fn raft_config(
+    cluster_name: &str,
+    timings: RaftTimings,
+) -> Result<Config, openraft::ConfigError> {
+    let config = Config {
+        cluster_name: cluster_name.to_owned(),
+        heartbeat_interval: timings.heartbeat_ms,
+        election_timeout_min: timings.election_timeout_min_ms,
+        election_timeout_max: timings.election_timeout_max_ms,
+        install_snapshot_timeout: timings.install_snapshot_timeout_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(timings.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: timings.keep_logs_in_snapshot,
+        enable_pre_vote: Some(timings.pre_vote),
+        ..Config::default()
+    };
+    config.validate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_timings_validate_and_are_above_the_datacenter_defaults() {
+        let config = raft_config("store", RaftTimings::STORE).expect("valid");
+        let defaults = Config::default();
+        assert!(config.heartbeat_interval > defaults.heartbeat_interval);
+        assert!(config.election_timeout_min > defaults.election_timeout_min);
+        assert!(config.election_timeout_max >= 2 * config.election_timeout_min);
+        assert!(config.heartbeat_interval * 6 <= config.election_timeout_min);
+        assert_eq!(config.enable_pre_vote, Some(true));
+    }
+}
