@@ -64,6 +64,12 @@ pub struct DeviceConfig {
         value_delimiter = ','
     )]
     pub mdns_interfaces: Vec<String>,
+    /// Make this device the first member of the store's Raft group if the group was never
+    /// initialised here (the store's first device; others join as learners automatically
+    /// once connected, and become voters while the store has fewer than 5). Needs
+    /// `--identity-dir` (Raft runs over the mesh).
+    #[arg(long, env = "POSMESH_RAFT_BOOTSTRAP")]
+    pub raft_bootstrap: bool,
     /// Once both APIs listen, write their addresses to this file as JSON
     /// (`{"api": "127.0.0.1:7070", "mgmt": "127.0.0.1:7071", "mesh": "0.0.0.0:7072" or null,
     /// "pid": 123}`).

@@ -10,6 +10,7 @@
 //! - [`peers`]: the store mesh from the node's side — endpoint, dialing, peer table.
 //! - [`replication`]: ledger replication with the store's peers (drives the sync core).
 //! - [`orders`]: shared orders (Automerge) — edits, sync, storage, close conflicts.
+//! - [`consensus`]: the store's Raft group over the mesh (membership, forwarding, status).
 //! - [`report`]: reports computed from the journal (takings per day).
 //! - [`catalog_file`]: loading the catalog file.
 //! - [`import`]: replaying a till export (CSV) into a node through the API.
@@ -26,6 +27,7 @@ pub mod catalog_file;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod consensus;
 pub mod demo;
 pub mod import;
 pub mod ledger;

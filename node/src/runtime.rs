@@ -4,6 +4,8 @@
 
 use crate::catalog_file::load_catalog;
 use crate::config::DeviceConfig;
+use crate::consensus::network::RaftLinks;
+use crate::consensus::RaftService;
 use crate::ledger::business_date::BusinessCalendar;
 use crate::orders::OrdersService;
 use crate::peers::{ConnectionObserver, PeerManager};
@@ -50,6 +52,8 @@ pub struct NodeContext {
     pub replication: Option<Arc<ReplicationService>>,
     /// Shared orders (open tabs).
     pub orders: Arc<OrdersService>,
+    /// The store's Raft group, when the device has an identity.
+    pub raft: Option<Arc<RaftService>>,
 }
 
 /// Runs a device node until SIGTERM or Ctrl-C.
@@ -86,7 +90,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         identity.device_incarnation,
         stop_rx.clone(),
     )?;
-    let (peers, replication, discovery) = match &config.identity_dir {
+    let (peers, replication, discovery, raft) = match &config.identity_dir {
         Some(dir) => {
             let mesh = start_mesh(
                 &config,
@@ -96,12 +100,23 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
                 &writer,
                 orders.clone(),
                 stop_rx.clone(),
-            )?;
-            (Some(mesh.peers), Some(mesh.replication), mesh.discovery)
+            )
+            .await?;
+            (
+                Some(mesh.peers),
+                Some(mesh.replication),
+                mesh.discovery,
+                Some(mesh.raft),
+            )
         }
         None => {
+            if config.raft_bootstrap {
+                anyhow::bail!(
+                    "--raft-bootstrap needs --identity-dir: Raft runs over the store mesh"
+                );
+            }
             tracing::info!("no --identity-dir: running alone, without the store mesh");
-            (None, None, None)
+            (None, None, None, None)
         }
     };
     let metrics = PrometheusBuilder::new()
@@ -119,6 +134,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         peers: peers.clone(),
         replication,
         orders,
+        raft: raft.clone(),
     });
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -157,6 +173,9 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
             tracing::warn!(%error, "mDNS shutdown");
         }
     }
+    if let Some(raft) = &raft {
+        raft.stop().await;
+    }
     if let Some(peers) = &peers {
         peers.close();
     }
@@ -173,12 +192,13 @@ struct Mesh {
     peers: Arc<PeerManager>,
     replication: Arc<ReplicationService>,
     discovery: Option<MdnsDiscovery>,
+    raft: Arc<RaftService>,
 }
 
 /// Loads the device's certificate, checks it names this device, binds the mesh endpoint,
 /// starts ledger replication, the peer manager and, on the configured interfaces, mDNS
 /// discovery.
-fn start_mesh(
+async fn start_mesh(
     config: &DeviceConfig,
     dir: &std::path::Path,
     store: &Arc<JournalStore>,
@@ -239,20 +259,26 @@ fn start_mesh(
         stop.clone(),
         orders,
     )?;
-    let observer: Arc<dyn ConnectionObserver> = replication.clone();
-    let peers = PeerManager::start(
-        endpoint,
-        &config.peers,
-        rand::random(),
-        stop,
-        vec![observer],
-    );
+    let raft_links = Arc::new(RaftLinks::default());
+    let raft = RaftService::start(
+        &config.data_dir,
+        &config.store_id,
+        &config.device_id,
+        config.raft_bootstrap,
+        raft_links.clone(),
+        stop.clone(),
+    )
+    .await
+    .context("cannot start the store's Raft group")?;
+    let observers: Vec<Arc<dyn ConnectionObserver>> = vec![replication.clone(), raft_links];
+    let peers = PeerManager::start(endpoint, &config.peers, rand::random(), stop, observers);
     if config.mdns_interfaces.is_empty() {
         tracing::info!("no --mdns-interface: discovery off, static peers only");
         return Ok(Mesh {
             peers,
             replication,
             discovery: None,
+            raft,
         });
     }
     let port = peers.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -286,6 +312,7 @@ fn start_mesh(
         peers,
         replication,
         discovery: Some(discovery),
+        raft,
     })
 }
 

@@ -3,6 +3,7 @@
 //! - [`sales`]: create, get, list, void and refund sales.
 //! - [`orders`]: shared orders (open tabs): create, edit, close.
 //! - [`alerts`]: manager alerts (close conflicts, refunds and voids that clash on merge).
+//! - [`gift_cards`]: gift cards through the store's Raft group.
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
 //! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
@@ -16,6 +17,7 @@ pub mod body;
 pub mod catalog;
 pub mod dto;
 pub mod error;
+pub mod gift_cards;
 pub mod health;
 pub mod openapi;
 pub mod orders;
@@ -52,6 +54,12 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         )
         .route("/v1/orders/{order}/close", post(orders::close_order))
         .route("/v1/alerts", get(alerts::list_alerts))
+        .route("/v1/gift-cards", post(gift_cards::issue))
+        .route("/v1/gift-cards/{card}", get(gift_cards::balance))
+        .route(
+            "/v1/gift-cards/{card}/redemptions",
+            post(gift_cards::redeem),
+        )
         .route("/v1/catalog", get(catalog::get_catalog))
         .route("/v1/catalog/{sku}", get(catalog::get_item))
         .route("/v1/reports/days", get(reports::day_totals))

@@ -63,6 +63,21 @@ pub fn print_status(status: &NodeStatus) {
     if let Some(orders) = &status.orders {
         println!("orders    {}  digest {}", orders.count, orders.digest);
     }
+    if let Some(raft) = &status.raft {
+        println!(
+            "raft      {} term {} leader {} commit {} applied {} voters {:?} learners {:?}",
+            raft.role,
+            raft.term,
+            raft.leader.as_deref().unwrap_or("none"),
+            raft.commit_index.map_or("-".into(), |i| i.to_string()),
+            raft.applied_index.map_or("-".into(), |i| i.to_string()),
+            raft.voters,
+            raft.learners
+        );
+        for (device, lag) in &raft.lag {
+            println!("          {device} {lag} entries behind the leader");
+        }
+    }
     if status.alerts_total > 0 {
         println!(
             "alerts    {} (GET /v1/alerts on the sales API)",

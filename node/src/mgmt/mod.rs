@@ -39,6 +39,9 @@ pub struct NodeStatus {
     /// Manager alerts held here (`GET /v1/alerts` on the sales API lists them).
     #[serde(default)]
     pub alerts_total: u64,
+    /// The store's Raft group as this device sees it (with a mesh).
+    #[serde(default)]
+    pub raft: Option<crate::consensus::RaftStatus>,
 }
 
 /// The shared orders as held here.
@@ -165,6 +168,7 @@ async fn status(
             .alerts()
             .map_err(crate::api::error::ApiError::internal)?
             .len() as u64,
+        raft: node.raft.as_ref().map(|raft| raft.status()),
     }))
 }
 

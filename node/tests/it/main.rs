@@ -2,6 +2,7 @@
 //! RocksDB again), one module per topic.
 
 mod bad_input;
+mod consensus_loopback;
 mod crash_durability;
 mod demo;
 mod import_bakery;

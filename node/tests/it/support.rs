@@ -148,6 +148,18 @@ pub fn start_mesh_node(
     mesh_listen: &str,
     peers: &[String],
 ) -> NodeProcess {
+    start_mesh_node_with(dir, store, device, mesh_listen, peers, &[])
+}
+
+/// [`start_mesh_node`] with `extra` flags (e.g. `--raft-bootstrap`).
+pub fn start_mesh_node_with(
+    dir: &std::path::Path,
+    store: &str,
+    device: &str,
+    mesh_listen: &str,
+    peers: &[String],
+    extra_flags: &[&str],
+) -> NodeProcess {
     let spec = NodeSpec {
         binary: binary(),
         data_dir: dir.join(device),
@@ -165,6 +177,7 @@ pub fn start_mesh_node(
         extra.push("--peer".into());
         extra.push(peer.clone());
     }
+    extra.extend(extra_flags.iter().map(|f| (*f).to_owned()));
     NodeProcess::start_with(&spec, &extra).expect("node starts")
 }
 

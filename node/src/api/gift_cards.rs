@@ -1,0 +1,160 @@
+//! Gift cards: issue, redeem, balance — decided through the store's Raft group, so two
+//! devices redeeming the same card at once can never both take its balance (no double
+//! spend), and a balance read is linearizable. Without a quorum (this device is cut off
+//! from most of the store) these answer 503 `no_quorum`; sales go on regardless.
+
+use super::body::{idempotency_key, parse_json};
+use super::error::{ApiError, ErrorBody};
+use crate::runtime::NodeContext;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use posmesh_consensus::{StoreCommand, StoreResponse};
+use posmesh_domain::Currency;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// `POST /v1/gift-cards` body.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueGiftCardBody {
+    /// The card's id (its barcode).
+    pub card_id: String,
+    /// Initial balance, minor units, > 0.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// `POST /v1/gift-cards/{card}/redemptions` body (the `Idempotency-Key` header is the
+/// redemption's id: a retry takes nothing twice).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemGiftCardBody {
+    /// Amount to take, minor units, > 0.
+    pub amount_minor: i64,
+}
+
+/// A card's balance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GiftCardBalance {
+    /// The card.
+    pub card_id: String,
+    /// Balance, minor units.
+    pub balance_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// Issues a gift card.
+#[utoipa::path(post, path = "/v1/gift-cards", request_body = IssueGiftCardBody,
+    responses((status = 201, description = "issued (the committed outcome)"), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn issue(
+    State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: IssueGiftCardBody = parse_json(&headers, body)?;
+    let currency = Currency::from_code(&body.currency).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_currency",
+            e.to_string(),
+            Some("currency"),
+        )
+    })?;
+    decide(
+        &node,
+        StoreCommand::IssueGiftCard {
+            card_id: body.card_id,
+            amount_minor: body.amount_minor,
+            currency,
+        },
+    )
+    .await
+}
+
+/// Redeems an amount from a gift card, exactly once per Idempotency-Key.
+#[utoipa::path(post, path = "/v1/gift-cards/{card}/redemptions", request_body = RedeemGiftCardBody,
+    params(("card" = String, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 201, description = "redeemed (the committed outcome)"), (status = 409, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn redeem(
+    State(node): State<Arc<NodeContext>>,
+    Path(card_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let body: RedeemGiftCardBody = parse_json(&headers, body)?;
+    decide(
+        &node,
+        StoreCommand::RedeemGiftCard {
+            card_id,
+            amount_minor: body.amount_minor,
+            redemption_id: format!("{}/{key}", node.identity.device_id),
+        },
+    )
+    .await
+}
+
+/// A card's balance, read linearizably through the leader.
+#[utoipa::path(get, path = "/v1/gift-cards/{card}", params(("card" = String, Path)),
+    responses((status = 200, body = GiftCardBalance), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn balance(
+    State(node): State<Arc<NodeContext>>,
+    Path(card_id): Path<String>,
+) -> Result<Json<GiftCardBalance>, ApiError> {
+    let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
+    match raft.gift_card(&card_id).await.map_err(no_quorum)? {
+        Some((balance_minor, currency)) => Ok(Json(GiftCardBalance {
+            card_id,
+            balance_minor,
+            currency,
+        })),
+        None => Err(ApiError::not_found(
+            "gift_card_not_found",
+            format!("gift card {card_id:?} was never issued"),
+            None,
+        )),
+    }
+}
+
+async fn decide(node: &NodeContext, command: StoreCommand) -> Result<Response, ApiError> {
+    let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
+    let (index, response) = raft.write(command).await.map_err(no_quorum)?;
+    match response {
+        StoreResponse::Applied(outcome) => Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({"log_index": index, "outcome": outcome})),
+        )
+            .into_response()),
+        StoreResponse::Refused(refusal) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "refused",
+            refusal.to_string(),
+            None,
+        )),
+        StoreResponse::None => Err(ApiError::internal(
+            "the store's state machine gave no answer",
+        )),
+    }
+}
+
+fn no_consensus() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "consensus_unavailable",
+        "this device runs without the store mesh (no --identity-dir): store-wide decisions need it",
+        None,
+    )
+}
+
+fn no_quorum(why: String) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None)
+}

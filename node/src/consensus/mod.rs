@@ -1,0 +1,23 @@
+//! Store-wide decisions on a device node: the store's Raft group
+//! ([`posmesh_consensus`], openraft on RocksDB) driven over the store mesh.
+//!
+//! - [`service`]: [`RaftService`] — opens the Raft storage (`<data-dir>/raft`), bootstraps a
+//!   store on its first device (`--raft-bootstrap`), adds every connected device of the
+//!   store as a learner and promotes caught-up learners to voters while there are fewer
+//!   than five (keeping the count odd where it can), forwards writes and linearizable reads
+//!   to the leader, hands leadership over on a graceful stop, and reports role, term,
+//!   leader, commit and applied index for `posmesh status`.
+//! - [`network`]: openraft's network over the mesh — one request/response call per RPC on
+//!   `Raft` streams of the peer's connection ([`posmesh_mesh::transport::MeshConnection::call`]).
+//! - [`wire`]: the RPC messages (JSON of openraft's serde types).
+//! - [`node_id`]: device id → Raft node id.
+//!
+//! Sales never wait on any of this (DESIGN: local first).
+
+pub mod network;
+pub mod node_id;
+pub mod service;
+pub mod wire;
+
+pub use node_id::node_id;
+pub use service::{RaftService, RaftStatus};

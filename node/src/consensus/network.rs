@@ -1,0 +1,226 @@
+//! openraft's network over the store mesh: [`RaftLinks`] keeps the current mesh connection
+//! of every peer device (a [`ConnectionObserver`]) and serves the peer's Raft calls on it;
+//! [`MeshRaftNetwork`] makes openraft's RPCs into calls on those connections.
+
+use super::wire::{RaftReply, RaftRequest};
+use crate::peers::ConnectionObserver;
+use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
+use openraft::{BasicNode, OptionalSend, RaftNetworkFactory};
+use posmesh_consensus::storage::SnapshotData;
+use posmesh_consensus::{NodeId, TypeConfig};
+use posmesh_mesh::transport::{MeshConnection, RpcHandler, StreamPurpose};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Serves one decoded request (the [`super::RaftService`]).
+pub type RequestHandler = Arc<
+    dyn Fn(RaftRequest) -> std::pin::Pin<Box<dyn Future<Output = RaftReply> + Send>> + Send + Sync,
+>;
+
+/// The current mesh connection of each peer device, for Raft.
+#[derive(Default)]
+pub struct RaftLinks {
+    connections: Mutex<BTreeMap<String, (u64, Arc<MeshConnection>)>>,
+    handler: OnceLock<RequestHandler>,
+}
+
+impl RaftLinks {
+    /// Sets who answers the peers' calls (once).
+    pub fn serve_with(&self, handler: RequestHandler) {
+        let _ = self.handler.set(handler);
+    }
+
+    /// The connection to `device_id`, if one is up.
+    pub fn connection(&self, device_id: &str) -> Option<Arc<MeshConnection>> {
+        self.lock().get(device_id).map(|(_, c)| c.clone())
+    }
+
+    /// Devices with a connection, in order.
+    pub fn devices(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Sends `request` to `device_id` and waits at most `timeout` for its reply.
+    ///
+    /// # Errors
+    /// A description when there is no connection, the call fails or the reply is garbage.
+    pub async fn call(
+        &self,
+        device_id: &str,
+        request: &RaftRequest,
+        timeout: Duration,
+    ) -> Result<RaftReply, String> {
+        let connection = self
+            .connection(device_id)
+            .ok_or_else(|| format!("no mesh connection to {device_id}"))?;
+        let bytes = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        let answer = connection
+            .call(StreamPurpose::Raft, &bytes, timeout)
+            .await
+            .map_err(|e| format!("{device_id}: {e}"))?;
+        serde_json::from_slice(&answer).map_err(|e| format!("{device_id}: bad reply: {e}"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (u64, Arc<MeshConnection>)>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl ConnectionObserver for RaftLinks {
+    fn connected(
+        self: Arc<Self>,
+        device_id: &str,
+        connection_id: u64,
+        connection: Arc<MeshConnection>,
+    ) {
+        self.lock()
+            .insert(device_id.to_owned(), (connection_id, connection.clone()));
+        let Some(handler) = self.handler.get().cloned() else {
+            return;
+        };
+        let rpc: RpcHandler = Arc::new(move |bytes: Vec<u8>| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let reply = match serde_json::from_slice::<RaftRequest>(&bytes) {
+                    Ok(request) => handler(request).await,
+                    Err(error) => RaftReply::Failed(format!("undecodable request: {error}")),
+                };
+                serde_json::to_vec(&reply).unwrap_or_default()
+            })
+        });
+        let device = device_id.to_owned();
+        tokio::spawn(async move {
+            let stopped = connection.serve_calls(StreamPurpose::Raft, rpc).await;
+            tracing::debug!(peer = %device, reason = %stopped, "raft calls no longer served");
+        });
+    }
+
+    fn closed(self: Arc<Self>, device_id: &str, connection_id: u64) {
+        let mut connections = self.lock();
+        if connections
+            .get(device_id)
+            .is_some_and(|(id, _)| *id == connection_id)
+        {
+            connections.remove(device_id);
+        }
+    }
+}
+
+/// openraft's network factory: a client per target, addressed by the device id kept as the
+/// member's [`BasicNode`] address.
+pub struct MeshRaftNetwork {
+    /// The peers' connections.
+    pub links: Arc<RaftLinks>,
+}
+
+/// Calls to one target device.
+pub struct MeshRaftClient {
+    links: Arc<RaftLinks>,
+    device: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for MeshRaftNetwork {
+    type Network = MeshRaftClient;
+
+    async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> MeshRaftClient {
+        MeshRaftClient {
+            links: self.links.clone(),
+            device: node.addr.clone(),
+        }
+    }
+}
+
+impl MeshRaftClient {
+    async fn call(
+        &self,
+        request: RaftRequest,
+        ttl: Duration,
+    ) -> Result<RaftReply, Unreachable<TypeConfig>> {
+        match self.links.call(&self.device, &request, ttl).await {
+            Ok(RaftReply::Failed(why)) => {
+                Err(Unreachable::from_string(format!("{}: {why}", self.device)))
+            }
+            Ok(reply) => Ok(reply),
+            Err(why) => Err(Unreachable::from_string(why)),
+        }
+    }
+}
+
+fn unexpected(device: &str, reply: &RaftReply) -> Unreachable<TypeConfig> {
+    Unreachable::from_string(format!("{device}: unexpected reply {reply:?}"))
+}
+
+impl RaftNetworkV2<TypeConfig> for MeshRaftClient {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(RaftRequest::Append(rpc), option.soft_ttl()).await {
+            Ok(RaftReply::Append(response)) => Ok(response),
+            Ok(other) => Err(RPCError::Unreachable(unexpected(&self.device, &other))),
+            Err(e) => Err(RPCError::Unreachable(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(RaftRequest::Vote(rpc), option.soft_ttl()).await {
+            Ok(RaftReply::Vote(response)) => Ok(response),
+            Ok(other) => Err(RPCError::Unreachable(unexpected(&self.device, &other))),
+            Err(e) => Err(RPCError::Unreachable(e)),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(RaftRequest::PreVote(rpc), option.soft_ttl())
+            .await
+        {
+            Ok(RaftReply::Vote(response)) => Ok(response),
+            Ok(other) => Err(RPCError::Unreachable(unexpected(&self.device, &other))),
+            Err(e) => Err(RPCError::Unreachable(e)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotData>,
+        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let request = RaftRequest::Snapshot {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot.into_inner(),
+        };
+        match self.call(request, option.hard_ttl()).await {
+            Ok(RaftReply::Snapshot(response)) => Ok(response),
+            Ok(other) => Err(StreamingError::Unreachable(unexpected(
+                &self.device,
+                &other,
+            ))),
+            Err(e) => Err(StreamingError::Unreachable(e)),
+        }
+    }
+}

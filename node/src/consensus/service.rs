@@ -1,0 +1,373 @@
+//! [`RaftService`]: the store's Raft group on this device.
+
+use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
+use super::node_id::node_id;
+use super::wire::{RaftReply, RaftRequest};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use posmesh_consensus::{
+    raft_config, ConsensusError, NodeId, RaftTimings, StoreCommand, StoreRaft, StoreReader,
+    StoreResponse,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a write or a linearizable read may wait for a quorum before it is answered
+/// "no quorum" (a store's election takes 1.5–3 s, so a failover fits).
+pub const DECISION_DEADLINE: Duration = Duration::from_secs(8);
+/// Voters a store has at most; more devices stay learners (they still hold everything).
+pub const VOTERS_MAX: usize = 5;
+/// A learner within this many entries of the leader's log counts as caught up.
+pub const CAUGHT_UP_LAG_MAX: u64 = 16;
+/// How often the leader reconciles membership with the connected devices.
+pub const MEMBERSHIP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The Raft state `posmesh status` shows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RaftStatus {
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// The leader's device id, if known.
+    pub leader: Option<String>,
+    /// Highest log index known committed.
+    pub commit_index: Option<u64>,
+    /// Highest log index applied to the state machine.
+    pub applied_index: Option<u64>,
+    /// Last log index held.
+    pub last_log_index: Option<u64>,
+    /// Voting members (device ids).
+    pub voters: Vec<String>,
+    /// Non-voting members (device ids).
+    pub learners: Vec<String>,
+    /// On the leader: entries each member is behind the leader's last log index.
+    pub lag: BTreeMap<String, u64>,
+}
+
+/// The store's Raft group on this device: storage in `<data-dir>/raft`, RPCs over the
+/// mesh through [`RaftLinks`].
+pub struct RaftService {
+    local_device: String,
+    id: NodeId,
+    raft: StoreRaft,
+    reader: StoreReader,
+    links: Arc<RaftLinks>,
+}
+
+impl RaftService {
+    /// Opens the Raft storage of `data_dir`, starts Raft and, with `bootstrap`, initialises
+    /// a one-member store on this device if it has never been initialised. Starts the
+    /// membership task (until `stop`).
+    ///
+    /// # Errors
+    /// Storage and openraft start errors.
+    pub async fn start(
+        data_dir: &Path,
+        store_id: &str,
+        local_device: &str,
+        bootstrap: bool,
+        links: Arc<RaftLinks>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let (log, state_machine) = posmesh_consensus::open(&data_dir.join("raft"))?;
+        let reader = state_machine.reader();
+        let config = Arc::new(raft_config(store_id, RaftTimings::STORE)?.validate()?);
+        let id = node_id(local_device);
+        let network = MeshRaftNetwork {
+            links: links.clone(),
+        };
+        let raft = StoreRaft::new(id, config, network, log, state_machine).await?;
+        if bootstrap && !raft.is_initialized().await? {
+            let members = BTreeMap::from([(id, BasicNode::new(local_device))]);
+            raft.initialize(members).await?;
+            tracing::info!(
+                device = local_device,
+                "store Raft group initialised on this device"
+            );
+        }
+        let service = Arc::new(Self {
+            local_device: local_device.to_owned(),
+            id,
+            raft,
+            reader,
+            links: links.clone(),
+        });
+        let handler_service = Arc::downgrade(&service);
+        let handler: RequestHandler = Arc::new(move |request| {
+            let service = handler_service.clone();
+            Box::pin(async move {
+                match service.upgrade() {
+                    Some(service) => service.handle(request).await,
+                    None => RaftReply::Failed("raft service stopped".into()),
+                }
+            })
+        });
+        links.serve_with(handler);
+        tokio::spawn(service.clone().manage_membership(stop));
+        Ok(service)
+    }
+
+    /// Answers a peer's call.
+    async fn handle(&self, request: RaftRequest) -> RaftReply {
+        let failed = |e: &dyn std::fmt::Display| RaftReply::Failed(e.to_string());
+        match request {
+            RaftRequest::Append(rpc) => match self.raft.append_entries(rpc).await {
+                Ok(response) => RaftReply::Append(response),
+                Err(e) => failed(&e),
+            },
+            RaftRequest::Vote(rpc) => match self.raft.vote(rpc).await {
+                Ok(response) => RaftReply::Vote(response),
+                Err(e) => failed(&e),
+            },
+            RaftRequest::PreVote(rpc) => match self.raft.pre_vote(rpc).await {
+                Ok(response) => RaftReply::Vote(response),
+                Err(e) => failed(&e),
+            },
+            RaftRequest::Snapshot { vote, meta, data } => {
+                let snapshot = openraft::storage::Snapshot {
+                    meta,
+                    snapshot: std::io::Cursor::new(data),
+                };
+                match self.raft.install_full_snapshot(vote, snapshot).await {
+                    Ok(response) => RaftReply::Snapshot(response),
+                    Err(e) => failed(&e),
+                }
+            }
+            RaftRequest::ClientWrite(command) => {
+                match posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await {
+                    Ok((index, response)) => RaftReply::Written { index, response },
+                    Err(e) => failed(&e),
+                }
+            }
+            RaftRequest::ReadGiftCard { card_id } => {
+                let read = posmesh_consensus::read_linearizable(
+                    &self.raft,
+                    &self.reader,
+                    DECISION_DEADLINE,
+                    |state| {
+                        state
+                            .gift_card_balance(&card_id)
+                            .map(|(balance, currency)| (balance, currency.code().to_owned()))
+                    },
+                )
+                .await;
+                match read {
+                    Ok(card) => RaftReply::GiftCard(card),
+                    Err(e) => failed(&e),
+                }
+            }
+        }
+    }
+
+    /// Commits `command` through the leader (forwarded there from a follower) and returns
+    /// the log index and the state machine's answer.
+    ///
+    /// # Errors
+    /// A sentence for the person at the till: no quorum (this device is cut off from most
+    /// of the store, or the store has no leader), or why the leader could not be reached.
+    pub async fn write(&self, command: StoreCommand) -> Result<(u64, StoreResponse), String> {
+        match posmesh_consensus::write(&self.raft, command.clone(), DECISION_DEADLINE).await {
+            Ok(written) => Ok(written),
+            Err(ConsensusError::NotLeader { leader }) => {
+                match self
+                    .forward(leader, &RaftRequest::ClientWrite(command))
+                    .await?
+                {
+                    RaftReply::Written { index, response } => Ok((index, response)),
+                    other => Err(format!("the leader answered {other:?}")),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// A gift card's balance and currency, read linearizably (through the leader).
+    ///
+    /// # Errors
+    /// As [`RaftService::write`].
+    pub async fn gift_card(&self, card_id: &str) -> Result<Option<(i64, String)>, String> {
+        let read = posmesh_consensus::read_linearizable(
+            &self.raft,
+            &self.reader,
+            DECISION_DEADLINE,
+            |state| {
+                state
+                    .gift_card_balance(card_id)
+                    .map(|(balance, currency)| (balance, currency.code().to_owned()))
+            },
+        )
+        .await;
+        match read {
+            Ok(card) => Ok(card),
+            Err(ConsensusError::NotLeader { leader }) => {
+                let request = RaftRequest::ReadGiftCard {
+                    card_id: card_id.to_owned(),
+                };
+                match self.forward(leader, &request).await? {
+                    RaftReply::GiftCard(card) => Ok(card),
+                    other => Err(format!("the leader answered {other:?}")),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn forward(&self, leader: NodeId, request: &RaftRequest) -> Result<RaftReply, String> {
+        let device = self
+            .device_of(leader)
+            .ok_or_else(|| format!("the leader (node {leader}) is not a known member"))?;
+        match self.links.call(&device, request, DECISION_DEADLINE).await {
+            Ok(RaftReply::Failed(why)) => Err(format!("the leader {device} could not: {why}")),
+            Ok(reply) => Ok(reply),
+            Err(why) => Err(format!(
+                "no quorum: the leader {device} cannot be reached ({why})"
+            )),
+        }
+    }
+
+    fn device_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership().clone();
+        membership.get_node(&id).map(|node| node.addr.clone())
+    }
+
+    /// What `posmesh status` shows.
+    pub fn status(&self) -> RaftStatus {
+        // Clone at once: holding the borrow can block openraft (DEPENDENCIES.md).
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let device = |id: &NodeId| {
+            membership
+                .get_node(id)
+                .map_or_else(|| id.to_string(), |node| node.addr.clone())
+        };
+        let last = metrics.last_log_index.unwrap_or(0);
+        let lag = metrics
+            .replication
+            .as_ref()
+            .map(|replication| {
+                replication
+                    .iter()
+                    .map(|(id, matched)| {
+                        let matched = matched.as_ref().map_or(0, |log_id| log_id.index());
+                        (device(id), last.saturating_sub(matched))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        RaftStatus {
+            role: match metrics.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            }
+            .to_owned(),
+            term: metrics.current_term,
+            leader: metrics.current_leader.as_ref().map(device),
+            commit_index: metrics.cluster_committed.as_ref().map(|l| l.index()),
+            applied_index: metrics.last_applied.as_ref().map(|l| l.index()),
+            last_log_index: metrics.last_log_index,
+            voters: membership.voter_ids().map(|id| device(&id)).collect(),
+            learners: membership.learner_ids().map(|id| device(&id)).collect(),
+            lag,
+        }
+    }
+
+    /// On the leader, every [`MEMBERSHIP_INTERVAL`]: connected store devices that are not
+    /// members join as learners; caught-up learners become voters while there are fewer
+    /// than [`VOTERS_MAX`], promoted so that the voter count stays odd where it can (one
+    /// task makes every membership change: concurrent changes can stick openraft in a joint
+    /// configuration).
+    async fn manage_membership(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(MEMBERSHIP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            if let Err(error) = self.reconcile_membership().await {
+                tracing::debug!(%error, "membership change not made (will retry)");
+            }
+        }
+    }
+
+    async fn reconcile_membership(&self) -> anyhow::Result<()> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.state != ServerState::Leader {
+            return Ok(());
+        }
+        let membership = metrics.membership_config.membership().clone();
+        let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+        for device in self.links.devices() {
+            let id = node_id(&device);
+            if !members.contains(&id) {
+                tracing::info!(%device, "store device joins the Raft group as a learner");
+                self.raft
+                    .add_learner(id, BasicNode::new(&device), false)
+                    .await?;
+                return Ok(()); // one change per round
+            }
+        }
+        let voters = membership.voter_ids().count();
+        if voters >= VOTERS_MAX {
+            return Ok(());
+        }
+        let last = metrics.last_log_index.unwrap_or(0);
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let caught_up: Vec<NodeId> = membership
+            .learner_ids()
+            .filter(|id| {
+                let matched = replication
+                    .get(id)
+                    .and_then(|m| m.as_ref().map(|l| l.index()))
+                    .unwrap_or(0);
+                matched + CAUGHT_UP_LAG_MAX >= last
+            })
+            .collect();
+        let mut promote = caught_up.len().min(VOTERS_MAX - voters);
+        if (voters + promote).is_multiple_of(2) {
+            promote = promote.saturating_sub(1);
+        }
+        if promote > 0 {
+            let ids: BTreeSet<NodeId> = caught_up.into_iter().take(promote).collect();
+            tracing::info!(voters = voters + promote, "promoting learners to voters");
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(ids), false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Graceful stop: a leader hands leadership to another voter first, so the store does
+    /// not wait out an election timeout; then Raft shuts down.
+    pub async fn stop(&self) {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.state == ServerState::Leader {
+            let membership = metrics.membership_config.membership().clone();
+            let successor = membership.voter_ids().find(|id| *id != self.id);
+            if let Some(to) = successor {
+                if let Err(error) = self.raft.trigger().transfer_leader(to).await {
+                    tracing::warn!(%error, "leadership hand-over failed");
+                } else {
+                    tracing::info!(to, "leadership handed over before stopping");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(%error, "raft shutdown");
+        }
+    }
+
+    /// This device's id.
+    pub fn local_device(&self) -> &str {
+        &self.local_device
+    }
+}

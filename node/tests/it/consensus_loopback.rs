@@ -1,0 +1,216 @@
+//! The store's Raft group between real `posmesh device` processes on 127.0.0.1: the first
+//! device bootstraps it, the others join as learners and are promoted (3 voters); a gift
+//! card issued through a follower is redeemed in full by two devices at once — exactly one
+//! succeeds — and the balance read from a third is 0; the leader is SIGKILLed, a new one is
+//! elected and the committed data is intact.
+
+use super::support;
+use posmesh_node::node_process::NodeProcess;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Generous bound: an election takes 1.5–3 s with the store timings.
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn start(dir: &Path, device: &str, peers: &[String], bootstrap: bool) -> NodeProcess {
+    let flags: &[&str] = if bootstrap {
+        &["--raft-bootstrap"]
+    } else {
+        &[]
+    };
+    support::start_mesh_node_with(dir, "s1", device, "127.0.0.1:0", peers, flags)
+}
+
+async fn raft(client: &reqwest::Client, node: &NodeProcess) -> Value {
+    support::node_status(client, node).await["raft"].clone()
+}
+
+async fn post(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = client
+        .post(format!("http://{}{path}", node.api))
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn balance(client: &reqwest::Client, node: &NodeProcess, card: &str) -> (u16, Value) {
+    let response = client
+        .get(format!("http://{}/v1/gift-cards/{card}", node.api))
+        .send()
+        .await
+        .expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until every node in `nodes` agrees on one leader (other than `not`) and `voters`
+/// voters.
+async fn wait_leader(
+    client: &reqwest::Client,
+    nodes: &[&NodeProcess],
+    voters: usize,
+    not: Option<&str>,
+) -> String {
+    let started = Instant::now();
+    loop {
+        let mut views = Vec::new();
+        for node in nodes {
+            views.push(raft(client, node).await);
+        }
+        let leader = views[0]["leader"].as_str().map(str::to_owned);
+        let agreed = views.iter().all(|v| {
+            v["leader"].as_str() == leader.as_deref()
+                && v["voters"].as_array().map(Vec::len) == Some(voters)
+        });
+        if let (true, Some(leader)) = (agreed, leader) {
+            if Some(leader.as_str()) != not {
+                return leader;
+            }
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "no agreed leader with {voters} voters: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    support::issue_identities(
+        d,
+        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
+        |device| d.join(format!("{device}-id")),
+    );
+    let client = support::http_client();
+    let a = start(d, "till-1", &[], true);
+    let a_mesh = support::mesh_addr(&client, &a).await;
+    let b = start(d, "till-2", &[format!("till-1@{a_mesh}")], false);
+    let b_mesh = support::mesh_addr(&client, &b).await;
+    let c = start(
+        d,
+        "till-3",
+        &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
+        false,
+    );
+    let leader = wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    assert_eq!(leader, "till-1", "the bootstrapping device leads first");
+
+    // Issued through a follower (forwarded to the leader).
+    let (status, issued) = post(
+        &client,
+        &b,
+        "/v1/gift-cards",
+        "issue-1",
+        json!({"card_id": "card-1", "amount_minor": 2500, "currency": "GBP"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    // Two devices redeem the full balance at once: exactly one succeeds.
+    let redeem = json!({"amount_minor": 2500});
+    let (first, second) = tokio::join!(
+        post(
+            &client,
+            &b,
+            "/v1/gift-cards/card-1/redemptions",
+            "r-b",
+            redeem.clone()
+        ),
+        post(
+            &client,
+            &c,
+            "/v1/gift-cards/card-1/redemptions",
+            "r-c",
+            redeem.clone()
+        ),
+    );
+    let mut codes = [first.0, second.0];
+    codes.sort_unstable();
+    assert_eq!(codes, [201, 409], "{first:?} {second:?}");
+    let refused = if first.0 == 409 { &first.1 } else { &second.1 };
+    assert_eq!(refused["error"]["code"], "refused", "{refused}");
+    // A retry of the winning redemption takes nothing more.
+    let winner = if first.0 == 201 {
+        (&b, "r-b")
+    } else {
+        (&c, "r-c")
+    };
+    let (status, again) = post(
+        &client,
+        winner.0,
+        "/v1/gift-cards/card-1/redemptions",
+        winner.1,
+        redeem,
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(again["outcome"]["replayed"], true, "{again}");
+    let (status, card) = balance(&client, &c, "card-1").await;
+    assert_eq!(
+        (status, card["balance_minor"].as_i64()),
+        (200, Some(0)),
+        "{card}"
+    );
+    let (status, _) = balance(&client, &c, "no-such-card").await;
+    assert_eq!(status, 404);
+
+    // The leader dies: the other two elect a new one; committed data is intact.
+    a.kill().expect("SIGKILL the leader");
+    let leader = wait_leader(&client, &[&b, &c], 3, Some("till-1")).await;
+    assert_ne!(leader, "till-1");
+    let (status, card) = balance(&client, &b, "card-1").await;
+    assert_eq!(
+        (status, card["balance_minor"].as_i64()),
+        (200, Some(0)),
+        "{card}"
+    );
+    let (status, issued) = post(
+        &client,
+        &c,
+        "/v1/gift-cards",
+        "issue-2",
+        json!({"card_id": "card-2", "amount_minor": 1000, "currency": "GBP"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+
+    // A device alone (the other voter gone too) cannot decide: a clear 503, sales go on.
+    let (survivor, other) = if leader == "till-2" { (c, b) } else { (b, c) };
+    other.kill().expect("SIGKILL");
+    let survivor = &survivor;
+    let (status, answer) = post(
+        &client,
+        survivor,
+        "/v1/gift-cards/card-2/redemptions",
+        "r-alone",
+        json!({"amount_minor": 100}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (503, Some("no_quorum")),
+        "{answer}"
+    );
+    let sale = support::post_created(
+        &client,
+        &survivor.api,
+        "/v1/sales",
+        "sale-alone",
+        &support::valid_sale(),
+    )
+    .await;
+    assert_eq!(sale["kind"], "sale");
+}
