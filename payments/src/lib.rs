@@ -5,8 +5,10 @@
 //! # Layout
 //! - [`iso8583`] — sans-IO ISO 8583:1987 codec and TCP framing (2-byte length prefix).
 //! - [`currency_numeric`] — ISO 4217 numeric codes (field 49) for the domain's currencies.
+//! - [`offline_limits`] — the pure decision whether an offline card payment may be taken.
 //! - [`card_data`] — masked PAN, keyed token (HMAC-SHA256), AES-256-GCM sealed card data.
 
 pub mod card_data;
 pub mod currency_numeric;
 pub mod iso8583;
+pub mod offline_limits;
