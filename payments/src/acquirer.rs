@@ -513,7 +513,8 @@ impl Acquirer {
             self.stats.charges = self.stats.charges.saturating_sub(1);
             if let Some(stat) = self.stats.transactions.get_mut(txn.index) {
                 stat.reversed = true;
-                self.stats.charged_minor -= stat.amount_minor;
+                self.stats.charged_minor =
+                    self.stats.charged_minor.saturating_sub(stat.amount_minor);
             }
         }
         "00".to_owned()

@@ -573,6 +573,8 @@ impl PaymentConnector for IsoTcpConnector {
             ExchangeError::NotSent(_) => ReversalStatus::NotNeeded,
             ExchangeError::NoAnswer(_) => match build_reversal(&request, false) {
                 Ok(reversal) => self.reverse(&reversal).await,
+                // Unreachable: build_request always sets fields 7 and 11. Report the
+                // original so the caller still sees what may need reversing.
                 Err(error) => ReversalStatus::Pending {
                     reversal: request.clone(),
                     cause: error.to_string(),

@@ -404,6 +404,8 @@ pub enum DecodeReason {
         /// The field's character set (`n`, `an`, `ans`).
         charset: &'static str,
     },
+    /// An LLVAR field of length 0 (a present field must carry data).
+    Empty,
     /// No field is present at all (empty bitmap).
     NoFields,
     /// Bytes are left after the last field.
@@ -430,6 +432,7 @@ impl fmt::Display for DecodeReason {
                 f,
                 "byte 0x{byte:02x} at index {index} is not in character set {charset}"
             ),
+            DecodeReason::Empty => f.write_str("LLVAR length 0"),
             DecodeReason::NoFields => f.write_str("bitmap announces no field"),
             DecodeReason::TrailingBytes(n) => write!(f, "{n} bytes after the last field"),
         }
@@ -652,6 +655,9 @@ impl Message {
                     let len = usize::from(prefix[0] - b'0') * 10 + usize::from(prefix[1] - b'0');
                     if len > max {
                         return Err(error(DecodeReason::TooLong { len, max }));
+                    }
+                    if len == 0 {
+                        return Err(error(DecodeReason::Empty));
                     }
                     len
                 }
@@ -895,6 +901,8 @@ mod tests {
         let mut bad = good.clone();
         bad[12] = b'2'; // length 26 > 19
         assert_eq!(err(&bad).reason, DecodeReason::TooLong { len: 26, max: 19 });
+        bad[12..14].copy_from_slice(b"00");
+        assert_eq!(err(&bad).reason, DecodeReason::Empty);
         let mut bad = good.clone();
         let amount_at = 12 + 2 + 16 + 6;
         bad[amount_at + 3] = b'A';
