@@ -13,6 +13,8 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The payments wire-format test installs pyiso8583 with pip (below).
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)"
@@ -21,6 +23,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+# pyiso8583 (PyPI) decodes frames captured from the acquirer simulator in the payments
+# tests, proving the ISO 8583 wire format is the standard one.
+if ! python3 -c 'import iso8583, sys; sys.exit(iso8583.__version__ != "4.0.1")' >/dev/null 2>&1; then
+  echo "setup: installing pyiso8583 4.0.1 (pip)"
+  # Debian's own python3 refuses a global pip install (PEP 668) without the override.
+  python3 -m pip install --quiet pyiso8583==4.0.1 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages pyiso8583==4.0.1
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
