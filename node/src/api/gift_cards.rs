@@ -5,6 +5,7 @@
 
 use super::body::{idempotency_key, parse_json};
 use super::error::{ApiError, ErrorBody};
+use super::sales::parse_currency;
 use crate::runtime::NodeContext;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,7 +14,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use posmesh_consensus::{StoreCommand, StoreResponse};
-use posmesh_domain::Currency;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -60,14 +60,7 @@ pub async fn issue(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: IssueGiftCardBody = parse_json(&headers, body)?;
-    let currency = Currency::from_code(&body.currency).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_currency",
-            e.to_string(),
-            Some("currency"),
-        )
-    })?;
+    let currency = parse_currency(&body.currency)?;
     decide(
         &node,
         StoreCommand::IssueGiftCard {

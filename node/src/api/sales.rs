@@ -392,15 +392,19 @@ pub(super) fn text_field(value: Option<&str>, field: &'static str) -> Result<Str
 
 /// The domain request of a sale body (422 `unknown_currency` for a code ISO 4217 lacks).
 pub(super) fn sale_request(body: &CreateSaleBody) -> Result<SaleRequest, ApiError> {
-    let currency = Currency::from_code(&body.currency).map_err(|e| {
+    Ok(body.to_sale_request(parse_currency(&body.currency)?))
+}
+
+/// An ISO 4217 code of a request body's `currency` field (422 `unknown_currency`).
+pub(super) fn parse_currency(code: &str) -> Result<Currency, ApiError> {
+    Currency::from_code(code).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_currency",
             e.to_string(),
             Some("currency"),
         )
-    })?;
-    Ok(body.to_sale_request(currency))
+    })
 }
 
 impl NodeContext {

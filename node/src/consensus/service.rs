@@ -145,18 +145,7 @@ impl RaftService {
                 }
             }
             RaftRequest::ReadGiftCard { card_id } => {
-                let read = posmesh_consensus::read_linearizable(
-                    &self.raft,
-                    &self.reader,
-                    DECISION_DEADLINE,
-                    |state| {
-                        state
-                            .gift_card_balance(&card_id)
-                            .map(|(balance, currency)| (balance, currency.code().to_owned()))
-                    },
-                )
-                .await;
-                match read {
+                match self.read_gift_card_here(&card_id).await {
                     Ok(card) => RaftReply::GiftCard(card),
                     Err(e) => failed(&e),
                 }
@@ -191,18 +180,7 @@ impl RaftService {
     /// # Errors
     /// As [`RaftService::write`].
     pub async fn gift_card(&self, card_id: &str) -> Result<Option<(i64, String)>, String> {
-        let read = posmesh_consensus::read_linearizable(
-            &self.raft,
-            &self.reader,
-            DECISION_DEADLINE,
-            |state| {
-                state
-                    .gift_card_balance(card_id)
-                    .map(|(balance, currency)| (balance, currency.code().to_owned()))
-            },
-        )
-        .await;
-        match read {
+        match self.read_gift_card_here(card_id).await {
             Ok(card) => Ok(card),
             Err(ConsensusError::NotLeader { leader }) => {
                 let request = RaftRequest::ReadGiftCard {
@@ -215,6 +193,19 @@ impl RaftService {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// The card's balance and currency code, read linearizably on this node (the leader).
+    async fn read_gift_card_here(
+        &self,
+        card_id: &str,
+    ) -> Result<Option<(i64, String)>, ConsensusError> {
+        posmesh_consensus::read_linearizable(&self.raft, &self.reader, DECISION_DEADLINE, |state| {
+            state
+                .gift_card_balance(card_id)
+                .map(|(balance, currency)| (balance, currency.code().to_owned()))
+        })
+        .await
     }
 
     async fn forward(&self, leader: NodeId, request: &RaftRequest) -> Result<RaftReply, String> {
