@@ -34,6 +34,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reports from a node.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Run the benchmarks and print their figures.
     Bench(bench::BenchArgs),
     /// The demo store on real data: three devices replay a till export through a crash and
@@ -42,6 +45,23 @@ enum Command {
     /// Measuring tools the lab benchmarks run inside network namespaces.
     #[command(subcommand, hide = true)]
     Probe(bench::probe::ProbeCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The Z-report of a business day closed through the store's Raft group
+    /// (`POST /v1/days/{date}/close`): the same on every device.
+    Z {
+        /// The business date, YYYY-MM-DD.
+        #[arg(long)]
+        day: String,
+        /// Sales API address of the node.
+        #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
+        api: String,
+        /// Print the JSON answer instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +147,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 cli::status::print_status(&status);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(ReportCommand::Z { day, api, json }) => {
+            cli::report::print_z(&api, &day, json).await
         }
         Command::Bench(args) => bench::run_bench(args).await.map(|_| ExitCode::SUCCESS),
         Command::Demo(args) => {

@@ -4,6 +4,7 @@
 //! - [`orders`]: shared orders (open tabs): create, edit, close.
 //! - [`alerts`]: manager alerts (close conflicts, refunds and voids that clash on merge).
 //! - [`gift_cards`]: gift cards through the store's Raft group.
+//! - [`days`]: day close (a consistent cut through Raft) and the Z-report.
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
 //! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
@@ -15,6 +16,7 @@
 pub mod alerts;
 pub mod body;
 pub mod catalog;
+pub mod days;
 pub mod dto;
 pub mod error;
 pub mod gift_cards;
@@ -54,6 +56,8 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         )
         .route("/v1/orders/{order}/close", post(orders::close_order))
         .route("/v1/alerts", get(alerts::list_alerts))
+        .route("/v1/days/{date}/close", post(days::close_day))
+        .route("/v1/reports/z/{date}", get(days::z))
         .route("/v1/gift-cards", post(gift_cards::issue))
         .route("/v1/gift-cards/{card}", get(gift_cards::balance))
         .route(

@@ -29,6 +29,8 @@ use utoipa::OpenApi;
         super::orders::update_order,
         super::orders::close_order,
         super::alerts::list_alerts,
+        super::days::close_day,
+        super::days::z,
         super::gift_cards::issue,
         super::gift_cards::redeem,
         super::gift_cards::balance,

@@ -3,7 +3,9 @@
 //! - [`ca`]: `posmesh ca` — the chain CA: init, issue, revoke.
 //! - [`journal`]: `posmesh journal verify` — walk the hash chain, name the first break.
 //! - [`status`]: `posmesh status` — a node's state from its management API.
+//! - [`report`]: `posmesh report z` — a closed day's Z-report from a node's API.
 
 pub mod ca;
 pub mod journal;
+pub mod report;
 pub mod status;

@@ -357,6 +357,18 @@ impl RaftService {
         }
     }
 
+    /// The close of `business_date` as applied on this device: the cut (device → last seq
+    /// included) and the log index of the close; `None` if not closed (or not applied here
+    /// yet).
+    pub fn day_close(&self, business_date: &str) -> Option<(BTreeMap<String, u64>, u64)> {
+        self.reader.read(|state| {
+            state
+                .day_closes
+                .get(business_date)
+                .map(|close| (close.version_vector.clone(), close.closed_at_index))
+        })
+    }
+
     /// This device's id.
     pub fn local_device(&self) -> &str {
         &self.local_device

@@ -1,8 +1,10 @@
 //! Reports computed from the journal.
 //!
 //! - [`day_totals`]: takings per business date (sales, items, tax, tenders, refunds, voids).
+//! - [`z_report`]: the Z-report of a day closed through the store's Raft group.
 
 pub mod day_totals;
+pub mod z_report;
 
 use crate::storage::journal_store::decode_entry;
 use crate::storage::{JournalStore, StorageError};

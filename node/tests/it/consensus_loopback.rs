@@ -1,8 +1,10 @@
 //! The store's Raft group between real `posmesh device` processes on 127.0.0.1: the first
 //! device bootstraps it, the others join as learners and are promoted (3 voters); a gift
 //! card issued through a follower is redeemed in full by two devices at once — exactly one
-//! succeeds — and the balance read from a third is 0; the leader is SIGKILLed, a new one is
-//! elected and the committed data is intact.
+//! succeeds — and the balance read from a third is 0; the day is closed through a follower
+//! and its Z-report (with a late entry) is byte-identical on every device; the leader is
+//! SIGKILLed, a new one is elected and the committed data is intact; a device left alone
+//! answers `no_quorum` and still takes sales.
 
 use super::support;
 use posmesh_node::node_process::NodeProcess;
@@ -52,6 +54,32 @@ async fn balance(client: &reqwest::Client, node: &NodeProcess, card: &str) -> (u
         .expect("answers");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until every node holds `entries` ledger entries with equal digests.
+async fn wait_entries(client: &reqwest::Client, nodes: &[&NodeProcess], entries: u64) {
+    let started = Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for node in nodes {
+            let status = support::node_status(client, node).await;
+            seen.push((
+                status["replication"]["entries_total"].as_u64(),
+                status["replication"]["digest"].clone(),
+            ));
+        }
+        if seen
+            .iter()
+            .all(|s| s.0 == Some(entries) && s.1 == seen[0].1)
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "ledger not converged on {entries}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until every node in `nodes` agrees on one leader (other than `not`) and `voters`
@@ -166,6 +194,62 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
     );
     let (status, _) = balance(&client, &c, "no-such-card").await;
     assert_eq!(status, 404);
+
+    // The day is closed through a follower once every device holds the day's 5 sales; a
+    // sale after the close is a late entry; the Z-report is byte-identical everywhere.
+    let mut today = String::new();
+    for (node, tag, count) in [(&a, "za", 3), (&b, "zb", 2)] {
+        for i in 0..count {
+            let sale = support::post_created(
+                &client,
+                &node.api,
+                "/v1/sales",
+                &format!("{tag}-{i}"),
+                &support::valid_sale(),
+            )
+            .await;
+            today = sale["business_date"].as_str().expect("date").to_owned();
+        }
+    }
+    wait_entries(&client, &[&a, &b, &c], 5).await;
+    let close = format!("/v1/days/{today}/close");
+    let (status, closed) = post(&client, &c, &close, "close-1", json!(null)).await;
+    assert_eq!(status, 201, "{closed}");
+    assert_eq!(closed["cut"], json!({"till-1": 3, "till-2": 2}), "{closed}");
+    let (status, again) = post(&client, &a, &close, "close-2", json!(null)).await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("day_already_closed"))
+    );
+    support::post_created(
+        &client,
+        &c.api,
+        "/v1/sales",
+        "late-1",
+        &support::valid_sale(),
+    )
+    .await;
+    wait_entries(&client, &[&a, &b, &c], 6).await;
+    let mut reports = Vec::new();
+    for node in [&a, &b, &c] {
+        let text = client
+            .get(format!("http://{}/v1/reports/z/{today}", node.api))
+            .send()
+            .await
+            .expect("z-report")
+            .text()
+            .await
+            .expect("text");
+        reports.push(text);
+    }
+    assert!(
+        reports.iter().all(|r| *r == reports[0]),
+        "Z-reports differ: {reports:?}"
+    );
+    let z: Value = serde_json::from_str(&reports[0]).expect("JSON");
+    assert_eq!(z["totals"]["sales"], 5, "{z}");
+    assert_eq!(z["late_entries"], json!(["till-3/1"]), "{z}");
+    assert_eq!(z["complete"], true);
 
     // The leader dies: the other two elect a new one; committed data is intact.
     a.kill().expect("SIGKILL the leader");

@@ -1,0 +1,100 @@
+//! Day close and the Z-report: `POST /v1/days/{date}/close` commits the close through the
+//! store's Raft group with this device's ledger version vector as the cut;
+//! `GET /v1/reports/z/{date}` computes the Z-report over exactly that cut (identical on
+//! every device that holds the entries, see [`crate::report::z_report`]).
+
+use super::error::{ApiError, ErrorBody};
+use crate::report::z_report::{z_report, ZReport};
+use crate::runtime::NodeContext;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use posmesh_consensus::{StoreCommand, StoreResponse};
+use std::sync::Arc;
+
+/// Closes a business day for the whole store.
+#[utoipa::path(post, path = "/v1/days/{date}/close", params(("date" = String, Path, description = "YYYY-MM-DD")),
+    responses((status = 201, description = "closed: the log index and the cut"), (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn close_day(
+    State(node): State<Arc<NodeContext>>,
+    Path(date): Path<String>,
+) -> Result<Response, ApiError> {
+    check_date(&date)?;
+    let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
+    let store = node.store.clone();
+    let cut = tokio::task::spawn_blocking(move || store.stored_version_vector())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let command = StoreCommand::CloseDay {
+        business_date: date.clone(),
+        version_vector: cut.clone(),
+    };
+    let (index, response) = raft
+        .write(command)
+        .await
+        .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None))?;
+    match response {
+        StoreResponse::Applied(_) => Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({"business_date": date, "closed_at_index": index, "cut": cut})),
+        )
+            .into_response()),
+        StoreResponse::Refused(refusal) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "day_already_closed",
+            refusal.to_string(),
+            None,
+        )),
+        StoreResponse::None => Err(ApiError::internal(
+            "the store's state machine gave no answer",
+        )),
+    }
+}
+
+/// The Z-report of a closed day.
+#[utoipa::path(get, path = "/v1/reports/z/{date}", params(("date" = String, Path, description = "YYYY-MM-DD")),
+    responses((status = 200, body = ZReport), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn z(
+    State(node): State<Arc<NodeContext>>,
+    Path(date): Path<String>,
+) -> Result<Json<ZReport>, ApiError> {
+    check_date(&date)?;
+    let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
+    let (cut, index) = raft.day_close(&date).ok_or_else(|| {
+        ApiError::not_found(
+            "day_not_closed",
+            format!("{date} is not closed (or its close has not reached this device yet)"),
+            None,
+        )
+    })?;
+    let store = node.store.clone();
+    let report = tokio::task::spawn_blocking(move || z_report(&store, &date, index, &cut))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(report))
+}
+
+fn check_date(date: &str) -> Result<(), ApiError> {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map(|_| ())
+        .map_err(|e| {
+            ApiError::bad_request(
+                "invalid_date",
+                format!("{date:?} is not YYYY-MM-DD: {e}"),
+                Some("date"),
+            )
+        })
+}
+
+fn no_consensus() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "consensus_unavailable",
+        "this device runs without the store mesh (no --identity-dir): closing a day needs the store's Raft group",
+        None,
+    )
+}
