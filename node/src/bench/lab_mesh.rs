@@ -118,6 +118,19 @@ pub fn start_node(
     data: &Path,
     device: &str,
 ) -> anyhow::Result<LabProcess> {
+    start_node_with(host, binary, catalog, certs, data, device, &[])
+}
+
+/// [`start_node`] with `extra` flags (e.g. `--raft-bootstrap`).
+pub fn start_node_with(
+    host: &LabHost,
+    binary: &Path,
+    catalog: &Path,
+    certs: &Path,
+    data: &Path,
+    device: &str,
+    extra: &[&str],
+) -> anyhow::Result<LabProcess> {
     let mut command = host.command(binary);
     command
         .arg("device")
@@ -136,6 +149,7 @@ pub fn start_node(
             "--mgmt-listen",
             "127.0.0.1:7071",
         ])
+        .args(extra)
         .env("RUST_LOG", "info");
     Ok(host.spawn(command)?)
 }

@@ -7,7 +7,7 @@
 //! sides' edits (identical ledger and order digests). Needs root (CI runs as root).
 
 use super::support;
-use posmesh_node::bench::lab_mesh::start_node as start_lab_node;
+use posmesh_node::bench::lab_mesh::start_node_with as start_lab_node;
 use posmesh_simulations::lab::{Lab, LabHost, LabProcess};
 use serde_json::Value;
 use std::path::Path;
@@ -19,6 +19,12 @@ const WAIT_LIMIT: Duration = Duration::from_secs(45);
 fn start_node(host: &LabHost, dir: &Path, device: &str) -> LabProcess {
     let binary = support::binary();
     let certs = dir.join("ids");
+    // till-1 starts the store's Raft group; the others join it over the mesh.
+    let extra: &[&str] = if device == "till-1" {
+        &["--raft-bootstrap"]
+    } else {
+        &[]
+    };
     let process = start_lab_node(
         host,
         &binary,
@@ -26,6 +32,7 @@ fn start_node(host: &LabHost, dir: &Path, device: &str) -> LabProcess {
         &certs,
         dir,
         device,
+        extra,
     )
     .expect("node starts");
     process
@@ -207,6 +214,35 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     let took = wait_until("reconnect after restart", &lab, &all);
     println!("lab: restarted host 3 reconnected in {took:?}");
 
+    // The store's Raft group formed by itself: 3 voters, one leader; a gift card is issued.
+    let started = Instant::now();
+    loop {
+        let views: Vec<Value> = (1..=3)
+            .map(|i| status(lab.host(i))["raft"].clone())
+            .collect();
+        let leader = &views[0]["leader"];
+        if leader.is_string()
+            && views
+                .iter()
+                .all(|v| &v["leader"] == leader && v["voters"].as_array().map(Vec::len) == Some(3))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "no 3-voter Raft group: {views:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, issued) = api(
+        lab.host(3),
+        "POST",
+        "/v1/gift-cards",
+        "",
+        &serde_json::json!({"card_id": "lab-card", "amount_minor": 5000, "currency": "GBP"}),
+    );
+    assert_eq!(code, 201, "{issued}");
+
     // A shared order, opened on till-1, reaches every device.
     let (code, order) = api(
         lab.host(1),
@@ -225,6 +261,51 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     wait_until("partition", &lab, &[(2, &["till-3"]), (3, &["till-2"])]);
     import(lab.host(1), 40);
     import(lab.host(2), 60);
+    // The store's Raft group across the partition: the minority cannot redeem a gift card
+    // or close the day (a clear 503), the majority can (after electing a leader if it had
+    // to), and after the heal the minority holds the same decisions.
+    let (code, answer) = api(
+        lab.host(1),
+        "POST",
+        "/v1/gift-cards/lab-card/redemptions",
+        "lab-r1",
+        &serde_json::json!({"amount_minor": 500}),
+    );
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (503, Some("no_quorum")),
+        "minority redeem: {answer}"
+    );
+    let (code, answer) = api(
+        lab.host(1),
+        "POST",
+        "/v1/days/2017-01-01/close",
+        "",
+        &Value::Null,
+    );
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (503, Some("no_quorum")),
+        "minority close: {answer}"
+    );
+    let started = Instant::now();
+    loop {
+        let (code, answer) = api(
+            lab.host(2),
+            "POST",
+            "/v1/gift-cards/lab-card/redemptions",
+            "lab-r2",
+            &serde_json::json!({"amount_minor": 2000}),
+        );
+        if code == 201 {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "the majority could not redeem: {code} {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let edits = [
         (
             1,
@@ -269,6 +350,25 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
     println!("lab: after the partition healed, all devices hold all 100 sales in {took:?}");
     let took = wait_orders_converged(&lab, 1);
     println!("lab: the order edited on both sides converged {took:?} after the ledger");
+    // The healed minority holds the majority's decision: the redemption is in its balance.
+    let started = Instant::now();
+    loop {
+        let (code, card) = api(
+            lab.host(1),
+            "GET",
+            "/v1/gift-cards/lab-card",
+            "",
+            &Value::Null,
+        );
+        if code == 200 && card["balance_minor"].as_i64() == Some(3000) {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "the healed device reads {code} {card}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     for i in 1..=3 {
         let (code, merged) = api(lab.host(i), "GET", &order_path, "", &Value::Null);
         assert_eq!(code, 200);
