@@ -78,6 +78,13 @@ pub enum StoreCommand {
         /// The device's allotment, minor units of the budget's currency; must be ≥ 0.
         amount_minor: i64,
     },
+    /// Retires a device from the store for good (removed by a manager, or replaced: a
+    /// replacement till gets a new id). A retired device is never added to the Raft group
+    /// again. Retiring a retired device is answered again, unchanged.
+    RetireDevice {
+        /// The device id. Non-empty.
+        device_id: String,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -120,6 +127,7 @@ impl std::fmt::Display for StoreCommand {
                 device_id,
                 amount_minor,
             } => write!(f, "exposure allotment {device_id} {amount_minor} minor"),
+            StoreCommand::RetireDevice { device_id } => write!(f, "retire device {device_id}"),
         }
     }
 }
@@ -205,6 +213,13 @@ pub enum Outcome {
         amount_minor: i64,
         /// Budget left unallotted after this change, minor units.
         unallotted_minor: i64,
+    },
+    /// A device was retired.
+    DeviceRetired {
+        /// The device.
+        device_id: String,
+        /// Log index at which it was first retired.
+        retired_at_index: u64,
     },
 }
 

@@ -95,6 +95,9 @@ pub struct StoreState {
     pub revocations: BTreeMap<String, u64>,
     /// Offline card exposure budget and allotments.
     pub exposure: Exposure,
+    /// Retired devices and the log index each was retired at (never members again).
+    #[serde(default)]
+    pub retired_devices: BTreeMap<String, u64>,
 }
 
 impl StoreState {
@@ -131,6 +134,7 @@ impl StoreState {
                 device_id,
                 amount_minor,
             } => self.set_exposure_allotment(device_id, *amount_minor),
+            StoreCommand::RetireDevice { device_id } => self.retire_device(index, device_id),
         };
         match result {
             Ok(outcome) => StoreResponse::Applied(outcome),
@@ -348,6 +352,28 @@ impl StoreState {
             currency,
             allotted_minor,
         })
+    }
+
+    fn retire_device(&mut self, index: u64, device_id: &str) -> Result<Outcome, Refusal> {
+        if device_id.is_empty() {
+            return Err(Refusal::InvalidId {
+                field: "device_id".into(),
+                rule: "must not be empty".into(),
+            });
+        }
+        let retired_at_index = *self
+            .retired_devices
+            .entry(device_id.to_owned())
+            .or_insert(index);
+        Ok(Outcome::DeviceRetired {
+            device_id: device_id.to_owned(),
+            retired_at_index,
+        })
+    }
+
+    /// True when `device_id` was retired from the store.
+    pub fn is_retired(&self, device_id: &str) -> bool {
+        self.retired_devices.contains_key(device_id)
     }
 
     fn set_exposure_allotment(
@@ -796,5 +822,39 @@ mod tests {
             let back: StoreCommand = serde_json::from_slice(&bytes).expect("deserialise");
             assert_eq!(&back, command);
         }
+    }
+
+    #[test]
+    fn a_retired_device_stays_retired() {
+        let mut state = StoreState::default();
+        let retire = StoreCommand::RetireDevice {
+            device_id: "till-3".into(),
+        };
+        assert_eq!(
+            state.apply(4, &retire),
+            StoreResponse::Applied(Outcome::DeviceRetired {
+                device_id: "till-3".into(),
+                retired_at_index: 4
+            })
+        );
+        assert_eq!(
+            state.apply(9, &retire),
+            StoreResponse::Applied(Outcome::DeviceRetired {
+                device_id: "till-3".into(),
+                retired_at_index: 4
+            })
+        );
+        assert!(state.is_retired("till-3") && !state.is_retired("till-4"));
+        let before = state.clone();
+        assert!(matches!(
+            state.apply(
+                10,
+                &StoreCommand::RetireDevice {
+                    device_id: String::new()
+                }
+            ),
+            StoreResponse::Refused(Refusal::InvalidId { .. })
+        ));
+        assert_eq!(state, before);
     }
 }

@@ -22,6 +22,15 @@ pub async fn close_day(
     Path(date): Path<String>,
 ) -> Result<Response, ApiError> {
     check_date(&date)?;
+    let (_, today) = node.dated(None)?;
+    if date > today {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "day_not_over",
+            format!("{date} is after today's business date {today}: only a day that has begun can be closed"),
+            Some("date"),
+        ));
+    }
     let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
     let store = node.store.clone();
     let cut = tokio::task::spawn_blocking(move || store.stored_version_vector())

@@ -61,6 +61,20 @@ pub async fn issue(
 ) -> Result<Response, ApiError> {
     let body: IssueGiftCardBody = parse_json(&headers, body)?;
     let currency = parse_currency(&body.currency)?;
+    if currency != node.catalog.currency() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_mismatch",
+            format!(
+                "the store sells in {}, not {}",
+                node.catalog.currency().code(),
+                currency.code()
+            ),
+            Some("currency"),
+        ));
+    }
+    check_card_id(&body.card_id)?;
+    check_amount(body.amount_minor)?;
     decide(
         &node,
         StoreCommand::IssueGiftCard {
@@ -85,12 +99,16 @@ pub async fn redeem(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let body: RedeemGiftCardBody = parse_json(&headers, body)?;
+    check_card_id(&card_id)?;
+    check_amount(body.amount_minor)?;
+    // The key is the redemption's id store-wide: a retry through another till is the same
+    // redemption, never a second one.
     decide(
         &node,
         StoreCommand::RedeemGiftCard {
             card_id,
             amount_minor: body.amount_minor,
-            redemption_id: format!("{}/{key}", node.identity.device_id),
+            redemption_id: key,
         },
     )
     .await
@@ -127,16 +145,63 @@ async fn decide(node: &NodeContext, command: StoreCommand) -> Result<Response, A
             Json(serde_json::json!({"log_index": index, "outcome": outcome})),
         )
             .into_response()),
-        StoreResponse::Refused(refusal) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "refused",
-            refusal.to_string(),
-            None,
-        )),
+        StoreResponse::Refused(refusal) => Err(refused(&refusal)),
         StoreResponse::None => Err(ApiError::internal(
             "the store's state machine gave no answer",
         )),
     }
+}
+
+/// The answer to a committed refusal: a precise code and status per reason.
+fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
+    use posmesh_consensus::Refusal as R;
+    let (status, code, field) = match refusal {
+        R::UnknownGiftCard { .. } => (StatusCode::NOT_FOUND, "gift_card_not_found", None),
+        R::GiftCardExists { .. } => (StatusCode::CONFLICT, "gift_card_exists", Some("card_id")),
+        R::InsufficientBalance { .. } => (
+            StatusCode::CONFLICT,
+            "insufficient_balance",
+            Some("amount_minor"),
+        ),
+        R::InvalidAmount { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+            Some("amount_minor"),
+        ),
+        R::InvalidId { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_id", None),
+        _ => (StatusCode::CONFLICT, "refused", None),
+    };
+    ApiError::new(status, code, refusal.to_string(), field)
+}
+
+/// Card ids: 1–64 printable characters (checked here, so a bad request never reaches the
+/// Raft log).
+fn check_card_id(card_id: &str) -> Result<(), ApiError> {
+    if card_id.is_empty() || card_id.chars().count() > 64 || card_id.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_card_id",
+            "card_id must be 1 to 64 characters without control characters",
+            Some("card_id"),
+        ));
+    }
+    Ok(())
+}
+
+/// Amounts: 1 ..= the largest tender (`TENDER_AMOUNT_MAX_MINOR`), minor units.
+fn check_amount(amount_minor: i64) -> Result<(), ApiError> {
+    if !(1..=posmesh_domain::TENDER_AMOUNT_MAX_MINOR).contains(&amount_minor) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+            format!(
+                "amount_minor must be 1 to {} minor units",
+                posmesh_domain::TENDER_AMOUNT_MAX_MINOR
+            ),
+            Some("amount_minor"),
+        ));
+    }
+    Ok(())
 }
 
 fn no_consensus() -> ApiError {

@@ -5,6 +5,7 @@
 //! - [`alerts`]: manager alerts (close conflicts, refunds and voids that clash on merge).
 //! - [`gift_cards`]: gift cards through the store's Raft group.
 //! - [`days`]: day close (a consistent cut through Raft) and the Z-report.
+//! - [`store_devices`]: manager commands on the store's membership (remove a device).
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
 //! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
@@ -25,6 +26,7 @@ pub mod openapi;
 pub mod orders;
 pub mod reports;
 pub mod sales;
+pub mod store_devices;
 
 use crate::runtime::NodeContext;
 use axum::extract::DefaultBodyLimit;
@@ -58,6 +60,10 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .route("/v1/alerts", get(alerts::list_alerts))
         .route("/v1/days/{date}/close", post(days::close_day))
         .route("/v1/reports/z/{date}", get(days::z))
+        .route(
+            "/v1/store/devices/{device}/remove",
+            post(store_devices::remove_device),
+        )
         .route("/v1/gift-cards", post(gift_cards::issue))
         .route("/v1/gift-cards/{card}", get(gift_cards::balance))
         .route(

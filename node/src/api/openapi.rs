@@ -29,6 +29,7 @@ use utoipa::OpenApi;
         super::orders::update_order,
         super::orders::close_order,
         super::alerts::list_alerts,
+        super::store_devices::remove_device,
         super::days::close_day,
         super::days::z,
         super::gift_cards::issue,

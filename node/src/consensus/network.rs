@@ -202,6 +202,24 @@ impl RaftNetworkV2<TypeConfig> for MeshRaftClient {
         }
     }
 
+    async fn transfer_leader(
+        &mut self,
+        rpc: openraft::raft::TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<openraft::raft::TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(RaftRequest::TransferLeader(rpc), option.soft_ttl())
+            .await
+        {
+            Ok(RaftReply::TransferLeader(None)) => Ok(Ok(())),
+            Ok(RaftReply::TransferLeader(Some(why))) => Err(RPCError::Unreachable(
+                Unreachable::from_string(format!("{}: transfer rejected: {why}", self.device)),
+            )),
+            Ok(other) => Err(RPCError::Unreachable(unexpected(&self.device, &other))),
+            Err(e) => Err(RPCError::Unreachable(e)),
+        }
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,

@@ -144,6 +144,15 @@ impl RaftService {
                     Err(e) => failed(&e),
                 }
             }
+            RaftRequest::TransferLeader(rpc) => match self.raft.handle_transfer_leader(rpc).await {
+                Ok(Ok(())) => RaftReply::TransferLeader(None),
+                Ok(Err(rejected)) => RaftReply::TransferLeader(Some(rejected.to_string())),
+                Err(e) => failed(&e),
+            },
+            RaftRequest::RemoveDevice { device_id } => match self.remove_here(&device_id).await {
+                Ok(()) => RaftReply::Removed,
+                Err(e) => failed(&e),
+            },
             RaftRequest::ReadGiftCard { card_id } => {
                 match self.read_gift_card_here(&card_id).await {
                     Ok(card) => RaftReply::GiftCard(card),
@@ -173,6 +182,67 @@ impl RaftService {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Removes `device_id` from the store for good (a manager's command; a replaced till
+    /// gets a new id): retired through Raft, then taken out of the membership by the leader
+    /// (forwarded there). Its certificate should be revoked too (`posmesh ca revoke`).
+    ///
+    /// # Errors
+    /// As [`RaftService::write`]; removing this device itself is refused (ask another).
+    pub async fn remove_device(&self, device_id: &str) -> Result<(), String> {
+        if device_id == self.local_device {
+            return Err("a device cannot remove itself: ask another device of the store".into());
+        }
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.state == ServerState::Leader {
+            return self.remove_here(device_id).await.map_err(|e| e.to_string());
+        }
+        let leader = metrics
+            .current_leader
+            .ok_or_else(|| "no quorum: the store has no leader now".to_owned())?;
+        let request = RaftRequest::RemoveDevice {
+            device_id: device_id.to_owned(),
+        };
+        match self.forward(leader, &request).await? {
+            RaftReply::Removed => Ok(()),
+            other => Err(format!("the leader answered {other:?}")),
+        }
+    }
+
+    /// On the leader: retire, then drop from the membership.
+    async fn remove_here(&self, device_id: &str) -> anyhow::Result<()> {
+        let command = StoreCommand::RetireDevice {
+            device_id: device_id.to_owned(),
+        };
+        let (_, response) =
+            posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await?;
+        if let StoreResponse::Refused(refusal) = response {
+            anyhow::bail!("{refusal}");
+        }
+        let id = node_id(device_id);
+        let membership = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .clone()
+            .membership_config
+            .membership()
+            .clone();
+        if membership.voter_ids().any(|v| v == id) {
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                .await?;
+        } else if membership.get_node(&id).is_some() {
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                .await?;
+        }
+        tracing::warn!(
+            device = device_id,
+            "device removed from the store's Raft group"
+        );
+        Ok(())
     }
 
     /// A gift card's balance and currency, read linearizably (through the leader).
@@ -298,7 +368,7 @@ impl RaftService {
         let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
         for device in self.links.devices() {
             let id = node_id(&device);
-            if !members.contains(&id) {
+            if !members.contains(&id) && !self.reader.read(|state| state.is_retired(&device)) {
                 tracing::info!(%device, "store device joins the Raft group as a learner");
                 self.raft
                     .add_learner(id, BasicNode::new(&device), false)
@@ -347,8 +417,21 @@ impl RaftService {
                 if let Err(error) = self.raft.trigger().transfer_leader(to).await {
                     tracing::warn!(%error, "leadership hand-over failed");
                 } else {
-                    tracing::info!(to, "leadership handed over before stopping");
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    // Wait (briefly) until someone else leads, and say what happened.
+                    let mut handed_over = false;
+                    for _ in 0..20 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        let leader = self.raft.metrics().borrow_watched().clone().current_leader;
+                        if leader.is_some_and(|leader| leader != self.id) {
+                            handed_over = true;
+                            break;
+                        }
+                    }
+                    if handed_over {
+                        tracing::info!(to, "leadership handed over before stopping");
+                    } else {
+                        tracing::warn!(to, "leadership hand-over not confirmed within 2 s; the others elect after the lease");
+                    }
                 }
             }
         }

@@ -28,8 +28,16 @@ pub enum RaftRequest {
         /// The snapshot's bytes.
         data: Vec<u8>,
     },
+    /// A leader stepping down asks this node to take over (openraft's leader transfer).
+    TransferLeader(openraft::raft::TransferLeaderRequest<TypeConfig>),
     /// A command forwarded by a follower to the leader, to be committed there.
     ClientWrite(StoreCommand),
+    /// A manager's removal of a device, forwarded to the leader: retire it (committed), then
+    /// take it out of the membership.
+    RemoveDevice {
+        /// The device.
+        device_id: String,
+    },
     /// A linearizable read of a gift card's balance, forwarded to the leader.
     ReadGiftCard {
         /// The card.
@@ -53,6 +61,10 @@ pub enum RaftReply {
         /// The state machine's response.
         response: StoreResponse,
     },
+    /// To `TransferLeader`: `None` when accepted, else why it was rejected.
+    TransferLeader(Option<String>),
+    /// To `RemoveDevice`: done.
+    Removed,
     /// To `ReadGiftCard`: balance in minor units and the ISO 4217 code, if the card exists.
     GiftCard(Option<(i64, String)>),
     /// The peer could not serve the call (not leader, no quorum, stopped…): why.

@@ -169,7 +169,10 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
     codes.sort_unstable();
     assert_eq!(codes, [201, 409], "{first:?} {second:?}");
     let refused = if first.0 == 409 { &first.1 } else { &second.1 };
-    assert_eq!(refused["error"]["code"], "refused", "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "insufficient_balance",
+        "{refused}"
+    );
     // A retry of the winning redemption takes nothing more.
     let winner = if first.0 == 201 {
         (&b, "r-b")
@@ -297,4 +300,79 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
     )
     .await;
     assert_eq!(sale["kind"], "sale");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_device_leaves_the_raft_group_for_good() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    support::issue_identities(
+        d,
+        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
+        |device| d.join(format!("{device}-id")),
+    );
+    let client = support::http_client();
+    let a = start(d, "till-1", &[], true);
+    let a_mesh = support::mesh_addr(&client, &a).await;
+    let b = start(d, "till-2", &[format!("till-1@{a_mesh}")], false);
+    let b_mesh = support::mesh_addr(&client, &b).await;
+    let c = start(
+        d,
+        "till-3",
+        &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
+        false,
+    );
+    wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    let (status, answer) = post(
+        &client,
+        &c,
+        "/v1/store/devices/till-3/remove",
+        "",
+        json!(null),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("remove_self"))
+    );
+    // Removed through a follower (forwarded to the leader).
+    let (status, answer) = post(
+        &client,
+        &b,
+        "/v1/store/devices/till-3/remove",
+        "",
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let started = Instant::now();
+    loop {
+        let views = [raft(&client, &a).await, raft(&client, &b).await];
+        let gone = views.iter().all(|v| {
+            v["voters"].as_array().map(Vec::len) == Some(2)
+                && !v["learners"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|d| d == "till-3"))
+        });
+        if gone {
+            break;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "till-3 still a member: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still connected over the mesh, it is never added back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let view = raft(&client, &a).await;
+    assert!(
+        !view["voters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(view["learners"].as_array().into_iter().flatten())
+            .any(|d| d == "till-3"),
+        "till-3 came back: {view}"
+    );
 }

@@ -1,0 +1,44 @@
+//! Manager commands on the store's membership: `POST /v1/store/devices/{device}/remove`
+//! retires a device for good (destroyed or replaced till — a replacement gets a new id)
+//! and takes it out of the store's Raft group. Its certificate should also be revoked
+//! (`posmesh ca revoke`) so the mesh refuses it.
+
+use super::error::{ApiError, ErrorBody};
+use crate::config::validate_id;
+use crate::runtime::NodeContext;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use std::sync::Arc;
+
+/// Removes a device from the store.
+#[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("device" = String, Path)),
+    responses((status = 200, description = "retired and removed"), (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn remove_device(
+    State(node): State<Arc<NodeContext>>,
+    Path(device): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    validate_id("device id", &device)
+        .map_err(|e| ApiError::bad_request("invalid_device_id", e.to_string(), Some("device")))?;
+    let raft = node.raft.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "consensus_unavailable",
+            "this device runs without the store mesh (no --identity-dir)",
+            None,
+        )
+    })?;
+    if device == node.identity.device_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "remove_self",
+            "a device cannot remove itself: ask another device of the store",
+            Some("device"),
+        ));
+    }
+    raft.remove_device(&device)
+        .await
+        .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None))?;
+    Ok(Json(serde_json::json!({"removed": device})))
+}
