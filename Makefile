@@ -24,9 +24,9 @@ SIM_ARGS ?=
 .PHONY: help setup checkout-stamp build run test bench sim lint fmt
 
 help:
-	@echo "make run    — build, then import the bakery's till export into a device node and print the day totals"
-	@echo "make test   — build, then run every test (unit, property, crash durability, bad input, bakery import)"
-	@echo "make bench  — benchmarks P1 (ack latency), P2 (throughput, sales per fsync), idle RSS with 1M entries"
+	@echo "make run    — build, then a 3-device store replays the bakery's till export through a crash and a partition, and reconciles"
+	@echo "make test   — build, then run every test (unit, property, simulator seeds, crash durability, bad input, mesh, lab: needs root)"
+	@echo "make bench  — benchmarks: P1, P2, idle RSS, catch-up, P4 and shared orders, mesh (BENCH_ARGS='--only p4')"
 	@echo "make lint   — cargo fmt --check and clippy with warnings denied (read-only)"
 	@echo "make sim    — deterministic simulation: SEEDS=N sweeps (default 10000), SEED=X replays one with its trace"
 	@echo "build output: $(CARGO_TARGET_DIR) (first build ~30 min: RocksDB)"
