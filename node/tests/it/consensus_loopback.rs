@@ -114,26 +114,34 @@ async fn wait_leader(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
+/// Three devices of store `s1` in `d` on loopback; till-1 bootstraps the Raft group.
+async fn start_store(
+    client: &reqwest::Client,
+    d: &Path,
+) -> (NodeProcess, NodeProcess, NodeProcess) {
     support::issue_identities(
         d,
         &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
         |device| d.join(format!("{device}-id")),
     );
-    let client = support::http_client();
     let a = start(d, "till-1", &[], true);
-    let a_mesh = support::mesh_addr(&client, &a).await;
+    let a_mesh = support::mesh_addr(client, &a).await;
     let b = start(d, "till-2", &[format!("till-1@{a_mesh}")], false);
-    let b_mesh = support::mesh_addr(&client, &b).await;
+    let b_mesh = support::mesh_addr(client, &b).await;
     let c = start(
         d,
         "till-3",
         &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
         false,
     );
+    (a, b, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let (a, b, c) = start_store(&client, dir.path()).await;
     let leader = wait_leader(&client, &[&a, &b, &c], 3, None).await;
     assert_eq!(leader, "till-1", "the bootstrapping device leads first");
 
@@ -305,23 +313,8 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_device_leaves_the_raft_group_for_good() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    support::issue_identities(
-        d,
-        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
-        |device| d.join(format!("{device}-id")),
-    );
     let client = support::http_client();
-    let a = start(d, "till-1", &[], true);
-    let a_mesh = support::mesh_addr(&client, &a).await;
-    let b = start(d, "till-2", &[format!("till-1@{a_mesh}")], false);
-    let b_mesh = support::mesh_addr(&client, &b).await;
-    let c = start(
-        d,
-        "till-3",
-        &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
-        false,
-    );
+    let (a, b, c) = start_store(&client, dir.path()).await;
     wait_leader(&client, &[&a, &b, &c], 3, None).await;
     let (status, answer) = post(
         &client,
