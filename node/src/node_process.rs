@@ -97,6 +97,12 @@ impl NodeProcess {
         self.child.id()
     }
 
+    /// SIGKILL now, keeping the handle (reap it later with [`NodeProcess::kill`]): for a
+    /// kill that must land while requests are in flight, with no process spawned.
+    pub fn kill_now(&mut self) -> std::io::Result<()> {
+        self.child.kill()
+    }
+
     /// SIGKILL: the process dies at once, like a power cut for everything not yet synced.
     pub fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill()?;

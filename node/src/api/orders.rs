@@ -270,8 +270,8 @@ pub async fn add_line(
     check_line(&node, &body, "")?;
     let line_id = derived_id("line", &node.identity.device_id, &key);
     let edit = OrderEdit::AddLine {
-        line_id,
-        sku: body.sku,
+        line_id: line_id.clone(),
+        sku: body.sku.clone(),
         quantity: body.quantity,
     };
     match edit_order(&node, order_id.clone(), edit).await {
@@ -279,6 +279,23 @@ pub async fn add_line(
         Err(error) if error.code == "line_exists" => {
             let view = node.orders.view(&order_id).map_err(ApiError::internal)?;
             let view = view.ok_or_else(|| ApiError::internal("order vanished"))?;
+            // A retry answers the line it added; the same key for another item is a conflict
+            // (its quantity may have been changed since, so only the item is compared).
+            let same_item = view
+                .lines
+                .iter()
+                .find(|line| line.line_id == line_id)
+                .is_none_or(|line| line.sku == body.sku);
+            if !same_item {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    format!(
+                        "Idempotency-Key {key:?} already added another item to order {order_id}"
+                    ),
+                    Some("Idempotency-Key"),
+                ));
+            }
             Ok((StatusCode::OK, Json(dto(&node, view)?)).into_response())
         }
         Err(error) => Err(error),

@@ -180,7 +180,14 @@ async fn run_store(
     for (spec, addr) in specs.iter().zip(&addrs) {
         println!("   {} mesh {addr}", spec.device_id);
     }
-    let kill_day = days.len() / 3;
+    // The first day from a third of the way in on which till-2 has enough sales that some
+    // are still in flight when a third of them are acknowledged (the kill must hit traffic).
+    let kill_day = (days.len() / 3..days.len())
+        .find(|&day| {
+            let till_2 = days[day].1.iter().filter(|s| device_of(s) == 1).count();
+            till_2 >= 3 * args.concurrency.max(1) + 3
+        })
+        .unwrap_or(days.len() / 3);
     let (cut_from, cut_to) = (days.len() * 55 / 100, days.len() * 70 / 100);
     let progress = progress_bar(report.sales_planned as u64, "demo");
     let started = crate::clock::monotonic_now();
@@ -216,7 +223,7 @@ async fn run_store(
         let kill_now = index == kill_day;
         let failed = send_day(
             &client,
-            &nodes,
+            &mut nodes,
             per_device,
             args.concurrency,
             &progress,
@@ -366,7 +373,7 @@ async fn restart(
 /// not acknowledged are returned (every other failure too).
 async fn send_day(
     client: &reqwest::Client,
-    nodes: &[Option<NodeProcess>],
+    nodes: &mut [Option<NodeProcess>],
     per_device: Vec<Vec<PlannedSale>>,
     concurrency: usize,
     progress: &crate::import::replay::Progress,
@@ -403,8 +410,8 @@ async fn send_day(
                 if kill == Some(device) {
                     acked_on_killed += 1;
                     if Some(acked_on_killed) == kill_after {
-                        if let Some(node) = &nodes[device] {
-                            kill_pid(node.pid());
+                        if let Some(node) = nodes[device].as_mut() {
+                            node.kill_now()?;
                         }
                     }
                 }
@@ -413,13 +420,6 @@ async fn send_day(
         }
     }
     Ok(failed)
-}
-
-/// SIGKILL by process id (a node this demo started).
-fn kill_pid(pid: u32) {
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
 }
 
 fn print_last_day(day: &DayTotals) {

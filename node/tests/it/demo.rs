@@ -39,6 +39,10 @@ fn the_demo_store_reconciles_through_a_crash_and_a_partition() {
     );
     assert_eq!(report["killed"][0], "till-2");
     assert!(
+        report["resent_after_restart"].as_u64().expect("resent") > 0,
+        "the SIGKILL must hit sales in flight: {report}"
+    );
+    assert!(
         report["sold_while_partitioned"].as_u64().expect("alone") > 0,
         "{report}"
     );

@@ -640,6 +640,41 @@ async fn bad_order_requests_are_refused_precisely_and_change_nothing() {
     );
     assert_eq!(before["journal"]["last_seq"], after["journal"]["last_seq"]);
 
+    // A retried line addition answers the line; the same key for another item is a conflict.
+    let (status, _) = send(
+        &client,
+        &node,
+        M::POST,
+        &format!("{p}/lines"),
+        Some("again"),
+        &json!({"sku": "TEA", "quantity": 1}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        &client,
+        &node,
+        M::POST,
+        &format!("{p}/lines"),
+        Some("again"),
+        &json!({"sku": "TEA", "quantity": 1}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, error) = send(
+        &client,
+        &node,
+        M::POST,
+        &format!("{p}/lines"),
+        Some("again"),
+        &json!({"sku": "BREAD", "quantity": 1}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+
     // Closed: a second close and any edit are refused; the sale carries the lines.
     let close = json!({"currency": "GBP", "tenders": [{"kind": "cash", "amount_minor": 1000}]});
     let (status, sale) = send(
@@ -653,6 +688,7 @@ async fn bad_order_requests_are_refused_precisely_and_change_nothing() {
     .await;
     assert_eq!(status, 201, "{sale}");
     assert_eq!(sale["sale"]["lines"][0]["sku"], "BREAD");
+    assert_eq!(sale["sale"]["lines"][1]["sku"], "TEA");
     let (status, replay) = send(
         &client,
         &node,
