@@ -10,6 +10,8 @@
 //! - [`storage`]: openraft's `RaftLogStorage` ([`LogStore`]) and `RaftStateMachine`
 //!   ([`StateMachineStore`], also the snapshot builder) on one RocksDB directory of their
 //!   own (`<data-dir>/raft`), column families `raft_log`, `raft_meta`, `raft_sm`.
+//! - [`rocksdb_tuning`]: how every posmesh RocksDB is opened (recovery mode, tables); the
+//!   node's journal store uses it too.
 //! - [`timings`]: [`RaftTimings`] for store Wi-Fi and the openraft [`openraft::Config`].
 //! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
 //!   [`ConsensusError`] (`NoQuorum`, `NotLeader`, …).
@@ -59,6 +61,7 @@
 
 pub mod client;
 pub mod command;
+pub mod rocksdb_tuning;
 pub mod state;
 pub mod storage;
 pub mod timings;

@@ -42,8 +42,8 @@ use openraft::type_config::alias::{
 };
 use openraft::{EntryPayload, OptionalSend};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode,
-    Options, WriteBatch, WriteOptions, DB,
+    Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, WriteBatch, WriteOptions,
+    DB,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -102,13 +102,13 @@ pub enum OpenError {
 /// The state machine is loaded from its last synced state (not re-built from the log):
 /// openraft then re-applies committed entries after it, if any.
 pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
-    let mut db_opts = base_options();
+    let mut db_opts = TUNING.db_options();
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);
     let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let descriptors = COLUMN_FAMILIES
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)))
+        .map(|name| ColumnFamilyDescriptor::new(*name, TUNING.cf_options(&cache)))
         .collect::<Vec<_>>();
     let db = DB::open_cf_descriptors(&db_opts, dir, descriptors).map_err(|source| {
         let text = source.to_string();
@@ -134,30 +134,13 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
     Ok((log_store, sm))
 }
 
-fn base_options() -> Options {
-    let mut opts = Options::default();
-    // As the node's journal store: a torn last WAL record (crash mid-write) was never
-    // acknowledged and is dropped; damage anywhere else refuses to open rather than silently
-    // cutting the log there (which could forget an entry this node acknowledged to a leader).
-    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
-    opts.set_max_open_files(64);
-    opts.set_keep_log_file_num(3);
-    opts.set_max_total_wal_size(16 << 20);
-    opts.set_max_background_jobs(1);
-    opts
-}
-
-fn cf_options(cache: &Cache) -> Options {
-    let mut opts = Options::default();
-    opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
-    opts.set_max_write_buffer_number(2);
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    let mut table = BlockBasedOptions::default();
-    table.set_block_cache(cache);
-    table.set_cache_index_and_filter_blocks(true);
-    opts.set_block_based_table_factory(&table);
-    opts
-}
+/// The Raft database's sizes: small (a store's decisions are few).
+const TUNING: crate::rocksdb_tuning::RocksTuning = crate::rocksdb_tuning::RocksTuning {
+    max_open_files: 64,
+    max_total_wal_bytes: 16 << 20,
+    max_background_jobs: 1,
+    write_buffer_bytes: WRITE_BUFFER_BYTES,
+};
 
 fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a ColumnFamily> {
     db.cf_handle(name)

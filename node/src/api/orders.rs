@@ -12,17 +12,16 @@
 use super::body::{idempotency_key, parse_json, request_hash};
 use super::dto::{CreateSaleBody, LineBody, TenderBody};
 use super::error::{ApiError, ErrorBody};
-use super::sales::{answered_before, sale_request, text_field, written};
+use super::sales::{answered_before, record_sale, sale_request, text_field, written, SaleToRecord};
 use crate::orders::OrdersError;
 use crate::runtime::NodeContext;
-use crate::storage::writer::{AppendCommand, Operation};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use posmesh_domain::{price_sale, Consumption, Discount};
+use posmesh_domain::{Consumption, Discount};
 use posmesh_sync::orders::order_id::derived_id;
 use posmesh_sync::orders::{OrderEdit, OrderError, OrderView};
 use serde::{Deserialize, Serialize};
@@ -438,24 +437,16 @@ pub async fn close_order(
         operator_id: None,
     };
     let request = sale_request(&sale)?;
-    let priced = price_sale(&node.catalog, &request)?;
-    let (occurred_at_ms, business_date) = node.dated(None)?;
-    let command = AppendCommand {
-        idempotency_key: key,
-        request_hash: hash,
-        occurred_at_ms,
-        business_date,
-        catalog_version: priced.catalog_version,
+    let sale = SaleToRecord {
+        key,
+        hash,
         operator_id,
-        operation: Operation::CloseOrder {
-            order_id,
-            sale: Box::new(priced),
-        },
+        dated: node.dated(None)?,
+        order_id: Some(order_id),
     };
-    let committed = node.writer.append(command).await?;
+    let committed = record_sale(&node, sale, &request).await?;
     if !committed.replayed {
         metrics::counter!("posmesh_orders_closed_total").increment(1);
-        metrics::counter!("posmesh_sales_recorded_total").increment(1);
     }
     Ok(written(committed))
 }

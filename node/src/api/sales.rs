@@ -58,24 +58,66 @@ pub async fn create_sale(
         return Ok(earlier);
     }
     let operator_id = text_field(body.operator_id.as_deref(), "operator_id")?;
-    let (occurred_at_ms, business_date) = node.dated(body.occurred_at.as_deref())?;
+    let dated = node.dated(body.occurred_at.as_deref())?;
     let request = sale_request(&body)?;
-    let priced = price_sale(&node.catalog, &request)?;
+    let sale = SaleToRecord {
+        key,
+        hash,
+        operator_id,
+        dated,
+        order_id: None,
+    };
+    let committed = record_sale(&node, sale, &request).await?;
+    metrics::histogram!("posmesh_sale_ack_seconds").record(started.elapsed());
+    Ok(written(committed))
+}
+
+/// A sale request's journal context: who, when, under which Idempotency-Key, and the shared
+/// order it closes (if any).
+pub(super) struct SaleToRecord {
+    /// The client's Idempotency-Key.
+    pub key: String,
+    /// Hash of the canonical request (see [`request_hash`]).
+    pub hash: [u8; 32],
+    /// Operator ("" when none).
+    pub operator_id: String,
+    /// When it happened (ms since the Unix epoch) and its business date.
+    pub dated: (i64, String),
+    /// The order the sale closes, if any.
+    pub order_id: Option<String>,
+}
+
+/// Prices `request` with the catalog in force and appends it to the journal (a sale, or
+/// one closing `sale.order_id`); answered once durable.
+pub(super) async fn record_sale(
+    node: &NodeContext,
+    sale: SaleToRecord,
+    request: &SaleRequest,
+) -> Result<Committed, ApiError> {
+    let priced = Box::new(price_sale(&node.catalog, request)?);
+    let catalog_version = priced.catalog_version;
+    let operation = match sale.order_id {
+        Some(order_id) => Operation::CloseOrder {
+            order_id,
+            sale: priced,
+        },
+        None => Operation::Sale(priced),
+    };
+    let (occurred_at_ms, business_date) = sale.dated;
     let command = AppendCommand {
-        idempotency_key: key,
-        request_hash: hash,
+        idempotency_key: sale.key,
+        request_hash: sale.hash,
         occurred_at_ms,
         business_date,
-        catalog_version: priced.catalog_version,
-        operator_id,
-        operation: Operation::Sale(Box::new(priced)),
+        catalog_version,
+        operator_id: sale.operator_id,
+        operation,
     };
     let committed = node.writer.append(command).await?;
-    metrics::histogram!("posmesh_sale_ack_seconds").record(started.elapsed());
     if !committed.replayed {
         metrics::counter!("posmesh_sales_recorded_total").increment(1);
     }
-    Ok(written(committed))
+    Ok(committed)
 }
 
 /// Voids a sale in full.

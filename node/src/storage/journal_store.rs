@@ -7,14 +7,15 @@ use super::keys::{
     self, CF_CHAIN_HEADS, CF_DEVICE_META, CF_IDEMPOTENCY, CF_JOURNAL, CF_SALE_STATUS,
 };
 use super::StorageError;
+use posmesh_consensus::rocksdb_tuning::RocksTuning;
 use posmesh_proto::journal::v1::{ChainHeadSignature, JournalEntry};
 use posmesh_proto::storage::v1::{
     IdempotencyRecord, LocalHead, LocalIdentity, SaleStatus, SigningSecret,
 };
 use prost::Message;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode,
-    Options, WriteBatch, WriteOptions, DB,
+    Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
 };
 use std::path::Path;
 
@@ -43,7 +44,7 @@ impl JournalStore {
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let descriptors = keys::COLUMN_FAMILIES
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)))
+            .map(|name| ColumnFamilyDescriptor::new(*name, TUNING.cf_options(&cache)))
             .collect::<Vec<_>>();
         let db = DB::open_cf_descriptors(&db_opts, dir, descriptors).map_err(|e| in_use(dir, e))?;
         Ok(Self {
@@ -350,28 +351,15 @@ fn corrupt_key(key: &[u8]) -> StorageError {
     }
 }
 
-fn base_options() -> Options {
-    let mut opts = Options::default();
-    // A torn last WAL record (crash mid-write) is dropped: it was never acknowledged. A
-    // damaged record anywhere else refuses to open instead of silently cutting the log
-    // there (RocksDB's default, point-in-time recovery, would lose acknowledged sales and
-    // reuse their receipt numbers).
-    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
-    opts.set_max_open_files(256);
-    opts.set_keep_log_file_num(3);
-    opts.set_max_total_wal_size(64 << 20);
-    opts.set_max_background_jobs(2);
-    opts
-}
+/// The journal database's sizes (see [`posmesh_consensus::rocksdb_tuning`] for the options
+/// every posmesh database shares).
+const TUNING: RocksTuning = RocksTuning {
+    max_open_files: 256,
+    max_total_wal_bytes: 64 << 20,
+    max_background_jobs: 2,
+    write_buffer_bytes: WRITE_BUFFER_BYTES,
+};
 
-fn cf_options(cache: &Cache) -> Options {
-    let mut opts = Options::default();
-    opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
-    opts.set_max_write_buffer_number(2);
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    let mut table = BlockBasedOptions::default();
-    table.set_block_cache(cache);
-    table.set_cache_index_and_filter_blocks(true);
-    opts.set_block_based_table_factory(&table);
-    opts
+fn base_options() -> Options {
+    TUNING.db_options()
 }

@@ -118,26 +118,13 @@ async fn devices_of_a_store_converge_and_a_late_device_catches_up() {
     println!("replication: 3 × {SALES_EACH} sales on 3 devices converged in {took:?}");
 
     // The whole store's sales are listed from any device, filtered by device and day.
-    let devices: Value = client
-        .get(format!("http://{}/v1/devices", b.api))
-        .send()
-        .await
-        .expect("devices")
-        .json()
-        .await
-        .expect("JSON");
+    let devices: Value = support::get_json(&client, &format!("http://{}/v1/devices", b.api)).await;
     assert_eq!(devices["devices"]["till-1"].as_u64(), Some(SALES_EACH));
-    let page: Value = client
-        .get(format!(
-            "http://{}/v1/sales?device=till-3&limit=1000",
-            a.api
-        ))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("JSON");
+    let page: Value = support::get_json(
+        &client,
+        &format!("http://{}/v1/sales?device=till-3&limit=1000", a.api),
+    )
+    .await;
     let listed = page["entries"].as_array().expect("entries");
     assert_eq!(listed.len() as u64, SALES_EACH);
     assert!(listed.iter().all(|e| e["device_id"] == "till-3"));
@@ -145,30 +132,24 @@ async fn devices_of_a_store_converge_and_a_late_device_catches_up() {
         .as_str()
         .expect("date")
         .to_owned();
-    let same_day: Value = client
-        .get(format!(
+    let same_day: Value = support::get_json(
+        &client,
+        &format!(
             "http://{}/v1/sales?device=till-3&business_date={date}&limit=1000",
             a.api
-        ))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("JSON");
+        ),
+    )
+    .await;
     let same_day = same_day["entries"].as_array().expect("entries");
     assert!(!same_day.is_empty() && same_day.iter().all(|e| e["business_date"] == date.as_str()));
-    let none: Value = client
-        .get(format!(
+    let none: Value = support::get_json(
+        &client,
+        &format!(
             "http://{}/v1/sales?device=till-3&business_date=2001-01-01",
             a.api
-        ))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("JSON");
+        ),
+    )
+    .await;
     assert_eq!(none["entries"].as_array().map(Vec::len), Some(0));
 
     // till-4 starts after 300 more sales on till-1 and knows only till-1: it catches up,

@@ -249,3 +249,15 @@ pub async fn post_created(
     );
     response.json().await.expect("JSON")
 }
+
+/// GETs `url` and returns its JSON answer (whatever the status).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
