@@ -246,7 +246,10 @@ pub struct LogStore {
 impl LogStore {
     fn new(db: Arc<DB>) -> Self {
         let (flusher, pending) = mpsc::channel::<IOFlushed<TypeConfig>>();
-        let flush_db = db.clone();
+        // The thread holds the database weakly: the database closes where its last owner
+        // drops it (the Raft core, on the runtime's threads, before the process exits), never
+        // in this detached thread racing the process's exit.
+        let flush_db = Arc::downgrade(&db);
         // One thread fsyncs the WAL for every append, in order; it groups the callbacks that
         // queued up during an fsync under the next one. It ends when the store is dropped.
         std::thread::Builder::new()
@@ -255,7 +258,10 @@ impl LogStore {
                 while let Ok(first) = pending.recv() {
                     let mut batch = vec![first];
                     batch.extend(pending.try_iter());
-                    let result = flush_db.flush_wal(true).map_err(|e| e.to_string());
+                    let result = match flush_db.upgrade() {
+                        Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
+                        None => Err("the raft database is closed".to_owned()),
+                    };
                     for callback in batch {
                         callback.io_completed(result.clone().map_err(io::Error::other));
                     }
