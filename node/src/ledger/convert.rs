@@ -169,6 +169,7 @@ fn tender_to_proto(tender: &SettledTender) -> pb::Tender {
         amount_minor: tender.amount_minor,
         change_minor: tender.change_minor,
         reference: tender.reference.clone().unwrap_or_default(),
+        ..Default::default()
     }
 }
 

@@ -155,7 +155,7 @@ mod tests {
                     kind: pb::TenderKind::Cash as i32,
                     amount_minor: cash,
                     change_minor: cash - total,
-                    reference: String::new(),
+                    ..Default::default()
                 }],
                 ..Default::default()
             })),

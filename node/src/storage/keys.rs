@@ -11,6 +11,9 @@
 //! | `order_sales` | order id, `0x00`, device id, `0x00`, seq | HLC of the sale: physical ms (u64 BE), logical (u32 BE) |
 //! | `orders` | order id, `0x00`, chunk number (u64 BE) | Automerge bytes (a save or incremental chunk) |
 //! | `alerts` | kind, `/`, subject | `Alert` |
+//! | `saf_queue` | device id, `0x00`, seq, tender index (u32 BE) | `SafItem` (offline card payment not yet acknowledged) |
+//! | `saf_acked` | `p` + saf_queue key, or `d` + card-data digest | empty (acknowledged by the acquirer) |
+//! | `card_data` | card-data digest (`sha256:<hex>`) | sealed card data (AES-256-GCM), outside the hash chain |
 //!
 //! Big-endian sequence numbers make RocksDB's bytewise order the journal order; device ids
 //! never contain `0x00` (see [`crate::config::validate_id`]).
@@ -39,8 +42,17 @@ pub const CF_ORDERS: &str = "orders";
 /// Column family of manager alerts.
 pub const CF_ALERTS: &str = "alerts";
 
+/// Column family of the store-and-forward queue (offline card payments to forward).
+pub const CF_SAF_QUEUE: &str = "saf_queue";
+
+/// Column family of acknowledged offline payments and card-data digests.
+pub const CF_SAF_ACKED: &str = "saf_acked";
+
+/// Column family of sealed card data (outside the hash chain).
+pub const CF_CARD_DATA: &str = "card_data";
+
 /// Every column family, in the order they are opened.
-pub const COLUMN_FAMILIES: [&str; 9] = [
+pub const COLUMN_FAMILIES: [&str; 12] = [
     CF_JOURNAL,
     CF_DEVICE_META,
     CF_IDEMPOTENCY,
@@ -50,6 +62,9 @@ pub const COLUMN_FAMILIES: [&str; 9] = [
     CF_ORDER_SALES,
     CF_ORDERS,
     CF_ALERTS,
+    CF_SAF_QUEUE,
+    CF_SAF_ACKED,
+    CF_CARD_DATA,
 ];
 
 /// `device_meta` key of the order-editing session counter (u64 big-endian), raised at
@@ -133,6 +148,28 @@ pub fn parse_entry_key(key: &[u8]) -> Option<(&str, u64)> {
     }
     let seq = u64::from_be_bytes(seq_bytes.try_into().ok()?);
     Some((std::str::from_utf8(device).ok()?, seq))
+}
+
+/// Key of tender `tender_index` of entry `(device_id, seq)` in the `saf_queue` column
+/// family.
+pub fn saf_key(device_id: &str, seq: u64, tender_index: u32) -> Vec<u8> {
+    let mut key = entry_key(device_id, seq);
+    key.extend_from_slice(&tender_index.to_be_bytes());
+    key
+}
+
+/// `saf_acked` key of an acknowledged payment (its [`saf_key`]).
+pub fn saf_acked_payment_key(saf_key: &[u8]) -> Vec<u8> {
+    let mut key = b"p".to_vec();
+    key.extend_from_slice(saf_key);
+    key
+}
+
+/// `saf_acked` key of an acknowledged payment's card-data digest.
+pub fn saf_acked_digest_key(digest: &str) -> Vec<u8> {
+    let mut key = b"d".to_vec();
+    key.extend_from_slice(digest.as_bytes());
+    key
 }
 
 /// The first key of `device_id`'s journal (every key of the device is ≥ it).

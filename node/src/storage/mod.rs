@@ -7,6 +7,8 @@
 //!   batches and key attestations.
 //! - [`replica_effects`]: what another device's entries change beyond the journal (order
 //!   index, sale status, alerts on merge).
+//! - [`saf`]: the store-and-forward queue of offline card payments and their sealed card
+//!   data (outside the hash chain).
 //! - [`orders`]: shared orders' documents, the order index and manager alerts.
 //! - [`error`]: storage errors.
 
@@ -16,6 +18,7 @@ pub mod keys;
 pub mod orders;
 pub mod replica;
 pub mod replica_effects;
+pub mod saf;
 pub mod writer;
 
 pub use error::StorageError;

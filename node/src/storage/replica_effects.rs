@@ -141,6 +141,7 @@ impl<'a> EffectsBuilder<'a> {
             }
             Some(Payload::Payment(_)) | None => {}
         }
+        super::saf::index_entry(self.store, &entry, batch)?;
         self.batch_entries
             .insert((entry.device_id.clone(), entry.seq), entry);
         Ok(())

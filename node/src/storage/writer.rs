@@ -22,7 +22,7 @@ use crate::ledger::convert;
 use crate::ledger::sale_ref::SaleRef;
 use posmesh_domain::{price_refund, PricedSale, RefundRequest, SaleError};
 use posmesh_proto::journal::v1::{
-    journal_entry::Payload, ChainHeadSignature, Hlc, JournalEntry, Void,
+    journal_entry::Payload, ChainHeadSignature, Hlc, JournalEntry, PaymentEvent, Tender, Void,
 };
 use posmesh_proto::storage::v1::{IdempotencyRecord, LocalHead, LocalIdentity, SaleStatus};
 use posmesh_sync::chain::{self, ChainHash};
@@ -77,6 +77,18 @@ pub enum Operation {
         /// Free-text reason.
         reason: String,
     },
+    /// A sale paid (partly) by card: the priced sale and, per card tender, the card fields
+    /// the journal records (masked PAN, token, trace numbers, offline flag and card-data
+    /// digest — never the clear PAN).
+    CardSale {
+        /// The sale, priced and validated by the domain.
+        sale: Box<PricedSale>,
+        /// Card fields by tender index (kind, amount and change come from the sale).
+        cards: Vec<(usize, Tender)>,
+    },
+    /// A payment lifecycle event (the acquirer's answer to a store-and-forward advice).
+    /// Prints no receipt.
+    Payment(PaymentEvent),
 }
 
 /// One request to the writer.
@@ -383,6 +395,7 @@ impl WriterState {
         }
         let (payload, status_change) = self.payload_for(&command.operation, overlay)?;
         let entry = self.append_entry(command, payload, head, clock, wall_ms, batch);
+        super::saf::index_entry(&self.store, &entry.entry, batch)?;
         let seq = entry.entry.seq;
         if let Operation::CloseOrder { order_id, .. } = &command.operation {
             let hlc = entry.entry.hlc.unwrap_or_default();
@@ -404,7 +417,10 @@ impl WriterState {
                         .refunds
                         .push(format!("{}/{seq}", self.identity.device_id));
                 }
-                Operation::Sale(_) | Operation::CloseOrder { .. } => {}
+                Operation::Sale(_)
+                | Operation::CloseOrder { .. }
+                | Operation::CardSale { .. }
+                | Operation::Payment(_) => {}
             }
             batch.put_cf(
                 self.store.cf(CF_SALE_STATUS),
@@ -442,8 +458,12 @@ impl WriterState {
         batch: &mut WriteBatch,
     ) -> Committed {
         let seq = head.last_seq + 1;
-        // Sales, refunds and voids all print a receipt.
-        let receipt_no = head.last_receipt_no + 1;
+        // Sales, refunds and voids all print a receipt; payment events do not.
+        let receipt_no = if matches!(payload, Payload::Payment(_)) {
+            0
+        } else {
+            head.last_receipt_no + 1
+        };
         let hlc = clock.tick(wall_ms);
         let mut entry = JournalEntry {
             store_id: self.identity.store_id.clone(),
@@ -477,7 +497,7 @@ impl WriterState {
             bytes,
         );
         head.last_seq = seq;
-        head.last_receipt_no = receipt_no;
+        head.last_receipt_no = head.last_receipt_no.max(receipt_no);
         head.head_hash = hash.to_vec();
         head.hlc_physical_ms = hlc.physical_ms;
         head.hlc_logical = hlc.logical;
@@ -496,6 +516,21 @@ impl WriterState {
     ) -> Result<(Payload, Option<(SaleRef, SaleStatus)>), AppendError> {
         match operation {
             Operation::Sale(sale) => Ok((Payload::Sale(convert::sale_to_proto(sale)), None)),
+            Operation::CardSale { sale, cards } => {
+                let mut sale = convert::sale_to_proto(sale);
+                for (index, card) in cards {
+                    if let Some(tender) = sale.tenders.get_mut(*index) {
+                        *tender = Tender {
+                            kind: tender.kind,
+                            amount_minor: tender.amount_minor,
+                            change_minor: tender.change_minor,
+                            ..card.clone()
+                        };
+                    }
+                }
+                Ok((Payload::Sale(sale), None))
+            }
+            Operation::Payment(event) => Ok((Payload::Payment(event.clone()), None)),
             Operation::CloseOrder { order_id, sale } => {
                 if let Some(seq) = overlay.closed_orders.get(order_id) {
                     return Err(AppendError::OrderClosed {
