@@ -75,6 +75,9 @@ pub struct DeviceConfig {
     /// "pid": 123}`).
     #[arg(long, env = "POSMESH_READY_FILE")]
     pub ready_file: Option<PathBuf>,
+    /// Card payments: acquirer, terminal, offline limits, expiry rules, card secret.
+    #[command(flatten)]
+    pub payments: crate::payments::config::PaymentsConfig,
 }
 
 /// A configuration value that cannot work.

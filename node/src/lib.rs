@@ -10,6 +10,8 @@
 //! - [`peers`]: the store mesh from the node's side — endpoint, dialing, peer table.
 //! - [`replication`]: ledger replication with the store's peers (drives the sync core).
 //! - [`orders`]: shared orders (Automerge) — edits, sync, storage, close conflicts.
+//! - [`payments`]: card tenders (online authorization, offline within limits) and
+//!   store-and-forward of offline payments to the acquirer.
 //! - [`consensus`]: the store's Raft group over the mesh (membership, forwarding, status).
 //! - [`report`]: reports computed from the journal (takings per day).
 //! - [`catalog_file`]: loading the catalog file.
@@ -35,6 +37,7 @@ pub mod loopback_store;
 pub mod mgmt;
 pub mod node_process;
 pub mod orders;
+pub mod payments;
 pub mod peers;
 pub mod replication;
 pub mod report;

@@ -54,6 +54,8 @@ pub struct NodeContext {
     pub orders: Arc<OrdersService>,
     /// The store's Raft group, when the device has an identity.
     pub raft: Option<Arc<RaftService>>,
+    /// Card payments: acquirer connection, offline limits, card-data keys.
+    pub payments: Arc<crate::payments::PaymentsService>,
 }
 
 /// Runs a device node until SIGTERM or Ctrl-C.
@@ -119,6 +121,12 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
             (None, None, None, None)
         }
     };
+    let payments = Arc::new(crate::payments::PaymentsService::new(
+        &config.payments,
+        &identity.store_id,
+        &identity.device_id,
+        catalog.currency(),
+    )?);
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
@@ -135,6 +143,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         replication,
         orders,
         raft: raft.clone(),
+        payments,
     });
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -159,6 +168,10 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         write_atomically(path, ready.to_string().as_bytes())
             .with_context(|| format!("cannot write ready file {}", path.display()))?;
     }
+    let forwarder = tokio::spawn(crate::payments::forwarder::run(
+        node.clone(),
+        stop_rx.clone(),
+    ));
     let api_server = serve(api_listener, api::router(node.clone()), stop_rx.clone());
     let mgmt_server = serve(mgmt_listener, mgmt::router(node.clone()), stop_rx);
     let api_task = tokio::spawn(api_server);
@@ -168,6 +181,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     api_task.await??;
     mgmt_task.await??;
+    let _ = forwarder.await;
     if let Some(discovery) = discovery {
         if let Err(error) = discovery.shutdown().await {
             tracing::warn!(%error, "mDNS shutdown");

@@ -103,6 +103,22 @@ pub struct TenderBody {
     /// Card or voucher reference.
     #[serde(default)]
     pub reference: Option<String>,
+    /// Card tenders only: the card read at this till. With it the node authorizes the
+    /// payment with the acquirer (or takes it offline within the limits); without it the
+    /// card was taken on an external terminal and the tender is recorded as given.
+    #[serde(default)]
+    pub card: Option<CardBody>,
+}
+
+/// The card of a card tender. Never journaled in clear: the journal keeps the masked PAN
+/// and a keyed token; an offline payment's PAN and expiry are sealed outside the journal.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardBody {
+    /// Primary account number: 12–19 digits with a valid Luhn check digit.
+    pub pan: String,
+    /// Expiry date `YYMM`.
+    pub expiry: String,
 }
 
 /// `POST /v1/sales/{device}/{seq}/refunds` body.

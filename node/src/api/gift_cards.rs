@@ -136,7 +136,10 @@ pub async fn balance(
     }
 }
 
-async fn decide(node: &NodeContext, command: StoreCommand) -> Result<Response, ApiError> {
+pub(super) async fn decide(
+    node: &NodeContext,
+    command: StoreCommand,
+) -> Result<Response, ApiError> {
     let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
     let (index, response) = raft.write(command).await.map_err(no_quorum)?;
     match response {

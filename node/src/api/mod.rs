@@ -3,6 +3,8 @@
 //! - [`sales`]: create, get, list, void and refund sales.
 //! - [`orders`]: shared orders (open tabs): create, edit, close.
 //! - [`alerts`]: manager alerts (close conflicts, refunds and voids that clash on merge).
+//! - [`card_sales`]: card tenders with card data (online authorization, offline limits),
+//!   the offline card budget and the store-and-forward queue.
 //! - [`gift_cards`]: gift cards through the store's Raft group.
 //! - [`days`]: day close (a consistent cut through Raft) and the Z-report.
 //! - [`store_devices`]: manager commands on the store's membership (remove a device).
@@ -16,6 +18,7 @@
 
 pub mod alerts;
 pub mod body;
+pub mod card_sales;
 pub mod catalog;
 pub mod days;
 pub mod dto;
@@ -30,7 +33,7 @@ pub mod store_devices;
 
 use crate::runtime::NodeContext;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -71,6 +74,15 @@ pub fn router(node: Arc<NodeContext>) -> Router {
             post(gift_cards::redeem),
         )
         .route("/v1/catalog", get(catalog::get_catalog))
+        .route(
+            "/v1/payments/exposure-budget",
+            put(card_sales::set_exposure_budget),
+        )
+        .route(
+            "/v1/payments/exposure-allotments/{device}",
+            put(card_sales::set_exposure_allotment),
+        )
+        .route("/v1/payments/queue", get(card_sales::queue))
         .route("/v1/catalog/{sku}", get(catalog::get_item))
         .route("/v1/reports/days", get(reports::day_totals))
         .route("/health", get(health::health))

@@ -53,6 +53,11 @@ pub async fn create_sale(
     let started = clock::monotonic_now();
     let key = idempotency_key(&headers)?;
     let body: CreateSaleBody = parse_json(&headers, body)?;
+    if super::card_sales::has_card_data(&body) {
+        let response = super::card_sales::create_card_sale(node, headers, body).await?;
+        metrics::histogram!("posmesh_sale_ack_seconds").record(started.elapsed());
+        return Ok(response);
+    }
     let hash = request_hash("create_sale", "", &body);
     if let Some(earlier) = answered_before(&node, &key, &hash)? {
         return Ok(earlier);
@@ -451,7 +456,7 @@ pub(super) fn parse_currency(code: &str) -> Result<Currency, ApiError> {
 
 impl NodeContext {
     /// When an event happened (`occurred_at`, RFC 3339, or now) and its business date.
-    pub(super) fn dated(&self, occurred_at: Option<&str>) -> Result<(i64, String), ApiError> {
+    pub(crate) fn dated(&self, occurred_at: Option<&str>) -> Result<(i64, String), ApiError> {
         let now_ms = i64::try_from(clock::wall_clock_ms()).unwrap_or(i64::MAX);
         let at_ms = match occurred_at {
             None => now_ms,

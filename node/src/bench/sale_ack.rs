@@ -78,6 +78,7 @@ fn sale_body(catalog: &posmesh_domain::Catalog) -> anyhow::Result<(CreateSaleBod
             kind: TenderKind::Cash,
             amount_minor: 1_000_000,
             reference: None,
+            card: None,
         }],
         occurred_at: None,
         operator_id: None,
@@ -89,6 +90,7 @@ fn sale_body(catalog: &posmesh_domain::Catalog) -> anyhow::Result<(CreateSaleBod
         kind: TenderKind::Card,
         amount_minor: due,
         reference: None,
+        card: None,
     }];
     let priced = price_sale(catalog, &body.to_sale_request(catalog.currency()))?;
     let entry = JournalEntry {

@@ -452,6 +452,24 @@ impl RaftService {
         })
     }
 
+    /// `device_id`'s allotment of the store's offline card budget as applied on this device
+    /// (only committed entries are applied, so without quorum this is the last committed
+    /// one, never more): (applied log index, allotment in minor units, budget currency).
+    pub fn committed_allotment(&self, device_id: &str) -> Option<(u64, i64, String)> {
+        let applied = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .clone()
+            .last_applied
+            .map_or(0, |log_id| log_id.index());
+        self.reader.read(|state| {
+            let (_, currency) = state.exposure.budget?;
+            let allotment = *state.exposure.allotments.get(device_id)?;
+            Some((applied, allotment, currency.code().to_owned()))
+        })
+    }
+
     /// This device's id.
     pub fn local_device(&self) -> &str {
         &self.local_device

@@ -244,6 +244,7 @@ fn tender_for(number: u64, lines: &[LineBody], catalog: &Catalog) -> Result<Tend
             kind: TenderKind::Cash,
             amount_minor: posmesh_domain::TENDER_AMOUNT_MAX_MINOR,
             reference: None,
+            card: None,
         }],
         occurred_at: None,
         operator_id: None,
@@ -261,6 +262,7 @@ fn tender_for(number: u64, lines: &[LineBody], catalog: &Catalog) -> Result<Tend
         kind,
         amount_minor,
         reference: None,
+        card: None,
     })
 }
 

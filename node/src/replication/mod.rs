@@ -13,11 +13,13 @@
 //! - [`peer_link`]: the send and receive loops of one connection's `Sync` streams.
 //! - [`node_ledger`]: [`NodeLedger`], the core's `LedgerRead` over the node's RocksDB.
 //! - [`device_keys`]: [`DeviceKeys`], the core's `SigningKeys` from verified attestations.
+//! - [`card_escrow`]: peer escrow of the sealed card data of offline card payments.
 //! - [`catch_up`]: [`CatchUp`](catch_up::CatchUp), entries behind the peers and the
 //!   progress lines of a device catching up.
 //! - [`ledger_digest`]: [`LedgerDigest`], the per-device heads and their digest shown by
 //!   the management API, so nodes can be compared.
 
+pub mod card_escrow;
 pub mod catch_up;
 pub mod device_keys;
 pub mod ledger_digest;

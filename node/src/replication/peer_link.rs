@@ -114,6 +114,9 @@ pub async fn receive_loop(
             Ok(Some(sync_frame::Kind::OrderSync(message))) => {
                 service.on_order_sync(&peer, message);
             }
+            Ok(Some(sync_frame::Kind::CardData(message))) => {
+                service.on_card_data(&peer, message).await;
+            }
             Ok(None) => {} // a kind this version does not know (a newer peer)
             Err(error) => service.on_malformed_frame(&peer, &error),
         }

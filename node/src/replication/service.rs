@@ -50,7 +50,7 @@ pub struct ReplicationSnapshot {
 /// never the other way round, and never across an `.await`.
 pub struct ReplicationService {
     local_device: String,
-    store: Arc<JournalStore>,
+    pub(super) store: Arc<JournalStore>,
     ledger: NodeLedger,
     keys: DeviceKeys,
     replicator: Mutex<Replicator>,
@@ -290,6 +290,20 @@ impl ReplicationService {
             }
         }
         self.wake.notify_one();
+    }
+
+    /// Sends `frame` to every connected peer.
+    pub(super) fn send_to_all(&self, frame: &[u8]) {
+        for link in self.lock_links().values() {
+            link.send(frame.to_vec());
+        }
+    }
+
+    /// Sends `frame` to `peer` if connected.
+    pub(super) fn send_to(&self, peer: &PeerId, frame: &[u8]) {
+        if let Some(link) = self.lock_links().get(peer) {
+            link.send(frame.to_vec());
+        }
     }
 
     /// A frame from `peer` did not decode.

@@ -9,5 +9,6 @@ mod import_bakery;
 mod lab_mesh;
 mod mesh_loopback;
 mod orders_loopback;
+mod payments_loopback;
 mod replication_loopback;
 mod support;

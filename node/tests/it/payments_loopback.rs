@@ -1,0 +1,644 @@
+//! Card payments between real `posmesh device` processes and the `posmesh-acquirer`
+//! simulator on 127.0.0.1:
+//! - online: approved (masked PAN journaled), a retry charges once, a decline and a timeout
+//!   (reversed) are refused with 402, bad card input is 422 and changes nothing;
+//! - acquirer down: offline approvals under the limits, refusals over them with the
+//!   cashier's reason (floor limit, device cap, allotment, no allotment);
+//! - acquirer back: the Raft leader forwards every offline payment of the store exactly
+//!   once (counted at the simulator), also when the forwarding leader is SIGKILLed
+//!   mid-batch; every queue empties and the card data is deleted everywhere;
+//! - a device holding unforwarded payments is destroyed (data directory deleted): another
+//!   device forwards them from its escrow;
+//! - afterwards no data directory holds a clear PAN (raw bytes of every file).
+
+use super::support;
+use posmesh_node::node_process::NodeProcess;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous bound for elections, replication and forwarding on a loaded CI machine.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A Luhn-valid 16-digit test PAN `411111` + 9 digits of `n` + check digit.
+fn test_pan(n: u64) -> String {
+    let body = format!("411111{:09}", n % 1_000_000_000);
+    let mut sum = 0;
+    for (i, c) in body.chars().rev().enumerate() {
+        let mut d = c.to_digit(10).expect("digit");
+        if i % 2 == 0 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// 2 × Bread (3.00) + 1 × Coffee (2.50) paid by `pan`: 8.50.
+fn card_sale(pan: &str, breads: u32) -> Value {
+    let amount = 300 * i64::from(breads) + 250;
+    json!({
+        "currency": "GBP",
+        "lines": [{"sku": "BREAD", "quantity": breads}, {"sku": "COFFEE", "quantity": 1}],
+        "tenders": [{"kind": "card", "amount_minor": amount,
+                     "card": {"pan": pan, "expiry": "3012"}}]
+    })
+}
+
+/// The acquirer simulator as a child process on a fixed loopback port.
+struct Acquirer {
+    child: Child,
+    stats: PathBuf,
+}
+
+impl Acquirer {
+    fn start(addr: &str, dir: &Path, extra: &[&str]) -> Acquirer {
+        let binary = support::binary()
+            .parent()
+            .expect("target dir")
+            .join("posmesh-acquirer");
+        let stats = dir.join(format!("acquirer-{}.json", rand_suffix()));
+        let child = Command::new(binary)
+            .args(["--listen", addr, "--max-seconds", "120", "--stats-file"])
+            .arg(&stats)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start posmesh-acquirer (built by cargo test --workspace)");
+        let acquirer = Acquirer { child, stats };
+        let started = Instant::now();
+        while acquirer.try_stats().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "acquirer did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        acquirer
+    }
+
+    fn try_stats(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(&self.stats).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// `(raw, unique)` arrivals of `class`.
+    fn arrivals(&self, class: &str) -> (u64, u64) {
+        let stats = self.try_stats().unwrap_or(Value::Null);
+        let class = &stats["by_class"][class];
+        (
+            class["raw"].as_u64().unwrap_or(0),
+            class["unique"].as_u64().unwrap_or(0),
+        )
+    }
+}
+
+impl Drop for Acquirer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A free loopback port (nothing listens there until the acquirer starts).
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+async fn post(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    key: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let response = client
+        .post(format!("http://{}/v1/sales", node.api))
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// PUTs `body`; answers the status, after waiting until every node of `applied_on` has
+/// applied the committed command (the offline decision reads the local applied state).
+async fn put(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    path: &str,
+    body: Value,
+    applied_on: &[&NodeProcess],
+) -> u16 {
+    let response = client
+        .put(format!("http://{}{path}", node.api))
+        .json(&body)
+        .send()
+        .await
+        .expect("answers");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if let Some(index) = answer["log_index"].as_u64() {
+        let started = Instant::now();
+        for other in applied_on {
+            loop {
+                let raft = support::node_status(client, other).await["raft"].clone();
+                if raft["applied_index"].as_u64().unwrap_or(0) >= index {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < LIMIT,
+                    "index {index} not applied: {raft}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    status
+}
+
+async fn queue(client: &reqwest::Client, node: &NodeProcess) -> Vec<Value> {
+    support::get_json(client, &format!("http://{}/v1/payments/queue", node.api))
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn leader(client: &reqwest::Client, nodes: &[&NodeProcess], voters: usize) -> String {
+    let started = Instant::now();
+    loop {
+        let mut views = Vec::new();
+        for node in nodes {
+            views.push(support::node_status(client, node).await["raft"].clone());
+        }
+        let leader = views[0]["leader"].as_str().map(str::to_owned);
+        let agreed = views.iter().all(|v| {
+            v["leader"].as_str() == leader.as_deref()
+                && v["voters"].as_array().map(Vec::len) == Some(voters)
+        });
+        if let (true, Some(leader)) = (agreed, leader) {
+            return leader;
+        }
+        assert!(started.elapsed() < LIMIT, "no agreed leader: {views:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn start(dir: &Path, device: &str, peers: &[String], flags: &[String]) -> NodeProcess {
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    support::start_mesh_node_with(dir, "s1", device, "127.0.0.1:0", peers, &flags)
+}
+
+fn payment_flags(acquirer: &str, device_cap: i64, bootstrap: bool) -> Vec<String> {
+    let mut flags = vec![
+        "--acquirer".to_owned(),
+        acquirer.to_owned(),
+        "--acquirer-timeout-ms".to_owned(),
+        "1000".to_owned(),
+        "--offline-floor-limit-minor".to_owned(),
+        "5000".to_owned(),
+        "--offline-device-cap-minor".to_owned(),
+        device_cap.to_string(),
+        "--saf-interval-ms".to_owned(),
+        "200".to_owned(),
+    ];
+    if bootstrap {
+        flags.push("--raft-bootstrap".to_owned());
+    }
+    flags
+}
+
+/// Three devices of store `s1` with the acquirer at `acquirer` (down for now); till-1
+/// bootstraps Raft. Device caps: till-1 20000, till-2 8000, till-3 20000.
+async fn start_store(
+    client: &reqwest::Client,
+    d: &Path,
+    acquirer: &str,
+) -> (NodeProcess, NodeProcess, NodeProcess) {
+    support::issue_identities(
+        d,
+        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
+        |device| d.join(format!("{device}-id")),
+    );
+    let a = start(d, "till-1", &[], &payment_flags(acquirer, 20_000, true));
+    let a_mesh = support::mesh_addr(client, &a).await;
+    let b = start(
+        d,
+        "till-2",
+        &[format!("till-1@{a_mesh}")],
+        &payment_flags(acquirer, 8_000, false),
+    );
+    let b_mesh = support::mesh_addr(client, &b).await;
+    let c = start(
+        d,
+        "till-3",
+        &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
+        &payment_flags(acquirer, 20_000, false),
+    );
+    (a, b, c)
+}
+
+/// Every file under `dir`, raw bytes, searched for each of `pans`.
+fn files_with_clear_pan(dir: &Path, pans: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                for pan in pans {
+                    if bytes.windows(pan.len()).any(|w| w == pan.as_bytes()) {
+                        found.push(format!("{} holds {pan}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Every sealed card-data blob was deleted once its payment was acknowledged.
+fn assert_no_card_data(data_dirs: &[PathBuf]) {
+    for dir in data_dirs {
+        let store = posmesh_node::storage::JournalStore::open_read_only(dir).expect("opens");
+        let left = store.card_data_digests(10).expect("reads");
+        assert!(
+            left.is_empty(),
+            "{} still holds card data {left:?}",
+            dir.display()
+        );
+    }
+}
+
+async fn wait_queues_empty(client: &reqwest::Client, nodes: &[&NodeProcess]) {
+    let started = Instant::now();
+    loop {
+        let mut left = 0;
+        for node in nodes {
+            left += queue(client, node).await.len();
+        }
+        if left == 0 {
+            return;
+        }
+        assert!(started.elapsed() < LIMIT, "{left} queued payments left");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_queued(client: &reqwest::Client, node: &NodeProcess, count: usize, held: bool) {
+    let started = Instant::now();
+    loop {
+        let items = queue(client, node).await;
+        let ready = items
+            .iter()
+            .filter(|i| !held || i["card_data_held"] == true)
+            .count();
+        if ready == count {
+            return;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "{} holds {ready} of {count} queued payments: {items:?}",
+            node.api
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_card_payments_charge_once_and_refuse_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let addr = free_addr();
+    // Declines PANs starting 4000; the first 0200 whose PAN is 4111111111111111 times out.
+    let acquirer = Acquirer::start(
+        &addr,
+        dir.path(),
+        &[
+            "--decline-pan-prefix",
+            "4000",
+            "--fault",
+            "timeout",
+            "--fault-count",
+            "1",
+        ],
+    );
+    let spec = support::spec(dir.path());
+    let node = NodeProcess::start_with(
+        &spec,
+        &[
+            "--acquirer".to_owned(),
+            addr.clone(),
+            "--acquirer-timeout-ms".to_owned(),
+            "500".to_owned(),
+        ],
+    )
+    .expect("node starts");
+    let timed_out = test_pan(1);
+
+    // The first request times out: reversed, 402, nothing journaled.
+    let (status, body) = post(&client, &node, "t-1", &card_sale(&timed_out, 2)).await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"]["code"], "card_not_approved", "{body}");
+    assert_eq!(acquirer.arrivals("reversal"), (1, 1));
+    assert_eq!(support::head(&client, &node.mgmt).await.0, 0);
+
+    // Approved online; the masked PAN is journaled, a retry is the same payment.
+    let pan = test_pan(2);
+    let (status, first) = post(&client, &node, "o-1", &card_sale(&pan, 2)).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = post(&client, &node, "o-1", &card_sale(&pan, 2)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(first["seq"], again["seq"]);
+    assert_eq!(
+        acquirer.arrivals("financial"),
+        (2, 2),
+        "timed out + approved, once each"
+    );
+    let journal = support::all_entries(&client, &node.api).await;
+    let text = serde_json::to_string(&journal).expect("json");
+    assert!(!text.contains(&pan), "clear PAN in the journal API");
+
+    // Declined by rule: 402 with the issuer's reason, nothing journaled.
+    let declined = "4000000000000002";
+    let (status, body) = post(&client, &node, "d-1", &card_sale(declined, 2)).await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"]["code"], "card_declined", "{body}");
+
+    // Bad card input: 422, nothing sent, nothing journaled.
+    let before = support::head(&client, &node.mgmt).await;
+    let raw_before = acquirer.arrivals("financial").0;
+    let bad = [
+        ("4111111111111112", "3012", "invalid_card"), // Luhn
+        ("41111", "3012", "invalid_card"),            // too short
+        ("4111111111111111", "3013", "invalid_card"), // month 13
+        ("4111111111111111", "2001", "card_expired"),
+    ];
+    for (i, (pan, expiry, code)) in bad.iter().enumerate() {
+        let mut body = card_sale(pan, 2);
+        body["tenders"][0]["card"]["expiry"] = json!(expiry);
+        let (status, answer) = post(&client, &node, &format!("bad-{i}"), &body).await;
+        assert_eq!(status, 422, "{pan}/{expiry}: {answer}");
+        assert_eq!(answer["error"]["code"], *code, "{answer}");
+    }
+    let mut cash_with_card = support::valid_sale();
+    cash_with_card["tenders"][0]["card"] = json!({"pan": pan, "expiry": "3012"});
+    let (status, _) = post(&client, &node, "bad-cash", &cash_with_card).await;
+    assert_eq!(status, 422);
+    assert_eq!(support::head(&client, &node.mgmt).await, before);
+    assert_eq!(acquirer.arrivals("financial").0, raw_before);
+
+    node.stop().expect("clean stop");
+    let found = files_with_clear_pan(dir.path(), &[pan, timed_out]);
+    assert!(found.is_empty(), "clear PAN stored: {found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    let addr = free_addr();
+    let (mut a, b, c) = start_store(&client, d, &addr).await;
+    assert_eq!(leader(&client, &[&a, &b, &c], 3).await, "till-1");
+    // Budget 40000: till-1 5000, till-2 30000, till-3 none.
+    assert_eq!(
+        put(
+            &client,
+            &b,
+            "/v1/payments/exposure-budget",
+            json!({"amount_minor": 40000, "currency": "GBP"}),
+            &[]
+        )
+        .await,
+        201
+    );
+    assert_eq!(
+        put(
+            &client,
+            &b,
+            "/v1/payments/exposure-allotments/till-1",
+            json!({"amount_minor": 5000}),
+            &[&a]
+        )
+        .await,
+        201
+    );
+    assert_eq!(
+        put(
+            &client,
+            &a,
+            "/v1/payments/exposure-allotments/till-2",
+            json!({"amount_minor": 30000}),
+            &[&b]
+        )
+        .await,
+        201
+    );
+    // Over the budget: refused by the state machine.
+    assert_eq!(
+        put(
+            &client,
+            &a,
+            "/v1/payments/exposure-allotments/till-3",
+            json!({"amount_minor": 9000}),
+            &[]
+        )
+        .await,
+        409
+    );
+
+    let mut pans = Vec::new();
+    let mut next_pan = 100;
+    let mut pay = |breads: u32| {
+        next_pan += 1;
+        let pan = test_pan(next_pan);
+        pans.push(pan.clone());
+        card_sale(&pan, breads)
+    };
+    // till-1: 5 × 8.50 fit its allotment of 50.00; the 6th does not.
+    for i in 0..5 {
+        let (status, body) = post(&client, &a, &format!("a-{i}"), &pay(2)).await;
+        assert_eq!(status, 201, "{body}");
+        let reference = body["sale"]["tenders"][0]["reference"]
+            .as_str()
+            .unwrap_or("");
+        assert!(reference.starts_with("offline 411111******"), "{body}");
+    }
+    let (status, body) = post(&client, &a, "a-over", &pay(2)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("offline_over_allotment")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("budget"),
+        "{body}"
+    );
+    // Over the floor limit (20 breads = 60.50 > 50.00).
+    let (status, body) = post(&client, &a, "a-floor", &pay(20)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("offline_over_floor_limit")),
+        "{body}"
+    );
+    // till-2: 9 × 8.50 = 76.50 fit its cap of 80.00; the 10th does not.
+    for i in 0..9 {
+        let (status, body) = post(&client, &b, &format!("b-{i}"), &pay(2)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = post(&client, &b, "b-over", &pay(2)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("offline_over_device_cap")),
+        "{body}"
+    );
+    // till-3 has no allotment.
+    let (status, body) = post(&client, &c, "c-0", &pay(2)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("offline_no_allotment")),
+        "{body}"
+    );
+    let offline = 14;
+
+    // Every device holds every queued payment and its card data (peer escrow).
+    for node in [&a, &b, &c] {
+        wait_queued(&client, node, offline, true).await;
+    }
+
+    // The acquirer returns, slowly: the leader forwards; it is SIGKILLed mid-batch.
+    let acquirer = Acquirer::start(&addr, d, &["--delay-ms", "150"]);
+    let started = Instant::now();
+    while acquirer.arrivals("advice").0 == 0 {
+        assert!(started.elapsed() < LIMIT, "no advice arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.kill_now().expect("SIGKILL the forwarding leader");
+    let (_, unique_at_kill) = acquirer.arrivals("advice");
+    assert!(
+        unique_at_kill < offline as u64,
+        "the kill landed mid-batch ({unique_at_kill})"
+    );
+    wait_queues_empty(&client, &[&b, &c]).await;
+    let (raw, unique) = acquirer.arrivals("advice");
+    assert_eq!(
+        unique, offline as u64,
+        "every offline payment accepted exactly once"
+    );
+    assert!(raw >= unique);
+
+    // The killed device restarts and learns every acknowledgement.
+    a.kill().expect("reap");
+    let b_mesh = support::mesh_addr(&client, &b).await;
+    let a = start(
+        d,
+        "till-1",
+        &[format!("till-2@{b_mesh}")],
+        &payment_flags(&addr, 20_000, false),
+    );
+    wait_queues_empty(&client, &[&a, &b, &c]).await;
+    assert_eq!(acquirer.arrivals("advice").1, offline as u64);
+    // Card data is deleted everywhere once acknowledged (checked below, stopped).
+    for node in [a, b, c] {
+        node.stop().expect("clean stop");
+    }
+    assert_no_card_data(&[d.join("till-1"), d.join("till-2"), d.join("till-3")]);
+    let found = files_with_clear_pan(d, &pans);
+    assert!(found.is_empty(), "clear PAN stored: {found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_device_s_offline_payments_are_forwarded_by_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    let addr = free_addr();
+    let (a, b, c) = start_store(&client, d, &addr).await;
+    assert_eq!(leader(&client, &[&a, &b, &c], 3).await, "till-1");
+    assert_eq!(
+        put(
+            &client,
+            &a,
+            "/v1/payments/exposure-budget",
+            json!({"amount_minor": 10000, "currency": "GBP"}),
+            &[]
+        )
+        .await,
+        201
+    );
+    assert_eq!(
+        put(
+            &client,
+            &a,
+            "/v1/payments/exposure-allotments/till-3",
+            json!({"amount_minor": 10000}),
+            &[&c]
+        )
+        .await,
+        201
+    );
+    let pans: Vec<String> = (0..3).map(|i| test_pan(500 + i)).collect();
+    for (i, pan) in pans.iter().enumerate() {
+        let (status, body) = post(&client, &c, &format!("c-{i}"), &card_sale(pan, 2)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for node in [&a, &b] {
+        wait_queued(&client, node, 3, true).await;
+    }
+    // till-3 is destroyed: killed, its data directory deleted.
+    c.kill().expect("SIGKILL");
+    std::fs::remove_dir_all(d.join("till-3")).expect("delete till-3's data");
+    // The first advice goes unanswered: it is resent as a 0221 repeat (same STAN/RRN).
+    let acquirer = Acquirer::start(
+        &addr,
+        d,
+        &[
+            "--fault",
+            "timeout",
+            "--fault-mtis",
+            "0220",
+            "--fault-count",
+            "1",
+        ],
+    );
+    wait_queues_empty(&client, &[&a, &b]).await;
+    assert_eq!(
+        acquirer.arrivals("advice").1,
+        3,
+        "till-3's payments forwarded once each"
+    );
+    let stats = acquirer.try_stats().expect("stats");
+    assert!(
+        stats["raw_by_mti"]["0221"].as_u64().unwrap_or(0) >= 1,
+        "the unanswered advice was repeated as 0221: {stats}"
+    );
+    for node in [a, b] {
+        node.stop().expect("clean stop");
+    }
+    assert_no_card_data(&[d.join("till-1"), d.join("till-2")]);
+    let found = files_with_clear_pan(d, &pans);
+    assert!(found.is_empty(), "clear PAN stored: {found:?}");
+}
