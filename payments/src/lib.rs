@@ -10,11 +10,13 @@
 //! - [`acquirer`] — the acquirer simulator: its decision core and its TCP server
 //!   (`posmesh-acquirer` binary).
 //! - [`offline_limits`] — the pure decision whether an offline card payment may be taken.
+//! - [`emv_qr`] — EMV merchant-presented QR payloads (TLV, amount, CRC-16/CCITT-FALSE).
 //! - [`card_data`] — masked PAN, keyed token (HMAC-SHA256), AES-256-GCM sealed card data.
 
 pub mod acquirer;
 pub mod card_data;
 pub mod connector;
 pub mod currency_numeric;
+pub mod emv_qr;
 pub mod iso8583;
 pub mod offline_limits;

@@ -1,5 +1,12 @@
-//! Sales with card tenders that carry the card (`tenders[i].card`): the card part of
-//! `POST /v1/sales`, and the store's offline card budget.
+//! The tenders of `POST /v1/sales` that need a payment decision — card tenders that carry
+//! the card (`tenders[i].card`), gift cards and QR wallets — plus the store's offline card
+//! budget, the store-and-forward queue and QR payment requests.
+//!
+//! Gift card tenders (`reference` = card id) are redeemed through the store's Raft group,
+//! last (a redemption cannot be undone, the other tenders can), under a redemption id
+//! derived from the device, the Idempotency-Key and the tender index: a retry takes
+//! nothing twice. QR wallet tenders (`reference` = QR id from `POST /v1/payments/qr`) need
+//! the wallet's confirmation of exactly their amount and pay one sale only.
 //!
 //! # Answers
 //! - 422 `invalid_card` (bad PAN, Luhn, expiry format), `card_expired`,
@@ -11,7 +18,10 @@
 //!   in time; the request was reversed), `offline_<reason>` (acquirer unreachable and the
 //!   payment is outside the offline limits: `offline_over_floor_limit`,
 //!   `offline_over_device_cap`, `offline_no_allotment`, `offline_over_allotment`,
-//!   `offline_too_long_offline`, …).
+//!   `offline_too_long_offline`, …), `gift_card_refused` (unknown card, balance short),
+//!   `qr_not_confirmed` (unknown, unconfirmed, other amount or used QR). 422
+//!   `missing_reference` for a gift card or QR tender without its id; 503 `no_quorum` when
+//!   a gift card cannot be redeemed now.
 //! - 201 as any sale; the tender shows the masked PAN and whether it was offline.
 //!
 //! The Idempotency-Key makes a retried request the same payment: the same STAN and RRN,
@@ -29,7 +39,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Datelike;
 use posmesh_consensus::StoreCommand;
@@ -40,9 +50,25 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
-/// Whether a sale body carries card data (then [`create_card_sale`] takes it).
+/// Whether a sale body needs its tenders processed here (card data, a gift card or a QR
+/// wallet tender); then [`create_card_sale`] takes it.
 pub fn has_card_data(body: &CreateSaleBody) -> bool {
-    body.tenders.iter().any(|t| t.card.is_some())
+    body.tenders
+        .iter()
+        .any(|t| t.card.is_some() || matches!(t.kind, TenderKind::GiftCard | TenderKind::QrWallet))
+}
+
+/// The `reference` of tender `index` (the gift card id or the QR id): 422 when missing.
+fn tender_reference(body: &CreateSaleBody, index: usize) -> Result<String, ApiError> {
+    match body.tenders[index].reference.as_deref() {
+        Some(reference) if !reference.is_empty() => Ok(reference.to_owned()),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_reference",
+            "a gift_card tender needs the card id, a qr_wallet tender the QR id, in `reference`",
+            Some(&format!("tenders[{index}].reference")),
+        )),
+    }
 }
 
 /// One validated card of the request.
@@ -143,6 +169,32 @@ pub async fn create_card_sale(
         order_id: None,
     };
     let currency = priced.currency;
+    // QR wallet tenders: confirmed for exactly their amount, not used before.
+    let mut qr_ids = Vec::new();
+    let mut gift_cards = Vec::new();
+    for (index, tender) in body.tenders.iter().enumerate() {
+        match tender.kind {
+            TenderKind::QrWallet => {
+                let id = tender_reference(&body, index)?;
+                node.payments
+                    .lock_qr()
+                    .check(&id, Money::new(tender.amount_minor, currency))
+                    .map_err(|e| {
+                        ApiError::new(
+                            StatusCode::PAYMENT_REQUIRED,
+                            "qr_not_confirmed",
+                            e.to_string(),
+                            Some(&format!("tenders[{index}].reference")),
+                        )
+                    })?;
+                qr_ids.push(id);
+            }
+            TenderKind::GiftCard => {
+                gift_cards.push((index, tender_reference(&body, index)?, tender.amount_minor));
+            }
+            TenderKind::Cash | TenderKind::Card => {}
+        }
+    }
     let mut taken: Vec<(usize, TakenCard)> = Vec::new();
     let mut offline_guard = None;
     let mut pending_minor = 0i64;
@@ -176,6 +228,13 @@ pub async fn create_card_sale(
             }
         }
     }
+    // Gift cards last: a redemption cannot be undone, every other tender can.
+    for (index, card_id, amount_minor) in gift_cards {
+        if let Err(error) = redeem_gift_card(&node, &sale.key, index, card_id, amount_minor).await {
+            undo(&node, &taken).await;
+            return Err(error);
+        }
+    }
     let cards = taken
         .iter()
         .map(|(index, card)| (*index, card.fields.clone()))
@@ -201,6 +260,12 @@ pub async fn create_card_sale(
         }
     };
     drop(offline_guard);
+    {
+        let mut qr = node.payments.lock_qr();
+        for id in &qr_ids {
+            qr.mark_used(id);
+        }
+    }
     if let Some(replication) = &node.replication {
         for (_, card) in &taken {
             if let Some(digest) = &card.stored_digest {
@@ -212,6 +277,52 @@ pub async fn create_card_sale(
     }
     metrics::counter!("posmesh_sales_recorded_total").increment(1);
     Ok(written(committed))
+}
+
+/// Redeems `amount_minor` from gift card `card_id` through Raft, exactly once per sale
+/// tender: the redemption id is derived from this device, the sale's Idempotency-Key and
+/// the tender index, so a retried request takes nothing twice.
+async fn redeem_gift_card(
+    node: &NodeContext,
+    key: &str,
+    index: usize,
+    card_id: String,
+    amount_minor: i64,
+) -> Result<(), ApiError> {
+    let field = format!("tenders[{index}].reference");
+    let raft = node.raft.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "consensus_unavailable",
+            "gift cards are redeemed through the store mesh, which this device does not run",
+            Some(&field),
+        )
+    })?;
+    let command = StoreCommand::RedeemGiftCard {
+        card_id,
+        amount_minor,
+        redemption_id: format!("sale:{}:{key}#{index}", node.identity.device_id),
+    };
+    let (_, response) = raft.write(command).await.map_err(|why| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_quorum",
+            why,
+            Some(&field),
+        )
+    })?;
+    match response {
+        posmesh_consensus::StoreResponse::Applied(_) => Ok(()),
+        posmesh_consensus::StoreResponse::Refused(refusal) => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "gift_card_refused",
+            format!("gift card not accepted: {refusal}"),
+            Some(&field),
+        )),
+        posmesh_consensus::StoreResponse::None => Err(ApiError::internal(
+            "the store's state machine gave no answer",
+        )),
+    }
 }
 
 /// The offline decision's view of this device.
@@ -394,4 +505,141 @@ pub async fn queue(
         });
     }
     Ok(Json(out))
+}
+
+/// `POST /v1/payments/qr` body.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QrBody {
+    /// Amount to pay, minor units (> 0).
+    pub amount_minor: i64,
+    /// ISO 4217 code (the store's currency).
+    pub currency: String,
+}
+
+/// A QR payment request: its id (the tender's `reference`) and the payload to show.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QrView {
+    /// QR id.
+    pub qr_id: String,
+    /// EMV merchant-presented QR payload (encode it as a QR code).
+    pub payload: String,
+    /// Amount, minor units.
+    pub amount_minor: i64,
+    /// Whether the wallet confirmed it.
+    pub confirmed: bool,
+}
+
+/// Creates a QR wallet payment request for an amount (Idempotency-Key = the QR's id).
+#[utoipa::path(post, path = "/v1/payments/qr", request_body = QrBody,
+    params(("Idempotency-Key" = String, Header)),
+    responses((status = 201, body = QrView), (status = 422, body = ErrorBody)))]
+pub async fn create_qr(
+    State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let body: QrBody = parse_json(&headers, body)?;
+    let currency = super::sales::parse_currency(&body.currency)?;
+    let amount = qr_amount(&node, body.amount_minor, currency)?;
+    let qr_id = format!("{}:{key}", node.identity.device_id);
+    let request = posmesh_payments::emv_qr::QrRequest {
+        scheme_id: "com.posmesh.wallet".into(),
+        merchant_id: node.payments.config.merchant_id.clone(),
+        merchant_category_code: "5812".into(),
+        amount,
+        country: "GB".into(),
+        merchant_name: node.store_name.chars().take(25).collect(),
+        merchant_city: "Store".into(),
+        reference: qr_id
+            .chars()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect(),
+    };
+    let payload = posmesh_payments::emv_qr::build_payload(&request).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_qr",
+            e.to_string(),
+            None,
+        )
+    })?;
+    let session = node.payments.lock_qr().open(&qr_id, amount, payload);
+    Ok((
+        StatusCode::CREATED,
+        Json(QrView {
+            qr_id,
+            payload: session.payload,
+            amount_minor: session.amount.minor,
+            confirmed: session.confirmed,
+        }),
+    )
+        .into_response())
+}
+
+/// The wallet scheme's confirmation of a QR payment (simulated: a real scheme calls back
+/// or is polled).
+#[utoipa::path(post, path = "/v1/payments/qr/{id}/confirm", request_body = QrBody,
+    params(("id" = String, Path)),
+    responses((status = 200), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn confirm_qr(
+    State(node): State<Arc<NodeContext>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: QrBody = parse_json(&headers, body)?;
+    let currency = super::sales::parse_currency(&body.currency)?;
+    let amount = qr_amount(&node, body.amount_minor, currency)?;
+    node.payments
+        .lock_qr()
+        .confirm(&id, amount)
+        .map_err(|e| match e {
+            crate::payments::qr_wallet::QrRefusal::Unknown(_) => {
+                ApiError::not_found("qr_not_found", e.to_string(), None)
+            }
+            _ => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "qr_amount_mismatch",
+                e.to_string(),
+                Some("amount_minor"),
+            ),
+        })?;
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({"qr_id": id, "confirmed": true})),
+    )
+        .into_response())
+}
+
+fn qr_amount(
+    node: &NodeContext,
+    amount_minor: i64,
+    currency: posmesh_domain::Currency,
+) -> Result<Money, ApiError> {
+    if currency != node.catalog.currency() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_mismatch",
+            format!("the store sells in {}", node.catalog.currency().code()),
+            Some("currency"),
+        ));
+    }
+    if !(1..=posmesh_domain::TENDER_AMOUNT_MAX_MINOR).contains(&amount_minor) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+            format!(
+                "amount_minor must be 1 to {}",
+                posmesh_domain::TENDER_AMOUNT_MAX_MINOR
+            ),
+            Some("amount_minor"),
+        ));
+    }
+    Ok(Money::new(amount_minor, currency))
 }

@@ -83,6 +83,8 @@ pub fn router(node: Arc<NodeContext>) -> Router {
             put(card_sales::set_exposure_allotment),
         )
         .route("/v1/payments/queue", get(card_sales::queue))
+        .route("/v1/payments/qr", post(card_sales::create_qr))
+        .route("/v1/payments/qr/{id}/confirm", post(card_sales::confirm_qr))
         .route("/v1/catalog/{sku}", get(catalog::get_item))
         .route("/v1/reports/days", get(reports::day_totals))
         .route("/health", get(health::health))

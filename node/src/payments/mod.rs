@@ -6,6 +6,7 @@
 //! - [`card_tender`]: taking one card tender of a sale — online authorization (timeout →
 //!   reversal → not approved), else offline within the limits, with the card data sealed
 //!   outside the hash chain.
+//! - [`qr_wallet`]: QR wallet tenders (EMV merchant-presented QR, simulated confirmation).
 //! - [`forwarder`]: store-and-forward — the Raft leader forwards every queued offline
 //!   payment of the store (0220, resends 0221) and journals the acquirer's answer;
 //!   expiry alerts; card-data escrow requests.
@@ -24,6 +25,7 @@ pub mod card_tender;
 pub mod config;
 pub mod forwarder;
 pub mod keys;
+pub mod qr_wallet;
 
 use config::PaymentsConfig;
 use keys::StoreCardKeys;
@@ -49,6 +51,8 @@ pub struct PaymentsService {
     /// Held from the offline decision until the payment is journaled, so two concurrent
     /// offline payments cannot both fit the same room.
     pub offline_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Open QR wallet payment requests.
+    pub qr: std::sync::Mutex<qr_wallet::QrSessions>,
 }
 
 impl PaymentsService {
@@ -96,6 +100,14 @@ impl PaymentsService {
                 max_offline_age_secs: config.offline_max_age_secs,
             },
             offline_lock: Arc::new(tokio::sync::Mutex::new(())),
+            qr: std::sync::Mutex::new(qr_wallet::QrSessions::default()),
         })
+    }
+}
+
+impl PaymentsService {
+    /// The QR sessions (a poisoned lock is still usable: every change is one map update).
+    pub fn lock_qr(&self) -> std::sync::MutexGuard<'_, qr_wallet::QrSessions> {
+        self.qr.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -6,7 +6,8 @@
 //! two devices that both refunded the same sale past what was sold (`over_refund`), voided
 //! it twice (`double_void`), refunded a voided sale (`refund_of_voided_sale`) or voided a
 //! refunded one (`void_of_refunded_sale`). Each raises an [`Alert`]; the entries stay (they
-//! are facts: money moved at a till), the manager settles the difference.
+//! are facts: money moved at a till), the manager settles the difference. An offline card
+//! payment declined after forwarding (`saf_declined`) is raised on every device too.
 
 use super::keys::{self, CF_ALERTS, CF_ORDER_SALES, CF_SALE_STATUS};
 use super::{JournalStore, StorageError};
@@ -138,6 +139,22 @@ impl<'a> EffectsBuilder<'a> {
                     );
                 }
                 self.put_status(batch, original, status);
+            }
+            Some(Payload::Payment(event)) if event.kind == super::saf::ADVICE_DECLINED => {
+                let subject = format!(
+                    "{}/{}#{}",
+                    event.sale_device_id, event.sale_seq, event.tender_index
+                );
+                self.raise(
+                    batch,
+                    "saf_declined",
+                    &subject,
+                    format!(
+                        "offline card payment {subject} was declined after forwarding: {} \
+                         (code {}); collect the money another way",
+                        event.detail, event.response_code
+                    ),
+                );
             }
             Some(Payload::Payment(_)) | None => {}
         }

@@ -407,6 +407,55 @@ async fn online_card_payments_charge_once_and_refuse_clearly() {
     assert_eq!(support::head(&client, &node.mgmt).await, before);
     assert_eq!(acquirer.arrivals("financial").0, raw_before);
 
+    // QR wallet: the payload carries the amount and a CRC; the tender needs the wallet's
+    // confirmation of exactly its amount, and pays one sale only.
+    let qr = client
+        .post(format!("http://{}/v1/payments/qr", node.api))
+        .header("Idempotency-Key", "qr-1")
+        .json(&json!({"amount_minor": 850, "currency": "GBP"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(qr.status().as_u16(), 201);
+    let qr: Value = qr.json().await.expect("json");
+    let payload = qr["payload"].as_str().expect("payload");
+    assert!(
+        payload.contains("5303826") && payload.contains("54048.50"),
+        "{payload}"
+    );
+    let (crc_at, crc) = payload.split_at(payload.len() - 4);
+    assert!(crc_at.ends_with("6304") && crc.chars().all(|c| c.is_ascii_hexdigit()));
+    let qr_id = qr["qr_id"].as_str().expect("id").to_owned();
+    let qr_sale = json!({
+        "currency": "GBP",
+        "lines": [{"sku": "BREAD", "quantity": 2}, {"sku": "COFFEE", "quantity": 1}],
+        "tenders": [{"kind": "qr_wallet", "amount_minor": 850, "reference": qr_id}]
+    });
+    let (status, body) = post(&client, &node, "qr-sale-1", &qr_sale).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("qr_not_confirmed"))
+    );
+    let confirm = |amount: i64| {
+        client
+            .post(format!(
+                "http://{}/v1/payments/qr/{qr_id}/confirm",
+                node.api
+            ))
+            .json(&json!({"amount_minor": amount, "currency": "GBP"}))
+            .send()
+    };
+    assert_eq!(confirm(800).await.expect("answers").status().as_u16(), 422);
+    assert_eq!(confirm(850).await.expect("answers").status().as_u16(), 200);
+    let (status, body) = post(&client, &node, "qr-sale-1", &qr_sale).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(&client, &node, "qr-sale-2", &qr_sale).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("qr_not_confirmed")),
+        "{body}"
+    );
+
     node.stop().expect("clean stop");
     let found = files_with_clear_pan(dir.path(), &[pan, timed_out]);
     assert!(found.is_empty(), "clear PAN stored: {found:?}");
@@ -600,6 +649,33 @@ async fn a_destroyed_device_s_offline_payments_are_forwarded_by_another() {
         .await,
         201
     );
+    // A gift card tender is redeemed through Raft exactly once per sale tender.
+    let issued = client
+        .post(format!("http://{}/v1/gift-cards", a.api))
+        .header("Idempotency-Key", "gc-issue")
+        .json(&json!({"card_id": "GC-1", "amount_minor": 1000, "currency": "GBP"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(issued.status().as_u16(), 201);
+    let gift_sale = json!({
+        "currency": "GBP",
+        "lines": [{"sku": "BREAD", "quantity": 2}, {"sku": "COFFEE", "quantity": 1}],
+        "tenders": [{"kind": "gift_card", "amount_minor": 850, "reference": "GC-1"}]
+    });
+    let (status, first) = post(&client, &b, "gift-1", &gift_sale).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, _) = post(&client, &b, "gift-1", &gift_sale).await;
+    assert_eq!(status, 200, "a retry is the same sale");
+    let (status, body) = post(&client, &b, "gift-2", &gift_sale).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("gift_card_refused")),
+        "{body}"
+    );
+    let balance = support::get_json(&client, &format!("http://{}/v1/gift-cards/GC-1", c.api)).await;
+    assert_eq!(balance["balance_minor"], 150, "taken once: {balance}");
+
     let pans: Vec<String> = (0..3).map(|i| test_pan(500 + i)).collect();
     for (i, pan) in pans.iter().enumerate() {
         let (status, body) = post(&client, &c, &format!("c-{i}"), &card_sale(pan, 2)).await;
