@@ -107,6 +107,17 @@ impl LoopbackStore {
         spec: &NodeSpec,
         peers: &[String],
     ) -> anyhow::Result<NodeProcess> {
+        self.start_with_flags(client, spec, peers, &[]).await
+    }
+
+    /// [`LoopbackStore::start`] with `flags` added to the node's command line.
+    pub async fn start_with_flags(
+        &mut self,
+        client: &reqwest::Client,
+        spec: &NodeSpec,
+        peers: &[String],
+        flags: &[String],
+    ) -> anyhow::Result<NodeProcess> {
         let listen = self
             .mesh_addrs
             .get(&spec.device_id)
@@ -126,6 +137,7 @@ impl LoopbackStore {
             extra.push("--peer".into());
             extra.push(format!("{peer}@{addr}"));
         }
+        extra.extend(flags.iter().cloned());
         let node = NodeProcess::start_with(spec, &extra)?;
         let status = status(client, &node).await?;
         let addr = status["mesh"]["listen"]

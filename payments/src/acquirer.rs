@@ -267,8 +267,22 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Faults injected.
     pub faults_injected: u64,
-    /// Every transaction, in arrival order.
+    /// Every transaction, in arrival order (serialized: the first
+    /// [`STATS_TRANSACTIONS_SHOWN_MAX`] only, since the stats file is rewritten after
+    /// every message; the counters above cover all of them).
+    #[serde(serialize_with = "serialize_first_transactions")]
     pub transactions: Vec<TransactionStat>,
+}
+
+/// Transactions listed in the serialized [`Stats`] (the stats file): rewriting a list of
+/// every transaction after every message would cost O(n²) over a long run.
+pub const STATS_TRANSACTIONS_SHOWN_MAX: usize = 100;
+
+fn serialize_first_transactions<S: serde::Serializer>(
+    transactions: &[TransactionStat],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(transactions.iter().take(STATS_TRANSACTIONS_SHOWN_MAX))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

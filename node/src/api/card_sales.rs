@@ -479,13 +479,36 @@ pub struct QueuedPayment {
     pub card_data_held: bool,
 }
 
+/// The store-and-forward queue as one device holds it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    /// Offline payments (every device's) not yet acknowledged by the acquirer.
+    pub queued: u64,
+    /// Of those, how many this device holds the sealed card data of (peer escrow).
+    pub card_data_held: u64,
+    /// The first [`QUEUE_SHOWN_MAX`] of them, in (device, seq) order.
+    pub payments: Vec<QueuedPayment>,
+}
+
+/// Most queued payments listed by `GET /v1/payments/queue`.
+pub const QUEUE_SHOWN_MAX: usize = 1000;
+
 /// The store-and-forward queue as this device holds it (every device's offline payments
-/// not yet acknowledged by the acquirer), at most 1000.
-#[utoipa::path(get, path = "/v1/payments/queue", responses((status = 200, body = [QueuedPayment])))]
-pub async fn queue(
-    State(node): State<Arc<NodeContext>>,
-) -> Result<Json<Vec<QueuedPayment>>, ApiError> {
-    let items = node.store.saf_items(1000).map_err(ApiError::internal)?;
+/// not yet acknowledged by the acquirer).
+#[utoipa::path(get, path = "/v1/payments/queue", responses((status = 200, body = QueueView)))]
+pub async fn queue(State(node): State<Arc<NodeContext>>) -> Result<Json<QueueView>, ApiError> {
+    let view = tokio::task::spawn_blocking(move || queue_view(&node))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(view))
+}
+
+fn queue_view(node: &NodeContext) -> Result<QueueView, ApiError> {
+    let (queued, card_data_held) = node.store.saf_counts().map_err(ApiError::internal)?;
+    let items = node
+        .store
+        .saf_items(QUEUE_SHOWN_MAX)
+        .map_err(ApiError::internal)?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let card_data_held = node
@@ -504,7 +527,11 @@ pub async fn queue(
             card_data_held,
         });
     }
-    Ok(Json(out))
+    Ok(QueueView {
+        queued,
+        card_data_held,
+        payments: out,
+    })
 }
 
 /// `POST /v1/payments/qr` body.

@@ -12,6 +12,8 @@
 //!   against QUIC RTT + fsync; 200 concurrent edits of one shared order from 3 devices.
 //! - Mesh ([`lab_mesh`], needs root): discovery-to-connected over mDNS + mTLS in the lab,
 //!   and request round trips over the mesh against raw UDP ([`probe`] runs in the hosts).
+//! - Offline ([`offline_saf`]): N offline card payments on 3 devices → time until all are
+//!   forwarded and acknowledged once the acquirer simulator returns.
 //! - [`stats`] — percentiles.
 //!
 //! Every load is bounded in count and time, and talks to a node on loopback only.
@@ -19,6 +21,7 @@
 pub mod catchup;
 pub mod idle_rss;
 pub mod lab_mesh;
+pub mod offline_saf;
 pub mod probe;
 pub mod raw_fsync;
 pub mod sale_ack;
@@ -33,7 +36,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Which benchmarks: `p1`, `p2`, `rss`, `mesh`, `catchup`, `p4` (P4 and the order
-    /// edits) (comma-separated) or `all`.
+    /// edits), `offline` (store-and-forward) (comma-separated) or `all`.
     #[arg(long, default_value = "all")]
     pub only: String,
     /// Sales measured by P1 (one client).
@@ -70,6 +73,9 @@ pub struct BenchArgs {
     /// Fresh labs the discovery benchmark runs (its median is reported).
     #[arg(long, default_value_t = 20)]
     pub mesh_runs: usize,
+    /// Offline card payments of the store-and-forward benchmark (3 devices together).
+    #[arg(long, default_value_t = 10_000)]
+    pub offline_payments: usize,
     /// Stop any single benchmark after this many seconds (a safety bound).
     #[arg(long, default_value_t = 300)]
     pub time_limit_s: u64,
@@ -92,6 +98,8 @@ pub struct BenchReport {
     pub p4: Option<store_sync::P4Figures>,
     /// Shared-order figures.
     pub orders: Option<store_sync::OrderFigures>,
+    /// Store-and-forward figures.
+    pub offline: Option<offline_saf::OfflineFigures>,
 }
 
 /// Runs the selected benchmarks and prints their figures.
@@ -156,6 +164,15 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
         .await?;
         report.p4 = Some(p4);
         report.orders = Some(orders);
+    }
+    if selected("offline") {
+        let work = temp.join("offline");
+        std::fs::create_dir_all(&work)?;
+        let catalog = std::fs::canonicalize(&args.catalog)?;
+        report.offline = Some(
+            offline_saf::run_offline(&binary, &catalog, &work, args.offline_payments, limit)
+                .await?,
+        );
     }
     if selected("mesh") {
         let work = lab_mesh::lab_work_dir(&temp);

@@ -31,20 +31,28 @@ use std::time::Duration;
 pub const TICK_ITEMS_MAX: usize = 4096;
 /// Most advices in flight at once.
 pub const SENDS_IN_FLIGHT_MAX: usize = 8;
-/// Most card-data digests asked of peers per tick.
+/// Most card-data digests asked of peers per housekeeping round.
 pub const WANTED_MAX: usize = 256;
+/// Advices marked "sent" with one synced write before they are sent.
+pub const SEND_CHUNK_MAX: usize = 64;
+/// Housekeeping (purge of acknowledged card data, escrow requests, expiry alerts) runs
+/// every this many ticks: it reads every queued payment and every blob.
+pub const HOUSEKEEPING_EVERY_TICKS: u64 = 10;
 
 /// Runs the store-and-forward loop until `stop`.
 pub async fn run(node: Arc<NodeContext>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let interval = Duration::from_millis(node.payments.config.saf_interval_ms);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
-        if let Err(error) = tick_once(&node).await {
+        let housekeeping = ticks.is_multiple_of(HOUSEKEEPING_EVERY_TICKS);
+        ticks += 1;
+        if let Err(error) = tick_once(&node, housekeeping).await {
             tracing::warn!(%error, "store-and-forward tick failed (will retry)");
         }
     }
@@ -58,10 +66,12 @@ fn is_forwarder(node: &NodeContext) -> bool {
     }
 }
 
-async fn tick_once(node: &Arc<NodeContext>) -> anyhow::Result<()> {
+async fn tick_once(node: &Arc<NodeContext>, housekeeping: bool) -> anyhow::Result<()> {
     let store = node.store.clone();
     let items = tokio::task::spawn_blocking(move || {
-        store.purge_acked_card_data()?;
+        if housekeeping {
+            store.purge_acked_card_data()?;
+        }
         store.saf_items(TICK_ITEMS_MAX)
     })
     .await??;
@@ -69,16 +79,19 @@ async fn tick_once(node: &Arc<NodeContext>) -> anyhow::Result<()> {
     if items.is_empty() {
         return Ok(());
     }
-    let now_ms = i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX);
-    raise_expiry_alerts(node, &items, now_ms)?;
-    let mut wanted = Vec::new();
-    for item in &items {
-        if wanted.len() < WANTED_MAX && node.store.card_data(&item.card_data_digest)?.is_none() {
-            wanted.push(item.card_data_digest.clone());
+    if housekeeping {
+        let now_ms = i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX);
+        raise_expiry_alerts(node, &items, now_ms)?;
+        let mut wanted = Vec::new();
+        for item in &items {
+            if wanted.len() < WANTED_MAX && node.store.card_data(&item.card_data_digest)?.is_none()
+            {
+                wanted.push(item.card_data_digest.clone());
+            }
         }
-    }
-    if let (Some(replication), false) = (&node.replication, wanted.is_empty()) {
-        replication.want_card_data(wanted);
+        if let (Some(replication), false) = (&node.replication, wanted.is_empty()) {
+            replication.want_card_data(wanted);
+        }
     }
     let Some(connector) = node.payments.connector.clone() else {
         return Ok(());
@@ -86,15 +99,36 @@ async fn tick_once(node: &Arc<NodeContext>) -> anyhow::Result<()> {
     if !is_forwarder(node) {
         return Ok(());
     }
+    for chunk in items.chunks(SEND_CHUNK_MAX) {
+        // One synced write marks the chunk "sent" before any of it is sent: a resend after
+        // a crash or a timeout is then a 0221 repeat.
+        let repeats = node.store.mark_saf_sent_all(chunk)?;
+        let sent: Vec<(SafItem, bool)> = chunk.iter().cloned().zip(repeats).collect();
+        if !forward_chunk(node, &connector, sent).await {
+            break; // acquirer down: retry next tick
+        }
+    }
+    Ok(())
+}
+
+/// Sends a chunk with at most [`SENDS_IN_FLIGHT_MAX`] in flight; `false` once the acquirer
+/// stopped answering.
+async fn forward_chunk(
+    node: &Arc<NodeContext>,
+    connector: &posmesh_payments::connector::IsoTcpConnector,
+    chunk: Vec<(SafItem, bool)>,
+) -> bool {
     let mut sends = tokio::task::JoinSet::new();
-    let mut queue = items.into_iter();
+    let mut queue = chunk.into_iter();
     let mut failed = false;
     loop {
         while !failed && sends.len() < SENDS_IN_FLIGHT_MAX {
-            let Some(item) = queue.next() else { break };
+            let Some((item, repeat)) = queue.next() else {
+                break;
+            };
             let node = node.clone();
             let connector = connector.clone();
-            sends.spawn(async move { forward_one(&node, connector, item).await });
+            sends.spawn(async move { forward_one(&node, connector, item, repeat).await });
         }
         let Some(done) = sends.join_next().await else {
             break;
@@ -112,7 +146,7 @@ async fn tick_once(node: &Arc<NodeContext>) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    !failed
 }
 
 /// Forwards one payment; `Ok(false)` when the acquirer did not answer (or the card data is
@@ -121,6 +155,7 @@ async fn forward_one(
     node: &NodeContext,
     mut connector: posmesh_payments::connector::IsoTcpConnector,
     item: SafItem,
+    repeat: bool,
 ) -> anyhow::Result<bool> {
     let Some(sealed) = node.store.card_data(&item.card_data_digest)? else {
         tracing::debug!(payment = %payment_label(&item), "card data not here yet: asked of peers");
@@ -146,10 +181,6 @@ async fn forward_one(
     };
     connector.terminal = Terminal::new(&item.terminal_id, &node.payments.config.merchant_id)
         .map_err(|e| anyhow::anyhow!("terminal of {}: {e}", payment_label(&item)))?;
-    let repeat = node.store.saf_sent(&item)?;
-    if !repeat {
-        node.store.mark_saf_sent(&item)?;
-    }
     let outcome = connector.forward(&payment, repeat).await;
     let (kind, response_code, detail) = match outcome {
         ForwardOutcome::Accepted => (ADVICE_ACCEPTED, "00".to_owned(), String::new()),

@@ -107,6 +107,27 @@ impl JournalStore {
         Ok(items)
     }
 
+    /// How many payments are queued (every device's), and for how many this node holds the
+    /// sealed card data.
+    pub fn saf_counts(&self) -> Result<(u64, u64), StorageError> {
+        let (mut queued, mut held) = (0, 0);
+        for row in self
+            .db()
+            .iterator_cf(self.cf(CF_SAF_QUEUE), IteratorMode::Start)
+        {
+            let (_, value) = row?;
+            let item = SafItem::decode(value.as_ref()).map_err(|e| StorageError::Corrupt {
+                what: "saf item".into(),
+                reason: e.to_string(),
+            })?;
+            queued += 1;
+            if self.card_data(&item.card_data_digest)?.is_some() {
+                held += 1;
+            }
+        }
+        Ok((queued, held))
+    }
+
     /// `device_id`'s unforwarded offline total (minor units) and its oldest payment's time
     /// (ms since the Unix epoch).
     pub fn saf_exposure(&self, device_id: &str) -> Result<(i64, Option<i64>), StorageError> {
@@ -212,11 +233,22 @@ impl JournalStore {
             .is_some())
     }
 
-    /// Records, synced, that this device is about to send `item`'s advice.
-    pub fn mark_saf_sent(&self, item: &SafItem) -> Result<(), StorageError> {
+    /// Records, in one synced write, that this device is about to send the advices of
+    /// `items`; answers for each whether it was sent before (its send is a 0221 repeat).
+    pub fn mark_saf_sent_all(&self, items: &[SafItem]) -> Result<Vec<bool>, StorageError> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_SAF_ACKED), sent_key(item), []);
-        self.write_synced(batch)
+        let mut repeats = Vec::with_capacity(items.len());
+        for item in items {
+            let repeat = self.saf_sent(item)?;
+            if !repeat {
+                batch.put_cf(self.cf(CF_SAF_ACKED), sent_key(item), []);
+            }
+            repeats.push(repeat);
+        }
+        if repeats.iter().any(|r| !r) {
+            self.write_synced(batch)?;
+        }
+        Ok(repeats)
     }
 }
 

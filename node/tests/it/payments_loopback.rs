@@ -170,12 +170,13 @@ async fn put(
     status
 }
 
-async fn queue(client: &reqwest::Client, node: &NodeProcess) -> Vec<Value> {
-    support::get_json(client, &format!("http://{}/v1/payments/queue", node.api))
-        .await
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+/// `(queued, card data held)` of a node's store-and-forward queue.
+async fn queue(client: &reqwest::Client, node: &NodeProcess) -> (u64, u64) {
+    let view = support::get_json(client, &format!("http://{}/v1/payments/queue", node.api)).await;
+    (
+        view["queued"].as_u64().expect("queued"),
+        view["card_data_held"].as_u64().expect("card_data_held"),
+    )
 }
 
 async fn leader(client: &reqwest::Client, nodes: &[&NodeProcess], voters: usize) -> String {
@@ -294,7 +295,7 @@ async fn wait_queues_empty(client: &reqwest::Client, nodes: &[&NodeProcess]) {
     loop {
         let mut left = 0;
         for node in nodes {
-            left += queue(client, node).await.len();
+            left += queue(client, node).await.0;
         }
         if left == 0 {
             return;
@@ -304,20 +305,17 @@ async fn wait_queues_empty(client: &reqwest::Client, nodes: &[&NodeProcess]) {
     }
 }
 
-async fn wait_queued(client: &reqwest::Client, node: &NodeProcess, count: usize, held: bool) {
+/// Waits until `node` queues `count` payments and holds the card data of each.
+async fn wait_queued(client: &reqwest::Client, node: &NodeProcess, count: u64) {
     let started = Instant::now();
     loop {
-        let items = queue(client, node).await;
-        let ready = items
-            .iter()
-            .filter(|i| !held || i["card_data_held"] == true)
-            .count();
-        if ready == count {
+        let (queued, held) = queue(client, node).await;
+        if (queued, held) == (count, count) {
             return;
         }
         assert!(
             started.elapsed() < LIMIT,
-            "{} holds {ready} of {count} queued payments: {items:?}",
+            "{} queues {queued} payments, holds card data of {held}; expected {count}",
             node.api
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -571,11 +569,11 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
         (402, Some("offline_no_allotment")),
         "{body}"
     );
-    let offline = 14;
+    let offline: u64 = 14;
 
     // Every device holds every queued payment and its card data (peer escrow).
     for node in [&a, &b, &c] {
-        wait_queued(&client, node, offline, true).await;
+        wait_queued(&client, node, offline).await;
     }
 
     // The acquirer returns, slowly: the leader forwards; it is SIGKILLed mid-batch.
@@ -588,13 +586,13 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
     a.kill_now().expect("SIGKILL the forwarding leader");
     let (_, unique_at_kill) = acquirer.arrivals("advice");
     assert!(
-        unique_at_kill < offline as u64,
+        unique_at_kill < offline,
         "the kill landed mid-batch ({unique_at_kill})"
     );
     wait_queues_empty(&client, &[&b, &c]).await;
     let (raw, unique) = acquirer.arrivals("advice");
     assert_eq!(
-        unique, offline as u64,
+        unique, offline,
         "every offline payment accepted exactly once"
     );
     assert!(raw >= unique);
@@ -609,7 +607,7 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
         &payment_flags(&addr, 20_000, false),
     );
     wait_queues_empty(&client, &[&a, &b, &c]).await;
-    assert_eq!(acquirer.arrivals("advice").1, offline as u64);
+    assert_eq!(acquirer.arrivals("advice").1, offline);
     // Card data is deleted everywhere once acknowledged (checked below, stopped).
     for node in [a, b, c] {
         node.stop().expect("clean stop");
@@ -682,7 +680,7 @@ async fn a_destroyed_device_s_offline_payments_are_forwarded_by_another() {
         assert_eq!(status, 201, "{body}");
     }
     for node in [&a, &b] {
-        wait_queued(&client, node, 3, true).await;
+        wait_queued(&client, node, 3).await;
     }
     // till-3 is destroyed: killed, its data directory deleted.
     c.kill().expect("SIGKILL");
