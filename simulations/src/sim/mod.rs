@@ -12,6 +12,7 @@ pub mod keys;
 pub mod ledger;
 pub mod network;
 pub mod orders;
+pub mod payments;
 pub mod rng;
 pub mod run;
 pub mod tamper;

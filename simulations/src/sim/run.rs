@@ -167,6 +167,7 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
     let mut schedule = root.fork();
     let runtime = root.fork();
     let mut order_schedule = root.fork();
+    let mut payments_rng = root.fork();
     let span = (config.devices_max - config.devices_min) as u64;
     let n = config.devices_min + shape.below(span + 1) as usize;
     let names: Vec<String> = DEVICE_NAMES[..n].iter().map(|s| (*s).to_owned()).collect();
@@ -198,7 +199,9 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
         world.run_until(world.now_ms + extra);
     }
     world.history.orders_final = world.snapshot_orders();
-    let violations = check_all(&world);
+    let mut violations = check_all(&world);
+    // Card payments (guarantee 6 and card data), modelled beside the ledger world.
+    violations.extend(super::payments::run(&mut payments_rng, n).violations);
     let sales_acked = world
         .history
         .sales

@@ -11,7 +11,7 @@
 //! | 5 unique, gap-free receipt numbers | [`receipt_numbers`] |
 //! | 3, 8 tampered or forged batches refused, nothing stored | [`tamper_refusal`] |
 //! | 4 exactly once in the cloud | the cloud issue (#8) |
-//! | 6 offline card risk bounded | the payments issue (#7) |
+//! | 6 offline card risk bounded; exactly-once acceptance at the acquirer; 8 no clear PAN | `exposure-caps`, `acquirer-exactly-once`, `no-clear-pan` in [`super::payments`] (a sans-IO model beside the world) |
 //! | 7 store-wide decisions linearizable | the consensus issue (#6) |
 
 pub mod convergence;
