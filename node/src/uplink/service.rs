@@ -5,7 +5,7 @@
 //! at most [`UploadLimits`] entries cut at signed heads, each answered with the cloud's
 //! held seq, from which the next batch starts. Everything is idempotent at the cloud, so a
 //! lost answer, a cloud restart mid-batch or several devices uploading the same range at
-//! once only costs a re-send. Connection failures back off with full jitter (1 s → 30 s).
+//! once only costs a re-send. Connection failures back off with full jitter (0.5 s → 15 s).
 
 use crate::clock::wall_clock_ms;
 use crate::consensus::RaftService;
@@ -36,7 +36,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_ROUND: Duration = Duration::from_millis(1_000);
 /// Reconnect backoff window, ms.
 const BACKOFF_INITIAL_MS: u64 = 500;
-const BACKOFF_MAX_MS: u64 = 30_000;
+const BACKOFF_MAX_MS: u64 = 15_000;
 /// Batches uploaded per round before the cloud's vector is asked again (bounds a round).
 const BATCHES_PER_ROUND_MAX: usize = 256;
 
