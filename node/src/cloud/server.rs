@@ -166,6 +166,7 @@ fn admin_router(service: Arc<CloudService>) -> Router {
         .route("/v1/health", get(|| async { "ok" }))
         .route("/v1/reports/chain", get(report))
         .route("/v1/stores/{store}/catalog", put(publish).get(catalog))
+        .route("/v1/stores/{store}/snapshot", get(snapshot))
         .with_state(service)
 }
 
@@ -175,6 +176,32 @@ async fn report(State(service): State<Arc<CloudService>>) -> Response {
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// The store's newest Raft snapshot: `{"raft_log_index": N, "state": {…}}` (the
+/// `StoreState` JSON a restore starts from).
+async fn snapshot(
+    State(service): State<Arc<CloudService>>,
+    UrlPath(store_id): UrlPath<String>,
+) -> Response {
+    match service.store().snapshot(&store_id) {
+        Ok(Some((index, state))) => match serde_json::from_slice::<serde_json::Value>(&state) {
+            Ok(state) => {
+                Json(serde_json::json!({"raft_log_index": index, "state": state})).into_response()
+            }
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_snapshot",
+                e.to_string(),
+            ),
+        },
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no_snapshot",
+            format!("no Raft snapshot of store {store_id}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
     }
 }
 

@@ -459,10 +459,10 @@ impl RaftService {
 
     /// The applied store state as JSON and the log index it was applied up to (what the
     /// uplink stores at the cloud so a store that loses every device can be restored);
-    /// `None` before anything was applied.
-    pub fn state_snapshot(&self) -> Option<(u64, Vec<u8>)> {
+    /// `None` unless something was applied after log index `newer_than`.
+    pub fn state_snapshot(&self, newer_than: u64) -> Option<(u64, Vec<u8>)> {
         let index = self.reader.last_applied_index();
-        if index == 0 {
+        if index == 0 || index <= newer_than {
             return None;
         }
         let json = self.reader.read(serde_json::to_vec).ok()?;

@@ -310,12 +310,9 @@ impl UplinkService {
         let Some(raft) = &self.raft else {
             return Ok(());
         };
-        let Some((index, state)) = raft.state_snapshot() else {
+        let Some((index, state)) = raft.state_snapshot(cloud_index) else {
             return Ok(());
         };
-        if index <= cloud_index {
-            return Ok(());
-        }
         match self
             .call(
                 connection,
@@ -334,23 +331,29 @@ impl UplinkService {
         }
     }
 
-    /// Commits a catalog the cloud published through the store's Raft group.
+    /// Commits a catalog the cloud published through the store's Raft group. Another
+    /// device of the store may commit the same release first: that one counts as applied.
     async fn apply_catalog(&self, state: &CloudState) {
-        let (Some(release), Some(raft)) = (&state.catalog, &self.raft) else {
+        let Some(raft) = &self.raft else {
             return;
         };
-        match raft.publish_catalog(release).await {
-            Ok(()) => {
-                tracing::info!(
-                    version = release.version,
-                    "catalog from the cloud committed through Raft"
-                );
-                self.lock().catalog_version_applied = release.version;
-            }
-            Err(error) => {
-                tracing::warn!(version = release.version, %error, "cannot commit the cloud's catalog yet");
+        if let Some(release) = &state.catalog {
+            match raft.publish_catalog(release).await {
+                Ok(()) => {
+                    tracing::info!(
+                        version = release.version,
+                        "catalog from the cloud committed through Raft"
+                    );
+                }
+                Err(error) if raft.catalog_version() >= release.version => {
+                    tracing::debug!(version = release.version, %error, "catalog committed by another device");
+                }
+                Err(error) => {
+                    tracing::warn!(version = release.version, %error, "cannot commit the cloud's catalog yet");
+                }
             }
         }
+        self.lock().catalog_version_applied = raft.catalog_version();
     }
 }
 

@@ -354,6 +354,26 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
     .await;
     assert_eq!(after["sale"]["lines"][0]["unit_price_minor"], 340);
     assert_eq!(after["catalog_version"], 2);
+    // The store's Raft state reaches the cloud too (what a restore would start from).
+    let started = Instant::now();
+    loop {
+        let snapshot = support::get_json(
+            &client,
+            &format!("http://{}/v1/stores/s1/snapshot", cloud.http),
+        )
+        .await;
+        if snapshot["state"]["catalog"]["version"] == 2 {
+            assert!(snapshot["state"]["catalog_toml"]
+                .as_str()
+                .is_some_and(|t| t.contains("340")));
+            break;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "no snapshot with catalog 2: {snapshot}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let item = support::get_json(&client, &format!("http://{}/v1/catalog/BREAD", till1.api)).await;
     assert_eq!(item["price_minor"], 340);
 }
