@@ -311,6 +311,8 @@ pub struct SweepReport {
     pub orders: OrderCounts,
     /// Order sync counters over all seeds.
     pub order_stats: OrderSyncStats,
+    /// Entries the cloud stored, and uploads it answered as duplicates, over all seeds.
+    pub cloud: (u64, u64),
 }
 
 impl SweepReport {
@@ -325,6 +327,8 @@ impl SweepReport {
         add_stats(&mut self.stats, &outcome.stats);
         self.orders.add(&outcome.orders);
         add_order_stats(&mut self.order_stats, &outcome.order_stats);
+        self.cloud.0 += outcome.cloud_entries;
+        self.cloud.1 += outcome.cloud_duplicates;
         if !outcome.violations.is_empty() {
             self.violations += outcome.violations.len() as u64;
             for v in &outcome.violations {

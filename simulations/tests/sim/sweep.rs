@@ -72,6 +72,12 @@ fn a_thousand_seeds_of_faults_break_no_guarantee() {
     assert!(o.edits_unacked_applied > 0, "{o:?}");
     assert!(m.messages_sent > 100 * SEEDS, "{m:?}");
     assert_eq!(m.messages_refused, 0, "{m:?}");
+    // The cloud: every durable entry ends up there (the checker), and duplicate uploads —
+    // re-sends after a lost answer, double deliveries — were really made.
+    let (cloud_entries, cloud_duplicates) = report.cloud;
+    eprintln!("cloud: {cloud_entries} entries stored, {cloud_duplicates} duplicate uploads");
+    assert!(cloud_entries >= report.sales_acked, "{:?}", report.cloud);
+    assert!(cloud_duplicates > SEEDS / 10, "{:?}", report.cloud);
 }
 
 /// Seeds of the `cloud-days` profile: three store-days with the internet down for about a
