@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "schemas/posmesh/storage/v1/storage.proto",
         "schemas/posmesh/sync/v1/sync.proto",
         "schemas/posmesh/mesh/v1/mesh.proto",
+        "schemas/posmesh/cloud/v1/cloud.proto",
     ];
     for schema in &schemas {
         println!("cargo:rerun-if-changed={schema}");

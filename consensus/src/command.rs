@@ -85,6 +85,18 @@ pub enum StoreCommand {
         /// The device id. Non-empty.
         device_id: String,
     },
+    /// Moves the store to a catalog published at the chain's cloud: its version and
+    /// effective time as [`StoreCommand::SetCatalogVersion`] (same rules: never back), and
+    /// its content, which every device prices sales from once committed.
+    PublishCatalog {
+        /// The catalog version (monotonic per store, assigned by HQ at the cloud).
+        version: u64,
+        /// When its prices apply, milliseconds since the Unix epoch (UTC).
+        effective_at_ms: i64,
+        /// The catalog file's text (TOML, prices in minor units), validated by the node
+        /// before it proposes the command.
+        catalog_toml: String,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -128,6 +140,15 @@ impl std::fmt::Display for StoreCommand {
                 amount_minor,
             } => write!(f, "exposure allotment {device_id} {amount_minor} minor"),
             StoreCommand::RetireDevice { device_id } => write!(f, "retire device {device_id}"),
+            StoreCommand::PublishCatalog {
+                version,
+                effective_at_ms,
+                catalog_toml,
+            } => write!(
+                f,
+                "catalog {version} from {effective_at_ms} ms ({} bytes)",
+                catalog_toml.len()
+            ),
         }
     }
 }

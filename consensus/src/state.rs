@@ -98,6 +98,10 @@ pub struct StoreState {
     /// Retired devices and the log index each was retired at (never members again).
     #[serde(default)]
     pub retired_devices: BTreeMap<String, u64>,
+    /// The content (TOML) of the current catalog version, when it came with one
+    /// ([`StoreCommand::PublishCatalog`]).
+    #[serde(default)]
+    pub catalog_toml: Option<String>,
 }
 
 impl StoreState {
@@ -135,6 +139,13 @@ impl StoreState {
                 amount_minor,
             } => self.set_exposure_allotment(device_id, *amount_minor),
             StoreCommand::RetireDevice { device_id } => self.retire_device(index, device_id),
+            StoreCommand::PublishCatalog {
+                version,
+                effective_at_ms,
+                catalog_toml,
+            } => self
+                .set_catalog_version(index, *version, *effective_at_ms)
+                .inspect(|_| self.catalog_toml = Some(catalog_toml.clone())),
         };
         match result {
             Ok(outcome) => StoreResponse::Applied(outcome),
@@ -856,5 +867,31 @@ mod tests {
             StoreResponse::Refused(Refusal::InvalidId { .. })
         ));
         assert_eq!(state, before);
+    }
+
+    #[test]
+    fn a_published_catalog_carries_its_content_and_never_goes_back() {
+        let mut state = StoreState::default();
+        let publish = |version, toml: &str| StoreCommand::PublishCatalog {
+            version,
+            effective_at_ms: 1_000,
+            catalog_toml: toml.into(),
+        };
+        assert!(matches!(
+            state.apply(3, &publish(2, "v2")),
+            StoreResponse::Applied(Outcome::CatalogVersionSet { version: 2, .. })
+        ));
+        assert_eq!(state.catalog_toml.as_deref(), Some("v2"));
+        assert_eq!(state.catalog.map(|c| c.version), Some(2));
+        let before = state.clone();
+        assert!(matches!(
+            state.apply(4, &publish(2, "again")),
+            StoreResponse::Refused(Refusal::CatalogVersionNotNewer { .. })
+        ));
+        assert!(matches!(
+            state.apply(5, &publish(1, "older")),
+            StoreResponse::Refused(Refusal::CatalogVersionNotNewer { .. })
+        ));
+        assert_eq!(state, before, "a refused publish changes nothing");
     }
 }

@@ -78,6 +78,21 @@ pub struct DeviceConfig {
     /// Card payments: acquirer, terminal, offline limits, expiry rules, card secret.
     #[command(flatten)]
     pub payments: crate::payments::config::PaymentsConfig,
+    /// UDP address of the chain's cloud (`posmesh cloud serve`): this device uploads what
+    /// the cloud lacks of the store's ledger (every device's entries it holds) and brings
+    /// the catalog published there into the store's Raft group. Needs `--identity-dir` (the
+    /// device certificate is its identity at the cloud).
+    #[arg(long, env = "POSMESH_CLOUD")]
+    pub cloud: Option<SocketAddr>,
+    /// Most entries per upload batch (must hold the journal writer's largest group commit;
+    /// small values make tests interrupt uploads mid-way).
+    #[arg(
+        long,
+        env = "POSMESH_CLOUD_BATCH_ENTRIES_MAX",
+        default_value_t = 1_024,
+        hide = true
+    )]
+    pub cloud_batch_entries_max: usize,
 }
 
 /// A configuration value that cannot work.
@@ -115,6 +130,9 @@ impl DeviceConfig {
         if self.identity_dir.is_none() {
             if !self.peers.is_empty() {
                 return Err(ConfigError::NeedsIdentity { flag: "--peer" });
+            }
+            if self.cloud.is_some() {
+                return Err(ConfigError::NeedsIdentity { flag: "--cloud" });
             }
             if !self.mdns_interfaces.is_empty() {
                 return Err(ConfigError::NeedsIdentity {

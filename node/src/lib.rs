@@ -15,6 +15,9 @@
 //! - [`consensus`]: the store's Raft group over the mesh (membership, forwarding, status).
 //! - [`report`]: reports computed from the journal (takings per day).
 //! - [`catalog_file`]: loading the catalog file.
+//! - [`catalog_in_force`]: the catalog that prices the next sale (Raft-committed or file).
+//! - [`cloud`]: `posmesh cloud`, the chain's cloud (ingest, catalogs, chain report).
+//! - [`uplink`]: a device's upload to the cloud and the catalog it brings back.
 //! - [`import`]: replaying a till export (CSV) into a node through the API.
 //! - [`bench`]: `posmesh bench`, the benchmarks that print figures.
 //! - [`cli`]: the other commands (`journal verify`, `status`).
@@ -26,8 +29,10 @@
 pub mod api;
 pub mod bench;
 pub mod catalog_file;
+pub mod catalog_in_force;
 pub mod cli;
 pub mod clock;
+pub mod cloud;
 pub mod config;
 pub mod consensus;
 pub mod demo;
@@ -43,3 +48,4 @@ pub mod replication;
 pub mod report;
 pub mod runtime;
 pub mod storage;
+pub mod uplink;

@@ -17,6 +17,8 @@ pub struct LoopbackStore {
     work: PathBuf,
     /// Mesh address of each device started, kept across restarts.
     mesh_addrs: std::collections::BTreeMap<String, String>,
+    /// The chain's cloud the devices upload to (`--cloud`), once set.
+    cloud: Option<String>,
 }
 
 impl LoopbackStore {
@@ -28,7 +30,30 @@ impl LoopbackStore {
             store: store.to_owned(),
             work: work.to_path_buf(),
             mesh_addrs: std::collections::BTreeMap::new(),
+            cloud: None,
         })
+    }
+
+    /// Issues the chain's cloud an identity (`hq`) into `work/cloud-id` and returns it.
+    pub fn issue_cloud(&self) -> anyhow::Result<PathBuf> {
+        let now = time::OffsetDateTime::from_unix_timestamp(i64::try_from(
+            crate::clock::wall_clock_ms() / 1000,
+        )?)?;
+        let identity = PeerIdentity::new_cloud(&self.chain, "hq")?;
+        let dir = self.work.join("cloud-id");
+        self.ca
+            .issue(
+                &identity,
+                now - time::Duration::hours(1),
+                now + time::Duration::days(1),
+            )?
+            .write_identity(&dir)?;
+        Ok(dir)
+    }
+
+    /// Devices started from now on upload to the cloud at `quic` (`--cloud`).
+    pub fn set_cloud(&mut self, quic: &str) {
+        self.cloud = Some(quic.to_owned());
     }
 
     /// Issues `device` of the store an identity (valid from an hour ago for a day) and
@@ -129,6 +154,10 @@ impl LoopbackStore {
             "--mesh-listen".to_owned(),
             listen,
         ];
+        if let Some(cloud) = &self.cloud {
+            extra.push("--cloud".into());
+            extra.push(cloud.clone());
+        }
         for peer in peers {
             let addr = self
                 .mesh_addrs

@@ -45,6 +45,33 @@ enum Command {
     /// Measuring tools the lab benchmarks run inside network namespaces.
     #[command(subcommand, hide = true)]
     Probe(bench::probe::ProbeCommand),
+    /// The chain's cloud: serve the stores, publish catalogs to them.
+    #[command(subcommand)]
+    Cloud(CloudCommand),
+}
+
+#[derive(Subcommand)]
+enum CloudCommand {
+    /// Run the cloud: accept every store's devices over QUIC (mutual TLS, a cloud-role
+    /// certificate from `posmesh ca issue-cloud`), ingest their journals exactly once, serve
+    /// the admin API (catalogs, chain report).
+    Serve(posmesh_node::cloud::server::CloudServeArgs),
+    /// Publish a catalog file to a store through the cloud's admin API; the store's
+    /// connected device commits it through the store's Raft group, and the next sale is
+    /// priced from it. The version is the file's `version`.
+    PublishCatalog {
+        /// The cloud's admin API address.
+        #[arg(long, env = "POSMESH_CLOUD_HTTP", default_value = "127.0.0.1:7080")]
+        http: String,
+        /// The store.
+        #[arg(long)]
+        store: String,
+        /// Unix ms from which sales use it (default: at once).
+        #[arg(long, default_value_t = 0)]
+        effective_at_ms: i64,
+        /// The catalog file (TOML, prices in minor units).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,6 +86,16 @@ enum ReportCommand {
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
         /// Print the JSON answer instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The chain report from the cloud: sales per store per day per tender, stores' last
+    /// contact, unforwarded offline card payments per store.
+    Chain {
+        /// The cloud's admin API address.
+        #[arg(long, env = "POSMESH_CLOUD_HTTP", default_value = "127.0.0.1:7080")]
+        http: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -164,6 +201,31 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Probe(command) => bench::probe::run_probe(command)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Cloud(CloudCommand::Serve(args)) => posmesh_node::cloud::server::run_cloud(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Cloud(CloudCommand::PublishCatalog {
+            http,
+            store,
+            effective_at_ms,
+            file,
+        }) => {
+            let version =
+                posmesh_node::cloud::client::publish_catalog(&http, &store, &file, effective_at_ms)
+                    .await?;
+            println!("published catalog version {version} for store {store}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(ReportCommand::Chain { http, json }) => {
+            let report = posmesh_node::cloud::client::fetch_chain_report(&http).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let now_ms = i64::try_from(posmesh_node::clock::wall_clock_ms()).unwrap_or(0);
+                posmesh_node::cloud::client::print_chain_report(&report, now_ms);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

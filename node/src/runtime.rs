@@ -12,6 +12,7 @@ use crate::peers::{ConnectionObserver, PeerManager};
 use crate::replication::{ReplicationService, VerifiedKey};
 use crate::storage::writer::JournalWriter;
 use crate::storage::JournalStore;
+use crate::uplink::UplinkService;
 use crate::{api, clock, mgmt};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -56,6 +57,19 @@ pub struct NodeContext {
     pub raft: Option<Arc<RaftService>>,
     /// Card payments: acquirer connection, offline limits, card-data keys.
     pub payments: Arc<crate::payments::PaymentsService>,
+    /// The upload to the chain's cloud, with `--cloud`.
+    pub uplink: Option<Arc<crate::uplink::UplinkService>>,
+    /// Which catalog prices the next sale (Raft-committed, else the file's).
+    pub catalog_in_force: crate::catalog_in_force::CatalogInForce,
+}
+
+impl NodeContext {
+    /// The catalog that prices a sale now: the one committed through the store's Raft group
+    /// once effective, else the catalog file's.
+    pub fn catalog_now(&self) -> Arc<Catalog> {
+        let now_ms = i64::try_from(clock::wall_clock_ms()).unwrap_or(i64::MAX);
+        self.catalog_in_force.current(self.raft.as_deref(), now_ms)
+    }
 }
 
 /// Runs a device node until SIGTERM or Ctrl-C.
@@ -92,7 +106,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         identity.device_incarnation,
         stop_rx.clone(),
     )?;
-    let (peers, replication, discovery, raft) = match &config.identity_dir {
+    let (peers, replication, discovery, raft, uplink) = match &config.identity_dir {
         Some(dir) => {
             let mesh = start_mesh(
                 &config,
@@ -109,6 +123,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
                 Some(mesh.replication),
                 mesh.discovery,
                 Some(mesh.raft),
+                mesh.uplink,
             )
         }
         None => {
@@ -118,7 +133,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
                 );
             }
             tracing::info!("no --identity-dir: running alone, without the store mesh");
-            (None, None, None, None)
+            (None, None, None, None, None)
         }
     };
     let payments = Arc::new(crate::payments::PaymentsService::new(
@@ -130,10 +145,13 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    let catalog = Arc::new(catalog);
     let node = Arc::new(NodeContext {
         store: store.clone(),
         writer,
-        catalog: Arc::new(catalog),
+        catalog_in_force: crate::catalog_in_force::CatalogInForce::new(catalog.clone()),
+        catalog,
+        uplink,
         calendar,
         identity: identity.clone(),
         store_name: config.store_name.clone(),
@@ -207,6 +225,7 @@ struct Mesh {
     replication: Arc<ReplicationService>,
     discovery: Option<MdnsDiscovery>,
     raft: Arc<RaftService>,
+    uplink: Option<Arc<UplinkService>>,
 }
 
 /// Loads the device's certificate, checks it names this device, binds the mesh endpoint,
@@ -259,11 +278,19 @@ async fn start_mesh(
         },
     };
     let policy = AcceptPolicy::for_identity(&local);
+    let uplink_tls = match config.cloud {
+        Some(_) => Some(MeshTls::new(
+            posmesh_mesh::pki::load_identity(dir)?,
+            policy.clone(),
+        )?),
+        None => None,
+    };
     let tls = MeshTls::new(credentials, policy.clone())?;
     let trust = tls.trust().clone();
     let endpoint = MeshEndpoint::bind(config.mesh_listen, tls, TransportSettings::default())
         .with_context(|| format!("cannot bind the mesh endpoint on {}", config.mesh_listen))?;
     tracing::info!(identity = %local, listen = %config.mesh_listen, static_peers = config.peers.len(), "store mesh started");
+    let own_attestation = own_key.attestation.clone();
     let replication = ReplicationService::start(
         store.clone(),
         own_key,
@@ -284,6 +311,32 @@ async fn start_mesh(
     )
     .await
     .context("cannot start the store's Raft group")?;
+    let uplink = match (config.cloud, uplink_tls) {
+        (Some(cloud), Some(tls)) => {
+            let bind: std::net::SocketAddr = if cloud.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let endpoint = MeshEndpoint::bind(bind, tls, TransportSettings::default())
+                .context("cannot bind the cloud uplink's endpoint")?;
+            tracing::info!(%cloud, "cloud uplink started");
+            Some(UplinkService::start(
+                cloud,
+                endpoint,
+                store.clone(),
+                own_attestation,
+                &config.device_id,
+                Some(raft.clone()),
+                posmesh_sync::cloud::UploadLimits {
+                    batch_entries_max: config.cloud_batch_entries_max.max(1),
+                    ..posmesh_sync::cloud::UploadLimits::default()
+                },
+                stop.clone(),
+            ))
+        }
+        _ => None,
+    };
     let observers: Vec<Arc<dyn ConnectionObserver>> = vec![replication.clone(), raft_links];
     let peers = PeerManager::start(endpoint, &config.peers, rand::random(), stop, observers);
     if config.mdns_interfaces.is_empty() {
@@ -293,6 +346,7 @@ async fn start_mesh(
             replication,
             discovery: None,
             raft,
+            uplink,
         });
     }
     let port = peers.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -327,6 +381,7 @@ async fn start_mesh(
         replication,
         discovery: Some(discovery),
         raft,
+        uplink,
     })
 }
 

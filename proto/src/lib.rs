@@ -9,6 +9,8 @@
 //!   devices of a store (version vectors, entry batches ending at a signed head, acks).
 //! - `schemas/posmesh/mesh/v1/mesh.proto` → [`mesh::v1`]: node-level framing on the mesh's
 //!   streams (the `Sync` stream's frame: a replication message or a key attestation).
+//! - `schemas/posmesh/cloud/v1/cloud.proto` → [`cloud::v1`]: store ⇄ cloud calls (upload,
+//!   the cloud's version vector, Raft snapshot, published catalogs).
 //!
 //! Schemas are compiled at build time by protox (pure Rust; no `protoc` needed). Decoding
 //! tolerates unknown fields, so older nodes read entries written by newer ones.
@@ -46,5 +48,14 @@ pub mod mesh {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/posmesh.mesh.v1.rs"));
+    }
+}
+
+/// Store ⇄ cloud calls.
+pub mod cloud {
+    /// Version 1 of the cloud protocol.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/posmesh.cloud.v1.rs"));
     }
 }

@@ -25,7 +25,9 @@
 //! | the node's replication driver (`node/src/replication`) | **modelled** in [`sim::world`]: stores a `Store` action as one synced write, then `handle_stored`; a failed write → `handle_store_failed` |
 //! | QUIC/mTLS connections and mDNS | **modelled** in [`sim::network`]: one connection per pair of devices while both are up and not partitioned, carrying ledger and order messages alike ([`sim::network::Wire`]); per-message latency (so reordering), loss, duplication, delay spikes; clogged directed links hold messages |
 //! | device clocks | virtual time plus a per-device skew of up to ±90 s (quick) / ±10 min (day), redrawn at each restart; the HLC, the replicator's and the order book's timers read the skewed clock |
-//! | Raft (openraft), the cloud, the acquirer | not simulated yet: they arrive with issues 6, 8 and 7. openraft is not sans-IO; when consensus lands it is to run on a deterministic single-threaded runtime over shorter horizons, and this table will say exactly how |
+//! | the cloud's ingest decision (`posmesh_sync::cloud::plan_ingest`) and the upload batch cut (`upload_batch`) | production code |
+//! | the cloud's storage and transport, the devices' uplink (`node/src/cloud`, `node/src/uplink`) | **modelled** in [`sim::cloud`] and `World::cloud_round`: every `cloud_round_ms` each running device uploads what the cloud's version vector lacks of every device's journal it holds durably; under per-message faults an upload is lost, answered twice or its answer lost (re-sent); the cloud is unreachable during scheduled outages (quick: ~1.5 s; day: ~2 h; `cloud-days`: ~1 day) |
+//! | Raft (openraft), the acquirer | not simulated yet: they arrive with issues 6 and 7. openraft is not sans-IO; when consensus lands it is to run on a deterministic single-threaded runtime over shorter horizons, and this table will say exactly how |
 //!
 //! ## A run
 //! The seed picks the store (3–5 devices in the `quick` profile, 3–6 in `day`) and forks
@@ -52,7 +54,7 @@
 //! | 2 local first | `checkers/local_first.rs`: every sale on a running device is answered within its own disk's time, whatever the network does |
 //! | 3 convergence — the ledger | `checkers/convergence.rs`: after the heal every device holds every entry, byte for byte, chains intact, heads verifying |
 //! | 3 convergence — Automerge orders (and 1 for order edits) | `checkers/order_convergence.rs`: after the heal every device's `OrderBook::digest()` is equal and every order reads the same everywhere; every acknowledged order is held everywhere; every acknowledged `AddLine` whose line no applied `RemoveLine` touched is present everywhere; no line removed by an acknowledged `RemoveLine` is present anywhere; no order message refused; stored chunks always load |
-//! | 4 exactly once in the cloud | added with the cloud (issue 8) |
+//! | 4 exactly once in the cloud | `checkers/exactly_once_in_cloud.rs`: no `(device, seq)` stored twice, only bytes the author wrote, and after the heal (deadline) every durable entry and every acknowledged sale in the cloud |
 //! | 5 unique, gap-free receipt numbers | `checkers/receipt_numbers.rs`: receipts 1, 2, 3, … per device on disk, none acknowledged twice |
 //! | 6 offline card risk bounded | added with payments (issue 7) |
 //! | 7 store-wide decisions linearizable | added with consensus (issue 6) |
@@ -67,7 +69,9 @@
 //! `forget-store-failed` (convergence), `skip-link-check` — in the production replicator,
 //! behind posmesh-sync's `canaries` feature — (tamper-refusal), and `order-ack-before-sync`
 //! (an order edit's chunk written without an fsync and answered at once; caught by
-//! order-convergence when a crash loses an acknowledged line no peer had yet).
+//! order-convergence when a crash loses an acknowledged line no peer had yet), and
+//! `cloud-stores-duplicates` (the cloud stores an upload it holds again; caught by
+//! exactly-once-in-cloud).
 //! `tests/sim/canaries.rs` asserts each is caught.
 //!
 //! ## Running and replaying

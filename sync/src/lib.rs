@@ -11,11 +11,14 @@
 //!   store (the [`replication::Replicator`] state machine, its traits and wire messages).
 //! - [`orders`]: shared orders (open tabs) as Automerge documents and their sync
 //!   ([`orders::OrderBook`]), and the rule that settles an order closed twice.
+//! - [`cloud`]: the cloud uplink's sans-IO parts — cutting upload batches and the cloud's
+//!   idempotent ingest decision.
 //! - [`error`]: the crate's error enum.
 #![deny(clippy::disallowed_methods)]
 
 pub mod chain;
 pub mod chain_head;
+pub mod cloud;
 pub mod error;
 pub mod hlc;
 pub mod orders;

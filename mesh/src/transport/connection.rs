@@ -20,8 +20,12 @@ use crate::identity::PeerIdentity;
 const INCOMING_STREAMS_MAX: usize = 64;
 
 /// The purposes whose streams are queued for readers (`Ping` is answered internally).
-const QUEUED_PURPOSES: [StreamPurpose; 3] =
-    [StreamPurpose::Raft, StreamPurpose::Sync, StreamPurpose::Api];
+const QUEUED_PURPOSES: [StreamPurpose; 4] = [
+    StreamPurpose::Raft,
+    StreamPurpose::Sync,
+    StreamPurpose::Api,
+    StreamPurpose::Cloud,
+];
 
 /// How long an accepted stream may take to name its purpose.
 const PURPOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -15,6 +15,9 @@ pub enum StreamPurpose {
     Api,
     /// Round-trip measurement: every frame is echoed back unchanged.
     Ping,
+    /// Device → cloud calls (upload, the cloud's version vector, catalog), one call per
+    /// stream (`posmesh.cloud.v1`).
+    Cloud,
 }
 
 impl StreamPurpose {
@@ -25,6 +28,7 @@ impl StreamPurpose {
             Self::Sync => 2,
             Self::Api => 3,
             Self::Ping => 4,
+            Self::Cloud => 5,
         }
     }
 
@@ -38,6 +42,7 @@ impl StreamPurpose {
             [2] => Ok(Self::Sync),
             [3] => Ok(Self::Api),
             [4] => Ok(Self::Ping),
+            [5] => Ok(Self::Cloud),
             other => Err(MeshError::StreamPurposeUnknown(
                 other.iter().take(8).copied().collect(),
             )),
@@ -56,6 +61,7 @@ mod tests {
             StreamPurpose::Sync,
             StreamPurpose::Api,
             StreamPurpose::Ping,
+            StreamPurpose::Cloud,
         ] {
             assert_eq!(StreamPurpose::from_frame(&[p.tag()])?, p);
         }

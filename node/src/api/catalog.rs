@@ -29,7 +29,7 @@ pub struct CatalogView {
 /// The whole catalog.
 #[utoipa::path(get, path = "/v1/catalog", responses((status = 200, body = CatalogView)))]
 pub async fn get_catalog(State(node): State<Arc<NodeContext>>) -> Json<CatalogView> {
-    let catalog = &node.catalog;
+    let catalog = node.catalog_now();
     let mut tax_classes: Vec<TaxClass> = catalog
         .items()
         .filter_map(|item| catalog.tax_class(&item.tax_class).cloned())
@@ -52,11 +52,15 @@ pub async fn get_item(
     State(node): State<Arc<NodeContext>>,
     Path(sku): Path<String>,
 ) -> Result<Json<CatalogItem>, ApiError> {
-    node.catalog.item(&sku).cloned().map(Json).ok_or_else(|| {
-        ApiError::not_found(
-            "unknown_sku",
-            format!("no catalog item with SKU {sku:?}"),
-            Some("sku"),
-        )
-    })
+    node.catalog_now()
+        .item(&sku)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_sku",
+                format!("no catalog item with SKU {sku:?}"),
+                Some("sku"),
+            )
+        })
 }

@@ -480,7 +480,7 @@ fn check_line(node: &NodeContext, line: &OrderLineBody, path: &str) -> Result<()
             format!("{path}.{name}")
         }
     };
-    if node.catalog.item(&line.sku).is_none() {
+    if node.catalog_now().item(&line.sku).is_none() {
         return Err(ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "unknown_sku",
@@ -524,7 +524,7 @@ fn dto(node: &NodeContext, view: OrderView) -> Result<OrderDto, ApiError> {
             .into_iter()
             .map(|line| OrderLineDto {
                 name: node
-                    .catalog
+                    .catalog_now()
                     .item(&line.sku)
                     .map(|item| item.name.clone())
                     .unwrap_or_default(),

@@ -99,7 +99,7 @@ pub(super) async fn record_sale(
     sale: SaleToRecord,
     request: &SaleRequest,
 ) -> Result<Committed, ApiError> {
-    let priced = Box::new(price_sale(&node.catalog, request)?);
+    let priced = Box::new(price_sale(&node.catalog_now(), request)?);
     let catalog_version = priced.catalog_version;
     let operation = match sale.order_id {
         Some(order_id) => Operation::CloseOrder {

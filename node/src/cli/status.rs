@@ -78,6 +78,22 @@ pub fn print_status(status: &NodeStatus) {
             println!("          {device} {lag} entries behind the leader");
         }
     }
+    if let Some(uplink) = &status.uplink {
+        println!(
+            "cloud     {} {}: {} entries pending, {} uploaded ({} batches, {} duplicate), snapshot {}, catalog {}",
+            uplink.cloud,
+            if uplink.connected { "connected" } else { "not connected" },
+            uplink.entries_pending,
+            uplink.entries_uploaded_total,
+            uplink.batches_sent_total,
+            uplink.batches_duplicate_total,
+            uplink.snapshot_index,
+            uplink.catalog_version_applied
+        );
+        if let Some(error) = &uplink.last_error {
+            println!("          last error: {error}");
+        }
+    }
     if status.alerts_total > 0 {
         println!(
             "alerts    {} (GET /v1/alerts on the sales API)",

@@ -474,4 +474,57 @@ impl RaftService {
     pub fn local_device(&self) -> &str {
         &self.local_device
     }
+
+    /// The applied store state as JSON and the log index it was applied up to (what the
+    /// uplink stores at the cloud so a store that loses every device can be restored);
+    /// `None` unless something was applied after log index `newer_than`.
+    pub fn state_snapshot(&self, newer_than: u64) -> Option<(u64, Vec<u8>)> {
+        let index = self.reader.last_applied_index();
+        if index == 0 || index <= newer_than {
+            return None;
+        }
+        let json = self.reader.read(serde_json::to_vec).ok()?;
+        Some((index, json))
+    }
+
+    /// The catalog version applied here (0: none yet).
+    pub fn catalog_version(&self) -> u64 {
+        self.reader
+            .read(|state| state.catalog.map_or(0, |c| c.version))
+    }
+
+    /// The catalog committed through Raft with its content, `(version, effective_at_ms,
+    /// toml)`, as applied here.
+    pub fn committed_catalog(&self) -> Option<(u64, i64, String)> {
+        self.reader.read(|state| {
+            let catalog = state.catalog?;
+            let toml = state.catalog_toml.clone()?;
+            Some((catalog.version, catalog.effective_at_ms, toml))
+        })
+    }
+
+    /// Commits a catalog published at the cloud through the store's Raft group (forwarded
+    /// to the leader). A version already applied here is not proposed again.
+    ///
+    /// # Errors
+    /// The catalog does not parse; no quorum; the state machine refused it.
+    pub async fn publish_catalog(
+        &self,
+        release: &posmesh_proto::cloud::v1::CatalogRelease,
+    ) -> Result<(), String> {
+        if release.version <= self.catalog_version() {
+            return Ok(());
+        }
+        crate::catalog_file::parse_catalog(&release.catalog_toml)
+            .map_err(|e| format!("catalog {} is invalid: {e}", release.version))?;
+        let command = StoreCommand::PublishCatalog {
+            version: release.version,
+            effective_at_ms: release.effective_at_ms,
+            catalog_toml: release.catalog_toml.clone(),
+        };
+        match self.write(command).await? {
+            (_, StoreResponse::Refused(refusal)) => Err(format!("{refusal:?}")),
+            _ => Ok(()),
+        }
+    }
 }

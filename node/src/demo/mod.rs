@@ -12,15 +12,22 @@
 //!    restarted; sales it did not acknowledge are sent again with the same Idempotency-Key.
 //! 4. For the days from 55 % to 70 % of the file, till-3 is cut off (restarted without
 //!    peers, the others cannot reach it): it keeps selling alone; then it rejoins.
-//! 5. At the end, once every device holds every sale: sales per device equal the plan, the
-//!    day totals are identical on every device, each day's item count equals the file's,
-//!    every journal's hash chain verifies. A table, then one JSON line; non-zero exit if
-//!    anything does not reconcile.
+//! 5. Every device uploads to the chain's cloud (`posmesh cloud serve`, QUIC with mutual
+//!    TLS on loopback). For the days from 38 % to 50 % of the file the store loses its
+//!    internet: the cloud is unreachable (its process is SIGKILLed, then restarted on the
+//!    same address and data) and the devices keep selling; afterwards they upload the
+//!    backlog from the cloud's version vector.
+//! 6. At the end, once every device holds every sale: sales per device equal the plan, the
+//!    day totals are identical on every device and in the cloud, the cloud holds every sale
+//!    exactly once, each day's item count equals the file's, every journal's hash chain
+//!    verifies. A table, then one JSON line; non-zero exit if anything does not reconcile.
 //!
-//! Not in this demo yet: the chain's cloud (issue 8), card payments through an acquirer
-//! and offline store-and-forward (issue 7), the Raft Z-report (issue 6).
+//! Not in this demo yet: card payments through an acquirer and offline store-and-forward
+//! (issue 7), the Raft Z-report (issue 6), network namespaces with real mDNS (the lab
+//! tests run those).
 
 use crate::catalog_file::load_catalog;
+use crate::cloud::process::{CloudProcess, CloudSpec};
 use crate::import::replay::{
     fetch_days, plan_sales, pounds, progress_bar, send_sale, ImportSummary, PlannedSale,
 };
@@ -36,6 +43,8 @@ use std::time::Duration;
 
 /// Devices in the demo store.
 pub const DEVICES: usize = 3;
+/// The demo store's id.
+const STORE_ID: &str = "bread-basket";
 
 /// `posmesh demo` flags.
 #[derive(clap::Args, Clone, Debug)]
@@ -90,6 +99,20 @@ pub struct DemoReport {
     pub days_matching_file: usize,
     /// Journals whose hash chain and signed heads verify.
     pub journals_verified: usize,
+    /// First and last day the store had no internet (the cloud unreachable).
+    pub cloud_outage: Option<(String, String)>,
+    /// Sales taken during the outage.
+    pub sold_during_cloud_outage: u64,
+    /// Entries the cloud held when the internet came back (the rest was uploaded after).
+    pub cloud_entries_at_heal: u64,
+    /// Entries the cloud holds at the end (each sale once: equals the sales planned).
+    pub cloud_entries: u64,
+    /// Sales in the cloud's chain report at the end.
+    pub sales_in_cloud: u64,
+    /// Days whose totals in the cloud equal the devices'.
+    pub cloud_days_identical: usize,
+    /// Milliseconds from device convergence until the cloud held every sale.
+    pub cloud_converged_ms: u64,
     /// True when everything above reconciles.
     pub reconciled: bool,
 }
@@ -167,9 +190,26 @@ async fn run_store(
 ) -> anyhow::Result<()> {
     let binary = std::env::current_exe()?;
     let catalog = std::fs::canonicalize(&args.catalog)?;
-    let mut store = LoopbackStore::new(work, "bakery", "bread-basket")?;
+    let mut store = LoopbackStore::new(work, "bakery", STORE_ID)?;
+    let cloud_spec = CloudSpec {
+        binary: binary.clone(),
+        data_dir: work.join("cloud"),
+        identity_dir: store.issue_cloud()?,
+        listen: "127.0.0.1:0".to_owned(),
+    };
+    let mut cloud = Some(CloudProcess::start(&cloud_spec)?);
+    let cloud_spec = CloudSpec {
+        listen: cloud.as_ref().map(|c| c.quic.clone()).unwrap_or_default(),
+        ..cloud_spec
+    };
+    let cloud_http = cloud.as_ref().map(|c| c.http.clone()).unwrap_or_default();
+    store.set_cloud(&cloud_spec.listen);
     let specs = store.device_specs(&binary, &catalog, DEVICES)?;
     let client = client()?;
+    println!(
+        "== the chain's cloud on {} (QUIC, mutual TLS; admin API http://{cloud_http})",
+        cloud_spec.listen
+    );
     println!(
         "== a store of {DEVICES} devices on this machine (data in {})",
         work.display()
@@ -189,10 +229,37 @@ async fn run_store(
         })
         .unwrap_or(days.len() / 3);
     let (cut_from, cut_to) = (days.len() * 55 / 100, days.len() * 70 / 100);
+    let (outage_from, outage_to) = (days.len() * 38 / 100, days.len() * 50 / 100);
     let progress = progress_bar(report.sales_planned as u64, "demo");
     let started = crate::clock::monotonic_now();
     let mut till_3_before_cut = 0;
     for (index, (date, sales)) in days.iter().enumerate() {
+        if index == outage_from {
+            progress.suspend(|| {
+                println!(
+                    "== {date}: the store loses its internet — the cloud is unreachable until {} (the tills keep selling)",
+                    days[outage_to - 1].0
+                )
+            });
+            if let Some(cloud) = cloud.take() {
+                cloud.kill()?;
+            }
+            report.cloud_outage = Some((date.clone(), days[outage_to - 1].0.clone()));
+        }
+        if (outage_from..outage_to).contains(&index) {
+            report.sold_during_cloud_outage += sales.len() as u64;
+        }
+        if index == outage_to {
+            let restarted = CloudProcess::start(&cloud_spec)?;
+            report.cloud_entries_at_heal = cloud_entries(&restarted).await?;
+            cloud = Some(restarted);
+            progress.suspend(|| {
+                println!(
+                    "== {date}: internet back — the cloud holds {} entries; the store uploads the rest",
+                    report.cloud_entries_at_heal
+                )
+            });
+        }
         if index == cut_from {
             till_3_before_cut = own_entries(&client, &nodes, 2).await?;
             progress.suspend(|| {
@@ -281,6 +348,30 @@ async fn run_store(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     report.converged_ms = converge_start.elapsed().as_millis() as u64;
+    let cloud = cloud.context("the cloud is up after the outage")?;
+    let cloud_start = crate::clock::monotonic_now();
+    let cloud_days = loop {
+        let chain = crate::cloud::client::fetch_chain_report(&cloud.http).await?;
+        let held = chain.store(STORE_ID).map_or(0, |s| s.entries);
+        if held >= report.sales_planned as u64 {
+            let store_report = chain.store(STORE_ID).cloned().unwrap_or_default();
+            report.cloud_entries = store_report.entries;
+            break store_report.days;
+        }
+        if cloud_start.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "the cloud holds {held} of {} entries after 120 s",
+                report.sales_planned
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    report.cloud_converged_ms = cloud_start.elapsed().as_millis() as u64;
+    report.sales_in_cloud = cloud_days.iter().map(|d| d.sales).sum();
+    println!(
+        "== the cloud holds every sale {} ms after the devices converged",
+        report.cloud_converged_ms
+    );
     let final_status = status(&client, live_nodes[0]).await?;
     for spec in &specs {
         let held = final_status["replication"]["version_vector"][&spec.device_id]
@@ -299,6 +390,9 @@ async fn run_store(
         .map(|(date, sales)| (date.as_str(), sales.iter().map(|s| s.items).sum()))
         .collect();
     for (index, day) in reports[0].iter().enumerate() {
+        if cloud_days.get(index) == Some(day) {
+            report.cloud_days_identical += 1;
+        }
         if reports.iter().all(|r| {
             r.get(index).map(|d| serde_json::to_value(d).ok())
                 == Some(serde_json::to_value(day).ok())
@@ -327,8 +421,19 @@ async fn run_store(
         && report.days_identical == days.len()
         && report.days_matching_file == days.len()
         && reports.iter().all(|r| r.len() == days.len())
-        && report.journals_verified == DEVICES;
+        && report.journals_verified == DEVICES
+        && report.cloud_entries == report.sales_planned as u64
+        && report.sales_in_cloud == report.sales_planned as u64
+        && report.cloud_days_identical == days.len()
+        && cloud_days.len() == days.len();
+    drop(cloud);
     Ok(())
+}
+
+/// Entries the cloud holds of the demo store.
+async fn cloud_entries(cloud: &CloudProcess) -> anyhow::Result<u64> {
+    let chain = crate::cloud::client::fetch_chain_report(&cloud.http).await?;
+    Ok(chain.store(STORE_ID).map_or(0, |s| s.entries))
 }
 
 /// Entries of its own journal that device `index` holds.
@@ -479,7 +584,29 @@ fn print_report(report: &DemoReport) {
         "   journals verified (chain, heads) {:>7} of {DEVICES}",
         report.journals_verified
     );
-    println!("   not shown yet: the cloud (issue 8), card payments via an acquirer (issue 7), the Raft Z-report (issue 6)");
+    if let Some((from, to)) = &report.cloud_outage {
+        println!(
+            "   internet down {from} … {to}: {} sales taken offline; the cloud held {} entries when it came back",
+            report.sold_during_cloud_outage, report.cloud_entries_at_heal
+        );
+    }
+    println!(
+        "   sales in the cloud               {:>7}  ({} entries, each once)  {}",
+        report.sales_in_cloud,
+        report.cloud_entries,
+        if report.sales_in_cloud == report.sales_planned as u64 {
+            "ok"
+        } else {
+            "MISMATCH"
+        }
+    );
+    println!(
+        "   days identical in the cloud      {:>7} of {}",
+        report.cloud_days_identical, report.days
+    );
+    println!(
+        "   not shown yet: card payments via an acquirer (issue 7), the Raft Z-report (issue 6)"
+    );
     println!(
         "   {}",
         if report.reconciled {

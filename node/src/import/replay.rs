@@ -516,7 +516,7 @@ pub fn print_summary(summary: &ImportSummary, per_day: bool) {
 }
 
 /// `minor` as pounds and pence, e.g. `-12.05`.
-pub(crate) fn pounds(minor: i64) -> String {
+pub fn pounds(minor: i64) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     format!(
         "{sign}{}.{:02}",

@@ -42,6 +42,9 @@ pub struct NodeStatus {
     /// The store's Raft group as this device sees it (with a mesh).
     #[serde(default)]
     pub raft: Option<crate::consensus::RaftStatus>,
+    /// The upload to the chain's cloud (with `--cloud`).
+    #[serde(default)]
+    pub uplink: Option<crate::uplink::UplinkStatus>,
 }
 
 /// The shared orders as held here.
@@ -169,6 +172,7 @@ async fn status(
             .map_err(crate::api::error::ApiError::internal)?
             .len() as u64,
         raft: node.raft.as_ref().map(|raft| raft.status()),
+        uplink: node.uplink.as_ref().map(|uplink| uplink.status()),
     }))
 }
 

@@ -1,7 +1,8 @@
 //! The main job on a shorter slice: `posmesh demo --days 20` (a 3-device store, a SIGKILL
-//! with sales in flight, a partition) must reconcile — every device holds every planned
-//! sale exactly once, day totals identical everywhere and equal to the file's items, every
-//! journal verifies — and say so in its JSON line.
+//! with sales in flight, a partition, an internet outage cutting the store from the
+//! chain's cloud) must reconcile — every device holds every planned sale exactly once, the
+//! cloud too, day totals identical everywhere (cloud included) and equal to the file's
+//! items, every journal verifies — and say so in its JSON line.
 
 use super::support;
 use serde_json::Value;
@@ -49,5 +50,20 @@ fn the_demo_store_reconciles_through_a_crash_and_a_partition() {
     assert_eq!(report["days_identical"], 20);
     assert_eq!(report["days_matching_file"], 20);
     assert_eq!(report["journals_verified"], 3);
+    assert_eq!(
+        report["cloud_entries"], planned,
+        "each sale once in the cloud"
+    );
+    assert_eq!(report["sales_in_cloud"], planned);
+    assert_eq!(report["cloud_days_identical"], 20);
+    assert!(report["cloud_outage"].is_array(), "{report}");
+    let during = report["sold_during_cloud_outage"]
+        .as_u64()
+        .expect("outage sales");
+    assert!(during > 0, "{report}");
+    assert!(
+        report["cloud_entries_at_heal"].as_u64().expect("at heal") + during <= planned,
+        "the outage held sales back from the cloud: {report}"
+    );
     assert!(stdout.contains("RECONCILED"), "{stdout}");
 }

@@ -4,6 +4,7 @@
 //! posmesh-sim --seeds 10000                 # sweep seeds 1..=10000 (quick profile)
 //! posmesh-sim --seed 42 --trace             # replay one seed exactly, printing its trace
 //! posmesh-sim --seeds 20 --profile day      # a store's business day per seed
+//! posmesh-sim --seeds 5 --profile cloud-days # three days with the internet down for days
 //! posmesh-sim --seeds 300 --canary ack-before-sync   # a planted bug: must be caught
 //! posmesh-sim --bench                       # seeds per second, virtual time per second
 //! ```
@@ -54,7 +55,7 @@ struct Cli {
 
 fn options(cli: &Cli) -> anyhow::Result<RunOptions> {
     let config = SimConfig::by_name(&cli.profile)
-        .with_context(|| format!("unknown profile {:?} (quick, day)", cli.profile))?;
+        .with_context(|| format!("unknown profile {:?} (quick, day, cloud-days)", cli.profile))?;
     let canary = match &cli.canary {
         None => None,
         Some(name) => Some(Canary::from_name(name).with_context(|| {

@@ -1,5 +1,6 @@
 //! Canaries: planted bugs, off unless a run asks for one, that the checkers must catch
-//! (`tests/sim/canaries.rs` asserts they do). Five are in the simulator's model of the node;
+//! (`tests/sim/canaries.rs` asserts they do). Six are in the simulator's model of the node
+//! and its cloud;
 //! one is in the production replicator, behind posmesh-sync's `canaries` feature.
 
 use std::fmt;
@@ -30,17 +31,22 @@ pub enum Canary {
     /// device was partitioned, its links clogged, or the message lost). Caught by
     /// `order-convergence`.
     OrderAckBeforeSync,
+    /// The cloud stores an upload it already holds again instead of answering it as a
+    /// duplicate (no idempotency by `(device, seq)`): a re-sent or relayed batch is doubled.
+    /// Caught by `exactly-once-in-cloud`.
+    CloudStoresDuplicates,
 }
 
 impl Canary {
     /// Every canary.
-    pub const ALL: [Canary; 6] = [
+    pub const ALL: [Canary; 7] = [
         Canary::AckBeforeSync,
         Canary::WaitForPeer,
         Canary::ReceiptLeak,
         Canary::ForgetStoreFailed,
         Canary::SkipLinkCheck,
         Canary::OrderAckBeforeSync,
+        Canary::CloudStoresDuplicates,
     ];
 
     /// Its command-line name.
@@ -52,6 +58,7 @@ impl Canary {
             Canary::ForgetStoreFailed => "forget-store-failed",
             Canary::SkipLinkCheck => "skip-link-check",
             Canary::OrderAckBeforeSync => "order-ack-before-sync",
+            Canary::CloudStoresDuplicates => "cloud-stores-duplicates",
         }
     }
 
@@ -69,6 +76,7 @@ impl Canary {
             Canary::ForgetStoreFailed => super::checkers::convergence::NAME,
             Canary::SkipLinkCheck => super::checkers::tamper_refusal::NAME,
             Canary::OrderAckBeforeSync => super::checkers::order_convergence::NAME,
+            Canary::CloudStoresDuplicates => super::checkers::exactly_once_in_cloud::NAME,
         }
     }
 }

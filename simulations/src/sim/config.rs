@@ -59,6 +59,13 @@ pub struct SimConfig {
     pub order_compact_after: usize,
     /// The order book's limits and timers.
     pub order_book: OrderBookConfig,
+    /// Every device with a connection uploads to the chain's cloud this often, ms (0: no
+    /// cloud in the run).
+    pub cloud_round_ms: u64,
+    /// Mean gap between two cloud outages (the store's internet down), ms.
+    pub cloud_outage_gap_mean_ms: u64,
+    /// Mean length of a cloud outage, ms.
+    pub cloud_outage_length_mean_ms: u64,
 }
 
 impl SimConfig {
@@ -99,6 +106,9 @@ impl SimConfig {
                 orders_max: 10_000,
                 resync_interval_ms: 1_000,
             },
+            cloud_round_ms: 500,
+            cloud_outage_gap_mean_ms: 2_500,
+            cloud_outage_length_mean_ms: 1_500,
         }
     }
 
@@ -137,14 +147,50 @@ impl SimConfig {
                 resync_interval_ms: 180_000,
                 ..OrderBookConfig::default()
             },
+            cloud_round_ms: 60_000,
+            cloud_outage_gap_mean_ms: 4 * 3_600_000,
+            cloud_outage_length_mean_ms: 2 * 3_600_000,
         }
     }
 
-    /// The profile called `name` (`quick`, `day`).
+    /// Three days of trading with the store's internet down for simulated days at a time:
+    /// 3–4 devices, a sale every ~10 minutes per device, LAN faults every ~6 hours, cloud
+    /// outages of about a day, an upload round every 5 minutes; replication timers slowed
+    /// to a minute (a quiet store) so a seed stays cheap.
+    pub fn cloud_days() -> Self {
+        let day = Self::day();
+        Self {
+            profile: "cloud-days",
+            devices_min: 3,
+            devices_max: 4,
+            safety_ms: 3 * 86_400_000,
+            sale_gap_mean_ms: 600_000,
+            fault_gap_mean_ms: 6 * 3_600_000,
+            fault_length_mean_ms: 1_800_000,
+            replicator: ReplicatorConfig {
+                anti_entropy_interval_ms: 60_000,
+                ack_timeout_ms: 10_000,
+                ..day.replicator.clone()
+            },
+            orders_max: 2,
+            order_edit_gap_mean_ms: 3_600_000,
+            order_book: OrderBookConfig {
+                resync_interval_ms: 3_600_000,
+                ..day.order_book.clone()
+            },
+            cloud_round_ms: 300_000,
+            cloud_outage_gap_mean_ms: 86_400_000,
+            cloud_outage_length_mean_ms: 86_400_000,
+            ..day
+        }
+    }
+
+    /// The profile called `name` (`quick`, `day`, `cloud-days`).
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "quick" => Some(Self::quick()),
             "day" => Some(Self::day()),
+            "cloud-days" => Some(Self::cloud_days()),
             _ => None,
         }
     }

@@ -50,6 +50,10 @@ pub enum Action {
         /// Chooses the order among those the device holds.
         pick: u64,
     },
+    /// The store loses its internet: the cloud is unreachable.
+    CloudDown,
+    /// The store's internet is back.
+    CloudUp,
 }
 
 /// Faults injected in a run, by kind (ordered, so output is stable).
@@ -231,5 +235,24 @@ pub fn schedule_faults(config: &SimConfig, devices: usize, rng: &mut SimRng, age
             }
         }
         t += gap(rng, config.fault_gap_mean_ms);
+    }
+}
+
+/// Appends the cloud outages of the safety phase to `agenda` (none when the run has no
+/// cloud): the store's internet goes down for `cloud_outage_length_mean_ms` on average, every
+/// `cloud_outage_gap_mean_ms` on average.
+pub fn schedule_cloud_outages(config: &SimConfig, rng: &mut SimRng, agenda: &mut Agenda) {
+    if config.cloud_round_ms == 0 || config.cloud_outage_gap_mean_ms == 0 {
+        return;
+    }
+    let mut order = 3_000_000_000;
+    let mut t = gap(rng, config.cloud_outage_gap_mean_ms);
+    while t < config.safety_ms {
+        let length = gap(rng, config.cloud_outage_length_mean_ms);
+        order += 1;
+        agenda.insert((t, order), Action::CloudDown);
+        order += 1;
+        agenda.insert((t + length, order), Action::CloudUp);
+        t += length + gap(rng, config.cloud_outage_gap_mean_ms);
     }
 }

@@ -193,4 +193,7 @@ pub struct History {
     pub orders_final: Vec<OrdersSnapshot>,
     /// Lines added so far (line ids are `{device}-l{n}`, unique in the run).
     pub lines_added: u64,
+    /// When the cloud first held every entry of every device after the heal, ms (`None`
+    /// when the run has no cloud or it missed the deadline).
+    pub cloud_converged_at_ms: Option<u64>,
 }

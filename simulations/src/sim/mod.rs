@@ -3,6 +3,7 @@
 
 pub mod canary;
 pub mod checkers;
+pub mod cloud;
 pub mod config;
 pub mod device;
 pub mod disk;

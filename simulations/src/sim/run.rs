@@ -14,7 +14,9 @@ use super::canary::Canary;
 use super::checkers::{check_all, Violation};
 use super::config::SimConfig;
 use super::device::{add_order_stats, add_stats};
-use super::faults::{schedule_faults, schedule_orders, schedule_sales, Agenda, FaultCounts};
+use super::faults::{
+    schedule_cloud_outages, schedule_faults, schedule_orders, schedule_sales, Agenda, FaultCounts,
+};
 use super::history::{OrderOp, OrderOutcome, SaleOutcome};
 use super::rng::SimRng;
 use super::world::World;
@@ -107,6 +109,10 @@ pub struct Outcome {
     pub orders: OrderCounts,
     /// Order sync counters over all devices.
     pub order_stats: OrderSyncStats,
+    /// Entries the cloud holds at the end.
+    pub cloud_entries: u64,
+    /// Uploads the cloud answered as duplicates (stored nothing).
+    pub cloud_duplicates: u64,
 }
 
 /// What became of the order requests of a run (or a sweep).
@@ -167,6 +173,7 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
     let mut schedule = root.fork();
     let runtime = root.fork();
     let mut order_schedule = root.fork();
+    let mut cloud_schedule = root.fork();
     let mut payments_rng = root.fork();
     let span = (config.devices_max - config.devices_min) as u64;
     let n = config.devices_min + shape.below(span + 1) as usize;
@@ -183,6 +190,7 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
     schedule_sales(&config, n, &mut schedule, &mut agenda);
     schedule_faults(&config, n, &mut schedule, &mut agenda);
     schedule_orders(&config, n, &mut order_schedule, &mut agenda);
+    schedule_cloud_outages(&config, &mut cloud_schedule, &mut agenda);
     for ((at_ms, _), action) in agenda {
         world.schedule(at_ms, action);
     }
@@ -197,6 +205,10 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
             .max(config.order_writeback_max_ms)
             .max(1_000);
         world.run_until(world.now_ms + extra);
+    }
+    if config.cloud_round_ms > 0 {
+        world.history.cloud_converged_at_ms =
+            world.run_until_cloud_converged(world.now_ms + config.liveness_deadline_ms);
     }
     world.history.orders_final = world.snapshot_orders();
     let mut violations = check_all(&world);
@@ -229,6 +241,8 @@ fn simulate(seed: u64, options: &RunOptions) -> Outcome {
         stats: world.stats_total(),
         orders: count_orders(&world),
         order_stats: world.order_stats_total(),
+        cloud_entries: world.cloud.entries.len() as u64,
+        cloud_duplicates: world.cloud.duplicates,
     }
 }
 
@@ -266,6 +280,8 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Outcome {
                 stats: ReplicatorStats::default(),
                 orders: OrderCounts::default(),
                 order_stats: OrderSyncStats::default(),
+                cloud_entries: 0,
+                cloud_duplicates: 0,
             }
         }
     }
@@ -298,6 +314,8 @@ pub struct SweepReport {
     pub orders: OrderCounts,
     /// Order sync counters over all seeds.
     pub order_stats: OrderSyncStats,
+    /// Entries the cloud stored, and uploads it answered as duplicates, over all seeds.
+    pub cloud: (u64, u64),
 }
 
 impl SweepReport {
@@ -312,6 +330,8 @@ impl SweepReport {
         add_stats(&mut self.stats, &outcome.stats);
         self.orders.add(&outcome.orders);
         add_order_stats(&mut self.order_stats, &outcome.order_stats);
+        self.cloud.0 += outcome.cloud_entries;
+        self.cloud.1 += outcome.cloud_duplicates;
         if !outcome.violations.is_empty() {
             self.violations += outcome.violations.len() as u64;
             for v in &outcome.violations {

@@ -4,6 +4,7 @@
 //! virtual time costs nothing. Every random draw comes from the run's seed.
 
 use super::canary::Canary;
+use super::cloud::SimCloud;
 use super::config::SimConfig;
 use super::device::{add_order_stats, add_stats, LocalWrite, SimDevice};
 use super::disk::{DiskError, DiskOp, DiskWrite, SimDisk};
@@ -21,7 +22,9 @@ use super::writer::{Assigned, JournalWriter, SaleInput};
 use posmesh_proto::sync::v1::{sync_message::Kind, SyncMessage};
 use posmesh_sync::chain::entry_hash;
 use posmesh_sync::chain_head::public_key;
+use posmesh_sync::cloud::{upload_batch, UploadLimits};
 use posmesh_sync::orders::OrderSyncStats;
+use posmesh_sync::replication::LedgerRead;
 use posmesh_sync::replication::{PeerId, ReplicationEvent, Replicator, ReplicatorStats};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -96,6 +99,10 @@ pub struct World {
     delivering_tampered: bool,
     last_step_ms: Option<u64>,
     steps_at_same_ms: u32,
+    /// The chain's cloud the devices upload to.
+    pub cloud: SimCloud,
+    /// When the next upload round is due (`None`: no cloud in this run).
+    cloud_next_ms: Option<u64>,
 }
 
 impl World {
@@ -146,7 +153,7 @@ impl World {
         let index = names.iter().cloned().zip(0..).collect();
         let mut world = Self {
             seed,
-            config,
+            config: config.clone(),
             canary,
             now_ms: 0,
             rng,
@@ -163,6 +170,8 @@ impl World {
             delivering_tampered: false,
             last_step_ms: None,
             steps_at_same_ms: 0,
+            cloud: SimCloud::new(canary == Some(Canary::CloudStoresDuplicates)),
+            cloud_next_ms: (config.cloud_round_ms > 0).then_some(config.cloud_round_ms),
         };
         let n = names.len();
         for a in 0..n {
@@ -812,6 +821,17 @@ impl World {
             }
             Action::OrderCreate(d, k) => self.create_order(d, k),
             Action::OrderEdit { device, pick } => self.edit_order(device, pick),
+            Action::CloudDown => {
+                if self.cloud.reachable {
+                    self.faults.add("cloud-outage");
+                }
+                self.cloud.reachable = false;
+                self.record("cloud", &[0], || "the store loses its internet".into());
+            }
+            Action::CloudUp => {
+                self.cloud.reachable = true;
+                self.record("cloud", &[1], || "the store's internet is back".into());
+            }
         }
     }
 
@@ -824,6 +844,7 @@ impl World {
         self.network.unclog_all();
         self.network.stop_tampering();
         self.history.healed_at_ms = self.now_ms;
+        self.cloud.reachable = true;
         self.record("heal", &[], || "every fault healed".into());
         for d in 0..self.devices.len() {
             self.devices[d].disk.set_full(false);
@@ -842,6 +863,10 @@ impl World {
     /// The earliest virtual time anything is due.
     pub fn next_due_ms(&self) -> Option<u64> {
         let agenda = self.agenda.keys().next().map(|(t, _)| *t);
+        let agenda = match (agenda, self.cloud_next_ms) {
+            (Some(a), Some(c)) => Some(a.min(c)),
+            (a, c) => a.or(c),
+        };
         let network = self.network.next_due_ms();
         let disks = self.devices.iter().filter_map(|d| d.disk.next_synced_ms());
         let timers = self.devices.iter().filter_map(|d| {
@@ -883,6 +908,10 @@ impl World {
         }
         while let Some((envelope, reordered)) = self.network.pop_due(now_ms) {
             self.deliver(envelope, reordered);
+        }
+        if self.cloud_next_ms.is_some_and(|due| due <= now_ms) {
+            self.cloud_round();
+            self.cloud_next_ms = Some(now_ms + self.config.cloud_round_ms.max(1));
         }
         for d in 0..self.devices.len() {
             while let Some((disk_id, op)) = self.devices[d].disk.complete_due(now_ms) {
@@ -933,6 +962,89 @@ impl World {
             }
             self.now_ms = self.now_ms.max(due_ms);
             self.step();
+        }
+    }
+
+    /// Runs until the cloud holds every entry every author durably wrote (checked after
+    /// each step) or `deadline_ms`. Returns when that first held.
+    pub fn run_until_cloud_converged(&mut self, deadline_ms: u64) -> Option<u64> {
+        loop {
+            if self.cloud_converged() {
+                return Some(self.now_ms);
+            }
+            let due_ms = self.next_due_ms()?;
+            if due_ms > deadline_ms {
+                self.now_ms = deadline_ms;
+                return None;
+            }
+            self.now_ms = self.now_ms.max(due_ms);
+            self.step();
+        }
+    }
+
+    /// Whether the cloud holds exactly what every author durably wrote.
+    pub fn cloud_converged(&self) -> bool {
+        let cloud = self.cloud.version_vector();
+        self.authored()
+            .iter()
+            .all(|(author, &seq)| cloud.get(author) == seq)
+    }
+
+    /// One upload round: every device that is up and reaches the cloud uploads what the
+    /// cloud lacks of every device's journal it holds, in batches cut at signed heads.
+    /// Under per-message faults an upload may be lost (the round for that range ends), its
+    /// acknowledgement may be lost (the device sends the same batch again) or it may
+    /// arrive twice.
+    fn cloud_round(&mut self) {
+        const BATCHES_PER_DEVICE_ROUND_MAX: usize = 64;
+        let limits = UploadLimits {
+            batch_entries_max: self.config.replicator.batch_entries_max,
+            batch_bytes_max: self.config.replicator.batch_bytes_max,
+        };
+        let mut lines = Vec::new();
+        for d in 0..self.devices.len() {
+            if !self.devices[d].up {
+                continue;
+            }
+            if !self.cloud.reachable {
+                self.cloud.unreachable_uploads += 1;
+                continue;
+            }
+            let ledger = self.devices[d].disk.durable();
+            let cloud_vector = self.cloud.version_vector();
+            let mut batches = 0;
+            for (author, after, upto) in ledger.version_vector().missing_from(&cloud_vector) {
+                let mut cloud_seq = after;
+                while cloud_seq < upto && batches < BATCHES_PER_DEVICE_ROUND_MAX {
+                    let Some(batch) = upload_batch(ledger, &author, cloud_seq, limits) else {
+                        break;
+                    };
+                    batches += 1;
+                    if self.message_faults && self.rng.chance(self.config.drop_per_mille) {
+                        break; // the upload is lost: the next round starts from the cloud's vector
+                    }
+                    let twice =
+                        self.message_faults && self.rng.chance(self.config.duplicate_per_mille);
+                    let held = match self.cloud.ingest(batch.clone(), ledger) {
+                        Ok(held) => held,
+                        Err(_) => break,
+                    };
+                    if twice {
+                        let _ = self.cloud.ingest(batch, ledger);
+                    }
+                    lines.push((d, author.clone(), cloud_seq, held));
+                    if self.message_faults && self.rng.chance(self.config.drop_per_mille) {
+                        continue; // the ack is lost: the same batch goes again
+                    }
+                    cloud_seq = held;
+                }
+            }
+        }
+        for (d, author, from, held) in lines {
+            let name = self.devices[d].name.clone();
+            self.record("upload", &[d as u64, from, held], || {
+                format!("{name} uploads {author} after {from}: the cloud holds ..={held}")
+            });
         }
     }
 

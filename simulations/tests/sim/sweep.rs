@@ -39,6 +39,7 @@ fn a_thousand_seeds_of_faults_break_no_guarantee() {
         "clock-skew",
         "byzantine-link",
         "tamper",
+        "cloud-outage",
     ] {
         assert!(
             report.faults.0.get(kind).copied().unwrap_or(0) > 0,
@@ -71,4 +72,36 @@ fn a_thousand_seeds_of_faults_break_no_guarantee() {
     assert!(o.edits_unacked_applied > 0, "{o:?}");
     assert!(m.messages_sent > 100 * SEEDS, "{m:?}");
     assert_eq!(m.messages_refused, 0, "{m:?}");
+    // The cloud: every durable entry ends up there (the checker), and duplicate uploads —
+    // re-sends after a lost answer, double deliveries — were really made.
+    let (cloud_entries, cloud_duplicates) = report.cloud;
+    eprintln!("cloud: {cloud_entries} entries stored, {cloud_duplicates} duplicate uploads");
+    assert!(cloud_entries >= report.sales_acked, "{:?}", report.cloud);
+    assert!(cloud_duplicates > SEEDS / 10, "{:?}", report.cloud);
+}
+
+/// Seeds of the `cloud-days` profile: three store-days with the internet down for about a
+/// day at a time; every sale reaches the cloud exactly once after the heal.
+#[test]
+fn cloud_outages_of_days_leave_every_sale_once_in_the_cloud() {
+    let options = RunOptions::new(SimConfig::cloud_days());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    let report = sweep(1, 8, &options, threads);
+    for outcome in &report.failed {
+        for violation in &outcome.violations {
+            eprintln!("seed {}: {violation}", outcome.seed);
+        }
+        eprintln!("  replay: {}", options.replay_command(outcome.seed));
+    }
+    assert_eq!(
+        report.violations,
+        0,
+        "{} failing seeds",
+        report.failed.len()
+    );
+    assert!(
+        report.faults.0.get("cloud-outage").copied().unwrap_or(0) >= 4,
+        "{}",
+        report.faults
+    );
 }

@@ -16,14 +16,14 @@ use prost::Message as _;
 
 /// The sequence range `first ..= last` of a well-formed batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct BatchRange {
+pub(crate) struct BatchRange {
     pub first: u64,
     pub last: u64,
 }
 
 /// A batch that passed every check, trimmed to the entries not yet held.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct VerifiedBatch {
+pub(crate) struct VerifiedBatch {
     pub entries: Vec<(u64, Vec<u8>)>,
     pub head: ChainHeadSignature,
     /// Chain hash of the last entry.
@@ -42,7 +42,7 @@ impl VerifiedBatch {
 
 /// Checks what needs no ledger: a device id, at least one entry, seqs ≥ 1 and consecutive,
 /// a head for the same device at the last seq.
-pub(super) fn check_shape(batch: &EntryBatch) -> Result<BatchRange, RefusalReason> {
+pub(crate) fn check_shape(batch: &EntryBatch) -> Result<BatchRange, RefusalReason> {
     let malformed = |detail: &str| RefusalReason::Malformed {
         detail: detail.to_owned(),
     };
@@ -95,7 +95,7 @@ pub(super) fn check_shape(batch: &EntryBatch) -> Result<BatchRange, RefusalReaso
 ///
 /// `check_links` is always true except under the planted `SkipLinkCheck` canary (feature
 /// `canaries`, simulator only), which skips the `prev_hash` comparison of every entry.
-pub(super) fn verify_suffix(
+pub(crate) fn verify_suffix(
     device_id: &str,
     entries: Vec<EntryBytes>,
     head: ChainHeadSignature,

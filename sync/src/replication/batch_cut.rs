@@ -6,7 +6,7 @@ use posmesh_proto::sync::v1::{EntryBatch, EntryBytes};
 /// The next batch of `device_id` after `after_seq`: at most `batch_entries_max` entries and
 /// `batch_bytes_max` bytes (at least one entry), cut back to the last signed head within
 /// them. `None` when no signed head lies within the limits.
-pub(super) fn next_batch(
+pub(crate) fn next_batch(
     config: &ReplicatorConfig,
     ledger: &impl LedgerRead,
     device_id: &str,

@@ -33,8 +33,8 @@
 //! input, every refusal reason) and the deterministic simulator (`simulations/src/sim`,
 //! `make sim`), which drives it through crashes, partitions and tampering.
 
-mod batch_check;
-mod batch_cut;
+pub(crate) mod batch_check;
+pub(crate) mod batch_cut;
 #[cfg(feature = "canaries")]
 pub mod canary;
 pub mod config;

@@ -10,12 +10,13 @@
 //! | 3 convergence of Automerge orders (and 1 for acknowledged order edits) | [`order_convergence`] |
 //! | 5 unique, gap-free receipt numbers | [`receipt_numbers`] |
 //! | 3, 8 tampered or forged batches refused, nothing stored | [`tamper_refusal`] |
-//! | 4 exactly once in the cloud | the cloud issue (#8) |
+//! | 4 exactly once in the cloud | [`exactly_once_in_cloud`] |
 //! | 6 offline card risk bounded; exactly-once acceptance at the acquirer; 8 no clear PAN | `exposure-caps`, `acquirer-exactly-once`, `no-clear-pan` in [`super::payments`] (a sans-IO model beside the world) |
 //! | 7 store-wide decisions linearizable | the consensus issue (#6) |
 
 pub mod convergence;
 pub mod durable_on_ack;
+pub mod exactly_once_in_cloud;
 pub mod local_first;
 pub mod order_convergence;
 pub mod receipt_numbers;
@@ -70,5 +71,6 @@ pub fn check_all(world: &World) -> Vec<Violation> {
     violations.extend(receipt_numbers::check(world));
     violations.extend(tamper_refusal::check(world));
     violations.extend(order_convergence::check(world));
+    violations.extend(exactly_once_in_cloud::check(world));
     violations
 }

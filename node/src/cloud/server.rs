@@ -1,0 +1,312 @@
+//! `posmesh cloud serve`: the chain's cloud — the QUIC endpoint every store's devices dial
+//! (mutual TLS, a cloud-role certificate, devices of any store of the chain) and the HTTP
+//! admin API (catalog publishing, the chain report; loopback by default — put it behind
+//! the operator's authenticating proxy before exposing it).
+
+use super::report::chain_report;
+use super::rocks_store::RocksCloudStore;
+use super::service::CloudService;
+use super::store::{CloudStore, CloudStoreError};
+use anyhow::Context;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use clap::Args;
+use posmesh_mesh::tls::{AcceptPolicy, MeshTls};
+use posmesh_mesh::transport::{MeshEndpoint, RpcHandler, StreamPurpose, TransportSettings};
+use posmesh_mesh::Role;
+use posmesh_proto::cloud::v1::CatalogRelease;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `posmesh cloud serve` flags.
+#[derive(Args, Clone, Debug)]
+pub struct CloudServeArgs {
+    /// Directory of the cloud's database (created on first start).
+    #[arg(long, env = "POSMESH_CLOUD_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Directory with the cloud's certificate (`posmesh ca issue-cloud`).
+    #[arg(long, env = "POSMESH_CLOUD_IDENTITY_DIR")]
+    pub identity_dir: PathBuf,
+    /// UDP address of the QUIC endpoint the stores dial.
+    #[arg(long, env = "POSMESH_CLOUD_LISTEN", default_value = "0.0.0.0:7443")]
+    pub listen: SocketAddr,
+    /// Address of the HTTP admin API (catalog publishing, chain report).
+    #[arg(
+        long,
+        env = "POSMESH_CLOUD_HTTP_LISTEN",
+        default_value = "127.0.0.1:7080"
+    )]
+    pub http_listen: SocketAddr,
+    /// Once listening, write `{"quic": ADDR, "http": ADDR, "pid": N}` to this file.
+    #[arg(long, env = "POSMESH_CLOUD_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// Runs the cloud until SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// A certificate that is not a cloud's, a database in use, an address in use.
+pub async fn run_cloud(args: CloudServeArgs) -> anyhow::Result<()> {
+    let credentials = posmesh_mesh::pki::load_identity(&args.identity_dir).with_context(|| {
+        format!(
+            "cannot load the cloud identity from {}",
+            args.identity_dir.display()
+        )
+    })?;
+    let local = credentials.identity.clone();
+    if local.role() != Role::Cloud {
+        anyhow::bail!(
+            "the certificate in {} is for {local}, not a cloud (use `posmesh ca issue-cloud`)",
+            args.identity_dir.display()
+        );
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let store: Arc<dyn CloudStore> = Arc::new(
+        RocksCloudStore::open(&args.data_dir)
+            .with_context(|| format!("cannot open {}", args.data_dir.display()))?,
+    );
+    let policy = AcceptPolicy::for_identity(&local);
+    let tls = MeshTls::new(credentials, policy.clone())?;
+    let service = Arc::new(CloudService::new(store, tls.trust().clone(), policy));
+    let endpoint = Arc::new(
+        MeshEndpoint::bind(args.listen, tls, TransportSettings::default())
+            .with_context(|| format!("cannot bind the cloud endpoint on {}", args.listen))?,
+    );
+    let quic_addr = endpoint.local_addr()?;
+    let http = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (cloud HTTP API)", args.http_listen))?;
+    let http_addr = http.local_addr()?;
+    let _ = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder();
+    tracing::info!(identity = %local, quic = %quic_addr, http = %http_addr, "cloud ready");
+    if let Some(path) = &args.ready_file {
+        let ready = serde_json::json!({
+            "quic": quic_addr.to_string(), "http": http_addr.to_string(),
+            "pid": std::process::id(),
+        });
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, ready.to_string())?;
+        std::fs::rename(&tmp, path)?;
+    }
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let accept = tokio::spawn(accept_loop(endpoint.clone(), service.clone()));
+    let router = admin_router(service);
+    let server = axum::serve(http, router).with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    shutdown_signal().await;
+    tracing::info!("cloud stopping");
+    let _ = stop_tx.send(true);
+    endpoint.close();
+    accept.abort();
+    server.await??;
+    Ok(())
+}
+
+/// Serves every verified connection's `Cloud` calls.
+async fn accept_loop(endpoint: Arc<MeshEndpoint>, service: Arc<CloudService>) {
+    loop {
+        let connection = match endpoint.accept().await {
+            Ok(connection) => Arc::new(connection),
+            Err(error) => {
+                tracing::info!(%error, "cloud endpoint stops accepting");
+                return;
+            }
+        };
+        let caller = connection.peer_identity().clone();
+        tracing::info!(peer = %caller, remote = %connection.remote_address(), "store device connected");
+        metrics::counter!("posmesh_cloud_connections_total").increment(1);
+        let service = service.clone();
+        let handler: RpcHandler = Arc::new(move |request: Vec<u8>| {
+            let service = service.clone();
+            let caller = caller.clone();
+            Box::pin(async move {
+                let answered =
+                    tokio::task::spawn_blocking(move || service.handle_bytes(&caller, &request))
+                        .await;
+                answered.unwrap_or_default()
+            })
+        });
+        tokio::spawn(async move {
+            let reason = connection.serve_calls(StreamPurpose::Cloud, handler).await;
+            tracing::info!(peer = %connection.peer_identity(), %reason, "store device disconnected");
+        });
+    }
+}
+
+/// `PUT /v1/stores/{store}/catalog` body: a catalog release.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PublishCatalogBody {
+    /// Version, above the store's current one.
+    pub version: u64,
+    /// Unix ms from which sales use it (0: at once).
+    #[serde(default)]
+    pub effective_at_ms: i64,
+    /// The catalog file's text (TOML, prices in minor units).
+    pub catalog_toml: String,
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+fn admin_router(service: Arc<CloudService>) -> Router {
+    Router::new()
+        .route("/v1/health", get(|| async { "ok" }))
+        .route("/v1/reports/chain", get(report))
+        .route("/v1/stores/{store}/catalog", put(publish).get(catalog))
+        .route("/v1/stores/{store}/snapshot", get(snapshot))
+        .with_state(service)
+}
+
+async fn report(State(service): State<Arc<CloudService>>) -> Response {
+    let store = service.store().clone();
+    match tokio::task::spawn_blocking(move || chain_report(store.as_ref())).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// The store's newest Raft snapshot: `{"raft_log_index": N, "state": {…}}` (the
+/// `StoreState` JSON a restore starts from).
+async fn snapshot(
+    State(service): State<Arc<CloudService>>,
+    UrlPath(store_id): UrlPath<String>,
+) -> Response {
+    match service.store().snapshot(&store_id) {
+        Ok(Some((index, state))) => match serde_json::from_slice::<serde_json::Value>(&state) {
+            Ok(state) => {
+                Json(serde_json::json!({"raft_log_index": index, "state": state})).into_response()
+            }
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_snapshot",
+                e.to_string(),
+            ),
+        },
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no_snapshot",
+            format!("no Raft snapshot of store {store_id}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    }
+}
+
+async fn catalog(
+    State(service): State<Arc<CloudService>>,
+    UrlPath(store_id): UrlPath<String>,
+) -> Response {
+    match service.store().catalog(&store_id) {
+        Ok(Some(release)) => Json(PublishCatalogBody {
+            version: release.version,
+            effective_at_ms: release.effective_at_ms,
+            catalog_toml: release.catalog_toml,
+        })
+        .into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no_catalog",
+            format!("no catalog published for store {store_id}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    }
+}
+
+async fn publish(
+    State(service): State<Arc<CloudService>>,
+    UrlPath(store_id): UrlPath<String>,
+    body: Result<Json<PublishCatalogBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                rejection.body_text(),
+            )
+        }
+    };
+    if let Err(e) = posmesh_mesh::identity::validate_id(&store_id) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_store_id",
+            format!("store id {store_id:?}: {e}"),
+        );
+    }
+    if body.version == 0 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_version",
+            "catalog versions start at 1".to_owned(),
+        );
+    }
+    match crate::catalog_file::parse_catalog(&body.catalog_toml) {
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_catalog",
+                e.to_string(),
+            )
+        }
+        Ok(catalog) if catalog.version() != body.version => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "version_mismatch",
+                format!(
+                    "the body's version {} is not the catalog file's version {}",
+                    body.version,
+                    catalog.version()
+                ),
+            )
+        }
+        Ok(_) => {}
+    }
+    let release = CatalogRelease {
+        version: body.version,
+        effective_at_ms: body.effective_at_ms,
+        catalog_toml: body.catalog_toml,
+    };
+    match service.store().publish_catalog(&store_id, &release) {
+        Ok(()) => {
+            tracing::info!(store = %store_id, version = release.version, "catalog published");
+            (
+                StatusCode::OK,
+                Json(serde_json::json!({"store_id": store_id, "version": release.version})),
+            )
+                .into_response()
+        }
+        Err(e @ CloudStoreError::CatalogVersion { .. }) => {
+            error(StatusCode::CONFLICT, "stale_version", e.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

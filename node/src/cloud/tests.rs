@@ -1,0 +1,391 @@
+//! The cloud's ingest end to end without the network: a real CA, device certificates,
+//! signed hash chains, [`CloudService`] over [`RocksCloudStore`]. Duplicates store nothing;
+//! every bad upload is refused with a precise code and changes nothing.
+
+use super::rocks_store::RocksCloudStore;
+use super::service::CloudService;
+use super::store::CloudStore;
+use posmesh_mesh::pki::{ChainCa, NodeCredentials};
+use posmesh_mesh::tls::{AcceptPolicy, ChainTrust, KeyAttestation};
+use posmesh_mesh::PeerIdentity;
+use posmesh_proto::cloud::v1::{
+    cloud_request, cloud_response, CloudRequest, CloudResponse, Hello, UploadBatch,
+};
+use posmesh_proto::journal::v1::{journal_entry::Payload, ChainHeadSignature, JournalEntry, Sale};
+use posmesh_proto::mesh::v1 as wire;
+use posmesh_proto::sync::v1::{EntryBatch, EntryBytes};
+use posmesh_sync::chain::{link_entry, ChainHash, GENESIS_PREV_HASH};
+use posmesh_sync::chain_head::{public_key, signing_key, ChainHead};
+use std::sync::Arc;
+
+const INCARNATION: u64 = 7;
+
+struct Device {
+    identity: PeerIdentity,
+    attestation: wire::KeyAttestation,
+    key: ed25519_dalek::SigningKey,
+    /// `(seq, bytes, hash)` of every entry written.
+    entries: Vec<(u64, Vec<u8>, ChainHash)>,
+}
+
+impl Device {
+    fn new(ca: &ChainCa, store: &str, device: &str, secret: u8) -> Self {
+        let identity = PeerIdentity::new_device("acme", store, device).expect("identity");
+        let now = time::OffsetDateTime::now_utc();
+        let issued = ca
+            .issue(
+                &identity,
+                now - time::Duration::hours(1),
+                now + time::Duration::days(1),
+            )
+            .expect("issue");
+        let credentials = NodeCredentials::from_issued(&issued).expect("credentials");
+        let key = signing_key(&[secret; 32]);
+        let attested =
+            KeyAttestation::sign(&credentials, INCARNATION, public_key(&key)).expect("attest");
+        Self {
+            identity,
+            attestation: wire::KeyAttestation {
+                cert_der: attested.cert_der,
+                device_incarnation: INCARNATION,
+                signing_public_key: attested.signing_public_key.to_vec(),
+                signature: attested.signature,
+            },
+            key,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Appends `count` cash sales of 1.00 each on `date`.
+    fn write(&mut self, count: u64, date: &str) {
+        for _ in 0..count {
+            let seq = self.entries.len() as u64 + 1;
+            let prev = self.entries.last().map_or(GENESIS_PREV_HASH, |e| e.2);
+            let mut entry = JournalEntry {
+                store_id: self.identity.store_id().unwrap_or_default().to_owned(),
+                device_id: self.identity.device_id().to_owned(),
+                device_incarnation: INCARNATION,
+                seq,
+                receipt_no: seq,
+                business_date: date.to_owned(),
+                payload: Some(Payload::Sale(Sale {
+                    currency: "GBP".into(),
+                    total_minor: 100,
+                    ..Sale::default()
+                })),
+                ..JournalEntry::default()
+            };
+            let (bytes, hash) = link_entry(&mut entry, &prev);
+            self.entries.push((seq, bytes, hash));
+        }
+    }
+
+    /// Entries `first ..= last` with the signed head at `last`.
+    fn batch(&self, first: u64, last: u64) -> EntryBatch {
+        let (_, _, hash) = &self.entries[usize::try_from(last - 1).expect("index")];
+        let head = ChainHead {
+            store_id: self.identity.store_id().unwrap_or_default().to_owned(),
+            device_id: self.identity.device_id().to_owned(),
+            device_incarnation: INCARNATION,
+            seq: last,
+            chain_hash: *hash,
+        };
+        EntryBatch {
+            device_id: self.identity.device_id().to_owned(),
+            entries: self.entries
+                [usize::try_from(first - 1).expect("index")..usize::try_from(last).expect("index")]
+                .iter()
+                .map(|(seq, bytes, _)| EntryBytes {
+                    seq: *seq,
+                    bytes: bytes.clone(),
+                })
+                .collect(),
+            head: Some(ChainHeadSignature {
+                device_id: head.device_id.clone(),
+                device_incarnation: INCARNATION,
+                seq: last,
+                chain_hash: hash.to_vec(),
+                signature: head.sign(&self.key).to_vec(),
+            }),
+        }
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ca: ChainCa,
+    store: Arc<RocksCloudStore>,
+    service: CloudService,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = ChainCa::init("acme", &dir.path().join("ca")).expect("ca");
+    let store = Arc::new(RocksCloudStore::open(&dir.path().join("cloud")).expect("open"));
+    let trust = Arc::new(ChainTrust::new(ca.cert_der(), None).expect("trust"));
+    let policy = AcceptPolicy::AnyStoreOfChain {
+        chain_id: "acme".into(),
+    };
+    let service = CloudService::new(store.clone(), trust, policy);
+    Fixture {
+        _dir: dir,
+        ca,
+        store,
+        service,
+    }
+}
+
+fn upload(
+    service: &CloudService,
+    caller: &PeerIdentity,
+    attestation: Option<wire::KeyAttestation>,
+    batch: EntryBatch,
+) -> CloudResponse {
+    service.handle(
+        caller,
+        CloudRequest {
+            kind: Some(cloud_request::Kind::Upload(UploadBatch {
+                attestation,
+                batch: Some(batch),
+            })),
+        },
+    )
+}
+
+/// `(held_seq, stored_entries)` of an ack; panics with the refusal otherwise.
+fn ack(response: CloudResponse) -> (u64, u64) {
+    match response.kind {
+        Some(cloud_response::Kind::Ack(ack)) => (ack.held_seq, ack.stored_entries),
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}
+
+fn refusal(response: CloudResponse) -> String {
+    match response.kind {
+        Some(cloud_response::Kind::Error(error)) => error.code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_same_range_from_every_device_is_stored_once() {
+    let f = fixture();
+    let mut till1 = Device::new(&f.ca, "s1", "till-1", 1);
+    let till2 = Device::new(&f.ca, "s1", "till-2", 2);
+    let till3 = Device::new(&f.ca, "s1", "till-3", 3);
+    till1.write(10, "2026-11-30");
+    // till-1's entries, uploaded by all three devices (relayed), overlapping ranges.
+    let a = till1.attestation.clone();
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &till2.identity,
+            Some(a.clone()),
+            till1.batch(1, 6)
+        )),
+        (6, 6)
+    );
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &till3.identity,
+            Some(a.clone()),
+            till1.batch(1, 6)
+        )),
+        (6, 0)
+    );
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &till1.identity,
+            Some(a.clone()),
+            till1.batch(3, 10)
+        )),
+        (10, 4)
+    );
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &till2.identity,
+            None,
+            till1.batch(1, 10)
+        )),
+        (10, 0)
+    );
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-1"), 10);
+    let stored = f
+        .store
+        .entries_after("s1", "till-1", 0, 100)
+        .expect("entries");
+    assert_eq!(stored.len(), 10, "every entry once");
+    for ((seq, bytes), (want_seq, want_bytes, _)) in stored.iter().zip(&till1.entries) {
+        assert_eq!(
+            (seq, bytes),
+            (want_seq, want_bytes),
+            "stored bytes are the device's"
+        );
+    }
+    // Hello tells the store its vector.
+    let state = f.service.handle(
+        &till3.identity,
+        CloudRequest {
+            kind: Some(cloud_request::Kind::Hello(Hello { catalog_version: 0 })),
+        },
+    );
+    let Some(cloud_response::Kind::State(state)) = state.kind else {
+        panic!("hello answered {state:?}");
+    };
+    let vector = state.version_vector.expect("vector");
+    assert_eq!(vector.devices.len(), 1);
+    assert_eq!(
+        (vector.devices[0].device_id.as_str(), vector.devices[0].seq),
+        ("till-1", 10)
+    );
+}
+
+#[test]
+fn bad_uploads_are_refused_precisely_and_change_nothing() {
+    let f = fixture();
+    let mut till1 = Device::new(&f.ca, "s1", "till-1", 1);
+    let other_store = Device::new(&f.ca, "s2", "till-1", 4);
+    till1.write(8, "2026-11-30");
+    let a = till1.attestation.clone();
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &till1.identity,
+            Some(a.clone()),
+            till1.batch(1, 4)
+        )),
+        (4, 4)
+    );
+    let before = f
+        .store
+        .entries_after("s1", "till-1", 0, 100)
+        .expect("entries");
+
+    // A tampered entry: its bytes no longer hash to what the next entry links to.
+    let mut tampered = till1.batch(5, 8);
+    tampered.entries[1].bytes[3] ^= 0x01;
+    assert!(["chain_broken", "head_mismatch"].contains(
+        &refusal(upload(
+            &f.service,
+            &till1.identity,
+            Some(a.clone()),
+            tampered
+        ))
+        .as_str()
+    ));
+    // A forged head: signed by another key.
+    let mut forged = till1.batch(5, 8);
+    if let Some(head) = forged.head.as_mut() {
+        let other = ChainHead {
+            store_id: "s1".into(),
+            device_id: "till-1".into(),
+            device_incarnation: INCARNATION,
+            seq: 8,
+            chain_hash: head.chain_hash.clone().try_into().expect("32 bytes"),
+        };
+        head.signature = other.sign(&signing_key(&[9; 32])).to_vec();
+    }
+    assert_eq!(
+        refusal(upload(&f.service, &till1.identity, Some(a.clone()), forged)),
+        "bad_signature"
+    );
+    // A gap: the cloud holds 1..=4, the batch starts at 6.
+    assert_eq!(
+        refusal(upload(
+            &f.service,
+            &till1.identity,
+            Some(a.clone()),
+            till1.batch(6, 8)
+        )),
+        "gap"
+    );
+    // Another store's device key cannot vouch for this store's till-1.
+    assert_eq!(
+        refusal(upload(
+            &f.service,
+            &till1.identity,
+            Some(other_store.attestation.clone()),
+            till1.batch(5, 8)
+        )),
+        "bad_attestation",
+        "another store's certificate cannot vouch for this store's device"
+    );
+    // Entries of a device with no attestation at all.
+    let mut till9 = Device::new(&f.ca, "s1", "till-9", 5);
+    till9.write(2, "2026-11-30");
+    assert_eq!(
+        refusal(upload(&f.service, &till1.identity, None, till9.batch(1, 2))),
+        "unknown_device"
+    );
+    // A head that names another entry than the batch's last.
+    let mut short_head = till1.batch(5, 8);
+    short_head.head = till1.batch(5, 7).head;
+    assert_eq!(
+        refusal(upload(&f.service, &till1.identity, None, short_head)),
+        "head_mismatch"
+    );
+    // A request that does not decode.
+    let answer = f.service.handle_bytes(&till1.identity, &[0xff, 0xff, 0xff]);
+    let answer: CloudResponse =
+        prost::Message::decode(answer.as_slice()).expect("response decodes");
+    assert_eq!(refusal(answer), "malformed");
+
+    assert_eq!(
+        f.store
+            .entries_after("s1", "till-1", 0, 100)
+            .expect("entries"),
+        before,
+        "nothing stored"
+    );
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-1"), 4);
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-9"), 0);
+    // The good rest still goes in afterwards.
+    assert_eq!(
+        ack(upload(&f.service, &till1.identity, None, till1.batch(5, 8))),
+        (8, 4)
+    );
+}
+
+#[test]
+fn stores_are_kept_apart() {
+    let f = fixture();
+    let mut s1 = Device::new(&f.ca, "s1", "till-1", 1);
+    let mut s2 = Device::new(&f.ca, "s2", "till-1", 2);
+    s1.write(3, "2026-11-30");
+    s2.write(5, "2026-11-30");
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &s1.identity,
+            Some(s1.attestation.clone()),
+            s1.batch(1, 3)
+        )),
+        (3, 3)
+    );
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &s2.identity,
+            Some(s2.attestation.clone()),
+            s2.batch(1, 5)
+        )),
+        (5, 5)
+    );
+    // s1's device uploading s2's till-1 entries: they do not continue s1's till-1 chain.
+    assert_eq!(
+        refusal(upload(&f.service, &s1.identity, None, s2.batch(1, 5))),
+        "chain_broken"
+    );
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-1"), 3);
+    assert_eq!(f.store.version_vector("s2").expect("vv").get("till-1"), 5);
+    let report = super::report::chain_report(f.store.as_ref()).expect("report");
+    assert_eq!(report.stores.len(), 2);
+    let s1_report = report.store("s1").expect("s1");
+    assert_eq!(s1_report.entries, 3);
+    assert_eq!(s1_report.days.len(), 1);
+    assert_eq!(s1_report.days[0].sales, 3);
+    assert_eq!(report.store("s2").expect("s2").days[0].sales, 5);
+}

@@ -1,0 +1,366 @@
+//! [`UplinkService`]: the device's connection to the cloud and its upload loop.
+//!
+//! One round: `Hello` → the cloud's version vector (and a newer catalog, if one was
+//! published); then for every device where this node holds more than the cloud, batches of
+//! at most [`UploadLimits`] entries cut at signed heads, each answered with the cloud's
+//! held seq, from which the next batch starts. Everything is idempotent at the cloud, so a
+//! lost answer, a cloud restart mid-batch or several devices uploading the same range at
+//! once only costs a re-send. Connection failures back off with full jitter (0.5 s → 15 s).
+
+use crate::clock::wall_clock_ms;
+use crate::consensus::RaftService;
+use crate::replication::NodeLedger;
+use crate::storage::JournalStore;
+use anyhow::{anyhow, bail, Context};
+use posmesh_mesh::backoff::Backoff;
+use posmesh_mesh::transport::{MeshConnection, MeshEndpoint, StreamPurpose};
+use posmesh_mesh::Role;
+use posmesh_proto::cloud::v1::{
+    cloud_request, cloud_response, CloudRequest, CloudResponse, CloudState, Hello, StoreSnapshot,
+    UploadBatch,
+};
+use posmesh_proto::mesh::v1::KeyAttestation;
+use posmesh_sync::cloud::{upload_batch, UploadLimits};
+use posmesh_sync::replication::{LedgerRead, VersionVector};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long one cloud call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between rounds when the cloud holds everything.
+const IDLE_ROUND: Duration = Duration::from_millis(1_000);
+/// Reconnect backoff window, ms.
+const BACKOFF_INITIAL_MS: u64 = 500;
+const BACKOFF_MAX_MS: u64 = 15_000;
+/// Batches uploaded per round before the cloud's vector is asked again (bounds a round).
+const BATCHES_PER_ROUND_MAX: usize = 256;
+
+/// What `posmesh status` shows of the uplink.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UplinkStatus {
+    /// The cloud's address.
+    pub cloud: String,
+    /// Whether a verified connection to the cloud is up.
+    pub connected: bool,
+    /// Entries this device holds that the cloud lacked at the last round (all devices).
+    pub entries_pending: u64,
+    /// Entries the cloud stored from this device's uploads since start.
+    pub entries_uploaded_total: u64,
+    /// Batches sent since start (stored or duplicate).
+    pub batches_sent_total: u64,
+    /// Batches the cloud already held (another device, or a re-send).
+    pub batches_duplicate_total: u64,
+    /// Unix ms of the last successful round.
+    pub last_round_ms: Option<i64>,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// The cloud's version vector of this store at the last round.
+    pub cloud_version_vector: BTreeMap<String, u64>,
+    /// Raft log index of the store snapshot the cloud holds.
+    pub snapshot_index: u64,
+    /// Newest catalog version received from the cloud and committed through Raft.
+    pub catalog_version_applied: u64,
+}
+
+/// The uplink of one device (see the module docs).
+pub struct UplinkService {
+    cloud: SocketAddr,
+    endpoint: MeshEndpoint,
+    store: Arc<JournalStore>,
+    own_attestation: KeyAttestation,
+    local_device: String,
+    raft: Option<Arc<RaftService>>,
+    limits: UploadLimits,
+    status: Mutex<UplinkStatus>,
+}
+
+impl UplinkService {
+    /// Starts the uplink to `cloud` on `endpoint` (a client endpoint with the device's
+    /// certificate) until `stop`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        cloud: SocketAddr,
+        endpoint: MeshEndpoint,
+        store: Arc<JournalStore>,
+        own_attestation: KeyAttestation,
+        local_device: &str,
+        raft: Option<Arc<RaftService>>,
+        limits: UploadLimits,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        let service = Arc::new(Self {
+            cloud,
+            endpoint,
+            store,
+            own_attestation,
+            local_device: local_device.to_owned(),
+            raft,
+            limits,
+            status: Mutex::new(UplinkStatus {
+                cloud: cloud.to_string(),
+                ..UplinkStatus::default()
+            }),
+        });
+        tokio::spawn(service.clone().run(stop));
+        service
+    }
+
+    /// The uplink's state now.
+    pub fn status(&self) -> UplinkStatus {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, UplinkStatus> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Backoff::new(BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, rand::random());
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let outcome = tokio::select! {
+                outcome = self.session(&mut backoff) => outcome,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            if let Err(error) = outcome {
+                let text = format!("{error:#}");
+                tracing::info!(cloud = %self.cloud, error = %text, "cloud uplink interrupted");
+                metrics::counter!("posmesh_uplink_errors_total").increment(1);
+                let mut status = self.lock();
+                status.connected = false;
+                status.last_error = Some(text);
+            }
+            metrics::gauge!("posmesh_uplink_connected").set(0.0);
+            let delay = Duration::from_millis(backoff.next_delay_ms());
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        self.endpoint.close();
+    }
+
+    /// One connection: rounds until an error.
+    async fn session(&self, backoff: &mut Backoff) -> anyhow::Result<()> {
+        let connection = tokio::time::timeout(CALL_TIMEOUT, self.endpoint.connect(self.cloud))
+            .await
+            .map_err(|_| anyhow!("timed out connecting to the cloud at {}", self.cloud))?
+            .with_context(|| format!("cannot connect to the cloud at {}", self.cloud))?;
+        if connection.peer_identity().role() != Role::Cloud {
+            bail!(
+                "{} at {} is not a cloud",
+                connection.peer_identity(),
+                self.cloud
+            );
+        }
+        tracing::info!(cloud = %self.cloud, peer = %connection.peer_identity(), "cloud uplink connected");
+        {
+            let mut status = self.lock();
+            status.connected = true;
+            status.last_error = None;
+        }
+        metrics::gauge!("posmesh_uplink_connected").set(1.0);
+        backoff.reset();
+        loop {
+            let idle = self.round(&connection).await?;
+            if idle {
+                tokio::time::sleep(IDLE_ROUND).await;
+            }
+        }
+    }
+
+    async fn call(
+        &self,
+        connection: &MeshConnection,
+        kind: cloud_request::Kind,
+    ) -> anyhow::Result<cloud_response::Kind> {
+        let request = CloudRequest { kind: Some(kind) }.encode_to_vec();
+        let bytes = connection
+            .call(StreamPurpose::Cloud, &request, CALL_TIMEOUT)
+            .await?;
+        let response = CloudResponse::decode(bytes.as_slice())
+            .context("the cloud's answer does not decode")?;
+        match response.kind {
+            Some(cloud_response::Kind::Error(error)) => {
+                bail!("the cloud refused: {} ({})", error.message, error.code)
+            }
+            Some(kind) => Ok(kind),
+            None => bail!("the cloud answered with a kind this version does not know"),
+        }
+    }
+
+    /// One round; returns whether there was nothing to upload.
+    async fn round(&self, connection: &MeshConnection) -> anyhow::Result<bool> {
+        let catalog_version = self.raft.as_ref().map_or(0, |r| r.catalog_version());
+        let state = match self
+            .call(
+                connection,
+                cloud_request::Kind::Hello(Hello { catalog_version }),
+            )
+            .await?
+        {
+            cloud_response::Kind::State(state) => state,
+            other => bail!("the cloud answered Hello with {other:?}"),
+        };
+        let cloud_vector =
+            VersionVector::from_proto(&state.version_vector.clone().unwrap_or_default())
+                .context("the cloud's version vector is malformed")?;
+        self.apply_catalog(&state).await;
+        let store = self.store.clone();
+        let ledger = tokio::task::spawn_blocking(move || NodeLedger::open(store))
+            .await?
+            .context("cannot read the ledger")?;
+        let ledger = Arc::new(ledger);
+        let local = ledger.version_vector();
+        let missing = local.missing_from(&cloud_vector);
+        let pending: u64 = missing.iter().map(|(_, after, upto)| upto - after).sum();
+        metrics::gauge!("posmesh_uplink_entries_pending").set(pending as f64);
+        {
+            let mut status = self.lock();
+            status.entries_pending = pending;
+            status.cloud_version_vector = vector_map(&cloud_vector);
+            status.snapshot_index = state.snapshot_index;
+        }
+        let mut batches = 0usize;
+        for (device, after, upto) in missing {
+            let mut cloud_seq = after;
+            while cloud_seq < upto && batches < BATCHES_PER_ROUND_MAX {
+                let reader = ledger.clone();
+                let limits = self.limits;
+                let device_for_cut = device.clone();
+                let batch = tokio::task::spawn_blocking(move || {
+                    upload_batch(reader.as_ref(), &device_for_cut, cloud_seq, limits)
+                })
+                .await?;
+                let Some(batch) = batch else {
+                    break; // no signed head stored yet within the limits
+                };
+                let attestation = self.attestation_of(&device).await;
+                let ack = match self
+                    .call(
+                        connection,
+                        cloud_request::Kind::Upload(UploadBatch {
+                            attestation,
+                            batch: Some(batch),
+                        }),
+                    )
+                    .await?
+                {
+                    cloud_response::Kind::Ack(ack) => ack,
+                    other => bail!("the cloud answered an upload with {other:?}"),
+                };
+                batches += 1;
+                if ack.held_seq <= cloud_seq && ack.stored_entries == 0 {
+                    bail!("the cloud did not advance {device} past {cloud_seq}");
+                }
+                cloud_seq = ack.held_seq;
+                metrics::counter!("posmesh_uplink_entries_uploaded_total")
+                    .increment(ack.stored_entries);
+                let mut status = self.lock();
+                status.batches_sent_total += 1;
+                status.entries_uploaded_total += ack.stored_entries;
+                if ack.stored_entries == 0 {
+                    status.batches_duplicate_total += 1;
+                }
+                status.entries_pending = status
+                    .entries_pending
+                    .saturating_sub(ack.held_seq.saturating_sub(cloud_vector.get(&device)));
+                status
+                    .cloud_version_vector
+                    .insert(device.clone(), ack.held_seq);
+            }
+        }
+        self.upload_snapshot(connection, state.snapshot_index)
+            .await?;
+        self.lock().last_round_ms = Some(i64::try_from(wall_clock_ms()).unwrap_or(i64::MAX));
+        Ok(batches == 0)
+    }
+
+    /// The key attestation of `device`: this device's own, or one learnt from peers.
+    async fn attestation_of(&self, device: &str) -> Option<KeyAttestation> {
+        if device == self.local_device {
+            return Some(self.own_attestation.clone());
+        }
+        let store = self.store.clone();
+        let device = device.to_owned();
+        tokio::task::spawn_blocking(move || {
+            store
+                .key_attestations()
+                .ok()
+                .and_then(|mut keys| keys.remove(&device))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Uploads the store's Raft state when it is newer than the cloud's copy.
+    async fn upload_snapshot(
+        &self,
+        connection: &MeshConnection,
+        cloud_index: u64,
+    ) -> anyhow::Result<()> {
+        let Some(raft) = &self.raft else {
+            return Ok(());
+        };
+        let Some((index, state)) = raft.state_snapshot(cloud_index) else {
+            return Ok(());
+        };
+        match self
+            .call(
+                connection,
+                cloud_request::Kind::Snapshot(StoreSnapshot {
+                    raft_log_index: index,
+                    state,
+                }),
+            )
+            .await?
+        {
+            cloud_response::Kind::SnapshotAck(ack) => {
+                self.lock().snapshot_index = ack.raft_log_index;
+                Ok(())
+            }
+            other => bail!("the cloud answered a snapshot with {other:?}"),
+        }
+    }
+
+    /// Commits a catalog the cloud published through the store's Raft group. Another
+    /// device of the store may commit the same release first: that one counts as applied.
+    async fn apply_catalog(&self, state: &CloudState) {
+        let Some(raft) = &self.raft else {
+            return;
+        };
+        if let Some(release) = &state.catalog {
+            match raft.publish_catalog(release).await {
+                Ok(()) => {
+                    tracing::info!(
+                        version = release.version,
+                        "catalog from the cloud committed through Raft"
+                    );
+                }
+                Err(error) if raft.catalog_version() >= release.version => {
+                    tracing::debug!(version = release.version, %error, "catalog committed by another device");
+                }
+                Err(error) => {
+                    tracing::warn!(version = release.version, %error, "cannot commit the cloud's catalog yet");
+                }
+            }
+        }
+        self.lock().catalog_version_applied = raft.catalog_version();
+    }
+}
+
+fn vector_map(vector: &VersionVector) -> BTreeMap<String, u64> {
+    vector
+        .missing_from(&VersionVector::new())
+        .into_iter()
+        .map(|(device, _, seq)| (device, seq))
+        .collect()
+}
