@@ -6,7 +6,7 @@
 use super::store::{CloudStore, CloudStoreError};
 use crate::ledger::sale_ref::SaleRef;
 use crate::report::day_totals::{DayTotals, DayTotalsBuilder};
-use posmesh_proto::journal::v1::{journal_entry::Payload, JournalEntry};
+use posmesh_proto::journal::v1::{journal_entry::Payload, JournalEntry, TenderKind};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,13 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Entries read per storage call while building a report.
 const REPORT_READ_ENTRIES_MAX: usize = 4_096;
 
-/// `PaymentEvent.kind` of a card payment accepted offline (store-and-forward, issue #7):
-/// the hook the chain report counts. Each is keyed by (sale device, sale seq, tender index).
-pub const PAYMENT_OFFLINE_ACCEPTED: &str = "offline_accepted";
-/// `PaymentEvent.kind`s that settle an offline payment: forwarded to the acquirer (approved
-/// or declined after forwarding — either way it is no longer unforwarded).
-pub const PAYMENT_FORWARDED_KINDS: [&str; 3] =
-    ["forwarded", "forward_approved", "forward_declined"];
+/// `PaymentEvent.kind`s that settle an offline card payment: the acquirer acknowledged the
+/// forwarded advice, accepting or declining it — either way it is no longer unforwarded.
+pub const PAYMENT_FORWARDED_KINDS: [&str; 2] = [
+    crate::storage::saf::ADVICE_ACCEPTED,
+    crate::storage::saf::ADVICE_DECLINED,
+];
 
 /// The chain report (`GET /v1/reports/chain`, `posmesh report chain`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,8 +42,8 @@ pub struct StoreReport {
     /// Sales per business day; tenders in `tenders_minor` (minor units of the store
     /// currency), by day.
     pub days: Vec<DayTotals>,
-    /// Card payments accepted offline and not yet forwarded (from `PaymentEvent`s of kind
-    /// [`PAYMENT_OFFLINE_ACCEPTED`] without a later forwarded event).
+    /// Card payments accepted offline (sale tenders of kind card with `offline` set) that
+    /// the cloud holds no acknowledgement for ([`PAYMENT_FORWARDED_KINDS`]).
     pub unforwarded_offline_card_payments: u64,
 }
 
@@ -106,17 +105,25 @@ fn store_report(
             for (seq, bytes) in chunk {
                 let entry = decode(store_id, &device, seq, &bytes)?;
                 entries += 1;
-                if let Some(Payload::Payment(payment)) = &entry.payload {
-                    let key = (
-                        payment.sale_device_id.clone(),
-                        payment.sale_seq,
-                        payment.tender_index,
-                    );
-                    if payment.kind == PAYMENT_OFFLINE_ACCEPTED {
-                        offline.insert(key);
-                    } else if PAYMENT_FORWARDED_KINDS.contains(&payment.kind.as_str()) {
-                        forwarded.insert(key);
+                match &entry.payload {
+                    Some(Payload::Sale(sale)) => {
+                        for (index, tender) in sale.tenders.iter().enumerate() {
+                            if tender.kind == TenderKind::Card as i32 && tender.offline {
+                                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                                offline.insert((entry.device_id.clone(), entry.seq, index));
+                            }
+                        }
                     }
+                    Some(Payload::Payment(payment))
+                        if PAYMENT_FORWARDED_KINDS.contains(&payment.kind.as_str()) =>
+                    {
+                        forwarded.insert((
+                            payment.sale_device_id.clone(),
+                            payment.sale_seq,
+                            payment.tender_index,
+                        ));
+                    }
+                    _ => {}
                 }
                 builder.add(&entry, |sale: &SaleRef| {
                     let seq = sale.seq.checked_sub(1)?;
