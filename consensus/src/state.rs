@@ -98,6 +98,12 @@ pub struct StoreState {
     /// Retired devices and the log index each was retired at (never members again).
     #[serde(default)]
     pub retired_devices: BTreeMap<String, u64>,
+    /// Tax rate schedules, versioned with effective times.
+    #[serde(default)]
+    pub tax: crate::tax::TaxConfig,
+    /// Operators (roles, PIN hashes) and shifts.
+    #[serde(default)]
+    pub staff: crate::staff::Staff,
 }
 
 impl StoreState {
@@ -135,6 +141,39 @@ impl StoreState {
                 amount_minor,
             } => self.set_exposure_allotment(device_id, *amount_minor),
             StoreCommand::RetireDevice { device_id } => self.retire_device(index, device_id),
+            StoreCommand::SetTaxRates {
+                version,
+                effective_at_ms,
+                rates_bps,
+            } => self.tax.set(index, *version, *effective_at_ms, rates_bps),
+            StoreCommand::SetOperator {
+                operator_id,
+                name,
+                role,
+                pin_hash,
+            } => self
+                .staff
+                .set_operator(index, operator_id, name, *role, pin_hash),
+            StoreCommand::OpenShift {
+                shift_id,
+                device_id,
+                operator_id,
+                opening_float_minor,
+                currency,
+                opened_at_ms,
+            } => self.staff.open_shift(
+                index,
+                shift_id,
+                device_id,
+                operator_id,
+                *opening_float_minor,
+                *currency,
+                *opened_at_ms,
+            ),
+            StoreCommand::CloseShift {
+                shift_id,
+                closed_at_ms,
+            } => self.staff.close_shift(index, shift_id, *closed_at_ms),
         };
         match result {
             Ok(outcome) => StoreResponse::Applied(outcome),
@@ -411,7 +450,7 @@ impl StoreState {
     }
 }
 
-fn check_id(field: &str, id: &str) -> Result<(), Refusal> {
+pub(crate) fn check_id(field: &str, id: &str) -> Result<(), Refusal> {
     let rule = if id.is_empty() {
         "must not be empty".to_owned()
     } else if id.len() > MAX_ID_BYTES {
