@@ -11,6 +11,8 @@
 //! - [`replication`]: ledger replication with the store's peers (drives the sync core).
 //! - [`orders`]: shared orders (Automerge) — edits, sync, storage, close conflicts.
 //! - [`consensus`]: the store's Raft group over the mesh (membership, forwarding, status).
+//! - [`provisioning`]: the provisioning file of `posmesh init`.
+//! - [`pin`]: operator PINs — Argon2id hashing and verification.
 //! - [`report`]: reports computed from the journal (takings per day).
 //! - [`catalog_file`]: loading the catalog file.
 //! - [`import`]: replaying a till export (CSV) into a node through the API.
@@ -36,6 +38,8 @@ pub mod mgmt;
 pub mod node_process;
 pub mod orders;
 pub mod peers;
+pub mod pin;
+pub mod provisioning;
 pub mod replication;
 pub mod report;
 pub mod runtime;

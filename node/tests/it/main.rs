@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod consensus_loopback;
+mod consensus_recovery;
 mod crash_durability;
 mod demo;
 mod import_bakery;
@@ -10,4 +11,5 @@ mod lab_mesh;
 mod mesh_loopback;
 mod orders_loopback;
 mod replication_loopback;
+mod staff_loopback;
 mod support;
