@@ -97,6 +97,53 @@ pub enum StoreCommand {
         /// before it proposes the command.
         catalog_toml: String,
     },
+    /// Sets a new version of the store's tax rates, effective from `effective_at_ms` on
+    /// (earlier sales keep the rates of their time). Versions and effective times never go
+    /// back.
+    SetTaxRates {
+        /// The version; must be greater than the current one.
+        version: u64,
+        /// From when the rates apply, ms since the Unix epoch (UTC); not before the current
+        /// version's.
+        effective_at_ms: i64,
+        /// Rate per tax class, basis points (2000 = 20 %); 1–64 classes, each ≤ 10 000.
+        rates_bps: BTreeMap<String, u32>,
+    },
+    /// Adds an operator or replaces one's name, role and PIN hash.
+    SetOperator {
+        /// The operator's id (e.g. a staff number). Non-empty.
+        operator_id: String,
+        /// Display name.
+        name: String,
+        /// The role.
+        role: crate::staff::Role,
+        /// Argon2id hash of the PIN as a PHC string (hashed by the node: never a clear PIN).
+        pin_hash: String,
+    },
+    /// Opens a shift of `operator_id` on `device_id`. Refused if the device has an open
+    /// shift, the operator is unknown, or the id was used.
+    OpenShift {
+        /// The shift's id (chosen by the opening device). Non-empty.
+        shift_id: String,
+        /// The device.
+        device_id: String,
+        /// The operator.
+        operator_id: String,
+        /// Cash in the drawer at the opening, minor units of `currency`; ≥ 0.
+        opening_float_minor: i64,
+        /// ISO 4217 currency of the float.
+        currency: Currency,
+        /// When it opened, ms since the Unix epoch (the device's clock, carried in the
+        /// command so that every replica records the same time).
+        opened_at_ms: i64,
+    },
+    /// Closes an open shift (once).
+    CloseShift {
+        /// The shift.
+        shift_id: String,
+        /// When it closed, ms since the Unix epoch; not before it opened.
+        closed_at_ms: i64,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -149,6 +196,25 @@ impl std::fmt::Display for StoreCommand {
                 "catalog {version} from {effective_at_ms} ms ({} bytes)",
                 catalog_toml.len()
             ),
+            StoreCommand::SetTaxRates {
+                version,
+                effective_at_ms,
+                rates_bps,
+            } => write!(
+                f,
+                "tax rates version {version} from {effective_at_ms} ms ({} classes)",
+                rates_bps.len()
+            ),
+            StoreCommand::SetOperator {
+                operator_id, role, ..
+            } => write!(f, "operator {operator_id} as {}", role.as_str()),
+            StoreCommand::OpenShift {
+                shift_id,
+                device_id,
+                operator_id,
+                ..
+            } => write!(f, "open shift {shift_id} of {operator_id} on {device_id}"),
+            StoreCommand::CloseShift { shift_id, .. } => write!(f, "close shift {shift_id}"),
         }
     }
 }
@@ -241,6 +307,38 @@ pub enum Outcome {
         device_id: String,
         /// Log index at which it was first retired.
         retired_at_index: u64,
+    },
+    /// A tax rate version was set.
+    TaxRatesSet {
+        /// The version.
+        version: u64,
+        /// When it applies, ms since the Unix epoch.
+        effective_at_ms: i64,
+        /// Log index of the change.
+        set_at_index: u64,
+    },
+    /// An operator was added or changed.
+    OperatorSet {
+        /// The operator.
+        operator_id: String,
+        /// Its role.
+        role: crate::staff::Role,
+        /// Log index of the change.
+        set_at_index: u64,
+    },
+    /// A shift opened.
+    ShiftOpened {
+        /// The shift.
+        shift_id: String,
+        /// Log index of the opening.
+        opened_at_index: u64,
+    },
+    /// A shift closed.
+    ShiftClosed {
+        /// The shift.
+        shift_id: String,
+        /// Log index of the close.
+        closed_at_index: u64,
     },
 }
 
@@ -355,4 +453,80 @@ pub enum Refusal {
     /// An amount or sum does not fit in i64 minor units.
     #[error("amount overflows i64 minor units")]
     Overflow,
+    /// A tax schedule with no classes or too many.
+    #[error("a tax schedule needs 1–{max} tax classes, got {count}")]
+    InvalidTaxClasses {
+        /// Classes given.
+        count: usize,
+        /// Most allowed.
+        max: usize,
+    },
+    /// A tax rate above 100 %.
+    #[error("tax class {tax_class}: rate {rate_bps} bp is above {max_bps} bp")]
+    InvalidTaxRate {
+        /// The class.
+        tax_class: String,
+        /// The rate given, basis points.
+        rate_bps: u32,
+        /// Highest allowed, basis points.
+        max_bps: u32,
+    },
+    /// The tax version or its effective time would go back.
+    #[error("tax rates version {requested_version} (from {requested_effective_at_ms} ms) is not after the current {current_version} (from {current_effective_at_ms} ms)")]
+    TaxVersionNotNewer {
+        /// Current version.
+        current_version: u64,
+        /// Its effective time, ms.
+        current_effective_at_ms: i64,
+        /// Version asked for.
+        requested_version: u64,
+        /// Effective time asked for, ms.
+        requested_effective_at_ms: i64,
+    },
+    /// A PIN hash that is not an Argon2id PHC string.
+    #[error("invalid pin_hash: {rule}")]
+    InvalidPinHash {
+        /// What it must be.
+        rule: String,
+    },
+    /// No operator with this id.
+    #[error("unknown operator {operator_id}")]
+    UnknownOperator {
+        /// The operator.
+        operator_id: String,
+    },
+    /// A shift id already used.
+    #[error("shift {shift_id} already exists")]
+    ShiftExists {
+        /// The shift.
+        shift_id: String,
+    },
+    /// The device already has an open shift.
+    #[error("device {device_id} already has shift {shift_id} open: close it first")]
+    ShiftAlreadyOpen {
+        /// The device.
+        device_id: String,
+        /// Its open shift.
+        shift_id: String,
+    },
+    /// No shift with this id.
+    #[error("unknown shift {shift_id}")]
+    UnknownShift {
+        /// The shift.
+        shift_id: String,
+    },
+    /// The shift was already closed.
+    #[error("shift {shift_id} was already closed at log index {closed_at_index}")]
+    ShiftAlreadyClosed {
+        /// The shift.
+        shift_id: String,
+        /// Log index of the close.
+        closed_at_index: u64,
+    },
+    /// A time that breaks a rule.
+    #[error("invalid time: {rule}")]
+    InvalidTime {
+        /// The rule.
+        rule: String,
+    },
 }

@@ -6,13 +6,17 @@
 //!   [`Outcome`] and [`Refusal`] (what a client gets back). serde/JSON.
 //! - [`state`]: [`StoreState`] and its sans-IO, deterministic
 //!   `apply(index, command) -> response`: gift cards, catalog version, day close,
-//!   certificate revocations, offline card exposure allotments.
+//!   certificate revocations, offline card exposure allotments, tax rates ([`tax`]),
+//!   operators and shifts ([`staff`]).
 //! - [`storage`]: openraft's `RaftLogStorage` ([`LogStore`]) and `RaftStateMachine`
 //!   ([`StateMachineStore`], also the snapshot builder) on one RocksDB directory of their
 //!   own (`<data-dir>/raft`), column families `raft_log`, `raft_meta`, `raft_sm`.
 //! - [`rocksdb_tuning`]: how every posmesh RocksDB is opened (recovery mode, tables); the
 //!   node's journal store uses it too.
 //! - [`timings`]: [`RaftTimings`] for store Wi-Fi and the openraft [`openraft::Config`].
+//! - [`forced_membership`]: after a permanent quorum loss, a stopped survivor's log gets a
+//!   new membership of the devices kept (etcd's `--force-new-cluster`), with a plan of what
+//!   may be lost first.
 //! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
 //!   [`ConsensusError`] (`NoQuorum`, `NotLeader`, …).
 //!
@@ -61,9 +65,12 @@
 
 pub mod client;
 pub mod command;
+pub mod forced_membership;
 pub mod rocksdb_tuning;
+pub mod staff;
 pub mod state;
 pub mod storage;
+pub mod tax;
 pub mod timings;
 
 pub use client::{read_linearizable, write, ConsensusError};

@@ -102,6 +102,12 @@ pub struct StoreState {
     /// ([`StoreCommand::PublishCatalog`]).
     #[serde(default)]
     pub catalog_toml: Option<String>,
+    /// Tax rate schedules, versioned with effective times.
+    #[serde(default)]
+    pub tax: crate::tax::TaxConfig,
+    /// Operators (roles, PIN hashes) and shifts.
+    #[serde(default)]
+    pub staff: crate::staff::Staff,
 }
 
 impl StoreState {
@@ -146,6 +152,39 @@ impl StoreState {
             } => self
                 .set_catalog_version(index, *version, *effective_at_ms)
                 .inspect(|_| self.catalog_toml = Some(catalog_toml.clone())),
+            StoreCommand::SetTaxRates {
+                version,
+                effective_at_ms,
+                rates_bps,
+            } => self.tax.set(index, *version, *effective_at_ms, rates_bps),
+            StoreCommand::SetOperator {
+                operator_id,
+                name,
+                role,
+                pin_hash,
+            } => self
+                .staff
+                .set_operator(index, operator_id, name, *role, pin_hash),
+            StoreCommand::OpenShift {
+                shift_id,
+                device_id,
+                operator_id,
+                opening_float_minor,
+                currency,
+                opened_at_ms,
+            } => self.staff.open_shift(
+                index,
+                shift_id,
+                device_id,
+                operator_id,
+                *opening_float_minor,
+                *currency,
+                *opened_at_ms,
+            ),
+            StoreCommand::CloseShift {
+                shift_id,
+                closed_at_ms,
+            } => self.staff.close_shift(index, shift_id, *closed_at_ms),
         };
         match result {
             Ok(outcome) => StoreResponse::Applied(outcome),
@@ -422,7 +461,7 @@ impl StoreState {
     }
 }
 
-fn check_id(field: &str, id: &str) -> Result<(), Refusal> {
+pub(crate) fn check_id(field: &str, id: &str) -> Result<(), Refusal> {
     let rule = if id.is_empty() {
         "must not be empty".to_owned()
     } else if id.len() > MAX_ID_BYTES {

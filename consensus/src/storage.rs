@@ -134,6 +134,23 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
     Ok((log_store, sm))
 }
 
+/// Whether the Raft database in `dir` holds any log entry (a group was initialised there).
+/// Opens (and creates) the database, so the directory must not be in use.
+///
+/// # Errors
+/// As [`open`]; read errors as [`OpenError::Corrupt`].
+pub async fn has_log(dir: &Path) -> Result<bool, OpenError> {
+    let (mut log, _) = open(dir)?;
+    let state = log
+        .get_log_state()
+        .await
+        .map_err(|source| OpenError::Corrupt {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+    Ok(state.last_log_id.is_some())
+}
+
 /// The Raft database's sizes: small (a store's decisions are few).
 const TUNING: crate::rocksdb_tuning::RocksTuning = crate::rocksdb_tuning::RocksTuning {
     max_open_files: 64,
@@ -288,6 +305,29 @@ impl LogStore {
         self.db()
             .put_cf_opt(cf(self.db(), CF_META)?, key, bytes, &opts)
             .map_err(rocks)
+    }
+}
+
+impl LogStore {
+    /// Writes a forced membership `entry` (at the end of the log) and `vote` in one synced
+    /// batch, for [`crate::forced_membership::force`] on a stopped survivor.
+    pub(crate) fn write_forced(
+        &self,
+        entry: &EntryOf<TypeConfig>,
+        vote: &VoteOf<TypeConfig>,
+    ) -> io::Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            cf(self.db(), CF_LOG)?,
+            index_key(entry.index()),
+            serde_json::to_vec(entry).map_err(invalid)?,
+        );
+        batch.put_cf(
+            cf(self.db(), CF_META)?,
+            KEY_VOTE,
+            serde_json::to_vec(vote).map_err(invalid)?,
+        );
+        self.db().write_opt(batch, &synced()).map_err(rocks)
     }
 }
 

@@ -13,6 +13,8 @@
 //! - [`payments`]: card tenders (online authorization, offline within limits) and
 //!   store-and-forward of offline payments to the acquirer.
 //! - [`consensus`]: the store's Raft group over the mesh (membership, forwarding, status).
+//! - [`provisioning`]: the provisioning file of `posmesh init`.
+//! - [`pin`]: operator PINs — Argon2id hashing and verification.
 //! - [`report`]: reports computed from the journal (takings per day).
 //! - [`catalog_file`]: loading the catalog file.
 //! - [`catalog_in_force`]: the catalog that prices the next sale (Raft-committed or file).
@@ -44,6 +46,8 @@ pub mod node_process;
 pub mod orders;
 pub mod payments;
 pub mod peers;
+pub mod pin;
+pub mod provisioning;
 pub mod replication;
 pub mod report;
 pub mod runtime;

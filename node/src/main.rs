@@ -48,6 +48,12 @@ enum Command {
     /// The chain's cloud: serve the stores, publish catalogs to them.
     #[command(subcommand)]
     Cloud(CloudCommand),
+    /// Found a store on its first device: its Raft group with this device as the first
+    /// voter, optionally provisioned from a file (currency, exposure, tax, operators).
+    Init(cli::init::InitArgs),
+    /// A manager's recovery commands on the store's Raft membership.
+    #[command(subcommand)]
+    Store(cli::store::StoreAdminCommand),
 }
 
 #[derive(Subcommand)]
@@ -226,6 +232,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Init(args) => {
+            let json = args.json;
+            let founded = cli::init::run_init(args).await?;
+            if json {
+                println!("{}", serde_json::to_string(&founded)?);
+            } else {
+                cli::init::print_founded(&founded);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store(command) => Ok(if cli::store::run_store(command).await? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        }),
     }
 }
 

@@ -420,7 +420,7 @@ async fn shutdown_signal() {
 /// A new device incarnation: the creation time in ms, shifted, plus random low bits, so a
 /// wiped device never gets an earlier incarnation back (clocks permitting) and two devices
 /// initialised in the same millisecond still differ.
-fn new_incarnation(now_ms: u64) -> u64 {
+pub(crate) fn new_incarnation(now_ms: u64) -> u64 {
     (now_ms << 16) | u64::from(rand::random::<u16>())
 }
 

@@ -136,6 +136,8 @@ pub async fn balance(
     }
 }
 
+/// Proposes `command` through the store's Raft group and answers 201 with the committed
+/// outcome, or the refusal's precise code.
 pub(super) async fn decide(
     node: &NodeContext,
     command: StoreCommand,
@@ -172,6 +174,32 @@ fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             Some("amount_minor"),
         ),
         R::InvalidId { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_id", None),
+        R::InvalidTaxClasses { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_tax_classes",
+            Some("rates_bps"),
+        ),
+        R::InvalidTaxRate { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_tax_rate",
+            Some("rates_bps"),
+        ),
+        R::TaxVersionNotNewer { .. } => (
+            StatusCode::CONFLICT,
+            "tax_version_not_newer",
+            Some("version"),
+        ),
+        R::InvalidPinHash { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pin", Some("pin")),
+        R::UnknownOperator { .. } => (
+            StatusCode::NOT_FOUND,
+            "operator_not_found",
+            Some("operator_id"),
+        ),
+        R::ShiftExists { .. } => (StatusCode::CONFLICT, "shift_exists", Some("shift_id")),
+        R::ShiftAlreadyOpen { .. } => (StatusCode::CONFLICT, "shift_already_open", None),
+        R::UnknownShift { .. } => (StatusCode::NOT_FOUND, "shift_not_found", None),
+        R::ShiftAlreadyClosed { .. } => (StatusCode::CONFLICT, "shift_already_closed", None),
+        R::InvalidTime { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_time", None),
         _ => (StatusCode::CONFLICT, "refused", None),
     };
     ApiError::new(status, code, refusal.to_string(), field)
@@ -207,7 +235,7 @@ fn check_amount(amount_minor: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn no_consensus() -> ApiError {
+pub(super) fn no_consensus() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "consensus_unavailable",

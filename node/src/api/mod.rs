@@ -7,6 +7,7 @@
 //!   the offline card budget and the store-and-forward queue.
 //! - [`gift_cards`]: gift cards through the store's Raft group.
 //! - [`days`]: day close (a consistent cut through Raft) and the Z-report.
+//! - [`staff`]: operators (roles, Argon2id PINs), shifts and tax rates through Raft.
 //! - [`store_devices`]: manager commands on the store's membership (remove a device).
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
@@ -29,6 +30,7 @@ pub mod openapi;
 pub mod orders;
 pub mod reports;
 pub mod sales;
+pub mod staff;
 pub mod store_devices;
 
 use crate::runtime::NodeContext;
@@ -72,6 +74,20 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .route(
             "/v1/gift-cards/{card}/redemptions",
             post(gift_cards::redeem),
+        )
+        .route(
+            "/v1/operators",
+            post(staff::set_operator).get(staff::list_operators),
+        )
+        .route("/v1/operators/{id}/verify-pin", post(staff::verify_pin))
+        .route(
+            "/v1/shifts",
+            post(staff::open_shift).get(staff::list_shifts),
+        )
+        .route("/v1/shifts/{id}/close", post(staff::close_shift))
+        .route(
+            "/v1/tax-rates",
+            post(staff::set_tax_rates).get(staff::list_tax_rates),
         )
         .route("/v1/catalog", get(catalog::get_catalog))
         .route(

@@ -40,6 +40,14 @@ use utoipa::OpenApi;
         super::reports::day_totals,
         super::health::health,
         super::health::metrics,
+        super::staff::set_operator,
+        super::staff::list_operators,
+        super::staff::verify_pin,
+        super::staff::open_shift,
+        super::staff::close_shift,
+        super::staff::list_shifts,
+        super::staff::set_tax_rates,
+        super::staff::list_tax_rates,
     )
 )]
 pub struct ApiDoc;

@@ -3,9 +3,15 @@
 //! - [`ca`]: `posmesh ca` — the chain CA: init, issue, revoke.
 //! - [`journal`]: `posmesh journal verify` — walk the hash chain, name the first break.
 //! - [`status`]: `posmesh status` — a node's state from its management API.
+//! - [`init`]: `posmesh init` — found a store on its first device (optionally from a
+//!   provisioning file).
+//! - [`store`]: `posmesh store force-membership` — recover a store from a permanent quorum
+//!   loss.
 //! - [`report`]: `posmesh report z` — a closed day's Z-report from a node's API.
 
 pub mod ca;
+pub mod init;
 pub mod journal;
 pub mod report;
 pub mod status;
+pub mod store;

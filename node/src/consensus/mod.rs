@@ -7,6 +7,8 @@
 //!   than five (keeping the count odd where it can), forwards writes and linearizable reads
 //!   to the leader, hands leadership over on a graceful stop, and reports role, term,
 //!   leader, commit and applied index for `posmesh status`.
+//! - [`founding`]: `posmesh init` — the Raft group initialised on the store's first
+//!   device, with the provisioning file's commands committed, durably, before it returns.
 //! - [`network`]: openraft's network over the mesh — one request/response call per RPC on
 //!   `Raft` streams of the peer's connection ([`posmesh_mesh::transport::MeshConnection::call`]).
 //! - [`wire`]: the RPC messages (JSON of openraft's serde types).
@@ -14,6 +16,7 @@
 //!
 //! Sales never wait on any of this (DESIGN: local first).
 
+pub mod founding;
 pub mod network;
 pub mod node_id;
 pub mod service;

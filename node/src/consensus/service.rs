@@ -470,6 +470,12 @@ impl RaftService {
         })
     }
 
+    /// Runs `read` on the state applied on this device (replicated: possibly a moment
+    /// behind the leader; not a linearizable read).
+    pub fn read<T>(&self, read: impl FnOnce(&posmesh_consensus::StoreState) -> T) -> T {
+        self.reader.read(read)
+    }
+
     /// This device's id.
     pub fn local_device(&self) -> &str {
         &self.local_device

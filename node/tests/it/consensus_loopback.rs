@@ -24,11 +24,11 @@ fn start(dir: &Path, device: &str, peers: &[String], bootstrap: bool) -> NodePro
     support::start_mesh_node_with(dir, "s1", device, "127.0.0.1:0", peers, flags)
 }
 
-async fn raft(client: &reqwest::Client, node: &NodeProcess) -> Value {
+pub(super) async fn raft(client: &reqwest::Client, node: &NodeProcess) -> Value {
     support::node_status(client, node).await["raft"].clone()
 }
 
-async fn post(
+pub(super) async fn post(
     client: &reqwest::Client,
     node: &NodeProcess,
     path: &str,
@@ -46,7 +46,11 @@ async fn post(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn balance(client: &reqwest::Client, node: &NodeProcess, card: &str) -> (u16, Value) {
+pub(super) async fn balance(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    card: &str,
+) -> (u16, Value) {
     let response = client
         .get(format!("http://{}/v1/gift-cards/{card}", node.api))
         .send()
@@ -84,7 +88,7 @@ async fn wait_entries(client: &reqwest::Client, nodes: &[&NodeProcess], entries:
 
 /// Waits until every node in `nodes` agrees on one leader (other than `not`) and `voters`
 /// voters.
-async fn wait_leader(
+pub(super) async fn wait_leader(
     client: &reqwest::Client,
     nodes: &[&NodeProcess],
     voters: usize,

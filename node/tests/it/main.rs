@@ -4,6 +4,7 @@
 mod bad_input;
 mod cloud_loopback;
 mod consensus_loopback;
+mod consensus_recovery;
 mod crash_durability;
 mod demo;
 mod import_bakery;
@@ -12,4 +13,5 @@ mod mesh_loopback;
 mod orders_loopback;
 mod payments_loopback;
 mod replication_loopback;
+mod staff_loopback;
 mod support;

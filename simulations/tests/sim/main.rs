@@ -3,5 +3,6 @@
 
 mod canaries;
 mod cli;
+mod raft;
 mod replay;
 mod sweep;

@@ -1,0 +1,366 @@
+//! Operators (who may do what at the tills) and shifts in the replicated state.
+//!
+//! An operator has a role — cashier, supervisor, manager or admin, in increasing authority
+//! — and a PIN stored only as an Argon2id hash in the PHC string format (RFC 9106; PHC
+//! string format spec): the node hashes a PIN before the command enters the log, so no
+//! clear PIN is ever in the log, a snapshot or a replica. A shift is opened on one device
+//! by one operator with an opening float (cash in the drawer, minor units) and closed once.
+
+use crate::command::{Outcome, Refusal};
+use crate::state::check_id;
+use posmesh_domain::money::Currency;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Longest accepted PIN hash (PHC string), bytes.
+pub const PIN_HASH_BYTES_MAX: usize = 256;
+/// Longest operator display name, bytes.
+pub const NAME_BYTES_MAX: usize = 128;
+
+/// What an operator may do, in increasing authority: each role may do what the roles
+/// before it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sells, takes payments.
+    Cashier,
+    /// Also voids and refunds, overrides prices.
+    Supervisor,
+    /// Also closes shifts and days, removes devices, manages operators.
+    Manager,
+    /// Also configures the store (tax, exposure budget) and recovers it.
+    Admin,
+}
+
+impl Role {
+    /// The role's name as in the API and the provisioning file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Cashier => "cashier",
+            Role::Supervisor => "supervisor",
+            Role::Manager => "manager",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// An operator of the store's tills.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    /// Display name (printed on receipts).
+    pub name: String,
+    /// The role.
+    pub role: Role,
+    /// Argon2id hash of the PIN, PHC string (`$argon2id$v=19$…`).
+    pub pin_hash: String,
+    /// Log index of the last change.
+    pub set_at_index: u64,
+}
+
+/// A shift of one operator on one device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shift {
+    /// The device.
+    pub device_id: String,
+    /// The operator.
+    pub operator_id: String,
+    /// Cash in the drawer at the opening, minor units of `currency`; ≥ 0.
+    pub opening_float_minor: i64,
+    /// Currency of the float.
+    pub currency: Currency,
+    /// When it opened, ms since the Unix epoch (the opening device's clock).
+    pub opened_at_ms: i64,
+    /// Log index of the opening.
+    pub opened_at_index: u64,
+    /// When it closed (ms) and the log index of the close; `None` while open.
+    pub closed: Option<(i64, u64)>,
+}
+
+/// Operators and shifts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staff {
+    /// Operators by operator id.
+    pub operators: BTreeMap<String, Operator>,
+    /// Shifts by shift id.
+    pub shifts: BTreeMap<String, Shift>,
+}
+
+impl Staff {
+    /// The open shift of `device_id`, if any: `(shift id, shift)`.
+    pub fn open_shift_of(&self, device_id: &str) -> Option<(&String, &Shift)> {
+        self.shifts
+            .iter()
+            .find(|(_, s)| s.device_id == device_id && s.closed.is_none())
+    }
+
+    /// Applies `SetOperator` (adds, or replaces name, role and PIN hash).
+    pub(crate) fn set_operator(
+        &mut self,
+        index: u64,
+        operator_id: &str,
+        name: &str,
+        role: Role,
+        pin_hash: &str,
+    ) -> Result<Outcome, Refusal> {
+        check_id("operator_id", operator_id)?;
+        if name.trim().is_empty()
+            || name.len() > NAME_BYTES_MAX
+            || name.chars().any(char::is_control)
+        {
+            return Err(Refusal::InvalidId {
+                field: "name".into(),
+                rule: format!(
+                    "must be 1–{NAME_BYTES_MAX} bytes of printable text, not only spaces"
+                ),
+            });
+        }
+        if !pin_hash.starts_with("$argon2id$") || pin_hash.len() > PIN_HASH_BYTES_MAX {
+            return Err(Refusal::InvalidPinHash {
+                rule: format!(
+                    "an Argon2id PHC string (`$argon2id$…`) of at most {PIN_HASH_BYTES_MAX} bytes, never a clear PIN"
+                ),
+            });
+        }
+        self.operators.insert(
+            operator_id.to_owned(),
+            Operator {
+                name: name.to_owned(),
+                role,
+                pin_hash: pin_hash.to_owned(),
+                set_at_index: index,
+            },
+        );
+        Ok(Outcome::OperatorSet {
+            operator_id: operator_id.to_owned(),
+            role,
+            set_at_index: index,
+        })
+    }
+
+    /// Applies `OpenShift`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open_shift(
+        &mut self,
+        index: u64,
+        shift_id: &str,
+        device_id: &str,
+        operator_id: &str,
+        opening_float_minor: i64,
+        currency: Currency,
+        opened_at_ms: i64,
+    ) -> Result<Outcome, Refusal> {
+        check_id("shift_id", shift_id)?;
+        check_id("device_id", device_id)?;
+        check_id("operator_id", operator_id)?;
+        if opening_float_minor < 0 {
+            return Err(Refusal::InvalidAmount {
+                amount_minor: opening_float_minor,
+                rule: "an opening float must be ≥ 0".into(),
+            });
+        }
+        if !self.operators.contains_key(operator_id) {
+            return Err(Refusal::UnknownOperator {
+                operator_id: operator_id.to_owned(),
+            });
+        }
+        if self.shifts.contains_key(shift_id) {
+            return Err(Refusal::ShiftExists {
+                shift_id: shift_id.to_owned(),
+            });
+        }
+        if let Some((open, _)) = self.open_shift_of(device_id) {
+            return Err(Refusal::ShiftAlreadyOpen {
+                device_id: device_id.to_owned(),
+                shift_id: open.clone(),
+            });
+        }
+        self.shifts.insert(
+            shift_id.to_owned(),
+            Shift {
+                device_id: device_id.to_owned(),
+                operator_id: operator_id.to_owned(),
+                opening_float_minor,
+                currency,
+                opened_at_ms,
+                opened_at_index: index,
+                closed: None,
+            },
+        );
+        Ok(Outcome::ShiftOpened {
+            shift_id: shift_id.to_owned(),
+            opened_at_index: index,
+        })
+    }
+
+    /// Applies `CloseShift`.
+    pub(crate) fn close_shift(
+        &mut self,
+        index: u64,
+        shift_id: &str,
+        closed_at_ms: i64,
+    ) -> Result<Outcome, Refusal> {
+        check_id("shift_id", shift_id)?;
+        let Some(shift) = self.shifts.get_mut(shift_id) else {
+            return Err(Refusal::UnknownShift {
+                shift_id: shift_id.to_owned(),
+            });
+        };
+        if let Some((_, closed_at_index)) = shift.closed {
+            return Err(Refusal::ShiftAlreadyClosed {
+                shift_id: shift_id.to_owned(),
+                closed_at_index,
+            });
+        }
+        if closed_at_ms < shift.opened_at_ms {
+            return Err(Refusal::InvalidTime {
+                rule: format!(
+                    "a shift cannot close ({closed_at_ms} ms) before it opened ({} ms)",
+                    shift.opened_at_ms
+                ),
+            });
+        }
+        shift.closed = Some((closed_at_ms, index));
+        Ok(Outcome::ShiftClosed {
+            shift_id: shift_id.to_owned(),
+            closed_at_index: index,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Role;
+    use crate::command::{Outcome, Refusal, StoreCommand, StoreResponse};
+    use crate::state::StoreState;
+    use posmesh_domain::money::Currency;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+
+    fn gbp() -> Currency {
+        Currency::from_code("GBP").expect("GBP")
+    }
+
+    fn operator(id: &str, role: Role, pin_hash: &str) -> StoreCommand {
+        StoreCommand::SetOperator {
+            operator_id: id.into(),
+            name: "Alice".into(),
+            role,
+            pin_hash: pin_hash.into(),
+        }
+    }
+
+    fn open(shift: &str, device: &str, operator: &str, float: i64) -> StoreCommand {
+        StoreCommand::OpenShift {
+            shift_id: shift.into(),
+            device_id: device.into(),
+            operator_id: operator.into(),
+            opening_float_minor: float,
+            currency: gbp(),
+            opened_at_ms: 1_000,
+        }
+    }
+
+    fn refused(state: &mut StoreState, index: u64, command: &StoreCommand) -> Refusal {
+        let before = state.clone();
+        match state.apply(index, command) {
+            StoreResponse::Refused(refusal) => {
+                assert_eq!(*state, before, "a refusal changes nothing");
+                refusal
+            }
+            other => panic!("{command:?} not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn operators_need_an_argon2id_hash_never_a_clear_pin() {
+        let mut state = StoreState::default();
+        assert!(matches!(
+            refused(&mut state, 1, &operator("alice", Role::Manager, "2468")),
+            Refusal::InvalidPinHash { .. }
+        ));
+        assert!(matches!(
+            refused(&mut state, 1, &operator("", Role::Manager, HASH)),
+            Refusal::InvalidId { .. }
+        ));
+        assert_eq!(
+            state.apply(2, &operator("alice", Role::Cashier, HASH)),
+            StoreResponse::Applied(Outcome::OperatorSet {
+                operator_id: "alice".into(),
+                role: Role::Cashier,
+                set_at_index: 2,
+            })
+        );
+        state.apply(3, &operator("alice", Role::Manager, HASH));
+        assert_eq!(state.staff.operators["alice"].role, Role::Manager);
+        assert!(Role::Cashier < Role::Supervisor && Role::Manager < Role::Admin);
+    }
+
+    #[test]
+    fn one_open_shift_per_device_closed_once() {
+        let mut state = StoreState::default();
+        assert_eq!(
+            refused(&mut state, 1, &open("s1", "till-1", "bob", 5000)),
+            Refusal::UnknownOperator {
+                operator_id: "bob".into()
+            }
+        );
+        state.apply(2, &operator("bob", Role::Cashier, HASH));
+        assert!(matches!(
+            refused(&mut state, 3, &open("s1", "till-1", "bob", -1)),
+            Refusal::InvalidAmount { .. }
+        ));
+        assert!(matches!(
+            state.apply(4, &open("s1", "till-1", "bob", 5000)),
+            StoreResponse::Applied(Outcome::ShiftOpened { .. })
+        ));
+        assert_eq!(
+            refused(&mut state, 5, &open("s2", "till-1", "bob", 0)),
+            Refusal::ShiftAlreadyOpen {
+                device_id: "till-1".into(),
+                shift_id: "s1".into()
+            }
+        );
+        assert!(matches!(
+            refused(&mut state, 5, &open("s1", "till-2", "bob", 0)),
+            Refusal::ShiftExists { .. }
+        ));
+        let close = |at| StoreCommand::CloseShift {
+            shift_id: "s1".into(),
+            closed_at_ms: at,
+        };
+        assert!(matches!(
+            refused(&mut state, 6, &close(999)),
+            Refusal::InvalidTime { .. }
+        ));
+        assert!(matches!(
+            state.apply(7, &close(2_000)),
+            StoreResponse::Applied(Outcome::ShiftClosed {
+                closed_at_index: 7,
+                ..
+            })
+        ));
+        assert_eq!(
+            refused(&mut state, 8, &close(3_000)),
+            Refusal::ShiftAlreadyClosed {
+                shift_id: "s1".into(),
+                closed_at_index: 7
+            }
+        );
+        assert!(state.staff.open_shift_of("till-1").is_none());
+        assert!(matches!(
+            state.apply(9, &open("s2", "till-1", "bob", 0)),
+            StoreResponse::Applied(_)
+        ));
+        assert!(matches!(
+            refused(
+                &mut state,
+                10,
+                &StoreCommand::CloseShift {
+                    shift_id: "nope".into(),
+                    closed_at_ms: 0
+                }
+            ),
+            Refusal::UnknownShift { .. }
+        ));
+    }
+}

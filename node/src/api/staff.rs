@@ -1,0 +1,335 @@
+//! Operators, PINs, shifts and tax rates — store-wide through the Raft group:
+//! - `POST /v1/operators`: add or change an operator; the PIN is hashed (Argon2id) here,
+//!   before the command enters the log. `GET /v1/operators`: the list (no hashes).
+//! - `POST /v1/operators/{id}/verify-pin`: checks a PIN against the operator's hash.
+//! - `POST /v1/shifts`: opens a shift of an operator on this device with an opening float;
+//!   `POST /v1/shifts/{id}/close` closes it; `GET /v1/shifts` lists them.
+//! - `POST /v1/tax-rates`: a new version of the tax rates from an effective time;
+//!   `GET /v1/tax-rates`: every version.
+//!
+//! Reads come from this device's applied state (replicated, possibly a moment behind the
+//! leader). Every bad body is refused here with a precise code before anything is
+//! proposed; refusals of the state machine (unknown operator, shift already open, …) are
+//! committed answers that change nothing.
+
+use super::body::parse_json;
+use super::error::{ApiError, ErrorBody};
+use super::gift_cards::decide;
+use super::sales::parse_currency;
+use crate::runtime::NodeContext;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use posmesh_consensus::staff::Role;
+use posmesh_consensus::tax::TaxSchedule;
+use posmesh_consensus::StoreCommand;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// `POST /v1/operators` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetOperatorBody {
+    /// The operator's id (e.g. a staff number): 1–128 bytes, no control characters.
+    pub operator_id: String,
+    /// Display name.
+    pub name: String,
+    /// `cashier`, `supervisor`, `manager` or `admin`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// 4–12 digits; hashed on this device, never stored or replicated in clear.
+    pub pin: String,
+}
+
+/// `POST /v1/operators/{id}/verify-pin` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyPinBody {
+    /// The PIN typed.
+    pub pin: String,
+}
+
+/// An operator as listed (never the PIN hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorView {
+    /// The id.
+    pub operator_id: String,
+    /// Display name.
+    pub name: String,
+    /// The role.
+    pub role: String,
+}
+
+/// `POST /v1/shifts` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenShiftBody {
+    /// The shift's id, chosen by the POS app (unique store-wide).
+    pub shift_id: String,
+    /// The operator opening it.
+    pub operator_id: String,
+    /// Cash in the drawer at the opening, minor units, ≥ 0.
+    pub opening_float_minor: i64,
+    /// ISO 4217 code: the store's currency.
+    pub currency: String,
+}
+
+/// `POST /v1/tax-rates` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTaxRatesBody {
+    /// The version, greater than the current one.
+    pub version: u64,
+    /// From when the rates apply, RFC 3339 (e.g. `2026-01-01T00:00:00Z`).
+    pub effective_at: String,
+    /// Rate per tax class, basis points (2000 = 20 %), 0–10 000; 1–64 classes.
+    pub rates_bps: BTreeMap<String, u32>,
+}
+
+/// Adds or changes an operator.
+#[utoipa::path(post, path = "/v1/operators", request_body = SetOperatorBody,
+    responses((status = 201, description = "set (the committed outcome)"), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn set_operator(
+    State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: SetOperatorBody = parse_json(&headers, body)?;
+    check_text("operator_id", &body.operator_id)?;
+    check_text("name", &body.name)?;
+    let pin = body.pin;
+    let pin_hash = tokio::task::spawn_blocking(move || crate::pin::hash_pin(&pin))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_pin",
+                e.to_string(),
+                Some("pin"),
+            )
+        })?;
+    decide(
+        &node,
+        StoreCommand::SetOperator {
+            operator_id: body.operator_id,
+            name: body.name,
+            role: body.role,
+            pin_hash,
+        },
+    )
+    .await
+}
+
+/// The store's operators.
+#[utoipa::path(get, path = "/v1/operators",
+    responses((status = 200, body = [OperatorView]), (status = 503, body = ErrorBody)))]
+pub async fn list_operators(
+    State(node): State<Arc<NodeContext>>,
+) -> Result<Json<Vec<OperatorView>>, ApiError> {
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    Ok(Json(raft.read(|state| {
+        state
+            .staff
+            .operators
+            .iter()
+            .map(|(id, o)| OperatorView {
+                operator_id: id.clone(),
+                name: o.name.clone(),
+                role: o.role.as_str().to_owned(),
+            })
+            .collect()
+    })))
+}
+
+/// Checks an operator's PIN: 200 with the role if it matches, 401 `pin_mismatch` if not.
+#[utoipa::path(post, path = "/v1/operators/{id}/verify-pin", request_body = VerifyPinBody,
+    params(("id" = String, Path)),
+    responses((status = 200, body = OperatorView), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn verify_pin(
+    State(node): State<Arc<NodeContext>>,
+    Path(operator_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<OperatorView>, ApiError> {
+    let body: VerifyPinBody = parse_json(&headers, body)?;
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    let operator = raft
+        .read(|state| state.staff.operators.get(&operator_id).cloned())
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "operator_not_found",
+                format!("no operator {operator_id:?}"),
+                None,
+            )
+        })?;
+    let hash = operator.pin_hash.clone();
+    let matches = tokio::task::spawn_blocking(move || crate::pin::verify_pin(&body.pin, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    if !matches {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "pin_mismatch",
+            "the PIN does not match",
+            Some("pin"),
+        ));
+    }
+    Ok(Json(OperatorView {
+        operator_id,
+        name: operator.name,
+        role: operator.role.as_str().to_owned(),
+    }))
+}
+
+/// Opens a shift on this device.
+#[utoipa::path(post, path = "/v1/shifts", request_body = OpenShiftBody,
+    responses((status = 201, description = "opened (the committed outcome)"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn open_shift(
+    State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: OpenShiftBody = parse_json(&headers, body)?;
+    check_text("shift_id", &body.shift_id)?;
+    check_text("operator_id", &body.operator_id)?;
+    let currency = parse_currency(&body.currency)?;
+    if currency != node.catalog.currency() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_mismatch",
+            format!(
+                "the store counts cash in {}, not {}",
+                node.catalog.currency().code(),
+                currency.code()
+            ),
+            Some("currency"),
+        ));
+    }
+    if !(0..=posmesh_domain::TENDER_AMOUNT_MAX_MINOR).contains(&body.opening_float_minor) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+            format!(
+                "opening_float_minor must be 0 to {} minor units",
+                posmesh_domain::TENDER_AMOUNT_MAX_MINOR
+            ),
+            Some("opening_float_minor"),
+        ));
+    }
+    let (now_ms, _) = node.dated(None)?;
+    decide(
+        &node,
+        StoreCommand::OpenShift {
+            shift_id: body.shift_id,
+            device_id: node.identity.device_id.clone(),
+            operator_id: body.operator_id,
+            opening_float_minor: body.opening_float_minor,
+            currency,
+            opened_at_ms: now_ms,
+        },
+    )
+    .await
+}
+
+/// Closes a shift.
+#[utoipa::path(post, path = "/v1/shifts/{id}/close", params(("id" = String, Path)),
+    responses((status = 201, description = "closed (the committed outcome)"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn close_shift(
+    State(node): State<Arc<NodeContext>>,
+    Path(shift_id): Path<String>,
+) -> Result<Response, ApiError> {
+    check_text("shift_id", &shift_id)?;
+    let (now_ms, _) = node.dated(None)?;
+    decide(
+        &node,
+        StoreCommand::CloseShift {
+            shift_id,
+            closed_at_ms: now_ms,
+        },
+    )
+    .await
+}
+
+/// The store's shifts, by id.
+#[utoipa::path(get, path = "/v1/shifts", responses((status = 200, description = "shifts by id"), (status = 503, body = ErrorBody)))]
+pub async fn list_shifts(
+    State(node): State<Arc<NodeContext>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    let shifts = raft.read(|state| serde_json::to_value(&state.staff.shifts));
+    Ok(Json(shifts.map_err(ApiError::internal)?))
+}
+
+/// Sets a new version of the tax rates.
+#[utoipa::path(post, path = "/v1/tax-rates", request_body = SetTaxRatesBody,
+    responses((status = 201, description = "set (the committed outcome)"), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn set_tax_rates(
+    State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: SetTaxRatesBody = parse_json(&headers, body)?;
+    let effective = chrono::DateTime::parse_from_rfc3339(&body.effective_at).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_time",
+            format!("effective_at: {e} (expected RFC 3339, e.g. 2026-01-01T00:00:00Z)"),
+            Some("effective_at"),
+        )
+    })?;
+    decide(
+        &node,
+        StoreCommand::SetTaxRates {
+            version: body.version,
+            effective_at_ms: effective.timestamp_millis(),
+            rates_bps: body.rates_bps,
+        },
+    )
+    .await
+}
+
+/// Every version of the store's tax rates, oldest first.
+#[utoipa::path(get, path = "/v1/tax-rates", responses((status = 200, description = "the schedules"), (status = 503, body = ErrorBody)))]
+pub async fn list_tax_rates(
+    State(node): State<Arc<NodeContext>>,
+) -> Result<Json<Vec<TaxSchedule>>, ApiError> {
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    Ok(Json(raft.read(|state| state.tax.schedules.clone())))
+}
+
+/// Ids and names: 1–128 bytes, no control characters, not only spaces (checked here so a
+/// bad request never reaches the Raft log).
+fn check_text(field: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_id",
+            format!("{field} must be 1 to 128 bytes without control characters"),
+            Some(field),
+        ));
+    }
+    Ok(())
+}

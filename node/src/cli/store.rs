@@ -1,0 +1,88 @@
+//! `posmesh store`: a manager's commands on a store's Raft membership that cannot go
+//! through Raft — `force-membership` after a permanent loss of the quorum.
+
+use anyhow::Context;
+use clap::Subcommand;
+use posmesh_consensus::forced_membership::{self, ForcePlan};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// `posmesh store …`.
+#[derive(Subcommand, Clone, Debug)]
+pub enum StoreAdminCommand {
+    /// After a permanent quorum loss (e.g. 2 of 3 tills destroyed), on a STOPPED survivor:
+    /// make the kept devices the store's only voters. Prints what may be lost and changes
+    /// nothing without --confirm-data-loss. Then start the survivor; it leads alone, and
+    /// new devices join it as usual.
+    ForceMembership {
+        /// The survivor's data directory (its node must be stopped).
+        #[arg(long, env = "POSMESH_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Devices to keep as voters (repeat or comma-separate); must include this survivor.
+        #[arg(long = "keep", required = true, value_delimiter = ',')]
+        keep: Vec<String>,
+        /// Confirms that store decisions the lost devices committed after this survivor's
+        /// last log entry are given up.
+        #[arg(long)]
+        confirm_data_loss: bool,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `posmesh store` command; `Ok(false)` when it refused for want of confirmation.
+///
+/// # Errors
+/// A running node (database in use), a directory that is not a member, a bad `--keep`.
+pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
+    match command {
+        StoreAdminCommand::ForceMembership {
+            data_dir,
+            keep,
+            confirm_data_loss,
+            json,
+        } => {
+            let survivor = crate::storage::JournalStore::open_read_only(&data_dir)
+                .with_context(|| {
+                    format!("cannot read the device identity in {}", data_dir.display())
+                })?
+                .identity()?
+                .map(|identity| identity.device_id)
+                .context("the data directory has no device identity")?;
+            let keep: BTreeSet<String> = keep.into_iter().collect();
+            for device in &keep {
+                crate::config::validate_id("device id", device)?;
+            }
+            let raft_dir = data_dir.join("raft");
+            let node_id = crate::consensus::node_id;
+            let plan = if confirm_data_loss {
+                forced_membership::force(&raft_dir, &survivor, &keep, node_id).await?
+            } else {
+                forced_membership::plan(&raft_dir, &survivor, &keep, node_id).await?
+            };
+            print_plan(&plan, confirm_data_loss, json)?;
+            Ok(confirm_data_loss)
+        }
+    }
+}
+
+fn print_plan(plan: &ForcePlan, done: bool, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({"forced": done, "plan": plan}))?
+        );
+        return Ok(());
+    }
+    println!("{}", plan.warning());
+    if done {
+        println!(
+            "forced: membership entry #{} of term {} written; start this device now",
+            plan.forced_index, plan.forced_term
+        );
+    } else {
+        eprintln!("nothing changed: read the above, then run again with --confirm-data-loss");
+    }
+    Ok(())
+}
