@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job (`make run`): `posmesh demo` — a store of three device nodes on this machine
 # replays the bakery's whole till export through a SIGKILL of one till, a partition of
-# another and an internet outage cutting the store from the chain's cloud, then reconciles
+# another and an internet outage cutting the store from the chain's cloud and the acquirer
+# (card payments go offline, forwarded afterwards), closes the last day, then reconciles
 # every device and the cloud against the file and each other (see README).
 # Usage: scripts/run-demo.sh <posmesh binary> <csv>
 set -euo pipefail

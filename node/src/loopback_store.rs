@@ -19,6 +19,8 @@ pub struct LoopbackStore {
     mesh_addrs: std::collections::BTreeMap<String, String>,
     /// The chain's cloud the devices upload to (`--cloud`), once set.
     cloud: Option<String>,
+    /// Flags added to a device's command line on every start and restart.
+    device_flags: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl LoopbackStore {
@@ -31,6 +33,7 @@ impl LoopbackStore {
             work: work.to_path_buf(),
             mesh_addrs: std::collections::BTreeMap::new(),
             cloud: None,
+            device_flags: std::collections::BTreeMap::new(),
         })
     }
 
@@ -54,6 +57,11 @@ impl LoopbackStore {
     /// Devices started from now on upload to the cloud at `quic` (`--cloud`).
     pub fn set_cloud(&mut self, quic: &str) {
         self.cloud = Some(quic.to_owned());
+    }
+
+    /// `device` starts (and restarts) with `flags` added to its command line.
+    pub fn set_device_flags(&mut self, device: &str, flags: Vec<String>) {
+        self.device_flags.insert(device.to_owned(), flags);
     }
 
     /// Issues `device` of the store an identity (valid from an hour ago for a day) and
@@ -165,6 +173,9 @@ impl LoopbackStore {
                 .with_context(|| format!("peer {peer} was never started"))?;
             extra.push("--peer".into());
             extra.push(format!("{peer}@{addr}"));
+        }
+        if let Some(always) = self.device_flags.get(&spec.device_id) {
+            extra.extend(always.iter().cloned());
         }
         extra.extend(flags.iter().cloned());
         let node = NodeProcess::start_with(spec, &extra)?;

@@ -22,27 +22,52 @@
 //!    exactly once, each day's item count equals the file's, every journal's hash chain
 //!    verifies. A table, then one JSON line; non-zero exit if anything does not reconcile.
 //!
-//! Not in this demo yet: card payments through an acquirer and offline store-and-forward
-//! (issue 7), the Raft Z-report (issue 6), network namespaces with real mDNS (the lab
-//! tests run those).
+//! 7. Card tenders carry a test card (PAN from the transaction number) and are authorized
+//!    by the `posmesh-acquirer` simulator on loopback. The internet outage cuts the acquirer
+//!    too (SIGKILLed, restarted afterwards on the same address): card payments are taken
+//!    offline within the floor limit, the device cap and each device's allotment of the
+//!    store's exposure budget (committed through the store's Raft group, bootstrapped on
+//!    till-1); a card refused offline is paid in cash, as at a real till. After healing,
+//!    the Raft leader forwards every offline payment: the acquirer must count exactly as
+//!    many distinct advices as payments were taken offline, every device's queue must be
+//!    empty and the cloud must report none unforwarded.
+//! 8. The last day is closed through Raft; its Z-report must be byte-identical on every
+//!    device.
+//!
+//! The sales carry the file's 2016–17 times while the store runs today, so the demo sets
+//! the maximum offline age beyond that gap (otherwise every payment would look years
+//! overdue). Not in this demo yet: network namespaces with real mDNS (the lab tests run
+//! those).
+
+pub mod acquirer;
+pub mod till;
 
 use crate::catalog_file::load_catalog;
 use crate::cloud::process::{CloudProcess, CloudSpec};
 use crate::import::replay::{
-    fetch_days, plan_sales, pounds, progress_bar, send_sale, ImportSummary, PlannedSale,
+    fetch_days, plan_sales, pounds, progress_bar, ImportSummary, PlannedSale,
 };
 use crate::import::till_export::parse_till_export;
 use crate::loopback_store::{client, status, wait_connected, LoopbackStore};
 use crate::node_process::{NodeProcess, NodeSpec};
 use crate::report::day_totals::DayTotals;
+use acquirer::{AcquirerProcess, Arrivals};
 use anyhow::{bail, Context};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use till::{sell, with_card, Paid};
 
 /// Devices in the demo store.
 pub const DEVICES: usize = 3;
+/// Longest wait for the store to converge, forward its offline payments, reach the cloud.
+const CONVERGENCE_WAIT: Duration = Duration::from_secs(120);
+/// The offline floor limit of the demo's devices (£50; the bakery's sales are smaller).
+const FLOOR_LIMIT_MINOR: i64 = 5000;
+/// Maximum offline age of the demo's devices: 20 years, beyond the gap between the file's
+/// 2016–17 sale times and today (the demo compresses time, the age rule reads both).
+const OFFLINE_MAX_AGE_SECS: u64 = 20 * 365 * 24 * 3600;
 /// The demo store's id.
 const STORE_ID: &str = "bread-basket";
 
@@ -66,6 +91,11 @@ pub struct DemoArgs {
     /// Keep the data here (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Each device's allotment of the store's offline card budget (committed through
+    /// Raft), minor units (GBP): what it may hold unforwarded while the acquirer is
+    /// unreachable. The store's budget is the sum of the allotments.
+    #[arg(long, default_value_t = 50_000)]
+    pub offline_allotment_minor: i64,
 }
 
 /// What the demo found (printed as its last line, JSON).
@@ -113,6 +143,26 @@ pub struct DemoReport {
     pub cloud_days_identical: usize,
     /// Milliseconds from device convergence until the cloud held every sale.
     pub cloud_converged_ms: u64,
+    /// Card payments approved online by the acquirer.
+    pub card_online: u64,
+    /// Card payments taken offline (acquirer unreachable) within the limits.
+    pub card_offline_taken: u64,
+    /// Card payments refused offline (402 `offline_*`) and paid in cash instead.
+    pub card_refused_offline_paid_cash: u64,
+    /// Offline payments' advices at the acquirer after the outage (unique must equal
+    /// `card_offline_taken`; raw counts repeats).
+    pub forwarded: Arrivals,
+    /// Payments left in the devices' store-and-forward queues at the end (must be 0).
+    pub queued_at_end: u64,
+    /// The cloud's unforwarded offline card payments of the store at the end (must be 0).
+    pub cloud_unforwarded: u64,
+    /// Milliseconds from the last sale until every offline payment was seen forwarded (the
+    /// forwarder starts when the internet comes back, so most are forwarded before).
+    pub forwarded_ms: u64,
+    /// The last day, closed through Raft: its Z-report (as till-1 answers it).
+    pub z_report: Option<serde_json::Value>,
+    /// Devices whose Z-report of the last day is byte-identical to till-1's.
+    pub z_report_identical: usize,
     /// True when everything above reconciles.
     pub reconciled: bool,
 }
@@ -139,7 +189,10 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoReport> {
     let planned = plan_sales(&export, &catalog, time_zone, &file_tag, None, &mut scratch)?;
     let mut by_day: BTreeMap<String, Vec<PlannedSale>> = BTreeMap::new();
     for sale in planned {
-        by_day.entry(sale.date.clone()).or_default().push(sale);
+        by_day
+            .entry(sale.date.clone())
+            .or_default()
+            .push(with_card(sale));
     }
     let days: Vec<(String, Vec<PlannedSale>)> = by_day
         .into_iter()
@@ -205,7 +258,20 @@ async fn run_store(
     let cloud_http = cloud.as_ref().map(|c| c.http.clone()).unwrap_or_default();
     store.set_cloud(&cloud_spec.listen);
     let specs = store.device_specs(&binary, &catalog, DEVICES)?;
+    let acquirer_addr = acquirer::free_loopback_addr()?;
+    let mut acquirer_sim = Some(AcquirerProcess::start(
+        &binary,
+        &acquirer_addr,
+        &work.join("acquirer-before-outage.json"),
+    )?);
+    for (index, spec) in specs.iter().enumerate() {
+        store.set_device_flags(
+            &spec.device_id,
+            payment_flags(&acquirer_addr, args.offline_allotment_minor, index == 0),
+        );
+    }
     let client = client()?;
+    println!("== the acquirer simulator on {acquirer_addr} (ISO 8583 over TCP)");
     println!(
         "== the chain's cloud on {} (QUIC, mutual TLS; admin API http://{cloud_http})",
         cloud_spec.listen
@@ -220,6 +286,32 @@ async fn run_store(
     for (spec, addr) in specs.iter().zip(&addrs) {
         println!("   {} mesh {addr}", spec.device_id);
     }
+    let leader = wait_leader(&client, &live(&nodes)).await?;
+    let budget_minor = args.offline_allotment_minor * DEVICES as i64;
+    let till_1 = nodes[0].as_ref().context("till-1 up")?.api.clone();
+    commit(
+        &client,
+        &till_1,
+        "/v1/payments/exposure-budget",
+        serde_json::json!({"amount_minor": budget_minor, "currency": "GBP"}),
+    )
+    .await?;
+    let mut last_index = 0;
+    for spec in &specs {
+        last_index = commit(
+            &client,
+            &till_1,
+            &format!("/v1/payments/exposure-allotments/{}", spec.device_id),
+            serde_json::json!({"amount_minor": args.offline_allotment_minor}),
+        )
+        .await?;
+    }
+    wait_applied(&client, &live(&nodes), last_index).await?;
+    println!(
+        "   Raft leader {leader}, 3 voters; offline card budget £{} committed, £{} per device",
+        pounds(budget_minor),
+        pounds(args.offline_allotment_minor)
+    );
     // The first day from a third of the way in on which till-2 has enough sales that some
     // are still in flight when a third of them are acknowledged (the kill must hit traffic).
     let kill_day = (days.len() / 3..days.len())
@@ -237,12 +329,15 @@ async fn run_store(
         if index == outage_from {
             progress.suspend(|| {
                 println!(
-                    "== {date}: the store loses its internet — the cloud is unreachable until {} (the tills keep selling)",
+                    "== {date}: the store loses its internet — the cloud and the acquirer are unreachable until {} (the tills keep selling; cards go offline)",
                     days[outage_to - 1].0
                 )
             });
             if let Some(cloud) = cloud.take() {
                 cloud.kill()?;
+            }
+            if let Some(acquirer) = acquirer_sim.take() {
+                acquirer.kill()?;
             }
             report.cloud_outage = Some((date.clone(), days[outage_to - 1].0.clone()));
         }
@@ -250,12 +345,17 @@ async fn run_store(
             report.sold_during_cloud_outage += sales.len() as u64;
         }
         if index == outage_to {
+            acquirer_sim = Some(AcquirerProcess::start(
+                &binary,
+                &acquirer_addr,
+                &work.join("acquirer-after-outage.json"),
+            )?);
             let restarted = CloudProcess::start(&cloud_spec)?;
             report.cloud_entries_at_heal = cloud_entries(&restarted).await?;
             cloud = Some(restarted);
             progress.suspend(|| {
                 println!(
-                    "== {date}: internet back — the cloud holds {} entries; the store uploads the rest",
+                    "== {date}: internet back — the cloud holds {} entries; the store uploads the rest and forwards its offline card payments",
                     report.cloud_entries_at_heal
                 )
             });
@@ -295,6 +395,7 @@ async fn run_store(
             args.concurrency,
             &progress,
             kill_now.then_some(1),
+            report,
         )
         .await?;
         if kill_now {
@@ -307,11 +408,12 @@ async fn run_store(
             report.resent_after_restart = failed.len();
             let api = nodes[1].as_ref().context("till-2 up")?.api.clone();
             for sale in &failed {
-                send_sale(&client, &format!("http://{api}/v1/sales"), sale)
+                let paid = sell(&client, &format!("http://{api}/v1/sales"), sale)
                     .await
                     .map_err(|code| {
                         anyhow::anyhow!("sale {} refused after the restart: {code}", sale.key)
                     })?;
+                count_paid(report, paid);
                 progress.inc();
             }
         } else if let Some(sale) = failed.first() {
@@ -326,8 +428,39 @@ async fn run_store(
         days.len(),
         replayed.as_secs_f64()
     );
-    let converge_start = crate::clock::monotonic_now();
     let live_nodes = live(&nodes);
+    // Every offline payment forwarded once: the acquirer's distinct advices equal the
+    // payments taken offline and every device's queue is empty (the acknowledgements are
+    // journaled and replicated).
+    let acquirer_now = acquirer_sim
+        .as_ref()
+        .context("the acquirer is up after the outage")?;
+    let forward_start = crate::clock::monotonic_now();
+    loop {
+        let mut queued = 0;
+        for node in &live_nodes {
+            queued += queued_payments(&client, node).await?;
+        }
+        report.forwarded = acquirer_now.arrivals("advice");
+        report.queued_at_end = queued;
+        if queued == 0 && report.forwarded.unique >= report.card_offline_taken {
+            break;
+        }
+        if forward_start.elapsed() > CONVERGENCE_WAIT {
+            println!("== forwarding incomplete after {CONVERGENCE_WAIT:?}: {queued} payments still queued");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    report.forwarded_ms = forward_start.elapsed().as_millis() as u64;
+    println!(
+        "== {} offline card payments forwarded ({} distinct advices at the acquirer, {} sent); all done {} ms after the last sale",
+        report.card_offline_taken,
+        report.forwarded.unique,
+        report.forwarded.raw,
+        report.forwarded_ms
+    );
+    let converge_start = crate::clock::monotonic_now();
     loop {
         let mut totals = Vec::new();
         let mut digests = Vec::new();
@@ -336,32 +469,39 @@ async fn run_store(
             totals.push(s["replication"]["entries_total"].as_u64().unwrap_or(0));
             digests.push(s["replication"]["digest"].clone());
         }
-        if totals.iter().all(|t| *t == report.sales_planned as u64)
+        // Entries: the sales plus the forwarder's payment acknowledgements.
+        if totals
+            .iter()
+            .all(|t| *t == totals[0] && *t >= report.sales_planned as u64)
             && digests.iter().all(|d| *d == digests[0])
         {
             report.entries_on_every_device = totals;
             break;
         }
-        if converge_start.elapsed() > Duration::from_secs(120) {
-            bail!("no convergence within 120 s: entries held {totals:?}");
+        if converge_start.elapsed() > CONVERGENCE_WAIT {
+            bail!("no convergence within {CONVERGENCE_WAIT:?}: entries held {totals:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     report.converged_ms = converge_start.elapsed().as_millis() as u64;
+    let entries_total = report.entries_on_every_device[0];
     let cloud = cloud.context("the cloud is up after the outage")?;
     let cloud_start = crate::clock::monotonic_now();
     let cloud_days = loop {
         let chain = crate::cloud::client::fetch_chain_report(&cloud.http).await?;
-        let held = chain.store(STORE_ID).map_or(0, |s| s.entries);
-        if held >= report.sales_planned as u64 {
-            let store_report = chain.store(STORE_ID).cloned().unwrap_or_default();
+        let store_report = chain.store(STORE_ID).cloned().unwrap_or_default();
+        if store_report.entries >= entries_total
+            && store_report.unforwarded_offline_card_payments == 0
+        {
             report.cloud_entries = store_report.entries;
+            report.cloud_unforwarded = store_report.unforwarded_offline_card_payments;
             break store_report.days;
         }
-        if cloud_start.elapsed() > Duration::from_secs(120) {
+        if cloud_start.elapsed() > CONVERGENCE_WAIT {
             bail!(
-                "the cloud holds {held} of {} entries after 120 s",
-                report.sales_planned
+                "the cloud holds {} of {entries_total} entries ({} offline payments unforwarded) after {CONVERGENCE_WAIT:?}",
+                store_report.entries,
+                store_report.unforwarded_offline_card_payments
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -372,11 +512,8 @@ async fn run_store(
         "== the cloud holds every sale {} ms after the devices converged",
         report.cloud_converged_ms
     );
-    let final_status = status(&client, live_nodes[0]).await?;
     for spec in &specs {
-        let held = final_status["replication"]["version_vector"][&spec.device_id]
-            .as_u64()
-            .unwrap_or(0);
+        let held = count_sales(&client, live_nodes[0], &spec.device_id).await?;
         report
             .recorded_per_device
             .insert(spec.device_id.clone(), held);
@@ -405,6 +542,10 @@ async fn run_store(
     }
     if let Some(last) = reports[0].last() {
         print_last_day(last);
+        let (z, identical) = close_day(&client, &live_nodes, &last.business_date).await?;
+        report.z_report_identical = identical;
+        print_z_report(&z, identical);
+        report.z_report = Some(z);
     }
     for node in nodes.into_iter().flatten() {
         node.stop()?;
@@ -422,11 +563,18 @@ async fn run_store(
         && report.days_matching_file == days.len()
         && reports.iter().all(|r| r.len() == days.len())
         && report.journals_verified == DEVICES
-        && report.cloud_entries == report.sales_planned as u64
+        && report.cloud_entries == entries_total
         && report.sales_in_cloud == report.sales_planned as u64
         && report.cloud_days_identical == days.len()
-        && cloud_days.len() == days.len();
+        && cloud_days.len() == days.len()
+        && report.card_offline_taken > 0
+        && report.forwarded.unique == report.card_offline_taken
+        && report.forwarded.raw >= report.forwarded.unique
+        && report.queued_at_end == 0
+        && report.cloud_unforwarded == 0
+        && report.z_report_identical == DEVICES;
     drop(cloud);
+    drop(acquirer_sim);
     Ok(())
 }
 
@@ -483,6 +631,7 @@ async fn send_day(
     concurrency: usize,
     progress: &crate::import::replay::Progress,
     kill: Option<usize>,
+    report: &mut DemoReport,
 ) -> anyhow::Result<Vec<PlannedSale>> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut kill_after = None;
@@ -500,7 +649,7 @@ async fn send_day(
             );
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                let outcome = send_sale(&client, &url, &sale).await;
+                let outcome = sell(&client, &url, &sale).await;
                 (device, sale, outcome)
             });
         }
@@ -510,7 +659,8 @@ async fn send_day(
     while let Some(done) = tasks.join_next().await {
         let (device, sale, outcome) = done?;
         match outcome {
-            Ok(_) => {
+            Ok(paid) => {
+                count_paid(report, paid);
                 progress.inc();
                 if kill == Some(device) {
                     acked_on_killed += 1;
@@ -525,6 +675,220 @@ async fn send_day(
         }
     }
     Ok(failed)
+}
+
+/// Counts how a sale was paid into the report.
+fn count_paid(report: &mut DemoReport, paid: Paid) {
+    match paid {
+        Paid::Cash => {}
+        Paid::CardOnline => report.card_online += 1,
+        Paid::CardOffline => report.card_offline_taken += 1,
+        Paid::CardRefusedThenCash => report.card_refused_offline_paid_cash += 1,
+    }
+}
+
+/// The node flags of a demo device: the acquirer, the offline limits, a fast
+/// store-and-forward tick; `bootstrap` starts the store's Raft group.
+fn payment_flags(acquirer: &str, device_cap_minor: i64, bootstrap: bool) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--acquirer",
+        acquirer,
+        "--acquirer-timeout-ms",
+        "1000",
+        "--saf-interval-ms",
+        "200",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    flags.extend([
+        "--offline-floor-limit-minor".to_owned(),
+        FLOOR_LIMIT_MINOR.to_string(),
+        "--offline-device-cap-minor".to_owned(),
+        device_cap_minor.to_string(),
+        "--offline-max-age-secs".to_owned(),
+        OFFLINE_MAX_AGE_SECS.to_string(),
+    ]);
+    if bootstrap {
+        flags.push("--raft-bootstrap".to_owned());
+    }
+    flags
+}
+
+/// Waits until every node names the same Raft leader and [`DEVICES`] voters; answers the
+/// leader.
+async fn wait_leader(client: &reqwest::Client, nodes: &[&NodeProcess]) -> anyhow::Result<String> {
+    let started = crate::clock::monotonic_now();
+    loop {
+        let mut views = Vec::new();
+        for node in nodes {
+            views.push(status(client, node).await?["raft"].clone());
+        }
+        let leader = views[0]["leader"].as_str().map(str::to_owned);
+        let agreed = views.iter().all(|v| {
+            v["leader"].as_str() == leader.as_deref()
+                && v["voters"].as_array().map(Vec::len) == Some(DEVICES)
+        });
+        if let (true, Some(leader)) = (agreed, leader) {
+            return Ok(leader);
+        }
+        anyhow::ensure!(
+            started.elapsed() < CONVERGENCE_WAIT,
+            "the store's Raft group has no leader with {DEVICES} voters: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// PUTs `body` to `path` of the API at `api` (a command committed through Raft); answers
+/// its log index.
+async fn commit(
+    client: &reqwest::Client,
+    api: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<u64> {
+    let response = client
+        .put(format!("http://{api}{path}"))
+        .json(&body)
+        .send()
+        .await?;
+    let code = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    anyhow::ensure!(code.is_success(), "PUT {path}: {code} {answer}");
+    answer["log_index"]
+        .as_u64()
+        .with_context(|| format!("PUT {path} answered no log index: {answer}"))
+}
+
+/// Waits until every node applied the Raft log up to `index` (the offline decision reads
+/// the locally applied allotment).
+async fn wait_applied(
+    client: &reqwest::Client,
+    nodes: &[&NodeProcess],
+    index: u64,
+) -> anyhow::Result<()> {
+    let started = crate::clock::monotonic_now();
+    for node in nodes {
+        while status(client, node).await?["raft"]["applied_index"]
+            .as_u64()
+            .unwrap_or(0)
+            < index
+        {
+            anyhow::ensure!(
+                started.elapsed() < CONVERGENCE_WAIT,
+                "log index {index} not applied on {}",
+                node.api
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Payments in `node`'s store-and-forward queue.
+async fn queued_payments(client: &reqwest::Client, node: &NodeProcess) -> anyhow::Result<u64> {
+    let view: serde_json::Value = client
+        .get(format!("http://{}/v1/payments/queue", node.api))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    view["queued"]
+        .as_u64()
+        .with_context(|| format!("queue view without `queued`: {view}"))
+}
+
+/// Sales of `device`'s journal that `node` holds (`GET /v1/sales?device=…`, paged; the
+/// journal's other entries, payment acknowledgements, are not sales).
+async fn count_sales(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    device: &str,
+) -> anyhow::Result<u64> {
+    let mut count = 0;
+    let mut after = 0u64;
+    loop {
+        let page: serde_json::Value = client
+            .get(format!(
+                "http://{}/v1/sales?device={device}&after_seq={after}&limit=1000",
+                node.api
+            ))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        count += page["entries"].as_array().map_or(0, Vec::len) as u64;
+        match page["next_after_seq"].as_u64() {
+            Some(next) => after = next,
+            None => return Ok(count),
+        }
+    }
+}
+
+/// Closes `date` through Raft (on the first node) and fetches its Z-report from every
+/// node once each has applied the close and holds the cut; answers the first node's
+/// report and how many nodes answered byte-identical bytes.
+async fn close_day(
+    client: &reqwest::Client,
+    nodes: &[&NodeProcess],
+    date: &str,
+) -> anyhow::Result<(serde_json::Value, usize)> {
+    let response = client
+        .post(format!("http://{}/v1/days/{date}/close", nodes[0].api))
+        .send()
+        .await?;
+    let code = response.status();
+    anyhow::ensure!(
+        code.is_success(),
+        "closing {date}: {code} {}",
+        response.text().await.unwrap_or_default()
+    );
+    let started = crate::clock::monotonic_now();
+    let mut bodies = Vec::new();
+    for node in nodes {
+        loop {
+            let response = client
+                .get(format!("http://{}/v1/reports/z/{date}", node.api))
+                .send()
+                .await?;
+            if response.status().is_success() {
+                let bytes = response.bytes().await?;
+                let complete = serde_json::from_slice::<serde_json::Value>(&bytes)?["complete"]
+                    == serde_json::Value::Bool(true);
+                if complete {
+                    bodies.push(bytes);
+                    break;
+                }
+            }
+            anyhow::ensure!(
+                started.elapsed() < CONVERGENCE_WAIT,
+                "no complete Z-report of {date} on {}",
+                node.api
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let identical = bodies.iter().filter(|b| **b == bodies[0]).count();
+    Ok((serde_json::from_slice(&bodies[0])?, identical))
+}
+
+fn print_z_report(z: &serde_json::Value, identical: usize) {
+    let totals = &z["totals"];
+    let tender = |kind: &str| pounds(totals["tenders_minor"][kind].as_i64().unwrap_or(0));
+    println!(
+        "== Z-report {} (closed through Raft at log index {}): {} sales, takings £{}, VAT £{}, cash £{}, card £{}; late entries {}; byte-identical on {identical} of {DEVICES} devices",
+        z["business_date"].as_str().unwrap_or("?"),
+        z["closed_at_index"],
+        totals["sales"],
+        pounds(totals["takings_minor"].as_i64().unwrap_or(0)),
+        pounds(totals["tax_minor"].as_i64().unwrap_or(0)),
+        tender("cash"),
+        tender("card"),
+        z["late_entries"].as_array().map_or(0, Vec::len)
+    );
 }
 
 fn print_last_day(day: &DayTotals) {
@@ -605,7 +969,35 @@ fn print_report(report: &DemoReport) {
         report.cloud_days_identical, report.days
     );
     println!(
-        "   not shown yet: card payments via an acquirer (issue 7), the Raft Z-report (issue 6)"
+        "   card payments online             {:>7}",
+        report.card_online
+    );
+    println!(
+        "   card payments taken offline      {:>7}  (internet down: acquirer unreachable)",
+        report.card_offline_taken
+    );
+    println!(
+        "   cards refused offline → cash     {:>7}  (over the floor limit, device cap or allotment)",
+        report.card_refused_offline_paid_cash
+    );
+    println!(
+        "   offline payments forwarded       {:>7}  distinct at the acquirer ({} advices sent), {} queued, {} unforwarded in the cloud  {}",
+        report.forwarded.unique,
+        report.forwarded.raw,
+        report.queued_at_end,
+        report.cloud_unforwarded,
+        if report.forwarded.unique == report.card_offline_taken
+            && report.queued_at_end == 0
+            && report.cloud_unforwarded == 0
+        {
+            "ok"
+        } else {
+            "MISMATCH"
+        }
+    );
+    println!(
+        "   Z-report of the last day         {:>7} of {DEVICES} devices byte-identical",
+        report.z_report_identical
     );
     println!(
         "   {}",

@@ -268,7 +268,7 @@ fn tender_for(number: u64, lines: &[LineBody], catalog: &Catalog) -> Result<Tend
 
 /// The smallest multiple of [`CASH_NOTE_MINOR`] that covers `due` (what a customer hands
 /// over when paying with £5 notes).
-fn round_up_to_note(due: i64) -> i64 {
+pub(crate) fn round_up_to_note(due: i64) -> i64 {
     due.div_euclid(CASH_NOTE_MINOR) * CASH_NOTE_MINOR
         + if due.rem_euclid(CASH_NOTE_MINOR) == 0 {
             0
@@ -351,18 +351,41 @@ pub(crate) async fn send_sale(
     url: &str,
     sale: &PlannedSale,
 ) -> Result<bool, String> {
+    send_sale_answer(client, url, &sale.key, &sale.body)
+        .await
+        .map(|(created, _)| created)
+}
+
+/// [`send_sale`] of `body` under Idempotency-Key `key`, answering whether it was created
+/// (201; false: a replay, 200) and the node's answer (the recorded sale). Errors: the
+/// `error.code` of a 4xx answer, else `timeout`, `unreachable` or `http_<status>` after
+/// [`SALE_ATTEMPTS_MAX`] attempts.
+pub(crate) async fn send_sale_answer(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &CreateSaleBody,
+) -> Result<(bool, serde_json::Value), String> {
     let mut delay = Duration::from_millis(RETRY_DELAY_INITIAL_MS);
     let mut last_error = String::new();
     for _ in 0..SALE_ATTEMPTS_MAX {
         let sent = client
             .post(url)
-            .header("Idempotency-Key", &sale.key)
-            .json(&sale.body)
+            .header("Idempotency-Key", key)
+            .json(body)
             .send()
             .await;
         match sent {
-            Ok(response) if response.status() == reqwest::StatusCode::CREATED => return Ok(true),
-            Ok(response) if response.status() == reqwest::StatusCode::OK => return Ok(false),
+            Ok(response)
+                if matches!(
+                    response.status(),
+                    reqwest::StatusCode::CREATED | reqwest::StatusCode::OK
+                ) =>
+            {
+                let created = response.status() == reqwest::StatusCode::CREATED;
+                let answer: serde_json::Value = response.json().await.unwrap_or_default();
+                return Ok((created, answer));
+            }
             Ok(response) if response.status().is_client_error() => {
                 let body: serde_json::Value = response.json().await.unwrap_or_default();
                 let code = body["error"]["code"].as_str().unwrap_or("client_error");
