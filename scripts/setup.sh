@@ -13,6 +13,10 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The etcd baseline of the Raft benchmark P3 (`posmesh bench --only p3`): a 3-member
+# etcd cluster on loopback ports, next to the store's Raft group.
+command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 # The payments wire-format test installs pyiso8583 with pip (below).
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 

@@ -14,6 +14,12 @@
 //!   and request round trips over the mesh against raw UDP ([`probe`] runs in the hosts).
 //! - Offline ([`offline_saf`]): N offline card payments on 3 devices → time until all are
 //!   forwarded and acknowledged once the acquirer simulator returns.
+//! - P3 ([`raft_writes`]): replicated writes through a 3-device store's Raft group, 1 and
+//!   256 clients, against a 3-member etcd cluster on the same machine ([`etcd`]) in the
+//!   same run.
+//! - P7 ([`failover`]): the Raft leader SIGKILLed under load → time to the next commit, and
+//!   the sale path's p99 during the failover against before it ([`raft_store`] starts the
+//!   store for both).
 //! - [`stats`] — percentiles.
 //!
 //! Every load is bounded in count and time, and talks to a node on loopback only.
@@ -27,6 +33,11 @@ pub mod raw_fsync;
 pub mod sale_ack;
 pub mod stats;
 pub mod store_sync;
+// Store consensus (issue 6).
+pub mod etcd;
+pub mod failover;
+pub mod raft_store;
+pub mod raft_writes;
 
 use crate::node_process::NodeSpec;
 use serde::Serialize;
@@ -36,7 +47,8 @@ use std::path::PathBuf;
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Which benchmarks: `p1`, `p2`, `rss`, `mesh`, `catchup`, `p4` (P4 and the order
-    /// edits), `offline` (store-and-forward) (comma-separated) or `all`.
+    /// edits), `offline` (store-and-forward), `p3` (Raft writes against etcd: needs `etcd`
+    /// on PATH), `p7` (leader failover) (comma-separated) or `all`.
     #[arg(long, default_value = "all")]
     pub only: String,
     /// Sales measured by P1 (one client).
@@ -76,6 +88,15 @@ pub struct BenchArgs {
     /// Offline card payments of the store-and-forward benchmark (3 devices together).
     #[arg(long, default_value_t = 10_000)]
     pub offline_payments: usize,
+    /// Measured writes of P3 per phase and system (after 50 warm-up writes).
+    #[arg(long, default_value_t = 2000)]
+    pub p3_writes: usize,
+    /// Concurrent client counts of P3's phases (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,256")]
+    pub p3_clients: Vec<usize>,
+    /// Leader kills of P7.
+    #[arg(long, default_value_t = 20)]
+    pub p7_trials: usize,
     /// Stop any single benchmark after this many seconds (a safety bound).
     #[arg(long, default_value_t = 300)]
     pub time_limit_s: u64,
@@ -100,6 +121,10 @@ pub struct BenchReport {
     pub orders: Option<store_sync::OrderFigures>,
     /// Store-and-forward figures.
     pub offline: Option<offline_saf::OfflineFigures>,
+    /// P3 figures.
+    pub p3: Option<raft_writes::P3Figures>,
+    /// P7 figures.
+    pub p7: Option<failover::P7Figures>,
 }
 
 /// Runs the selected benchmarks and prints their figures.
@@ -173,6 +198,28 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
             offline_saf::run_offline(&binary, &catalog, &work, args.offline_payments, limit)
                 .await?,
         );
+    }
+    if selected("p3") {
+        let work = temp.join("p3");
+        std::fs::create_dir_all(&work)?;
+        let catalog = std::fs::canonicalize(&args.catalog)?;
+        report.p3 = Some(
+            raft_writes::run_p3(
+                &binary,
+                &catalog,
+                &work,
+                &args.p3_clients,
+                args.p3_writes,
+                limit,
+            )
+            .await?,
+        );
+    }
+    if selected("p7") {
+        let work = temp.join("p7");
+        std::fs::create_dir_all(&work)?;
+        let catalog = std::fs::canonicalize(&args.catalog)?;
+        report.p7 = Some(failover::run_p7(&binary, &catalog, &work, args.p7_trials, limit).await?);
     }
     if selected("mesh") {
         let work = lab_mesh::lab_work_dir(&temp);
