@@ -11,5 +11,6 @@ mod lab_mesh;
 mod mesh_loopback;
 mod orders_loopback;
 mod replication_loopback;
+mod snapshot_loopback;
 mod staff_loopback;
 mod support;
