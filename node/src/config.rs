@@ -93,6 +93,24 @@ pub struct DeviceConfig {
         hide = true
     )]
     pub cloud_batch_entries_max: usize,
+    /// Build a Raft snapshot after this many log entries since the last one (≥ 1). The
+    /// default suits a store (a few days of decisions); a small value makes devices that
+    /// join or come back late catch up from a snapshot sooner.
+    #[arg(
+        long,
+        env = "POSMESH_RAFT_SNAPSHOT_EVERY_ENTRIES",
+        default_value_t = posmesh_consensus::RaftTimings::STORE.snapshot_every_entries,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub raft_snapshot_every_entries: u64,
+    /// Log entries already in a snapshot that are kept, so a device only a little behind
+    /// catches up from the log rather than from a whole snapshot.
+    #[arg(
+        long,
+        env = "POSMESH_RAFT_SNAPSHOT_KEEP_ENTRIES",
+        default_value_t = posmesh_consensus::RaftTimings::STORE.keep_logs_in_snapshot
+    )]
+    pub raft_snapshot_keep_entries: u64,
 }
 
 /// A configuration value that cannot work.

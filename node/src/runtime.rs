@@ -306,6 +306,11 @@ async fn start_mesh(
         &config.store_id,
         &config.device_id,
         config.raft_bootstrap,
+        posmesh_consensus::RaftTimings {
+            snapshot_every_entries: config.raft_snapshot_every_entries,
+            keep_logs_in_snapshot: config.raft_snapshot_keep_entries,
+            ..posmesh_consensus::RaftTimings::STORE
+        },
         raft_links.clone(),
         stop.clone(),
     )

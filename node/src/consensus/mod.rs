@@ -11,7 +11,9 @@
 //!   device, with the provisioning file's commands committed, durably, before it returns.
 //! - [`network`]: openraft's network over the mesh — one request/response call per RPC on
 //!   `Raft` streams of the peer's connection ([`posmesh_mesh::transport::MeshConnection::call`]).
-//! - [`wire`]: the RPC messages (JSON of openraft's serde types).
+//! - [`wire`]: the RPC messages (JSON of openraft's serde types; snapshot chunks raw).
+//! - [`snapshot_transfer`]: a snapshot cut into chunks that fit a mesh frame, and put back
+//!   together on the receiving device (sans-IO).
 //! - [`node_id`]: device id → Raft node id.
 //!
 //! Sales never wait on any of this (DESIGN: local first).
@@ -20,6 +22,7 @@ pub mod founding;
 pub mod network;
 pub mod node_id;
 pub mod service;
+pub mod snapshot_transfer;
 pub mod wire;
 
 pub use node_id::node_id;

@@ -2,7 +2,8 @@
 //! of every peer device (a [`ConnectionObserver`]) and serves the peer's Raft calls on it;
 //! [`MeshRaftNetwork`] makes openraft's RPCs into calls on those connections.
 
-use super::wire::{RaftReply, RaftRequest};
+use super::snapshot_transfer::chunks;
+use super::wire::{decode_request, encode_request, RaftReply, RaftRequest};
 use crate::peers::ConnectionObserver;
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
@@ -61,7 +62,7 @@ impl RaftLinks {
         let connection = self
             .connection(device_id)
             .ok_or_else(|| format!("no mesh connection to {device_id}"))?;
-        let bytes = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        let bytes = encode_request(request).map_err(|e| e.to_string())?;
         let answer = connection
             .call(StreamPurpose::Raft, &bytes, timeout)
             .await
@@ -91,9 +92,9 @@ impl ConnectionObserver for RaftLinks {
         let rpc: RpcHandler = Arc::new(move |bytes: Vec<u8>| {
             let handler = handler.clone();
             Box::pin(async move {
-                let reply = match serde_json::from_slice::<RaftRequest>(&bytes) {
+                let reply = match decode_request(&bytes) {
                     Ok(request) => handler(request).await,
-                    Err(error) => RaftReply::Failed(format!("undecodable request: {error}")),
+                    Err(error) => RaftReply::Failed(error.to_string()),
                 };
                 serde_json::to_vec(&reply).unwrap_or_default()
             })
@@ -220,25 +221,48 @@ impl RaftNetworkV2<TypeConfig> for MeshRaftClient {
         }
     }
 
+    /// Sends the snapshot in chunks ([`super::snapshot_transfer`]), one call each, in order,
+    /// each waiting for the previous one's answer; stops when openraft cancels the
+    /// replication. The whole transfer is bounded by the hard TTL (the configured
+    /// `install_snapshot_timeout`).
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,
         snapshot: SnapshotOf<TypeConfig, SnapshotData>,
-        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let request = RaftRequest::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot.into_inner(),
+        let deadline = tokio::time::Instant::now() + option.hard_ttl();
+        let meta = snapshot.meta;
+        let data = snapshot.snapshot.into_inner();
+        let total_bytes = data.len() as u64;
+        let send_all = async {
+            let mut pieces = chunks(&data).into_iter().peekable();
+            while let Some(piece) = pieces.next() {
+                let request = RaftRequest::SnapshotChunk {
+                    vote,
+                    meta: meta.clone(),
+                    offset: piece.offset,
+                    total_bytes,
+                    data: piece.data.to_vec(),
+                };
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let reply = self.call(request, left).await?;
+                match (reply, pieces.peek()) {
+                    (RaftReply::Snapshot(response), None) => return Ok(response),
+                    (RaftReply::SnapshotChunkTaken { next_offset }, Some(next))
+                        if next_offset == next.offset => {}
+                    (other, _) => return Err(unexpected(&self.device, &other)),
+                }
+            }
+            Err(Unreachable::from_string(format!(
+                "{}: snapshot sent without an answer to its last chunk",
+                self.device
+            )))
         };
-        match self.call(request, option.hard_ttl()).await {
-            Ok(RaftReply::Snapshot(response)) => Ok(response),
-            Ok(other) => Err(StreamingError::Unreachable(unexpected(
-                &self.device,
-                &other,
-            ))),
-            Err(e) => Err(StreamingError::Unreachable(e)),
+        tokio::select! {
+            sent = send_all => sent.map_err(StreamingError::Unreachable),
+            closed = cancel => Err(StreamingError::Closed(closed)),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
 use super::node_id::node_id;
+use super::snapshot_transfer::{ChunkOutcome, SnapshotAssembly};
 use super::wire::{RaftReply, RaftRequest};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, ServerState};
@@ -12,7 +13,8 @@ use posmesh_consensus::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -47,6 +49,16 @@ pub struct RaftStatus {
     pub learners: Vec<String>,
     /// On the leader: entries each member is behind the leader's last log index.
     pub lag: BTreeMap<String, u64>,
+    /// Last log index covered by this device's current snapshot (built here or installed).
+    #[serde(default)]
+    pub snapshot_index: Option<u64>,
+    /// Snapshots received from a leader over the mesh and installed since this process
+    /// started.
+    #[serde(default)]
+    pub snapshots_installed: u64,
+    /// Size in bytes of the last snapshot received and installed (0: none yet).
+    #[serde(default)]
+    pub last_snapshot_installed_bytes: u64,
 }
 
 /// The store's Raft group on this device: storage in `<data-dir>/raft`, RPCs over the
@@ -57,12 +69,18 @@ pub struct RaftService {
     raft: StoreRaft,
     reader: StoreReader,
     links: Arc<RaftLinks>,
+    /// The snapshot being received from the leader, chunk by chunk.
+    snapshot_assembly: Mutex<SnapshotAssembly>,
+    /// Snapshots received from a leader and installed since this process started.
+    snapshots_installed: AtomicU64,
+    /// Size in bytes of the last snapshot received and installed.
+    last_snapshot_installed_bytes: AtomicU64,
 }
 
 impl RaftService {
     /// Opens the Raft storage of `data_dir`, starts Raft and, with `bootstrap`, initialises
-    /// a one-member store on this device if it has never been initialised. Starts the
-    /// membership task (until `stop`).
+    /// a one-member store on this device if it has never been initialised, with `timings`
+    /// (normally [`RaftTimings::STORE`]). Starts the membership task (until `stop`).
     ///
     /// # Errors
     /// Storage and openraft start errors.
@@ -71,12 +89,13 @@ impl RaftService {
         store_id: &str,
         local_device: &str,
         bootstrap: bool,
+        timings: RaftTimings,
         links: Arc<RaftLinks>,
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Self>> {
         let (log, state_machine) = posmesh_consensus::open(&data_dir.join("raft"))?;
         let reader = state_machine.reader();
-        let config = Arc::new(raft_config(store_id, RaftTimings::STORE)?.validate()?);
+        let config = Arc::new(raft_config(store_id, timings)?.validate()?);
         let id = node_id(local_device);
         let network = MeshRaftNetwork {
             links: links.clone(),
@@ -96,6 +115,9 @@ impl RaftService {
             raft,
             reader,
             links: links.clone(),
+            snapshot_assembly: Mutex::new(SnapshotAssembly::default()),
+            snapshots_installed: AtomicU64::new(0),
+            last_snapshot_installed_bytes: AtomicU64::new(0),
         });
         let handler_service = Arc::downgrade(&service);
         let handler: RequestHandler = Arc::new(move |request| {
@@ -128,13 +150,44 @@ impl RaftService {
                 Ok(response) => RaftReply::Vote(response),
                 Err(e) => failed(&e),
             },
-            RaftRequest::Snapshot { vote, meta, data } => {
-                let snapshot = openraft::storage::Snapshot {
-                    meta,
-                    snapshot: std::io::Cursor::new(data),
-                };
-                match self.raft.install_full_snapshot(vote, snapshot).await {
-                    Ok(response) => RaftReply::Snapshot(response),
+            RaftRequest::SnapshotChunk {
+                vote,
+                meta,
+                offset,
+                total_bytes,
+                data,
+            } => {
+                let outcome = self
+                    .snapshot_assembly
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .accept(
+                        &format!("{:?}", meta.signature()),
+                        offset,
+                        total_bytes,
+                        &data,
+                    );
+                match outcome {
+                    Ok(ChunkOutcome::NeedMore { next_offset }) => {
+                        RaftReply::SnapshotChunkTaken { next_offset }
+                    }
+                    Ok(ChunkOutcome::Complete(bytes)) => {
+                        let size_bytes = bytes.len() as u64;
+                        let snapshot = openraft::storage::Snapshot {
+                            meta,
+                            snapshot: std::io::Cursor::new(bytes),
+                        };
+                        match self.raft.install_full_snapshot(vote, snapshot).await {
+                            Ok(response) => {
+                                self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+                                self.last_snapshot_installed_bytes
+                                    .store(size_bytes, Ordering::Relaxed);
+                                tracing::info!(size_bytes, "snapshot from the leader installed");
+                                RaftReply::Snapshot(response)
+                            }
+                            Err(e) => failed(&e),
+                        }
+                    }
                     Err(e) => failed(&e),
                 }
             }
@@ -338,6 +391,11 @@ impl RaftService {
             voters: membership.voter_ids().map(|id| device(&id)).collect(),
             learners: membership.learner_ids().map(|id| device(&id)).collect(),
             lag,
+            snapshot_index: metrics.snapshot.as_ref().map(|l| l.index()),
+            snapshots_installed: self.snapshots_installed.load(Ordering::Relaxed),
+            last_snapshot_installed_bytes: self
+                .last_snapshot_installed_bytes
+                .load(Ordering::Relaxed),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Messages of the store's Raft RPCs on the mesh: one [`RaftRequest`] per call, one
-//! [`RaftReply`] back, JSON-encoded (openraft's types are serde). A snapshot travels whole
-//! in one call, so it must fit one mesh frame (4 MiB); a store's state machine is a few
-//! kilobytes to a few hundred.
+//! [`RaftReply`] back, JSON-encoded (openraft's types are serde) — except a snapshot chunk,
+//! whose bytes travel raw after a JSON header ([`encode_request`], [`decode_request`]), in
+//! chunks that each fit one mesh frame ([`super::snapshot_transfer`]).
 
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
@@ -19,13 +19,19 @@ pub enum RaftRequest {
     Vote(VoteRequest<TypeConfig>),
     /// Pre-vote (Raft thesis §9.6): would you vote for me?
     PreVote(VoteRequest<TypeConfig>),
-    /// A whole snapshot (InstallSnapshot, Raft §7).
-    Snapshot {
+    /// One chunk of a snapshot (InstallSnapshot, Raft §7, with `offset`): the last one
+    /// (`offset + data.len() == total_bytes`) installs it.
+    SnapshotChunk {
         /// The leader's vote.
         vote: VoteOf<TypeConfig>,
-        /// What the snapshot covers.
+        /// What the snapshot covers (its signature names the transfer).
         meta: SnapshotMetaOf<TypeConfig>,
-        /// The snapshot's bytes.
+        /// Offset of the chunk's first byte in the snapshot.
+        offset: u64,
+        /// Size of the whole snapshot in bytes.
+        total_bytes: u64,
+        /// The chunk's bytes: not in the JSON header, raw after it on the wire.
+        #[serde(skip)]
         data: Vec<u8>,
     },
     /// A leader stepping down asks this node to take over (openraft's leader transfer).
@@ -52,8 +58,13 @@ pub enum RaftReply {
     Append(AppendEntriesResponse<TypeConfig>),
     /// To `Vote` and `PreVote`.
     Vote(VoteResponse<TypeConfig>),
-    /// To `Snapshot`.
+    /// To the last `SnapshotChunk`: the snapshot is installed.
     Snapshot(SnapshotResponse<TypeConfig>),
+    /// To any other `SnapshotChunk`: taken, send the one at `next_offset`.
+    SnapshotChunkTaken {
+        /// Offset of the next chunk expected.
+        next_offset: u64,
+    },
     /// To `ClientWrite`: the log index and the state machine's answer.
     Written {
         /// Log index the command was applied at.
@@ -69,4 +80,151 @@ pub enum RaftReply {
     GiftCard(Option<(i64, String)>),
     /// The peer could not serve the call (not leader, no quorum, stopped…): why.
     Failed(String),
+}
+
+/// First byte of a request with a raw payload: `0x00`, never the first byte of JSON.
+const RAW_PAYLOAD_MARK: u8 = 0x00;
+
+/// Why a request's bytes could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The bytes end before the header length or the header they announce.
+    #[error("request truncated: {0}")]
+    Truncated(&'static str),
+    /// The JSON is not a [`RaftRequest`].
+    #[error("undecodable request: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A raw payload came with a request that has none.
+    #[error("raw payload with a request that takes none")]
+    UnexpectedPayload,
+}
+
+/// The bytes of `request`: its JSON, or for a [`RaftRequest::SnapshotChunk`]
+/// `0x00 ‖ header length (u32, big-endian) ‖ JSON header ‖ raw chunk bytes`.
+///
+/// # Errors
+/// serde_json's, if the request cannot be serialised (not expected for these types).
+pub fn encode_request(request: &RaftRequest) -> Result<Vec<u8>, serde_json::Error> {
+    let header = serde_json::to_vec(request)?;
+    let RaftRequest::SnapshotChunk { data, .. } = request else {
+        return Ok(header);
+    };
+    let header_len = u32::try_from(header.len()).map_err(serde::ser::Error::custom)?;
+    let mut bytes = Vec::with_capacity(5 + header.len() + data.len());
+    bytes.push(RAW_PAYLOAD_MARK);
+    bytes.extend_from_slice(&header_len.to_be_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(data);
+    Ok(bytes)
+}
+
+/// The request in `bytes` (see [`encode_request`]).
+///
+/// # Errors
+/// [`WireError`] for truncated bytes, bad JSON, or a payload on a request without one.
+pub fn decode_request(bytes: &[u8]) -> Result<RaftRequest, WireError> {
+    let Some((&RAW_PAYLOAD_MARK, rest)) = bytes.split_first() else {
+        return Ok(serde_json::from_slice(bytes)?);
+    };
+    let (len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or(WireError::Truncated("header length"))?;
+    let header_len = usize::try_from(u32::from_be_bytes(*len))
+        .map_err(|_| WireError::Truncated("header length"))?;
+    if rest.len() < header_len {
+        return Err(WireError::Truncated("header"));
+    }
+    let (header, payload) = rest.split_at(header_len);
+    let mut request: RaftRequest = serde_json::from_slice(header)?;
+    match &mut request {
+        RaftRequest::SnapshotChunk { data, .. } => *data = payload.to_vec(),
+        _ => return Err(WireError::UnexpectedPayload),
+    }
+    Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::type_config::alias::{LeaderIdOf, LogIdOf, StoredMembershipOf};
+    use openraft::vote::{RaftLeaderId, RaftVote};
+
+    fn leader() -> LeaderIdOf<TypeConfig> {
+        <LeaderIdOf<TypeConfig> as RaftLeaderId>::new(3, 7)
+    }
+
+    fn chunk(data: Vec<u8>) -> RaftRequest {
+        RaftRequest::SnapshotChunk {
+            vote: VoteOf::<TypeConfig>::from_leader_id(leader(), true),
+            meta: SnapshotMetaOf::<TypeConfig> {
+                last_log_id: Some(LogIdOf::<TypeConfig>::new(leader().to_committed(), 42)),
+                last_membership: StoredMembershipOf::<TypeConfig>::default(),
+            },
+            offset: 1024,
+            total_bytes: 4096,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_chunk_travels_raw_after_its_header() {
+        let data: Vec<u8> = (0..=255).cycle().take(3000).collect();
+        let bytes = encode_request(&chunk(data.clone())).expect("encodes");
+        assert_eq!(bytes[0], RAW_PAYLOAD_MARK);
+        assert!(bytes.ends_with(&data), "payload not raw at the end");
+        assert!(bytes.len() < data.len() + 1024, "{} bytes", bytes.len());
+        match decode_request(&bytes).expect("decodes") {
+            RaftRequest::SnapshotChunk {
+                offset,
+                total_bytes,
+                data: decoded,
+                meta,
+                ..
+            } => {
+                assert_eq!((offset, total_bytes), (1024, 4096));
+                assert_eq!(meta.last_log_id.map(|l| l.index()), Some(42));
+                assert!(decoded == data, "payload differs");
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_requests_stay_plain_json() {
+        let request = RaftRequest::ReadGiftCard {
+            card_id: "GC-1".into(),
+        };
+        let bytes = encode_request(&request).expect("encodes");
+        assert_eq!(bytes[0], b'{');
+        assert!(matches!(
+            decode_request(&bytes),
+            Ok(RaftRequest::ReadGiftCard { card_id }) if card_id == "GC-1"
+        ));
+    }
+
+    #[test]
+    fn bad_request_bytes_get_precise_errors() {
+        let good = encode_request(&chunk(vec![1, 2, 3])).expect("encodes");
+        let header_len = u32::from_be_bytes([good[1], good[2], good[3], good[4]]) as usize;
+        let mut plain_with_payload = vec![RAW_PAYLOAD_MARK];
+        let plain = br#"{"ReadGiftCard":{"card_id":"x"}}"#;
+        plain_with_payload.extend_from_slice(&(plain.len() as u32).to_be_bytes());
+        plain_with_payload.extend_from_slice(plain);
+        plain_with_payload.push(9);
+        let cases: Vec<(&[u8], &str)> = vec![
+            (&good[..3], "header length"),
+            (&good[..5 + header_len - 1], "truncated: header"),
+            (&plain_with_payload, "raw payload"),
+            (b"{not json", "undecodable"),
+            (&[], "undecodable"),
+        ];
+        for (bytes, message) in cases {
+            let error = decode_request(bytes).expect_err("refused");
+            assert!(
+                error.to_string().contains(message),
+                "{error} lacks {message:?}"
+            );
+        }
+    }
 }

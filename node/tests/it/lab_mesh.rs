@@ -4,7 +4,11 @@
 //! node restarted on its host is reconnected. Then the ledger across a partition: sales on
 //! both sides of {till-1} | {till-2, till-3}, and concurrent edits of one shared order on
 //! both sides; after the heal every device holds every sale and the same order with both
-//! sides' edits (identical ledger and order digests). Needs root (CI runs as root).
+//! sides' edits (identical ledger and order digests). Then Raft: a day closed with all
+//! three, the leader SIGKILLed, a new leader elected by the two survivors with the committed
+//! gift-card balance and day close intact (Z-reports byte-identical); a fourth device that
+//! joins after the log was compacted receives a snapshot over QUIC and reports the same
+//! Z-report from its own state. Needs root (CI runs as root).
 
 use super::support;
 use posmesh_node::bench::lab_mesh::start_node_with as start_lab_node;
@@ -19,12 +23,18 @@ const WAIT_LIMIT: Duration = Duration::from_secs(45);
 fn start_node(host: &LabHost, dir: &Path, device: &str) -> LabProcess {
     let binary = support::binary();
     let certs = dir.join("ids");
-    // till-1 starts the store's Raft group; the others join it over the mesh.
-    let extra: &[&str] = if device == "till-1" {
-        &["--raft-bootstrap"]
-    } else {
-        &[]
-    };
+    // till-1 starts the store's Raft group; the others join it over the mesh. A snapshot
+    // every few entries with no log kept behind it: a device that joins late gets one.
+    let snapshots = [
+        "--raft-snapshot-every-entries",
+        "5",
+        "--raft-snapshot-keep-entries",
+        "0",
+    ];
+    let mut extra: Vec<&str> = snapshots.to_vec();
+    if device == "till-1" {
+        extra.push("--raft-bootstrap");
+    }
     let process = start_lab_node(
         host,
         &binary,
@@ -32,7 +42,7 @@ fn start_node(host: &LabHost, dir: &Path, device: &str) -> LabProcess {
         &certs,
         dir,
         device,
-        extra,
+        &extra,
     )
     .expect("node starts");
     process
@@ -184,11 +194,17 @@ fn wait_until(what: &str, lab: &Lab, expected: &[(usize, &[&str])]) -> Duration 
 
 #[test]
 fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
-    let lab = Lab::new(3).expect("lab (needs root and iproute2)");
+    // Host 4 stays empty until a device joins the store late.
+    let lab = Lab::new(4).expect("lab (needs root and iproute2)");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let ids = d.join("ids");
-    let store = [("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")];
+    let store = [
+        ("s1", "till-1"),
+        ("s1", "till-2"),
+        ("s1", "till-3"),
+        ("s1", "till-4"),
+    ];
     support::issue_identities(d, &store, |device| ids.join(device));
     let mut nodes: Vec<LabProcess> = (1..=3)
         .map(|i| start_node(lab.host(i), d, &format!("till-{i}")))
@@ -395,6 +411,149 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
             "host {i}"
         );
     }
+    leader_killed_then_a_late_device_gets_a_snapshot(&lab, d, &mut nodes);
     drop(nodes);
     lab.close().expect("lab cleaned up");
+}
+
+/// The Z-report of `date` as `host`'s node serves it from its own state (status, body).
+fn z_report(host: &LabHost, date: &str) -> (u16, String) {
+    let (code, report) = api(
+        host,
+        "GET",
+        &format!("/v1/reports/z/{date}"),
+        "",
+        &Value::Null,
+    );
+    (code, report.to_string())
+}
+
+/// The Raft view (`posmesh status`) of the nodes on `hosts`, once they agree on a leader that
+/// is not `not`: the leader's device id.
+fn wait_raft_leader(lab: &Lab, hosts: &[usize], not: Option<&str>) -> String {
+    let started = Instant::now();
+    loop {
+        let views: Vec<Value> = hosts
+            .iter()
+            .map(|i| status(lab.host(*i))["raft"].clone())
+            .collect();
+        if let Some(leader) = views[0]["leader"].as_str() {
+            if views.iter().all(|v| v["leader"].as_str() == Some(leader)) && Some(leader) != not {
+                return leader.to_owned();
+            }
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "no agreed leader on hosts {hosts:?}: {views:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Day close with all three, SIGKILL of the leader, then a fourth device joins late.
+fn leader_killed_then_a_late_device_gets_a_snapshot(
+    lab: &Lab,
+    dir: &Path,
+    nodes: &mut [LabProcess],
+) {
+    const DAY: &str = "2016-10-30";
+    let (code, closed) = api(
+        lab.host(2),
+        "POST",
+        &format!("/v1/days/{DAY}/close"),
+        "",
+        &Value::Null,
+    );
+    assert_eq!(code, 201, "day close: {closed}");
+    let started = Instant::now();
+    let report = loop {
+        let reports: Vec<(u16, String)> = (1..=3).map(|i| z_report(lab.host(i), DAY)).collect();
+        if reports.iter().all(|r| r.0 == 200 && *r == reports[0]) {
+            break reports[0].1.clone();
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "Z-reports differ: {reports:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+
+    // The leader is SIGKILLed: the survivors elect a new one; committed data is intact.
+    let leader = wait_raft_leader(lab, &[1, 2, 3], None);
+    let dead: usize = leader
+        .strip_prefix("till-")
+        .and_then(|n| n.parse().ok())
+        .expect("leader is a till");
+    let killed_at = Instant::now();
+    nodes[dead - 1].kill().expect("SIGKILL the leader");
+    let survivors: Vec<usize> = (1..=3).filter(|i| *i != dead).collect();
+    let new_leader = wait_raft_leader(lab, &survivors, Some(&leader));
+    println!(
+        "lab: leader {leader} SIGKILLed, {new_leader} elected in {:?}",
+        killed_at.elapsed()
+    );
+    for &i in &survivors {
+        let (code, card) = api(
+            lab.host(i),
+            "GET",
+            "/v1/gift-cards/lab-card",
+            "",
+            &Value::Null,
+        );
+        assert_eq!(
+            (code, card["balance_minor"].as_i64()),
+            (200, Some(3000)),
+            "host {i} after the failover: {card}"
+        );
+        assert_eq!(
+            z_report(lab.host(i), DAY),
+            (200, report.clone()),
+            "host {i}"
+        );
+    }
+    let (code, redeemed) = api(
+        lab.host(survivors[0]),
+        "POST",
+        "/v1/gift-cards/lab-card/redemptions",
+        "lab-r3",
+        &serde_json::json!({"amount_minor": 100}),
+    );
+    assert_eq!(code, 201, "the new leader commits: {redeemed}");
+
+    // A fourth device joins now: the log behind the snapshots is gone, so it gets a
+    // snapshot over QUIC, and serves the closed day from its own state.
+    let late = start_node(lab.host(4), dir, "till-4");
+    let started = Instant::now();
+    let view = loop {
+        let view = status(lab.host(4))["raft"].clone();
+        if view["snapshots_installed"].as_u64() >= Some(1)
+            && z_report(lab.host(4), DAY) == (200, report.clone())
+        {
+            break view;
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "till-4 got no snapshot or another Z-report: {view} {:?}",
+            z_report(lab.host(4), DAY)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    println!(
+        "lab: till-4 installed a snapshot of {} bytes and serves the same Z-report {:?} after it started",
+        view["last_snapshot_installed_bytes"],
+        started.elapsed()
+    );
+    let (code, card) = api(
+        lab.host(4),
+        "GET",
+        "/v1/gift-cards/lab-card",
+        "",
+        &Value::Null,
+    );
+    assert_eq!(
+        (code, card["balance_minor"].as_i64()),
+        (200, Some(2900)),
+        "till-4: {card}"
+    );
+    drop(late);
 }

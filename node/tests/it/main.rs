@@ -13,5 +13,6 @@ mod mesh_loopback;
 mod orders_loopback;
 mod payments_loopback;
 mod replication_loopback;
+mod snapshot_loopback;
 mod staff_loopback;
 mod support;
