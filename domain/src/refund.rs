@@ -171,8 +171,18 @@ fn refund_line(
     };
     let share = |whole: i64| cumulative_share(whole, refunded, after, original_quantity);
     let invalid = || SaleError::InvalidOriginalSale { line_index: index };
-    let amount_minor = share(original_line.net_minor).ok_or_else(invalid)?;
+    // The amount is the share of the line's tax plus the share of its amount before tax,
+    // each telescoping on its own: every step's tax is then within its amount (0 ≤ tax ≤
+    // amount), and the steps still sum to exactly the line's net and tax. Sharing the net
+    // directly could round a step's amount down to below its tax share.
+    let before_tax = original_line
+        .net_minor
+        .checked_sub(original_line.tax_minor)
+        .ok_or_else(invalid)?;
     let tax_minor = share(original_line.tax_minor).ok_or_else(invalid)?;
+    let amount_minor = share(before_tax)
+        .and_then(|before_tax| before_tax.checked_add(tax_minor))
+        .ok_or_else(invalid)?;
     Ok(PricedRefundLine {
         line_index: request.line_index,
         quantity,

@@ -646,3 +646,42 @@ fn priced_sale_round_trips_through_json() {
     .expect("request parses");
     assert_eq!(price_sale(&uk(), &req).map(|s| s.tax_minor), Ok(20));
 }
+
+#[test]
+fn refund_steps_of_a_nearly_free_line_never_carry_more_tax_than_amount() {
+    // Found by the refund property test: 13 coffees at 0.99 with a 99.13 % sale discount
+    // leave a line of a few pence whose VAT, shared per unit apart from the amount, put
+    // more VAT than money into a one-unit refund step.
+    let mut req = sale(
+        "GBP",
+        vec![line("COFFEE", 13)],
+        vec![tender(TenderKind::Cash, 20)],
+    );
+    req.discount = Some(Discount::PercentBp(9913));
+    let original = price_sale(&uk(), &req).expect("priced");
+    let (net, tax) = (original.lines[0].net_minor, original.lines[0].tax_minor);
+    assert!(
+        net > 0 && tax > 0,
+        "the line keeps a few pence and their VAT"
+    );
+    let (mut refunded, mut paid) = (0, (0, 0));
+    for _ in 0..13 {
+        let step = RefundRequest {
+            lines: vec![RefundLineRequest {
+                line_index: 0,
+                quantity: 1,
+            }],
+            tender: TenderKind::Cash,
+        };
+        let refund = price_refund(&original, &[refunded], &step).expect("refund step");
+        assert!(
+            (0..=refund.total_minor).contains(&refund.tax_minor),
+            "step {refunded}: tax {} of {}",
+            refund.tax_minor,
+            refund.total_minor
+        );
+        paid = (paid.0 + refund.total_minor, paid.1 + refund.tax_minor);
+        refunded += 1;
+    }
+    assert_eq!(paid, (net, tax));
+}
