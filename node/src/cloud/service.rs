@@ -8,7 +8,7 @@
 
 use super::store::{CloudStore, CloudStoreError};
 use crate::clock::wall_clock_ms;
-use posmesh_mesh::tls::{AcceptPolicy, ChainTrust, KeyAttestation};
+use posmesh_mesh::tls::{AcceptPolicy, ChainTrust};
 use posmesh_mesh::{PeerIdentity, Role};
 use posmesh_proto::cloud::v1::{
     cloud_request, cloud_response, CloudError, CloudRequest, CloudResponse, CloudState,
@@ -19,10 +19,8 @@ use posmesh_sync::chain_head::PUBLIC_KEY_LEN;
 use posmesh_sync::cloud::{plan_ingest, IngestPlan};
 use posmesh_sync::replication::SigningKeys;
 use prost::Message;
-use rustls::pki_types::UnixTime;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Largest Raft snapshot a store may upload, bytes.
 pub const SNAPSHOT_BYTES_MAX: usize = 16 << 20;
@@ -203,31 +201,18 @@ impl CloudService {
         device_id: &str,
         attestation: &wire::KeyAttestation,
     ) -> Result<[u8; PUBLIC_KEY_LEN], String> {
-        let public_key: [u8; PUBLIC_KEY_LEN] = attestation
-            .signing_public_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| "the signing key is not 32 bytes".to_owned())?;
-        let checked = KeyAttestation {
-            cert_der: attestation.cert_der.clone(),
-            device_incarnation: attestation.device_incarnation,
-            signing_public_key: public_key,
-            signature: attestation.signature.clone(),
-        };
-        let now = UnixTime::since_unix_epoch(Duration::from_millis(wall_clock_ms()));
-        let attested = checked
-            .verify(&self.trust, &self.policy, now)
-            .map_err(|e| e.to_string())?;
+        let attested = crate::replication::device_keys::verify_device_attestation(
+            &self.trust,
+            &self.policy,
+            attestation,
+        )?;
         let identity = &attested.identity;
-        if identity.role() != Role::Device
-            || identity.store_id() != Some(store_id)
-            || identity.device_id() != device_id
-        {
+        if identity.store_id() != Some(store_id) || identity.device_id() != device_id {
             return Err(format!(
                 "the attestation is for {identity}, not device {device_id} of store {store_id}"
             ));
         }
-        Ok(public_key)
+        Ok(attested.signing_public_key)
     }
 
     fn upload(

@@ -2,7 +2,7 @@
 //! verified key attestations.
 
 use crate::clock::wall_clock_ms;
-use posmesh_mesh::tls::{AcceptPolicy, ChainTrust, KeyAttestation};
+use posmesh_mesh::tls::{AcceptPolicy, AttestedKey, ChainTrust, KeyAttestation};
 use posmesh_mesh::Role;
 use posmesh_proto::mesh::v1 as wire;
 use posmesh_sync::chain_head::PUBLIC_KEY_LEN;
@@ -23,6 +23,39 @@ pub struct VerifiedKey {
     pub public_key: [u8; PUBLIC_KEY_LEN],
     /// The attestation as received (relayed unchanged, stored).
     pub attestation: wire::KeyAttestation,
+}
+
+/// Verifies a key attestation as received on the wire, now: the certificate against `trust`
+/// (chain, expiry, CRL) and `policy`, the role (a device), then the certificate's signature
+/// over the Ed25519 key. Used by peers ([`DeviceKeys::verify`]) and by the chain's cloud.
+///
+/// # Errors
+/// Why it was refused, as text for the log or the refusal: a key that is not 32 bytes, a
+/// certificate or signature that does not verify, a certificate of another role.
+pub fn verify_device_attestation(
+    trust: &ChainTrust,
+    policy: &AcceptPolicy,
+    attestation: &wire::KeyAttestation,
+) -> Result<AttestedKey, String> {
+    let public_key: [u8; PUBLIC_KEY_LEN] = attestation
+        .signing_public_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| "the signing key is not 32 bytes".to_owned())?;
+    let checked = KeyAttestation {
+        cert_der: attestation.cert_der.clone(),
+        device_incarnation: attestation.device_incarnation,
+        signing_public_key: public_key,
+        signature: attestation.signature.clone(),
+    };
+    let now = UnixTime::since_unix_epoch(Duration::from_millis(wall_clock_ms()));
+    let attested = checked
+        .verify(trust, policy, now)
+        .map_err(|e| e.to_string())?;
+    if attested.identity.role() != Role::Device {
+        return Err(format!("{} is not a device", attested.identity));
+    }
+    Ok(attested)
 }
 
 /// What [`DeviceKeys::offer`] did with a verified key.
@@ -70,28 +103,11 @@ impl DeviceKeys {
     /// # Errors
     /// Why it was refused, as text for the log.
     pub fn verify(&self, attestation: &wire::KeyAttestation) -> Result<VerifiedKey, String> {
-        let public_key: [u8; PUBLIC_KEY_LEN] = attestation
-            .signing_public_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| "the signing key is not 32 bytes".to_owned())?;
-        let checked = KeyAttestation {
-            cert_der: attestation.cert_der.clone(),
-            device_incarnation: attestation.device_incarnation,
-            signing_public_key: public_key,
-            signature: attestation.signature.clone(),
-        };
-        let now = UnixTime::since_unix_epoch(Duration::from_millis(wall_clock_ms()));
-        let attested = checked
-            .verify(&self.trust, &self.policy, now)
-            .map_err(|e| e.to_string())?;
-        if attested.identity.role() != Role::Device {
-            return Err(format!("{} is not a device", attested.identity));
-        }
+        let attested = verify_device_attestation(&self.trust, &self.policy, attestation)?;
         Ok(VerifiedKey {
             device_id: attested.identity.device_id().to_owned(),
             device_incarnation: attested.device_incarnation,
-            public_key,
+            public_key: attested.signing_public_key,
             attestation: attestation.clone(),
         })
     }
