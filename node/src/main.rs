@@ -67,7 +67,7 @@ enum CloudCommand {
     /// priced from it. The version is the file's `version`.
     PublishCatalog {
         /// The cloud's admin API address.
-        #[arg(long, env = "POSMESH_CLOUD_HTTP", default_value = "127.0.0.1:7080")]
+        #[arg(long, env = "POSMESH_CLOUD_HTTP", default_value = "127.0.0.1:7090")]
         http: String,
         /// The store.
         #[arg(long)]
@@ -99,7 +99,7 @@ enum ReportCommand {
     /// contact, unforwarded offline card payments per store.
     Chain {
         /// The cloud's admin API address.
-        #[arg(long, env = "POSMESH_CLOUD_HTTP", default_value = "127.0.0.1:7080")]
+        #[arg(long, env = "POSMESH_CLOUD_HTTP", default_value = "127.0.0.1:7090")]
         http: String,
         /// Print JSON instead of text.
         #[arg(long)]

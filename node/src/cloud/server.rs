@@ -39,7 +39,7 @@ pub struct CloudServeArgs {
     #[arg(
         long,
         env = "POSMESH_CLOUD_HTTP_LISTEN",
-        default_value = "127.0.0.1:7080"
+        default_value = "127.0.0.1:7090"
     )]
     pub http_listen: SocketAddr,
     /// Once listening, write `{"quic": ADDR, "http": ADDR, "pid": N}` to this file.
