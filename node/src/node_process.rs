@@ -44,15 +44,8 @@ impl NodeProcess {
 
     /// As [`NodeProcess::start`], with more `posmesh device` flags (e.g. the mesh's).
     pub fn start_with(spec: &NodeSpec, extra_args: &[String]) -> anyhow::Result<Self> {
-        let ready_file = spec.data_dir.with_extension("ready.json");
-        let _ = std::fs::remove_file(&ready_file);
-        let log_path = spec.data_dir.with_extension("log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let mut child = Command::new(&spec.binary)
+        let mut command = Command::new(&spec.binary);
+        command
             .arg("device")
             .arg("--data-dir")
             .arg(&spec.data_dir)
@@ -65,31 +58,20 @@ impl NodeProcess {
                 "--mgmt-listen",
                 "127.0.0.1:0",
             ])
-            .arg("--ready-file")
-            .arg(&ready_file)
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", spec.binary.display()))?;
-        let started = crate::clock::monotonic_now();
-        loop {
-            if let Some(status) = child.try_wait()? {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                bail!("node exited with {status} before listening:\n{log}");
-            }
-            if let Some((api, mgmt)) = read_ready(&ready_file) {
-                return Ok(Self { child, api, mgmt });
-            }
-            if started.elapsed() > NODE_START_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("node did not listen within {NODE_START_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            .args(extra_args);
+        let (child, (api, mgmt)) = spawn_until_ready(
+            &mut command,
+            &spec.data_dir,
+            "node",
+            NODE_START_TIMEOUT,
+            |ready| {
+                Some((
+                    ready["api"].as_str()?.to_owned(),
+                    ready["mgmt"].as_str()?.to_owned(),
+                ))
+            },
+        )?;
+        Ok(Self { child, api, mgmt })
     }
 
     /// The child's process id.
@@ -160,13 +142,57 @@ impl Drop for NodeProcess {
     }
 }
 
-fn read_ready(path: &Path) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    Some((
-        value["api"].as_str()?.to_owned(),
-        value["mgmt"].as_str()?.to_owned(),
-    ))
+/// Spawns `command` (a `posmesh` subcommand taking `--ready-file`) with its stderr appended
+/// to `<state_dir>.log`, and waits until it writes `<state_dir>.ready.json`; `parse` takes
+/// the addresses out of that JSON. `what` names the process in errors.
+///
+/// # Errors
+/// The log cannot be opened, the process cannot start, exits before it is ready (the error
+/// carries its log), or is not ready within `timeout` (it is then killed and reaped).
+pub(crate) fn spawn_until_ready<T>(
+    command: &mut Command,
+    state_dir: &Path,
+    what: &str,
+    timeout: Duration,
+    parse: impl Fn(&serde_json::Value) -> Option<T>,
+) -> anyhow::Result<(Child, T)> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let ready_file = state_dir.with_extension("ready.json");
+    let _ = std::fs::remove_file(&ready_file);
+    let log_path = state_dir.with_extension("log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let mut child = command
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {what} ({program})"))?;
+    let started = crate::clock::monotonic_now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("{what} exited with {status} before listening:\n{log}");
+        }
+        let ready = std::fs::read_to_string(&ready_file)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        if let Some(found) = ready.as_ref().and_then(&parse) {
+            return Ok((child, found));
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not listen within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[cfg(unix)]

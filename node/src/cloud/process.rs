@@ -1,9 +1,9 @@
 //! A `posmesh cloud serve` running as a child process (the demo, integration tests): start
 //! it on a data directory, wait until it listens, SIGKILL or stop it. Killed when dropped.
 
-use anyhow::{bail, Context};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use crate::node_process::spawn_until_ready;
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 /// How long the cloud may take to start listening.
@@ -45,44 +45,26 @@ impl CloudProcess {
     /// # Errors
     /// The process cannot start, exits early, or does not listen in time.
     pub fn start(spec: &CloudSpec) -> anyhow::Result<Self> {
-        let ready_file = spec.data_dir.with_extension("ready.json");
-        let _ = std::fs::remove_file(&ready_file);
-        let log_path = spec.data_dir.with_extension("log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let mut child = Command::new(&spec.binary)
+        let mut command = Command::new(&spec.binary);
+        command
             .args(["cloud", "serve", "--data-dir"])
             .arg(&spec.data_dir)
             .arg("--identity-dir")
             .arg(&spec.identity_dir)
-            .args(["--listen", &spec.listen, "--http-listen", "127.0.0.1:0"])
-            .arg("--ready-file")
-            .arg(&ready_file)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", spec.binary.display()))?;
-        let started = crate::clock::monotonic_now();
-        loop {
-            if let Some(status) = child.try_wait()? {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                bail!("cloud exited with {status} before listening:\n{log}");
-            }
-            if let Some((quic, http)) = read_ready(&ready_file) {
-                return Ok(Self { child, quic, http });
-            }
-            if started.elapsed() > CLOUD_START_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("cloud did not listen within {CLOUD_START_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            .args(["--listen", &spec.listen, "--http-listen", "127.0.0.1:0"]);
+        let (child, (quic, http)) = spawn_until_ready(
+            &mut command,
+            &spec.data_dir,
+            "cloud",
+            CLOUD_START_TIMEOUT,
+            |ready| {
+                Some((
+                    ready["quic"].as_str()?.to_owned(),
+                    ready["http"].as_str()?.to_owned(),
+                ))
+            },
+        )?;
+        Ok(Self { child, quic, http })
     }
 
     /// The child's process id.
@@ -99,13 +81,4 @@ impl CloudProcess {
         self.child.wait()?;
         Ok(())
     }
-}
-
-fn read_ready(path: &Path) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let ready: serde_json::Value = serde_json::from_str(&text).ok()?;
-    Some((
-        ready["quic"].as_str()?.to_owned(),
-        ready["http"].as_str()?.to_owned(),
-    ))
 }
