@@ -284,6 +284,65 @@ pub fn build_reversal(original: &Message, repeat: bool) -> Result<Message, Conne
     Ok(reversal)
 }
 
+/// A card payment as the journal keeps it, without the card data: what a later reversal
+/// (a void of the sale) needs to name the original transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedPayment {
+    /// How it reached the acquirer: 0200 (online) or 0220 (a forwarded offline advice;
+    /// a 0221 repeat is the same transaction).
+    pub original_mti: Mti,
+    /// Identity it was sent under (gives STAN and RRN, fields 11 and 37).
+    pub reference: PaymentRef,
+    /// Amount, minor units of an ISO 4217 currency (`> 0`).
+    pub amount: Money,
+    /// When it was taken, UTC (field 7 of the original, part of field 90).
+    pub taken_at_utc: DateTime,
+    /// When it was taken, store local time (fields 12, 13).
+    pub taken_at_local: DateTime,
+}
+
+/// The reversal (0400) of a recorded payment: the original's identifying fields (3, 4, 7,
+/// 11, 12, 13, 37, 41, 42, 49; no card data, which the journal does not keep) and field 90
+/// naming the original (see [`build_reversal`]). The acquirer finds the original by
+/// terminal, STAN and RRN, exactly as for the reversal of an unanswered request.
+///
+/// # Errors
+/// [`ConnectorError::Invalid`] for a non-positive amount, a currency without a numeric
+/// code, or an amount over 12 digits.
+pub fn build_reversal_of_recorded(
+    terminal: &Terminal,
+    payment: &RecordedPayment,
+) -> Result<Message, ConnectorError> {
+    let amount = payment.amount.minor;
+    if amount <= 0 || amount > 999_999_999_999 {
+        return Err(ConnectorError::Invalid(format!(
+            "amount {} must be 1 to 999999999999 minor units",
+            payment.amount
+        )));
+    }
+    let currency = currency_numeric::numeric_code(payment.amount.currency).ok_or_else(|| {
+        ConnectorError::Invalid(format!(
+            "no ISO 4217 numeric code for {}",
+            payment.amount.currency
+        ))
+    })?;
+    let ids = TraceIds::derive(&payment.reference);
+    let local = payment.taken_at_local.mmddhhmmss();
+    let mut original = Message::new(payment.original_mti);
+    original
+        .set(3, "000000")?
+        .set(4, &format!("{amount:012}"))?
+        .set(7, &payment.taken_at_utc.mmddhhmmss())?
+        .set(11, &ids.stan)?
+        .set(12, &local[4..])?
+        .set(13, &local[..4])?
+        .set(37, &ids.rrn)?
+        .set(41, &terminal.terminal_id)?
+        .set(42, &terminal.merchant_id)?
+        .set(49, currency)?;
+    build_reversal(&original, false)
+}
+
 /// What the acquirer said about an authorization or an advice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -431,6 +490,11 @@ pub trait PaymentConnector {
 
     /// Sends a (repeat) reversal left pending by [`PaymentConnector::authorize`].
     fn resend_reversal(&self, reversal: &Message) -> impl Future<Output = ReversalStatus> + Send;
+
+    /// Sends `reversal` as built (a first 0400, e.g. [`build_reversal_of_recorded`] for a
+    /// void). Sending the same 0400 again is recognised by the acquirer as the same
+    /// reversal.
+    fn send_reversal(&self, reversal: &Message) -> impl Future<Output = ReversalStatus> + Send;
 }
 
 /// Why one request/response exchange failed.
@@ -633,6 +697,10 @@ impl PaymentConnector for IsoTcpConnector {
         }
         self.reverse(&repeat).await
     }
+
+    async fn send_reversal(&self, reversal: &Message) -> ReversalStatus {
+        self.reverse(reversal).await
+    }
 }
 
 #[cfg(test)]
@@ -684,6 +752,48 @@ mod tests {
         ] {
             assert_ne!(TraceIds::derive(&other).rrn, ids.rrn);
         }
+    }
+
+    #[test]
+    fn a_recorded_payment_s_reversal_names_the_same_original() {
+        let terminal = Terminal::new("TILL1", "BREADBASKET").expect("terminal");
+        let full = payment("s", 1234);
+        for mti in [Mti::FinancialRequest, Mti::FinancialAdvice] {
+            let request = build_request(&terminal, &full, mti).expect("request");
+            let from_request = build_reversal(&request, false).expect("reversal");
+            let recorded = RecordedPayment {
+                original_mti: mti,
+                reference: full.reference.clone(),
+                amount: full.amount,
+                taken_at_utc: full.taken_at_utc,
+                taken_at_local: full.taken_at_local,
+            };
+            let from_journal = build_reversal_of_recorded(&terminal, &recorded).expect("reversal");
+            assert_eq!(from_journal.mti(), Mti::ReversalRequest);
+            for n in [3u8, 4, 7, 11, 12, 13, 37, 41, 42, 49, 90] {
+                assert_eq!(
+                    from_journal.get(n),
+                    from_request.get(n),
+                    "field {n} of {mti:?}"
+                );
+            }
+            assert_eq!(
+                from_journal.get(2),
+                None,
+                "no card data in a void's reversal"
+            );
+        }
+        let free = RecordedPayment {
+            original_mti: Mti::FinancialRequest,
+            reference: full.reference.clone(),
+            amount: Money::new(0, full.amount.currency),
+            taken_at_utc: full.taken_at_utc,
+            taken_at_local: full.taken_at_local,
+        };
+        assert!(matches!(
+            build_reversal_of_recorded(&terminal, &free),
+            Err(ConnectorError::Invalid(_))
+        ));
     }
 
     #[test]

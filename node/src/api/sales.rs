@@ -13,6 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::clock;
 use crate::config::validate_id;
 use crate::ledger::sale_ref::SaleRef;
+use crate::payments::card_void::CardVoidError;
 use crate::runtime::NodeContext;
 use crate::storage::writer::{AppendCommand, Committed, Operation};
 use axum::body::Bytes;
@@ -125,12 +126,16 @@ pub(super) async fn record_sale(
     Ok(committed)
 }
 
-/// Voids a sale in full.
+/// Voids a sale in full. Card payments of the sale are reversed at the acquirer first
+/// (`payments::card_void`): 409 `card_payment_not_forwarded` while an offline card payment
+/// waits to be forwarded, 503 `card_reversal_failed` when the acquirer does not answer —
+/// nothing is voided then.
 #[utoipa::path(post, path = "/v1/sales/{device}/{seq}/void", request_body = VoidBody,
     params(("device" = String, Path), ("seq" = u64, Path),
            ("Idempotency-Key" = String, Header)),
     responses((status = 201, body = EntryView), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub async fn void_sale(
     State(node): State<Arc<NodeContext>>,
     Path((device, seq)): Path<(String, String)>,
@@ -149,10 +154,36 @@ pub async fn void_sale(
         return Ok(earlier);
     }
     let reason = text_field(body.reason.as_deref(), "reason")?;
+    // A card sale's payments are reversed at the acquirer first (see payments::card_void).
+    let reversals = node
+        .payments
+        .void_reversals(&node.store, &original)
+        .map_err(|e| card_void_refusal(&e))?;
+    node.payments
+        .reverse_for_void(&reversals)
+        .await
+        .map_err(|e| card_void_refusal(&e))?;
     append_now(&node, key, hash, Operation::Void { original, reason }).await
 }
 
-/// Refunds lines of a sale; never more than was sold.
+/// The API answer to a void the payments refused (nothing was journaled).
+fn card_void_refusal(error: &CardVoidError) -> ApiError {
+    let (status, code) = match error {
+        CardVoidError::NotForwarded { .. } => (StatusCode::CONFLICT, "card_payment_not_forwarded"),
+        CardVoidError::NoAcquirer { .. } => (StatusCode::CONFLICT, "card_reversal_needs_acquirer"),
+        CardVoidError::NotReversed { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "card_reversal_failed")
+        }
+        CardVoidError::Unreversible { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "card_unreversible")
+        }
+        CardVoidError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+    };
+    ApiError::new(status, code, error.to_string(), None)
+}
+
+/// Refunds lines of a sale; never more than was sold. A refund to a card is refused (409
+/// `card_refund_unsupported`): nothing would reach the acquirer.
 #[utoipa::path(post, path = "/v1/sales/{device}/{seq}/refunds", request_body = RefundBody,
     params(("device" = String, Path), ("seq" = u64, Path),
            ("Idempotency-Key" = String, Header)),
@@ -186,6 +217,15 @@ pub async fn refund_sale(
             None => original_tender(&node, &original),
         },
     };
+    if request.tender == TenderKind::Card {
+        // Nothing would reach the acquirer: the customer would stay charged.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "card_refund_unsupported",
+            "refunds to a card are not sent to the acquirer by posmesh yet: refund in cash (\"tender\": \"cash\"), or void the whole sale (its card payment is reversed)",
+            Some("tender"),
+        ));
+    }
     let operation = Operation::Refund {
         original,
         request,

@@ -286,7 +286,7 @@ impl PaymentsService {
         };
         match posmesh_payments::connector::build_reversal(&request, false) {
             Ok(reversal) => {
-                let status = connector.resend_reversal(&reversal).await;
+                let status = connector.send_reversal(&reversal).await;
                 tracing::warn!(
                     ?status,
                     "approved card payment reversed: its sale was not recorded"

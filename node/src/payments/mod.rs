@@ -6,6 +6,8 @@
 //! - [`card_tender`]: taking one card tender of a sale — online authorization (timeout →
 //!   reversal → not approved), else offline within the limits, with the card data sealed
 //!   outside the hash chain.
+//! - [`card_void`]: voiding a card sale — the acquirer reverses every card payment of the
+//!   sale before the void is journaled (an offline payment once it is forwarded).
 //! - [`qr_wallet`]: QR wallet tenders (EMV merchant-presented QR, simulated confirmation).
 //! - [`forwarder`]: store-and-forward — the Raft leader forwards every queued offline
 //!   payment of the store (0220, resends 0221) and journals the acquirer's answer;
@@ -22,6 +24,7 @@
 //! journaled under an Idempotency-Key derived from the payment.
 
 pub mod card_tender;
+pub mod card_void;
 pub mod config;
 pub mod forwarder;
 pub mod keys;

@@ -177,6 +177,21 @@ impl JournalStore {
         self.write_synced(batch)
     }
 
+    /// Whether the acquirer acknowledged (accepted or declined) the forwarded advice of
+    /// offline tender `tender_index` of sale `(device_id, seq)`.
+    pub fn saf_payment_acked(
+        &self,
+        device_id: &str,
+        seq: u64,
+        tender_index: u32,
+    ) -> Result<bool, StorageError> {
+        let key = keys::saf_key(device_id, seq, tender_index);
+        Ok(self
+            .db()
+            .get_cf(self.cf(CF_SAF_ACKED), keys::saf_acked_payment_key(&key))?
+            .is_some())
+    }
+
     /// Whether the payment of `digest` was acknowledged by the acquirer.
     pub fn card_data_acked(&self, digest: &str) -> Result<bool, StorageError> {
         Ok(self

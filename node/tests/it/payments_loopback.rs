@@ -171,6 +171,38 @@ async fn put(
 }
 
 /// `(queued, card data held)` of a node's store-and-forward queue.
+/// `POST /v1/sales/{device}/{seq}/{action}` (`void` or `refunds`) with `key`.
+async fn sale_action(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    target: (&str, u64),
+    action: &str,
+    key: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let response = client
+        .post(format!(
+            "http://{}/v1/sales/{}/{}/{action}",
+            node.api, target.0, target.1
+        ))
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The acquirer's `(charges, charged_minor)`: approved and not reversed.
+fn charged(acquirer: &Acquirer) -> (u64, i64) {
+    let stats = acquirer.try_stats().unwrap_or(Value::Null);
+    (
+        stats["charges"].as_u64().unwrap_or(u64::MAX),
+        stats["charged_minor"].as_i64().unwrap_or(-1),
+    )
+}
+
 async fn queue(client: &reqwest::Client, node: &NodeProcess) -> (u64, u64) {
     let view = support::get_json(client, &format!("http://{}/v1/payments/queue", node.api)).await;
     (
@@ -523,9 +555,13 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
         card_sale(&pan, breads)
     };
     // till-1: 5 × 8.50 fit its allotment of 50.00; the 6th does not.
+    let mut first_offline_seq = 0;
     for i in 0..5 {
         let (status, body) = post(&client, &a, &format!("a-{i}"), &pay(2)).await;
         assert_eq!(status, 201, "{body}");
+        if i == 0 {
+            first_offline_seq = body["seq"].as_u64().expect("seq");
+        }
         let reference = body["sale"]["tenders"][0]["reference"]
             .as_str()
             .unwrap_or("");
@@ -570,6 +606,16 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
         "{body}"
     );
     let offline: u64 = 14;
+    // Not forwarded yet: a void is refused (the forwarder may be sending the advice) and
+    // changes nothing.
+    let first_offline = ("till-1", first_offline_seq);
+    let (status, body) =
+        sale_action(&client, &b, first_offline, "void", "v-early", &json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("card_payment_not_forwarded")),
+        "{body}"
+    );
 
     // Every device holds every queued payment and its card data (peer escrow).
     for node in [&a, &b, &c] {
@@ -608,6 +654,13 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
     );
     wait_queues_empty(&client, &[&a, &b, &c]).await;
     assert_eq!(acquirer.arrivals("advice").1, offline);
+    // Forwarded: voiding it on another device reverses the advice at the acquirer.
+    let (charges, charged_minor) = charged(&acquirer);
+    let (status, body) =
+        sale_action(&client, &b, first_offline, "void", "v-late", &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(acquirer.arrivals("reversal"), (1, 1));
+    assert_eq!(charged(&acquirer), (charges - 1, charged_minor - 850));
     // Card data is deleted everywhere once acknowledged (checked below, stopped).
     for node in [a, b, c] {
         node.stop().expect("clean stop");
@@ -715,4 +768,91 @@ async fn a_destroyed_device_s_offline_payments_are_forwarded_by_another() {
     assert_no_card_data(&[d.join("till-1"), d.join("till-2")]);
     let found = files_with_clear_pan(d, &pans);
     assert!(found.is_empty(), "clear PAN stored: {found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voiding_a_card_sale_reverses_its_payment_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let addr = free_addr();
+    // The first reversal is processed but never answered.
+    let acquirer = Acquirer::start(
+        &addr,
+        dir.path(),
+        &[
+            "--fault",
+            "timeout",
+            "--fault-mtis",
+            "0400",
+            "--fault-count",
+            "1",
+        ],
+    );
+    let spec = support::spec(dir.path());
+    let node = NodeProcess::start_with(
+        &spec,
+        &[
+            "--acquirer".to_owned(),
+            addr.clone(),
+            "--acquirer-timeout-ms".to_owned(),
+            "500".to_owned(),
+        ],
+    )
+    .expect("node starts");
+    let (status, first) = post(&client, &node, "s-1", &card_sale(&test_pan(7), 2)).await;
+    assert_eq!(status, 201, "{first}");
+    let first = ("till-1", first["seq"].as_u64().expect("seq"));
+    let (status, second) = post(&client, &node, "s-2", &card_sale(&test_pan(8), 1)).await;
+    assert_eq!(status, 201, "{second}");
+    let second = ("till-1", second["seq"].as_u64().expect("seq"));
+    assert_eq!(charged(&acquirer), (2, 850 + 550));
+
+    // A refund to the card would reach nobody: refused, nothing journaled; in cash it is fine.
+    let head = support::head(&client, &node.mgmt).await;
+    let refund = json!({"lines": [{"line_index": 0, "quantity": 1}]});
+    let (status, body) = sale_action(&client, &node, second, "refunds", "r-card", &refund).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("card_refund_unsupported")),
+        "{body}"
+    );
+    assert_eq!(support::head(&client, &node.mgmt).await, head);
+    let cash = json!({"lines": [{"line_index": 0, "quantity": 1}], "tender": "cash"});
+    let (status, body) = sale_action(&client, &node, second, "refunds", "r-cash", &cash).await;
+    assert_eq!(status, 201, "{body}");
+
+    // The reversal times out: nothing is voided, the card stays charged.
+    let (status, body) = sale_action(&client, &node, first, "void", "v-1", &json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("card_reversal_failed")),
+        "{body} {:?}",
+        acquirer.try_stats()
+    );
+    let sale = client
+        .get(format!("http://{}/v1/sales/till-1/{}", node.api, first.1))
+        .send()
+        .await
+        .expect("answers");
+    let sale: Value = sale.json().await.expect("json");
+    assert!(sale["status"]["voided_by"].is_null(), "{sale}");
+
+    // Voiding again sends the same reversal: the acquirer un-charges once, the void is
+    // journaled, and a replay of the void sends nothing more.
+    let (status, body) = sale_action(&client, &node, first, "void", "v-1", &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(acquirer.arrivals("reversal"), (2, 1));
+    assert_eq!(charged(&acquirer), (1, 550));
+    let (status, _) = sale_action(&client, &node, first, "void", "v-1", &json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(acquirer.arrivals("reversal"), (2, 1));
+    // Voided twice under another key: refused by the journal, nothing sent.
+    let (status, body) = sale_action(&client, &node, first, "void", "v-2", &json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("sale_voided")),
+        "{body}"
+    );
+    assert_eq!(acquirer.arrivals("reversal"), (2, 1));
+    node.stop().expect("clean stop");
 }
