@@ -14,7 +14,8 @@ use std::sync::Arc;
 /// Removes a device from the store.
 #[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("device" = String, Path)),
     responses((status = 200, description = "retired and removed"), (status = 400, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub async fn remove_device(
     State(node): State<Arc<NodeContext>>,
     Path(device): Path<String>,
@@ -34,6 +35,30 @@ pub async fn remove_device(
             StatusCode::CONFLICT,
             "remove_self",
             "a device cannot remove itself: ask another device of the store",
+            Some("device"),
+        ));
+    }
+    // A typo must not ban an id for good: only a device known to the store's consensus
+    // (member, connected or retired) or whose entries this device holds can be removed.
+    let seen = node
+        .store
+        .devices()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage",
+                e.to_string(),
+                None,
+            )
+        })?
+        .contains(&device);
+    if !seen && !raft.knows_device(&device) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_device",
+            format!(
+                "{device} is not a member of this store's Raft group and has recorded nothing here: check the id (`posmesh status` lists the members); to shut out an enrolled device that never joined, revoke its certificate (`posmesh ca revoke`)"
+            ),
             Some("device"),
         ));
     }

@@ -27,6 +27,8 @@ pub const VOTERS_MAX: usize = 5;
 pub const CAUGHT_UP_LAG_MAX: u64 = 16;
 /// How often the leader reconciles membership with the connected devices.
 pub const MEMBERSHIP_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait for another membership change to finish before applying one.
+pub const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(10);
 
 /// The Raft state `posmesh status` shows.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -263,6 +265,32 @@ impl RaftService {
         }
     }
 
+    /// Applies `change`, waiting (at most [`MEMBERSHIP_BUSY_WAIT`]) while another
+    /// membership change is in progress — e.g. the membership task promoting a learner
+    /// while a manager removes a device: openraft runs one change at a time.
+    async fn change_membership_when_free(
+        &self,
+        change: ChangeMembers<NodeId, BasicNode>,
+    ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.raft.change_membership(change.clone(), false).await {
+                Ok(_) => return Ok(()),
+                Err(error)
+                    if matches!(
+                        error.api_error(),
+                        Some(openraft::error::ClientWriteError::ChangeMembershipError(
+                            openraft::error::ChangeMembershipError::InProgress(_)
+                        ))
+                    ) && started.elapsed() < MEMBERSHIP_BUSY_WAIT =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
     /// On the leader: retire, then drop from the membership.
     async fn remove_here(&self, device_id: &str) -> anyhow::Result<()> {
         let command = StoreCommand::RetireDevice {
@@ -283,12 +311,10 @@ impl RaftService {
             .membership()
             .clone();
         if membership.voter_ids().any(|v| v == id) {
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            self.change_membership_when_free(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
                 .await?;
         } else if membership.get_node(&id).is_some() {
-            self.raft
-                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            self.change_membership_when_free(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
                 .await?;
         }
         tracing::warn!(
@@ -549,6 +575,20 @@ impl RaftService {
         }
         let json = self.reader.read(serde_json::to_vec).ok()?;
         Some((index, json))
+    }
+
+    /// Whether `device_id` is known to the store's consensus: a member (voter or learner),
+    /// a device connected over the mesh, or a device already retired.
+    pub fn knows_device(&self, device_id: &str) -> bool {
+        let id = node_id(device_id);
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+            || self.links.devices().iter().any(|d| d == device_id)
+            || self.reader.read(|state| state.is_retired(device_id))
     }
 
     /// The catalog version applied here (0: none yet).

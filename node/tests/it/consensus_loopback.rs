@@ -332,6 +332,20 @@ async fn a_removed_device_leaves_the_raft_group_for_good() {
         (status, answer["error"]["code"].as_str()),
         (409, Some("remove_self"))
     );
+    // A typo is not banned for good: an id the store never saw is refused.
+    let (status, answer) = post(
+        &client,
+        &b,
+        "/v1/store/devices/till-33/remove",
+        "",
+        json!(null),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("unknown_device")),
+        "{answer}"
+    );
     // Removed through a follower (forwarded to the leader).
     let (status, answer) = post(
         &client,
