@@ -138,6 +138,7 @@ impl UplinkService {
                 status.last_error = Some(text);
             }
             metrics::gauge!("posmesh_uplink_connected").set(0.0);
+            self.count_pending_offline().await;
             let delay = Duration::from_millis(backoff.next_delay_ms());
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -145,6 +146,24 @@ impl UplinkService {
             }
         }
         self.endpoint.close();
+    }
+
+    /// While the cloud is out of reach: entries pending = what this device holds beyond
+    /// the cloud's version vector as last seen (the status and the metric keep growing
+    /// during an outage instead of showing the last connected round's figure).
+    async fn count_pending_offline(&self) {
+        let known: BTreeMap<String, u64> = self.lock().cloud_version_vector.clone();
+        let store = self.store.clone();
+        let local = match tokio::task::spawn_blocking(move || NodeLedger::open(store)).await {
+            Ok(Ok(ledger)) => ledger.version_vector(),
+            _ => return, // the next connected round counts again
+        };
+        let pending: u64 = local
+            .iter()
+            .map(|(device, upto)| upto.saturating_sub(known.get(device).copied().unwrap_or(0)))
+            .sum();
+        metrics::gauge!("posmesh_uplink_entries_pending").set(pending as f64);
+        self.lock().entries_pending = pending;
     }
 
     /// One connection: rounds until an error.

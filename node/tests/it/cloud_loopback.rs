@@ -217,6 +217,20 @@ async fn a_cloud_killed_mid_upload_resumes_without_loss_or_doubles() {
     );
     let total = 1_200u64;
     post_sales(&client, &till1, "t1", total as usize, 4).await;
+    // During the outage the status counts what the cloud lacks (here: everything).
+    let started = Instant::now();
+    loop {
+        let status = support::node_status(&client, &till1).await;
+        if status["uplink"]["entries_pending"] == total {
+            assert_eq!(status["uplink"]["connected"], false, "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "pending not counted offline: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let cloud = start_cloud(dir.path(), &quic);
     // Kill the cloud as soon as part of the ledger is in.
     let started = Instant::now();
