@@ -470,6 +470,12 @@ pub enum ForwardOutcome {
         /// Why.
         cause: String,
     },
+    /// Nothing reached the acquirer (the connection could not be made, or the advice could
+    /// not be built): the next send is still a first 0220.
+    NotSent {
+        /// Why.
+        cause: String,
+    },
 }
 
 /// A connection to an acquirer.
@@ -665,7 +671,7 @@ impl PaymentConnector for IsoTcpConnector {
         let advice = match build_request(&self.terminal, payment, mti) {
             Ok(advice) => advice,
             Err(error) => {
-                return ForwardOutcome::Failed {
+                return ForwardOutcome::NotSent {
                     cause: error.to_string(),
                 }
             }
@@ -684,6 +690,7 @@ impl PaymentConnector for IsoTcpConnector {
                     cause: error.to_string(),
                 },
             },
+            Err(ExchangeError::NotSent(cause)) => ForwardOutcome::NotSent { cause },
             Err(error) => ForwardOutcome::Failed {
                 cause: error.cause().to_owned(),
             },

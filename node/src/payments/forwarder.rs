@@ -6,7 +6,8 @@
 //! - if it is the forwarder (the Raft leader; a device without a mesh forwards its own),
 //!   forwards queued payments in queue order: a 0220 advice, or a 0221 repeat (same STAN
 //!   and RRN) when this device sent it before — the "sent" mark is written (synced) before
-//!   the send, so a resend after a crash or a timeout is a repeat. The acquirer's answer is
+//!   the send, so a resend after a crash or a timeout is a repeat; it is taken back when
+//!   the connection could not even be made (nothing left the device). The acquirer's answer is
 //!   journaled as a `PaymentEvent` (`advice_accepted` / `advice_declined`) under an
 //!   Idempotency-Key derived from the payment; that entry removes the payment from every
 //!   device's queue and deletes its card data everywhere as it replicates. A decline after
@@ -190,6 +191,14 @@ async fn forward_one(
         } => (ADVICE_DECLINED, response_code, reason.to_owned()),
         ForwardOutcome::Failed { cause } => {
             tracing::info!(payment = %payment_label(&item), %cause, "advice not answered: resent later as 0221");
+            return Ok(false);
+        }
+        ForwardOutcome::NotSent { cause } => {
+            if !repeat {
+                // Never left this device: the next send is still a first 0220.
+                node.store.unmark_saf_sent(&item)?;
+            }
+            tracing::info!(payment = %payment_label(&item), %cause, "acquirer unreachable: advice not sent");
             return Ok(false);
         }
     };

@@ -267,6 +267,15 @@ impl JournalStore {
     }
 }
 
+impl JournalStore {
+    /// Takes back the "sent" mark of `item` (its advice never left this device), synced.
+    pub fn unmark_saf_sent(&self, item: &SafItem) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_SAF_ACKED), sent_key(item));
+        self.write_synced(batch)
+    }
+}
+
 fn sent_key(item: &SafItem) -> Vec<u8> {
     let mut key = b"s".to_vec();
     key.extend_from_slice(&keys::saf_key(&item.device_id, item.seq, item.tender_index));

@@ -128,6 +128,13 @@ async fn an_unreachable_acquirer_is_not_approved() {
         ),
         "{outcome:?}"
     );
+    let advice = connector_to(addr, 1_000)
+        .forward(&payment("s1", 100, VISA), false)
+        .await;
+    assert!(
+        matches!(advice, ForwardOutcome::NotSent { .. }),
+        "nothing left: the next send is still a 0220: {advice:?}"
+    );
     // The simulator closes every connection at once: the request may have been written,
     // so a reversal is attempted, fails the same way, and is left pending for a resend.
     let sim = Sim::start(&["--fault", "unreachable"]);
