@@ -363,6 +363,7 @@ fn refusal(error: &CardTenderError) -> ApiError {
     let code = match error {
         CardTenderError::Declined { .. } => "card_declined",
         CardTenderError::NotApproved { .. } => "card_not_approved",
+        CardTenderError::ReversedEarlier => "card_payment_reversed_earlier",
         CardTenderError::OfflineRefused(refusal) => match refusal.code() {
             "invalid_amount" => "offline_invalid_amount",
             "over_floor_limit" => "offline_over_floor_limit",

@@ -45,6 +45,10 @@ pub enum CardTenderError {
         /// What became of the reversal.
         reversal: String,
     },
+    /// This sale's card payment was sent before under the same Idempotency-Key and
+    /// reversed after a timeout: the acquirer refuses it as a duplicate.
+    #[error("this sale's card payment was not approved earlier (the acquirer did not answer) and was reversed; to try the card again, start a new sale (a new Idempotency-Key)")]
+    ReversedEarlier,
     /// Offline and outside the limits.
     #[error("{0}")]
     OfflineRefused(OfflineRefusal),
@@ -186,6 +190,12 @@ impl PaymentsService {
                     stored_digest: None,
                     approved: Some(payment),
                 }))
+            }
+            // 94 to a request whose STAN/RRN derive from this sale's Idempotency-Key: the
+            // same payment was sent before and reversed after a timeout (a retry of a "not
+            // approved" sale under the same key), not a decline of the card.
+            AuthorizationOutcome::Declined { response_code, .. } if response_code == "94" => {
+                Err(CardTenderError::ReversedEarlier)
             }
             AuthorizationOutcome::Declined {
                 response_code,

@@ -391,6 +391,14 @@ async fn online_card_payments_charge_once_and_refuse_clearly() {
     assert_eq!(body["error"]["code"], "card_not_approved", "{body}");
     assert_eq!(acquirer.arrivals("reversal"), (1, 1));
     assert_eq!(support::head(&client, &node.mgmt).await.0, 0);
+    // A retry under the same key is the reversed payment again: said so, not "declined".
+    let (status, body) = post(&client, &node, "t-1", &card_sale(&timed_out, 2)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("card_payment_reversed_earlier")),
+        "{body}"
+    );
+    assert_eq!(support::head(&client, &node.mgmt).await.0, 0);
 
     // Approved online; the masked PAN is journaled, a retry is the same payment.
     let pan = test_pan(2);
@@ -401,8 +409,8 @@ async fn online_card_payments_charge_once_and_refuse_clearly() {
     assert_eq!(first["seq"], again["seq"]);
     assert_eq!(
         acquirer.arrivals("financial"),
-        (2, 2),
-        "timed out + approved, once each"
+        (3, 2),
+        "timed out (and its retry) + approved, once each"
     );
     let journal = support::all_entries(&client, &node.api).await;
     let text = serde_json::to_string(&journal).expect("json");
