@@ -3,13 +3,20 @@
 //! Rules: a sale counts on its business date; a void removes the voided sale from the
 //! totals of the sale's own date (and counts it under `voided_sales`); a refund counts on
 //! the refund's business date, in `refunds_minor` (its tax in `refunds_tax_minor`) and per
-//! tender as money paid out.
+//! tender as money paid out; an offline card payment the acquirer declined after
+//! forwarding (`PaymentEvent` `advice_declined`) counts on the decline's business date in
+//! `card_declined_after_forwarding_minor` and is taken out of the card tender — the money
+//! was never received (unless the sale is voided: the void took it out already).
 
 use crate::ledger::convert::tender_kind_from_proto;
 use crate::ledger::sale_ref::SaleRef;
+use crate::storage::saf::ADVICE_DECLINED;
 use posmesh_proto::journal::v1::{journal_entry::Payload, JournalEntry, Sale};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The card tender's name in `tenders_minor`.
+const CARD: &str = "card";
 use utoipa::ToSchema;
 
 /// Totals of one business date. Amounts in minor units of the store currency.
@@ -40,12 +47,23 @@ pub struct DayTotals {
     /// Net per tender (`cash`, `card`, …): takings minus change minus refunds.
     #[schema(value_type = Object)]
     pub tenders_minor: BTreeMap<String, i64>,
+    /// Offline card payments declined by the acquirer after forwarding (journaled this
+    /// day): owed by the customers, not in the card tender.
+    #[serde(default)]
+    pub card_declined_after_forwarding: u64,
+    /// Their amount.
+    #[serde(default)]
+    pub card_declined_after_forwarding_minor: i64,
 }
 
 /// Accumulates [`DayTotals`] from journal entries in any order.
 #[derive(Debug, Default)]
 pub struct DayTotalsBuilder {
     days: BTreeMap<String, DayTotals>,
+    /// Declines after forwarding: (decline's date, sale, amount), applied in `finish`.
+    declined: Vec<(String, SaleRef, i64)>,
+    /// Voided sales seen.
+    voided: BTreeSet<SaleRef>,
 }
 
 impl DayTotalsBuilder {
@@ -73,6 +91,23 @@ impl DayTotalsBuilder {
                         self.day(&voided.business_date).voided_sales += 1;
                     }
                 }
+                self.voided.insert(sale_ref);
+            }
+            Some(Payload::Payment(event)) if event.kind == ADVICE_DECLINED => {
+                let sale_ref = SaleRef {
+                    device_id: event.sale_device_id.clone(),
+                    seq: event.sale_seq,
+                };
+                let amount = original(&sale_ref).and_then(|sale| match sale.payload {
+                    Some(Payload::Sale(sale)) => usize::try_from(event.tender_index)
+                        .ok()
+                        .and_then(|i| sale.tenders.get(i).map(|t| t.amount_minor)),
+                    _ => None,
+                });
+                if let Some(amount) = amount {
+                    self.declined
+                        .push((entry.business_date.clone(), sale_ref, amount));
+                }
             }
             Some(Payload::Refund(refund)) => {
                 let day = self.day(&entry.business_date);
@@ -90,7 +125,16 @@ impl DayTotalsBuilder {
     }
 
     /// The totals, by business date ascending.
-    pub fn finish(self) -> Vec<DayTotals> {
+    pub fn finish(mut self) -> Vec<DayTotals> {
+        for (date, sale, amount) in std::mem::take(&mut self.declined) {
+            if self.voided.contains(&sale) {
+                continue;
+            }
+            let day = self.day(&date);
+            day.card_declined_after_forwarding += 1;
+            day.card_declined_after_forwarding_minor += amount;
+            *day.tenders_minor.entry(CARD.to_owned()).or_default() -= amount;
+        }
         self.days.into_values().collect()
     }
 
@@ -208,5 +252,73 @@ mod tests {
         let second = &days[1];
         assert_eq!((second.refunds, second.refunds_minor), (1, 300));
         assert_eq!(second.tenders_minor["cash"], -300);
+    }
+
+    #[test]
+    fn a_decline_after_forwarding_leaves_the_card_takings_once() {
+        let card_sale = |seq: u64| {
+            let mut entry = sale("2017-01-01", seq, 1, 850, 0);
+            if let Some(Payload::Sale(sale)) = &mut entry.payload {
+                sale.tenders = vec![pb::Tender {
+                    kind: pb::TenderKind::Card as i32,
+                    amount_minor: 850,
+                    offline: true,
+                    ..Default::default()
+                }];
+            }
+            entry
+        };
+        let declined = |seq: u64, of: u64| JournalEntry {
+            device_id: "till-1".into(),
+            seq,
+            business_date: "2017-01-02".into(),
+            payload: Some(Payload::Payment(pb::PaymentEvent {
+                sale_device_id: "till-1".into(),
+                sale_seq: of,
+                tender_index: 0,
+                kind: ADVICE_DECLINED.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let void_of_2 = JournalEntry {
+            device_id: "till-1".into(),
+            seq: 5,
+            business_date: "2017-01-02".into(),
+            payload: Some(Payload::Void(pb::Void {
+                original_device_id: "till-1".into(),
+                original_seq: 2,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        // Sale 1 declined; sale 2 declined and voided (taken out once, by the void).
+        let all = [
+            card_sale(1),
+            card_sale(2),
+            declined(3, 1),
+            declined(4, 2),
+            void_of_2,
+        ];
+        let lookup = |r: &SaleRef| all.iter().find(|e| e.seq == r.seq).cloned();
+        let mut builder = DayTotalsBuilder::new();
+        for entry in all.iter().rev() {
+            builder.add(entry, lookup);
+        }
+        let days = builder.finish();
+        assert_eq!(
+            days[0].tenders_minor["card"], 850,
+            "sale 1 taken; sale 2 voided"
+        );
+        assert_eq!(days[0].takings_minor, 850);
+        let second = &days[1];
+        assert_eq!(
+            (
+                second.card_declined_after_forwarding,
+                second.card_declined_after_forwarding_minor,
+                second.tenders_minor["card"]
+            ),
+            (1, 850, -850)
+        );
     }
 }
