@@ -119,10 +119,12 @@ enum JournalCommand {
 }
 
 fn main() -> ExitCode {
+    // openraft's own INFO lines (every vote, every membership step) drown the node's; its
+    // warnings and errors still show. RUST_LOG overrides (e.g. RUST_LOG=info,openraft=info).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -182,6 +182,8 @@ pub fn parse(text: &str, path: &str) -> Result<Provisioning, ProvisioningError> 
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, operator) in file.operators.iter().enumerate() {
+        crate::config::validate_id("operator id", &operator.id)
+            .map_err(|e| invalid(&format!("operators[{i}].id"), e.to_string()))?;
         if !seen.insert(operator.id.as_str()) {
             return Err(invalid(
                 &format!("operators[{i}].id"),
@@ -261,6 +263,10 @@ pin = "2468"
             (GOOD.replace("GBP", "XXX"), "currency"),
             (GOOD.replace("till-1\"", "Till 1\""), "founding_device"),
             (GOOD.replace("\"2468\"", "\"24\""), "operators[0].pin"),
+            (
+                GOOD.replace("id = \"alice\"", "id = \"Alice S\""),
+                "operators[0].id",
+            ),
             (GOOD.replace("\"manager\"", "\"boss\""), "unknown variant"),
             (GOOD.replace("= 2000,", "= 20000,"), "rate 20000 bp"),
             (

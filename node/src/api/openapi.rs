@@ -48,6 +48,11 @@ use utoipa::OpenApi;
         super::staff::list_shifts,
         super::staff::set_tax_rates,
         super::staff::list_tax_rates,
+        super::card_sales::set_exposure_budget,
+        super::card_sales::set_exposure_allotment,
+        super::card_sales::queue,
+        super::card_sales::create_qr,
+        super::card_sales::confirm_qr,
     )
 )]
 pub struct ApiDoc;

@@ -182,8 +182,8 @@ fn card_void_refusal(error: &CardVoidError) -> ApiError {
     ApiError::new(status, code, error.to_string(), None)
 }
 
-/// Refunds lines of a sale; never more than was sold. A refund to a card is refused (409
-/// `card_refund_unsupported`): nothing would reach the acquirer.
+/// Refunds lines of a sale; never more than was sold. A refund to a card paid through the
+/// acquirer is refused (409 `card_refund_unsupported`): nothing would reach the acquirer.
 #[utoipa::path(post, path = "/v1/sales/{device}/{seq}/refunds", request_body = RefundBody,
     params(("device" = String, Path), ("seq" = u64, Path),
            ("Idempotency-Key" = String, Header)),
@@ -217,8 +217,10 @@ pub async fn refund_sale(
             None => original_tender(&node, &original),
         },
     };
-    if request.tender == TenderKind::Card {
-        // Nothing would reach the acquirer: the customer would stay charged.
+    if request.tender == TenderKind::Card && paid_through_acquirer(&node, &original) {
+        // Nothing would reach the acquirer: the customer would stay charged. (A card tender
+        // recorded without card data was taken on a standalone terminal, where the refund
+        // is made too.)
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "card_refund_unsupported",
@@ -245,6 +247,23 @@ fn original_tender(node: &NodeContext, original: &SaleRef) -> TenderKind {
     match entry.and_then(|e| e.payload) {
         Some(Payload::Sale(sale)) => crate::ledger::convert::first_tender_kind(&sale),
         _ => TenderKind::Cash,
+    }
+}
+
+/// Whether a card tender of the sale went through this store's acquirer connection
+/// (approved online or taken offline for store-and-forward).
+fn paid_through_acquirer(node: &NodeContext, original: &SaleRef) -> bool {
+    let entry = node
+        .store
+        .entry(&original.device_id, original.seq)
+        .ok()
+        .flatten();
+    match entry.and_then(|e| e.payload) {
+        Some(Payload::Sale(sale)) => sale.tenders.iter().any(|t| {
+            t.kind == posmesh_proto::journal::v1::TenderKind::Card as i32
+                && (t.offline || !t.auth_id.is_empty())
+        }),
+        _ => false,
     }
 }
 

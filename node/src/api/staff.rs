@@ -101,7 +101,7 @@ pub async fn set_operator(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: SetOperatorBody = parse_json(&headers, body)?;
-    check_text("operator_id", &body.operator_id)?;
+    check_operator_id(&body.operator_id)?;
     check_text("name", &body.name)?;
     let pin = body.pin;
     let pin_hash = tokio::task::spawn_blocking(move || crate::pin::hash_pin(&pin))
@@ -322,6 +322,19 @@ pub async fn list_tax_rates(
 
 /// Ids and names: 1–128 bytes, no control characters, not only spaces (checked here so a
 /// bad request never reaches the Raft log).
+/// An operator id is typed at tills and used in URLs: the device id rules (lowercase
+/// letters, digits and `-`, at most 63 bytes) apply.
+fn check_operator_id(value: &str) -> Result<(), ApiError> {
+    crate::config::validate_id("operator_id", value).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_operator_id",
+            e.to_string(),
+            Some("operator_id"),
+        )
+    })
+}
+
 fn check_text(field: &'static str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
         return Err(ApiError::new(

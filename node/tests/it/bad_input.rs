@@ -740,6 +740,11 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         "/v1/sales",
         "/v1/sales/{device}/{seq}/refunds",
         "/v1/catalog",
+        "/v1/payments/exposure-budget",
+        "/v1/payments/exposure-allotments/{device}",
+        "/v1/payments/queue",
+        "/v1/payments/qr",
+        "/v1/payments/qr/{id}/confirm",
     ] {
         assert!(openapi["paths"][path].is_object(), "OpenAPI lacks {path}");
     }

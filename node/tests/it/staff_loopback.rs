@@ -114,7 +114,14 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
             "/v1/operators",
             json!({"operator_id": "", "name": "Bob", "role": "cashier", "pin": "1234"}),
             422,
-            "invalid_id",
+            "invalid_operator_id",
+            Some("operator_id"),
+        ),
+        (
+            "/v1/operators",
+            json!({"operator_id": "bob smith", "name": "Bob", "role": "cashier", "pin": "1234"}),
+            422,
+            "invalid_operator_id",
             Some("operator_id"),
         ),
         (
