@@ -47,6 +47,7 @@ pub mod orders;
 pub mod payments;
 pub mod peers;
 pub mod pin;
+pub mod pin_lockout;
 pub mod provisioning;
 pub mod replication;
 pub mod report;

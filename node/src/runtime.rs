@@ -61,6 +61,8 @@ pub struct NodeContext {
     pub uplink: Option<Arc<crate::uplink::UplinkService>>,
     /// Which catalog prices the next sale (Raft-committed, else the file's).
     pub catalog_in_force: crate::catalog_in_force::CatalogInForce,
+    /// Wrong-PIN counts per operator on this device (verify-pin lockout).
+    pub pin_lockout: crate::pin_lockout::PinLockout,
 }
 
 impl NodeContext {
@@ -162,6 +164,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         orders,
         raft: raft.clone(),
         payments,
+        pin_lockout: crate::pin_lockout::PinLockout::default(),
     });
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
         .await

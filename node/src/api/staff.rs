@@ -151,11 +151,13 @@ pub async fn list_operators(
     })))
 }
 
-/// Checks an operator's PIN: 200 with the role if it matches, 401 `pin_mismatch` if not.
+/// Checks an operator's PIN: 200 with the role if it matches, 401 `pin_mismatch` if not,
+/// 429 `pin_locked` for 5 minutes after 5 wrong PINs in a row on this device
+/// ([`crate::pin_lockout`]).
 #[utoipa::path(post, path = "/v1/operators/{id}/verify-pin", request_body = VerifyPinBody,
     params(("id" = String, Path)),
     responses((status = 200, body = OperatorView), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn verify_pin(
     State(node): State<Arc<NodeContext>>,
     Path(operator_id): Path<String>,
@@ -176,10 +178,18 @@ pub async fn verify_pin(
                 None,
             )
         })?;
+    let now_ms = crate::clock::wall_clock_ms();
+    node.pin_lockout
+        .check(&operator_id, now_ms)
+        .map_err(|secs| pin_locked(&operator_id, secs))?;
     let hash = operator.pin_hash.clone();
     let matches = tokio::task::spawn_blocking(move || crate::pin::verify_pin(&body.pin, &hash))
         .await
         .map_err(ApiError::internal)?;
+    if node.pin_lockout.record(&operator_id, matches, now_ms) {
+        tracing::warn!(operator = %operator_id, "operator locked out after {} wrong PINs", crate::pin_lockout::PIN_FAILURES_MAX);
+        metrics::counter!("posmesh_pin_lockouts_total").increment(1);
+    }
     if !matches {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -193,6 +203,18 @@ pub async fn verify_pin(
         name: operator.name,
         role: operator.role.as_str().to_owned(),
     }))
+}
+
+fn pin_locked(operator_id: &str, secs: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "pin_locked",
+        format!(
+            "operator {operator_id:?} is locked out on this device after {} wrong PINs: try again in {secs} s, or ask a manager",
+            crate::pin_lockout::PIN_FAILURES_MAX
+        ),
+        Some("pin"),
+    )
 }
 
 /// Opens a shift on this device.

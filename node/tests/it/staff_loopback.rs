@@ -238,4 +238,29 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
         (409, Some("shift_already_closed"))
     );
     assert!(raft(&client, &a).await["applied_index"].as_u64() > Some(3));
+    // One wrong PIN above, four more: bob is locked out, even with his right PIN.
+    for _ in 0..4 {
+        let (code, _) = post(
+            &client,
+            &a,
+            "/v1/operators/bob/verify-pin",
+            "",
+            json!({"pin": "0000"}),
+        )
+        .await;
+        assert_eq!(code, 401);
+    }
+    let (code, locked) = post(
+        &client,
+        &a,
+        "/v1/operators/bob/verify-pin",
+        "",
+        json!({"pin": "1357"}),
+    )
+    .await;
+    assert_eq!(
+        (code, locked["error"]["code"].as_str()),
+        (429, Some("pin_locked")),
+        "{locked}"
+    );
 }
