@@ -12,6 +12,7 @@ mod lab_mesh;
 mod mesh_loopback;
 mod orders_loopback;
 mod payments_loopback;
+mod raft_groups;
 mod replication_loopback;
 mod snapshot_loopback;
 mod staff_loopback;
