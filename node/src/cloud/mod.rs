@@ -12,10 +12,12 @@
 //! - [`report`]: the chain report (sales per store, day and tender; last contact;
 //!   unforwarded offline card payments).
 //! - [`server`]: `posmesh cloud serve` — the QUIC endpoint and the HTTP admin API.
+//! - [`admin_token`]: the admin API's bearer token (file, check, 401 answers).
 //! - [`process`]: [`process::CloudProcess`], the cloud as a child process (demo, tests).
 //! - [`client`]: `posmesh cloud publish-catalog` and `posmesh report chain`, over the
 //!   admin API.
 
+pub mod admin_token;
 pub mod client;
 pub mod process;
 pub mod report;
