@@ -19,6 +19,8 @@
 //!   may be lost first.
 //! - [`group`]: a Raft group's identity ([`group::GroupIdentity`]) and the gate that refuses
 //!   another group's RPCs (a store initialised twice) before they touch the log or the vote.
+//! - [`restore`]: a store that lost every device, restored on a new device from the state
+//!   the cloud keeps (installed as a snapshot, membership forced to the new device).
 //! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
 //!   [`ConsensusError`] (`NoQuorum`, `NotLeader`, …).
 //!
@@ -69,6 +71,7 @@ pub mod client;
 pub mod command;
 pub mod forced_membership;
 pub mod group;
+pub mod restore;
 pub mod rocksdb_tuning;
 pub mod staff;
 pub mod state;

@@ -179,6 +179,14 @@ pub fn admin_router(service: Arc<CloudService>, token: AdminToken) -> Router {
         .route("/v1/reports/chain", get(report))
         .route("/v1/stores/{store}/catalog", put(publish).get(catalog))
         .route("/v1/stores/{store}/snapshot", get(snapshot))
+        .route(
+            "/v1/stores/{store}/journal",
+            get(super::journal_routes::store_journal),
+        )
+        .route(
+            "/v1/stores/{store}/journal/{device}/entries",
+            get(super::journal_routes::device_entries),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             admin_token::require_bearer,

@@ -14,6 +14,7 @@ mod orders_loopback;
 mod payments_loopback;
 mod raft_groups;
 mod replication_loopback;
+mod restore_loopback;
 mod snapshot_loopback;
 mod staff_loopback;
 mod support;
