@@ -17,6 +17,10 @@
 //! - [`forced_membership`]: after a permanent quorum loss, a stopped survivor's log gets a
 //!   new membership of the devices kept (etcd's `--force-new-cluster`), with a plan of what
 //!   may be lost first.
+//! - [`group`]: a Raft group's identity ([`group::GroupIdentity`]) and the gate that refuses
+//!   another group's RPCs (a store initialised twice) before they touch the log or the vote.
+//! - [`restore`]: a store that lost every device, restored on a new device from the state
+//!   the cloud keeps (installed as a snapshot, membership forced to the new device).
 //! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
 //!   [`ConsensusError`] (`NoQuorum`, `NotLeader`, …).
 //!
@@ -66,6 +70,8 @@
 pub mod client;
 pub mod command;
 pub mod forced_membership;
+pub mod group;
+pub mod restore;
 pub mod rocksdb_tuning;
 pub mod staff;
 pub mod state;

@@ -428,10 +428,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 /// What the state machine persists: the applied state, its last applied log id and the
 /// last applied membership. Also the content of a snapshot.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Applied {
-    last_applied: Option<LogIdOf<TypeConfig>>,
-    last_membership: StoredMembershipOf<TypeConfig>,
-    state: StoreState,
+pub(crate) struct Applied {
+    pub(crate) last_applied: Option<LogIdOf<TypeConfig>>,
+    pub(crate) last_membership: StoredMembershipOf<TypeConfig>,
+    pub(crate) state: StoreState,
 }
 
 /// A snapshot as stored in `raft_sm`/`snapshot`.

@@ -16,6 +16,7 @@
 //! - [`provisioning`]: the provisioning file of `posmesh init`.
 //! - [`pin`]: operator PINs — Argon2id hashing and verification.
 //! - [`report`]: reports computed from the journal (takings per day).
+//! - [`restore`]: `posmesh store restore`, a store rebuilt from the cloud on a new device.
 //! - [`catalog_file`]: loading the catalog file.
 //! - [`catalog_in_force`]: the catalog that prices the next sale (Raft-committed or file).
 //! - [`cloud`]: `posmesh cloud`, the chain's cloud (ingest, catalogs, chain report).
@@ -51,6 +52,7 @@ pub mod pin_lockout;
 pub mod provisioning;
 pub mod replication;
 pub mod report;
+pub mod restore;
 pub mod runtime;
 pub mod storage;
 pub mod uplink;

@@ -77,6 +77,9 @@ enum CloudCommand {
         effective_at_ms: i64,
         /// The catalog file (TOML, prices in minor units).
         file: PathBuf,
+        /// Where the cloud's admin API token is.
+        #[command(flatten)]
+        token: posmesh_node::cloud::admin_token::AdminTokenArgs,
     },
 }
 
@@ -104,6 +107,9 @@ enum ReportCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Where the cloud's admin API token is.
+        #[command(flatten)]
+        token: posmesh_node::cloud::admin_token::AdminTokenArgs,
     },
 }
 
@@ -217,15 +223,23 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             store,
             effective_at_ms,
             file,
+            token,
         }) => {
-            let version =
-                posmesh_node::cloud::client::publish_catalog(&http, &store, &file, effective_at_ms)
-                    .await?;
+            let token = token.token()?;
+            let version = posmesh_node::cloud::client::publish_catalog(
+                &http,
+                &token,
+                &store,
+                &file,
+                effective_at_ms,
+            )
+            .await?;
             println!("published catalog version {version} for store {store}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report(ReportCommand::Chain { http, json }) => {
-            let report = posmesh_node::cloud::client::fetch_chain_report(&http).await?;
+        Command::Report(ReportCommand::Chain { http, json, token }) => {
+            let report =
+                posmesh_node::cloud::client::fetch_chain_report(&http, &token.token()?).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -304,6 +304,18 @@ async fn start_mesh(
         orders,
     )?;
     let raft_links = Arc::new(RaftLinks::default());
+    let alerts = store.clone();
+    raft_links.on_conflict(Arc::new(move |conflict| {
+        let alert = posmesh_proto::storage::v1::Alert {
+            kind: posmesh_consensus::group::GroupConflict::CODE.to_owned(),
+            subject: conflict.peer.clone(),
+            message: conflict.to_string(),
+            raised_at_ms: i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX),
+        };
+        if let Err(error) = alerts.raise_alert(&alert) {
+            tracing::warn!(%error, "cannot raise the Raft group conflict alert");
+        }
+    }));
     let raft = RaftService::start(
         &config.data_dir,
         &config.store_id,

@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 /// One alert.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertDto {
-    /// `order_close_conflict`, `over_refund`, `double_void`, `refund_of_voided_sale` or
-    /// `void_of_refunded_sale`.
+    /// `order_close_conflict`, `over_refund`, `double_void`, `refund_of_voided_sale`,
+    /// `void_of_refunded_sale` or `raft_group_mismatch` (a peer in another Raft group).
     pub kind: String,
     /// The order id or sale ("device/seq") concerned.
     pub subject: String,

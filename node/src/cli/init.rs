@@ -95,8 +95,10 @@ pub fn print_founded(founded: &Founded) {
         "store founded on {} (Raft node {}, leader of term {})",
         founded.device_id, founded.node_id, founded.term
     );
+    println!("  Raft {}", founded.group.describe());
     for (index, what) in &founded.provisioned {
         println!("  #{index} {what}");
     }
     println!("start it with `posmesh device` on the same --data-dir; other devices of the store join it by themselves");
+    println!("run `posmesh init` on this one device only: a second init founds a second Raft group, which the first refuses");
 }

@@ -77,6 +77,12 @@ pub fn print_status(status: &NodeStatus) {
         for (device, lag) in &raft.lag {
             println!("          {device} {lag} entries behind the leader");
         }
+        if let Some(group) = &raft.group {
+            println!("          {group}");
+        }
+        for conflict in &raft.group_conflicts {
+            println!("          RAFT GROUP CONFLICT: {conflict}");
+        }
     }
     if let Some(uplink) = &status.uplink {
         println!(

@@ -1,5 +1,6 @@
 //! `posmesh store`: a manager's commands on a store's Raft membership that cannot go
-//! through Raft — `force-membership` after a permanent loss of the quorum.
+//! through Raft — `force-membership` after a permanent loss of the quorum, `restore` after
+//! the loss of every device ([`crate::restore`]).
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -26,6 +27,27 @@ pub enum StoreAdminCommand {
         #[arg(long)]
         confirm_data_loss: bool,
         /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A store that lost EVERY device: rebuild it on a new enrolled device (a certificate
+    /// with a new device id, `posmesh ca issue`) from the cloud's copy — the store's Raft
+    /// snapshot and every journal entry uploaded — verified, into an empty data directory.
+    /// Then start `posmesh device` on it: it leads the store alone; new devices join it.
+    Restore {
+        /// The new device's data directory (must not exist or be empty).
+        #[arg(long, env = "POSMESH_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The new device's identity directory (store and device id come from it).
+        #[arg(long, env = "POSMESH_IDENTITY_DIR")]
+        identity_dir: PathBuf,
+        /// The cloud's admin API address.
+        #[arg(long, env = "POSMESH_CLOUD_HTTP", default_value = "127.0.0.1:7090")]
+        http: String,
+        /// Where the cloud's admin API token is.
+        #[command(flatten)]
+        token: crate::cloud::admin_token::AdminTokenArgs,
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -63,6 +85,29 @@ pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
             };
             print_plan(&plan, confirm_data_loss, json)?;
             Ok(confirm_data_loss)
+        }
+        StoreAdminCommand::Restore {
+            data_dir,
+            identity_dir,
+            http,
+            token,
+            json,
+        } => {
+            let plan = crate::restore::RestorePlan {
+                data_dir,
+                identity_dir,
+                cloud_http: http,
+            };
+            let summary = crate::restore::restore(&plan, token.token()?, |line| {
+                eprintln!("{line}");
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                crate::restore::print_summary(&summary);
+            }
+            Ok(true)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The cloud's admin commands over its HTTP API: `posmesh cloud publish-catalog` and
 //! `posmesh report chain`.
 
+use super::admin_token::AdminToken;
 use super::report::ChainReport;
 use super::server::PublishCatalogBody;
 use crate::cli::status::base_url;
@@ -18,7 +19,7 @@ async fn refused(url: &str, response: reqwest::Response) -> anyhow::Error {
     )
 }
 
-/// Publishes the catalog file `file` for `store_id` at the cloud's admin API `http`
+/// Publishes (with the admin `token`) the catalog file `file` for `store_id` at the cloud's admin API `http`
 /// (host:port), as the file's own `version`, and returns that version. The cloud
 /// validates it; stores apply it through their Raft group once a device is connected.
 ///
@@ -27,6 +28,7 @@ async fn refused(url: &str, response: reqwest::Response) -> anyhow::Error {
 /// or cannot be reached.
 pub async fn publish_catalog(
     http: &str,
+    token: &AdminToken,
     store_id: &str,
     file: &Path,
     effective_at_ms: i64,
@@ -44,6 +46,7 @@ pub async fn publish_catalog(
     };
     let response = reqwest::Client::new()
         .put(&url)
+        .bearer_auth(token.secret())
         .json(&body)
         .send()
         .await
@@ -54,13 +57,16 @@ pub async fn publish_catalog(
     Ok(version)
 }
 
-/// Fetches the chain report from the cloud's admin API at `http`.
+/// Fetches the chain report from the cloud's admin API at `http` (with the admin `token`).
 ///
 /// # Errors
 /// The cloud cannot be reached or answers an error.
-pub async fn fetch_chain_report(http: &str) -> anyhow::Result<ChainReport> {
+pub async fn fetch_chain_report(http: &str, token: &AdminToken) -> anyhow::Result<ChainReport> {
     let url = format!("{}/v1/reports/chain", base_url(http));
-    let response = reqwest::get(&url)
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token.secret())
+        .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     if !response.status().is_success() {

@@ -12,11 +12,15 @@
 //! - [`report`]: the chain report (sales per store, day and tender; last contact;
 //!   unforwarded offline card payments).
 //! - [`server`]: `posmesh cloud serve` — the QUIC endpoint and the HTTP admin API.
+//! - [`journal_routes`]: the admin API's read of a store's journals (for a restore).
+//! - [`admin_token`]: the admin API's bearer token (file, check, 401 answers).
 //! - [`process`]: [`process::CloudProcess`], the cloud as a child process (demo, tests).
 //! - [`client`]: `posmesh cloud publish-catalog` and `posmesh report chain`, over the
 //!   admin API.
 
+pub mod admin_token;
 pub mod client;
+pub mod journal_routes;
 pub mod process;
 pub mod report;
 pub mod rocks_store;

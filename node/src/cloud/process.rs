@@ -30,6 +30,8 @@ pub struct CloudProcess {
     pub quic: String,
     /// HTTP admin API, `host:port`.
     pub http: String,
+    /// The admin API's bearer token (from the cloud's data directory).
+    pub admin_token: super::admin_token::AdminToken,
 }
 
 impl Drop for CloudProcess {
@@ -64,7 +66,14 @@ impl CloudProcess {
                 ))
             },
         )?;
-        Ok(Self { child, quic, http })
+        let admin_token =
+            super::admin_token::read(&super::admin_token::default_path(&spec.data_dir))?;
+        Ok(Self {
+            child,
+            quic,
+            http,
+            admin_token,
+        })
     }
 
     /// The child's process id.

@@ -240,6 +240,17 @@ impl CloudStore for RocksCloudStore {
             .transpose()
     }
 
+    fn head(
+        &self,
+        store_id: &str,
+        device_id: &str,
+    ) -> Result<Option<posmesh_proto::journal::v1::ChainHeadSignature>, CloudStoreError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_HEADS), device_key(store_id, device_id))?
+            .map(|bytes| Self::decode(&bytes, "chain head"))
+            .transpose()
+    }
+
     fn put_key_attestation(
         &self,
         store_id: &str,

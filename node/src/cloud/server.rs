@@ -1,8 +1,10 @@
 //! `posmesh cloud serve`: the chain's cloud — the QUIC endpoint every store's devices dial
 //! (mutual TLS, a cloud-role certificate, devices of any store of the chain) and the HTTP
-//! admin API (catalog publishing, the chain report; loopback by default — put it behind
-//! the operator's authenticating proxy before exposing it).
+//! admin API (catalog publishing, the chain report, store snapshots; loopback by default,
+//! bearer-token authenticated: [`super::admin_token`] — put it behind TLS before exposing
+//! it beyond the host).
 
+use super::admin_token::{self, AdminToken};
 use super::report::chain_report;
 use super::rocks_store::RocksCloudStore;
 use super::service::CloudService;
@@ -45,6 +47,10 @@ pub struct CloudServeArgs {
     /// Once listening, write `{"quic": ADDR, "http": ADDR, "pid": N}` to this file.
     #[arg(long, env = "POSMESH_CLOUD_READY_FILE")]
     pub ready_file: Option<PathBuf>,
+    /// The admin API's bearer token file (mode 0600; created with a random token if
+    /// missing). Default: `<data-dir>/admin-token`.
+    #[arg(long, env = "POSMESH_CLOUD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Runs the cloud until SIGTERM or Ctrl-C.
@@ -67,6 +73,11 @@ pub async fn run_cloud(args: CloudServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let token_file = args
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| admin_token::default_path(&args.data_dir));
+    let token = admin_token::read_or_create(&token_file)?;
     let store: Arc<dyn CloudStore> = Arc::new(
         RocksCloudStore::open(&args.data_dir)
             .with_context(|| format!("cannot open {}", args.data_dir.display()))?,
@@ -96,7 +107,7 @@ pub async fn run_cloud(args: CloudServeArgs) -> anyhow::Result<()> {
     }
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let accept = tokio::spawn(accept_loop(endpoint.clone(), service.clone()));
-    let router = admin_router(service);
+    let router = admin_router(service, token);
     let server = axum::serve(http, router).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     });
@@ -161,12 +172,26 @@ fn error(status: StatusCode, code: &str, message: String) -> Response {
         .into_response()
 }
 
-fn admin_router(service: Arc<CloudService>) -> Router {
+/// The admin API: every route needs the bearer token ([`admin_token`]) except
+/// `GET /v1/health`.
+pub fn admin_router(service: Arc<CloudService>, token: AdminToken) -> Router {
     Router::new()
-        .route("/v1/health", get(|| async { "ok" }))
         .route("/v1/reports/chain", get(report))
         .route("/v1/stores/{store}/catalog", put(publish).get(catalog))
         .route("/v1/stores/{store}/snapshot", get(snapshot))
+        .route(
+            "/v1/stores/{store}/journal",
+            get(super::journal_routes::store_journal),
+        )
+        .route(
+            "/v1/stores/{store}/journal/{device}/entries",
+            get(super::journal_routes::device_entries),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            token,
+            admin_token::require_bearer,
+        ))
+        .route("/v1/health", get(|| async { "ok" }))
         .with_state(service)
 }
 

@@ -189,4 +189,15 @@ pub trait CloudStore: Send + Sync {
     /// # Errors
     /// Backend errors.
     fn snapshot(&self, store_id: &str) -> Result<Option<(u64, Vec<u8>)>, CloudStoreError>;
+
+    /// The device's signed chain head at its `held_seq` (what a restore verifies the
+    /// device's entries against); `None` when nothing is held.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn head(
+        &self,
+        store_id: &str,
+        device_id: &str,
+    ) -> Result<Option<posmesh_proto::journal::v1::ChainHeadSignature>, CloudStoreError>;
 }

@@ -28,6 +28,8 @@ pub struct Founded {
     pub term: u64,
     /// Per provisioning command: its log index and what the state machine answered.
     pub provisioned: Vec<(u64, String)>,
+    /// The Raft group founded (recorded in the data directory).
+    pub group: posmesh_consensus::group::GroupIdentity,
 }
 
 /// Why a store cannot be founded here.
@@ -83,7 +85,7 @@ pub async fn found_store(
     let raft = StoreRaft::new(id, config, network, log, state_machine)
         .await
         .map_err(anyhow::Error::from)?;
-    let result = found_on(&raft, id, device_id, commands).await;
+    let result = found_on(&raft, data_dir, id, device_id, commands).await;
     if let Err(error) = raft.shutdown().await {
         tracing::warn!(%error, "raft shutdown after founding");
     }
@@ -92,6 +94,7 @@ pub async fn found_store(
 
 async fn found_on(
     raft: &StoreRaft,
+    data_dir: &Path,
     id: u64,
     device_id: &str,
     commands: Vec<StoreCommand>,
@@ -99,6 +102,9 @@ async fn found_on(
     if raft.is_initialized().await.map_err(anyhow::Error::from)? {
         return Err(FoundingError::AlreadyInitialised);
     }
+    // The group's identity is on disk before the group exists.
+    let group = super::group_file::found(device_id);
+    super::group_file::store(data_dir, &group)?;
     raft.initialize(BTreeMap::from([(id, BasicNode::new(device_id))]))
         .await
         .map_err(anyhow::Error::from)?;
@@ -133,5 +139,6 @@ async fn found_on(
         node_id: id,
         term,
         provisioned,
+        group,
     })
 }

@@ -15,10 +15,14 @@
 //! - [`snapshot_transfer`]: a snapshot cut into chunks that fit a mesh frame, and put back
 //!   together on the receiving device (sans-IO).
 //! - [`node_id`]: device id → Raft node id.
+//! - [`group_file`]: the Raft group's identity in the data directory; every RPC carries it
+//!   and a peer of another group (a store initialised twice) is refused
+//!   ([`posmesh_consensus::group`]), shown in `posmesh status` and raised as an alert.
 //!
 //! Sales never wait on any of this (DESIGN: local first).
 
 pub mod founding;
+pub mod group_file;
 pub mod network;
 pub mod node_id;
 pub mod service;

@@ -3,7 +3,7 @@
 //! [`MeshRaftNetwork`] makes openraft's RPCs into calls on those connections.
 
 use super::snapshot_transfer::chunks;
-use super::wire::{decode_request, encode_request, RaftReply, RaftRequest};
+use super::wire::{decode_envelope, encode_envelope, RaftReply, RaftRequest};
 use crate::peers::ConnectionObserver;
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
@@ -13,6 +13,7 @@ use openraft::raft::{
 };
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, OptionalSend, RaftNetworkFactory};
+use posmesh_consensus::group::{GroupConflict, GroupIdentity};
 use posmesh_consensus::storage::SnapshotData;
 use posmesh_consensus::{NodeId, TypeConfig};
 use posmesh_mesh::transport::{MeshConnection, RpcHandler, StreamPurpose};
@@ -21,19 +22,67 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// Serves one decoded request (the [`super::RaftService`]).
+/// Serves one decoded request from a peer device, with the Raft group the peer named (the
+/// [`super::RaftService`]).
 pub type RequestHandler = Arc<
-    dyn Fn(RaftRequest) -> std::pin::Pin<Box<dyn Future<Output = RaftReply> + Send>> + Send + Sync,
+    dyn Fn(
+            String,
+            Option<GroupIdentity>,
+            RaftRequest,
+        ) -> std::pin::Pin<Box<dyn Future<Output = RaftReply> + Send>>
+        + Send
+        + Sync,
 >;
 
-/// The current mesh connection of each peer device, for Raft.
+/// Told once per peer found in another Raft group (raises the manager's alert).
+pub type ConflictListener = Arc<dyn Fn(&GroupConflict) + Send + Sync>;
+
+/// The current mesh connection of each peer device, for Raft; this device's Raft group
+/// (sent with every call) and the peers found in another group.
 #[derive(Default)]
 pub struct RaftLinks {
     connections: Mutex<BTreeMap<String, (u64, Arc<MeshConnection>)>>,
     handler: OnceLock<RequestHandler>,
+    group: Mutex<Option<GroupIdentity>>,
+    conflicts: Mutex<BTreeMap<String, GroupConflict>>,
+    conflict_listener: OnceLock<ConflictListener>,
 }
 
 impl RaftLinks {
+    /// This device's Raft group, if it is in one.
+    pub fn group(&self) -> Option<GroupIdentity> {
+        lock(&self.group).clone()
+    }
+
+    /// Sets this device's Raft group (founded or adopted here).
+    pub fn set_group(&self, group: GroupIdentity) {
+        *lock(&self.group) = Some(group);
+    }
+
+    /// Sets who is told of a peer in another group (once).
+    pub fn on_conflict(&self, listener: ConflictListener) {
+        let _ = self.conflict_listener.set(listener);
+    }
+
+    /// Records that a peer is in another Raft group: logged and passed to the listener the
+    /// first time (or when the peer's group changed), kept for `posmesh status`.
+    pub fn record_conflict(&self, conflict: GroupConflict) {
+        let new = lock(&self.conflicts).get(&conflict.peer) != Some(&conflict);
+        if !new {
+            return;
+        }
+        tracing::error!(code = GroupConflict::CODE, peer = %conflict.peer, "{conflict}");
+        lock(&self.conflicts).insert(conflict.peer.clone(), conflict.clone());
+        if let Some(listener) = self.conflict_listener.get() {
+            listener(&conflict);
+        }
+    }
+
+    /// Peers found in another Raft group, by device id.
+    pub fn conflicts(&self) -> BTreeMap<String, GroupConflict> {
+        lock(&self.conflicts).clone()
+    }
+
     /// Sets who answers the peers' calls (once).
     pub fn serve_with(&self, handler: RequestHandler) {
         let _ = self.handler.set(handler);
@@ -62,19 +111,33 @@ impl RaftLinks {
         let connection = self
             .connection(device_id)
             .ok_or_else(|| format!("no mesh connection to {device_id}"))?;
-        let bytes = encode_request(request).map_err(|e| e.to_string())?;
+        let bytes = encode_envelope(self.group().as_ref(), request).map_err(|e| e.to_string())?;
         let answer = connection
             .call(StreamPurpose::Raft, &bytes, timeout)
             .await
             .map_err(|e| format!("{device_id}: {e}"))?;
-        serde_json::from_slice(&answer).map_err(|e| format!("{device_id}: bad reply: {e}"))
+        let reply =
+            serde_json::from_slice(&answer).map_err(|e| format!("{device_id}: bad reply: {e}"))?;
+        if let RaftReply::WrongGroup(refusal) = &reply {
+            // The peer's view, turned round: the peer is in `local_group`.
+            self.record_conflict(GroupConflict {
+                peer: device_id.to_owned(),
+                peer_group: refusal.local_group.clone(),
+                local_group: refusal.peer_group.clone(),
+            });
+        }
+        Ok(reply)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (u64, Arc<MeshConnection>)>> {
-        self.connections
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.connections)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl ConnectionObserver for RaftLinks {
@@ -89,11 +152,13 @@ impl ConnectionObserver for RaftLinks {
         let Some(handler) = self.handler.get().cloned() else {
             return;
         };
+        let peer = device_id.to_owned();
         let rpc: RpcHandler = Arc::new(move |bytes: Vec<u8>| {
             let handler = handler.clone();
+            let peer = peer.clone();
             Box::pin(async move {
-                let reply = match decode_request(&bytes) {
-                    Ok(request) => handler(request).await,
+                let reply = match decode_envelope(&bytes) {
+                    Ok((group, request)) => handler(peer, group, request).await,
                     Err(error) => RaftReply::Failed(error.to_string()),
                 };
                 serde_json::to_vec(&reply).unwrap_or_default()
@@ -151,6 +216,11 @@ impl MeshRaftClient {
             Ok(RaftReply::Failed(why)) => {
                 Err(Unreachable::from_string(format!("{}: {why}", self.device)))
             }
+            Ok(RaftReply::WrongGroup(refusal)) => Err(Unreachable::from_string(format!(
+                "{}: {}: {refusal}",
+                self.device,
+                GroupConflict::CODE
+            ))),
             Ok(reply) => Ok(reply),
             Err(why) => Err(Unreachable::from_string(why)),
         }

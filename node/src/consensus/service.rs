@@ -1,11 +1,13 @@
 //! [`RaftService`]: the store's Raft group on this device.
 
+use super::group_file;
 use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
 use super::node_id::node_id;
 use super::snapshot_transfer::{ChunkOutcome, SnapshotAssembly};
 use super::wire::{RaftReply, RaftRequest};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, ServerState};
+use posmesh_consensus::group::{self, Admission, GroupConflict, RpcKind};
 use posmesh_consensus::{
     raft_config, ConsensusError, NodeId, RaftTimings, StoreCommand, StoreRaft, StoreReader,
     StoreResponse,
@@ -61,6 +63,13 @@ pub struct RaftStatus {
     /// Size in bytes of the last snapshot received and installed (0: none yet).
     #[serde(default)]
     pub last_snapshot_installed_bytes: u64,
+    /// This device's Raft group (`group 1a2b3c4d… founded on till-1 at …`), if it is in one.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Peers of the store found in another Raft group (the store was initialised twice):
+    /// what happened and what to do, one sentence each (code `raft_group_mismatch`).
+    #[serde(default)]
+    pub group_conflicts: Vec<String>,
 }
 
 /// The store's Raft group on this device: storage in `<data-dir>/raft`, RPCs over the
@@ -73,6 +82,8 @@ pub struct RaftService {
     links: Arc<RaftLinks>,
     /// The snapshot being received from the leader, chunk by chunk.
     snapshot_assembly: Mutex<SnapshotAssembly>,
+    /// The data directory (where an adopted Raft group is recorded).
+    data_dir: std::path::PathBuf,
     /// Snapshots received from a leader and installed since this process started.
     snapshots_installed: AtomicU64,
     /// Size in bytes of the last snapshot received and installed.
@@ -103,7 +114,14 @@ impl RaftService {
             links: links.clone(),
         };
         let raft = StoreRaft::new(id, config, network, log, state_machine).await?;
+        if let Some(group) = group_file::load(data_dir)? {
+            links.set_group(group);
+        }
         if bootstrap && !raft.is_initialized().await? {
+            // The group's identity is on disk before the group exists.
+            let group = group_file::found(local_device);
+            group_file::store(data_dir, &group)?;
+            links.set_group(group);
             let members = BTreeMap::from([(id, BasicNode::new(local_device))]);
             raft.initialize(members).await?;
             tracing::info!(
@@ -118,15 +136,16 @@ impl RaftService {
             reader,
             links: links.clone(),
             snapshot_assembly: Mutex::new(SnapshotAssembly::default()),
+            data_dir: data_dir.to_owned(),
             snapshots_installed: AtomicU64::new(0),
             last_snapshot_installed_bytes: AtomicU64::new(0),
         });
         let handler_service = Arc::downgrade(&service);
-        let handler: RequestHandler = Arc::new(move |request| {
+        let handler: RequestHandler = Arc::new(move |peer, group, request| {
             let service = handler_service.clone();
             Box::pin(async move {
                 match service.upgrade() {
-                    Some(service) => service.handle(request).await,
+                    Some(service) => service.admit_and_handle(&peer, group, request).await,
                     None => RaftReply::Failed("raft service stopped".into()),
                 }
             })
@@ -134,6 +153,40 @@ impl RaftService {
         links.serve_with(handler);
         tokio::spawn(service.clone().manage_membership(stop));
         Ok(service)
+    }
+
+    /// Answers a peer's call if the peer's Raft group is this device's ([`group::admit`]):
+    /// a call from another group is refused before it touches the log or the vote; a
+    /// device in no group yet takes its leader's group (recorded durably first).
+    async fn admit_and_handle(
+        &self,
+        peer: &str,
+        peer_group: Option<group::GroupIdentity>,
+        request: RaftRequest,
+    ) -> RaftReply {
+        if matches!(request, RaftRequest::GroupOf) {
+            return RaftReply::GroupIs(self.links.group());
+        }
+        let kind = match request {
+            RaftRequest::Append(_) | RaftRequest::SnapshotChunk { .. } => RpcKind::FromLeader,
+            _ => RpcKind::Other,
+        };
+        let local = self.links.group();
+        match group::admit(local.as_ref(), peer, peer_group.as_ref(), kind) {
+            Admission::Accept => {}
+            Admission::Refuse(conflict) => {
+                self.links.record_conflict(conflict.clone());
+                return RaftReply::WrongGroup(conflict);
+            }
+            Admission::Adopt(group) => {
+                if let Err(error) = group_file::store(&self.data_dir, &group) {
+                    return RaftReply::Failed(format!("cannot record the Raft group: {error:#}"));
+                }
+                tracing::info!(leader = peer, group = %group.describe(), "joined the store's Raft group");
+                self.links.set_group(group);
+            }
+        }
+        self.handle(request).await
     }
 
     /// Answers a peer's call.
@@ -214,6 +267,7 @@ impl RaftService {
                     Err(e) => failed(&e),
                 }
             }
+            RaftRequest::GroupOf => RaftReply::GroupIs(self.links.group()),
         }
     }
 
@@ -422,6 +476,13 @@ impl RaftService {
             last_snapshot_installed_bytes: self
                 .last_snapshot_installed_bytes
                 .load(Ordering::Relaxed),
+            group: self.links.group().map(|g| g.describe()),
+            group_conflicts: self
+                .links
+                .conflicts()
+                .values()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 
@@ -452,7 +513,10 @@ impl RaftService {
         let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
         for device in self.links.devices() {
             let id = node_id(&device);
-            if !members.contains(&id) && !self.reader.read(|state| state.is_retired(&device)) {
+            if !members.contains(&id)
+                && !self.reader.read(|state| state.is_retired(&device))
+                && self.in_this_group(&device).await
+            {
                 tracing::info!(%device, "store device joins the Raft group as a learner");
                 self.raft
                     .add_learner(id, BasicNode::new(&device), false)
@@ -488,6 +552,37 @@ impl RaftService {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Whether `device` may join this device's Raft group: it is in no group or in this
+    /// one (asked over the mesh; a device that does not answer is asked again next round).
+    /// A device of another group is recorded as a conflict and never added.
+    async fn in_this_group(&self, device: &str) -> bool {
+        if self.links.conflicts().contains_key(device) {
+            return false;
+        }
+        let Some(local) = self.links.group() else {
+            return true; // a group founded before groups had identities
+        };
+        match self
+            .links
+            .call(device, &RaftRequest::GroupOf, Duration::from_secs(2))
+            .await
+        {
+            Ok(RaftReply::GroupIs(None)) => true,
+            Ok(RaftReply::GroupIs(Some(theirs))) if theirs == local => true,
+            Ok(RaftReply::GroupIs(Some(theirs))) => {
+                self.links.record_conflict(GroupConflict {
+                    peer: device.to_owned(),
+                    peer_group: theirs,
+                    local_group: local,
+                });
+                false
+            }
+            // An older version cannot answer `GroupOf`: add it as before.
+            Ok(RaftReply::Failed(why)) if why.contains("undecodable") => true,
+            Ok(_) | Err(_) => false,
+        }
     }
 
     /// Graceful stop: a leader hands leadership to another voter first, so the store does

@@ -7,6 +7,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
+use posmesh_consensus::group::{GroupConflict, GroupIdentity};
 use posmesh_consensus::{StoreCommand, StoreResponse, TypeConfig};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,9 @@ pub enum RaftRequest {
         /// The card.
         card_id: String,
     },
+    /// Which Raft group are you in? (Asked by a leader before it adds a device as a
+    /// learner, so a device of another group is never added.)
+    GroupOf,
 }
 
 /// The answer to a [`RaftRequest`].
@@ -80,10 +84,17 @@ pub enum RaftReply {
     GiftCard(Option<(i64, String)>),
     /// The peer could not serve the call (not leader, no quorum, stopped…): why.
     Failed(String),
+    /// To `GroupOf`: the peer's Raft group (`None`: it is in none yet).
+    GroupIs(Option<GroupIdentity>),
+    /// The peer refused the call: the caller belongs to another Raft group (code
+    /// `raft_group_mismatch`; `peer` is the caller, `local_group` the refusing peer's).
+    WrongGroup(GroupConflict),
 }
 
 /// First byte of a request with a raw payload: `0x00`, never the first byte of JSON.
 const RAW_PAYLOAD_MARK: u8 = 0x00;
+/// First byte of a request that names the sender's Raft group: `0x01`.
+const GROUP_MARK: u8 = 0x01;
 
 /// Why a request's bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +155,53 @@ pub fn decode_request(bytes: &[u8]) -> Result<RaftRequest, WireError> {
     Ok(request)
 }
 
+/// The bytes of `request` sent by a member of `group`: `0x01 ‖ group length (u32,
+/// big-endian) ‖ group JSON ‖` [`encode_request`]; without a group, [`encode_request`] alone.
+///
+/// # Errors
+/// serde_json's, as [`encode_request`].
+pub fn encode_envelope(
+    group: Option<&GroupIdentity>,
+    request: &RaftRequest,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let inner = encode_request(request)?;
+    let Some(group) = group else {
+        return Ok(inner);
+    };
+    let header = serde_json::to_vec(group)?;
+    let header_len = u32::try_from(header.len()).map_err(serde::ser::Error::custom)?;
+    let mut bytes = Vec::with_capacity(5 + header.len() + inner.len());
+    bytes.push(GROUP_MARK);
+    bytes.extend_from_slice(&header_len.to_be_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&inner);
+    Ok(bytes)
+}
+
+/// The sender's group (if it named one) and the request in `bytes` (see
+/// [`encode_envelope`]).
+///
+/// # Errors
+/// [`WireError`], as [`decode_request`], and for a truncated group header.
+pub fn decode_envelope(bytes: &[u8]) -> Result<(Option<GroupIdentity>, RaftRequest), WireError> {
+    let Some((&GROUP_MARK, rest)) = bytes.split_first() else {
+        return Ok((None, decode_request(bytes)?));
+    };
+    let (len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or(WireError::Truncated("group length"))?;
+    let group_len = usize::try_from(u32::from_be_bytes(*len))
+        .map_err(|_| WireError::Truncated("group length"))?;
+    if rest.len() < group_len {
+        return Err(WireError::Truncated("group"));
+    }
+    let (group, request) = rest.split_at(group_len);
+    Ok((
+        Some(serde_json::from_slice(group)?),
+        decode_request(request)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +258,27 @@ mod tests {
         assert!(matches!(
             decode_request(&bytes),
             Ok(RaftRequest::ReadGiftCard { card_id }) if card_id == "GC-1"
+        ));
+    }
+
+    #[test]
+    fn a_request_carries_its_senders_group() {
+        let group = GroupIdentity::found("till-1", 1_796_032_000_000, 42);
+        for request in [chunk(vec![7; 100]), RaftRequest::GroupOf] {
+            let bytes = encode_envelope(Some(&group), &request).expect("encodes");
+            assert_eq!(bytes[0], GROUP_MARK);
+            let (sent_by, decoded) = decode_envelope(&bytes).expect("decodes");
+            assert_eq!(sent_by.as_ref(), Some(&group));
+            assert_eq!(format!("{decoded:?}"), format!("{request:?}"));
+            assert!(
+                decode_envelope(&bytes[..bytes.len().min(8)]).is_err(),
+                "truncated group header accepted"
+            );
+        }
+        let plain = encode_envelope(None, &RaftRequest::GroupOf).expect("encodes");
+        assert!(matches!(
+            decode_envelope(&plain),
+            Ok((None, RaftRequest::GroupOf))
         ));
     }
 

@@ -488,7 +488,8 @@ async fn run_store(
     let cloud = cloud.context("the cloud is up after the outage")?;
     let cloud_start = crate::clock::monotonic_now();
     let cloud_days = loop {
-        let chain = crate::cloud::client::fetch_chain_report(&cloud.http).await?;
+        let chain =
+            crate::cloud::client::fetch_chain_report(&cloud.http, &cloud.admin_token).await?;
         let store_report = chain.store(STORE_ID).cloned().unwrap_or_default();
         if store_report.entries >= entries_total
             && store_report.unforwarded_offline_card_payments == 0
@@ -580,7 +581,7 @@ async fn run_store(
 
 /// Entries the cloud holds of the demo store.
 async fn cloud_entries(cloud: &CloudProcess) -> anyhow::Result<u64> {
-    let chain = crate::cloud::client::fetch_chain_report(&cloud.http).await?;
+    let chain = crate::cloud::client::fetch_chain_report(&cloud.http, &cloud.admin_token).await?;
     Ok(chain.store(STORE_ID).map_or(0, |s| s.entries))
 }
 

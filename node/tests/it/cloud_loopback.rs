@@ -39,8 +39,21 @@ fn start_cloud(dir: &Path, listen: &str) -> CloudProcess {
     .expect("cloud starts")
 }
 
+/// GETs `path` of the cloud's admin API with its bearer token.
+pub(super) async fn admin_get(client: &reqwest::Client, cloud: &CloudProcess, path: &str) -> Value {
+    client
+        .get(format!("http://{}{path}", cloud.http))
+        .bearer_auth(cloud.admin_token.secret())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+}
+
 async fn chain_report(client: &reqwest::Client, cloud: &CloudProcess) -> Value {
-    support::get_json(client, &format!("http://{}/v1/reports/chain", cloud.http)).await
+    admin_get(client, cloud, "/v1/reports/chain").await
 }
 
 /// The cloud's entries and per-day totals of store `s1` (`Value::Null` days when absent).
@@ -308,6 +321,7 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
     // A stale or broken catalog is refused at the cloud with a precise code.
     let refused = client
         .put(format!("http://{}/v1/stores/s1/catalog", cloud.http))
+        .bearer_auth(cloud.admin_token.secret())
         .json(&serde_json::json!({"version": 2, "catalog_toml": "version = 2\ncurrency = 12"}))
         .send()
         .await
@@ -321,7 +335,9 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
             &cloud.http,
             "--store",
             "s1",
+            "--cloud-data-dir",
         ])
+        .arg(dir.path().join("cloud"))
         .arg(&file)
         .output()
         .expect("runs");
@@ -338,7 +354,9 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
             &cloud.http,
             "--store",
             "s1",
+            "--cloud-data-dir",
         ])
+        .arg(dir.path().join("cloud"))
         .arg(&file)
         .output()
         .expect("runs");
@@ -371,11 +389,7 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
     // The store's Raft state reaches the cloud too (what a restore would start from).
     let started = Instant::now();
     loop {
-        let snapshot = support::get_json(
-            &client,
-            &format!("http://{}/v1/stores/s1/snapshot", cloud.http),
-        )
-        .await;
+        let snapshot = admin_get(&client, &cloud, "/v1/stores/s1/snapshot").await;
         if snapshot["state"]["catalog"]["version"] == 2 {
             assert!(snapshot["state"]["catalog_toml"]
                 .as_str()
@@ -390,4 +404,81 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
     }
     let item = support::get_json(&client, &format!("http://{}/v1/catalog/BREAD", till1.api)).await;
     assert_eq!(item["price_minor"], 340);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_needs_the_bearer_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    support::issue_identities(dir.path(), &[], |d| dir.path().join(format!("{d}-id")));
+    issue_cloud(dir.path());
+    let cloud = start_cloud(dir.path(), "127.0.0.1:0");
+    let token_file = dir.path().join("cloud").join("admin-token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file)
+            .expect("token file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let client = support::http_client();
+    let base = format!("http://{}", cloud.http);
+    let health = client
+        .get(format!("{base}/v1/health"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        health.status().as_u16(),
+        200,
+        "the health check needs no token"
+    );
+    let catalog = std::fs::read_to_string(support::bakery_catalog()).expect("catalog");
+    let body = serde_json::json!({"version": 1, "catalog_toml": catalog});
+    let wrong = "0".repeat(64);
+    for (token, status, code) in [
+        (None, 401, Some("missing_token")),
+        (Some(wrong.as_str()), 401, Some("invalid_token")),
+        (Some(cloud.admin_token.secret()), 200, None),
+    ] {
+        let mut read = client.get(format!("{base}/v1/reports/chain"));
+        let mut write = client
+            .put(format!("{base}/v1/stores/s1/catalog"))
+            .json(&body);
+        if let Some(token) = token {
+            read = read.bearer_auth(token);
+            write = write.bearer_auth(token);
+        }
+        for (what, request) in [("read", read), ("write", write)] {
+            let response = request.send().await.expect("answers");
+            assert_eq!(response.status().as_u16(), status, "{what} with {token:?}");
+            if let Some(code) = code {
+                assert!(response.headers().contains_key("www-authenticate"));
+                let error: Value = response.json().await.expect("JSON error");
+                assert_eq!(error["error"]["code"], code, "{what}: {error}");
+            }
+        }
+    }
+    // The refused write changed nothing: version 1 was published once, by the right token.
+    let published = admin_get(&client, &cloud, "/v1/stores/s1/catalog").await;
+    assert_eq!(published["version"], 1);
+    // The CLI: without a token it says where to find one; with the data directory it works.
+    let report = |extra: &[&std::ffi::OsStr]| {
+        std::process::Command::new(support::binary())
+            .args(["report", "chain", "--json", "--http", &cloud.http])
+            .args(extra)
+            .env_remove("POSMESH_CLOUD_DATA_DIR")
+            .env_remove("POSMESH_CLOUD_ADMIN_TOKEN_FILE")
+            .output()
+            .expect("runs")
+    };
+    let refused = report(&[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--admin-token-file"));
+    let ok = report(&["--admin-token-file".as_ref(), token_file.as_os_str()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report: Value = serde_json::from_slice(&ok.stdout).expect("JSON");
+    assert!(report["stores"].is_array(), "{report}");
 }

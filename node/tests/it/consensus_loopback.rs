@@ -61,7 +61,7 @@ pub(super) async fn balance(
 }
 
 /// Waits until every node holds `entries` ledger entries with equal digests.
-async fn wait_entries(client: &reqwest::Client, nodes: &[&NodeProcess], entries: u64) {
+pub(super) async fn wait_entries(client: &reqwest::Client, nodes: &[&NodeProcess], entries: u64) {
     let started = Instant::now();
     loop {
         let mut seen = Vec::new();
