@@ -2,29 +2,32 @@
 //! taking the bakery's whole till export (159 days) as its sales, through a device crash and
 //! a partition, and reconciling everything at the end.
 //!
-//! 1. A chain CA and three device identities; three nodes on loopback as a full mesh
-//!    (QUIC, mutual TLS; static peers — the lab tests run the same over real mDNS in network
-//!    namespaces, which need root).
+//! 0. Where it runs ([`network`], `--network`): each device, the cloud and the acquirer
+//!    in a network namespace of its own, made by the demo inside its own network, mount
+//!    and PID namespaces (as root, or through a user namespace), peers found by real mDNS;
+//!    or, where namespaces cannot be made, all on loopback with static peers.
+//! 1. A chain CA and three device identities; three nodes as a full mesh (QUIC, mutual
+//!    TLS).
 //! 2. The file's transactions day by day, each on the till chosen by its transaction number
 //!    (`number mod 3`), tender chosen by the number too (every third by card, the others in
 //!    cash), at full speed (time-compressed: each sale carries the file's date and time).
 //! 3. One third of the way in, till-2 is SIGKILLed while that day's sales stream in and
 //!    restarted; sales it did not acknowledge are sent again with the same Idempotency-Key.
-//! 4. For the days from 55 % to 70 % of the file, till-3 is cut off (restarted without
-//!    peers, the others cannot reach it): it keeps selling alone; then it rejoins.
+//! 4. For the days from 55 % to 70 % of the file, till-3 is cut off (its link goes down;
+//!    on loopback: restarted without peers): it keeps selling alone; then it rejoins.
 //! 5. Every device uploads to the chain's cloud (`posmesh cloud serve`, QUIC with mutual
 //!    TLS on loopback). For the days from 38 % to 50 % of the file the store loses its
-//!    internet: the cloud is unreachable (its process is SIGKILLed, then restarted on the
-//!    same address and data) and the devices keep selling; afterwards they upload the
-//!    backlog from the cloud's version vector.
+//!    internet: the cloud is unreachable (its link goes down; on loopback its process is
+//!    SIGKILLed, then restarted on the same address and data) and the devices keep
+//!    selling; afterwards they upload the backlog from the cloud's version vector.
 //! 6. At the end, once every device holds every sale: sales per device equal the plan, the
 //!    day totals are identical on every device and in the cloud, the cloud holds every sale
 //!    exactly once, each day's item count equals the file's, every journal's hash chain
 //!    verifies. A table, then one JSON line; non-zero exit if anything does not reconcile.
 //!
 //! 7. Card tenders carry a test card (PAN from the transaction number) and are authorized
-//!    by the `posmesh-acquirer` simulator on loopback. The internet outage cuts the acquirer
-//!    too (SIGKILLed, restarted afterwards on the same address): card payments are taken
+//!    by the `posmesh-acquirer` simulator. The internet outage cuts the acquirer too (its
+//!    link; on loopback SIGKILLed, restarted afterwards on the same address): card payments are taken
 //!    offline within the floor limit, the device cap and each device's allotment of the
 //!    store's exposure budget (committed through the store's Raft group, bootstrapped on
 //!    till-1); a card refused offline is paid in cash, as at a real till. After healing,
@@ -36,8 +39,7 @@
 //!
 //! The sales carry the file's 2016–17 times while the store runs today, so the demo sets
 //! the maximum offline age beyond that gap (otherwise every payment would look years
-//! overdue). Not in this demo yet: network namespaces with real mDNS (the lab tests run
-//! those).
+//! overdue).
 
 pub mod acquirer;
 pub mod network;
