@@ -24,7 +24,7 @@ SIM_ARGS ?=
 .PHONY: help setup checkout-stamp build run test bench sim lint fmt
 
 help:
-	@echo "make run    — build, then a 3-device store replays the bakery's till export through a crash, a partition and an internet outage (cloud and acquirer cut: cards go offline), uploads to the chain's cloud, forwards offline card payments, closes the last day (Z-report), and reconciles (no root)"
+	@echo "make run    — build, then a 3-device store replays the bakery's till export through a crash, a partition and an internet outage (cloud and acquirer cut: cards go offline), uploads to the chain's cloud, forwards offline card payments, closes the last day (Z-report), and reconciles — in network namespaces with real mDNS (root, or unprivileged user namespaces; else loopback)"
 	@echo "make test   — build, then run every test (unit, property, simulator seeds, crash durability, bad input, mesh, lab: needs root)"
 	@echo "make bench  — benchmarks: P1, P2, idle RSS, catch-up, P4 and shared orders, P3 Raft vs etcd, P7 failover, mesh (BENCH_ARGS='--only p4')"
 	@echo "make lint   — cargo fmt --check and clippy with warnings denied (read-only)"

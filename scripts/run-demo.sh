@@ -3,7 +3,9 @@
 # replays the bakery's whole till export through a SIGKILL of one till, a partition of
 # another and an internet outage cutting the store from the chain's cloud and the acquirer
 # (card payments go offline, forwarded afterwards), closes the last day, then reconciles
-# every device and the cloud against the file and each other (see README).
+# every device and the cloud against the file and each other (see README). The store runs
+# in network namespaces the demo makes itself (real mDNS), as root or through an
+# unprivileged user namespace; where neither works it says why and runs on loopback.
 # Usage: scripts/run-demo.sh <posmesh binary> <csv>
 set -euo pipefail
 bin=${1:?posmesh binary}

@@ -2,7 +2,7 @@
 //! chain CA, device identities, and nodes started as a full mesh with static peers on
 //! fixed ports (so a restarted node is found where it was).
 
-use crate::node_process::{NodeProcess, NodeSpec};
+use crate::node_process::{NodeProcess, NodeSpec, Placement};
 use anyhow::Context;
 use posmesh_mesh::pki::ChainCa;
 use posmesh_mesh::PeerIdentity;
@@ -21,6 +21,21 @@ pub struct LoopbackStore {
     cloud: Option<String>,
     /// Flags added to a device's command line on every start and restart.
     device_flags: std::collections::BTreeMap<String, Vec<String>>,
+    /// Devices placed on a host of their own (the demo's network namespaces): discovered
+    /// by mDNS instead of static peers.
+    placements: std::collections::BTreeMap<String, DevicePlacement>,
+}
+
+/// Where a device runs when it is not on loopback: its launcher and API host, its mesh
+/// address and the interface it runs mDNS discovery on (static peers are then ignored).
+#[derive(Clone, Debug)]
+pub struct DevicePlacement {
+    /// Launcher and the host of its APIs.
+    pub placement: Placement,
+    /// `--mesh-listen`, `ip:port` on its network interface.
+    pub mesh_listen: String,
+    /// `--mdns-interface`.
+    pub mdns_interface: String,
 }
 
 impl LoopbackStore {
@@ -34,6 +49,7 @@ impl LoopbackStore {
             mesh_addrs: std::collections::BTreeMap::new(),
             cloud: None,
             device_flags: std::collections::BTreeMap::new(),
+            placements: std::collections::BTreeMap::new(),
         })
     }
 
@@ -62,6 +78,11 @@ impl LoopbackStore {
     /// `device` starts (and restarts) with `flags` added to its command line.
     pub fn set_device_flags(&mut self, device: &str, flags: Vec<String>) {
         self.device_flags.insert(device.to_owned(), flags);
+    }
+
+    /// `device` starts (and restarts) at `placement`, finding its peers by mDNS.
+    pub fn set_device_placement(&mut self, device: &str, placement: DevicePlacement) {
+        self.placements.insert(device.to_owned(), placement);
     }
 
     /// Issues `device` of the store an identity (valid from an hour ago for a day) and
@@ -133,7 +154,8 @@ impl LoopbackStore {
     }
 
     /// Starts (or restarts) `spec`'s node with static peers `peers` (devices started before,
-    /// at their known addresses). A restarted device listens where it did before.
+    /// at their known addresses). A restarted device listens where it did before. A placed
+    /// device ([`LoopbackStore::set_device_placement`]) ignores `peers`: mDNS finds them.
     pub async fn start(
         &mut self,
         client: &reqwest::Client,
@@ -151,11 +173,15 @@ impl LoopbackStore {
         peers: &[String],
         flags: &[String],
     ) -> anyhow::Result<NodeProcess> {
-        let listen = self
-            .mesh_addrs
-            .get(&spec.device_id)
-            .cloned()
-            .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let placed = self.placements.get(&spec.device_id).cloned();
+        let listen = match &placed {
+            Some(placed) => placed.mesh_listen.clone(),
+            None => self
+                .mesh_addrs
+                .get(&spec.device_id)
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1:0".to_owned()),
+        };
         let mut extra = vec![
             "--identity-dir".to_owned(),
             self.identity_dir(&spec.device_id).display().to_string(),
@@ -166,7 +192,11 @@ impl LoopbackStore {
             extra.push("--cloud".into());
             extra.push(cloud.clone());
         }
-        for peer in peers {
+        if let Some(placed) = &placed {
+            extra.push("--mdns-interface".into());
+            extra.push(placed.mdns_interface.clone());
+        }
+        for peer in peers.iter().filter(|_| placed.is_none()) {
             let addr = self
                 .mesh_addrs
                 .get(peer)
@@ -178,7 +208,10 @@ impl LoopbackStore {
             extra.extend(always.iter().cloned());
         }
         extra.extend(flags.iter().cloned());
-        let node = NodeProcess::start_with(spec, &extra)?;
+        let node = match &placed {
+            Some(placed) => NodeProcess::start_placed(spec, &placed.placement, &extra)?,
+            None => NodeProcess::start_with(spec, &extra)?,
+        };
         let status = status(client, &node).await?;
         let addr = status["mesh"]["listen"]
             .as_str()

@@ -12,6 +12,38 @@ pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`NodeProcess::stop`] waits for a node to exit after SIGTERM.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where a child process runs: the launcher it is started through (empty: directly; the
+/// demo's network namespaces: `ip netns exec <namespace>`) and the host its APIs listen on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Program and arguments put before the binary, e.g. `["ip", "netns", "exec", "h1"]`.
+    pub launcher: Vec<String>,
+    /// IPv4 address the process's HTTP APIs listen on (`127.0.0.1` on loopback).
+    pub api_host: String,
+}
+
+impl Placement {
+    /// Started directly, APIs on 127.0.0.1.
+    pub fn loopback() -> Self {
+        Self {
+            launcher: Vec::new(),
+            api_host: "127.0.0.1".to_owned(),
+        }
+    }
+
+    /// A command running `binary` through the launcher.
+    pub fn command(&self, binary: &Path) -> Command {
+        match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        }
+    }
+}
+
 /// A running device node.
 pub struct NodeProcess {
     child: Child,
@@ -44,7 +76,18 @@ impl NodeProcess {
 
     /// As [`NodeProcess::start`], with more `posmesh device` flags (e.g. the mesh's).
     pub fn start_with(spec: &NodeSpec, extra_args: &[String]) -> anyhow::Result<Self> {
-        let mut command = Command::new(&spec.binary);
+        Self::start_placed(spec, &Placement::loopback(), extra_args)
+    }
+
+    /// As [`NodeProcess::start_with`], started through `placement`'s launcher with its
+    /// sales and management APIs on `placement`'s host (OS-chosen ports).
+    pub fn start_placed(
+        spec: &NodeSpec,
+        placement: &Placement,
+        extra_args: &[String],
+    ) -> anyhow::Result<Self> {
+        let mut command = placement.command(&spec.binary);
+        let any_port = format!("{}:0", placement.api_host);
         command
             .arg("device")
             .arg("--data-dir")
@@ -52,12 +95,7 @@ impl NodeProcess {
             .arg("--catalog")
             .arg(&spec.catalog)
             .args(["--store-id", &spec.store_id, "--device-id", &spec.device_id])
-            .args([
-                "--api-listen",
-                "127.0.0.1:0",
-                "--mgmt-listen",
-                "127.0.0.1:0",
-            ])
+            .args(["--api-listen", &any_port, "--mgmt-listen", &any_port])
             .args(extra_args);
         let (child, (api, mgmt)) = spawn_until_ready(
             &mut command,

@@ -1,9 +1,9 @@
 //! A `posmesh cloud serve` running as a child process (the demo, integration tests): start
 //! it on a data directory, wait until it listens, SIGKILL or stop it. Killed when dropped.
 
-use crate::node_process::spawn_until_ready;
+use crate::node_process::{spawn_until_ready, Placement};
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
 /// How long the cloud may take to start listening.
@@ -47,13 +47,23 @@ impl CloudProcess {
     /// # Errors
     /// The process cannot start, exits early, or does not listen in time.
     pub fn start(spec: &CloudSpec) -> anyhow::Result<Self> {
-        let mut command = Command::new(&spec.binary);
+        Self::start_placed(spec, &Placement::loopback())
+    }
+
+    /// As [`CloudProcess::start`], started through `placement`'s launcher with its admin
+    /// API on `placement`'s host (an OS-chosen port).
+    ///
+    /// # Errors
+    /// As [`CloudProcess::start`].
+    pub fn start_placed(spec: &CloudSpec, placement: &Placement) -> anyhow::Result<Self> {
+        let mut command = placement.command(&spec.binary);
         command
             .args(["cloud", "serve", "--data-dir"])
             .arg(&spec.data_dir)
             .arg("--identity-dir")
             .arg(&spec.identity_dir)
-            .args(["--listen", &spec.listen, "--http-listen", "127.0.0.1:0"]);
+            .args(["--listen", &spec.listen, "--http-listen"])
+            .arg(format!("{}:0", placement.api_host));
         let (child, (quic, http)) = spawn_until_ready(
             &mut command,
             &spec.data_dir,

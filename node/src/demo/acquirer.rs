@@ -2,9 +2,10 @@
 //! as a child process, started beside the `posmesh` binary, on a fixed address so the
 //! devices find it again after the store's internet comes back.
 
+use crate::node_process::Placement;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// The simulator stops by itself after this long (the demo's bound), seconds.
@@ -35,12 +36,31 @@ impl AcquirerProcess {
     /// # Errors
     /// The binary is missing (build the workspace), or it did not start within 10 s.
     pub fn start(posmesh_binary: &Path, listen: &str, stats: &Path) -> anyhow::Result<Self> {
+        Self::start_placed(posmesh_binary, listen, stats, &Placement::loopback())
+    }
+
+    /// As [`AcquirerProcess::start`], started through `placement`'s launcher (`listen` is
+    /// then an address of its network namespace).
+    ///
+    /// # Errors
+    /// As [`AcquirerProcess::start`].
+    pub fn start_placed(
+        posmesh_binary: &Path,
+        listen: &str,
+        stats: &Path,
+        placement: &Placement,
+    ) -> anyhow::Result<Self> {
         let binary = posmesh_binary
             .parent()
             .context("the posmesh binary's directory")?
             .join("posmesh-acquirer");
         let _ = std::fs::remove_file(stats);
-        let child = Command::new(&binary)
+        let mut command = placement.command(&binary);
+        if !placement.launcher.is_empty() {
+            // Its own network namespace, made by the demo: the lab address is not loopback.
+            command.arg("--allow-non-loopback");
+        }
+        let child = command
             .args(["--listen", listen, "--max-seconds"])
             .arg(ACQUIRER_RUN_SECS_MAX.to_string())
             .arg("--stats-file")

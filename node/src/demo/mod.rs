@@ -2,29 +2,32 @@
 //! taking the bakery's whole till export (159 days) as its sales, through a device crash and
 //! a partition, and reconciling everything at the end.
 //!
-//! 1. A chain CA and three device identities; three nodes on loopback as a full mesh
-//!    (QUIC, mutual TLS; static peers — the lab tests run the same over real mDNS in network
-//!    namespaces, which need root).
+//! 0. Where it runs ([`network`], `--network`): each device, the cloud and the acquirer
+//!    in a network namespace of its own, made by the demo inside its own network, mount
+//!    and PID namespaces (as root, or through a user namespace), peers found by real mDNS;
+//!    or, where namespaces cannot be made, all on loopback with static peers.
+//! 1. A chain CA and three device identities; three nodes as a full mesh (QUIC, mutual
+//!    TLS).
 //! 2. The file's transactions day by day, each on the till chosen by its transaction number
 //!    (`number mod 3`), tender chosen by the number too (every third by card, the others in
 //!    cash), at full speed (time-compressed: each sale carries the file's date and time).
 //! 3. One third of the way in, till-2 is SIGKILLed while that day's sales stream in and
 //!    restarted; sales it did not acknowledge are sent again with the same Idempotency-Key.
-//! 4. For the days from 55 % to 70 % of the file, till-3 is cut off (restarted without
-//!    peers, the others cannot reach it): it keeps selling alone; then it rejoins.
+//! 4. For the days from 55 % to 70 % of the file, till-3 is cut off (its link goes down;
+//!    on loopback: restarted without peers): it keeps selling alone; then it rejoins.
 //! 5. Every device uploads to the chain's cloud (`posmesh cloud serve`, QUIC with mutual
 //!    TLS on loopback). For the days from 38 % to 50 % of the file the store loses its
-//!    internet: the cloud is unreachable (its process is SIGKILLed, then restarted on the
-//!    same address and data) and the devices keep selling; afterwards they upload the
-//!    backlog from the cloud's version vector.
+//!    internet: the cloud is unreachable (its link goes down; on loopback its process is
+//!    SIGKILLed, then restarted on the same address and data) and the devices keep
+//!    selling; afterwards they upload the backlog from the cloud's version vector.
 //! 6. At the end, once every device holds every sale: sales per device equal the plan, the
 //!    day totals are identical on every device and in the cloud, the cloud holds every sale
 //!    exactly once, each day's item count equals the file's, every journal's hash chain
 //!    verifies. A table, then one JSON line; non-zero exit if anything does not reconcile.
 //!
 //! 7. Card tenders carry a test card (PAN from the transaction number) and are authorized
-//!    by the `posmesh-acquirer` simulator on loopback. The internet outage cuts the acquirer
-//!    too (SIGKILLed, restarted afterwards on the same address): card payments are taken
+//!    by the `posmesh-acquirer` simulator. The internet outage cuts the acquirer too (its
+//!    link; on loopback SIGKILLed, restarted afterwards on the same address): card payments are taken
 //!    offline within the floor limit, the device cap and each device's allotment of the
 //!    store's exposure budget (committed through the store's Raft group, bootstrapped on
 //!    till-1); a card refused offline is paid in cash, as at a real till. After healing,
@@ -36,10 +39,10 @@
 //!
 //! The sales carry the file's 2016–17 times while the store runs today, so the demo sets
 //! the maximum offline age beyond that gap (otherwise every payment would look years
-//! overdue). Not in this demo yet: network namespaces with real mDNS (the lab tests run
-//! those).
+//! overdue).
 
 pub mod acquirer;
+pub mod network;
 pub mod till;
 
 use crate::catalog_file::load_catalog;
@@ -49,10 +52,11 @@ use crate::import::replay::{
 };
 use crate::import::till_export::parse_till_export;
 use crate::loopback_store::{client, status, wait_connected, LoopbackStore};
-use crate::node_process::{NodeProcess, NodeSpec};
+use crate::node_process::{NodeProcess, NodeSpec, Placement};
 use crate::report::day_totals::DayTotals;
 use acquirer::{AcquirerProcess, Arrivals};
 use anyhow::{bail, Context};
+use network::{NetworkMode, Plan, StoreNetwork};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -96,6 +100,15 @@ pub struct DemoArgs {
     /// unreachable. The store's budget is the sum of the allotments.
     #[arg(long, default_value_t = 50_000)]
     pub offline_allotment_minor: i64,
+    /// Where the store runs: `netns` — each device, the cloud and the acquirer in a
+    /// network namespace of their own made by the demo, peers found by real mDNS (as root,
+    /// or unprivileged through a user namespace); `loopback` — all on 127.0.0.1 with static
+    /// peers; `auto` — netns where it can be made, else loopback (saying why).
+    #[arg(long, value_enum, default_value_t = NetworkMode::Auto)]
+    pub network: NetworkMode,
+    /// Fail on purpose at the start of this day (1-based), to check the clean-up.
+    #[arg(long, hide = true)]
+    pub fail_on_day: Option<usize>,
 }
 
 /// What the demo found (printed as its last line, JSON).
@@ -163,12 +176,40 @@ pub struct DemoReport {
     pub z_report: Option<serde_json::Value>,
     /// Devices whose Z-report of the last day is byte-identical to till-1's.
     pub z_report_identical: usize,
+    /// Where the store ran: `netns` (`root` or `user` namespaces) or `loopback`.
+    pub network: String,
+    /// How the devices found each other: `mdns` (netns) or `static` (loopback).
+    pub discovery: String,
+    /// Each device's connected peers once the store formed, by how it learned of them
+    /// (`mdns`, `static` or `incoming`: the peer dialled first).
+    pub peers_by_source: BTreeMap<String, BTreeMap<String, String>>,
     /// True when everything above reconciles.
     pub reconciled: bool,
 }
 
 /// Runs the demo and prints its report.
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoReport> {
+    let (network_name, privilege) = match network::plan(args.network)? {
+        Plan::ReExec(command) => {
+            println!(
+                "== network: namespaces — the demo runs again inside new network, mount and PID namespaces ({})",
+                command
+                    .get_args()
+                    .skip_while(|a| *a != "unshare")
+                    .take_while(|a| *a != "--")
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            // The demo inside printed its report; exit with its code.
+            std::process::exit(network::run_inside(command).await?);
+        }
+        Plan::Loopback { reason } => {
+            println!("== network: loopback, static peers ({reason})");
+            ("loopback".to_owned(), None)
+        }
+        Plan::Inside { privilege } => (format!("netns ({privilege})"), Some(privilege)),
+    };
     let bytes = std::fs::read(&args.csv).with_context(|| {
         format!(
             "cannot read the till export {} (expected ../shared/data/BreadBasket_DMS.csv beside the clone)",
@@ -205,6 +246,13 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoReport> {
         );
     }
     let mut report = DemoReport {
+        network: network_name,
+        discovery: if privilege.is_some() {
+            "mdns"
+        } else {
+            "static"
+        }
+        .to_owned(),
         transactions_in_file: export.transactions_seen,
         sales_planned: days.iter().map(|(_, s)| s.len()).sum(),
         days: days.len(),
@@ -220,12 +268,39 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoReport> {
         }
     }
 
+    // Inside its PID namespace the demo is PID 1: the clock keeps concurrent runs apart.
     let temp = match &args.work_dir {
         Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("posmesh-demo-{}", std::process::id())),
+        None => std::env::temp_dir().join(format!(
+            "posmesh-demo-{}-{}",
+            std::process::id(),
+            crate::clock::wall_clock_ms()
+        )),
     };
     std::fs::create_dir_all(&temp)?;
-    let outcome = run_store(&args, &days, &temp, &mut report, device_of).await;
+    let outcome = match privilege {
+        Some(privilege) => match StoreNetwork::build(privilege) {
+            Ok(net) => {
+                for line in net.describe() {
+                    println!("{line}");
+                }
+                let outcome = until_signal(run_store(
+                    &args,
+                    &days,
+                    &temp,
+                    &mut report,
+                    device_of,
+                    Some(&net),
+                ))
+                .await;
+                // Every process in the namespaces is killed, the namespaces deleted.
+                drop(net);
+                outcome
+            }
+            Err(e) => Err(e),
+        },
+        None => until_signal(run_store(&args, &days, &temp, &mut report, device_of, None)).await,
+    };
     if args.work_dir.is_none() {
         let _ = std::fs::remove_dir_all(&temp);
     }
@@ -234,23 +309,43 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoReport> {
     Ok(report)
 }
 
+/// Runs `work` until it ends or SIGINT/SIGTERM arrives; on a signal `work` is dropped (its
+/// child processes are killed by their handles) and the answer is an error.
+async fn until_signal(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        outcome = work => outcome,
+        _ = terminate.recv() => bail!("stopped by SIGTERM (everything it started was stopped and removed)"),
+        _ = interrupt.recv() => bail!("stopped by SIGINT (everything it started was stopped and removed)"),
+    }
+}
+
 async fn run_store(
     args: &DemoArgs,
     days: &[(String, Vec<PlannedSale>)],
     work: &std::path::Path,
     report: &mut DemoReport,
     device_of: impl Fn(&PlannedSale) -> usize,
+    net: Option<&StoreNetwork>,
 ) -> anyhow::Result<()> {
     let binary = std::env::current_exe()?;
     let catalog = std::fs::canonicalize(&args.catalog)?;
     let mut store = LoopbackStore::new(work, "bakery", STORE_ID)?;
+    let (cloud_placement, cloud_listen) = match net {
+        Some(net) => net.cloud(),
+        None => (Placement::loopback(), "127.0.0.1:0".to_owned()),
+    };
     let cloud_spec = CloudSpec {
         binary: binary.clone(),
         data_dir: work.join("cloud"),
         identity_dir: store.issue_cloud()?,
-        listen: "127.0.0.1:0".to_owned(),
+        listen: cloud_listen,
     };
-    let mut cloud = Some(CloudProcess::start(&cloud_spec)?);
+    let mut cloud = Some(CloudProcess::start_placed(&cloud_spec, &cloud_placement)?);
     let cloud_spec = CloudSpec {
         listen: cloud.as_ref().map(|c| c.quic.clone()).unwrap_or_default(),
         ..cloud_spec
@@ -258,13 +353,20 @@ async fn run_store(
     let cloud_http = cloud.as_ref().map(|c| c.http.clone()).unwrap_or_default();
     store.set_cloud(&cloud_spec.listen);
     let specs = store.device_specs(&binary, &catalog, DEVICES)?;
-    let acquirer_addr = acquirer::free_loopback_addr()?;
-    let mut acquirer_sim = Some(AcquirerProcess::start(
+    let (acquirer_placement, acquirer_addr) = match net {
+        Some(net) => net.acquirer(),
+        None => (Placement::loopback(), acquirer::free_loopback_addr()?),
+    };
+    let mut acquirer_sim = Some(AcquirerProcess::start_placed(
         &binary,
         &acquirer_addr,
         &work.join("acquirer-before-outage.json"),
+        &acquirer_placement,
     )?);
     for (index, spec) in specs.iter().enumerate() {
+        if let Some(net) = net {
+            store.set_device_placement(&spec.device_id, net.device(index));
+        }
         store.set_device_flags(
             &spec.device_id,
             payment_flags(&acquirer_addr, args.offline_allotment_minor, index == 0),
@@ -277,14 +379,35 @@ async fn run_store(
         cloud_spec.listen
     );
     println!(
-        "== a store of {DEVICES} devices on this machine (data in {})",
-        work.display()
+        "== a store of {DEVICES} devices on this machine (data in {}); peers found by {}",
+        work.display(),
+        if net.is_some() {
+            "mDNS on each device's lab0 (no static peers)"
+        } else {
+            "static --peer addresses on loopback"
+        }
     );
     let (nodes, addrs) = store.start_full_mesh(&client, &specs).await?;
     let mut nodes: Vec<Option<NodeProcess>> = nodes.into_iter().map(Some).collect();
     wait_connected(&client, &live(&nodes), Duration::from_secs(30)).await?;
-    for (spec, addr) in specs.iter().zip(&addrs) {
-        println!("   {} mesh {addr}", spec.device_id);
+    for (spec, node) in specs.iter().zip(live(&nodes)) {
+        let peers = peer_sources(&client, node).await?;
+        report.peers_by_source.insert(spec.device_id.clone(), peers);
+    }
+    for ((spec, addr), peers) in specs
+        .iter()
+        .zip(&addrs)
+        .zip(report.peers_by_source.values())
+    {
+        let found: Vec<String> = peers
+            .iter()
+            .map(|(peer, source)| format!("{peer} ({source})"))
+            .collect();
+        println!(
+            "   {} mesh {addr}, connected to {}",
+            spec.device_id,
+            found.join(", ")
+        );
     }
     let leader = wait_leader(&client, &live(&nodes)).await?;
     let budget_minor = args.offline_allotment_minor * DEVICES as i64;
@@ -326,6 +449,9 @@ async fn run_store(
     let started = crate::clock::monotonic_now();
     let mut till_3_before_cut = 0;
     for (index, (date, sales)) in days.iter().enumerate() {
+        if args.fail_on_day == Some(index + 1) {
+            bail!("injected failure on day {} (--fail-on-day)", index + 1);
+        }
         if index == outage_from {
             progress.suspend(|| {
                 println!(
@@ -333,11 +459,17 @@ async fn run_store(
                     days[outage_to - 1].0
                 )
             });
-            if let Some(cloud) = cloud.take() {
-                cloud.kill()?;
-            }
-            if let Some(acquirer) = acquirer_sim.take() {
-                acquirer.kill()?;
+            match net {
+                // The links of the cloud and the acquirer go down; both keep running.
+                Some(net) => net.set_internet(false)?,
+                None => {
+                    if let Some(cloud) = cloud.take() {
+                        cloud.kill()?;
+                    }
+                    if let Some(acquirer) = acquirer_sim.take() {
+                        acquirer.kill()?;
+                    }
+                }
             }
             report.cloud_outage = Some((date.clone(), days[outage_to - 1].0.clone()));
         }
@@ -345,14 +477,18 @@ async fn run_store(
             report.sold_during_cloud_outage += sales.len() as u64;
         }
         if index == outage_to {
-            acquirer_sim = Some(AcquirerProcess::start(
-                &binary,
-                &acquirer_addr,
-                &work.join("acquirer-after-outage.json"),
-            )?);
-            let restarted = CloudProcess::start(&cloud_spec)?;
-            report.cloud_entries_at_heal = cloud_entries(&restarted).await?;
-            cloud = Some(restarted);
+            if let Some(net) = net {
+                net.set_internet(true)?;
+            } else {
+                acquirer_sim = Some(AcquirerProcess::start(
+                    &binary,
+                    &acquirer_addr,
+                    &work.join("acquirer-after-outage.json"),
+                )?);
+                cloud = Some(CloudProcess::start(&cloud_spec)?);
+            }
+            let back = cloud.as_ref().context("the cloud is up after the outage")?;
+            report.cloud_entries_at_heal = cloud_entries(back).await?;
             progress.suspend(|| {
                 println!(
                     "== {date}: internet back — the cloud holds {} entries; the store uploads the rest and forwards its offline card payments",
@@ -365,23 +501,31 @@ async fn run_store(
             progress.suspend(|| {
                 println!("== {date}: till-3 is cut off from the store (it keeps selling alone)")
             });
-            restart(&mut store, &client, &mut nodes, &specs, 2, &[], false).await?;
+            match net {
+                Some(net) => net.set_till_link(2, false)?,
+                None => restart(&mut store, &client, &mut nodes, &specs, 2, &[], false).await?,
+            }
             report.partitioned = Some(("till-3".into(), date.clone(), days[cut_to - 1].0.clone()));
         }
         if index == cut_to {
             report.sold_while_partitioned =
                 own_entries(&client, &nodes, 2).await? - till_3_before_cut;
             progress.suspend(|| println!("== {date}: till-3 rejoins the store"));
-            restart(
-                &mut store,
-                &client,
-                &mut nodes,
-                &specs,
-                2,
-                &["till-1".into(), "till-2".into()],
-                false,
-            )
-            .await?;
+            match net {
+                Some(net) => net.set_till_link(2, true)?,
+                None => {
+                    restart(
+                        &mut store,
+                        &client,
+                        &mut nodes,
+                        &specs,
+                        2,
+                        &["till-1".into(), "till-2".into()],
+                        false,
+                    )
+                    .await?
+                }
+            }
         }
         let mut per_device: Vec<Vec<PlannedSale>> = vec![Vec::new(); DEVICES];
         for sale in sales {
@@ -573,10 +717,60 @@ async fn run_store(
         && report.forwarded.raw >= report.forwarded.unique
         && report.queued_at_end == 0
         && report.cloud_unforwarded == 0
-        && report.z_report_identical == DEVICES;
+        && report.z_report_identical == DEVICES
+        && discovery_complete(report);
     drop(cloud);
     drop(acquirer_sim);
     Ok(())
+}
+
+/// Every device connected to every other once the store formed; in netns mode none by a
+/// static peer address (each pair found by mDNS on at least one side: nothing else
+/// tells a device where the other is).
+fn discovery_complete(report: &DemoReport) -> bool {
+    let full = report.peers_by_source.len() == DEVICES
+        && report
+            .peers_by_source
+            .values()
+            .all(|peers| peers.len() == DEVICES - 1);
+    if report.discovery != "mdns" {
+        return full;
+    }
+    let devices: Vec<&String> = report.peers_by_source.keys().collect();
+    let found = |a: &String, b: &String| {
+        report.peers_by_source[a].get(b).map(String::as_str) == Some("mdns")
+    };
+    full && report
+        .peers_by_source
+        .values()
+        .all(|peers| peers.values().all(|source| source != "static"))
+        && devices
+            .iter()
+            .enumerate()
+            .all(|(i, a)| devices[i + 1..].iter().all(|b| found(a, b) || found(b, a)))
+}
+
+/// `node`'s connected peers and how it learned of each (`mdns`, `static`, `incoming`).
+async fn peer_sources(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let status = status(client, node).await?;
+    Ok(status["mesh"]["peers"]
+        .as_array()
+        .map(|peers| {
+            peers
+                .iter()
+                .filter(|p| p["state"] == "connected")
+                .filter_map(|p| {
+                    Some((
+                        p["device_id"].as_str()?.to_owned(),
+                        p["source"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Entries the cloud holds of the demo store.
@@ -902,6 +1096,25 @@ fn print_last_day(day: &DayTotals) {
 
 fn print_report(report: &DemoReport) {
     println!("\n== reconciliation");
+    println!(
+        "   network                          {}, discovery by {}",
+        report.network, report.discovery
+    );
+    for (device, peers) in &report.peers_by_source {
+        let found: Vec<String> = peers
+            .iter()
+            .map(|(peer, source)| format!("{peer} via {source}"))
+            .collect();
+        println!(
+            "   {device:<8} connected to {}  {}",
+            found.join(", "),
+            if peers.len() == DEVICES - 1 {
+                "ok"
+            } else {
+                "MISMATCH"
+            }
+        );
+    }
     println!(
         "   transactions in the file        {:>7}",
         report.transactions_in_file

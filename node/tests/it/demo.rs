@@ -25,6 +25,8 @@ fn the_demo_store_reconciles_through_a_crash_and_a_partition() {
             "20",
             "--offline-allotment-minor",
             "4000",
+            "--network",
+            "loopback",
             "--work-dir",
         ])
         .arg(dir.path())
@@ -106,5 +108,7 @@ fn the_demo_store_reconciles_through_a_crash_and_a_partition() {
             > 0,
         "{report}"
     );
+    assert_eq!(report["network"], "loopback", "{report}");
+    assert_eq!(report["discovery"], "static", "{report}");
     assert!(stdout.contains("RECONCILED"), "{stdout}");
 }

@@ -7,6 +7,7 @@ mod consensus_loopback;
 mod consensus_recovery;
 mod crash_durability;
 mod demo;
+mod demo_netns;
 mod import_bakery;
 mod lab_mesh;
 mod mesh_loopback;
