@@ -14,6 +14,10 @@
 //! - [`rocksdb_tuning`]: how every posmesh RocksDB is opened (recovery mode, tables); the
 //!   node's journal store uses it too.
 //! - [`timings`]: [`RaftTimings`] for store Wi-Fi and the openraft [`openraft::Config`].
+//! - [`failover_nudge`]: [`FailoverNudge`] (sans-IO) — a follower starts a pre-vote as soon
+//!   as a silent leader's lease has run out, not an election timeout later;
+//!   [`failover_nudge_task`] runs it against a `Raft` ([`NudgeHandle`],
+//!   [`run_failover_nudge`]).
 //! - [`forced_membership`]: after a permanent quorum loss, a stopped survivor's log gets a
 //!   new membership of the devices kept (etcd's `--force-new-cluster`), with a plan of what
 //!   may be lost first.
@@ -65,6 +69,8 @@
 
 pub mod client;
 pub mod command;
+pub mod failover_nudge;
+pub mod failover_nudge_task;
 pub mod forced_membership;
 pub mod rocksdb_tuning;
 pub mod staff;
@@ -75,6 +81,8 @@ pub mod timings;
 
 pub use client::{read_linearizable, write, ConsensusError};
 pub use command::{Outcome, Refusal, StoreCommand, StoreResponse};
+pub use failover_nudge::{FailoverNudge, NudgeRole};
+pub use failover_nudge_task::{run_failover_nudge, NudgeHandle};
 pub use state::StoreState;
 pub use storage::{open, LogStore, OpenError, StateMachineStore, StoreReader};
 pub use timings::{raft_config, RaftTimings};
