@@ -35,8 +35,10 @@
 //!   stable storage; openraft docs `RaftLogStorage::append`).
 //! - The vote (term and voted-for) is fsynced before `save_vote` returns (Figure 2:
 //!   persistent state is updated on stable storage before responding to RPCs).
-//! - A client's response is sent only after the applied state (and its last applied log
-//!   id) is fsynced on the responding node; by then the entry is on a majority's disks.
+//! - A client's response is sent once the entry is on a majority's disks (committed) and
+//!   applied in memory; the applied state is a pure function of the log, written as an
+//!   unsynced checkpoint every [`storage::CHECKPOINT_EVERY_ENTRIES`] entries and rebuilt
+//!   on start by re-applying the committed log after it (see [`storage`]).
 //! - Snapshots are fsynced when built or installed, together with the state they hold.
 //! - The committed index, truncations and purges are written unsynced and become durable
 //!   with the next synced write; losing one is safe (see [`storage`]).
