@@ -154,7 +154,10 @@ impl RaftService {
                 Err(e) => failed(&e),
             },
             RaftRequest::Vote(rpc) => match self.raft.vote(rpc).await {
-                Ok(response) => RaftReply::Vote(response),
+                Ok(response) => {
+                    self.nudge.vote_answered(&response);
+                    RaftReply::Vote(response)
+                }
                 Err(e) => failed(&e),
             },
             RaftRequest::PreVote(rpc) => match self.raft.pre_vote(rpc).await {

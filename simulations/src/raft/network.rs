@@ -187,9 +187,14 @@ impl RaftNetworkV2<TypeConfig> for SimConnection {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let nudge = self.net.lock().nudges.get(&self.to).cloned();
         self.net
             .call(self.from, self.to, option.soft_ttl(), |raft| async move {
-                raft.vote(rpc).await.map_err(|e| e.to_string())
+                let response = raft.vote(rpc).await.map_err(|e| e.to_string())?;
+                if let Some(nudge) = nudge {
+                    nudge.vote_answered(&response);
+                }
+                Ok(response)
             })
             .await
             .map_err(unreachable)
