@@ -14,6 +14,10 @@
 //! - [`rocksdb_tuning`]: how every posmesh RocksDB is opened (recovery mode, tables); the
 //!   node's journal store uses it too.
 //! - [`timings`]: [`RaftTimings`] for store Wi-Fi and the openraft [`openraft::Config`].
+//! - [`failover_nudge`]: [`FailoverNudge`] (sans-IO) — a follower starts a pre-vote as soon
+//!   as a silent leader's lease has run out, not an election timeout later;
+//!   [`failover_nudge_task`] runs it against a `Raft` ([`NudgeHandle`],
+//!   [`run_failover_nudge`]).
 //! - [`forced_membership`]: after a permanent quorum loss, a stopped survivor's log gets a
 //!   new membership of the devices kept (etcd's `--force-new-cluster`), with a plan of what
 //!   may be lost first.
@@ -35,8 +39,10 @@
 //!   stable storage; openraft docs `RaftLogStorage::append`).
 //! - The vote (term and voted-for) is fsynced before `save_vote` returns (Figure 2:
 //!   persistent state is updated on stable storage before responding to RPCs).
-//! - A client's response is sent only after the applied state (and its last applied log
-//!   id) is fsynced on the responding node; by then the entry is on a majority's disks.
+//! - A client's response is sent once the entry is on a majority's disks (committed) and
+//!   applied in memory; the applied state is a pure function of the log, written as an
+//!   unsynced checkpoint every [`storage::CHECKPOINT_EVERY_ENTRIES`] entries and rebuilt
+//!   on start by re-applying the committed log after it (see [`storage`]).
 //! - Snapshots are fsynced when built or installed, together with the state they hold.
 //! - The committed index, truncations and purges are written unsynced and become durable
 //!   with the next synced write; losing one is safe (see [`storage`]).
@@ -69,6 +75,8 @@
 
 pub mod client;
 pub mod command;
+pub mod failover_nudge;
+pub mod failover_nudge_task;
 pub mod forced_membership;
 pub mod group;
 pub mod restore;
@@ -81,6 +89,8 @@ pub mod timings;
 
 pub use client::{read_linearizable, write, ConsensusError};
 pub use command::{Outcome, Refusal, StoreCommand, StoreResponse};
+pub use failover_nudge::{FailoverNudge, NudgeRole};
+pub use failover_nudge_task::{run_failover_nudge, NudgeHandle};
 pub use state::StoreState;
 pub use storage::{open, LogStore, OpenError, StateMachineStore, StoreReader};
 pub use timings::{raft_config, RaftTimings};

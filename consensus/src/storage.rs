@@ -17,9 +17,17 @@
 //!   RPCs").
 //! - `save_vote`: a synced write before returning (Figure 2: `currentTerm`/`votedFor` are
 //!   persistent state updated on stable storage before responding to RPCs).
-//! - `apply`: the new state machine state and last applied log id are written in one synced
-//!   batch **before** the responses are sent, so a client's acknowledgement means the
-//!   outcome is on the disk of the responding node and the entry on a majority's disks.
+//! - `apply`: nothing is synced. A client hears its outcome once the entry is fsynced on a
+//!   majority's logs (openraft commits only flushed entries) and applied in memory; the
+//!   outcome is a pure function of the log (`StoreState::apply`), so it is rebuilt from
+//!   the log after a crash. Every [`CHECKPOINT_EVERY_ENTRIES`] entries (and at a
+//!   membership change) the applied state and its last applied log id are written as a
+//!   checkpoint, unsynced (durable with the next log fsync: one WAL); on start openraft
+//!   re-applies the committed entries after it (`get_initial_state`, with the committed
+//!   index `save_committed` left). The log after the checkpoint is never purged: purges
+//!   only reach a snapshot's last index, and a snapshot is written together with the same
+//!   state as a checkpoint. Earlier versions synced the whole applied state on every
+//!   apply: one more fsync on the write path and a JSON of the whole state per write.
 //! - snapshots (built or installed): one synced write of the snapshot and, when installed,
 //!   the state it replaces.
 //! - `save_committed`, `truncate_after`, `purge`: unsynced; they become durable with the
@@ -50,6 +58,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 
 /// Column family of the log entries.
@@ -474,15 +483,41 @@ impl StoreReader {
 pub struct StateMachineStore {
     db: Arc<DB>,
     applied: Arc<RwLock<Applied>>,
+    /// Last applied index written to `raft_sm`/`state` (a checkpoint, a snapshot built or
+    /// installed).
+    checkpointed: Arc<AtomicU64>,
 }
+
+/// Applied entries between two checkpoints of the applied state (`raft_sm`/`state`). Each
+/// checkpoint serialises the whole [`StoreState`], so writing it on every apply made a
+/// write's cost grow with the store's history; a restart re-applies at most this many
+/// entries (plus those of the last apply batch) from the log.
+pub const CHECKPOINT_EVERY_ENTRIES: u64 = 256;
 
 impl StateMachineStore {
     fn load(db: Arc<DB>) -> io::Result<Self> {
         let applied: Applied = get_json(&db, CF_SM, KEY_STATE)?.unwrap_or_default();
+        let checkpointed = applied.last_applied.map_or(0, |id| id.index());
         Ok(Self {
             db,
             applied: Arc::new(RwLock::new(applied)),
+            checkpointed: Arc::new(AtomicU64::new(checkpointed)),
         })
+    }
+
+    /// Whether the applied state is [`CHECKPOINT_EVERY_ENTRIES`] or more past the last
+    /// checkpoint, or holds a membership change the checkpoint lacks.
+    fn should_checkpoint(&self) -> bool {
+        let guard = self.applied.read().unwrap_or_else(|p| p.into_inner());
+        let applied = guard.last_applied.map_or(0, |id| id.index());
+        let membership_at = guard
+            .last_membership
+            .log_id()
+            .as_ref()
+            .map_or(0, |id| id.index());
+        let checkpointed = self.checkpointed.load(Ordering::Relaxed);
+        applied >= checkpointed.saturating_add(CHECKPOINT_EVERY_ENTRIES)
+            || membership_at > checkpointed
     }
 
     /// A read handle on the applied state.
@@ -515,16 +550,23 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let (applied, data) = self.snapshot_of_applied()?;
         let meta = SnapshotMetaOf::<TypeConfig> {
             last_log_id: applied.last_applied,
-            last_membership: applied.last_membership,
+            last_membership: applied.last_membership.clone(),
         };
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
         };
         let bytes = serde_json::to_vec(&stored).map_err(invalid)?;
-        self.db
-            .put_cf_opt(cf(&self.db, CF_SM)?, KEY_SNAPSHOT, bytes, &synced())
-            .map_err(rocks)?;
+        // The snapshot and the same state as the checkpoint, in one synced batch: the log
+        // before the snapshot may be purged from now on.
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(&self.db, CF_SM)?, KEY_SNAPSHOT, bytes);
+        self.write_applied(&mut batch, &applied)?;
+        self.db.write_opt(batch, &synced()).map_err(rocks)?;
+        self.checkpointed.fetch_max(
+            applied.last_applied.map_or(0, |id| id.index()),
+            Ordering::Relaxed,
+        );
         Ok(SnapshotOf::<TypeConfig, SnapshotData> {
             meta,
             snapshot: std::io::Cursor::new(stored.data),
@@ -568,11 +610,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 responses.push((responder, response));
             }
         }
-        // Durable before acknowledging: the outcome is on disk before any client hears it.
-        let (applied, _) = self.snapshot_of_applied()?;
-        let mut batch = WriteBatch::default();
-        self.write_applied(&mut batch, &applied)?;
-        self.db.write_opt(batch, &synced()).map_err(rocks)?;
+        // A checkpoint of the applied state now and then, unsynced: the entries are
+        // already on a quorum's disks (synced log), and openraft re-applies the committed
+        // entries after the checkpoint when the node starts (see the module docs).
+        if self.should_checkpoint() {
+            let (applied, _) = self.snapshot_of_applied()?;
+            let mut batch = WriteBatch::default();
+            self.write_applied(&mut batch, &applied)?;
+            self.db.write(batch).map_err(rocks)?;
+            self.checkpointed.store(
+                applied.last_applied.map_or(0, |id| id.index()),
+                Ordering::Relaxed,
+            );
+        }
         for (responder, response) in responses {
             responder.send(response);
         }
@@ -608,6 +658,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             serde_json::to_vec(&stored).map_err(invalid)?,
         );
         self.db.write_opt(batch, &synced()).map_err(rocks)?;
+        self.checkpointed.store(
+            applied.last_applied.map_or(0, |id| id.index()),
+            Ordering::Relaxed,
+        );
         *self.applied.write().unwrap_or_else(|p| p.into_inner()) = applied;
         Ok(())
     }

@@ -7,6 +7,14 @@
 //! election, and every election stalls store-wide decisions (gift cards, day close) for its
 //! duration. The store values trade a slower failover (a few seconds, invisible at a till:
 //! sales never wait on Raft) for far fewer needless elections.
+//!
+//! Failover time. openraft 0.10.0-alpha.37 holds a follower's leader lease for
+//! `election_timeout_max` after each AppendEntries and starts its election timer only after
+//! the lease (`lease + election timeout`: 4.5–6 s here), though the lease alone decides
+//! when the survivors may vote. [`crate::failover_nudge`] starts a pre-vote right after
+//! the lease instead (3.0–3.3 s after the last AppendEntries), keeping these timings and
+//! their Wi-Fi-flap tolerance; shorter timings were rejected because they would turn every
+//! roam of a handheld into an election.
 
 use openraft::{Config, SnapshotPolicy};
 

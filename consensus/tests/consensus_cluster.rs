@@ -618,7 +618,28 @@ async fn consensus_single_node_restart_keeps_state_and_dedup() {
     .await
     .expect("issue");
     write_via(&nodes, 1, redeem.clone()).await.expect("redeem");
+    // More entries than one checkpoint interval: the restart below finds a checkpoint of
+    // the applied state and re-applies the log after it.
+    let extra = posmesh_consensus::storage::CHECKPOINT_EVERY_ENTRIES + 20;
+    for n in 0..extra {
+        write_via(
+            &nodes,
+            1,
+            StoreCommand::RedeemGiftCard {
+                card_id: "card-R".into(),
+                amount_minor: 1,
+                redemption_id: format!("till-2/{n}"),
+            },
+        )
+        .await
+        .expect("small redemption");
+    }
     let before = state_of(&nodes[&1]);
+    let balance_before = 300 - i64::try_from(extra).expect("small");
+    assert_eq!(
+        before.gift_card_balance("card-R"),
+        Some((balance_before, eur()))
+    );
 
     // Restart: shut down, drop everything, reopen the same directory.
     router.lock().endpoints.remove(&1);
@@ -627,7 +648,11 @@ async fn consensus_single_node_restart_keeps_state_and_dedup() {
     let Node { raft, reader, _dir } = node;
     drop((raft, reader));
     let node = restart(&router, 1, _dir).await;
-    assert_eq!(state_of(&node), before, "the applied state is on disk");
+    assert_eq!(
+        state_of(&node),
+        before,
+        "the applied state is back (checkpoint + committed log re-applied)"
+    );
     nodes.insert(1, node);
     wait_leader(&nodes, &[]).await;
 
@@ -646,7 +671,7 @@ async fn consensus_single_node_restart_keeps_state_and_dedup() {
     );
     assert_eq!(
         state_of(&nodes[&1]).gift_card_balance("card-R"),
-        Some((300, eur()))
+        Some((balance_before, eur()))
     );
     nodes[&1].raft.shutdown().await.expect("shutdown");
 }

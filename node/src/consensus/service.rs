@@ -9,8 +9,8 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use posmesh_consensus::group::{self, Admission, GroupConflict, RpcKind};
 use posmesh_consensus::{
-    raft_config, ConsensusError, NodeId, RaftTimings, StoreCommand, StoreRaft, StoreReader,
-    StoreResponse,
+    raft_config, run_failover_nudge, ConsensusError, NodeId, NudgeHandle, RaftTimings,
+    StoreCommand, StoreRaft, StoreReader, StoreResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,6 +88,9 @@ pub struct RaftService {
     snapshots_installed: AtomicU64,
     /// Size in bytes of the last snapshot received and installed.
     last_snapshot_installed_bytes: AtomicU64,
+    /// Told when the leader is heard; starts a pre-vote once its lease ran out
+    /// ([`posmesh_consensus::failover_nudge`]).
+    nudge: NudgeHandle,
 }
 
 impl RaftService {
@@ -139,6 +142,7 @@ impl RaftService {
             data_dir: data_dir.to_owned(),
             snapshots_installed: AtomicU64::new(0),
             last_snapshot_installed_bytes: AtomicU64::new(0),
+            nudge: NudgeHandle::new(id, timings.election_timeout_max_ms),
         });
         let handler_service = Arc::downgrade(&service);
         let handler: RequestHandler = Arc::new(move |peer, group, request| {
@@ -152,6 +156,10 @@ impl RaftService {
         });
         links.serve_with(handler);
         tokio::spawn(service.clone().manage_membership(stop));
+        tokio::spawn(run_failover_nudge(
+            service.raft.clone(),
+            service.nudge.clone(),
+        ));
         Ok(service)
     }
 
@@ -194,11 +202,17 @@ impl RaftService {
         let failed = |e: &dyn std::fmt::Display| RaftReply::Failed(e.to_string());
         match request {
             RaftRequest::Append(rpc) => match self.raft.append_entries(rpc).await {
-                Ok(response) => RaftReply::Append(response),
+                Ok(response) => {
+                    self.nudge.append_answered(&response);
+                    RaftReply::Append(response)
+                }
                 Err(e) => failed(&e),
             },
             RaftRequest::Vote(rpc) => match self.raft.vote(rpc).await {
-                Ok(response) => RaftReply::Vote(response),
+                Ok(response) => {
+                    self.nudge.vote_answered(&response);
+                    RaftReply::Vote(response)
+                }
                 Err(e) => failed(&e),
             },
             RaftRequest::PreVote(rpc) => match self.raft.pre_vote(rpc).await {
@@ -234,6 +248,7 @@ impl RaftService {
                         };
                         match self.raft.install_full_snapshot(vote, snapshot).await {
                             Ok(response) => {
+                                self.nudge.heard_from_leader();
                                 self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
                                 self.last_snapshot_installed_bytes
                                     .store(size_bytes, Ordering::Relaxed);

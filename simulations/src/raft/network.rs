@@ -19,7 +19,7 @@ use openraft::raft::{
 };
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, OptionalSend, RaftNetworkFactory};
-use posmesh_consensus::{NodeId, TypeConfig};
+use posmesh_consensus::{NodeId, NudgeHandle, TypeConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +29,9 @@ use std::time::Duration;
 pub struct NetState {
     /// The Raft of every running device.
     pub up: BTreeMap<NodeId, StoreRaft>,
+    /// Every device's failover nudge (the production one), told when the device answers an
+    /// AppendEntries or installs a snapshot, as the node's RPC receive path does.
+    pub nudges: BTreeMap<NodeId, NudgeHandle>,
     /// Cut links (both directions are listed when a link is cut both ways).
     pub cut: BTreeSet<(NodeId, NodeId)>,
     /// Chance a message (request or reply) is lost, per mille.
@@ -57,6 +60,7 @@ impl SimNet {
         Self {
             inner: Arc::new(Mutex::new(NetState {
                 up: BTreeMap::new(),
+                nudges: BTreeMap::new(),
                 cut: BTreeSet::new(),
                 loss_per_mille: 0,
                 latency_ms: (1, 5),
@@ -165,9 +169,14 @@ impl RaftNetworkV2<TypeConfig> for SimConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let nudge = self.net.lock().nudges.get(&self.to).cloned();
         self.net
             .call(self.from, self.to, option.soft_ttl(), |raft| async move {
-                raft.append_entries(rpc).await.map_err(|e| e.to_string())
+                let response = raft.append_entries(rpc).await.map_err(|e| e.to_string())?;
+                if let Some(nudge) = nudge {
+                    nudge.append_answered(&response);
+                }
+                Ok(response)
             })
             .await
             .map_err(unreachable)
@@ -178,9 +187,14 @@ impl RaftNetworkV2<TypeConfig> for SimConnection {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let nudge = self.net.lock().nudges.get(&self.to).cloned();
         self.net
             .call(self.from, self.to, option.soft_ttl(), |raft| async move {
-                raft.vote(rpc).await.map_err(|e| e.to_string())
+                let response = raft.vote(rpc).await.map_err(|e| e.to_string())?;
+                if let Some(nudge) = nudge {
+                    nudge.vote_answered(&response);
+                }
+                Ok(response)
             })
             .await
             .map_err(unreachable)
@@ -206,11 +220,17 @@ impl RaftNetworkV2<TypeConfig> for SimConnection {
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let nudge = self.net.lock().nudges.get(&self.to).cloned();
         self.net
             .call(self.from, self.to, option.hard_ttl(), |raft| async move {
-                raft.install_full_snapshot(vote, snapshot)
+                let response = raft
+                    .install_full_snapshot(vote, snapshot)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                if let Some(nudge) = nudge {
+                    nudge.heard_from_leader();
+                }
+                Ok(response)
             })
             .await
             .map_err(|why| StreamingError::Unreachable(Unreachable::from_string(why)))

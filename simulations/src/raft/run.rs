@@ -12,7 +12,9 @@ use crate::sim::Violation;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
-use posmesh_consensus::{NodeId, RaftTimings, StoreCommand, StoreResponse};
+use posmesh_consensus::{
+    run_failover_nudge, NodeId, NudgeHandle, RaftTimings, StoreCommand, StoreResponse,
+};
 use posmesh_domain::money::Currency;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -122,7 +124,14 @@ impl Store {
         };
         match SimRaft::new(id, self.config.clone(), network, log, sm).await {
             Ok(raft) => {
-                self.net.lock().up.insert(id, raft.clone());
+                // The production failover nudge, told by the simulated network when this
+                // device answers its leader's AppendEntries.
+                let nudge = NudgeHandle::new(id, self.config.election_timeout_max);
+                tokio::spawn(run_failover_nudge(raft.clone(), nudge.clone()));
+                let mut net = self.net.lock();
+                net.nudges.insert(id, nudge);
+                net.up.insert(id, raft.clone());
+                drop(net);
                 tokio::spawn(observe(id, raft, self.observed.clone()));
             }
             Err(e) => self
