@@ -222,33 +222,52 @@ pub fn build_request(
     payment: &CardPayment,
     mti: Mti,
 ) -> Result<Message, ConnectorError> {
-    let amount = payment.amount.minor;
-    if amount <= 0 || amount > 999_999_999_999 {
-        return Err(ConnectorError::Invalid(format!(
-            "amount {} must be 1 to 999999999999 minor units",
-            payment.amount
-        )));
-    }
-    let currency = currency_numeric::numeric_code(payment.amount.currency).ok_or_else(|| {
-        ConnectorError::Invalid(format!(
-            "no ISO 4217 numeric code for {}",
-            payment.amount.currency
-        ))
-    })?;
-    let ids = TraceIds::derive(&payment.reference);
-    let local = payment.taken_at_local.mmddhhmmss();
-    let mut message = Message::new(mti);
+    let mut message = transaction_message(
+        mti,
+        terminal,
+        &payment.reference,
+        payment.amount,
+        payment.taken_at_utc,
+        payment.taken_at_local,
+    )?;
     message
         .set(2, payment.card.pan.expose())?
+        .set(14, &payment.card.expiry)?
+        .set(22, payment.entry_mode.code())?
+        .set(25, "00")?;
+    Ok(message)
+}
+
+/// A message of type `mti` with the fields naming one transaction: processing code 3
+/// (purchase), amount 4, transmission time 7, STAN 11, local time 12/13, RRN 37, terminal
+/// 41, merchant 42, currency 49.
+fn transaction_message(
+    mti: Mti,
+    terminal: &Terminal,
+    reference: &PaymentRef,
+    amount: Money,
+    taken_at_utc: DateTime,
+    taken_at_local: DateTime,
+) -> Result<Message, ConnectorError> {
+    let minor = amount.minor;
+    if minor <= 0 || minor > 999_999_999_999 {
+        return Err(ConnectorError::Invalid(format!(
+            "amount {amount} must be 1 to 999999999999 minor units"
+        )));
+    }
+    let currency = currency_numeric::numeric_code(amount.currency).ok_or_else(|| {
+        ConnectorError::Invalid(format!("no ISO 4217 numeric code for {}", amount.currency))
+    })?;
+    let ids = TraceIds::derive(reference);
+    let local = taken_at_local.mmddhhmmss();
+    let mut message = Message::new(mti);
+    message
         .set(3, "000000")?
-        .set(4, &format!("{amount:012}"))?
-        .set(7, &payment.taken_at_utc.mmddhhmmss())?
+        .set(4, &format!("{minor:012}"))?
+        .set(7, &taken_at_utc.mmddhhmmss())?
         .set(11, &ids.stan)?
         .set(12, &local[4..])?
         .set(13, &local[..4])?
-        .set(14, &payment.card.expiry)?
-        .set(22, payment.entry_mode.code())?
-        .set(25, "00")?
         .set(37, &ids.rrn)?
         .set(41, &terminal.terminal_id)?
         .set(42, &terminal.merchant_id)?
@@ -313,33 +332,14 @@ pub fn build_reversal_of_recorded(
     terminal: &Terminal,
     payment: &RecordedPayment,
 ) -> Result<Message, ConnectorError> {
-    let amount = payment.amount.minor;
-    if amount <= 0 || amount > 999_999_999_999 {
-        return Err(ConnectorError::Invalid(format!(
-            "amount {} must be 1 to 999999999999 minor units",
-            payment.amount
-        )));
-    }
-    let currency = currency_numeric::numeric_code(payment.amount.currency).ok_or_else(|| {
-        ConnectorError::Invalid(format!(
-            "no ISO 4217 numeric code for {}",
-            payment.amount.currency
-        ))
-    })?;
-    let ids = TraceIds::derive(&payment.reference);
-    let local = payment.taken_at_local.mmddhhmmss();
-    let mut original = Message::new(payment.original_mti);
-    original
-        .set(3, "000000")?
-        .set(4, &format!("{amount:012}"))?
-        .set(7, &payment.taken_at_utc.mmddhhmmss())?
-        .set(11, &ids.stan)?
-        .set(12, &local[4..])?
-        .set(13, &local[..4])?
-        .set(37, &ids.rrn)?
-        .set(41, &terminal.terminal_id)?
-        .set(42, &terminal.merchant_id)?
-        .set(49, currency)?;
+    let original = transaction_message(
+        payment.original_mti,
+        terminal,
+        &payment.reference,
+        payment.amount,
+        payment.taken_at_utc,
+        payment.taken_at_local,
+    )?;
     build_reversal(&original, false)
 }
 

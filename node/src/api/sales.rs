@@ -239,32 +239,36 @@ pub async fn refund_sale(
 /// The tender a refund goes back to by default: the original sale's first tender (cash if
 /// the sale cannot be read; the writer then refuses the refund with the precise reason).
 fn original_tender(node: &NodeContext, original: &SaleRef) -> TenderKind {
+    original_sale(node, original).map_or(TenderKind::Cash, |sale| {
+        crate::ledger::convert::first_tender_kind(&sale)
+    })
+}
+
+/// The sale `original` as journaled here (None: unknown here, unreadable, or not a sale).
+fn original_sale(
+    node: &NodeContext,
+    original: &SaleRef,
+) -> Option<posmesh_proto::journal::v1::Sale> {
     let entry = node
         .store
         .entry(&original.device_id, original.seq)
         .ok()
         .flatten();
     match entry.and_then(|e| e.payload) {
-        Some(Payload::Sale(sale)) => crate::ledger::convert::first_tender_kind(&sale),
-        _ => TenderKind::Cash,
+        Some(Payload::Sale(sale)) => Some(sale),
+        _ => None,
     }
 }
 
 /// Whether a card tender of the sale went through this store's acquirer connection
 /// (approved online or taken offline for store-and-forward).
 fn paid_through_acquirer(node: &NodeContext, original: &SaleRef) -> bool {
-    let entry = node
-        .store
-        .entry(&original.device_id, original.seq)
-        .ok()
-        .flatten();
-    match entry.and_then(|e| e.payload) {
-        Some(Payload::Sale(sale)) => sale.tenders.iter().any(|t| {
+    original_sale(node, original).is_some_and(|sale| {
+        sale.tenders.iter().any(|t| {
             t.kind == posmesh_proto::journal::v1::TenderKind::Card as i32
                 && (t.offline || !t.auth_id.is_empty())
-        }),
-        _ => false,
-    }
+        })
+    })
 }
 
 /// One sale (or any journal entry) with what happened to it since.

@@ -105,6 +105,21 @@ impl Drop for Acquirer {
     }
 }
 
+/// One device (no mesh) with the acquirer at `addr` and a 500 ms acquirer timeout.
+fn start_online(dir: &Path, addr: &str) -> NodeProcess {
+    let spec = support::spec(dir);
+    NodeProcess::start_with(
+        &spec,
+        &[
+            "--acquirer".to_owned(),
+            addr.to_owned(),
+            "--acquirer-timeout-ms".to_owned(),
+            "500".to_owned(),
+        ],
+    )
+    .expect("node starts")
+}
+
 fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -372,17 +387,7 @@ async fn online_card_payments_charge_once_and_refuse_clearly() {
             "1",
         ],
     );
-    let spec = support::spec(dir.path());
-    let node = NodeProcess::start_with(
-        &spec,
-        &[
-            "--acquirer".to_owned(),
-            addr.clone(),
-            "--acquirer-timeout-ms".to_owned(),
-            "500".to_owned(),
-        ],
-    )
-    .expect("node starts");
+    let node = start_online(dir.path(), &addr);
     let timed_out = test_pan(1);
 
     // The first request times out: reversed, 402, nothing journaled.
@@ -802,17 +807,7 @@ async fn voiding_a_card_sale_reverses_its_payment_first() {
             "1",
         ],
     );
-    let spec = support::spec(dir.path());
-    let node = NodeProcess::start_with(
-        &spec,
-        &[
-            "--acquirer".to_owned(),
-            addr.clone(),
-            "--acquirer-timeout-ms".to_owned(),
-            "500".to_owned(),
-        ],
-    )
-    .expect("node starts");
+    let node = start_online(dir.path(), &addr);
     let (status, first) = post(&client, &node, "s-1", &card_sale(&test_pan(7), 2)).await;
     assert_eq!(status, 201, "{first}");
     let first = ("till-1", first["seq"].as_u64().expect("seq"));
