@@ -226,7 +226,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             token,
         }) => {
             let token = token.token()?;
-            let version = posmesh_node::cloud::client::publish_catalog(
+            let published = posmesh_node::cloud::client::publish_catalog(
                 &http,
                 &token,
                 &store,
@@ -234,7 +234,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 effective_at_ms,
             )
             .await?;
-            println!("published catalog version {version} for store {store}");
+            println!(
+                "published catalog version {} for store {store}",
+                published.version
+            );
+            if let Some(warning) = published.warning {
+                eprintln!("warning: {warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(ReportCommand::Chain { http, json, token }) => {

@@ -32,11 +32,11 @@ pub async fn publish_catalog(
     store_id: &str,
     file: &Path,
     effective_at_ms: i64,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Published> {
     let catalog_toml = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read catalog {}", file.display()))?;
     let version = crate::catalog_file::parse_catalog(&catalog_toml)
-        .with_context(|| format!("catalog {} is not valid", file.display()))?
+        .with_context(|| format!("catalog file {} is not valid", file.display()))?
         .version();
     let url = format!("{}/v1/stores/{store_id}/catalog", base_url(http));
     let body = PublishCatalogBody {
@@ -54,7 +54,20 @@ pub async fn publish_catalog(
     if !response.status().is_success() {
         return Err(refused(&url, response).await);
     }
-    Ok(version)
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    Ok(Published {
+        version,
+        warning: answer["warning"].as_str().map(str::to_owned),
+    })
+}
+
+/// What `publish_catalog` published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The catalog file's version.
+    pub version: u64,
+    /// The cloud's warning, e.g. that no device of the store has called yet.
+    pub warning: Option<String>,
 }
 
 /// Fetches the chain report from the cloud's admin API at `http` (with the admin `token`).

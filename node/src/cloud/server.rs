@@ -94,7 +94,9 @@ pub async fn run_cloud(args: CloudServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (cloud HTTP API)", args.http_listen))?;
     let http_addr = http.local_addr()?;
-    let _ = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
     tracing::info!(identity = %local, quic = %quic_addr, http = %http_addr, "cloud ready");
     if let Some(path) = &args.ready_file {
         let ready = serde_json::json!({
@@ -107,7 +109,15 @@ pub async fn run_cloud(args: CloudServeArgs) -> anyhow::Result<()> {
     }
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let accept = tokio::spawn(accept_loop(endpoint.clone(), service.clone()));
-    let router = admin_router(service, token);
+    // `GET /metrics` (Prometheus text, `posmesh_cloud_*`), behind the token like the rest:
+    // a scraper sends it with `authorization.credentials_file`.
+    let metrics_route = Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route_layer(axum::middleware::from_fn_with_state(
+            token.clone(),
+            admin_token::require_bearer,
+        ));
+    let router = admin_router(service, token).merge(metrics_route);
     let server = axum::serve(http, router).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     });
@@ -305,14 +315,22 @@ async fn publish(
         effective_at_ms: body.effective_at_ms,
         catalog_toml: body.catalog_toml,
     };
+    // A store no device of which has called yet may be a typo, or a store opening soon:
+    // published either way, and the answer says so.
+    let store_known = match service.store().stores() {
+        Ok(stores) => stores.iter().any(|s| s.store_id == store_id),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    };
     match service.store().publish_catalog(&store_id, &release) {
         Ok(()) => {
-            tracing::info!(store = %store_id, version = release.version, "catalog published");
-            (
-                StatusCode::OK,
-                Json(serde_json::json!({"store_id": store_id, "version": release.version})),
-            )
-                .into_response()
+            tracing::info!(store = %store_id, version = release.version, store_known, "catalog published");
+            let mut answer = serde_json::json!({"store_id": store_id, "version": release.version, "store_known": store_known});
+            if !store_known {
+                answer["warning"] = serde_json::json!(format!(
+                    "no device of store {store_id} has contacted this cloud yet: check the store id; the catalog waits for the store's first connection"
+                ));
+            }
+            (StatusCode::OK, Json(answer)).into_response()
         }
         Err(e @ CloudStoreError::CatalogVersion { .. }) => {
             error(StatusCode::CONFLICT, "stale_version", e.to_string())

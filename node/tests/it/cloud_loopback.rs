@@ -454,8 +454,20 @@ async fn the_admin_api_needs_the_bearer_token() {
                 assert!(response.headers().contains_key("www-authenticate"));
                 let error: Value = response.json().await.expect("JSON error");
                 assert_eq!(error["error"]["code"], code, "{what}: {error}");
+            } else if what == "write" {
+                // No device of s1 has called this cloud: published, with a warning.
+                let answer: Value = response.json().await.expect("JSON");
+                assert_eq!(answer["store_known"], false, "{answer}");
+                assert!(answer["warning"].as_str().is_some(), "{answer}");
             }
         }
+        // Prometheus metrics, behind the same token.
+        let mut metrics = client.get(format!("{base}/metrics"));
+        if let Some(token) = token {
+            metrics = metrics.bearer_auth(token);
+        }
+        let metrics = metrics.send().await.expect("answers");
+        assert_eq!(metrics.status().as_u16(), status, "/metrics with {token:?}");
     }
     // The refused write changed nothing: version 1 was published once, by the right token.
     let published = admin_get(&client, &cloud, "/v1/stores/s1/catalog").await;
