@@ -72,7 +72,7 @@ pub async fn z(
 ) -> Result<Json<ZReport>, ApiError> {
     check_date(&date)?;
     let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
-    let (cut, index) = raft.day_close(&date).ok_or_else(|| {
+    raft.day_close(&date).ok_or_else(|| {
         ApiError::not_found(
             "day_not_closed",
             format!("{date} is not closed (or its close has not reached this device yet)"),
@@ -80,7 +80,8 @@ pub async fn z(
         )
     })?;
     let store = node.store.clone();
-    let report = tokio::task::spawn_blocking(move || z_report(&store, &date, index, &cut))
+    let closes = raft.day_closes();
+    let report = tokio::task::spawn_blocking(move || z_report(&store, &date, &closes))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;

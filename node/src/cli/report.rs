@@ -54,6 +54,14 @@ pub async fn print_z(api: &str, day: &str, json: bool) -> anyhow::Result<ExitCod
                 pounds(report.late_totals.takings_minor)
             );
         }
+        for day in &report.carried_late_totals {
+            println!(
+                "  carried    late entries of {} (after its close): {} sales, £{}",
+                day.business_date,
+                day.sales,
+                pounds(day.takings_minor)
+            );
+        }
         if !report.complete {
             println!("  INCOMPLETE here: this device lacks entries inside the cut (replication still catching up)");
         }

@@ -634,6 +634,25 @@ impl RaftService {
         }
     }
 
+    /// Every day close applied here, by business date.
+    pub fn day_closes(&self) -> BTreeMap<String, crate::report::z_report::CloseCut> {
+        self.reader.read(|state| {
+            state
+                .day_closes
+                .iter()
+                .map(|(date, close)| {
+                    (
+                        date.clone(),
+                        crate::report::z_report::CloseCut {
+                            closed_at_index: close.closed_at_index,
+                            cut: close.version_vector.clone(),
+                        },
+                    )
+                })
+                .collect()
+        })
+    }
+
     /// The close of `business_date` as applied on this device: the cut (device → last seq
     /// included) and the log index of the close; `None` if not closed (or not applied here
     /// yet).

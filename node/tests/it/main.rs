@@ -6,6 +6,7 @@ mod cloud_loopback;
 mod consensus_loopback;
 mod consensus_recovery;
 mod crash_durability;
+mod day_close_loopback;
 mod demo;
 mod demo_netns;
 mod import_bakery;

@@ -12,11 +12,11 @@ async fn get(client: &reqwest::Client, api: &str, path: &str) -> Value {
     support::get_json(client, &format!("http://{api}{path}")).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let client = support::http_client();
+/// A store `s1` of one device `till-1` founded with `posmesh init` in `d`, led by it.
+pub(super) async fn one_device_store(
+    client: &reqwest::Client,
+    d: &std::path::Path,
+) -> posmesh_node::node_process::NodeProcess {
     support::issue_identities(d, &[("s1", "till-1")], |device| {
         d.join(format!("{device}-id"))
     });
@@ -34,7 +34,16 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
         .expect("init runs");
     assert!(status.success());
     let a = support::start_mesh_node_with(d, "s1", "till-1", "127.0.0.1:0", &[], &[]);
-    wait_leader(&client, &[&a], 1, None).await;
+    wait_leader(client, &[&a], 1, None).await;
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    let a = one_device_store(&client, d).await;
 
     let (code, set) = post(
         &client,
