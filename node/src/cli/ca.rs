@@ -131,7 +131,7 @@ pub fn run_ca(command: CaCommand) -> anyhow::Result<()> {
             ca.revoke(&refs, now, now + Duration::days(next_update_days))?;
             std::fs::write(ca_dir.join(REVOKED_FILE), hex.join("\n") + "\n")?;
             println!(
-                "revoked serial(s) {}; the CRL now lists {} certificate(s): {} — copy it as {CRL_FILE} into every node's identity directory and restart the node",
+                "revoked serial(s) {}; the CRL now lists {} certificate(s): {} — copy it as {CRL_FILE} into every node's identity directory and the cloud's, and restart them (the CRL is read at start)",
                 serials.join(", "),
                 all.len(),
                 ca_dir.join(CRL_FILE).display()
