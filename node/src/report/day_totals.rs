@@ -207,21 +207,26 @@ mod tests {
         }
     }
 
+    /// Entry `seq` of till-1 on `date`: a void of till-1's sale `original`.
+    fn void_of(seq: u64, original: u64, date: &str) -> JournalEntry {
+        JournalEntry {
+            device_id: "till-1".into(),
+            seq,
+            business_date: date.into(),
+            payload: Some(Payload::Void(pb::Void {
+                original_device_id: "till-1".into(),
+                original_seq: original,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn sales_voids_and_refunds_land_on_the_right_days() {
         let s1 = sale("2017-01-01", 1, 2, 600, 1000);
         let s2 = sale("2017-01-01", 2, 1, 300, 300);
-        let void = JournalEntry {
-            device_id: "till-1".into(),
-            seq: 3,
-            business_date: "2017-01-02".into(),
-            payload: Some(Payload::Void(pb::Void {
-                original_device_id: "till-1".into(),
-                original_seq: 2,
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
+        let void = void_of(3, 2, "2017-01-02");
         let refund = JournalEntry {
             device_id: "till-1".into(),
             seq: 4,
@@ -281,17 +286,7 @@ mod tests {
             })),
             ..Default::default()
         };
-        let void_of_2 = JournalEntry {
-            device_id: "till-1".into(),
-            seq: 5,
-            business_date: "2017-01-02".into(),
-            payload: Some(Payload::Void(pb::Void {
-                original_device_id: "till-1".into(),
-                original_seq: 2,
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
+        let void_of_2 = void_of(5, 2, "2017-01-02");
         // Sale 1 declined; sale 2 declined and voided (taken out once, by the void).
         let all = [
             card_sale(1),

@@ -327,39 +327,22 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
         .await
         .expect("answers");
     assert_eq!(refused.status().as_u16(), 422);
-    let output = std::process::Command::new(support::binary())
-        .args([
-            "cloud",
-            "publish-catalog",
-            "--http",
-            &cloud.http,
-            "--store",
-            "s1",
-            "--cloud-data-dir",
-        ])
-        .arg(dir.path().join("cloud"))
-        .arg(&file)
-        .output()
-        .expect("runs");
+    let publish = || {
+        std::process::Command::new(support::binary())
+            .args(["cloud", "publish-catalog", "--http", &cloud.http])
+            .args(["--store", "s1", "--cloud-data-dir"])
+            .arg(dir.path().join("cloud"))
+            .arg(&file)
+            .output()
+            .expect("runs")
+    };
+    let output = publish();
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let again = std::process::Command::new(support::binary())
-        .args([
-            "cloud",
-            "publish-catalog",
-            "--http",
-            &cloud.http,
-            "--store",
-            "s1",
-            "--cloud-data-dir",
-        ])
-        .arg(dir.path().join("cloud"))
-        .arg(&file)
-        .output()
-        .expect("runs");
+    let again = publish();
     assert!(!again.status.success(), "the same version twice is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("stale_version"));
     // The device brings it into the store's Raft group; the next sale uses it.

@@ -46,6 +46,48 @@ pub(super) async fn post(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /v1/gift-cards/{card}/redemptions` of `amount_minor` on `node` with `key`.
+pub(super) async fn redeem(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    card: &str,
+    key: &str,
+    amount_minor: i64,
+) -> (u16, Value) {
+    let path = format!("/v1/gift-cards/{card}/redemptions");
+    post(
+        client,
+        node,
+        &path,
+        key,
+        json!({"amount_minor": amount_minor}),
+    )
+    .await
+}
+
+/// Records `count` good sales on each `(node, key prefix, count)`; the business date of the
+/// last.
+pub(super) async fn sell_on(
+    client: &reqwest::Client,
+    sales: &[(&NodeProcess, &str, usize)],
+) -> String {
+    let mut date = String::new();
+    for (node, tag, count) in sales {
+        for i in 0..*count {
+            let sale = support::post_created(
+                client,
+                &node.api,
+                "/v1/sales",
+                &format!("{tag}-{i}"),
+                &support::valid_sale(),
+            )
+            .await;
+            date = sale["business_date"].as_str().expect("date").to_owned();
+        }
+    }
+    date
+}
+
 pub(super) async fn balance(
     client: &reqwest::Client,
     node: &NodeProcess,
@@ -212,20 +254,7 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
 
     // The day is closed through a follower once every device holds the day's 5 sales; a
     // sale after the close is a late entry; the Z-report is byte-identical everywhere.
-    let mut today = String::new();
-    for (node, tag, count) in [(&a, "za", 3), (&b, "zb", 2)] {
-        for i in 0..count {
-            let sale = support::post_created(
-                &client,
-                &node.api,
-                "/v1/sales",
-                &format!("{tag}-{i}"),
-                &support::valid_sale(),
-            )
-            .await;
-            today = sale["business_date"].as_str().expect("date").to_owned();
-        }
-    }
+    let today = sell_on(&client, &[(&a, "za", 3), (&b, "zb", 2)]).await;
     wait_entries(&client, &[&a, &b, &c], 5).await;
     let close = format!("/v1/days/{today}/close");
     let (status, closed) = post(&client, &c, &close, "close-1", json!(null)).await;

@@ -4,7 +4,7 @@
 //! membership of itself (refused without the confirmation, which names what may be lost),
 //! restarted, redeems a gift card and closes the day, and a new device joins it.
 
-use super::consensus_loopback::{balance, post, raft, wait_leader};
+use super::consensus_loopback::{balance, post, raft, redeem, wait_leader};
 use super::support;
 use posmesh_node::node_process::NodeProcess;
 use serde_json::{json, Value};
@@ -31,15 +31,7 @@ pin = "2468"
 "#;
 
 fn posmesh(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(support::binary())
-        .args(args)
-        .output()
-        .expect("posmesh runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::cli_output(Command::new(support::binary()).args(args))
 }
 
 fn start(dir: &Path, device: &str, peers: &[String]) -> NodeProcess {
@@ -188,14 +180,7 @@ async fn a_store_founded_by_init_is_recovered_from_losing_two_of_three_tills() {
     let a = start(d, "till-1", &[]);
     let leader = wait_leader(&client, &[&a], 1, None).await;
     assert_eq!(leader, "till-1");
-    let (status, redeemed) = post(
-        &client,
-        &a,
-        "/v1/gift-cards/card-1/redemptions",
-        "r-1",
-        json!({"amount_minor": 1000}),
-    )
-    .await;
+    let (status, redeemed) = redeem(&client, &a, "card-1", "r-1", 1000).await;
     assert_eq!(status, 201, "{redeemed}");
     assert_eq!(redeemed["outcome"]["balance_after_minor"], 2000);
     let sale =

@@ -151,6 +151,32 @@ async fn post(
 
 /// PUTs `body`; answers the status, after waiting until every node of `applied_on` has
 /// applied the committed command (the offline decision reads the local applied state).
+/// `PUT /v1/payments/exposure-budget` of `amount_minor` GBP on `node`; the status.
+async fn set_budget(client: &reqwest::Client, node: &NodeProcess, amount_minor: i64) -> u16 {
+    let body = json!({"amount_minor": amount_minor, "currency": "GBP"});
+    put(client, node, "/v1/payments/exposure-budget", body, &[]).await
+}
+
+/// `PUT /v1/payments/exposure-allotments/{device}` on `node`, waiting until `applied_on`
+/// applied it; the status.
+async fn set_allotment(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    device: &str,
+    amount_minor: i64,
+    applied_on: &[&NodeProcess],
+) -> u16 {
+    let path = format!("/v1/payments/exposure-allotments/{device}");
+    put(
+        client,
+        node,
+        &path,
+        json!({"amount_minor": amount_minor}),
+        applied_on,
+    )
+    .await
+}
+
 async fn put(
     client: &reqwest::Client,
     node: &NodeProcess,
@@ -513,51 +539,14 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
     let (mut a, b, c) = start_store(&client, d, &addr).await;
     assert_eq!(leader(&client, &[&a, &b, &c], 3).await, "till-1");
     // Budget 40000: till-1 5000, till-2 30000, till-3 none.
+    assert_eq!(set_budget(&client, &b, 40000).await, 201);
+    assert_eq!(set_allotment(&client, &b, "till-1", 5000, &[&a]).await, 201);
     assert_eq!(
-        put(
-            &client,
-            &b,
-            "/v1/payments/exposure-budget",
-            json!({"amount_minor": 40000, "currency": "GBP"}),
-            &[]
-        )
-        .await,
-        201
-    );
-    assert_eq!(
-        put(
-            &client,
-            &b,
-            "/v1/payments/exposure-allotments/till-1",
-            json!({"amount_minor": 5000}),
-            &[&a]
-        )
-        .await,
-        201
-    );
-    assert_eq!(
-        put(
-            &client,
-            &a,
-            "/v1/payments/exposure-allotments/till-2",
-            json!({"amount_minor": 30000}),
-            &[&b]
-        )
-        .await,
+        set_allotment(&client, &a, "till-2", 30000, &[&b]).await,
         201
     );
     // Over the budget: refused by the state machine.
-    assert_eq!(
-        put(
-            &client,
-            &a,
-            "/v1/payments/exposure-allotments/till-3",
-            json!({"amount_minor": 9000}),
-            &[]
-        )
-        .await,
-        409
-    );
+    assert_eq!(set_allotment(&client, &a, "till-3", 9000, &[]).await, 409);
 
     let mut pans = Vec::new();
     let mut next_pan = 100;
@@ -691,26 +680,9 @@ async fn a_destroyed_device_s_offline_payments_are_forwarded_by_another() {
     let addr = free_addr();
     let (a, b, c) = start_store(&client, d, &addr).await;
     assert_eq!(leader(&client, &[&a, &b, &c], 3).await, "till-1");
+    assert_eq!(set_budget(&client, &a, 10000).await, 201);
     assert_eq!(
-        put(
-            &client,
-            &a,
-            "/v1/payments/exposure-budget",
-            json!({"amount_minor": 10000, "currency": "GBP"}),
-            &[]
-        )
-        .await,
-        201
-    );
-    assert_eq!(
-        put(
-            &client,
-            &a,
-            "/v1/payments/exposure-allotments/till-3",
-            json!({"amount_minor": 10000}),
-            &[&c]
-        )
-        .await,
+        set_allotment(&client, &a, "till-3", 10000, &[&c]).await,
         201
     );
     // A gift card tender is redeemed through Raft exactly once per sale tender.

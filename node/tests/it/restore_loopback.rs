@@ -7,7 +7,7 @@
 //! device joins the restored store.
 
 use super::cloud_loopback::admin_get;
-use super::consensus_loopback::{balance, post, raft, wait_entries, wait_leader};
+use super::consensus_loopback::{balance, post, raft, redeem, sell_on, wait_entries, wait_leader};
 use super::support;
 use posmesh_node::cloud::process::{CloudProcess, CloudSpec};
 use posmesh_node::node_process::NodeProcess;
@@ -25,21 +25,17 @@ fn restore(
     http: &str,
     token: &Path,
 ) -> (bool, String, String) {
-    let out = Command::new(support::binary())
-        .args(["store", "restore", "--json", "--data-dir"])
-        .arg(d.join(data_dir))
-        .arg("--identity-dir")
-        .arg(d.join(identity))
-        .args(["--http", http, "--admin-token-file"])
-        .arg(token)
-        .env_remove("POSMESH_CLOUD_DATA_DIR")
-        .output()
-        .expect("posmesh store restore runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, stdout, stderr) = support::cli_output(
+        Command::new(support::binary())
+            .args(["store", "restore", "--json", "--data-dir"])
+            .arg(d.join(data_dir))
+            .arg("--identity-dir")
+            .arg(d.join(identity))
+            .args(["--http", http, "--admin-token-file"])
+            .arg(token)
+            .env_remove("POSMESH_CLOUD_DATA_DIR"),
+    );
+    (code == 0, stdout, stderr)
 }
 
 fn leftovers(d: &Path) -> Vec<String> {
@@ -113,29 +109,9 @@ async fn a_store_that_lost_every_device_is_restored_from_the_cloud() {
         .await;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, body) = post(
-        &client,
-        &c,
-        "/v1/gift-cards/card-1/redemptions",
-        "redeem-1",
-        json!({"amount_minor": 500}),
-    )
-    .await;
+    let (status, body) = redeem(&client, &c, "card-1", "redeem-1", 500).await;
     assert_eq!(status, 201, "{body}");
-    let mut today = String::new();
-    for (node, tag, count) in [(&a, "sa", 3), (&b, "sb", 2)] {
-        for i in 0..count {
-            let sale = support::post_created(
-                &client,
-                &node.api,
-                "/v1/sales",
-                &format!("{tag}-{i}"),
-                &support::valid_sale(),
-            )
-            .await;
-            today = sale["business_date"].as_str().expect("date").to_owned();
-        }
-    }
+    let today = sell_on(&client, &[(&a, "sa", 3), (&b, "sb", 2)]).await;
     wait_entries(&client, &[&a, &b, &c], 5).await;
     let (status, closed) = post(
         &client,
@@ -278,14 +254,7 @@ async fn a_store_that_lost_every_device_is_restored_from_the_cloud() {
         &support::valid_sale(),
     )
     .await;
-    let (status, body) = post(
-        &client,
-        &e,
-        "/v1/gift-cards/card-1/redemptions",
-        "redeem-after",
-        json!({"amount_minor": 700}),
-    )
-    .await;
+    let (status, body) = redeem(&client, &e, "card-1", "redeem-after", 700).await;
     assert_eq!(status, 201, "{body}");
     let (_, body) = balance(&client, &e, "card-1").await;
     assert_eq!(body["balance_minor"], 1800);

@@ -12,6 +12,17 @@ async fn get(client: &reqwest::Client, api: &str, path: &str) -> Value {
     support::get_json(client, &format!("http://{api}{path}")).await
 }
 
+/// `POST /v1/operators/{operator}/verify-pin` with `pin` on `node`.
+async fn verify_pin(
+    client: &reqwest::Client,
+    node: &posmesh_node::node_process::NodeProcess,
+    operator: &str,
+    pin: &str,
+) -> (u16, Value) {
+    let path = format!("/v1/operators/{operator}/verify-pin");
+    post(client, node, &path, "", json!({"pin": pin})).await
+}
+
 /// A store `s1` of one device `till-1` founded with `posmesh init` in `d`, led by it.
 pub(super) async fn one_device_store(
     client: &reqwest::Client,
@@ -55,14 +66,7 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     .await;
     assert_eq!(code, 201, "{set}");
     assert_eq!(set["outcome"]["role"], "cashier");
-    let (code, ok) = post(
-        &client,
-        &a,
-        "/v1/operators/bob/verify-pin",
-        "",
-        json!({"pin": "1357"}),
-    )
-    .await;
+    let (code, ok) = verify_pin(&client, &a, "bob", "1357").await;
     assert_eq!((code, ok["role"].as_str()), (200, Some("cashier")), "{ok}");
     let (code, _) = post(
         &client,
@@ -249,24 +253,10 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     assert!(raft(&client, &a).await["applied_index"].as_u64() > Some(3));
     // One wrong PIN above, four more: bob is locked out, even with his right PIN.
     for _ in 0..4 {
-        let (code, _) = post(
-            &client,
-            &a,
-            "/v1/operators/bob/verify-pin",
-            "",
-            json!({"pin": "0000"}),
-        )
-        .await;
+        let (code, _) = verify_pin(&client, &a, "bob", "0000").await;
         assert_eq!(code, 401);
     }
-    let (code, locked) = post(
-        &client,
-        &a,
-        "/v1/operators/bob/verify-pin",
-        "",
-        json!({"pin": "1357"}),
-    )
-    .await;
+    let (code, locked) = verify_pin(&client, &a, "bob", "1357").await;
     assert_eq!(
         (code, locked["error"]["code"].as_str()),
         (429, Some("pin_locked")),

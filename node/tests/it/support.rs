@@ -261,3 +261,13 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value 
         .await
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
+
+/// Runs a `posmesh` command to its end: (exit code, -1 if killed by a signal; stdout; stderr).
+pub fn cli_output(command: &mut std::process::Command) -> (i32, String, String) {
+    let out = command.output().expect("posmesh runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
