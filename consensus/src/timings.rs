@@ -86,6 +86,14 @@ pub fn raft_config(
         snapshot_policy: SnapshotPolicy::LogsSinceLast(timings.snapshot_every_entries),
         max_in_snapshot_log_to_keep: timings.keep_logs_in_snapshot,
         enable_pre_vote: Some(timings.pre_vote),
+        // Replicate an entry as soon as the leader has written it, not once the leader's own
+        // fsync has completed: the leader's and the followers' fsyncs then overlap instead of
+        // running one after the other (Raft paper §10.2.1: the leader may write its log in
+        // parallel with replicating it; it counts itself towards the quorum only once its
+        // own write is durable, which openraft's `IOFlushed` still enforces). openraft's
+        // default (off) waits for the next event-loop turn, which with one client is the
+        // leader's own fsync completing.
+        broadcast_submitted_on_append: Some(true),
         ..Config::default()
     };
     config.validate()
@@ -104,5 +112,6 @@ mod tests {
         assert!(config.election_timeout_max >= 2 * config.election_timeout_min);
         assert!(config.heartbeat_interval * 6 <= config.election_timeout_min);
         assert_eq!(config.enable_pre_vote, Some(true));
+        assert_eq!(config.broadcast_submitted_on_append, Some(true));
     }
 }
