@@ -86,6 +86,7 @@ pub async fn restore_state(
             last_applied: Some(log_id),
             last_membership: last_membership.clone(),
             state,
+            unsaved_redemptions: Vec::new(),
         };
         let data = serde_json::to_vec(&applied).map_err(std::io::Error::other)?;
         let meta = SnapshotMetaOf::<TypeConfig> {

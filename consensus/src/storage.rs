@@ -7,7 +7,8 @@
 //!   JSON-encoded openraft entry.
 //! - `raft_meta`: `vote`, `committed` and `last_purged` log ids (JSON).
 //! - `raft_sm`: `state` (the applied [`StoreState`] with its last applied log id and
-//!   membership) and `snapshot` (the current snapshot: its meta and bytes).
+//!   membership, without its redemptions), `redemption/<redemption id>` (one key per applied
+//!   redemption, JSON) and `snapshot` (the current snapshot: its meta and bytes).
 //!
 //! Durability (what is on disk when):
 //! - `append`: the entries are written (readable at once) and handed to a flusher thread
@@ -22,7 +23,11 @@
 //!   outcome is a pure function of the log (`StoreState::apply`), so it is rebuilt from
 //!   the log after a crash. Every [`CHECKPOINT_EVERY_ENTRIES`] entries (and at a
 //!   membership change) the applied state and its last applied log id are written as a
-//!   checkpoint, unsynced (durable with the next log fsync: one WAL); on start openraft
+//!   checkpoint, unsynced (durable with the next log fsync: one WAL). A checkpoint writes the
+//!   state without its redemptions plus one key per redemption applied since the last
+//!   checkpoint, in one batch: redemptions are kept for good (deduplication) and are most
+//!   of the state, so writing them whole made each checkpoint grow with the store's history
+//!   (at 30,000 redemptions, ~9 MB of JSON per checkpoint through the log's WAL). On start openraft
 //!   re-applies the committed entries after it (`get_initial_state`, with the committed
 //!   index `save_committed` left). The log after the checkpoint is never purged: purges
 //!   only reach a snapshot's last index, and a snapshot is written together with the same
@@ -36,8 +41,8 @@
 //!   entries a snapshot already covers, a lost committed index is learned again from the
 //!   leader (openraft docs: `RaftLogStorage::save_committed`, `truncate_after`, `purge`).
 
-use crate::command::StoreResponse;
-use crate::state::StoreState;
+use crate::command::{StoreCommand, StoreResponse};
+use crate::state::{Redemption, StoreState};
 use crate::TypeConfig;
 use futures_util::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
@@ -75,6 +80,14 @@ const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 const KEY_STATE: &[u8] = b"state";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
+/// Key prefix of the checkpoint's redemptions in `raft_sm`: `redemption/<id>`.
+const REDEMPTION_PREFIX: &[u8] = b"redemption/";
+/// The first key after every `redemption/…` key (`'/' + 1 = '0'`).
+const REDEMPTION_PREFIX_END: &[u8] = b"redemption0";
+
+fn redemption_key(redemption_id: &str) -> Vec<u8> {
+    [REDEMPTION_PREFIX, redemption_id.as_bytes()].concat()
+}
 
 /// Memtable size per column family, bytes (the Raft log of a store is small and slow).
 const WRITE_BUFFER_BYTES: usize = 2 << 20;
@@ -441,6 +454,9 @@ pub(crate) struct Applied {
     pub(crate) last_applied: Option<LogIdOf<TypeConfig>>,
     pub(crate) last_membership: StoredMembershipOf<TypeConfig>,
     pub(crate) state: StoreState,
+    /// Redemption ids applied since the last checkpoint (not yet under their own key).
+    #[serde(skip)]
+    pub(crate) unsaved_redemptions: Vec<String>,
 }
 
 /// A snapshot as stored in `raft_sm`/`snapshot`.
@@ -496,8 +512,37 @@ pub const CHECKPOINT_EVERY_ENTRIES: u64 = 256;
 
 impl StateMachineStore {
     fn load(db: Arc<DB>) -> io::Result<Self> {
-        let applied: Applied = get_json(&db, CF_SM, KEY_STATE)?.unwrap_or_default();
+        let mut applied: Applied = get_json(&db, CF_SM, KEY_STATE)?.unwrap_or_default();
         let checkpointed = applied.last_applied.map_or(0, |id| id.index());
+        // Written before redemptions had keys of their own: they are in the blob, and the
+        // next checkpoint moves them to their keys.
+        applied.unsaved_redemptions = applied.state.redemptions.keys().cloned().collect();
+        let iter = db.iterator_cf(
+            cf(&db, CF_SM)?,
+            IteratorMode::From(REDEMPTION_PREFIX, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(rocks)?;
+            let Some(id) = key.strip_prefix(REDEMPTION_PREFIX) else {
+                break;
+            };
+            let id = String::from_utf8(id.to_vec()).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("redemption key: {e}"))
+            })?;
+            let redemption: Redemption = serde_json::from_slice(&value).map_err(invalid)?;
+            // A checkpoint's redemption keys are written in one batch with its state, so
+            // none can be newer than the state's last applied entry.
+            if redemption.applied_at_index > checkpointed {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "redemption {id:?} applied at index {} is past the checkpoint's last applied index {checkpointed}",
+                        redemption.applied_at_index
+                    ),
+                ));
+            }
+            applied.state.redemptions.insert(id, redemption);
+        }
         Ok(Self {
             db,
             applied: Arc::new(RwLock::new(applied)),
@@ -527,19 +572,44 @@ impl StateMachineStore {
         }
     }
 
-    fn snapshot_of_applied(&self) -> io::Result<(Applied, Vec<u8>)> {
-        let guard = self.applied.read().unwrap_or_else(|p| p.into_inner());
-        let bytes = serde_json::to_vec(&*guard).map_err(invalid)?;
-        Ok((guard.clone(), bytes))
+    /// Adds a checkpoint of `applied` to `batch`: the state without its redemptions, and
+    /// the redemptions applied since the last checkpoint under their own keys. Returns the
+    /// redemption ids it took from `unsaved_redemptions`: give them back with
+    /// [`Self::unsaved_again`] if the batch is not written.
+    fn checkpoint(&self, batch: &mut WriteBatch, applied: &mut Applied) -> io::Result<Vec<String>> {
+        let family = cf(&self.db, CF_SM)?;
+        let taken = std::mem::take(&mut applied.unsaved_redemptions);
+        let written = (|| {
+            for id in &taken {
+                if let Some(redemption) = applied.state.redemptions.get(id) {
+                    let value = serde_json::to_vec(redemption).map_err(invalid)?;
+                    batch.put_cf(family, redemption_key(id), value);
+                }
+            }
+            let redemptions = std::mem::take(&mut applied.state.redemptions);
+            let base = serde_json::to_vec(&*applied);
+            applied.state.redemptions = redemptions;
+            batch.put_cf(family, KEY_STATE, base.map_err(invalid)?);
+            Ok(())
+        })();
+        match written {
+            Ok(()) => Ok(taken),
+            Err(error) => {
+                applied.unsaved_redemptions = taken;
+                Err(error)
+            }
+        }
     }
 
-    fn write_applied(&self, batch: &mut WriteBatch, applied: &Applied) -> io::Result<()> {
-        batch.put_cf(
-            cf(&self.db, CF_SM)?,
-            KEY_STATE,
-            serde_json::to_vec(applied).map_err(invalid)?,
-        );
-        Ok(())
+    /// Gives back redemption ids a failed checkpoint took.
+    fn unsaved_again(&self, mut ids: Vec<String>) {
+        let mut guard = self.applied.write().unwrap_or_else(|p| p.into_inner());
+        ids.append(&mut guard.unsaved_redemptions);
+        guard.unsaved_redemptions = ids;
+    }
+
+    fn last_applied_of(applied: &Applied) -> u64 {
+        applied.last_applied.map_or(0, |id| id.index())
     }
 }
 
@@ -547,26 +617,34 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
-        let (applied, data) = self.snapshot_of_applied()?;
-        let meta = SnapshotMetaOf::<TypeConfig> {
-            last_log_id: applied.last_applied,
-            last_membership: applied.last_membership.clone(),
+        // The snapshot and the same state as the checkpoint, in one synced batch: the log
+        // before the snapshot may be purged from now on.
+        let mut batch = WriteBatch::default();
+        let (meta, data, taken, last_applied) = {
+            let mut guard = self.applied.write().unwrap_or_else(|p| p.into_inner());
+            let data = serde_json::to_vec(&*guard).map_err(invalid)?;
+            let meta = SnapshotMetaOf::<TypeConfig> {
+                last_log_id: guard.last_applied,
+                last_membership: guard.last_membership.clone(),
+            };
+            let taken = self.checkpoint(&mut batch, &mut guard)?;
+            (meta, data, taken, Self::last_applied_of(&guard))
         };
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
         };
-        let bytes = serde_json::to_vec(&stored).map_err(invalid)?;
-        // The snapshot and the same state as the checkpoint, in one synced batch: the log
-        // before the snapshot may be purged from now on.
-        let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, CF_SM)?, KEY_SNAPSHOT, bytes);
-        self.write_applied(&mut batch, &applied)?;
-        self.db.write_opt(batch, &synced()).map_err(rocks)?;
-        self.checkpointed.fetch_max(
-            applied.last_applied.map_or(0, |id| id.index()),
-            Ordering::Relaxed,
-        );
+        let written = serde_json::to_vec(&stored)
+            .map_err(invalid)
+            .and_then(|bytes| {
+                batch.put_cf(cf(&self.db, CF_SM)?, KEY_SNAPSHOT, bytes);
+                self.db.write_opt(batch, &synced()).map_err(rocks)
+            });
+        if let Err(error) = written {
+            self.unsaved_again(taken);
+            return Err(error);
+        }
+        self.checkpointed.fetch_max(last_applied, Ordering::Relaxed);
         Ok(SnapshotOf::<TypeConfig, SnapshotData> {
             meta,
             snapshot: std::io::Cursor::new(stored.data),
@@ -597,7 +675,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 match entry.payload {
                     EntryPayload::Blank => StoreResponse::None,
                     EntryPayload::Normal(command) => {
-                        guard.state.apply(entry.log_id.index(), &command)
+                        let index = entry.log_id.index();
+                        let response = guard.state.apply(index, &command);
+                        if let StoreCommand::RedeemGiftCard { redemption_id, .. } = &command {
+                            let new = guard
+                                .state
+                                .redemptions
+                                .get(redemption_id)
+                                .is_some_and(|r| r.applied_at_index == index);
+                            if new {
+                                guard.unsaved_redemptions.push(redemption_id.clone());
+                            }
+                        }
+                        response
                     }
                     EntryPayload::Membership(membership) => {
                         guard.last_membership =
@@ -614,14 +704,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // already on a quorum's disks (synced log), and openraft re-applies the committed
         // entries after the checkpoint when the node starts (see the module docs).
         if self.should_checkpoint() {
-            let (applied, _) = self.snapshot_of_applied()?;
             let mut batch = WriteBatch::default();
-            self.write_applied(&mut batch, &applied)?;
-            self.db.write(batch).map_err(rocks)?;
-            self.checkpointed.store(
-                applied.last_applied.map_or(0, |id| id.index()),
-                Ordering::Relaxed,
-            );
+            let (taken, last_applied) = {
+                let mut guard = self.applied.write().unwrap_or_else(|p| p.into_inner());
+                let taken = self.checkpoint(&mut batch, &mut guard)?;
+                (taken, Self::last_applied_of(&guard))
+            };
+            if let Err(error) = self.db.write(batch) {
+                self.unsaved_again(taken);
+                return Err(rocks(error));
+            }
+            self.checkpointed.store(last_applied, Ordering::Relaxed);
         }
         for (responder, response) in responses {
             responder.send(response);
@@ -641,17 +734,25 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         let decoded: Applied = serde_json::from_slice(&data).map_err(invalid)?;
         // The meta is authoritative for what the snapshot covers.
-        let applied = Applied {
+        let mut applied = Applied {
             last_applied: meta.last_log_id,
             last_membership: meta.last_membership.clone(),
+            unsaved_redemptions: decoded.state.redemptions.keys().cloned().collect(),
             state: decoded.state,
         };
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
         };
+        // The snapshot replaces the state whole: the old redemption keys go, the snapshot's
+        // are written.
         let mut batch = WriteBatch::default();
-        self.write_applied(&mut batch, &applied)?;
+        batch.delete_range_cf(
+            cf(&self.db, CF_SM)?,
+            REDEMPTION_PREFIX,
+            REDEMPTION_PREFIX_END,
+        );
+        self.checkpoint(&mut batch, &mut applied)?;
         batch.put_cf(
             cf(&self.db, CF_SM)?,
             KEY_SNAPSHOT,
@@ -674,5 +775,168 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: s.meta,
             snapshot: std::io::Cursor::new(s.data),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::type_config::alias::LeaderIdOf;
+    use openraft::vote::RaftLeaderId;
+    use posmesh_domain::Currency;
+
+    fn log_id(index: u64) -> LogIdOf<TypeConfig> {
+        let leader = <LeaderIdOf<TypeConfig> as RaftLeaderId>::new(1, 1);
+        LogIdOf::<TypeConfig>::new(leader.to_committed(), index)
+    }
+
+    fn redeem(n: u64) -> StoreCommand {
+        StoreCommand::RedeemGiftCard {
+            card_id: "GC-1".into(),
+            amount_minor: 1,
+            redemption_id: format!("till-1/{n}"),
+        }
+    }
+
+    /// Applies `commands` at `first..`, in one apply call.
+    async fn apply(sm: &mut StateMachineStore, first: u64, commands: Vec<StoreCommand>) {
+        let entries = commands.into_iter().zip(first..).map(|(command, index)| {
+            Ok::<EntryResponder<TypeConfig>, io::Error>((
+                EntryOf::<TypeConfig>::new_normal(log_id(index), command),
+                None,
+            ))
+        });
+        sm.apply(futures_util::stream::iter(entries))
+            .await
+            .expect("apply");
+    }
+
+    fn issue() -> StoreCommand {
+        StoreCommand::IssueGiftCard {
+            card_id: "GC-1".into(),
+            amount_minor: 100_000,
+            currency: Currency::from_code("GBP").expect("currency"),
+        }
+    }
+
+    fn state_of(sm: &StateMachineStore) -> StoreState {
+        sm.reader().read(StoreState::clone)
+    }
+
+    fn redemption_keys(db: &DB) -> usize {
+        let family = cf(db, CF_SM).expect("cf");
+        db.iterator_cf(
+            family,
+            IteratorMode::From(REDEMPTION_PREFIX, Direction::Forward),
+        )
+        .map(|item| item.expect("read"))
+        .take_while(|(key, _)| key.starts_with(REDEMPTION_PREFIX))
+        .count()
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_writes_each_redemption_once_under_its_own_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_log, mut sm) = open(dir.path()).expect("open");
+        let mut commands = vec![issue()];
+        commands.extend((0..CHECKPOINT_EVERY_ENTRIES).map(redeem));
+        apply(&mut sm, 1, commands).await;
+        let first = state_of(&sm);
+        assert_eq!(first.redemptions.len() as u64, CHECKPOINT_EVERY_ENTRIES);
+        // The checkpoint's state blob holds no redemption; each has its key.
+        let base: Applied = get_json(&sm.db, CF_SM, KEY_STATE)
+            .expect("read")
+            .expect("a checkpoint");
+        assert!(base.state.redemptions.is_empty());
+        assert_eq!(redemption_keys(&sm.db) as u64, CHECKPOINT_EVERY_ENTRIES);
+        // A second checkpoint adds only the new ones (and a retry of an old id adds none).
+        let mut more = vec![redeem(0)];
+        more.extend((1_000..1_000 + CHECKPOINT_EVERY_ENTRIES).map(redeem));
+        apply(&mut sm, 2 + CHECKPOINT_EVERY_ENTRIES, more).await;
+        assert_eq!(redemption_keys(&sm.db) as u64, 2 * CHECKPOINT_EVERY_ENTRIES);
+        let before = state_of(&sm);
+        drop(sm);
+        drop(_log);
+        let (_log, sm) = open(dir.path()).expect("reopen");
+        assert_eq!(
+            state_of(&sm),
+            before,
+            "the checkpoint is the whole state again"
+        );
+        assert_ne!(before, first);
+    }
+
+    #[tokio::test]
+    async fn a_state_written_whole_by_an_older_version_still_loads_and_moves_to_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_log, sm) = open(dir.path()).expect("open");
+        // An older version's checkpoint: the whole state, redemptions inside, no keys.
+        let mut state = StoreState::default();
+        state.apply(1, &issue());
+        for n in 0..5 {
+            state.apply(2 + n, &redeem(n));
+        }
+        let old = Applied {
+            last_applied: Some(log_id(6)),
+            state: state.clone(),
+            ..Applied::default()
+        };
+        sm.db
+            .put_cf(
+                cf(&sm.db, CF_SM).expect("cf"),
+                KEY_STATE,
+                serde_json::to_vec(&old).expect("json"),
+            )
+            .expect("write");
+        drop(sm);
+        drop(_log);
+        let (_log, mut sm) = open(dir.path()).expect("reopen");
+        assert_eq!(state_of(&sm), state);
+        // The next checkpoint writes the old redemptions under their keys too.
+        apply(
+            &mut sm,
+            7,
+            (100..100 + CHECKPOINT_EVERY_ENTRIES).map(redeem).collect(),
+        )
+        .await;
+        assert_eq!(redemption_keys(&sm.db) as u64, 5 + CHECKPOINT_EVERY_ENTRIES);
+        let before = state_of(&sm);
+        drop(sm);
+        drop(_log);
+        let (_log, sm) = open(dir.path()).expect("reopen again");
+        assert_eq!(state_of(&sm), before);
+        assert!(before.redemptions.contains_key("till-1/0"));
+    }
+
+    #[tokio::test]
+    async fn an_installed_snapshot_replaces_the_redemption_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_log, mut sm) = open(dir.path()).expect("open");
+        let mut commands = vec![issue()];
+        commands.extend((0..CHECKPOINT_EVERY_ENTRIES).map(redeem));
+        apply(&mut sm, 1, commands).await;
+        // A snapshot of another history: one redemption only.
+        let mut state = StoreState::default();
+        state.apply(1, &issue());
+        state.apply(2, &redeem(9_999));
+        let applied = Applied {
+            last_applied: Some(log_id(2)),
+            state: state.clone(),
+            ..Applied::default()
+        };
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id: Some(log_id(2)),
+            last_membership: StoredMembershipOf::<TypeConfig>::default(),
+        };
+        let data = serde_json::to_vec(&applied).expect("json");
+        sm.install_snapshot(&meta, std::io::Cursor::new(data))
+            .await
+            .expect("install");
+        assert_eq!(state_of(&sm), state);
+        assert_eq!(redemption_keys(&sm.db), 1);
+        drop(sm);
+        drop(_log);
+        let (_log, sm) = open(dir.path()).expect("reopen");
+        assert_eq!(state_of(&sm), state);
     }
 }
