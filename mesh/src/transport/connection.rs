@@ -15,8 +15,9 @@ use crate::frame::FrameDecoder;
 use crate::identity::PeerIdentity;
 
 /// Streams of one purpose opened by the peer and not yet taken with
-/// [`MeshConnection::accept_stream_of`]; further ones of that purpose are dropped (reset)
-/// until the reader catches up.
+/// [`MeshConnection::accept_stream_of`]; a further one waits (at most [`PURPOSE_TIMEOUT`])
+/// until the reader catches up. The peer's open streams are bounded by QUIC's stream limit
+/// (quinn: 100 bidirectional streams per connection), so waiting costs bounded memory.
 const INCOMING_STREAMS_MAX: usize = 64;
 
 /// The purposes whose streams are queued for readers (`Ping` is answered internally).
@@ -249,15 +250,19 @@ async fn respond(
             let mut stream = stream.with_purpose(purpose);
             match queue_index(purpose) {
                 None => echo(&mut stream, &answered).await,
-                Some(index) => match queues[index].try_send(stream) {
+                // Wait for room rather than reset the stream: a burst of forwarded client
+                // writes (a busy store's followers forwarding to the leader) used to lose
+                // the calls beyond the queue.
+                Some(index) => match queues[index].send_timeout(stream, PURPOSE_TIMEOUT).await {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                         tracing::warn!(
                             ?purpose,
-                            "too many unread streams of this purpose; dropped one"
+                            after_ms = PURPOSE_TIMEOUT.as_millis() as u64,
+                            "a stream of this purpose was not taken in time; dropped it"
                         );
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => {
                         tracing::debug!("connection dropped before a stream was accepted");
                     }
                 },

@@ -14,7 +14,10 @@ use super::{MeshConnection, StreamPurpose};
 use crate::error::{MeshError, Result};
 
 /// Calls served at once per connection; a peer that opens more waits for the stream limit.
-pub const RPC_IN_FLIGHT_MAX: usize = 64;
+/// Above QUIC's stream limit per connection (quinn: 100), so in practice the peer's stream
+/// credit is the bound: a follower forwarding a busy store's client writes to the leader
+/// has each of them served at once (they mostly wait for a Raft commit, not for CPU).
+pub const RPC_IN_FLIGHT_MAX: usize = 128;
 
 /// A handler of one request: the request bytes in, the response bytes out (an error is
 /// the handler's to encode in the response).
