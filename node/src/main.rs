@@ -54,6 +54,9 @@ enum Command {
     /// A manager's recovery commands on the store's Raft membership.
     #[command(subcommand)]
     Store(cli::store::StoreAdminCommand),
+    /// A manager's commands on an operator at one device (lift a PIN lockout).
+    #[command(subcommand)]
+    Operator(cli::operator::OperatorCommand),
 }
 
 #[derive(Subcommand)]
@@ -269,6 +272,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::from(2)
         }),
+        Command::Operator(command) => cli::operator::run_operator(command)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
