@@ -12,9 +12,12 @@
 //! answered; replicated entries do not enter another device's table, and a store-wide
 //! table would need a store-wide decision per sale, which offline selling excludes): a
 //! re-run through the SAME device records nothing twice, but the same export imported
-//! through ANOTHER device of the store records every sale again. The import therefore
-//! warns when the node already holds sales on the export's dates, and a reconciliation
-//! that finds more items on the node than in the file says that this may be the cause.
+//! through ANOTHER device of the store would record every sale again. The import
+//! therefore refuses to start when another device's sales replicated to the node carry
+//! this file's keys (`--allow-second-device` overrides), warns when the node already holds
+//! sales on the export's dates, and a reconciliation that finds more items on the node than
+//! in the file names a second import as the likely cause (what replication had not yet
+//! brought when the import started cannot be seen).
 
 use super::till_export::{parse_till_export, TillExport, TillTransaction};
 use crate::api::dto::{CreateSaleBody, LineBody, TenderBody};
@@ -64,6 +67,10 @@ pub struct ImportArgs {
     /// delivered is checked.
     #[arg(long)]
     pub no_days: bool,
+    /// Import although another device of the store already holds sales of this file
+    /// (they would be recorded twice: Idempotency-Keys are per device).
+    #[arg(long)]
+    pub allow_second_device: bool,
 }
 
 /// The outcome of an import.
@@ -177,6 +184,11 @@ pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
         &mut summary,
     )?;
     summary.sales_sent = planned.len();
+    if !args.allow_second_device {
+        if let Some(first) = planned.first() {
+            refuse_if_imported_elsewhere(&client, &base, &file_tag, &first.date).await?;
+        }
+    }
     let file_dates: std::collections::BTreeSet<&str> =
         planned.iter().map(|p| p.date.as_str()).collect();
     summary.sales_before_on_file_dates = fetch_days(&client, &base)
@@ -507,6 +519,71 @@ async fn fetch_catalog(client: &reqwest::Client, base: &str) -> anyhow::Result<C
         .await
         .context("the node's catalog does not parse")?;
     Catalog::from_file(file).map_err(|e| anyhow::anyhow!("the node's catalog is invalid: {e}"))
+}
+
+/// Refuses the import when a device of the store other than the node's holds a sale of
+/// this file (its Idempotency-Key `import-<file_tag>-…`) on `date`, the slice's first
+/// business date: importing it here would record every sale again. Sees what replication
+/// has brought to the node (the devices' sales of that date, first page).
+///
+/// # Errors
+/// The refusal, naming the device to re-run the import through; the node's answers.
+async fn refuse_if_imported_elsewhere(
+    client: &reqwest::Client,
+    base: &str,
+    file_tag: &str,
+    date: &str,
+) -> anyhow::Result<()> {
+    let here: serde_json::Value = get_ok(client, &format!("{base}/health")).await?;
+    let here = here["device_id"].as_str().unwrap_or_default().to_owned();
+    let devices: serde_json::Value = get_ok(client, &format!("{base}/v1/devices")).await?;
+    let others: Vec<String> = devices["devices"]
+        .as_object()
+        .map(|held| held.keys().filter(|d| **d != here).cloned().collect())
+        .unwrap_or_default();
+    let prefix = format!("import-{file_tag}-");
+    for device in others {
+        let page: serde_json::Value = get_ok(
+            client,
+            &format!("{base}/v1/sales?device={device}&business_date={date}&limit=1000"),
+        )
+        .await?;
+        let imported = page["entries"].as_array().is_some_and(|entries| {
+            entries.iter().any(|e| {
+                e["idempotency_key"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with(&prefix))
+            })
+        });
+        if imported {
+            bail!(
+                "this export was already imported through device {device} (its sales of {date} carry this file's keys); \
+                 importing it through {here} would record every sale again, because Idempotency-Keys are per device. \
+                 Re-run the import through {device}'s API to resume it there (nothing is recorded twice), \
+                 or pass --allow-second-device to record the sales again on purpose"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// GETs `url` and parses its JSON, naming the URL on any failure.
+async fn get_ok<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<T> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    response
+        .json()
+        .await
+        .with_context(|| format!("{url}: unexpected answer"))
 }
 
 pub(crate) async fn fetch_days(

@@ -286,3 +286,64 @@ async fn an_import_cut_short_by_a_crash_lists_what_was_not_acknowledged_and_resu
     );
     node.stop().expect("clean stop");
 }
+
+/// The same export through a second device of the store is refused before anything is
+/// sent (it would record every sale again: Idempotency-Keys are per device), naming the
+/// device to re-run it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_export_through_a_second_device_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-2")], |device| {
+        d.join(format!("{device}-id"))
+    });
+    let a = support::start_mesh_node(d, "s1", "till-1", "127.0.0.1:0", &[]);
+    let client = reqwest::Client::new();
+    let a_mesh = support::mesh_addr(&client, &a).await;
+    let b = support::start_mesh_node(
+        d,
+        "s1",
+        "till-2",
+        "127.0.0.1:0",
+        &[format!("till-1@{a_mesh}")],
+    );
+    let (code, first) = tokio::task::spawn_blocking({
+        let api = a.api.clone();
+        move || import_outcome(&api, &["--limit", "300"])
+    })
+    .await
+    .expect("import task");
+    assert_eq!(code, Some(0), "{first}");
+    let sent = first["sales_recorded"].as_u64().expect("recorded");
+    let started = std::time::Instant::now();
+    while support::node_status(&client, &b).await["replication"]["version_vector"]["till-1"]
+        .as_u64()
+        != Some(sent)
+    {
+        assert!(
+            started.elapsed() < CATCH_UP_LIMIT,
+            "till-2 did not catch up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let output = Command::new(support::binary())
+        .arg("import")
+        .arg(support::bakery_csv())
+        .args(["--api", &b.api, "--limit", "300"])
+        .output()
+        .expect("import runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("already imported through device till-1")
+            && stderr.contains("Idempotency-Keys are per device"),
+        "{stderr}"
+    );
+    assert_eq!(
+        support::head(&client, &b.mgmt).await.0,
+        0,
+        "till-2 recorded nothing"
+    );
+    a.stop().expect("clean stop");
+    b.stop().expect("clean stop");
+}

@@ -468,6 +468,12 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
     );
     assert_eq!(verify_pin(&client, &a, "bob", "1357").await.0, 200);
 
+    let openapi = get(&client, &a.api, "/openapi.json").await;
+    assert!(
+        openapi["paths"]["/v1/operators/{id}/unlock"]["post"].is_object(),
+        "OpenAPI documents the unlock"
+    );
+
     // The unlock is durable too: after another kill -9, bob is still unlocked.
     a.kill().expect("killed");
     let a = support::start_mesh_node_with(d, "s1", "till-1", "127.0.0.1:0", &[], &[]);
