@@ -731,7 +731,11 @@ pub fn summary_text(summary: &ImportSummary, per_day: bool) -> String {
             pounds(takings)
         ));
     }
-    if let Some(date) = &summary.partial_day {
+    if let Some(date) = summary
+        .partial_day
+        .as_ref()
+        .filter(|_| summary.days_checked)
+    {
         line(format!(
             "  note: --limit ends inside {date}: the file continues that day, so its counts are not compared"
         ));
@@ -755,7 +759,14 @@ pub fn summary_text(summary: &ImportSummary, per_day: bool) -> String {
             ));
         }
     } else if summary.reconciled {
-        line("  reconciled: every sale delivered; per-day item counts equal the file's".to_owned());
+        let complete = if summary.partial_day.is_some() {
+            " on every complete day"
+        } else {
+            ""
+        };
+        line(format!(
+            "  reconciled: every sale delivered; per-day item counts equal the file's{complete}"
+        ));
     } else {
         let more = summary
             .days
@@ -900,6 +911,10 @@ mod tests {
         assert!(text.contains("2016-10-31"), "{text}");
         assert!(text.contains("PARTIAL"), "{text}");
         assert!(text.contains("--limit ends inside 2016-10-31"), "{text}");
+        assert!(
+            text.contains("equal the file's on every complete day"),
+            "{text}"
+        );
         // A full day that differs still fails.
         let mut summary = ImportSummary::default();
         reconcile(
@@ -917,6 +932,7 @@ mod tests {
             sales_sent: 3,
             sales_recorded: 3,
             reconciled: true,
+            partial_day: Some("2016-10-31".to_owned()),
             ..Default::default()
         };
         let text = summary_text(&summary, false);
@@ -926,6 +942,10 @@ mod tests {
         );
         assert!(!text.contains("NOT reconciled"), "{text}");
         assert!(!text.contains("business days"), "{text}");
+        assert!(
+            !text.contains("not compared"),
+            "no day is compared at all: {text}"
+        );
     }
 
     #[test]
