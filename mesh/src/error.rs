@@ -116,14 +116,14 @@ pub enum MeshError {
     /// We refused the peer during the handshake: our verifier refused its certificate or
     /// it offered no common ALPN. The precise [`crate::tls::RefusalReason`] is logged and
     /// counted in [`crate::tls::RefusalCounters`]; here is the TLS alert (RFC 8446 §6) we sent.
-    #[error("we refused the peer: TLS alert {alert}")]
+    #[error("{}", crate::tls::alert::refused_peer_text(*alert))]
     RefusedPeer {
         /// The TLS alert number we sent.
         alert: u8,
     },
     /// The peer refused us: it closed the handshake with a TLS alert (RFC 8446 §6),
     /// carried in a QUIC CRYPTO_ERROR (RFC 9000 §20.1, code 0x100 + alert).
-    #[error("refused by peer: TLS alert {alert}")]
+    #[error("{}", crate::tls::alert::refused_by_peer_text(*alert))]
     RefusedByPeer {
         /// The TLS alert number (e.g. 42 bad_certificate, 44 certificate_revoked,
         /// 45 certificate_expired, 48 unknown_ca, 49 access_denied, 120 no_application_protocol).

@@ -54,6 +54,9 @@ enum Command {
     /// A manager's recovery commands on the store's Raft membership.
     #[command(subcommand)]
     Store(cli::store::StoreAdminCommand),
+    /// A manager's commands on an operator at one device (lift a PIN lockout).
+    #[command(subcommand)]
+    Operator(cli::operator::OperatorCommand),
 }
 
 #[derive(Subcommand)]
@@ -125,17 +128,25 @@ enum JournalCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // openraft's own INFO lines (every vote, every membership step) drown the node's; its
     // warnings and errors still show. RUST_LOG overrides (e.g. RUST_LOG=info,openraft=info).
+    // `init` founds a one-voter group and stops: openraft's core warns there that a log-IO
+    // notification of term 0 arrived after its own election to term 1 ("A message will be
+    // ignored because Leader vote changed"), which is expected and alarms an operator; the
+    // founding's outcome is checked and printed by `init` itself.
+    let default_filter = match cli.command {
+        Command::Init(_) => "info,openraft=warn,openraft::core::raft_core=error",
+        _ => "info,openraft=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -269,6 +280,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::from(2)
         }),
+        Command::Operator(command) => cli::operator::run_operator(command)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -164,7 +164,11 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         orders,
         raft: raft.clone(),
         payments,
-        pin_lockout: crate::pin_lockout::PinLockout::default(),
+        pin_lockout: crate::pin_lockout::PinLockout::restored(
+            store
+                .pin_attempts()
+                .context("cannot read the wrong-PIN counts")?,
+        ),
     });
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
         .await

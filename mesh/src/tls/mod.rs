@@ -2,6 +2,7 @@
 //! its CRL (RFC 5280 §5) and an [`AcceptPolicy`], and the rustls configurations built on
 //! them.
 
+pub mod alert;
 mod attestation;
 mod config;
 mod policy;

@@ -251,6 +251,17 @@ async fn revoked_refused_both_ways() {
         s.client.tls().trust().set_crl(&crl).expect("client CRL");
         let bad = bind(impostor_from(&issued, &s.chain), 3);
         refused_both_ways(&s, bad, RefusalReason::Revoked).await;
+        // What an operator reads (e.g. in `posmesh status`): words, then the alert number.
+        let bad = bind(impostor_from(&issued, &s.chain), 4);
+        let text = step(bad.connect(addr(&s.server)))
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            text.contains("our certificate is revoked")
+                && text.contains("TLS alert 44 certificate_revoked"),
+            "{text}"
+        );
     })
     .await;
 }

@@ -16,12 +16,15 @@ use std::sync::Arc;
 /// Closes a business day for the whole store.
 #[utoipa::path(post, path = "/v1/days/{date}/close", params(("date" = String, Path, description = "YYYY-MM-DD")),
     responses((status = 201, description = "closed: the log index and the cut"), (status = 400, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "date_too_old (before 2000-01-01, the earliest a sale can carry) or day_not_over (after today)"),
+              (status = 503, body = ErrorBody)))]
 pub async fn close_day(
     State(node): State<Arc<NodeContext>>,
     Path(date): Path<String>,
 ) -> Result<Response, ApiError> {
     check_date(&date)?;
+    check_not_before_sales(&node, &date)?;
     let (_, today) = node.dated(None)?;
     if date > today {
         return Err(ApiError::new(
@@ -98,6 +101,27 @@ fn check_date(date: &str) -> Result<(), ApiError> {
                 Some("date"),
             )
         })
+}
+
+/// Refuses a date before the earliest business date any sale can carry (the business date
+/// of [`super::sales::OCCURRED_AT_MIN_MS`], 2000-01-01 UTC, in the store's calendar): such a
+/// day cannot hold a sale, and closing it is a typo (`1970-01-01`) that would stay in the
+/// store's Raft log for good.
+fn check_not_before_sales(node: &NodeContext, date: &str) -> Result<(), ApiError> {
+    let earliest = node
+        .calendar
+        .business_date(super::sales::OCCURRED_AT_MIN_MS)
+        .map_err(ApiError::internal)?
+        .to_string();
+    if date < earliest.as_str() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "date_too_old",
+            format!("{date} is before {earliest}, the earliest business date a sale can carry: check the date"),
+            Some("date"),
+        ));
+    }
+    Ok(())
 }
 
 fn no_consensus() -> ApiError {

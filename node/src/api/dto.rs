@@ -216,6 +216,9 @@ pub struct EntryView {
     /// What happened to a sale since (voids, refunds); present on `GET` of one sale.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<SaleStatusView>,
+    /// The Idempotency-Key it was written under on `device_id` (keys are per device), e.g.
+    /// `import-<file>-<transaction>` for a sale of `posmesh import`.
+    pub idempotency_key: String,
 }
 
 /// What happened to a sale after it was taken.
@@ -292,6 +295,7 @@ impl EntryView {
             sale,
             reference,
             status: None,
+            idempotency_key: entry.idempotency_key.clone(),
         }
     }
 }

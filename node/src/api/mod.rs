@@ -8,6 +8,7 @@
 //! - [`gift_cards`]: gift cards through the store's Raft group.
 //! - [`days`]: day close (a consistent cut through Raft) and the Z-report.
 //! - [`staff`]: operators (roles, Argon2id PINs), shifts and tax rates through Raft.
+//! - [`pin_unlock`]: PIN checks under the device's lockout; a manager's unlock.
 //! - [`store_devices`]: manager commands on the store's membership (remove a device).
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
@@ -28,6 +29,7 @@ pub mod gift_cards;
 pub mod health;
 pub mod openapi;
 pub mod orders;
+pub mod pin_unlock;
 pub mod reports;
 pub mod sales;
 pub mod staff;
@@ -80,6 +82,7 @@ pub fn router(node: Arc<NodeContext>) -> Router {
             post(staff::set_operator).get(staff::list_operators),
         )
         .route("/v1/operators/{id}/verify-pin", post(staff::verify_pin))
+        .route("/v1/operators/{id}/unlock", post(pin_unlock::unlock))
         .route(
             "/v1/shifts",
             post(staff::open_shift).get(staff::list_shifts),

@@ -53,6 +53,7 @@ use utoipa::OpenApi;
         super::card_sales::queue,
         super::card_sales::create_qr,
         super::card_sales::confirm_qr,
+        super::pin_unlock::unlock,
     )
 )]
 pub struct ApiDoc;

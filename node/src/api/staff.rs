@@ -153,7 +153,7 @@ pub async fn list_operators(
 
 /// Checks an operator's PIN: 200 with the role if it matches, 401 `pin_mismatch` if not,
 /// 429 `pin_locked` for 5 minutes after 5 wrong PINs in a row on this device
-/// ([`crate::pin_lockout`]).
+/// ([`crate::pin_lockout`]; a manager lifts it with `POST /v1/operators/{id}/unlock`).
 #[utoipa::path(post, path = "/v1/operators/{id}/verify-pin", request_body = VerifyPinBody,
     params(("id" = String, Path)),
     responses((status = 200, body = OperatorView), (status = 401, body = ErrorBody),
@@ -165,56 +165,13 @@ pub async fn verify_pin(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OperatorView>, ApiError> {
     let body: VerifyPinBody = parse_json(&headers, body)?;
-    let raft = node
-        .raft
-        .as_ref()
-        .ok_or_else(super::gift_cards::no_consensus)?;
-    let operator = raft
-        .read(|state| state.staff.operators.get(&operator_id).cloned())
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "operator_not_found",
-                format!("no operator {operator_id:?}"),
-                None,
-            )
-        })?;
-    let now_ms = crate::clock::wall_clock_ms();
-    node.pin_lockout
-        .check(&operator_id, now_ms)
-        .map_err(|secs| pin_locked(&operator_id, secs))?;
-    let hash = operator.pin_hash.clone();
-    let matches = tokio::task::spawn_blocking(move || crate::pin::verify_pin(&body.pin, &hash))
-        .await
-        .map_err(ApiError::internal)?;
-    if node.pin_lockout.record(&operator_id, matches, now_ms) {
-        tracing::warn!(operator = %operator_id, "operator locked out after {} wrong PINs", crate::pin_lockout::PIN_FAILURES_MAX);
-        metrics::counter!("posmesh_pin_lockouts_total").increment(1);
-    }
-    if !matches {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "pin_mismatch",
-            "the PIN does not match",
-            Some("pin"),
-        ));
-    }
+    let operator = super::pin_unlock::operator(&node, &operator_id, "operator_not_found", None)?;
+    super::pin_unlock::check_pin(&node, &operator_id, &operator, body.pin, "pin").await?;
     Ok(Json(OperatorView {
         operator_id,
         name: operator.name,
         role: operator.role.as_str().to_owned(),
     }))
-}
-
-fn pin_locked(operator_id: &str, secs: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "pin_locked",
-        format!(
-            "operator {operator_id:?} is locked out on this device after {} wrong PINs: try again in {secs} s, or ask a manager",
-            crate::pin_lockout::PIN_FAILURES_MAX
-        ),
-        Some("pin"),
-    )
 }
 
 /// Opens a shift on this device.

@@ -8,10 +8,12 @@
 //! - [`store`]: `posmesh store force-membership` — recover a store from a permanent quorum
 //!   loss.
 //! - [`report`]: `posmesh report z` — a closed day's Z-report from a node's API.
+//! - [`operator`]: `posmesh operator unlock` — a manager lifts a PIN lockout.
 
 pub mod ca;
 pub mod init;
 pub mod journal;
+pub mod operator;
 pub mod report;
 pub mod status;
 pub mod store;

@@ -53,6 +53,53 @@ pub struct CloudServeArgs {
     pub admin_token_file: Option<PathBuf>,
 }
 
+/// The admin token and the opened data directory. A token file given with
+/// `--admin-token-file` is checked before anything is created; a data directory this run
+/// created is removed again if the cloud cannot start in it (no empty directory is left
+/// behind); a directory locked by a running cloud is named as such.
+///
+/// # Errors
+/// The token file is refused, the directory cannot be created, or its database cannot be
+/// opened (another cloud holds it, or RocksDB fails).
+fn open_data_dir(args: &CloudServeArgs) -> anyhow::Result<(AdminToken, RocksCloudStore)> {
+    let explicit_token = match &args.admin_token_file {
+        Some(file) => Some(admin_token::read_or_create(file)?),
+        None => None,
+    };
+    let created = !args.data_dir.exists();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let opened = (|| {
+        let store =
+            RocksCloudStore::open(&args.data_dir).map_err(|e| open_error(&args.data_dir, e))?;
+        let token = match explicit_token {
+            Some(token) => token,
+            None => admin_token::read_or_create(&admin_token::default_path(&args.data_dir))?,
+        };
+        Ok((token, store))
+    })();
+    if opened.is_err() && created {
+        // Ours, from this run: nothing of a cloud is in it yet.
+        let _ = std::fs::remove_dir_all(&args.data_dir);
+    }
+    opened
+}
+
+/// RocksDB's lock error said plainly: another cloud process runs on `dir`.
+fn open_error(dir: &std::path::Path, error: CloudStoreError) -> anyhow::Error {
+    let text = error.to_string();
+    if text.contains("LOCK")
+        && (text.contains("temporarily unavailable") || text.contains("lock hold"))
+    {
+        anyhow::anyhow!(
+            "another cloud is using {} (it holds the database's lock): stop it first, or give another --data-dir",
+            dir.display()
+        )
+    } else {
+        anyhow::Error::new(error).context(format!("cannot open {}", dir.display()))
+    }
+}
+
 /// Runs the cloud until SIGTERM or Ctrl-C.
 ///
 /// # Errors
@@ -71,17 +118,8 @@ pub async fn run_cloud(args: CloudServeArgs) -> anyhow::Result<()> {
             args.identity_dir.display()
         );
     }
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let token_file = args
-        .admin_token_file
-        .clone()
-        .unwrap_or_else(|| admin_token::default_path(&args.data_dir));
-    let token = admin_token::read_or_create(&token_file)?;
-    let store: Arc<dyn CloudStore> = Arc::new(
-        RocksCloudStore::open(&args.data_dir)
-            .with_context(|| format!("cannot open {}", args.data_dir.display()))?,
-    );
+    let (token, store) = open_data_dir(&args)?;
+    let store: Arc<dyn CloudStore> = Arc::new(store);
     let policy = AcceptPolicy::for_identity(&local);
     let tls = MeshTls::new(credentials, policy.clone())?;
     let service = Arc::new(CloudService::new(store, tls.trust().clone(), policy));

@@ -7,6 +7,17 @@
 //! own catalog (as a POS app shows the total before payment), and the tender is chosen
 //! deterministically from the transaction number: every third is paid by card for the exact
 //! amount, the others in cash rounded up to the next £5 note (change given).
+//!
+//! Idempotency-Keys are per device (each device's journal writer keeps the keys it
+//! answered; replicated entries do not enter another device's table, and a store-wide
+//! table would need a store-wide decision per sale, which offline selling excludes): a
+//! re-run through the SAME device records nothing twice, but the same export imported
+//! through ANOTHER device of the store would record every sale again. The import
+//! therefore refuses to start when another device's sales replicated to the node carry
+//! this file's keys (`--allow-second-device` overrides), warns when the node already holds
+//! sales on the export's dates, and a reconciliation that finds more items on the node than
+//! in the file names a second import as the likely cause (what replication had not yet
+//! brought when the import started cannot be seen).
 
 use super::till_export::{parse_till_export, TillExport, TillTransaction};
 use crate::api::dto::{CreateSaleBody, LineBody, TenderBody};
@@ -52,9 +63,14 @@ pub struct ImportArgs {
     /// Print the summary as one JSON line instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Do not print the per-day table (the summary and reconciliation still print).
+    /// Skip the per-day reconciliation (and its table): only whether every sale was
+    /// delivered is checked.
     #[arg(long)]
     pub no_days: bool,
+    /// Import although another device of the store already holds sales of this file
+    /// (they would be recorded twice: Idempotency-Keys are per device).
+    #[arg(long)]
+    pub allow_second_device: bool,
 }
 
 /// The outcome of an import.
@@ -80,8 +96,34 @@ pub struct ImportSummary {
     pub skipped: BTreeMap<String, usize>,
     /// Per business date: the node's totals beside the item count computed from the file.
     pub days: Vec<DayReconciliation>,
-    /// True when every sale was delivered and every day's item count matches the file.
+    /// True when every sale was delivered and every day's item count matches the file
+    /// (with `--no-days`: every sale was delivered).
     pub reconciled: bool,
+    /// Whether the per-day reconciliation ran (false with `--no-days`, or when the node
+    /// stopped answering).
+    pub days_checked: bool,
+    /// Sales not acknowledged by the node (refused, or not delivered), in file order.
+    pub not_acknowledged: Vec<NotAcknowledged>,
+    /// The node stopped answering during the import: the run was cut short.
+    pub node_unreachable: bool,
+    /// Why the per-day reconciliation could not run (e.g. the day report failed).
+    pub days_error: Option<String>,
+    /// With `--limit`: the business date the slice ends inside (the file continues that
+    /// day), shown but not compared.
+    pub partial_day: Option<String>,
+    /// Sales the node already held on the export's dates before this run.
+    pub sales_before_on_file_dates: u64,
+}
+
+/// A sale of the file that the node did not acknowledge.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct NotAcknowledged {
+    /// The till's transaction number.
+    pub transaction: u64,
+    /// 1-based line of its first item in the file.
+    pub line: usize,
+    /// The node's error code, or `unreachable` / `timeout` / `not_sent_node_unreachable`.
+    pub code: String,
 }
 
 /// One business date of the reconciliation.
@@ -95,10 +137,14 @@ pub struct DayReconciliation {
     pub file_items: i64,
     /// The node's totals.
     pub node: DayTotals,
+    /// The `--limit` slice ends inside this day: the file's counts are of the slice only,
+    /// so the day is shown but not compared.
+    pub partial: bool,
 }
 
-/// Runs an import and prints its summary. Errors if the node is unreachable or the file
-/// cannot be read; a partial import returns a summary with `reconciled = false`.
+/// Runs an import and returns its summary. Errors if the node is unreachable at the start
+/// or the file cannot be read; an import cut short (node gone mid-way) returns a summary
+/// with `reconciled = false`, `node_unreachable` and the sales not acknowledged.
 pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
     let bytes =
         std::fs::read(&args.csv).with_context(|| format!("cannot read {}", args.csv.display()))?;
@@ -138,6 +184,28 @@ pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
         &mut summary,
     )?;
     summary.sales_sent = planned.len();
+    if !args.allow_second_device {
+        if let Some(first) = planned.first() {
+            refuse_if_imported_elsewhere(&client, &base, &file_tag, &first.date).await?;
+        }
+    }
+    let file_dates: std::collections::BTreeSet<&str> =
+        planned.iter().map(|p| p.date.as_str()).collect();
+    summary.sales_before_on_file_dates = fetch_days(&client, &base)
+        .await?
+        .iter()
+        .filter(|d| file_dates.contains(d.business_date.as_str()))
+        .map(|d| d.sales)
+        .sum();
+    if summary.sales_before_on_file_dates > 0 {
+        eprintln!(
+            "import: note: the node already holds {} sales on this export's dates. A re-run \
+             through the same device records nothing twice; if this export was imported \
+             through ANOTHER device of the store, every sale is recorded again \
+             (Idempotency-Keys are per device) — stop now (Ctrl-C) if so.",
+            summary.sales_before_on_file_dates
+        );
+    }
     send_all(
         &client,
         &base,
@@ -146,13 +214,27 @@ pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
         &mut summary,
     )
     .await;
-    let node_days = fetch_days(&client, &base).await?;
-    // With --limit, the day the slice ends in may continue after it: not comparable.
+    // With --limit, the day the slice ends in may continue after it: shown, not compared.
     let partial_date = args
         .limit
         .and_then(|n| export.transactions.get(n))
-        .map(|next| next.date.to_string());
-    reconcile(&planned, node_days, partial_date.as_deref(), &mut summary);
+        .map(|next| next.date.to_string())
+        .filter(|next| planned.last().is_some_and(|last| last.date == *next));
+    summary.partial_day = partial_date.clone();
+    if summary.node_unreachable || args.no_days {
+        summary.reconciled = false;
+        if !summary.node_unreachable {
+            summary.reconciled = summary.failed.is_empty();
+        }
+        return Ok(summary);
+    }
+    match fetch_days(&client, &base).await {
+        Ok(node_days) => reconcile(&planned, node_days, partial_date.as_deref(), &mut summary),
+        Err(e) => {
+            summary.days_error = Some(format!("{e:#}"));
+            summary.reconciled = false;
+        }
+    }
     Ok(summary)
 }
 
@@ -161,6 +243,8 @@ pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
 pub(crate) struct PlannedSale {
     /// The till's transaction number.
     pub(crate) number: u64,
+    /// 1-based line of its first item in the file.
+    pub(crate) line: usize,
     /// Idempotency-Key.
     pub(crate) key: String,
     /// Business date, YYYY-MM-DD.
@@ -217,6 +301,7 @@ fn plan_sale(
     let items = transaction.items.iter().map(|(_, q)| q).sum();
     Ok(PlannedSale {
         number: transaction.number,
+        line: transaction.first_line,
         key: format!("import-{file_tag}-{}", transaction.number),
         date: transaction.date.to_string(),
         items,
@@ -307,7 +392,7 @@ async fn send_all(
                 node_gone.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             drop(permit);
-            outcome
+            (sale.number, sale.line, outcome)
         });
         while let Some(done) = tasks.try_join_next() {
             record(done, summary, &progress);
@@ -317,24 +402,38 @@ async fn send_all(
         record(done, summary, &progress);
     }
     progress.finish_and_clear();
+    summary
+        .not_acknowledged
+        .sort_by_key(|n| (n.line, n.transaction));
     if node_gone.load(std::sync::atomic::Ordering::Relaxed) {
+        summary.node_unreachable = true;
         eprintln!(
-            "import: the node at {base} stopped answering; the sales not delivered are listed \
-             below. Start the node again and re-run the same import: it continues without \
-             recording anything twice."
+            "import: the node at {base} stopped answering; the sales not acknowledged are \
+             listed below. Start the node again and re-run the same import: it continues \
+             without recording anything twice."
         );
     }
 }
 
+/// What a send task answers: the transaction, its first line, and the outcome.
+type Sent = (u64, usize, Result<bool, String>);
+
 fn record(
-    done: Result<Result<bool, String>, tokio::task::JoinError>,
+    done: Result<Sent, tokio::task::JoinError>,
     summary: &mut ImportSummary,
     progress: &Progress,
 ) {
     match done {
-        Ok(Ok(true)) => summary.sales_recorded += 1,
-        Ok(Ok(false)) => summary.sales_replayed += 1,
-        Ok(Err(code)) => *summary.failed.entry(code).or_default() += 1,
+        Ok((_, _, Ok(true))) => summary.sales_recorded += 1,
+        Ok((_, _, Ok(false))) => summary.sales_replayed += 1,
+        Ok((transaction, line, Err(code))) => {
+            summary.not_acknowledged.push(NotAcknowledged {
+                transaction,
+                line,
+                code: code.clone(),
+            });
+            *summary.failed.entry(code).or_default() += 1;
+        }
         Err(e) => {
             *summary
                 .failed
@@ -422,6 +521,71 @@ async fn fetch_catalog(client: &reqwest::Client, base: &str) -> anyhow::Result<C
     Catalog::from_file(file).map_err(|e| anyhow::anyhow!("the node's catalog is invalid: {e}"))
 }
 
+/// Refuses the import when a device of the store other than the node's holds a sale of
+/// this file (its Idempotency-Key `import-<file_tag>-…`) on `date`, the slice's first
+/// business date: importing it here would record every sale again. Sees what replication
+/// has brought to the node (the devices' sales of that date, first page).
+///
+/// # Errors
+/// The refusal, naming the device to re-run the import through; the node's answers.
+async fn refuse_if_imported_elsewhere(
+    client: &reqwest::Client,
+    base: &str,
+    file_tag: &str,
+    date: &str,
+) -> anyhow::Result<()> {
+    let here: serde_json::Value = get_ok(client, &format!("{base}/health")).await?;
+    let here = here["device_id"].as_str().unwrap_or_default().to_owned();
+    let devices: serde_json::Value = get_ok(client, &format!("{base}/v1/devices")).await?;
+    let others: Vec<String> = devices["devices"]
+        .as_object()
+        .map(|held| held.keys().filter(|d| **d != here).cloned().collect())
+        .unwrap_or_default();
+    let prefix = format!("import-{file_tag}-");
+    for device in others {
+        let page: serde_json::Value = get_ok(
+            client,
+            &format!("{base}/v1/sales?device={device}&business_date={date}&limit=1000"),
+        )
+        .await?;
+        let imported = page["entries"].as_array().is_some_and(|entries| {
+            entries.iter().any(|e| {
+                e["idempotency_key"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with(&prefix))
+            })
+        });
+        if imported {
+            bail!(
+                "this export was already imported through device {device} (its sales of {date} carry this file's keys); \
+                 importing it through {here} would record every sale again, because Idempotency-Keys are per device. \
+                 Re-run the import through {device}'s API to resume it there (nothing is recorded twice), \
+                 or pass --allow-second-device to record the sales again on purpose"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// GETs `url` and parses its JSON, naming the URL on any failure.
+async fn get_ok<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<T> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    response
+        .json()
+        .await
+        .with_context(|| format!("{url}: unexpected answer"))
+}
+
 pub(crate) async fn fetch_days(
     client: &reqwest::Client,
     base: &str,
@@ -441,10 +605,7 @@ fn reconcile(
     summary: &mut ImportSummary,
 ) {
     let mut file_days: BTreeMap<String, (u64, i64)> = BTreeMap::new();
-    for sale in planned
-        .iter()
-        .filter(|s| Some(s.date.as_str()) != partial_date)
-    {
+    for sale in planned {
         let day = file_days.entry(sale.date.clone()).or_default();
         day.0 += 1;
         day.1 += sale.items;
@@ -462,46 +623,84 @@ fn reconcile(
                 business_date: date.clone(),
                 ..Default::default()
             });
-        all_match &= node.items == items;
+        let partial = Some(date.as_str()) == partial_date;
+        all_match &= partial || node.items == items;
         summary.days.push(DayReconciliation {
             date,
             file_sales: sales,
             file_items: items,
             node,
+            partial,
         });
     }
+    summary.days_checked = true;
     summary.reconciled = all_match;
 }
 
 /// Prints a summary for a person.
 pub fn print_summary(summary: &ImportSummary, per_day: bool) {
-    println!("import of {}", summary.file);
-    println!(
+    print!("{}", summary_text(summary, per_day));
+}
+
+/// How many sales not acknowledged are listed in the text summary (all are in `--json`).
+const NOT_ACKNOWLEDGED_LISTED_MAX: usize = 50;
+
+/// The summary for a person, as printed by [`print_summary`].
+pub fn summary_text(summary: &ImportSummary, per_day: bool) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!("import of {}", summary.file));
+    line(format!(
         "  {} lines, {} transactions, {} with a real item",
         summary.lines, summary.transactions_in_file, summary.transactions_with_items
-    );
-    println!(
+    ));
+    line(format!(
         "  sent {}: {} recorded, {} already present (re-run), {} failed",
         summary.sales_sent,
         summary.sales_recorded,
         summary.sales_replayed,
         summary.failed.values().sum::<usize>()
-    );
+    ));
     for (code, count) in &summary.failed {
-        println!("    failed {count:>6}  {code}");
+        line(format!("    failed {count:>6}  {code}"));
     }
-    println!("  skipped:");
+    if !summary.not_acknowledged.is_empty() {
+        line(format!(
+            "  not acknowledged by the node ({}; transaction @ file line: code){}:",
+            summary.not_acknowledged.len(),
+            if summary.not_acknowledged.len() > NOT_ACKNOWLEDGED_LISTED_MAX {
+                format!(", the first {NOT_ACKNOWLEDGED_LISTED_MAX} (all with --json)")
+            } else {
+                String::new()
+            }
+        ));
+        for n in summary
+            .not_acknowledged
+            .iter()
+            .take(NOT_ACKNOWLEDGED_LISTED_MAX)
+        {
+            line(format!(
+                "    {} @ line {}: {}",
+                n.transaction, n.line, n.code
+            ));
+        }
+    }
+    line("  skipped:".to_owned());
     for (reason, count) in &summary.skipped {
-        println!("    {count:>6}  {reason}");
+        line(format!("    {count:>6}  {reason}"));
     }
-    if per_day {
-        println!(
-            "\n  {:<10} {:>6} {:>7} {:>10} {:>11} {:>9} {:>11} {:>11}",
+    if per_day && summary.days_checked {
+        line(String::new());
+        line(format!(
+            "  {:<10} {:>6} {:>7} {:>10} {:>11} {:>9} {:>11} {:>11}",
             "date", "sales", "items", "file items", "takings", "VAT", "cash", "card"
-        );
+        ));
         for day in &summary.days {
             let node = &day.node;
-            println!(
+            line(format!(
                 "  {:<10} {:>6} {:>7} {:>10} {:>11} {:>9} {:>11} {:>11}{}",
                 day.date,
                 node.sales,
@@ -511,31 +710,86 @@ pub fn print_summary(summary: &ImportSummary, per_day: bool) {
                 pounds(node.tax_minor),
                 pounds(node.tenders_minor.get("cash").copied().unwrap_or(0)),
                 pounds(node.tenders_minor.get("card").copied().unwrap_or(0)),
-                if node.items == day.file_items {
+                if day.partial {
+                    "  PARTIAL (--limit ends inside this day: not compared)"
+                } else if node.items == day.file_items {
                     ""
                 } else {
                     "  MISMATCH"
                 }
-            );
+            ));
         }
     }
-    let takings: i64 = summary.days.iter().map(|d| d.node.takings_minor).sum();
-    let items: i64 = summary.days.iter().map(|d| d.node.items).sum();
-    println!(
-        "\n  {} business days, {} items, takings {} (GBP, tax-inclusive)",
-        summary.days.len(),
-        items,
-        pounds(takings)
-    );
-    if summary.reconciled {
-        println!("  reconciled: every sale delivered; per-day item counts equal the file's");
-    } else {
-        if per_day {
-            println!("  NOT reconciled: see failures and MISMATCH days above");
+    if summary.days_checked {
+        let takings: i64 = summary.days.iter().map(|d| d.node.takings_minor).sum();
+        let items: i64 = summary.days.iter().map(|d| d.node.items).sum();
+        line(String::new());
+        line(format!(
+            "  {} business days, {} items, takings {} (GBP, tax-inclusive)",
+            summary.days.len(),
+            items,
+            pounds(takings)
+        ));
+    }
+    if let Some(date) = summary
+        .partial_day
+        .as_ref()
+        .filter(|_| summary.days_checked)
+    {
+        line(format!(
+            "  note: --limit ends inside {date}: the file continues that day, so its counts are not compared"
+        ));
+    }
+    let not_acked = summary.not_acknowledged.len();
+    if summary.node_unreachable {
+        line(format!(
+            "  NOT reconciled: the node stopped answering; {not_acked} sales not acknowledged (listed above). \
+             Start the node and re-run the same import: it resumes without recording anything twice."
+        ));
+    } else if let Some(error) = &summary.days_error {
+        line(format!(
+            "  NOT reconciled: the day report could not be read ({error}); {not_acked} sales not acknowledged"
+        ));
+    } else if !summary.days_checked {
+        if summary.reconciled {
+            line("  every sale delivered; per-day reconciliation skipped (--no-days)".to_owned());
         } else {
-            println!("  NOT reconciled: see the failures above, or run without --no-days for the per-day comparison");
+            line(format!(
+                "  {not_acked} sales not acknowledged (listed above); per-day reconciliation skipped (--no-days)"
+            ));
+        }
+    } else if summary.reconciled {
+        let complete = if summary.partial_day.is_some() {
+            " on every complete day"
+        } else {
+            ""
+        };
+        line(format!(
+            "  reconciled: every sale delivered; per-day item counts equal the file's{complete}"
+        ));
+    } else {
+        let more = summary
+            .days
+            .iter()
+            .filter(|d| !d.partial && d.node.items > d.file_items)
+            .count();
+        let mut text = if not_acked > 0 {
+            format!("  NOT reconciled: {not_acked} sales not acknowledged (listed above)")
+        } else {
+            "  NOT reconciled: every sale delivered, but per-day item counts differ".to_owned()
+        };
+        if per_day {
+            text.push_str(" (MISMATCH days above)");
+        }
+        line(text);
+        if more > 0 && summary.sales_before_on_file_dates > 0 {
+            line(format!(
+                "  the node has MORE items than the file on {more} days and held sales on these dates before: \
+                 was this export already imported through another device? (Idempotency-Keys are per device)"
+            ));
         }
     }
+    out
 }
 
 /// `minor` as pounds and pence, e.g. `-12.05`.
@@ -603,5 +857,147 @@ pub(crate) fn progress_bar(total: u64, label: &'static str) -> Progress {
         total,
         label,
         logged_decile: std::sync::atomic::AtomicU64::new(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(number: u64, date: &str, items: i64) -> PlannedSale {
+        PlannedSale {
+            number,
+            line: usize::try_from(number).expect("small") + 1,
+            key: format!("import-t-{number}"),
+            date: date.to_owned(),
+            items,
+            body: CreateSaleBody {
+                currency: "GBP".to_owned(),
+                consumption: None,
+                lines: Vec::new(),
+                discount: None,
+                tenders: Vec::new(),
+                occurred_at: None,
+                operator_id: None,
+            },
+        }
+    }
+
+    fn node_day(date: &str, sales: u64, items: i64) -> DayTotals {
+        DayTotals {
+            business_date: date.to_owned(),
+            sales,
+            items,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_day_a_limit_ends_inside_is_shown_and_said_not_compared() {
+        let sales = [planned(1, "2016-10-30", 2), planned(2, "2016-10-31", 1)];
+        let mut summary = ImportSummary::default();
+        // A previous full run left more of 2016-10-31 on the node than the slice holds.
+        reconcile(
+            &sales,
+            vec![node_day("2016-10-30", 1, 2), node_day("2016-10-31", 9, 20)],
+            Some("2016-10-31"),
+            &mut summary,
+        );
+        assert!(summary.reconciled, "{summary:?}");
+        assert_eq!(summary.days.len(), 2, "the partial day is not left out");
+        assert!(summary.days[1].partial && !summary.days[0].partial);
+        summary.partial_day = Some("2016-10-31".to_owned());
+        let text = summary_text(&summary, true);
+        assert!(text.contains("2016-10-31"), "{text}");
+        assert!(text.contains("PARTIAL"), "{text}");
+        assert!(text.contains("--limit ends inside 2016-10-31"), "{text}");
+        assert!(
+            text.contains("equal the file's on every complete day"),
+            "{text}"
+        );
+        // A full day that differs still fails.
+        let mut summary = ImportSummary::default();
+        reconcile(
+            &sales,
+            vec![node_day("2016-10-30", 1, 3), node_day("2016-10-31", 1, 1)],
+            Some("2016-10-31"),
+            &mut summary,
+        );
+        assert!(!summary.reconciled);
+    }
+
+    #[test]
+    fn no_days_says_the_reconciliation_was_skipped() {
+        let summary = ImportSummary {
+            sales_sent: 3,
+            sales_recorded: 3,
+            reconciled: true,
+            partial_day: Some("2016-10-31".to_owned()),
+            ..Default::default()
+        };
+        let text = summary_text(&summary, false);
+        assert!(
+            text.contains("reconciliation skipped (--no-days)"),
+            "{text}"
+        );
+        assert!(!text.contains("NOT reconciled"), "{text}");
+        assert!(!text.contains("business days"), "{text}");
+        assert!(
+            !text.contains("not compared"),
+            "no day is compared at all: {text}"
+        );
+    }
+
+    #[test]
+    fn a_node_gone_mid_import_lists_the_sales_not_acknowledged() {
+        let mut summary = ImportSummary {
+            sales_sent: 3,
+            sales_recorded: 1,
+            node_unreachable: true,
+            ..Default::default()
+        };
+        let progress = progress_bar(3, "test");
+        record(
+            Ok((7, 12, Err("unreachable".to_owned()))),
+            &mut summary,
+            &progress,
+        );
+        record(
+            Ok((9, 15, Err("not_sent_node_unreachable".to_owned()))),
+            &mut summary,
+            &progress,
+        );
+        let text = summary_text(&summary, true);
+        assert!(text.contains("7 @ line 12: unreachable"), "{text}");
+        assert!(
+            text.contains("9 @ line 15: not_sent_node_unreachable"),
+            "{text}"
+        );
+        assert!(
+            text.trim_end()
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("NOT reconciled: the node stopped answering")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn more_items_than_the_file_after_earlier_sales_hints_at_a_second_device() {
+        let sales = [planned(1, "2016-10-30", 2)];
+        let mut summary = ImportSummary {
+            sales_before_on_file_dates: 1,
+            ..Default::default()
+        };
+        reconcile(
+            &sales,
+            vec![node_day("2016-10-30", 2, 4)],
+            None,
+            &mut summary,
+        );
+        assert!(!summary.reconciled);
+        let text = summary_text(&summary, true);
+        assert!(text.contains("MISMATCH"), "{text}");
+        assert!(text.contains("another device"), "{text}");
     }
 }

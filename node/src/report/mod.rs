@@ -2,8 +2,10 @@
 //!
 //! - [`day_totals`]: takings per business date (sales, items, tax, tenders, refunds, voids).
 //! - [`z_report`]: the Z-report of a day closed through the store's Raft group.
+//! - [`money_text`]: amounts as text for people, by the store's ISO 4217 currency.
 
 pub mod day_totals;
+pub mod money_text;
 pub mod z_report;
 
 use crate::storage::journal_store::decode_entry;

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | `journal` | device id, `0x00`, seq (u64 big-endian) | `JournalEntry` bytes as written |
 //! | `device_meta` | `identity` / `head` / `signing_secret` | `LocalIdentity` / `LocalHead` / `SigningSecret` |
+//! | `device_meta` | `pin_attempts/` + operator id | wrong PINs (u32 BE), locked until ms (u64 BE) |
 //! | `idempotency` | Idempotency-Key bytes | `IdempotencyRecord` |
 //! | `sale_status` | device id, `0x00`, seq | `SaleStatus` |
 //! | `chain_heads` | device id, `0x00`, seq | `ChainHeadSignature` (one per written batch) |

@@ -10,12 +10,14 @@
 //! - [`saf`]: the store-and-forward queue of offline card payments and their sealed card
 //!   data (outside the hash chain).
 //! - [`orders`]: shared orders' documents, the order index and manager alerts.
+//! - [`pin_attempts`]: this device's wrong-PIN counts and lockouts.
 //! - [`error`]: storage errors.
 
 pub mod error;
 pub mod journal_store;
 pub mod keys;
 pub mod orders;
+pub mod pin_attempts;
 pub mod replica;
 pub mod replica_effects;
 pub mod saf;

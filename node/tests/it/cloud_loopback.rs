@@ -476,4 +476,39 @@ async fn the_admin_api_needs_the_bearer_token() {
     );
     let report: Value = serde_json::from_slice(&ok.stdout).expect("JSON");
     assert!(report["stores"].is_array(), "{report}");
+
+    // A second cloud on the running one's data directory is told so, plainly.
+    let serve = |data_dir: &Path, extra: &[&std::ffi::OsStr]| {
+        std::process::Command::new(support::binary())
+            .args(["cloud", "serve", "--data-dir"])
+            .arg(data_dir)
+            .arg("--identity-dir")
+            .arg(dir.path().join("cloud-id"))
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("POSMESH_CLOUD_ADMIN_TOKEN_FILE")
+            .output()
+            .expect("runs")
+    };
+    let second = serve(&dir.path().join("cloud"), &[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "another cloud is using {}",
+            dir.path().join("cloud").display()
+        )) && !stderr.contains("LOCK"),
+        "{stderr}"
+    );
+    // A token file refused (readable by others) leaves no data directory behind.
+    let loose = dir.path().join("loose-token");
+    std::fs::write(&loose, format!("{}\n", "a".repeat(64))).expect("written");
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let fresh = dir.path().join("cloud-2");
+    let refused = serve(&fresh, &["--admin-token-file".as_ref(), loose.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(!fresh.exists(), "no empty data directory is left behind");
 }

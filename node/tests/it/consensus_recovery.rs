@@ -75,6 +75,10 @@ async fn a_store_founded_by_init_is_recovered_from_losing_two_of_three_tills() {
         "--json",
     ]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !err.contains("WARN"),
+        "a good founding warns of nothing: {err}"
+    );
     let founded: Value = serde_json::from_str(out.trim()).expect("JSON");
     assert_eq!(founded["device_id"], "till-1");
     assert_eq!(founded["provisioned"].as_array().map(Vec::len), Some(4));

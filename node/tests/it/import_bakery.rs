@@ -194,3 +194,156 @@ async fn check_days(
         .sum();
     assert_eq!(sales, sales_expected as u64);
 }
+
+/// `posmesh import --json` of the bakery file with `extra` flags: (exit code, summary).
+fn import_outcome(api: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let output = Command::new(support::binary())
+        .arg("import")
+        .arg(support::bakery_csv())
+        .args(["--api", api, "--json"])
+        .args(extra)
+        .output()
+        .expect("import runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
+        panic!(
+            "import printed no JSON summary ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), summary)
+}
+
+/// A node killed with SIGKILL mid-import: the import lists every sale it did not get
+/// acknowledged (transaction and file line), ends with a non-zero exit and without asking
+/// the dead node for its day report; a re-run after the restart records exactly the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_cut_short_by_a_crash_lists_what_was_not_acknowledged_and_resumes() {
+    const SLICE: &str = "3000";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = support::spec(dir.path());
+    let mut node = support::start(&spec);
+    let client = reqwest::Client::new();
+    let first = std::thread::spawn({
+        let api = node.api.clone();
+        move || import_outcome(&api, &["--limit", SLICE, "--concurrency", "2"])
+    });
+    let started = std::time::Instant::now();
+    while support::head(&client, &node.mgmt).await.0 < 200 {
+        assert!(
+            started.elapsed() < CATCH_UP_LIMIT,
+            "the import does not progress"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    node.kill_now().expect("SIGKILL");
+    let (code, summary) = first.join().expect("import thread");
+    assert_ne!(code, Some(0), "{summary}");
+    assert_eq!(summary["node_unreachable"], true, "{summary}");
+    assert_eq!(summary["reconciled"], false);
+    assert_eq!(
+        summary["days_checked"], false,
+        "the dead node is not asked for days"
+    );
+    let sent = summary["sales_sent"].as_u64().expect("sent");
+    let acked = summary["sales_recorded"].as_u64().expect("recorded");
+    let missing = summary["not_acknowledged"].as_array().expect("list");
+    assert!(acked >= 200 && acked < sent, "{acked} of {sent}");
+    assert_eq!(
+        missing.len() as u64,
+        sent - acked,
+        "every other sale is listed"
+    );
+    for n in missing {
+        assert!(
+            n["transaction"].as_u64().is_some_and(|t| t > 0)
+                && n["line"].as_u64().is_some_and(|l| l >= 2),
+            "{n}"
+        );
+    }
+
+    node.kill().expect("reaped");
+    let node = support::start(&spec);
+    let (code, again) = tokio::task::spawn_blocking({
+        let api = node.api.clone();
+        move || import_outcome(&api, &["--limit", SLICE])
+    })
+    .await
+    .expect("import task");
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(again["reconciled"], true);
+    let replayed = again["sales_replayed"].as_u64().expect("replayed");
+    let recorded = again["sales_recorded"].as_u64().expect("recorded");
+    assert_eq!(replayed + recorded, sent);
+    assert!(
+        replayed >= acked,
+        "every acknowledged sale survived the crash"
+    );
+    assert_eq!(
+        support::head(&client, &node.mgmt).await.0,
+        sent,
+        "nothing recorded twice"
+    );
+    node.stop().expect("clean stop");
+}
+
+/// The same export through a second device of the store is refused before anything is
+/// sent (it would record every sale again: Idempotency-Keys are per device), naming the
+/// device to re-run it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_export_through_a_second_device_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-2")], |device| {
+        d.join(format!("{device}-id"))
+    });
+    let a = support::start_mesh_node(d, "s1", "till-1", "127.0.0.1:0", &[]);
+    let client = reqwest::Client::new();
+    let a_mesh = support::mesh_addr(&client, &a).await;
+    let b = support::start_mesh_node(
+        d,
+        "s1",
+        "till-2",
+        "127.0.0.1:0",
+        &[format!("till-1@{a_mesh}")],
+    );
+    let (code, first) = tokio::task::spawn_blocking({
+        let api = a.api.clone();
+        move || import_outcome(&api, &["--limit", "300"])
+    })
+    .await
+    .expect("import task");
+    assert_eq!(code, Some(0), "{first}");
+    let sent = first["sales_recorded"].as_u64().expect("recorded");
+    let started = std::time::Instant::now();
+    while support::node_status(&client, &b).await["replication"]["version_vector"]["till-1"]
+        .as_u64()
+        != Some(sent)
+    {
+        assert!(
+            started.elapsed() < CATCH_UP_LIMIT,
+            "till-2 did not catch up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let output = Command::new(support::binary())
+        .arg("import")
+        .arg(support::bakery_csv())
+        .args(["--api", &b.api, "--limit", "300"])
+        .output()
+        .expect("import runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("already imported through device till-1")
+            && stderr.contains("Idempotency-Keys are per device"),
+        "{stderr}"
+    );
+    assert_eq!(
+        support::head(&client, &b.mgmt).await.0,
+        0,
+        "till-2 recorded nothing"
+    );
+    a.stop().expect("clean stop");
+    b.stop().expect("clean stop");
+}

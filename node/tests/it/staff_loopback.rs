@@ -263,3 +263,267 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
         "{locked}"
     );
 }
+
+/// `POST /v1/operators/{operator}/unlock` by `manager` with `pin` on `node`.
+async fn unlock(
+    client: &reqwest::Client,
+    node: &posmesh_node::node_process::NodeProcess,
+    operator: &str,
+    body: Value,
+) -> (u16, Value) {
+    let path = format!("/v1/operators/{operator}/unlock");
+    post(client, node, &path, "", body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    let a = one_device_store(&client, d).await;
+    for (id, role, pin) in [("bob", "cashier", "1357"), ("mia", "manager", "2468")] {
+        let (code, set) = post(
+            &client,
+            &a,
+            "/v1/operators",
+            "",
+            json!({"operator_id": id, "name": id, "role": role, "pin": pin}),
+        )
+        .await;
+        assert_eq!(code, 201, "{set}");
+    }
+    for _ in 0..5 {
+        assert_eq!(verify_pin(&client, &a, "bob", "0000").await.0, 401);
+    }
+    assert_eq!(verify_pin(&client, &a, "bob", "1357").await.0, 429);
+    // Two wrong PINs of mia are counted too (not locked: the count must survive as well).
+    for _ in 0..2 {
+        assert_eq!(verify_pin(&client, &a, "mia", "0000").await.0, 401);
+    }
+
+    // kill -9 and restart: bob is still locked out, even with his right PIN.
+    a.kill().expect("killed");
+    let a = support::start_mesh_node_with(d, "s1", "till-1", "127.0.0.1:0", &[], &[]);
+    wait_leader(&client, &[&a], 1, None).await;
+    let (code, locked) = verify_pin(&client, &a, "bob", "1357").await;
+    assert_eq!(
+        (code, locked["error"]["code"].as_str()),
+        (429, Some("pin_locked")),
+        "{locked}"
+    );
+    assert!(
+        locked["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("posmesh operator unlock")),
+        "{locked}"
+    );
+
+    // Bad unlocks: each refused precisely, and bob stays locked out.
+    let cases = [
+        (
+            "nobody",
+            json!({"manager_id": "mia", "manager_pin": "2468"}),
+            404,
+            "operator_not_found",
+            None,
+        ),
+        (
+            "bob",
+            json!({"manager_id": "zed", "manager_pin": "2468"}),
+            404,
+            "manager_not_found",
+            Some("manager_id"),
+        ),
+        (
+            "bob",
+            json!({"manager_id": "bob", "manager_pin": "1357"}),
+            403,
+            "not_a_manager",
+            Some("manager_id"),
+        ),
+        (
+            "bob",
+            json!({"manager_id": "", "manager_pin": "2468"}),
+            422,
+            "empty_field",
+            Some("manager_id"),
+        ),
+        (
+            "bob",
+            json!({"manager_id": "mia", "manager_pin": ""}),
+            422,
+            "empty_field",
+            Some("manager_pin"),
+        ),
+        (
+            "bob",
+            json!({"manager_id": "mia"}),
+            400,
+            "invalid_field",
+            Some("manager_pin"),
+        ),
+        (
+            "bob",
+            json!({"manager_id": "mia", "manager_pin": "2468", "x": 1}),
+            400,
+            "invalid_field",
+            Some("x"),
+        ),
+        (
+            "bob",
+            json!({"manager_id": "mia", "manager_pin": "9999"}),
+            401,
+            "pin_mismatch",
+            Some("manager_pin"),
+        ),
+    ];
+    for (operator, body, status, code, field) in cases {
+        let (got, answer) = unlock(&client, &a, operator, body.clone()).await;
+        assert_eq!(
+            (
+                got,
+                answer["error"]["code"].as_str(),
+                answer["error"]["field"].as_str()
+            ),
+            (status, Some(code), field),
+            "unlock {operator} {body}: {answer}"
+        );
+    }
+    assert_eq!(verify_pin(&client, &a, "bob", "1357").await.0, 429);
+    // mia had 2 wrong PINs before the crash and 1 above: 2 more lock her out too.
+    for _ in 0..2 {
+        assert_eq!(verify_pin(&client, &a, "mia", "0000").await.0, 401);
+    }
+    let (code, mia_locked) = unlock(
+        &client,
+        &a,
+        "bob",
+        json!({"manager_id": "mia", "manager_pin": "2468"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            code,
+            mia_locked["error"]["code"].as_str(),
+            mia_locked["error"]["field"].as_str()
+        ),
+        (429, Some("pin_locked"), Some("manager_pin")),
+        "a locked-out manager cannot unlock: {mia_locked}"
+    );
+
+    // An admin unlocks mia through the CLI (PIN on stdin), then mia unlocks bob.
+    let (code, set) = post(
+        &client,
+        &a,
+        "/v1/operators",
+        "",
+        json!({"operator_id": "ada", "name": "Ada", "role": "admin", "pin": "8642"}),
+    )
+    .await;
+    assert_eq!(code, 201, "{set}");
+    let mut cli = std::process::Command::new(support::binary());
+    cli.args([
+        "operator",
+        "unlock",
+        "--operator",
+        "mia",
+        "--manager",
+        "ada",
+        "--api",
+    ])
+    .arg(&a.api)
+    .env_remove("POSMESH_MANAGER_PIN")
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cli.spawn().expect("cli runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"8642\n").expect("pin written");
+    }
+    let out = child.wait_with_output().expect("cli ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("unlocked mia"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(verify_pin(&client, &a, "mia", "2468").await.0, 200);
+    let (code, done) = unlock(
+        &client,
+        &a,
+        "bob",
+        json!({"manager_id": "mia", "manager_pin": "2468"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(
+        (
+            &done["was_locked"],
+            &done["failures_cleared"],
+            &done["unlocked_by"]
+        ),
+        (&json!(true), &json!(5), &json!("mia"))
+    );
+    assert_eq!(verify_pin(&client, &a, "bob", "1357").await.0, 200);
+
+    let openapi = get(&client, &a.api, "/openapi.json").await;
+    assert!(
+        openapi["paths"]["/v1/operators/{id}/unlock"]["post"].is_object(),
+        "OpenAPI documents the unlock"
+    );
+
+    // The unlock is durable too: after another kill -9, bob is still unlocked.
+    a.kill().expect("killed");
+    let a = support::start_mesh_node_with(d, "s1", "till-1", "127.0.0.1:0", &[], &[]);
+    wait_leader(&client, &[&a], 1, None).await;
+    assert_eq!(verify_pin(&client, &a, "bob", "1357").await.0, 200);
+    a.stop().expect("stopped");
+}
+
+/// Absurd day-close dates are refused precisely and commit nothing: before 2000-01-01 (no
+/// sale can carry such a date), after today, not a date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_day_close_dates_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let a = one_device_store(&client, dir.path()).await;
+    let before = raft(&client, &a).await["applied_index"].clone();
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Duration::days(2))
+        .format("%Y-%m-%d")
+        .to_string();
+    for (date, status, code) in [
+        ("1970-01-01", 422, "date_too_old"),
+        ("1999-12-30", 422, "date_too_old"),
+        (tomorrow.as_str(), 422, "day_not_over"),
+        ("9999-12-31", 422, "day_not_over"),
+        ("2026-02-30", 400, "invalid_date"),
+    ] {
+        let (got, answer) = post(
+            &client,
+            &a,
+            &format!("/v1/days/{date}/close"),
+            "",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            (
+                got,
+                answer["error"]["code"].as_str(),
+                answer["error"]["field"].as_str()
+            ),
+            (status, Some(code), Some("date")),
+            "{date}: {answer}"
+        );
+    }
+    assert_eq!(
+        raft(&client, &a).await["applied_index"],
+        before,
+        "nothing committed"
+    );
+    let (got, closed) = post(&client, &a, "/v1/days/2000-01-02/close", "", Value::Null).await;
+    assert_eq!(got, 201, "an old but possible date closes: {closed}");
+    a.stop().expect("stopped");
+}

@@ -1,0 +1,200 @@
+//! PIN checks under this device's lockout ([`crate::pin_lockout`]) and a manager's unlock:
+//! - [`check_pin`]: refuses a locked-out operator (429 `pin_locked`), checks the PIN
+//!   against its Argon2id hash, stores the new wrong-PIN count (synced) and answers 401
+//!   `pin_mismatch` for a wrong PIN. Used by `verify-pin` and by the unlock below.
+//! - `POST /v1/operators/{id}/unlock`: a manager or admin, identified by id and PIN, lifts
+//!   an operator's lockout on this device (`posmesh operator unlock`). The PIN is needed
+//!   so that whoever is locked out at a till cannot lift it alone; a wrong manager PIN
+//!   counts against the manager's own lockout.
+
+use super::body::parse_json;
+use super::error::{ApiError, ErrorBody};
+use crate::runtime::NodeContext;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use posmesh_consensus::staff::{Operator, Role};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// `POST /v1/operators/{id}/unlock` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockBody {
+    /// The manager (or admin) lifting the lockout.
+    pub manager_id: String,
+    /// The manager's PIN.
+    pub manager_pin: String,
+}
+
+/// `POST /v1/operators/{id}/unlock` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnlockView {
+    /// The operator unlocked.
+    pub operator_id: String,
+    /// Whether the operator was locked out (else only a count of wrong PINs, if any, was
+    /// cleared).
+    pub was_locked: bool,
+    /// Wrong PINs in a row forgotten.
+    pub failures_cleared: u32,
+    /// The manager who unlocked.
+    pub unlocked_by: String,
+}
+
+/// The operator `operator_id` of the store, or 404 `code` naming `field`.
+pub(super) fn operator(
+    node: &NodeContext,
+    operator_id: &str,
+    code: &'static str,
+    field: Option<&str>,
+) -> Result<Operator, ApiError> {
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    raft.read(|state| state.staff.operators.get(operator_id).cloned())
+        .ok_or_else(|| ApiError::not_found(code, format!("no operator {operator_id:?}"), field))
+}
+
+/// Checks `pin` against `operator`'s hash under this device's lockout; the error names
+/// `field` (429 `pin_locked`, 401 `pin_mismatch`, 500 `storage` if the count cannot be
+/// stored).
+pub(super) async fn check_pin(
+    node: &Arc<NodeContext>,
+    operator_id: &str,
+    operator: &Operator,
+    pin: String,
+    field: &'static str,
+) -> Result<(), ApiError> {
+    let now_ms = crate::clock::wall_clock_ms();
+    node.pin_lockout
+        .check(operator_id, now_ms)
+        .map_err(|secs| pin_locked(operator_id, secs, field))?;
+    let hash = operator.pin_hash.clone();
+    let matches = tokio::task::spawn_blocking(move || crate::pin::verify_pin(&pin, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    let ctx = node.clone();
+    let id = operator_id.to_owned();
+    let locked = tokio::task::spawn_blocking(move || {
+        ctx.pin_lockout
+            .record(&id, matches, now_ms, |op, attempts| {
+                ctx.store.put_pin_attempts(op, attempts)
+            })
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(storage)?;
+    if locked {
+        tracing::warn!(operator = %operator_id, "operator locked out after {} wrong PINs", crate::pin_lockout::PIN_FAILURES_MAX);
+        metrics::counter!("posmesh_pin_lockouts_total").increment(1);
+    }
+    if !matches {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "pin_mismatch",
+            "the PIN does not match",
+            Some(field),
+        ));
+    }
+    Ok(())
+}
+
+fn pin_locked(operator_id: &str, secs: u64, field: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "pin_locked",
+        format!(
+            "operator {operator_id:?} is locked out on this device after {} wrong PINs: try again in {secs} s, or ask a manager to unlock it (`posmesh operator unlock`)",
+            crate::pin_lockout::PIN_FAILURES_MAX
+        ),
+        Some(field),
+    )
+}
+
+fn storage(error: crate::storage::StorageError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "storage",
+        error.to_string(),
+        None,
+    )
+}
+
+/// Lifts an operator's PIN lockout on this device (a manager's or admin's id and PIN).
+#[utoipa::path(post, path = "/v1/operators/{id}/unlock", request_body = UnlockBody,
+    params(("id" = String, Path, description = "the locked-out operator")),
+    responses((status = 200, body = UnlockView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody, description = "wrong manager PIN (counts against the manager)"),
+              (status = 403, body = ErrorBody, description = "manager_id is not a manager or admin"),
+              (status = 404, body = ErrorBody, description = "unknown operator or manager"),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "the manager is locked out"),
+              (status = 503, body = ErrorBody)))]
+pub async fn unlock(
+    State(node): State<Arc<NodeContext>>,
+    Path(operator_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<UnlockView>, ApiError> {
+    let body: UnlockBody = parse_json(&headers, body)?;
+    for (field, value) in [
+        ("manager_id", &body.manager_id),
+        ("manager_pin", &body.manager_pin),
+    ] {
+        if value.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "empty_field",
+                format!("{field} must not be empty"),
+                Some(field),
+            ));
+        }
+    }
+    operator(&node, &operator_id, "operator_not_found", None)?;
+    let manager = operator(
+        &node,
+        &body.manager_id,
+        "manager_not_found",
+        Some("manager_id"),
+    )?;
+    if !matches!(manager.role, Role::Manager | Role::Admin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_a_manager",
+            format!(
+                "{:?} is a {}: only a manager or admin can unlock an operator",
+                body.manager_id,
+                manager.role.as_str()
+            ),
+            Some("manager_id"),
+        ));
+    }
+    check_pin(
+        &node,
+        &body.manager_id,
+        &manager,
+        body.manager_pin,
+        "manager_pin",
+    )
+    .await?;
+    let now_ms = crate::clock::wall_clock_ms();
+    let ctx = node.clone();
+    let id = operator_id.clone();
+    let had = tokio::task::spawn_blocking(move || {
+        ctx.pin_lockout
+            .unlock(&id, |op, attempts| ctx.store.put_pin_attempts(op, attempts))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(storage)?;
+    tracing::info!(operator = %operator_id, manager = %body.manager_id, ?had, "PIN lockout lifted");
+    Ok(Json(UnlockView {
+        operator_id,
+        was_locked: had.is_some_and(|a| a.locked_at(now_ms)),
+        failures_cleared: had.map_or(0, |a| a.failures),
+        unlocked_by: body.manager_id,
+    }))
+}
