@@ -8,7 +8,8 @@
 //! - `raft_meta`: `vote`, `committed` and `last_purged` log ids (JSON).
 //! - `raft_sm`: `state` (the applied [`StoreState`] with its last applied log id and
 //!   membership, without its redemptions), `redemption/<redemption id>` (one key per applied
-//!   redemption, JSON) and `snapshot` (the current snapshot: its meta and bytes).
+//!   redemption, JSON), `snapshot_meta` and `snapshot_data` (the current snapshot: its meta
+//!   as JSON, its bytes as they are).
 //!
 //! Durability (what is on disk when):
 //! - `append`: the entries are written (readable at once) and handed to a flusher thread
@@ -79,7 +80,13 @@ const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 const KEY_STATE: &[u8] = b"state";
+/// The current snapshot as one JSON value, meta and bytes (a JSON array of numbers): as
+/// written by older versions, still read when the two keys below are absent.
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
+/// The current snapshot's meta (JSON).
+const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
+/// The current snapshot's bytes, as they are.
+const KEY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
 /// Key prefix of the checkpoint's redemptions in `raft_sm`: `redemption/<id>`.
 const REDEMPTION_PREFIX: &[u8] = b"redemption/";
 /// The first key after every `redemption/…` key (`'/' + 1 = '0'`).
@@ -459,7 +466,7 @@ pub(crate) struct Applied {
     pub(crate) unsaved_redemptions: Vec<String>,
 }
 
-/// A snapshot as stored in `raft_sm`/`snapshot`.
+/// A snapshot as older versions stored it in `raft_sm`/`snapshot`.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMetaOf<TypeConfig>,
@@ -608,6 +615,25 @@ impl StateMachineStore {
         guard.unsaved_redemptions = ids;
     }
 
+    /// Adds the snapshot `meta` + `data` to `batch`, replacing the current one (in either
+    /// layout).
+    fn put_snapshot(
+        &self,
+        batch: &mut WriteBatch,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let family = cf(&self.db, CF_SM)?;
+        batch.put_cf(
+            family,
+            KEY_SNAPSHOT_META,
+            serde_json::to_vec(meta).map_err(invalid)?,
+        );
+        batch.put_cf(family, KEY_SNAPSHOT_DATA, data);
+        batch.delete_cf(family, KEY_SNAPSHOT);
+        Ok(())
+    }
+
     fn last_applied_of(applied: &Applied) -> u64 {
         applied.last_applied.map_or(0, |id| id.index())
     }
@@ -617,37 +643,32 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
-        // The snapshot and the same state as the checkpoint, in one synced batch: the log
-        // before the snapshot may be purged from now on.
-        let mut batch = WriteBatch::default();
-        let (meta, data, taken, last_applied) = {
-            let mut guard = self.applied.write().unwrap_or_else(|p| p.into_inner());
-            let data = serde_json::to_vec(&*guard).map_err(invalid)?;
+        // Serialised under the read lock (applies wait only for the short checkpoint below).
+        let (meta, data) = {
+            let guard = self.applied.read().unwrap_or_else(|p| p.into_inner());
             let meta = SnapshotMetaOf::<TypeConfig> {
                 last_log_id: guard.last_applied,
                 last_membership: guard.last_membership.clone(),
             };
+            (meta, serde_json::to_vec(&*guard).map_err(invalid)?)
+        };
+        // The snapshot and a checkpoint at least as new, in one synced batch: the log up to
+        // the snapshot may be purged from now on, and a restart never needs it.
+        let mut batch = WriteBatch::default();
+        self.put_snapshot(&mut batch, &meta, &data)?;
+        let (taken, last_applied) = {
+            let mut guard = self.applied.write().unwrap_or_else(|p| p.into_inner());
             let taken = self.checkpoint(&mut batch, &mut guard)?;
-            (meta, data, taken, Self::last_applied_of(&guard))
+            (taken, Self::last_applied_of(&guard))
         };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        let written = serde_json::to_vec(&stored)
-            .map_err(invalid)
-            .and_then(|bytes| {
-                batch.put_cf(cf(&self.db, CF_SM)?, KEY_SNAPSHOT, bytes);
-                self.db.write_opt(batch, &synced()).map_err(rocks)
-            });
-        if let Err(error) = written {
+        if let Err(error) = self.db.write_opt(batch, &synced()) {
             self.unsaved_again(taken);
-            return Err(error);
+            return Err(rocks(error));
         }
         self.checkpointed.fetch_max(last_applied, Ordering::Relaxed);
         Ok(SnapshotOf::<TypeConfig, SnapshotData> {
             meta,
-            snapshot: std::io::Cursor::new(stored.data),
+            snapshot: std::io::Cursor::new(data),
         })
     }
 }
@@ -740,10 +761,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             unsaved_redemptions: decoded.state.redemptions.keys().cloned().collect(),
             state: decoded.state,
         };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
         // The snapshot replaces the state whole: the old redemption keys go, the snapshot's
         // are written.
         let mut batch = WriteBatch::default();
@@ -753,11 +770,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             REDEMPTION_PREFIX_END,
         );
         self.checkpoint(&mut batch, &mut applied)?;
-        batch.put_cf(
-            cf(&self.db, CF_SM)?,
-            KEY_SNAPSHOT,
-            serde_json::to_vec(&stored).map_err(invalid)?,
-        );
+        self.put_snapshot(&mut batch, meta, &data)?;
         self.db.write_opt(batch, &synced()).map_err(rocks)?;
         self.checkpointed.store(
             applied.last_applied.map_or(0, |id| id.index()),
@@ -770,7 +783,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
-        let stored: Option<StoredSnapshot> = get_json(&self.db, CF_SM, KEY_SNAPSHOT)?;
+        let meta: Option<SnapshotMetaOf<TypeConfig>> =
+            get_json(&self.db, CF_SM, KEY_SNAPSHOT_META)?;
+        let stored = match meta {
+            Some(meta) => {
+                let data = self
+                    .db
+                    .get_cf(cf(&self.db, CF_SM)?, KEY_SNAPSHOT_DATA)
+                    .map_err(rocks)?
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "raft snapshot meta without its data",
+                        )
+                    })?;
+                Some(StoredSnapshot { meta, data })
+            }
+            None => get_json(&self.db, CF_SM, KEY_SNAPSHOT)?,
+        };
         Ok(stored.map(|s| SnapshotOf::<TypeConfig, SnapshotData> {
             meta: s.meta,
             snapshot: std::io::Cursor::new(s.data),
@@ -938,5 +968,47 @@ mod tests {
         drop(_log);
         let (_log, sm) = open(dir.path()).expect("reopen");
         assert_eq!(state_of(&sm), state);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_is_stored_as_its_bytes_and_an_older_layout_still_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_log, mut sm) = open(dir.path()).expect("open");
+        apply(&mut sm, 1, vec![issue(), redeem(1), redeem(2)]).await;
+        let built = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("build");
+        let data = built.snapshot.into_inner();
+        let stored = sm
+            .db
+            .get_cf(cf(&sm.db, CF_SM).expect("cf"), KEY_SNAPSHOT_DATA);
+        assert_eq!(stored.expect("read").as_deref(), Some(data.as_slice()));
+        let current = sm.get_current_snapshot().await.expect("read").expect("one");
+        assert_eq!(current.meta, built.meta);
+        assert_eq!(current.snapshot.into_inner(), data);
+        let decoded: Applied = serde_json::from_slice(&data).expect("json");
+        assert_eq!(decoded.state, state_of(&sm));
+
+        // An older version's layout: one JSON value under `snapshot`.
+        let family = cf(&sm.db, CF_SM).expect("cf");
+        sm.db.delete_cf(family, KEY_SNAPSHOT_META).expect("delete");
+        sm.db.delete_cf(family, KEY_SNAPSHOT_DATA).expect("delete");
+        let old = StoredSnapshot {
+            meta: built.meta.clone(),
+            data: b"older".to_vec(),
+        };
+        sm.db
+            .put_cf(
+                family,
+                KEY_SNAPSHOT,
+                serde_json::to_vec(&old).expect("json"),
+            )
+            .expect("write");
+        let current = sm.get_current_snapshot().await.expect("read").expect("one");
+        assert_eq!(current.meta, built.meta);
+        assert_eq!(current.snapshot.into_inner(), b"older".to_vec());
     }
 }
