@@ -87,7 +87,10 @@ pub struct SetTaxRatesBody {
     pub version: u64,
     /// From when the rates apply, RFC 3339 (e.g. `2026-01-01T00:00:00Z`).
     pub effective_at: String,
-    /// Rate per tax class, basis points (2000 = 20 %), 0–10 000; 1–64 classes.
+    /// Rate per tax class of the catalog, basis points (2000 = 20 %), 0–10 000; 1–64 keys.
+    /// A key `cold_food` sets the class's rate both ways, `cold_food:eat_in` /
+    /// `cold_food:take_away` one way only (and wins over the plain key). Classes not named
+    /// keep the catalog's rates.
     pub rates_bps: BTreeMap<String, u32>,
 }
 
@@ -301,7 +304,9 @@ pub async fn list_shifts(
     Ok(Json(shifts.map_err(ApiError::internal)?))
 }
 
-/// Sets a new version of the tax rates.
+/// Sets a new version of the tax rates: sales from `effective_at` on are taxed at them
+/// (each device prices with the versions it has applied; see `crate::tax_in_force`).
+/// 422 `unknown_tax_class` for a key naming no tax class of the catalog in force.
 #[utoipa::path(post, path = "/v1/tax-rates", request_body = SetTaxRatesBody,
     responses((status = 201, description = "set (the committed outcome)"), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -319,6 +324,20 @@ pub async fn set_tax_rates(
             Some("effective_at"),
         )
     })?;
+    let catalog = node.catalog_now();
+    let unknown = crate::tax_in_force::unknown_classes(&catalog, body.rates_bps.keys());
+    if !unknown.is_empty() {
+        let known: Vec<&str> = catalog.tax_classes().map(|c| c.id.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_tax_class",
+            format!(
+                "rates_bps names no tax class of catalog version {} for {unknown:?}: use one of {known:?}, optionally suffixed :eat_in or :take_away",
+                catalog.version()
+            ),
+            Some("rates_bps"),
+        ));
+    }
     decide(
         &node,
         StoreCommand::SetTaxRates {

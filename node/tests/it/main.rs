@@ -20,3 +20,4 @@ mod restore_loopback;
 mod snapshot_loopback;
 mod staff_loopback;
 mod support;
+mod tax_rates_loopback;
