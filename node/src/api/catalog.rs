@@ -18,13 +18,9 @@ pub struct CatalogView {
     pub currency: String,
     /// Cash rounding increment, minor units, if the store rounds cash payments.
     pub cash_rounding_increment_minor: Option<i64>,
-    /// Tax classes, with the rates a sale now is taxed at (those of `tax_version` when a
-    /// store-wide tax version is in force).
+    /// Tax classes.
     #[schema(value_type = Vec<Object>)]
     pub tax_classes: Vec<TaxClass>,
-    /// The store-wide tax version in force on this device (`POST /v1/tax-rates`); 0 while
-    /// the catalog's own rates apply.
-    pub tax_version: u64,
     /// Items in SKU order; `price_minor` is tax-inclusive.
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<CatalogItem>,
@@ -33,8 +29,7 @@ pub struct CatalogView {
 /// The whole catalog.
 #[utoipa::path(get, path = "/v1/catalog", responses((status = 200, body = CatalogView)))]
 pub async fn get_catalog(State(node): State<Arc<NodeContext>>) -> Json<CatalogView> {
-    let now_ms = i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX);
-    let catalog = node.catalog_for_sale(now_ms);
+    let catalog = node.catalog_now();
     let mut tax_classes: Vec<TaxClass> = catalog
         .items()
         .filter_map(|item| catalog.tax_class(&item.tax_class).cloned())
@@ -46,7 +41,6 @@ pub async fn get_catalog(State(node): State<Arc<NodeContext>>) -> Json<CatalogVi
         currency: catalog.currency().code().to_owned(),
         cash_rounding_increment_minor: catalog.cash_rounding_increment_minor(),
         tax_classes,
-        tax_version: catalog.tax_version(),
         items: catalog.items().cloned().collect(),
     })
 }
