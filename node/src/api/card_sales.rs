@@ -312,7 +312,8 @@ async fn redeem_gift_card(
         )
     })?;
     match response {
-        posmesh_consensus::StoreResponse::Applied(_) => Ok(()),
+        posmesh_consensus::StoreResponse::Applied(_)
+        | posmesh_consensus::StoreResponse::Replayed { .. } => Ok(()),
         posmesh_consensus::StoreResponse::Refused(refusal) => Err(ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "gift_card_refused",

@@ -2,7 +2,8 @@
 //! - `POST /v1/operators`: add or change an operator; the PIN is hashed (Argon2id) here,
 //!   before the command enters the log. `GET /v1/operators`: the list (no hashes).
 //! - `POST /v1/operators/{id}/verify-pin`: checks a PIN against the operator's hash.
-//! - `POST /v1/shifts`: opens a shift of an operator on this device with an opening float;
+//! - `POST /v1/shifts` (with an `Idempotency-Key`): opens a shift of an operator on this
+//!   device with an opening float;
 //!   `POST /v1/shifts/{id}/close` closes it; `GET /v1/shifts` lists them.
 //! - `POST /v1/tax-rates`: a new version of the tax rates from an effective time;
 //!   `GET /v1/tax-rates`: every version.
@@ -12,9 +13,9 @@
 //! proposed; refusals of the state machine (unknown operator, shift already open, …) are
 //! committed answers that change nothing.
 
-use super::body::parse_json;
+use super::body::{idempotency_key, parse_json, request_hash};
 use super::error::{ApiError, ErrorBody};
-use super::gift_cards::decide;
+use super::gift_cards::{decide, idempotent};
 use super::sales::parse_currency;
 use crate::runtime::NodeContext;
 use axum::body::Bytes;
@@ -66,7 +67,7 @@ pub struct OperatorView {
 }
 
 /// `POST /v1/shifts` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenShiftBody {
     /// The shift's id, chosen by the POS app (unique store-wide).
@@ -220,16 +221,24 @@ fn pin_locked(operator_id: &str, secs: u64) -> ApiError {
     )
 }
 
-/// Opens a shift on this device.
+/// Opens a shift on this device, once per Idempotency-Key: a retry with the same key and
+/// body (on this device) answers the first opening again (200, `Idempotent-Replayed:
+/// true`), the key with another body or device 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/shifts", request_body = OpenShiftBody,
-    responses((status = 201, description = "opened (the committed outcome)"), (status = 404, body = ErrorBody),
+    params(("Idempotency-Key" = String, Header, description = "unique per opening attempt, store-wide")),
+    responses((status = 201, description = "opened (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn open_shift(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let body: OpenShiftBody = parse_json(&headers, body)?;
+    // The shift opens on this device: the same body on another device is another request.
+    let hash = request_hash("open_shift", &node.identity.device_id, &body);
     check_text("shift_id", &body.shift_id)?;
     check_text("operator_id", &body.operator_id)?;
     let currency = parse_currency(&body.currency)?;
@@ -257,18 +266,15 @@ pub async fn open_shift(
         ));
     }
     let (now_ms, _) = node.dated(None)?;
-    decide(
-        &node,
-        StoreCommand::OpenShift {
-            shift_id: body.shift_id,
-            device_id: node.identity.device_id.clone(),
-            operator_id: body.operator_id,
-            opening_float_minor: body.opening_float_minor,
-            currency,
-            opened_at_ms: now_ms,
-        },
-    )
-    .await
+    let command = StoreCommand::OpenShift {
+        shift_id: body.shift_id,
+        device_id: node.identity.device_id.clone(),
+        operator_id: body.operator_id,
+        opening_float_minor: body.opening_float_minor,
+        currency,
+        opened_at_ms: now_ms,
+    };
+    decide(&node, idempotent(key, &hash, command)).await
 }
 
 /// Closes a shift.

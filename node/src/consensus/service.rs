@@ -717,6 +717,16 @@ impl RaftService {
         })
     }
 
+    /// Waits (at most `timeout`) until this device has applied log index `index`: after a
+    /// write forwarded to the leader, to read its effect here. False on timeout.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "a forwarded write applied here")
+            .await
+            .is_ok()
+    }
+
     /// `device_id`'s allotment of the store's offline card budget as applied on this device
     /// (only committed entries are applied, so without quorum this is the last committed
     /// one, never more): (applied log index, allotment in minor units, budget currency).

@@ -72,7 +72,7 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
         &client,
         &a,
         "/v1/shifts",
-        "",
+        "open-sh-1",
         json!({"shift_id": "sh-1", "operator_id": "bob", "opening_float_minor": 10000, "currency": "GBP"}),
     )
     .await;
@@ -229,8 +229,9 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
             Some("rates_bps"),
         ),
     ];
-    for (path, body, status, code, field) in cases {
-        let (got, answer) = post(&client, &a, path, "", body.clone()).await;
+    for (case, (path, body, status, code, field)) in cases.into_iter().enumerate() {
+        let key = format!("bad-{case}");
+        let (got, answer) = post(&client, &a, path, &key, body.clone()).await;
         assert_eq!(
             (
                 got,
