@@ -3,8 +3,9 @@
 //! key with the same request answers the first outcome again (200, `Idempotent-Replayed:
 //! true`, the same body); the same key with another request is refused (409
 //! `idempotency_key_reused`) and changes nothing. Gift-card issue and redemption, shift
-//! opening and day close, on a one-device store.
+//! opening and day close, on a one-device store; the recorded keys survive kill -9.
 
+use super::consensus_loopback::wait_leader;
 use super::staff_loopback::one_device_store;
 use super::support;
 use posmesh_node::node_process::NodeProcess;
@@ -189,5 +190,23 @@ async fn store_wide_writes_replay_a_retry_and_refuse_a_reused_key() {
     assert_eq!(
         z["error"]["code"], "day_not_closed",
         "the reused key closed nothing: {z}"
+    );
+
+    // The keys survive kill -9: after a restart a retry still replays the first answer.
+    a.kill().expect("SIGKILL till-1");
+    let a = support::start_mesh_node_with(dir.path(), "s1", "till-1", "127.0.0.1:0", &[], &[]);
+    wait_leader(&client, &[&a], 1, None).await;
+    let (status, replayed, again) = post(&client, &a, &close, Some("close-1"), &Value::Null).await;
+    assert_eq!(
+        (status, replayed, &again),
+        (200, true, &closed),
+        "after restart"
+    );
+    let (status, replayed, again) =
+        post(&client, &a, "/v1/gift-cards", Some("issue-gc-1"), &card).await;
+    assert_eq!(
+        (status, replayed, &again),
+        (200, true, &issued),
+        "after restart"
     );
 }
