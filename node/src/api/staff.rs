@@ -2,11 +2,16 @@
 //! - `POST /v1/operators`: add or change an operator; the PIN is hashed (Argon2id) here,
 //!   before the command enters the log. `GET /v1/operators`: the list (no hashes).
 //! - `POST /v1/operators/{id}/verify-pin`: checks a PIN against the operator's hash.
-//! - `POST /v1/shifts` (with an `Idempotency-Key`): opens a shift of an operator on this
-//!   device with an opening float;
+//! - `POST /v1/shifts`: opens a shift of an operator on this device with an opening float;
 //!   `POST /v1/shifts/{id}/close` closes it; `GET /v1/shifts` lists them.
-//! - `POST /v1/tax-rates`: a new version of the tax rates from an effective time;
-//!   `GET /v1/tax-rates`: every version.
+//! - `POST /v1/tax-rates`: a new version of the tax rates from an effective time (they
+//!   price sales from then on, see [`crate::tax_in_force`]); `GET /v1/tax-rates`: every
+//!   version.
+//!
+//! Shift opening and close and tax rates need an `Idempotency-Key`, recorded store-wide in
+//! the Raft state with the outcome (the sales API's convention: a retry answers the first
+//! outcome, 200 `Idempotent-Replayed: true`). Operators need none: setting one is an upsert
+//! (and a request hash over a body with a clear PIN must not enter the replicated state).
 //!
 //! Reads come from this device's applied state (replicated, possibly a moment behind the
 //! leader). Every bad body is refused here with a precise code before anything is
@@ -81,7 +86,7 @@ pub struct OpenShiftBody {
 }
 
 /// `POST /v1/tax-rates` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetTaxRatesBody {
     /// The version, greater than the current one.
@@ -277,24 +282,29 @@ pub async fn open_shift(
     decide(&node, idempotent(key, &hash, command)).await
 }
 
-/// Closes a shift.
-#[utoipa::path(post, path = "/v1/shifts/{id}/close", params(("id" = String, Path)),
-    responses((status = 201, description = "closed (the committed outcome)"), (status = 404, body = ErrorBody),
+/// Closes a shift, once per Idempotency-Key: a retry with the same key answers the first
+/// close again (200, `Idempotent-Replayed: true`); the key used for another request 409
+/// `idempotency_key_reused`; a second close under a new key 409 `shift_already_closed`.
+#[utoipa::path(post, path = "/v1/shifts/{id}/close",
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
+    responses((status = 201, description = "closed (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn close_shift(
     State(node): State<Arc<NodeContext>>,
     Path(shift_id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     check_text("shift_id", &shift_id)?;
+    let hash = request_hash("close_shift", &shift_id, &serde_json::Value::Null);
     let (now_ms, _) = node.dated(None)?;
-    decide(
-        &node,
-        StoreCommand::CloseShift {
-            shift_id,
-            closed_at_ms: now_ms,
-        },
-    )
-    .await
+    let command = StoreCommand::CloseShift {
+        shift_id,
+        closed_at_ms: now_ms,
+    };
+    decide(&node, idempotent(key, &hash, command)).await
 }
 
 /// The store's shifts, by id.
@@ -313,15 +323,22 @@ pub async fn list_shifts(
 /// Sets a new version of the tax rates: sales from `effective_at` on are taxed at them
 /// (each device prices with the versions it has applied; see `crate::tax_in_force`).
 /// 422 `unknown_tax_class` for a key naming no tax class of the catalog in force.
+/// Once per Idempotency-Key: a retry with the same key and body answers the first outcome
+/// (200, `Idempotent-Replayed: true`), the key with another body 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/tax-rates", request_body = SetTaxRatesBody,
-    responses((status = 201, description = "set (the committed outcome)"), (status = 409, body = ErrorBody),
+    params(("Idempotency-Key" = String, Header, description = "unique per attempt, store-wide")),
+    responses((status = 201, description = "set (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn set_tax_rates(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let body: SetTaxRatesBody = parse_json(&headers, body)?;
+    let hash = request_hash("set_tax_rates", "", &body);
     let effective = chrono::DateTime::parse_from_rfc3339(&body.effective_at).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -344,15 +361,12 @@ pub async fn set_tax_rates(
             Some("rates_bps"),
         ));
     }
-    decide(
-        &node,
-        StoreCommand::SetTaxRates {
-            version: body.version,
-            effective_at_ms: effective.timestamp_millis(),
-            rates_bps: body.rates_bps,
-        },
-    )
-    .await
+    let command = StoreCommand::SetTaxRates {
+        version: body.version,
+        effective_at_ms: effective.timestamp_millis(),
+        rates_bps: body.rates_bps,
+    };
+    decide(&node, idempotent(key, &hash, command)).await
 }
 
 /// Every version of the store's tax rates, oldest first.

@@ -81,7 +81,7 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
         &client,
         &a,
         "/v1/tax-rates",
-        "",
+        "tax-1",
         json!({"version": 1, "effective_at": "2026-01-01T00:00:00Z", "rates_bps": {"standard": 2000}}),
     )
     .await;
@@ -244,9 +244,9 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     }
     let after = snapshot(client.clone(), a.api.clone()).await;
     assert_eq!(before, after, "refused requests changed nothing");
-    let (code, closed) = post(&client, &a, "/v1/shifts/sh-1/close", "", Value::Null).await;
+    let (code, closed) = post(&client, &a, "/v1/shifts/sh-1/close", "close-1", Value::Null).await;
     assert_eq!(code, 201, "{closed}");
-    let (code, again) = post(&client, &a, "/v1/shifts/sh-1/close", "", Value::Null).await;
+    let (code, again) = post(&client, &a, "/v1/shifts/sh-1/close", "close-2", Value::Null).await;
     assert_eq!(
         (code, again["error"]["code"].as_str()),
         (409, Some("shift_already_closed"))

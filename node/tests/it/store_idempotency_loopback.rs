@@ -3,7 +3,8 @@
 //! key with the same request answers the first outcome again (200, `Idempotent-Replayed:
 //! true`, the same body); the same key with another request is refused (409
 //! `idempotency_key_reused`) and changes nothing. Gift-card issue and redemption, shift
-//! opening and day close, on a one-device store; the recorded keys survive kill -9.
+//! opening and close, tax rates and day close, on a one-device store; the recorded keys
+//! survive kill -9.
 
 use super::consensus_loopback::wait_leader;
 use super::staff_loopback::one_device_store;
@@ -145,6 +146,38 @@ async fn store_wide_writes_replay_a_retry_and_refuse_a_reused_key() {
     assert_eq!(opened["outcome"]["shift_id"], "sh-1", "{opened}");
     let shifts = support::get_json(&client, &format!("http://{}/v1/shifts", a.api)).await;
     assert_eq!(shifts["sh-1"]["opening_float_minor"], 10_000, "{shifts}");
+    // Shift close: the key for another shift's close is another request.
+    let closed_shift = check_convention(
+        &client,
+        &a,
+        "/v1/shifts/sh-1/close",
+        "/v1/shifts/sh-9/close",
+        "close-sh-1",
+        &Value::Null,
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(
+        closed_shift["outcome"]["shift_id"], "sh-1",
+        "{closed_shift}"
+    );
+
+    // Tax rates.
+    let rates = |rate: u32| json!({"version": 1, "effective_at": "2026-01-01T00:00:00Z", "rates_bps": {"standard": rate}});
+    let set = check_convention(
+        &client,
+        &a,
+        "/v1/tax-rates",
+        "/v1/tax-rates",
+        "tax-1",
+        &rates(2000),
+        &rates(500),
+    )
+    .await;
+    assert_eq!(set["outcome"]["version"], 1, "{set}");
+    let versions = support::get_json(&client, &format!("http://{}/v1/tax-rates", a.api)).await;
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "{versions}");
+    assert_eq!(versions[0]["rates_bps"]["standard"], 2000, "{versions}");
 
     // Day close: the replay carries the first close's cut, even after another sale.
     let sale =

@@ -67,7 +67,7 @@ async fn committed_tax_rates_price_sales_from_their_effective_time() {
         &client,
         &a,
         "/v1/tax-rates",
-        "",
+        "tax-1",
         json!({"version": 1, "effective_at": at(-3600),
                "rates_bps": {"hot_food_drink": 500, "cold_food:eat_in": 1250}}),
     )
@@ -78,7 +78,7 @@ async fn committed_tax_rates_price_sales_from_their_effective_time() {
         &client,
         &a,
         "/v1/tax-rates",
-        "",
+        "tax-2",
         json!({"version": 2, "effective_at": at(3600), "rates_bps": {"hot_food_drink": 0}}),
     )
     .await;
@@ -166,8 +166,9 @@ async fn committed_tax_rates_price_sales_from_their_effective_time() {
             "rates_bps.standard",
         ),
     ];
-    for (body, status, code, field) in cases {
-        let (got, answer) = post(&client, &a, "/v1/tax-rates", "", body.clone()).await;
+    for (case, (body, status, code, field)) in cases.into_iter().enumerate() {
+        let key = format!("bad-{case}");
+        let (got, answer) = post(&client, &a, "/v1/tax-rates", &key, body.clone()).await;
         assert_eq!(
             (
                 got,
