@@ -144,6 +144,21 @@ pub enum StoreCommand {
         /// When it closed, ms since the Unix epoch; not before it opened.
         closed_at_ms: i64,
     },
+    /// `command` under a client's Idempotency-Key (see [`crate::idempotency`]): the first
+    /// time it is applied and, if applied, recorded with its outcome; a retry with the same
+    /// key and request hash is answered [`StoreResponse::Replayed`] without applying
+    /// anything, the key with another request is refused
+    /// ([`Refusal::IdempotencyKeyReused`]).
+    Idempotent {
+        /// The client's key (store-wide: a retry through another device is the same
+        /// request). 1–128 bytes, no control characters.
+        idempotency_key: String,
+        /// SHA-256 of the request (operation, target, canonical body), 64 lowercase hex
+        /// digits: what tells a retry from another request under the same key.
+        request_hash: String,
+        /// The command to apply (not itself `Idempotent`).
+        command: Box<StoreCommand>,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -215,6 +230,11 @@ impl std::fmt::Display for StoreCommand {
                 ..
             } => write!(f, "open shift {shift_id} of {operator_id} on {device_id}"),
             StoreCommand::CloseShift { shift_id, .. } => write!(f, "close shift {shift_id}"),
+            StoreCommand::Idempotent {
+                idempotency_key,
+                command,
+                ..
+            } => write!(f, "{command} (Idempotency-Key {idempotency_key})"),
         }
     }
 }
@@ -231,6 +251,14 @@ pub enum StoreResponse {
     Refused(Refusal),
     /// A blank or membership entry: no application response.
     None,
+    /// A retry of an [`StoreCommand::Idempotent`] request already applied: its recorded
+    /// outcome; nothing was applied this time.
+    Replayed {
+        /// Log index at which the request was applied the first time.
+        applied_at_index: u64,
+        /// The outcome it had then.
+        outcome: Outcome,
+    },
 }
 
 /// The outcome of an applied command.
@@ -528,5 +556,14 @@ pub enum Refusal {
     InvalidTime {
         /// The rule.
         rule: String,
+    },
+    /// The Idempotency-Key was already used for another request (a client bug: a retry
+    /// must send the same request; a new request needs a new key).
+    #[error("Idempotency-Key {idempotency_key:?} was already used for another request (applied at log index {applied_at_index}): retry with the same request, or use a new key")]
+    IdempotencyKeyReused {
+        /// The key.
+        idempotency_key: String,
+        /// Log index of the request that used it.
+        applied_at_index: u64,
     },
 }

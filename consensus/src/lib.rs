@@ -79,6 +79,7 @@ pub mod failover_nudge;
 pub mod failover_nudge_task;
 pub mod forced_membership;
 pub mod group;
+pub mod idempotency;
 pub mod restore;
 pub mod rocksdb_tuning;
 pub mod staff;

@@ -108,6 +108,9 @@ pub struct StoreState {
     /// Operators (roles, PIN hashes) and shifts.
     #[serde(default)]
     pub staff: crate::staff::Staff,
+    /// Applied [`StoreCommand::Idempotent`] writes by Idempotency-Key.
+    #[serde(default)]
+    pub idempotent_writes: BTreeMap<String, crate::idempotency::IdempotentWrite>,
 }
 
 impl StoreState {
@@ -185,6 +188,11 @@ impl StoreState {
                 shift_id,
                 closed_at_ms,
             } => self.staff.close_shift(index, shift_id, *closed_at_ms),
+            StoreCommand::Idempotent {
+                idempotency_key,
+                request_hash,
+                command,
+            } => return self.apply_idempotent(index, idempotency_key, request_hash, command),
         };
         match result {
             Ok(outcome) => StoreResponse::Applied(outcome),

@@ -4,9 +4,16 @@
 //!
 //! Rates are integer basis points (1 bp = 0.01 %; 2000 bp = 20 %), never floats, as VAT
 //! rates are published with at most two decimals (e.g. 5.5 %, 8.1 %).
+//!
+//! A schedule's keys name the catalog's tax classes: `cold_food` sets the class's rate both
+//! ways, `cold_food:eat_in` / `cold_food:take_away` one [`Consumption`] only (the suffixed
+//! key wins over the plain one). Sales are priced with the schedule in force at their time
+//! ([`TaxSchedule::rate_bp`] per class); a class the schedule does not name keeps the
+//! catalog's rates, and before the first schedule's effective time every class does.
 
 use crate::command::{Outcome, Refusal};
 use crate::state::check_id;
+use posmesh_domain::Consumption;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -26,6 +33,39 @@ pub struct TaxSchedule {
     pub rates_bps: BTreeMap<String, u32>,
     /// Log index at which the version was set.
     pub set_at_index: u64,
+}
+
+/// Suffix of a key that sets a class's take-away rate only.
+pub const TAKE_AWAY_SUFFIX: &str = ":take_away";
+/// Suffix of a key that sets a class's eat-in rate only.
+pub const EAT_IN_SUFFIX: &str = ":eat_in";
+
+/// The tax class a schedule key names and the consumption it is limited to, if any:
+/// `cold_food` → (`cold_food`, `None`), `cold_food:eat_in` → (`cold_food`, eat-in).
+pub fn split_key(key: &str) -> (&str, Option<Consumption>) {
+    if let Some(class) = key.strip_suffix(TAKE_AWAY_SUFFIX) {
+        (class, Some(Consumption::TakeAway))
+    } else if let Some(class) = key.strip_suffix(EAT_IN_SUFFIX) {
+        (class, Some(Consumption::EatIn))
+    } else {
+        (key, None)
+    }
+}
+
+impl TaxSchedule {
+    /// The rate this schedule sets for `tax_class` consumed `consumption`, basis points:
+    /// the key `<class>:<eat_in|take_away>` if present, else `<class>`; `None` when it names
+    /// neither (the catalog's rate stays).
+    pub fn rate_bp(&self, tax_class: &str, consumption: Consumption) -> Option<u32> {
+        let suffix = match consumption {
+            Consumption::TakeAway => TAKE_AWAY_SUFFIX,
+            Consumption::EatIn => EAT_IN_SUFFIX,
+        };
+        self.rates_bps
+            .get(&format!("{tax_class}{suffix}"))
+            .or_else(|| self.rates_bps.get(tax_class))
+            .copied()
+    }
 }
 
 /// Every tax schedule the store has had, oldest first.
@@ -111,6 +151,29 @@ mod tests {
             effective_at_ms: at,
             rates_bps: rates.iter().map(|(c, r)| ((*c).to_owned(), *r)).collect(),
         }
+    }
+
+    #[test]
+    fn a_key_sets_a_class_both_ways_and_a_suffixed_key_one_way() {
+        use super::{split_key, TaxSchedule};
+        use posmesh_domain::Consumption::{EatIn, TakeAway};
+        let schedule = TaxSchedule {
+            version: 1,
+            effective_at_ms: 0,
+            rates_bps: [("hot", 500), ("cold", 0), ("cold:eat_in", 1250)]
+                .iter()
+                .map(|(c, r)| ((*c).to_owned(), *r))
+                .collect(),
+            set_at_index: 1,
+        };
+        assert_eq!(schedule.rate_bp("hot", TakeAway), Some(500));
+        assert_eq!(schedule.rate_bp("hot", EatIn), Some(500));
+        assert_eq!(schedule.rate_bp("cold", TakeAway), Some(0));
+        assert_eq!(schedule.rate_bp("cold", EatIn), Some(1250));
+        assert_eq!(schedule.rate_bp("other", EatIn), None);
+        assert_eq!(split_key("cold:eat_in"), ("cold", Some(EatIn)));
+        assert_eq!(split_key("cold:take_away"), ("cold", Some(TakeAway)));
+        assert_eq!(split_key("cold"), ("cold", None));
     }
 
     #[test]

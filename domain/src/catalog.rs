@@ -9,7 +9,7 @@ use crate::limits::{
     TAX_CLASS_ID_BYTES_MAX, TAX_RATE_BP_MAX,
 };
 use crate::money::Currency;
-use crate::tax::TaxClass;
+use crate::tax::{Consumption, TaxClass};
 
 /// One validated item: SKU, trimmed name, VAT-inclusive unit price (minor units) and tax class.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -34,6 +34,8 @@ pub struct Catalog {
     tax_classes: BTreeMap<String, TaxClass>,
     items: BTreeMap<String, CatalogItem>,
     sku_by_name: BTreeMap<String, String>,
+    /// The store-wide tax version whose rates replaced the file's (0: the file's own rates).
+    tax_version: u64,
 }
 
 impl Catalog {
@@ -70,6 +72,7 @@ impl Catalog {
             tax_classes,
             items: BTreeMap::new(),
             sku_by_name: BTreeMap::new(),
+            tax_version: 0,
         };
         if file.items.len() > CATALOG_ITEMS_MAX {
             return Err(CatalogError::TooManyItems {
@@ -86,6 +89,45 @@ impl Catalog {
     /// The catalog version (`>= 1`).
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The store-wide tax version whose rates this catalog's tax classes carry (set by
+    /// [`Catalog::with_tax_rates`]); 0 while they are the catalog file's own rates.
+    pub fn tax_version(&self) -> u64 {
+        self.tax_version
+    }
+
+    /// This catalog with the VAT rates of its tax classes replaced by a store-wide tax
+    /// version: for each class and [`Consumption`], `rate(class_id, consumption)` gives the
+    /// new rate in basis points, or `None` to keep the catalog's. Sales priced from the
+    /// result record `tax_version` ([`crate::PricedSale::tax_version`]). Items, prices and
+    /// the catalog version are unchanged.
+    ///
+    /// # Errors
+    /// [`CatalogError::TaxRateOutOfRange`] if a rate is above `TAX_RATE_BP_MAX` (100 %);
+    /// nothing is replaced then.
+    pub fn with_tax_rates(
+        &self,
+        tax_version: u64,
+        rate: impl Fn(&str, Consumption) -> Option<u32>,
+    ) -> Result<Catalog, CatalogError> {
+        let mut catalog = self.clone();
+        for class in catalog.tax_classes.values_mut() {
+            let take_away = rate(&class.id, Consumption::TakeAway);
+            let eat_in = rate(&class.id, Consumption::EatIn);
+            for rate_bp in [take_away, eat_in].into_iter().flatten() {
+                if rate_bp > TAX_RATE_BP_MAX {
+                    return Err(CatalogError::TaxRateOutOfRange {
+                        id: class.id.clone(),
+                        rate_bp,
+                    });
+                }
+            }
+            class.take_away_rate_bp = take_away.unwrap_or(class.take_away_rate_bp);
+            class.eat_in_rate_bp = eat_in.unwrap_or(class.eat_in_rate_bp);
+        }
+        catalog.tax_version = tax_version;
+        Ok(catalog)
     }
 
     /// The currency of every price.

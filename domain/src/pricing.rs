@@ -57,6 +57,7 @@ pub fn price_sale(catalog: &Catalog, req: &SaleRequest) -> Result<PricedSale, Sa
         tax_minor: totals.tax_minor,
         cash_rounding_minor,
         tenders,
+        tax_version: catalog.tax_version(),
     };
     debug_assert_eq!(sale.amount_due_minor(), due_minor);
     Ok(sale)

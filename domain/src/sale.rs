@@ -78,6 +78,11 @@ pub struct PricedSale {
     pub cash_rounding_minor: i64,
     /// Tenders as settled.
     pub tenders: Vec<SettledTender>,
+    /// The store-wide tax version whose rates priced the lines (0: the catalog's own
+    /// rates); see [`crate::Catalog::with_tax_rates`]. Each line's rate is in
+    /// [`PricedLine::tax_rate_bp`].
+    #[serde(default)]
+    pub tax_version: u64,
 }
 
 impl PricedSale {

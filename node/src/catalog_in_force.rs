@@ -11,6 +11,8 @@ pub struct CatalogInForce {
     file: Arc<Catalog>,
     /// `(version, parsed)` of the last Raft catalog parsed.
     committed: Mutex<Option<(u64, Arc<Catalog>)>>,
+    /// The committed tax rates applied to it (see [`crate::tax_in_force`]).
+    pub tax: crate::tax_in_force::TaxInForce,
 }
 
 impl CatalogInForce {
@@ -19,6 +21,7 @@ impl CatalogInForce {
         Self {
             file,
             committed: Mutex::new(None),
+            tax: crate::tax_in_force::TaxInForce::default(),
         }
     }
 

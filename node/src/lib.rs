@@ -55,4 +55,5 @@ pub mod report;
 pub mod restore;
 pub mod runtime;
 pub mod storage;
+pub mod tax_in_force;
 pub mod uplink;

@@ -15,7 +15,9 @@
 //! [tax]                          # tax rates (optional)
 //! version = 1
 //! effective_at = "2026-01-01T00:00:00Z"      # RFC 3339
-//! rates_bps = { standard = 2000, reduced = 500, zero = 0 }   # basis points: 2000 = 20 %
+//! rates_bps = { standard = 2000, "cold_food:eat_in" = 2000 }  # basis points: 2000 = 20 %
+//!                                # keys: the catalog's tax classes, `:eat_in`/`:take_away`
+//!                                # for one way only (see README "Tax rates price sales")
 //!
 //! [[operators]]                  # operators (optional, repeatable)
 //! id = "alice"

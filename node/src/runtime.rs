@@ -72,6 +72,15 @@ impl NodeContext {
         let now_ms = i64::try_from(clock::wall_clock_ms()).unwrap_or(i64::MAX);
         self.catalog_in_force.current(self.raft.as_deref(), now_ms)
     }
+
+    /// The catalog that prices a sale that happened at `at_ms` (ms since the Unix epoch):
+    /// [`NodeContext::catalog_now`] with the VAT rates of the store-wide tax version in
+    /// force at `at_ms`, as applied on this device (see [`crate::tax_in_force`]).
+    pub fn catalog_for_sale(&self, at_ms: i64) -> Arc<Catalog> {
+        self.catalog_in_force
+            .tax
+            .apply(self.raft.as_deref(), self.catalog_now(), at_ms)
+    }
 }
 
 /// Runs a device node until SIGTERM or Ctrl-C.

@@ -685,3 +685,59 @@ fn refund_steps_of_a_nearly_free_line_never_carry_more_tax_than_amount() {
     }
     assert_eq!(paid, (net, tax));
 }
+
+#[test]
+fn a_store_wide_tax_version_replaces_the_catalog_rates_it_names() {
+    let catalog = uk();
+    // Tea at 20 %: 1.20 / 6 = 0.20. The sandwich eaten in at 20 %: 3.50 / 6 = 0.58.
+    let mut sandwich_in = line("SANDWICH", 1);
+    sandwich_in.consumption = Some(Consumption::EatIn);
+    let request = sale(
+        "GBP",
+        vec![line("TEA", 1), sandwich_in],
+        vec![tender(TenderKind::Card, 470)],
+    );
+    let before = price_sale(&catalog, &request).expect("priced");
+    assert_eq!(
+        (
+            before.tax_minor,
+            before.tax_version,
+            before.lines[1].tax_rate_bp
+        ),
+        (78, 0, 2000)
+    );
+    // Version 4 lowers hot drinks to 5 % both ways and cold food eaten in to 12.5 %.
+    let taxed = catalog
+        .with_tax_rates(4, |class, consumption| match (class, consumption) {
+            ("hot_drink", _) => Some(500),
+            ("cold_food", Consumption::EatIn) => Some(1250),
+            _ => None,
+        })
+        .expect("rates in range");
+    assert_eq!(taxed.tax_version(), 4);
+    assert_eq!(catalog.tax_version(), 0, "the original is unchanged");
+    let cold = taxed.tax_class("cold_food").expect("class kept");
+    assert_eq!((cold.take_away_rate_bp, cold.eat_in_rate_bp), (0, 1250));
+    let after = price_sale(&taxed, &request).expect("priced");
+    // 1.20 × 5/105 = 0.0571 → 0.06; 3.50 × 1250/11250 = 0.3889 → 0.39.
+    assert_eq!(
+        after
+            .lines
+            .iter()
+            .map(|l| (l.tax_rate_bp, l.tax_minor))
+            .collect::<Vec<_>>(),
+        vec![(500, 6), (1250, 39)]
+    );
+    assert_eq!((after.tax_minor, after.tax_version), (45, 4));
+    assert_eq!(
+        after.total_minor, before.total_minor,
+        "prices are tax-inclusive"
+    );
+    assert_eq!(
+        catalog.with_tax_rates(5, |_, _| Some(10_001)),
+        Err(CatalogError::TaxRateOutOfRange {
+            id: "cold_food".into(),
+            rate_bp: 10_001
+        })
+    );
+}

@@ -158,7 +158,7 @@ pub async fn create_card_sale(
     let operator_id = text_field(body.operator_id.as_deref(), "operator_id")?;
     let dated = node.dated(body.occurred_at.as_deref())?;
     let request = sale_request(&body)?;
-    let priced = Box::new(price_sale(&node.catalog_now(), &request)?);
+    let priced = Box::new(price_sale(&node.catalog_for_sale(dated.0), &request)?);
     let now_ms = i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX);
     let inputs = card_inputs(&body, now_ms)?;
     let sale = SaleToRecord {
@@ -312,7 +312,8 @@ async fn redeem_gift_card(
         )
     })?;
     match response {
-        posmesh_consensus::StoreResponse::Applied(_) => Ok(()),
+        posmesh_consensus::StoreResponse::Applied(_)
+        | posmesh_consensus::StoreResponse::Replayed { .. } => Ok(()),
         posmesh_consensus::StoreResponse::Refused(refusal) => Err(ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "gift_card_refused",

@@ -1,30 +1,41 @@
-//! Day close and the Z-report: `POST /v1/days/{date}/close` commits the close through the
-//! store's Raft group with this device's ledger version vector as the cut;
+//! Day close and the Z-report: `POST /v1/days/{date}/close` (with an `Idempotency-Key`)
+//! commits the close through the store's Raft group with this device's ledger version
+//! vector as the cut;
 //! `GET /v1/reports/z/{date}` computes the Z-report over exactly that cut (identical on
 //! every device that holds the entries, see [`crate::report::z_report`]).
 
+use super::body::{idempotency_key, request_hash};
 use super::error::{ApiError, ErrorBody};
+use super::gift_cards::{idempotent, refused, replayed};
 use crate::report::z_report::{z_report, ZReport};
 use crate::runtime::NodeContext;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use posmesh_consensus::{StoreCommand, StoreResponse};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Closes a business day for the whole store.
-#[utoipa::path(post, path = "/v1/days/{date}/close", params(("date" = String, Path, description = "YYYY-MM-DD")),
-    responses((status = 201, description = "closed: the log index and the cut"), (status = 400, body = ErrorBody),
-              (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody, description = "date_too_old (before 2000-01-01, the earliest a sale can carry) or day_not_over (after today)"),
-              (status = 503, body = ErrorBody)))]
+/// Closes a business day for the whole store, once per Idempotency-Key: a retry with the
+/// same key answers the first close again (200, `Idempotent-Replayed: true`, the same cut),
+/// the key used for another request 409 `idempotency_key_reused`; a close of a closed day
+/// under a new key 409 `day_already_closed`.
+#[utoipa::path(post, path = "/v1/days/{date}/close", params(("date" = String, Path, description = "YYYY-MM-DD"),
+        ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
+    responses((status = 201, description = "closed: the log index and the cut"),
+              (status = 200, description = "replay of an earlier close with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn close_day(
     State(node): State<Arc<NodeContext>>,
     Path(date): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     check_date(&date)?;
     check_not_before_sales(&node, &date)?;
+    let hash = request_hash("close_day", &date, &serde_json::Value::Null);
     let (_, today) = node.dated(None)?;
     if date > today {
         return Err(ApiError::new(
@@ -45,7 +56,7 @@ pub async fn close_day(
         version_vector: cut.clone(),
     };
     let (index, response) = raft
-        .write(command)
+        .write(idempotent(key, &hash, command))
         .await
         .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None))?;
     match response {
@@ -54,12 +65,20 @@ pub async fn close_day(
             Json(serde_json::json!({"business_date": date, "closed_at_index": index, "cut": cut})),
         )
             .into_response()),
-        StoreResponse::Refused(refusal) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "day_already_closed",
-            refusal.to_string(),
-            None,
-        )),
+        StoreResponse::Replayed {
+            applied_at_index, ..
+        } => {
+            // The first close's cut, as recorded (this request's own cut may be newer);
+            // a follower applies the entry a moment after the leader answered.
+            raft.wait_applied(index, Duration::from_secs(2)).await;
+            let (cut, _) = raft.day_close(&date).ok_or_else(|| {
+                ApiError::internal(format!("the close of {date} replayed but is not recorded"))
+            })?;
+            Ok(replayed(Json(serde_json::json!({
+                "business_date": date, "closed_at_index": applied_at_index, "cut": cut
+            }))))
+        }
+        StoreResponse::Refused(refusal) => Err(refused(&refusal)),
         StoreResponse::None => Err(ApiError::internal(
             "the store's state machine gave no answer",
         )),

@@ -3,7 +3,7 @@
 //! spend), and a balance read is linearizable. Without a quorum (this device is cut off
 //! from most of the store) these answer 503 `no_quorum`; sales go on regardless.
 
-use super::body::{idempotency_key, parse_json};
+use super::body::{idempotency_key, parse_json, request_hash, IDEMPOTENCY_KEY_HEADER};
 use super::error::{ApiError, ErrorBody};
 use super::sales::parse_currency;
 use crate::runtime::NodeContext;
@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use posmesh_consensus::{StoreCommand, StoreResponse};
+use posmesh_consensus::{Outcome, StoreCommand, StoreResponse};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -50,16 +50,23 @@ pub struct GiftCardBalance {
     pub currency: String,
 }
 
-/// Issues a gift card.
+/// Issues a gift card, once per Idempotency-Key: a retry with the same key and body answers
+/// the first outcome again (200, `Idempotent-Replayed: true`), the key with another body
+/// 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/gift-cards", request_body = IssueGiftCardBody,
-    responses((status = 201, description = "issued (the committed outcome)"), (status = 409, body = ErrorBody),
+    params(("Idempotency-Key" = String, Header, description = "unique per issue attempt, store-wide")),
+    responses((status = 201, description = "issued (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn issue(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let body: IssueGiftCardBody = parse_json(&headers, body)?;
+    let hash = request_hash("issue_gift_card", "", &body);
     let currency = parse_currency(&body.currency)?;
     if currency != node.catalog.currency() {
         return Err(ApiError::new(
@@ -75,21 +82,24 @@ pub async fn issue(
     }
     check_card_id(&body.card_id)?;
     check_amount(body.amount_minor)?;
-    decide(
-        &node,
-        StoreCommand::IssueGiftCard {
-            card_id: body.card_id,
-            amount_minor: body.amount_minor,
-            currency,
-        },
-    )
-    .await
+    let command = StoreCommand::IssueGiftCard {
+        card_id: body.card_id,
+        amount_minor: body.amount_minor,
+        currency,
+    };
+    decide(&node, idempotent(key, &hash, command)).await
 }
 
-/// Redeems an amount from a gift card, exactly once per Idempotency-Key.
+/// Redeems an amount from a gift card, exactly once per Idempotency-Key (the redemption's
+/// id, store-wide): a retry with the same card and amount answers the first outcome again
+/// (200, `Idempotent-Replayed: true`, `replayed: true`), the key with another card or
+/// amount 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/gift-cards/{card}/redemptions", request_body = RedeemGiftCardBody,
     params(("card" = String, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 201, description = "redeemed (the committed outcome)"), (status = 409, body = ErrorBody),
+    responses((status = 201, description = "redeemed (the committed outcome)"),
+              (status = 200, description = "replay of an earlier redemption with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
 pub async fn redeem(
     State(node): State<Arc<NodeContext>>,
@@ -145,11 +155,27 @@ pub(super) async fn decide(
     let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
     let (index, response) = raft.write(command).await.map_err(no_quorum)?;
     match response {
+        // A retried redemption: the redemption id is its idempotency key.
+        StoreResponse::Applied(
+            outcome @ Outcome::GiftCardRedeemed {
+                replayed: true,
+                applied_at_index,
+                ..
+            },
+        ) => Ok(replayed(Json(
+            serde_json::json!({"log_index": applied_at_index, "outcome": outcome}),
+        ))),
         StoreResponse::Applied(outcome) => Ok((
             StatusCode::CREATED,
             Json(serde_json::json!({"log_index": index, "outcome": outcome})),
         )
             .into_response()),
+        StoreResponse::Replayed {
+            applied_at_index,
+            outcome,
+        } => Ok(replayed(Json(
+            serde_json::json!({"log_index": applied_at_index, "outcome": outcome}),
+        ))),
         StoreResponse::Refused(refusal) => Err(refused(&refusal)),
         StoreResponse::None => Err(ApiError::internal(
             "the store's state machine gave no answer",
@@ -157,8 +183,29 @@ pub(super) async fn decide(
     }
 }
 
+/// `command` under the client's Idempotency-Key `key` and the hash of its request (see
+/// [`super::body::request_hash`]): decided once store-wide, a retry replays the outcome.
+pub(super) fn idempotent(key: String, hash: &[u8; 32], command: StoreCommand) -> StoreCommand {
+    StoreCommand::Idempotent {
+        idempotency_key: key,
+        request_hash: hex::encode(hash),
+        command: Box::new(command),
+    }
+}
+
+/// 200 with `Idempotent-Replayed: true`: the answer to a retry of an applied request (the
+/// sales API's convention, see [`super::sales`]).
+pub(super) fn replayed(body: impl IntoResponse) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        "Idempotent-Replayed",
+        axum::http::HeaderValue::from_static("true"),
+    );
+    response
+}
+
 /// The answer to a committed refusal: a precise code and status per reason.
-fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
+pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
     use posmesh_consensus::Refusal as R;
     let (status, code, field) = match refusal {
         R::UnknownGiftCard { .. } => (StatusCode::NOT_FOUND, "gift_card_not_found", None),
@@ -200,6 +247,17 @@ fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
         R::UnknownShift { .. } => (StatusCode::NOT_FOUND, "shift_not_found", None),
         R::ShiftAlreadyClosed { .. } => (StatusCode::CONFLICT, "shift_already_closed", None),
         R::InvalidTime { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_time", None),
+        R::IdempotencyKeyReused { .. } | R::RedemptionIdReused { .. } => (
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            Some(IDEMPOTENCY_KEY_HEADER),
+        ),
+        R::DayAlreadyClosed { .. } => (StatusCode::CONFLICT, "day_already_closed", None),
+        R::InvalidBusinessDate { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_date",
+            Some("date"),
+        ),
         _ => (StatusCode::CONFLICT, "refused", None),
     };
     ApiError::new(status, code, refusal.to_string(), field)

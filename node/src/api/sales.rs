@@ -93,14 +93,16 @@ pub(super) struct SaleToRecord {
     pub order_id: Option<String>,
 }
 
-/// Prices `request` with the catalog in force and appends it to the journal (a sale, or
+/// Prices `request` with the catalog and tax rates in force at the sale's time (as applied
+/// on this device: a sale never waits on Raft) and appends it to the journal (a sale, or
 /// one closing `sale.order_id`); answered once durable.
 pub(super) async fn record_sale(
     node: &NodeContext,
     sale: SaleToRecord,
     request: &SaleRequest,
 ) -> Result<Committed, ApiError> {
-    let priced = Box::new(price_sale(&node.catalog_now(), request)?);
+    let catalog = node.catalog_for_sale(sale.dated.0);
+    let priced = Box::new(price_sale(&catalog, request)?);
     let catalog_version = priced.catalog_version;
     let operation = match sale.order_id {
         Some(order_id) => Operation::CloseOrder {

@@ -4,17 +4,23 @@
 //! - `POST /v1/operators/{id}/verify-pin`: checks a PIN against the operator's hash.
 //! - `POST /v1/shifts`: opens a shift of an operator on this device with an opening float;
 //!   `POST /v1/shifts/{id}/close` closes it; `GET /v1/shifts` lists them.
-//! - `POST /v1/tax-rates`: a new version of the tax rates from an effective time;
-//!   `GET /v1/tax-rates`: every version.
+//! - `POST /v1/tax-rates`: a new version of the tax rates from an effective time (they
+//!   price sales from then on, see [`crate::tax_in_force`]); `GET /v1/tax-rates`: every
+//!   version.
+//!
+//! Shift opening and close and tax rates need an `Idempotency-Key`, recorded store-wide in
+//! the Raft state with the outcome (the sales API's convention: a retry answers the first
+//! outcome, 200 `Idempotent-Replayed: true`). Operators need none: setting one is an upsert
+//! (and a request hash over a body with a clear PIN must not enter the replicated state).
 //!
 //! Reads come from this device's applied state (replicated, possibly a moment behind the
 //! leader). Every bad body is refused here with a precise code before anything is
 //! proposed; refusals of the state machine (unknown operator, shift already open, …) are
 //! committed answers that change nothing.
 
-use super::body::parse_json;
+use super::body::{idempotency_key, parse_json, request_hash};
 use super::error::{ApiError, ErrorBody};
-use super::gift_cards::decide;
+use super::gift_cards::{decide, idempotent};
 use super::sales::parse_currency;
 use crate::runtime::NodeContext;
 use axum::body::Bytes;
@@ -66,7 +72,7 @@ pub struct OperatorView {
 }
 
 /// `POST /v1/shifts` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenShiftBody {
     /// The shift's id, chosen by the POS app (unique store-wide).
@@ -80,14 +86,17 @@ pub struct OpenShiftBody {
 }
 
 /// `POST /v1/tax-rates` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetTaxRatesBody {
     /// The version, greater than the current one.
     pub version: u64,
     /// From when the rates apply, RFC 3339 (e.g. `2026-01-01T00:00:00Z`).
     pub effective_at: String,
-    /// Rate per tax class, basis points (2000 = 20 %), 0–10 000; 1–64 classes.
+    /// Rate per tax class of the catalog, basis points (2000 = 20 %), 0–10 000; 1–64 keys.
+    /// A key `cold_food` sets the class's rate both ways, `cold_food:eat_in` /
+    /// `cold_food:take_away` one way only (and wins over the plain key). Classes not named
+    /// keep the catalog's rates.
     pub rates_bps: BTreeMap<String, u32>,
 }
 
@@ -174,16 +183,24 @@ pub async fn verify_pin(
     }))
 }
 
-/// Opens a shift on this device.
+/// Opens a shift on this device, once per Idempotency-Key: a retry with the same key and
+/// body (on this device) answers the first opening again (200, `Idempotent-Replayed:
+/// true`), the key with another body or device 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/shifts", request_body = OpenShiftBody,
-    responses((status = 201, description = "opened (the committed outcome)"), (status = 404, body = ErrorBody),
+    params(("Idempotency-Key" = String, Header, description = "unique per opening attempt, store-wide")),
+    responses((status = 201, description = "opened (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn open_shift(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let body: OpenShiftBody = parse_json(&headers, body)?;
+    // The shift opens on this device: the same body on another device is another request.
+    let hash = request_hash("open_shift", &node.identity.device_id, &body);
     check_text("shift_id", &body.shift_id)?;
     check_text("operator_id", &body.operator_id)?;
     let currency = parse_currency(&body.currency)?;
@@ -211,38 +228,40 @@ pub async fn open_shift(
         ));
     }
     let (now_ms, _) = node.dated(None)?;
-    decide(
-        &node,
-        StoreCommand::OpenShift {
-            shift_id: body.shift_id,
-            device_id: node.identity.device_id.clone(),
-            operator_id: body.operator_id,
-            opening_float_minor: body.opening_float_minor,
-            currency,
-            opened_at_ms: now_ms,
-        },
-    )
-    .await
+    let command = StoreCommand::OpenShift {
+        shift_id: body.shift_id,
+        device_id: node.identity.device_id.clone(),
+        operator_id: body.operator_id,
+        opening_float_minor: body.opening_float_minor,
+        currency,
+        opened_at_ms: now_ms,
+    };
+    decide(&node, idempotent(key, &hash, command)).await
 }
 
-/// Closes a shift.
-#[utoipa::path(post, path = "/v1/shifts/{id}/close", params(("id" = String, Path)),
-    responses((status = 201, description = "closed (the committed outcome)"), (status = 404, body = ErrorBody),
+/// Closes a shift, once per Idempotency-Key: a retry with the same key answers the first
+/// close again (200, `Idempotent-Replayed: true`); the key used for another request 409
+/// `idempotency_key_reused`; a second close under a new key 409 `shift_already_closed`.
+#[utoipa::path(post, path = "/v1/shifts/{id}/close",
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
+    responses((status = 201, description = "closed (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn close_shift(
     State(node): State<Arc<NodeContext>>,
     Path(shift_id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     check_text("shift_id", &shift_id)?;
+    let hash = request_hash("close_shift", &shift_id, &serde_json::Value::Null);
     let (now_ms, _) = node.dated(None)?;
-    decide(
-        &node,
-        StoreCommand::CloseShift {
-            shift_id,
-            closed_at_ms: now_ms,
-        },
-    )
-    .await
+    let command = StoreCommand::CloseShift {
+        shift_id,
+        closed_at_ms: now_ms,
+    };
+    decide(&node, idempotent(key, &hash, command)).await
 }
 
 /// The store's shifts, by id.
@@ -258,16 +277,25 @@ pub async fn list_shifts(
     Ok(Json(shifts.map_err(ApiError::internal)?))
 }
 
-/// Sets a new version of the tax rates.
+/// Sets a new version of the tax rates: sales from `effective_at` on are taxed at them
+/// (each device prices with the versions it has applied; see `crate::tax_in_force`).
+/// 422 `unknown_tax_class` for a key naming no tax class of the catalog in force.
+/// Once per Idempotency-Key: a retry with the same key and body answers the first outcome
+/// (200, `Idempotent-Replayed: true`), the key with another body 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/tax-rates", request_body = SetTaxRatesBody,
-    responses((status = 201, description = "set (the committed outcome)"), (status = 409, body = ErrorBody),
+    params(("Idempotency-Key" = String, Header, description = "unique per attempt, store-wide")),
+    responses((status = 201, description = "set (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn set_tax_rates(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let body: SetTaxRatesBody = parse_json(&headers, body)?;
+    let hash = request_hash("set_tax_rates", "", &body);
     let effective = chrono::DateTime::parse_from_rfc3339(&body.effective_at).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -276,15 +304,26 @@ pub async fn set_tax_rates(
             Some("effective_at"),
         )
     })?;
-    decide(
-        &node,
-        StoreCommand::SetTaxRates {
-            version: body.version,
-            effective_at_ms: effective.timestamp_millis(),
-            rates_bps: body.rates_bps,
-        },
-    )
-    .await
+    let catalog = node.catalog_now();
+    let unknown = crate::tax_in_force::unknown_classes(&catalog, body.rates_bps.keys());
+    if !unknown.is_empty() {
+        let known: Vec<&str> = catalog.tax_classes().map(|c| c.id.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_tax_class",
+            format!(
+                "rates_bps names no tax class of catalog version {} for {unknown:?}: use one of {known:?}, optionally suffixed :eat_in or :take_away",
+                catalog.version()
+            ),
+            Some("rates_bps"),
+        ));
+    }
+    let command = StoreCommand::SetTaxRates {
+        version: body.version,
+        effective_at_ms: effective.timestamp_millis(),
+        rates_bps: body.rates_bps,
+    };
+    decide(&node, idempotent(key, &hash, command)).await
 }
 
 /// Every version of the store's tax rates, oldest first.

@@ -5,13 +5,15 @@
 
 use super::error::{ApiError, ErrorBody};
 use crate::config::validate_id;
+use crate::consensus::service::RemoveError;
 use crate::runtime::NodeContext;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use std::sync::Arc;
 
-/// Removes a device from the store.
+/// Removes a device from the store. 409 `last_voter` (permanent, nothing changed) when the
+/// device is the store's only voter: promote another device first, or force a membership.
 #[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("device" = String, Path)),
     responses((status = 200, description = "retired and removed"), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -64,6 +66,16 @@ pub async fn remove_device(
     }
     raft.remove_device(&device)
         .await
-        .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None))?;
+        .map_err(|error| match error {
+            RemoveError::LastVoter { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_voter",
+                error.to_string(),
+                Some("device"),
+            ),
+            RemoveError::Unavailable(why) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None)
+            }
+        })?;
     Ok(Json(serde_json::json!({"removed": device})))
 }

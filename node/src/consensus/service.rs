@@ -72,6 +72,22 @@ pub struct RaftStatus {
     pub group_conflicts: Vec<String>,
 }
 
+/// Why a device could not be removed from the store ([`RaftService::remove_device`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoveError {
+    /// The device is the store's only voter: removing it would leave the Raft group with
+    /// no voter (openraft refuses an empty membership). Permanent until another device is
+    /// a voter.
+    #[error("{device_id} is the store's only voter: removing it would leave the store without a Raft group. Add another device and wait until it is promoted to voter (`posmesh status` lists voters; a store keeps an odd number, so with 2 devices only 1 votes: add a third), then remove {device_id}; or, if {device_id} is destroyed for good, stop a surviving device and run `posmesh store force-membership --data-dir D --keep <that device>` on it")]
+    LastVoter {
+        /// The device asked to be removed.
+        device_id: String,
+    },
+    /// No quorum, the leader unreachable, the store refused (a sentence saying why).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// The store's Raft group on this device: storage in `<data-dir>/raft`, RPCs over the
 /// mesh through [`RaftLinks`].
 pub struct RaftService {
@@ -274,7 +290,8 @@ impl RaftService {
             },
             RaftRequest::RemoveDevice { device_id } => match self.remove_here(&device_id).await {
                 Ok(()) => RaftReply::Removed,
-                Err(e) => failed(&e),
+                Err(RemoveError::LastVoter { device_id }) => RaftReply::LastVoter { device_id },
+                Err(RemoveError::Unavailable(why)) => RaftReply::Failed(why),
             },
             RaftRequest::ReadGiftCard { card_id } => {
                 match self.read_gift_card_here(&card_id).await {
@@ -313,25 +330,52 @@ impl RaftService {
     /// (forwarded there). Its certificate should be revoked too (`posmesh ca revoke`).
     ///
     /// # Errors
-    /// As [`RaftService::write`]; removing this device itself is refused (ask another).
-    pub async fn remove_device(&self, device_id: &str) -> Result<(), String> {
+    /// [`RemoveError::LastVoter`] when the device is the store's only voter (checked here
+    /// on this device's view of the membership, and again on the leader before anything is
+    /// committed); otherwise as [`RaftService::write`]; removing this device itself is
+    /// refused (ask another).
+    pub async fn remove_device(&self, device_id: &str) -> Result<(), RemoveError> {
         if device_id == self.local_device {
-            return Err("a device cannot remove itself: ask another device of the store".into());
+            return Err(RemoveError::Unavailable(
+                "a device cannot remove itself: ask another device of the store".into(),
+            ));
         }
+        self.check_not_last_voter(device_id)?;
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.state == ServerState::Leader {
-            return self.remove_here(device_id).await.map_err(|e| e.to_string());
+            return self.remove_here(device_id).await;
         }
-        let leader = metrics
-            .current_leader
-            .ok_or_else(|| "no quorum: the store has no leader now".to_owned())?;
+        let leader = metrics.current_leader.ok_or_else(|| {
+            RemoveError::Unavailable("no quorum: the store has no leader now".to_owned())
+        })?;
         let request = RaftRequest::RemoveDevice {
             device_id: device_id.to_owned(),
         };
-        match self.forward(leader, &request).await? {
+        match self
+            .forward(leader, &request)
+            .await
+            .map_err(RemoveError::Unavailable)?
+        {
             RaftReply::Removed => Ok(()),
-            other => Err(format!("the leader answered {other:?}")),
+            RaftReply::LastVoter { device_id } => Err(RemoveError::LastVoter { device_id }),
+            other => Err(RemoveError::Unavailable(format!(
+                "the leader answered {other:?}"
+            ))),
         }
+    }
+
+    /// Refuses to remove the only voter: openraft cannot make an empty membership, and
+    /// retiring it first would ban it while it stays the store's only voter.
+    fn check_not_last_voter(&self, device_id: &str) -> Result<(), RemoveError> {
+        let id = node_id(device_id);
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+        if voters.len() == 1 && voters.contains(&id) {
+            return Err(RemoveError::LastVoter {
+                device_id: device_id.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Applies `change`, waiting (at most [`MEMBERSHIP_BUSY_WAIT`]) while another
@@ -360,8 +404,16 @@ impl RaftService {
         }
     }
 
-    /// On the leader: retire, then drop from the membership.
-    async fn remove_here(&self, device_id: &str) -> anyhow::Result<()> {
+    /// On the leader: check it is not the last voter, retire, then drop from the
+    /// membership.
+    async fn remove_here(&self, device_id: &str) -> Result<(), RemoveError> {
+        self.check_not_last_voter(device_id)?;
+        self.retire_and_drop(device_id)
+            .await
+            .map_err(|e| RemoveError::Unavailable(e.to_string()))
+    }
+
+    async fn retire_and_drop(&self, device_id: &str) -> anyhow::Result<()> {
         let command = StoreCommand::RetireDevice {
             device_id: device_id.to_owned(),
         };
@@ -663,6 +715,16 @@ impl RaftService {
                 .get(business_date)
                 .map(|close| (close.version_vector.clone(), close.closed_at_index))
         })
+    }
+
+    /// Waits (at most `timeout`) until this device has applied log index `index`: after a
+    /// write forwarded to the leader, to read its effect here. False on timeout.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "a forwarded write applied here")
+            .await
+            .is_ok()
     }
 
     /// `device_id`'s allotment of the store's offline card budget as applied on this device

@@ -89,6 +89,11 @@ pub enum RaftReply {
     /// The peer refused the call: the caller belongs to another Raft group (code
     /// `raft_group_mismatch`; `peer` is the caller, `local_group` the refusing peer's).
     WrongGroup(GroupConflict),
+    /// To `RemoveDevice`: refused, the device is the store's only voter (nothing changed).
+    LastVoter {
+        /// The device asked to be removed.
+        device_id: String,
+    },
 }
 
 /// First byte of a request with a raw payload: `0x00`, never the first byte of JSON.

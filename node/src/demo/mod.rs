@@ -1033,6 +1033,7 @@ async fn close_day(
 ) -> anyhow::Result<(serde_json::Value, usize)> {
     let response = client
         .post(format!("http://{}/v1/days/{date}/close", nodes[0].api))
+        .header("Idempotency-Key", format!("demo-close-{date}"))
         .send()
         .await?;
     let code = response.status();

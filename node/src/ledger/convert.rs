@@ -29,6 +29,7 @@ pub fn order_sale_to_proto(sale: &PricedSale, order_id: &str) -> pb::Sale {
         tenders: sale.tenders.iter().map(tender_to_proto).collect(),
         consumption: consumption_to_proto(sale.consumption) as i32,
         order_id: order_id.to_owned(),
+        tax_version: sale.tax_version,
     }
 }
 
@@ -59,6 +60,7 @@ pub fn sale_from_proto(sale: &pb::Sale, catalog_version: u64) -> Result<PricedSa
             .iter()
             .map(tender_from_proto)
             .collect::<Result<_, _>>()?,
+        tax_version: sale.tax_version,
     })
 }
 

@@ -241,7 +241,7 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
         redeem,
     )
     .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 200, "a replay, as for sales: {again}");
     assert_eq!(again["outcome"]["replayed"], true, "{again}");
     let (status, card) = balance(&client, &c, "card-1").await;
     assert_eq!(
@@ -414,5 +414,61 @@ async fn a_removed_device_leaves_the_raft_group_for_good() {
             .chain(view["learners"].as_array().into_iter().flatten())
             .any(|d| d == "till-3"),
         "till-3 came back: {view}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_only_voter_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-2")], |device| {
+        d.join(format!("{device}-id"))
+    });
+    let a = start(d, "till-1", &[], true);
+    let a_mesh = support::mesh_addr(&client, &a).await;
+    let b = start(d, "till-2", &[format!("till-1@{a_mesh}")], false);
+    // Two devices: till-1 votes, till-2 stays a learner (the voter count is kept odd).
+    let started = Instant::now();
+    loop {
+        let view = raft(&client, &b).await;
+        if view["voters"] == json!(["till-1"]) && view["learners"] == json!(["till-2"]) {
+            break;
+        }
+        assert!(started.elapsed() < LIMIT, "till-2 not a learner: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = raft(&client, &a).await;
+    for attempt in 0..2 {
+        let (status, answer) = post(
+            &client,
+            &b,
+            "/v1/store/devices/till-1/remove",
+            "",
+            json!(null),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (409, Some("last_voter")),
+            "attempt {attempt}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("only voter") && message.contains("force-membership"),
+            "says what to do: {message}"
+        );
+    }
+    // Nothing was committed (no retirement) and till-1 still leads.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = raft(&client, &a).await;
+    assert_eq!(
+        (&after["applied_index"], &after["voters"], &after["leader"]),
+        (
+            &before["applied_index"],
+            &json!(["till-1"]),
+            &json!("till-1")
+        ),
+        "{before} → {after}"
     );
 }

@@ -38,7 +38,7 @@ async fn a_late_entry_is_carried_into_the_next_z_report_once() {
         &client,
         &a,
         &format!("/v1/days/{d1}/close"),
-        "",
+        "close-d1",
         Value::Null,
     )
     .await;
@@ -56,7 +56,7 @@ async fn a_late_entry_is_carried_into_the_next_z_report_once() {
         &client,
         &a,
         &format!("/v1/days/{d2}/close"),
-        "",
+        "close-d2",
         Value::Null,
     )
     .await;
@@ -74,7 +74,7 @@ async fn a_late_entry_is_carried_into_the_next_z_report_once() {
         &client,
         &a,
         &format!("/v1/days/{d3}/close"),
-        "",
+        "close-d3",
         Value::Null,
     )
     .await;

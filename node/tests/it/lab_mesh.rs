@@ -254,7 +254,7 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
         lab.host(3),
         "POST",
         "/v1/gift-cards",
-        "",
+        "lab-card-issue",
         &serde_json::json!({"card_id": "lab-card", "amount_minor": 5000, "currency": "GBP"}),
     );
     assert_eq!(code, 201, "{issued}");
@@ -296,7 +296,7 @@ fn three_hosts_discover_each_other_and_survive_cuts_and_kills() {
         lab.host(1),
         "POST",
         "/v1/days/2017-01-01/close",
-        "",
+        "minority-close",
         &Value::Null,
     );
     assert_eq!(
@@ -461,7 +461,7 @@ fn leader_killed_then_a_late_device_gets_a_snapshot(
         lab.host(2),
         "POST",
         &format!("/v1/days/{DAY}/close"),
-        "",
+        "close-day",
         &Value::Null,
     );
     assert_eq!(code, 201, "day close: {closed}");

@@ -19,4 +19,6 @@ mod replication_loopback;
 mod restore_loopback;
 mod snapshot_loopback;
 mod staff_loopback;
+mod store_idempotency_loopback;
 mod support;
+mod tax_rates_loopback;

@@ -72,7 +72,7 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
         &client,
         &a,
         "/v1/shifts",
-        "",
+        "open-sh-1",
         json!({"shift_id": "sh-1", "operator_id": "bob", "opening_float_minor": 10000, "currency": "GBP"}),
     )
     .await;
@@ -81,7 +81,7 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
         &client,
         &a,
         "/v1/tax-rates",
-        "",
+        "tax-1",
         json!({"version": 1, "effective_at": "2026-01-01T00:00:00Z", "rates_bps": {"standard": 2000}}),
     )
     .await;
@@ -229,8 +229,9 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
             Some("rates_bps"),
         ),
     ];
-    for (path, body, status, code, field) in cases {
-        let (got, answer) = post(&client, &a, path, "", body.clone()).await;
+    for (case, (path, body, status, code, field)) in cases.into_iter().enumerate() {
+        let key = format!("bad-{case}");
+        let (got, answer) = post(&client, &a, path, &key, body.clone()).await;
         assert_eq!(
             (
                 got,
@@ -243,9 +244,9 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     }
     let after = snapshot(client.clone(), a.api.clone()).await;
     assert_eq!(before, after, "refused requests changed nothing");
-    let (code, closed) = post(&client, &a, "/v1/shifts/sh-1/close", "", Value::Null).await;
+    let (code, closed) = post(&client, &a, "/v1/shifts/sh-1/close", "close-1", Value::Null).await;
     assert_eq!(code, 201, "{closed}");
-    let (code, again) = post(&client, &a, "/v1/shifts/sh-1/close", "", Value::Null).await;
+    let (code, again) = post(&client, &a, "/v1/shifts/sh-1/close", "close-2", Value::Null).await;
     assert_eq!(
         (code, again["error"]["code"].as_str()),
         (409, Some("shift_already_closed"))

@@ -1,0 +1,210 @@
+//! Idempotency of store-wide writes: a client's `Idempotency-Key` recorded with the
+//! outcome in the replicated state, so a retried request (through any device) is answered
+//! with the first outcome instead of being applied again or refused as a duplicate —
+//! the convention of the sales API (`/v1/sales`) for decisions of the state machine.
+//!
+//! Deterministic, like every apply: the key, the hash of the request and the outcome are
+//! all in the log entry or the state, never in a clock or a device's memory. Only applied
+//! commands are recorded: a refused command changes nothing, so its key stays free and a
+//! retry is decided afresh.
+
+use crate::command::{Outcome, Refusal, StoreCommand, StoreResponse};
+use crate::state::{check_id, StoreState};
+use serde::{Deserialize, Serialize};
+
+/// Length of a request hash: SHA-256, lowercase hex.
+pub const REQUEST_HASH_HEX_LEN: usize = 64;
+
+/// An applied write and the request it answered, by Idempotency-Key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotentWrite {
+    /// Hash of the request (operation, target and canonical body) that used the key,
+    /// lowercase hex.
+    pub request_hash: String,
+    /// Log index at which the write was applied.
+    pub applied_at_index: u64,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+impl StoreState {
+    /// Applies `command` under `idempotency_key` (see the module doc): a key seen with the
+    /// same `request_hash` replays the recorded outcome ([`StoreResponse::Replayed`],
+    /// nothing applied); with another hash it is refused
+    /// ([`Refusal::IdempotencyKeyReused`]); a new key applies `command` and records the
+    /// key if it was applied.
+    pub(crate) fn apply_idempotent(
+        &mut self,
+        index: u64,
+        idempotency_key: &str,
+        request_hash: &str,
+        command: &StoreCommand,
+    ) -> StoreResponse {
+        if let Err(refusal) = check_id("idempotency_key", idempotency_key) {
+            return StoreResponse::Refused(refusal);
+        }
+        if request_hash.len() != REQUEST_HASH_HEX_LEN
+            || !request_hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return StoreResponse::Refused(Refusal::InvalidId {
+                field: "request_hash".into(),
+                rule: format!("must be {REQUEST_HASH_HEX_LEN} lowercase hex digits"),
+            });
+        }
+        if let Some(done) = self.idempotent_writes.get(idempotency_key) {
+            if done.request_hash == request_hash {
+                return StoreResponse::Replayed {
+                    applied_at_index: done.applied_at_index,
+                    outcome: done.outcome.clone(),
+                };
+            }
+            return StoreResponse::Refused(Refusal::IdempotencyKeyReused {
+                idempotency_key: idempotency_key.to_owned(),
+                applied_at_index: done.applied_at_index,
+            });
+        }
+        if matches!(command, StoreCommand::Idempotent { .. }) {
+            return StoreResponse::Refused(Refusal::InvalidId {
+                field: "command".into(),
+                rule: "an idempotent command cannot wrap another".into(),
+            });
+        }
+        let response = self.apply(index, command);
+        if let StoreResponse::Applied(outcome) = &response {
+            self.idempotent_writes.insert(
+                idempotency_key.to_owned(),
+                IdempotentWrite {
+                    request_hash: request_hash.to_owned(),
+                    applied_at_index: index,
+                    outcome: outcome.clone(),
+                },
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::command::{Outcome, Refusal, StoreCommand, StoreResponse};
+    use crate::state::StoreState;
+    use posmesh_domain::money::Currency;
+
+    fn issue(card: &str, amount: i64) -> StoreCommand {
+        StoreCommand::IssueGiftCard {
+            card_id: card.into(),
+            amount_minor: amount,
+            currency: Currency::from_code("GBP").expect("GBP"),
+        }
+    }
+
+    fn keyed(key: &str, hash: char, command: StoreCommand) -> StoreCommand {
+        StoreCommand::Idempotent {
+            idempotency_key: key.into(),
+            request_hash: hash.to_string().repeat(64),
+            command: Box::new(command),
+        }
+    }
+
+    #[test]
+    fn a_retry_replays_the_first_outcome_and_another_request_is_refused() {
+        let mut state = StoreState::default();
+        let first = state.apply(3, &keyed("k-1", 'a', issue("card-1", 500)));
+        let StoreResponse::Applied(outcome) = first else {
+            panic!("applied: {first:?}");
+        };
+        assert!(matches!(
+            outcome,
+            Outcome::GiftCardIssued {
+                balance_minor: 500,
+                ..
+            }
+        ));
+        let after_first = state.clone();
+        // The same request again (a client retry, through any device): the first outcome.
+        assert_eq!(
+            state.apply(4, &keyed("k-1", 'a', issue("card-1", 500))),
+            StoreResponse::Replayed {
+                applied_at_index: 3,
+                outcome: outcome.clone()
+            }
+        );
+        assert_eq!(state, after_first, "a replay changes nothing");
+        // The same key for another request: refused, nothing changes.
+        assert_eq!(
+            state.apply(5, &keyed("k-1", 'b', issue("card-1", 900))),
+            StoreResponse::Refused(Refusal::IdempotencyKeyReused {
+                idempotency_key: "k-1".into(),
+                applied_at_index: 3
+            })
+        );
+        assert_eq!(state, after_first);
+        // Without the key, the duplicate is the state machine's usual refusal.
+        assert!(matches!(
+            state.apply(6, &issue("card-1", 500)),
+            StoreResponse::Refused(Refusal::GiftCardExists { .. })
+        ));
+    }
+
+    #[test]
+    fn a_refused_command_leaves_its_key_free() {
+        let mut state = StoreState::default();
+        state.apply(1, &issue("card-1", 500));
+        let before = state.clone();
+        assert!(matches!(
+            state.apply(2, &keyed("k-2", 'c', issue("card-1", 700))),
+            StoreResponse::Refused(Refusal::GiftCardExists { .. })
+        ));
+        assert_eq!(state, before, "the key is not recorded");
+        assert!(matches!(
+            state.apply(3, &keyed("k-2", 'c', issue("card-2", 700))),
+            StoreResponse::Applied(_)
+        ));
+    }
+
+    #[test]
+    fn bad_keys_hashes_and_nesting_are_refused() {
+        let mut state = StoreState::default();
+        let before = state.clone();
+        for bad in [
+            keyed("", 'a', issue("c", 1)),
+            StoreCommand::Idempotent {
+                idempotency_key: "k".into(),
+                request_hash: "A".repeat(64),
+                command: Box::new(issue("c", 1)),
+            },
+            StoreCommand::Idempotent {
+                idempotency_key: "k".into(),
+                request_hash: "ab".into(),
+                command: Box::new(issue("c", 1)),
+            },
+            keyed("k", 'a', keyed("k2", 'a', issue("c", 1))),
+        ] {
+            assert!(
+                matches!(
+                    state.apply(1, &bad),
+                    StoreResponse::Refused(Refusal::InvalidId { .. })
+                ),
+                "{bad:?}"
+            );
+            assert_eq!(state, before);
+        }
+    }
+
+    #[test]
+    fn old_states_and_commands_still_load() {
+        // A state serialised before `idempotent_writes` existed.
+        let old = serde_json::to_value(StoreState::default()).expect("json");
+        let mut old = old.as_object().cloned().expect("object");
+        old.remove("idempotent_writes");
+        let state: StoreState =
+            serde_json::from_value(serde_json::Value::Object(old)).expect("loads");
+        assert!(state.idempotent_writes.is_empty());
+        let command = keyed("k", 'f', issue("c", 1));
+        let back: StoreCommand =
+            serde_json::from_slice(&serde_json::to_vec(&command).expect("json")).expect("back");
+        assert_eq!(back, command);
+    }
+}
