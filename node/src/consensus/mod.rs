@@ -11,6 +11,8 @@
 //!   device, with the provisioning file's commands committed, durably, before it returns.
 //! - [`network`]: openraft's network over the mesh — one request/response call per RPC on
 //!   `Raft` streams of the peer's connection ([`posmesh_mesh::transport::MeshConnection::call`]).
+//! - [`forwarding`]: client writes a follower forwards to the leader, coalesced into one
+//!   call while earlier ones are under way.
 //! - [`wire`]: the RPC messages (JSON of openraft's serde types; snapshot chunks raw).
 //! - [`snapshot_transfer`]: a snapshot cut into chunks that fit a mesh frame, and put back
 //!   together on the receiving device (sans-IO).
@@ -21,6 +23,7 @@
 //!
 //! Sales never wait on any of this (DESIGN: local first).
 
+pub mod forwarding;
 pub mod founding;
 pub mod group_file;
 pub mod network;

@@ -1,5 +1,6 @@
 //! [`RaftService`]: the store's Raft group on this device.
 
+use super::forwarding::{self, Forwarder};
 use super::group_file;
 use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
 use super::node_id::node_id;
@@ -107,6 +108,8 @@ pub struct RaftService {
     /// Told when the leader is heard; starts a pre-vote once its lease ran out
     /// ([`posmesh_consensus::failover_nudge`]).
     nudge: NudgeHandle,
+    /// Client writes forwarded to the leader, coalesced while busy.
+    forwarder: Forwarder,
 }
 
 impl RaftService {
@@ -159,6 +162,7 @@ impl RaftService {
             snapshots_installed: AtomicU64::new(0),
             last_snapshot_installed_bytes: AtomicU64::new(0),
             nudge: NudgeHandle::new(id, timings.election_timeout_max_ms),
+            forwarder: Forwarder::start(links.clone(), DECISION_DEADLINE),
         });
         let handler_service = Arc::downgrade(&service);
         let handler: RequestHandler = Arc::new(move |peer, group, request| {
@@ -300,6 +304,9 @@ impl RaftService {
                 }
             }
             RaftRequest::GroupOf => RaftReply::GroupIs(self.links.group()),
+            RaftRequest::ClientWriteBatch(commands) => {
+                forwarding::serve_batch(&self.raft, commands, DECISION_DEADLINE).await
+            }
         }
     }
 
@@ -313,13 +320,8 @@ impl RaftService {
         match posmesh_consensus::write(&self.raft, command.clone(), DECISION_DEADLINE).await {
             Ok(written) => Ok(written),
             Err(ConsensusError::NotLeader { leader }) => {
-                match self
-                    .forward(leader, &RaftRequest::ClientWrite(command))
-                    .await?
-                {
-                    RaftReply::Written { index, response } => Ok((index, response)),
-                    other => Err(format!("the leader answered {other:?}")),
-                }
+                let device = self.leader_device(leader)?;
+                self.forwarder.write(device, command).await
             }
             Err(e) => Err(e.to_string()),
         }
@@ -479,16 +481,13 @@ impl RaftService {
     }
 
     async fn forward(&self, leader: NodeId, request: &RaftRequest) -> Result<RaftReply, String> {
-        let device = self
-            .device_of(leader)
-            .ok_or_else(|| format!("the leader (node {leader}) is not a known member"))?;
-        match self.links.call(&device, request, DECISION_DEADLINE).await {
-            Ok(RaftReply::Failed(why)) => Err(format!("the leader {device} could not: {why}")),
-            Ok(reply) => Ok(reply),
-            Err(why) => Err(format!(
-                "no quorum: the leader {device} cannot be reached ({why})"
-            )),
-        }
+        let device = self.leader_device(leader)?;
+        forwarding::call_leader(&self.links, &device, request, DECISION_DEADLINE).await
+    }
+
+    fn leader_device(&self, leader: NodeId) -> Result<String, String> {
+        self.device_of(leader)
+            .ok_or_else(|| format!("the leader (node {leader}) is not a known member"))
     }
 
     fn device_of(&self, id: NodeId) -> Option<String> {

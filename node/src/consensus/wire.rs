@@ -53,6 +53,9 @@ pub enum RaftRequest {
     /// Which Raft group are you in? (Asked by a leader before it adds a device as a
     /// learner, so a device of another group is never added.)
     GroupOf,
+    /// Commands forwarded by a follower together, to be committed by the leader each on
+    /// its own ([`super::forwarding`]); answered with one outcome per command, in order.
+    ClientWriteBatch(Vec<StoreCommand>),
 }
 
 /// The answer to a [`RaftRequest`].
@@ -94,7 +97,23 @@ pub enum RaftReply {
         /// The device asked to be removed.
         device_id: String,
     },
+    /// To `ClientWriteBatch`: per command, in order, its outcome or why it failed.
+    WrittenBatch(Vec<Result<ForwardedWrite, String>>),
 }
+
+/// A forwarded command's outcome: committed and applied.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardedWrite {
+    /// Log index the command was applied at.
+    pub index: u64,
+    /// The state machine's response.
+    pub response: StoreResponse,
+}
+
+/// How a request this node cannot decode is answered (the start of [`WireError::Json`]'s
+/// text): a follower that sent a batch to an older leader sends its commands again one by
+/// one.
+pub const UNDECODABLE: &str = "undecodable request";
 
 /// First byte of a request with a raw payload: `0x00`, never the first byte of JSON.
 const RAW_PAYLOAD_MARK: u8 = 0x00;
