@@ -505,7 +505,7 @@ async fn absurd_day_close_dates_are_refused_and_change_nothing() {
             &client,
             &a,
             &format!("/v1/days/{date}/close"),
-            "",
+            &format!("close-{date}"),
             Value::Null,
         )
         .await;
@@ -524,7 +524,14 @@ async fn absurd_day_close_dates_are_refused_and_change_nothing() {
         before,
         "nothing committed"
     );
-    let (got, closed) = post(&client, &a, "/v1/days/2000-01-02/close", "", Value::Null).await;
+    let (got, closed) = post(
+        &client,
+        &a,
+        "/v1/days/2000-01-02/close",
+        "close-2000-01-02",
+        Value::Null,
+    )
+    .await;
     assert_eq!(got, 201, "an old but possible date closes: {closed}");
     a.stop().expect("stopped");
 }
