@@ -643,17 +643,34 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
-        // Serialised under the read lock (applies wait only for the short checkpoint below).
-        let (meta, data) = {
-            let guard = self.applied.read().unwrap_or_else(|p| p.into_inner());
-            let meta = SnapshotMetaOf::<TypeConfig> {
-                last_log_id: guard.last_applied,
-                last_membership: guard.last_membership.clone(),
-            };
-            (meta, serde_json::to_vec(&*guard).map_err(invalid)?)
+        // Copied under the lock, serialised and written on a blocking thread: applies wait
+        // for the copy only (a few ms at tens of thousands of redemptions), and the runtime's
+        // workers never wait for the JSON or the disk.
+        let copy = self.applied.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.write_snapshot(copy))
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+impl StateMachineStore {
+    /// Writes `copy` as the current snapshot, with a checkpoint at least as new, and
+    /// returns it. Durable when this returns.
+    ///
+    /// The batch bypasses the write-ahead log and is flushed to a table file of its own
+    /// (`flush_cf`): the Raft log shares the WAL, and a synced WAL write of a snapshot (tens
+    /// of MB with a long history) held every log append's fsync behind it — P3's p99 at 256
+    /// clients was ~3x its p50 with a snapshot every 5,000 entries.
+    fn write_snapshot(&self, copy: Applied) -> io::Result<SnapshotOf<TypeConfig, SnapshotData>> {
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id: copy.last_applied,
+            last_membership: copy.last_membership.clone(),
         };
-        // The snapshot and a checkpoint at least as new, in one synced batch: the log up to
-        // the snapshot may be purged from now on, and a restart never needs it.
+        let data = serde_json::to_vec(&copy).map_err(invalid)?;
+        drop(copy);
+        // The snapshot and a checkpoint at least as new, in one batch: the log up to the
+        // snapshot may be purged from now on, and a restart never needs it.
         let mut batch = WriteBatch::default();
         self.put_snapshot(&mut batch, &meta, &data)?;
         let (taken, last_applied) = {
@@ -661,7 +678,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             let taken = self.checkpoint(&mut batch, &mut guard)?;
             (taken, Self::last_applied_of(&guard))
         };
-        if let Err(error) = self.db.write_opt(batch, &synced()) {
+        let mut past_the_wal = WriteOptions::default();
+        past_the_wal.disable_wal(true);
+        let family = cf(&self.db, CF_SM)?;
+        let written = self
+            .db
+            .write_opt(batch, &past_the_wal)
+            .and_then(|()| self.db.flush_cf(family));
+        if let Err(error) = written {
             self.unsaved_again(taken);
             return Err(rocks(error));
         }
