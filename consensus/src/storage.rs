@@ -646,7 +646,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         // Copied under the lock, serialised and written on a blocking thread: applies wait
         // for the copy only (a few ms at tens of thousands of redemptions), and the runtime's
         // workers never wait for the JSON or the disk.
-        let copy = self.applied.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let copy = self
+            .applied
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.write_snapshot(copy))
             .await
@@ -888,13 +892,19 @@ mod tests {
         .count()
     }
 
-    #[tokio::test]
-    async fn a_checkpoint_writes_each_redemption_once_under_its_own_key() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (_log, mut sm) = open(dir.path()).expect("open");
+    /// A store in `dir` with a card issued and one checkpoint interval of redemptions.
+    async fn checkpointed_store(dir: &Path) -> (LogStore, StateMachineStore) {
+        let (log, mut sm) = open(dir).expect("open");
         let mut commands = vec![issue()];
         commands.extend((0..CHECKPOINT_EVERY_ENTRIES).map(redeem));
         apply(&mut sm, 1, commands).await;
+        (log, sm)
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_writes_each_redemption_once_under_its_own_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_log, mut sm) = checkpointed_store(dir.path()).await;
         let first = state_of(&sm);
         assert_eq!(first.redemptions.len() as u64, CHECKPOINT_EVERY_ENTRIES);
         // The checkpoint's state blob holds no redemption; each has its key.
@@ -965,10 +975,7 @@ mod tests {
     #[tokio::test]
     async fn an_installed_snapshot_replaces_the_redemption_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_log, mut sm) = open(dir.path()).expect("open");
-        let mut commands = vec![issue()];
-        commands.extend((0..CHECKPOINT_EVERY_ENTRIES).map(redeem));
-        apply(&mut sm, 1, commands).await;
+        let (_log, mut sm) = checkpointed_store(dir.path()).await;
         // A snapshot of another history: one redemption only.
         let mut state = StoreState::default();
         state.apply(1, &issue());

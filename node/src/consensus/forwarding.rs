@@ -263,6 +263,18 @@ mod tests {
         decodes_batches: bool,
     }
 
+    impl FakeLeader {
+        fn new(hold_first: bool, decodes_batches: bool) -> Arc<Self> {
+            Arc::new(Self {
+                calls: Mutex::new(Vec::new()),
+                first_seen: Notify::new(),
+                release: Notify::new(),
+                hold_first,
+                decodes_batches,
+            })
+        }
+    }
+
     fn outcome(command: &StoreCommand) -> Result<ForwardedWrite, String> {
         match command {
             StoreCommand::RedeemGiftCard { amount_minor, .. } if *amount_minor != 13 => {
@@ -327,13 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_arriving_while_a_call_is_under_way_travel_together_each_with_its_outcome() {
-        let leader = Arc::new(FakeLeader {
-            calls: Mutex::new(Vec::new()),
-            first_seen: Notify::new(),
-            release: Notify::new(),
-            hold_first: true,
-            decodes_batches: true,
-        });
+        let leader = FakeLeader::new(true, true);
         let forwarder = Forwarder::start_with(fake(leader.clone()), 1);
         let lone = enqueue(&forwarder, 1);
         leader.first_seen.notified().await;
@@ -354,13 +360,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_leader_that_cannot_decode_a_batch_gets_the_writes_one_by_one() {
-        let leader = Arc::new(FakeLeader {
-            calls: Mutex::new(Vec::new()),
-            first_seen: Notify::new(),
-            release: Notify::new(),
-            hold_first: false,
-            decodes_batches: false,
-        });
+        let leader = FakeLeader::new(false, false);
         let forwarder = Forwarder::start_with(fake(leader.clone()), 1);
         // Queued before the forwarding task first runs (one thread): one batch of three.
         let outcomes: Vec<_> = [5, 6, 7].map(|amount| enqueue(&forwarder, amount)).into();

@@ -26,25 +26,12 @@ fn expected_from_csv(text: &str) -> (BTreeMap<String, i64>, usize) {
     (items_per_day, sales.len())
 }
 
+/// [`import_outcome`] that must succeed: its summary without the per-day table.
 fn import(api: &str, extra: &[&str]) -> Value {
-    let output = Command::new(support::binary())
-        .arg("import")
-        .arg(support::bakery_csv())
-        .args(["--api", api, "--json"])
-        .args(extra)
-        .output()
-        .expect("import runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
-            panic!(
-                "import printed no JSON summary ({e}):\n{stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    let mut brief = summary.clone();
+    let (code, summary) = import_outcome(api, extra);
+    let mut brief = summary;
     brief.as_object_mut().map(|o| o.remove("days"));
-    assert!(output.status.success(), "import failed: {brief}");
+    assert_eq!(code, Some(0), "import failed: {brief}");
     brief
 }
 
