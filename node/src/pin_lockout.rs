@@ -61,6 +61,9 @@ impl PinAttempts {
 #[derive(Debug, Default)]
 pub struct PinLockout {
     attempts: Mutex<HashMap<String, PinAttempts>>,
+    /// Held for a whole check (read the lockout, verify, record): see
+    /// [`PinLockout::one_check_at_a_time`].
+    checks: tokio::sync::Mutex<()>,
 }
 
 impl PinLockout {
@@ -68,7 +71,17 @@ impl PinLockout {
     pub fn restored(stored: impl IntoIterator<Item = (String, PinAttempts)>) -> Self {
         Self {
             attempts: Mutex::new(stored.into_iter().collect()),
+            checks: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Waits for this device's turn to check a PIN; hold the guard from [`Self::check`]
+    /// to [`Self::record`]. Checks run concurrently let every request already in flight
+    /// past the lockout before the first failure was recorded (a burst of 40 guesses was
+    /// 40 checks, not 5), and a right PIN among them cleared a lockout the others had just
+    /// set. One at a time, the 6th wrong PIN is refused whatever the concurrency.
+    pub async fn one_check_at_a_time(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.checks.lock().await
     }
 
     /// Whether `operator_id` may try a PIN at `now_ms`; `Err(seconds)` = locked out for

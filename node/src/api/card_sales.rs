@@ -50,6 +50,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
+/// Start of the redemption id a sale's gift-card tender uses (`sale:<device>:<key>#<tender
+/// index>`); a client's own redemption key may not start with it
+/// ([`super::gift_cards::redeem`]), so the two never meet in the store's deduplication.
+pub(super) const SALE_REDEMPTION_PREFIX: &str = "sale:";
+
 /// Whether a sale body needs its tenders processed here (card data, a gift card or a QR
 /// wallet tender); then [`create_card_sale`] takes it.
 pub fn has_card_data(body: &CreateSaleBody) -> bool {
@@ -301,7 +306,10 @@ async fn redeem_gift_card(
     let command = StoreCommand::RedeemGiftCard {
         card_id,
         amount_minor,
-        redemption_id: format!("sale:{}:{key}#{index}", node.identity.device_id),
+        redemption_id: format!(
+            "{SALE_REDEMPTION_PREFIX}{}:{key}#{index}",
+            node.identity.device_id
+        ),
     };
     let (_, response) = raft.write(command).await.map_err(|why| {
         ApiError::new(

@@ -108,6 +108,16 @@ pub async fn redeem(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
+    if key.starts_with(super::card_sales::SALE_REDEMPTION_PREFIX) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!(
+                "an Idempotency-Key starting with {:?} is reserved for the gift-card tenders of sales",
+                super::card_sales::SALE_REDEMPTION_PREFIX
+            ),
+            Some("Idempotency-Key"),
+        ));
+    }
     let body: RedeemGiftCardBody = parse_json(&headers, body)?;
     check_card_id(&card_id)?;
     check_amount(body.amount_minor)?;

@@ -69,6 +69,7 @@ pub(super) async fn check_pin(
     pin: String,
     field: &'static str,
 ) -> Result<(), ApiError> {
+    let _turn = node.pin_lockout.one_check_at_a_time().await;
     let now_ms = crate::clock::wall_clock_ms();
     node.pin_lockout
         .check(operator_id, now_ms)

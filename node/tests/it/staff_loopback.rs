@@ -535,3 +535,40 @@ async fn absurd_day_close_dates_are_refused_and_change_nothing() {
     assert_eq!(got, 201, "an old but possible date closes: {closed}");
     a.stop().expect("stopped");
 }
+
+/// 40 wrong PINs sent at once: exactly 5 are checked (401), the rest find the operator
+/// locked out (429) — a burst does not get more guesses than a sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_wrong_pins_gets_five_guesses_not_forty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let a = one_device_store(&client, dir.path()).await;
+    let (code, set) = post(
+        &client,
+        &a,
+        "/v1/operators",
+        "",
+        json!({"operator_id": "carl", "name": "Carl", "role": "cashier", "pin": "5555"}),
+    )
+    .await;
+    assert_eq!(code, 201, "{set}");
+    let guesses = (0..40).map(|n| {
+        let (client, a) = (&client, &a);
+        async move {
+            verify_pin(client, a, "carl", &format!("{}", 6000 + n))
+                .await
+                .0
+        }
+    });
+    let mut codes = futures_util::future::join_all(guesses).await;
+    codes.sort_unstable();
+    let checked = codes.iter().filter(|c| **c == 401).count();
+    let locked = codes.iter().filter(|c| **c == 429).count();
+    assert_eq!((checked, locked), (5, 35), "{codes:?}");
+    let (code, answer) = verify_pin(&client, &a, "carl", "5555").await;
+    assert_eq!(
+        code, 429,
+        "the right PIN is refused while locked out: {answer}"
+    );
+    a.stop().expect("stopped");
+}

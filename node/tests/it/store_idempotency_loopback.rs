@@ -119,6 +119,21 @@ async fn store_wide_writes_replay_a_retry_and_refuse_a_reused_key() {
         redeemed["outcome"]["balance_after_minor"], 3800,
         "{redeemed}"
     );
+    // A key shaped like a sale's gift-card tender id is refused: it would meet that
+    // tender's redemption in the store's deduplication (one debit for two payments).
+    let (status, _, reserved) = post(
+        &client,
+        &a,
+        "/v1/gift-cards/gc-1/redemptions",
+        Some("sale:till-1:abc#0"),
+        &json!({"amount_minor": 100}),
+    )
+    .await;
+    assert_eq!(
+        (status, reserved["error"]["code"].as_str()),
+        (400, Some("invalid_idempotency_key")),
+        "{reserved}"
+    );
     let balance = support::get_json(&client, &format!("http://{}/v1/gift-cards/gc-1", a.api)).await;
     assert_eq!(balance["balance_minor"], 3800, "taken once: {balance}");
 
