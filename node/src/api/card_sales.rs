@@ -312,12 +312,9 @@ async fn redeem_gift_card(
         ),
     };
     let (_, response) = raft.write(command).await.map_err(|why| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_quorum",
-            why,
-            Some(&field),
-        )
+        let mut error = super::gift_cards::no_quorum(why);
+        error.field = Some(field.clone());
+        error
     })?;
     match response {
         posmesh_consensus::StoreResponse::Applied(_)

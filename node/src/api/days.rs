@@ -58,7 +58,7 @@ pub async fn close_day(
     let (index, response) = raft
         .write(idempotent(key, &hash, command))
         .await
-        .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None))?;
+        .map_err(super::gift_cards::no_quorum)?;
     match response {
         StoreResponse::Applied(_) => Ok((
             StatusCode::CREATED,

@@ -312,6 +312,15 @@ pub(super) fn no_consensus() -> ApiError {
     )
 }
 
-fn no_quorum(why: String) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None)
+/// 503 for a store-wide write that could not be made: `no_quorum`, or `outcome_unknown`
+/// when a forwarded write's answer was lost after it was sent.
+pub(super) fn no_quorum(why: String) -> ApiError {
+    // A forwarded write whose answer was lost may have been committed: its own code, so a
+    // till retries with the same key instead of taking another tender.
+    let code = if why.starts_with(crate::consensus::forwarding::OUTCOME_UNKNOWN) {
+        "outcome_unknown"
+    } else {
+        "no_quorum"
+    };
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, why, None)
 }

@@ -56,7 +56,10 @@ impl Forwarder {
     pub fn start(links: Arc<RaftLinks>, deadline: Duration) -> Self {
         let call: LeaderCall = Arc::new(move |leader, request| {
             let links = links.clone();
-            Box::pin(async move { call_leader(&links, &leader, &request, deadline).await })
+            Box::pin(async move {
+                let sent = links.call(&leader, &request, deadline).await;
+                leader_answer(&leader, sent, true)
+            })
         });
         Self::start_with(call, FORWARD_CALLS_IN_FLIGHT)
     }
@@ -206,9 +209,29 @@ pub async fn call_leader(
     request: &RaftRequest,
     deadline: Duration,
 ) -> Result<RaftReply, String> {
-    match links.call(leader, request, deadline).await {
+    leader_answer(leader, links.call(leader, request, deadline).await, false)
+}
+
+/// Start of the sentence of a forwarded write whose call failed after it was sent (the
+/// connection was lost, or no answer came in time): the leader may have committed it.
+pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
+
+/// The leader's answer to a call, or a sentence for the person at the till. For a `write`,
+/// a call that failed once sent is [`OUTCOME_UNKNOWN`], not "no quorum": it may have been
+/// committed, and only a retry with the same key tells (a till that took cash instead
+/// would leave the card debited).
+fn leader_answer(
+    leader: &str,
+    sent: Result<RaftReply, String>,
+    write: bool,
+) -> Result<RaftReply, String> {
+    match sent {
         Ok(RaftReply::Failed(why)) => Err(format!("the leader {leader} could not: {why}")),
         Ok(reply) => Ok(reply),
+        Err(why) if write && !why.starts_with(super::network::NO_CONNECTION) => Err(format!(
+            "{OUTCOME_UNKNOWN}: the write reached the leader {leader} but its answer was lost \
+             ({why}); it may have been committed: retry with the same Idempotency-Key"
+        )),
         Err(why) => Err(format!(
             "no quorum: the leader {leader} cannot be reached ({why})"
         )),
@@ -371,6 +394,25 @@ mod tests {
             );
         }
         assert_eq!(*leader.calls.lock().expect("lock"), vec![3, 1, 1, 1]);
+    }
+
+    #[test]
+    fn a_write_whose_answer_was_lost_is_not_called_a_refusal() {
+        let lost = leader_answer(
+            "till-1",
+            Err("till-1: stream read: connection lost".into()),
+            true,
+        );
+        let why = lost.expect_err("failed");
+        assert!(why.starts_with(OUTCOME_UNKNOWN), "{why}");
+        assert!(why.contains("same Idempotency-Key"), "{why}");
+        let not_sent = format!("{} till-1", super::super::network::NO_CONNECTION);
+        let why = leader_answer("till-1", Err(not_sent), true).expect_err("failed");
+        assert!(why.starts_with("no quorum"), "{why}");
+        // A read is asked again, whatever happened.
+        let why =
+            leader_answer("till-1", Err("connection lost".into()), false).expect_err("failed");
+        assert!(why.starts_with("no quorum"), "{why}");
     }
 
     #[test]

@@ -22,6 +22,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+/// Start of [`RaftLinks::call`]'s error when there is no connection to the device (nothing
+/// was sent).
+pub const NO_CONNECTION: &str = "no mesh connection to";
+
 /// Serves one decoded request from a peer device, with the Raft group the peer named (the
 /// [`super::RaftService`]).
 pub type RequestHandler = Arc<
@@ -110,7 +114,7 @@ impl RaftLinks {
     ) -> Result<RaftReply, String> {
         let connection = self
             .connection(device_id)
-            .ok_or_else(|| format!("no mesh connection to {device_id}"))?;
+            .ok_or_else(|| format!("{NO_CONNECTION} {device_id}"))?;
         let bytes = encode_envelope(self.group().as_ref(), request).map_err(|e| e.to_string())?;
         let answer = connection
             .call(StreamPurpose::Raft, &bytes, timeout)

@@ -327,9 +327,11 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
         json!({"amount_minor": 100}),
     )
     .await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (503, Some("no_quorum")),
+    // `outcome_unknown` when the survivor still had a link to the dead leader and sent it
+    // there (the write may have reached it before it died): retry with the same key.
+    let code = answer["error"]["code"].as_str();
+    assert!(
+        status == 503 && matches!(code, Some("no_quorum" | "outcome_unknown")),
         "{answer}"
     );
     let sale = support::post_created(
