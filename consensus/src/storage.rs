@@ -8,8 +8,8 @@
 //! - `raft_meta`: `vote`, `committed` and `last_purged` log ids (JSON).
 //! - `raft_sm`: `state` (the applied [`StoreState`] with its last applied log id and
 //!   membership, without its redemptions), `redemption/<redemption id>` (one key per applied
-//!   redemption, JSON), `snapshot_meta` and `snapshot_data` (the current snapshot: its meta
-//!   as JSON, its bytes as they are).
+//!   redemption, JSON), `snapshot_meta` (the meta of the last snapshot built or installed;
+//!   its bytes are the applied state, serialised when a follower needs them).
 //!
 //! Durability (what is on disk when):
 //! - `append`: the entries are written (readable at once) and handed to a flusher thread
@@ -34,8 +34,10 @@
 //!   only reach a snapshot's last index, and a snapshot is written together with the same
 //!   state as a checkpoint. Earlier versions synced the whole applied state on every
 //!   apply: one more fsync on the write path and a JSON of the whole state per write.
-//! - snapshots (built or installed): one synced write of the snapshot and, when installed,
-//!   the state it replaces.
+//! - snapshots (built or installed): one synced write of a checkpoint and the snapshot's
+//!   meta (built: the state without its redemptions and the redemptions since the last
+//!   checkpoint; installed: the whole state it replaces). openraft purges the log only up to
+//!   a built snapshot, which that checkpoint covers.
 //! - `save_committed`, `truncate_after`, `purge`: unsynced; they become durable with the
 //!   next synced write (RocksDB's WAL is ordered). Losing them is safe: a lost truncation
 //!   only restores uncommitted entries a leader will overwrite again, a lost purge keeps
@@ -80,12 +82,13 @@ const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 const KEY_STATE: &[u8] = b"state";
-/// The current snapshot as one JSON value, meta and bytes (a JSON array of numbers): as
-/// written by older versions, still read when the two keys below are absent.
+/// A snapshot as one JSON value, meta and bytes, as the oldest versions wrote it: its
+/// presence still means "a snapshot was built"; deleted by the next snapshot.
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
-/// The current snapshot's meta (JSON).
+/// The meta of the last snapshot built or installed (JSON).
 const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
-/// The current snapshot's bytes, as they are.
+/// A snapshot's bytes, as older versions stored them next to its meta; deleted by the
+/// next snapshot (bytes are now serialised on demand).
 const KEY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
 /// Key prefix of the checkpoint's redemptions in `raft_sm`: `redemption/<id>`.
 const REDEMPTION_PREFIX: &[u8] = b"redemption/";
@@ -466,13 +469,6 @@ pub(crate) struct Applied {
     pub(crate) unsaved_redemptions: Vec<String>,
 }
 
-/// A snapshot as older versions stored it in `raft_sm`/`snapshot`.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMetaOf<TypeConfig>,
-    data: Vec<u8>,
-}
-
 /// The bytes of a snapshot (the JSON of the applied state, its last applied log id and
 /// membership), as openraft's `SnapshotData`.
 pub type SnapshotData = std::io::Cursor<Vec<u8>>;
@@ -615,13 +611,12 @@ impl StateMachineStore {
         guard.unsaved_redemptions = ids;
     }
 
-    /// Adds the snapshot `meta` + `data` to `batch`, replacing the current one (in either
-    /// layout).
-    fn put_snapshot(
+    /// Adds the snapshot `meta` to `batch`, replacing the current one and dropping the
+    /// bytes older versions stored with it.
+    fn put_snapshot_meta(
         &self,
         batch: &mut WriteBatch,
         meta: &SnapshotMetaOf<TypeConfig>,
-        data: &[u8],
     ) -> io::Result<()> {
         let family = cf(&self.db, CF_SM)?;
         batch.put_cf(
@@ -629,7 +624,7 @@ impl StateMachineStore {
             KEY_SNAPSHOT_META,
             serde_json::to_vec(meta).map_err(invalid)?,
         );
-        batch.put_cf(family, KEY_SNAPSHOT_DATA, data);
+        batch.delete_cf(family, KEY_SNAPSHOT_DATA);
         batch.delete_cf(family, KEY_SNAPSHOT);
         Ok(())
     }
@@ -642,62 +637,72 @@ impl StateMachineStore {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = SnapshotData;
 
+    /// Records a snapshot at the last applied entry: a checkpoint and the snapshot's meta,
+    /// synced. The bytes are not built here (the returned snapshot's are empty): openraft
+    /// keeps only the meta of a snapshot it asked for (0.10.0-alpha.37 `core/sm/worker.rs`,
+    /// `BuildSnapshotDone(meta)`) and purges the log up to it, which the durable checkpoint
+    /// makes safe; the bytes a follower needs come from
+    /// [`RaftStateMachine::get_current_snapshot`]. Cost: the state without its redemptions
+    /// and the redemptions applied since the last checkpoint, not the whole history.
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
-        // Copied under the lock, serialised and written on a blocking thread: applies wait
-        // for the copy only (a few ms at tens of thousands of redemptions), and the runtime's
-        // workers never wait for the JSON or the disk.
-        let copy = self
-            .applied
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.write_snapshot(copy))
+        let meta = tokio::task::spawn_blocking(move || this.record_snapshot())
             .await
-            .map_err(io::Error::other)?
+            .map_err(io::Error::other)??;
+        Ok(SnapshotOf::<TypeConfig, SnapshotData> {
+            meta,
+            snapshot: std::io::Cursor::new(Vec::new()),
+        })
     }
 }
 
 impl StateMachineStore {
-    /// Writes `copy` as the current snapshot, with a checkpoint at least as new, and
-    /// returns it. Durable when this returns.
+    /// Writes a checkpoint of the applied state and the meta of a snapshot at its last
+    /// applied entry, in one synced batch, and returns the meta. Durable when this returns:
+    /// the log up to the snapshot may be purged from then on, and a restart never needs it.
     ///
-    /// The batch bypasses the write-ahead log and is flushed to a table file of its own
-    /// (`flush_cf`): the Raft log shares the WAL, and a synced WAL write of a snapshot (tens
-    /// of MB with a long history) held every log append's fsync behind it — P3's p99 at 256
-    /// clients was ~3x its p50 with a snapshot every 5,000 entries.
-    fn write_snapshot(&self, copy: Applied) -> io::Result<SnapshotOf<TypeConfig, SnapshotData>> {
-        let meta = SnapshotMetaOf::<TypeConfig> {
-            last_log_id: copy.last_applied,
-            last_membership: copy.last_membership.clone(),
-        };
-        let data = serde_json::to_vec(&copy).map_err(invalid)?;
-        drop(copy);
-        // The snapshot and a checkpoint at least as new, in one batch: the log up to the
-        // snapshot may be purged from now on, and a restart never needs it.
+    /// Earlier versions wrote the whole state's JSON as the snapshot every
+    /// `snapshot_every_entries` entries; with every redemption kept for deduplication that
+    /// grew with the store's history (tens of MB), and P3's 256-client p99 was set by it.
+    fn record_snapshot(&self) -> io::Result<SnapshotMetaOf<TypeConfig>> {
         let mut batch = WriteBatch::default();
-        self.put_snapshot(&mut batch, &meta, &data)?;
-        let (taken, last_applied) = {
+        let (taken, meta) = {
             let mut guard = self.applied.write().unwrap_or_else(|p| p.into_inner());
             let taken = self.checkpoint(&mut batch, &mut guard)?;
-            (taken, Self::last_applied_of(&guard))
+            (taken, Self::meta_of(&guard))
         };
-        let mut past_the_wal = WriteOptions::default();
-        past_the_wal.disable_wal(true);
-        let family = cf(&self.db, CF_SM)?;
-        let written = self
-            .db
-            .write_opt(batch, &past_the_wal)
-            .and_then(|()| self.db.flush_cf(family));
-        if let Err(error) = written {
+        if let Err(error) = self
+            .put_snapshot_meta(&mut batch, &meta)
+            .and_then(|()| self.db.write_opt(batch, &synced()).map_err(rocks))
+        {
             self.unsaved_again(taken);
-            return Err(rocks(error));
+            return Err(error);
         }
-        self.checkpointed.fetch_max(last_applied, Ordering::Relaxed);
-        Ok(SnapshotOf::<TypeConfig, SnapshotData> {
-            meta,
-            snapshot: std::io::Cursor::new(data),
-        })
+        self.checkpointed.fetch_max(
+            meta.last_log_id.map_or(0, |id| id.index()),
+            Ordering::Relaxed,
+        );
+        Ok(meta)
+    }
+
+    /// The meta of a snapshot of `applied`: its last applied log id and membership.
+    fn meta_of(applied: &Applied) -> SnapshotMetaOf<TypeConfig> {
+        SnapshotMetaOf::<TypeConfig> {
+            last_log_id: applied.last_applied,
+            last_membership: applied.last_membership.clone(),
+        }
+    }
+
+    /// Whether a snapshot was ever built or installed here (its meta, in this layout or an
+    /// older one).
+    fn has_snapshot(&self) -> io::Result<bool> {
+        let family = cf(&self.db, CF_SM)?;
+        for key in [KEY_SNAPSHOT_META, KEY_SNAPSHOT] {
+            if self.db.get_pinned_cf(family, key).map_err(rocks)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -798,7 +803,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             REDEMPTION_PREFIX_END,
         );
         self.checkpoint(&mut batch, &mut applied)?;
-        self.put_snapshot(&mut batch, meta, &data)?;
+        self.put_snapshot_meta(&mut batch, meta)?;
         self.db.write_opt(batch, &synced()).map_err(rocks)?;
         self.checkpointed.store(
             applied.last_applied.map_or(0, |id| id.index()),
@@ -808,30 +813,30 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
+    /// The current snapshot: the applied state now, serialised on demand (on a blocking
+    /// thread, from a copy taken under the lock), with its own meta — at or past the last
+    /// snapshot built or installed, as openraft may send any snapshot of committed entries
+    /// (the follower's progress becomes the snapshot's last log id). `None` until a snapshot
+    /// was built or installed (openraft's storage suite: a fresh store has none).
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
-        let meta: Option<SnapshotMetaOf<TypeConfig>> =
-            get_json(&self.db, CF_SM, KEY_SNAPSHOT_META)?;
-        let stored = match meta {
-            Some(meta) => {
-                let data = self
-                    .db
-                    .get_cf(cf(&self.db, CF_SM)?, KEY_SNAPSHOT_DATA)
-                    .map_err(rocks)?
-                    .ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "raft snapshot meta without its data",
-                        )
-                    })?;
-                Some(StoredSnapshot { meta, data })
-            }
-            None => get_json(&self.db, CF_SM, KEY_SNAPSHOT)?,
-        };
-        Ok(stored.map(|s| SnapshotOf::<TypeConfig, SnapshotData> {
-            meta: s.meta,
-            snapshot: std::io::Cursor::new(s.data),
+        if !self.has_snapshot()? {
+            return Ok(None);
+        }
+        let copy = self
+            .applied
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let meta = Self::meta_of(&copy);
+        let data = tokio::task::spawn_blocking(move || serde_json::to_vec(&copy))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(invalid)?;
+        Ok(Some(SnapshotOf::<TypeConfig, SnapshotData> {
+            meta,
+            snapshot: std::io::Cursor::new(data),
         }))
     }
 }
@@ -1002,9 +1007,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_snapshot_is_stored_as_its_bytes_and_an_older_layout_still_reads() {
+    async fn a_built_snapshot_is_a_checkpoint_and_its_bytes_are_made_on_demand() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (_log, mut sm) = open(dir.path()).expect("open");
+        assert!(
+            sm.get_current_snapshot().await.expect("read").is_none(),
+            "no snapshot before one is built"
+        );
         apply(&mut sm, 1, vec![issue(), redeem(1), redeem(2)]).await;
         let built = sm
             .get_snapshot_builder()
@@ -1012,34 +1021,75 @@ mod tests {
             .build_snapshot()
             .await
             .expect("build");
-        let data = built.snapshot.into_inner();
-        let stored = sm
-            .db
-            .get_cf(cf(&sm.db, CF_SM).expect("cf"), KEY_SNAPSHOT_DATA);
-        assert_eq!(stored.expect("read").as_deref(), Some(data.as_slice()));
+        assert_eq!(built.meta.last_log_id, Some(log_id(3)));
+        // Durable: a checkpoint at the snapshot (the redemptions under their keys) and the
+        // meta, so the log up to it may go.
+        assert_eq!(redemption_keys(&sm.db), 2);
+        let base: Applied = get_json(&sm.db, CF_SM, KEY_STATE)
+            .expect("read")
+            .expect("a checkpoint");
+        assert_eq!(base.last_applied, Some(log_id(3)));
+        let meta: Option<SnapshotMetaOf<TypeConfig>> =
+            get_json(&sm.db, CF_SM, KEY_SNAPSHOT_META).expect("read");
+        assert_eq!(meta, Some(built.meta.clone()));
+        // The bytes a follower gets are the state now, with the meta of now.
         let current = sm.get_current_snapshot().await.expect("read").expect("one");
         assert_eq!(current.meta, built.meta);
-        assert_eq!(current.snapshot.into_inner(), data);
-        let decoded: Applied = serde_json::from_slice(&data).expect("json");
+        let decoded: Applied =
+            serde_json::from_slice(&current.snapshot.into_inner()).expect("json");
         assert_eq!(decoded.state, state_of(&sm));
+        apply(&mut sm, 4, vec![redeem(3)]).await;
+        let later = sm.get_current_snapshot().await.expect("read").expect("one");
+        assert_eq!(later.meta.last_log_id, Some(log_id(4)));
+        let decoded: Applied = serde_json::from_slice(&later.snapshot.into_inner()).expect("json");
+        assert!(decoded.state.redemptions.contains_key("till-1/3"));
+        // Installing it elsewhere gives the same state.
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let (_other_log, mut other) = open(other_dir.path()).expect("open other");
+        let later = sm.get_current_snapshot().await.expect("read").expect("one");
+        other
+            .install_snapshot(&later.meta, later.snapshot)
+            .await
+            .expect("install");
+        assert_eq!(state_of(&other), state_of(&sm));
+    }
 
-        // An older version's layout: one JSON value under `snapshot`.
-        let family = cf(&sm.db, CF_SM).expect("cf");
-        sm.db.delete_cf(family, KEY_SNAPSHOT_META).expect("delete");
-        sm.db.delete_cf(family, KEY_SNAPSHOT_DATA).expect("delete");
-        let old = StoredSnapshot {
-            meta: built.meta.clone(),
-            data: b"older".to_vec(),
+    #[tokio::test]
+    async fn an_older_snapshot_layout_still_counts_and_the_next_snapshot_replaces_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_log, mut sm) = open(dir.path()).expect("open");
+        apply(&mut sm, 1, vec![issue(), redeem(1)]).await;
+        // The oldest layout: one JSON value under `snapshot`; the next: bytes beside the meta.
+        let db = sm.db.clone();
+        let family = cf(&db, CF_SM).expect("cf");
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id: Some(log_id(2)),
+            last_membership: StoredMembershipOf::<TypeConfig>::default(),
         };
-        sm.db
-            .put_cf(
-                family,
-                KEY_SNAPSHOT,
-                serde_json::to_vec(&old).expect("json"),
-            )
+        db.put_cf(
+            family,
+            KEY_SNAPSHOT,
+            serde_json::to_vec(&serde_json::json!({"meta": meta, "data": [1, 2]})).expect("json"),
+        )
+        .expect("write");
+        db.put_cf(family, KEY_SNAPSHOT_DATA, b"older")
             .expect("write");
         let current = sm.get_current_snapshot().await.expect("read").expect("one");
-        assert_eq!(current.meta, built.meta);
-        assert_eq!(current.snapshot.into_inner(), b"older".to_vec());
+        assert_eq!(current.meta.last_log_id, Some(log_id(2)));
+        let decoded: Applied =
+            serde_json::from_slice(&current.snapshot.into_inner()).expect("json");
+        assert_eq!(decoded.state, state_of(&sm));
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("build");
+        for key in [KEY_SNAPSHOT, KEY_SNAPSHOT_DATA] {
+            assert!(
+                db.get_cf(family, key).expect("read").is_none(),
+                "{} left behind",
+                String::from_utf8_lossy(key)
+            );
+        }
     }
 }
