@@ -80,6 +80,7 @@ pub mod failover_nudge_task;
 pub mod forced_membership;
 pub mod group;
 pub mod idempotency;
+pub mod log_cache;
 pub mod restore;
 pub mod rocksdb_tuning;
 pub mod staff;

@@ -45,6 +45,7 @@
 //!   leader (openraft docs: `RaftLogStorage::save_committed`, `truncate_after`, `purge`).
 
 use crate::command::{StoreCommand, StoreResponse};
+use crate::log_cache::{LogCache, LOG_CACHE_ENTRIES};
 use crate::state::{Redemption, StoreState};
 use crate::TypeConfig;
 use futures_util::{Stream, TryStreamExt};
@@ -67,7 +68,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 /// Column family of the log entries.
 pub const CF_LOG: &str = "raft_log";
@@ -235,19 +236,34 @@ fn key_index(key: &[u8]) -> io::Result<u64> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-/// Reads log entries; cloned for every replication task (openraft's `LogReader`).
+/// Reads log entries; cloned for every replication task (openraft's `LogReader`). Recent
+/// entries come from the [`LogCache`] the log store fills as it appends.
 #[derive(Clone)]
 pub struct LogReader {
     db: Arc<DB>,
+    cache: Arc<Mutex<LogCache>>,
 }
 
 impl LogReader {
+    fn cache(&self) -> std::sync::MutexGuard<'_, LogCache> {
+        // The cache is changed only by whole operations that cannot panic half-way.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn entries<RB: RangeBounds<u64>>(&self, range: RB) -> io::Result<Vec<EntryOf<TypeConfig>>> {
         let start = match range.start_bound() {
             Bound::Included(index) => *index,
             Bound::Excluded(index) => index.saturating_add(1),
             Bound::Unbounded => 0,
         };
+        let end = match range.end_bound() {
+            Bound::Included(index) => Some(index.saturating_add(1)),
+            Bound::Excluded(index) => Some(*index),
+            Bound::Unbounded => None,
+        };
+        if let Some(cached) = self.cache().get(start, end) {
+            return Ok(cached);
+        }
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             cf(&self.db, CF_LOG)?,
@@ -318,7 +334,10 @@ impl LogStore {
             })
             .unwrap_or_else(|e| panic!("cannot start the raft log fsync thread: {e}"));
         Self {
-            reader: LogReader { db },
+            reader: LogReader {
+                db,
+                cache: Arc::new(Mutex::new(LogCache::new(LOG_CACHE_ENTRIES))),
+            },
             flusher,
         }
     }
@@ -417,13 +436,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let family = cf(self.db(), CF_LOG)?;
         let mut batch = WriteBatch::default();
-        for entry in entries {
-            let value = serde_json::to_vec(&entry).map_err(invalid)?;
+        let entries: Vec<_> = entries.into_iter().collect();
+        for entry in &entries {
+            let value = serde_json::to_vec(entry).map_err(invalid)?;
             batch.put_cf(family, index_key(entry.index()), value);
         }
         // Written now (readable when this returns, as openraft requires), fsynced by the
-        // flusher thread, which calls `callback` only after the fsync.
+        // flusher thread, which calls `callback` only after the fsync. Cached after the
+        // write: a reader that misses the cache finds them in the store.
         self.db().write(batch).map_err(rocks)?;
+        {
+            let mut cache = self.reader.cache();
+            for entry in entries {
+                cache.appended(entry);
+            }
+        }
         self.flusher
             .send(callback)
             .map_err(|_| io::Error::other("the raft log fsync thread has stopped"))
@@ -434,6 +461,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         last_log_id: Option<LogIdOf<TypeConfig>>,
     ) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |id| id.index() + 1);
+        // The cache first: no reader may find a truncated entry there once it is gone from
+        // the store.
+        self.reader
+            .cache()
+            .truncated_after(last_log_id.map(|id| id.index()));
         self.db()
             .delete_range_cf(cf(self.db(), CF_LOG)?, index_key(from), index_key(u64::MAX))
             .map_err(rocks)
@@ -442,6 +474,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> Result<(), io::Error> {
         // The last purged id and the deletion in one batch: never a hole, never entries
         // before `last_purged` that openraft would have to skip.
+        self.reader.cache().purged_upto(log_id.index());
         let mut batch = WriteBatch::default();
         batch.put_cf(
             cf(self.db(), CF_META)?,
