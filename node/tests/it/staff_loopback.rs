@@ -883,6 +883,56 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             .contains("eve"),
         "eve was never added"
     );
+    // The CLI: ada's PIN and eve's new PIN on stdin, one per line; a wrong PIN from the
+    // environment is refused with the node's code.
+    let cli_set = |by_pin_env: Option<&str>, stdin: &str| {
+        let mut cli = std::process::Command::new(support::binary());
+        cli.args([
+            "operator",
+            "set",
+            "--operator",
+            "eve",
+            "--name",
+            "Eve",
+            "--role",
+            "cashier",
+            "--as",
+            "ada",
+            "--api",
+        ])
+        .arg(&a.api)
+        .env_remove("POSMESH_NEW_PIN")
+        .env_remove("POSMESH_OPERATOR_ID")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        match by_pin_env {
+            Some(pin) => cli.env("POSMESH_OPERATOR_PIN", pin),
+            None => cli.env_remove("POSMESH_OPERATOR_PIN"),
+        };
+        let mut child = cli.spawn().expect("cli runs");
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().expect("stdin");
+            input.write_all(stdin.as_bytes()).expect("stdin written");
+        }
+        let out = child.wait_with_output().expect("cli ends");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, stderr) = cli_set(Some("0000"), "4444\n");
+    assert!(!ok && stderr.contains("pin_mismatch"), "{stderr}");
+    let (ok, stdout, stderr) = cli_set(None, "8642\n4444\n");
+    assert!(ok, "{stdout} {stderr}");
+    assert!(
+        stdout.starts_with("set eve as cashier (authorised by ada, log index "),
+        "{stdout}"
+    );
+    assert_eq!(verify_pin(&client, &a, "eve", "4444").await.0, 200);
+
     let openapi = get(&client, &a.api, "/openapi.json").await;
     let documented = &openapi["paths"]["/v1/operators"]["post"];
     for header in ["X-Operator-Id", "X-Operator-Pin"] {
