@@ -69,16 +69,30 @@ fn pin_required(missing: &'static str) -> ApiError {
     )
 }
 
-/// The authorising operator of the request, PIN verified (`None`: neither header sent).
+/// The authorising operator of the request, PIN verified (`None`: neither header sent,
+/// and the store has no operator yet: the first operator's bootstrap).
 ///
 /// # Errors
-/// Those of [`authorising_operator`]; 401 `pin_mismatch`, 429 `pin_locked` (see
+/// Those of [`authorising_operator`]; 401 `pin_required` without the headers once the
+/// store has operators; 401 `pin_mismatch`, 429 `pin_locked` (see
 /// [`super::pin_unlock::authenticate`]); 503 without consensus.
 pub async fn authenticated_authoriser(
     node: &Arc<NodeContext>,
     headers: &HeaderMap,
 ) -> Result<Option<String>, ApiError> {
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
     match authorising_operator(headers)? {
+        None if raft.read(|state| !state.staff.operators.is_empty()) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "pin_required",
+            format!(
+                "the store has operators: a change to them needs {OPERATOR_ID_HEADER} and {OPERATOR_PIN_HEADER} (an authorising operator's id and PIN); only the first operator is set without"
+            ),
+            Some(OPERATOR_ID_HEADER),
+        )),
         None => Ok(None),
         Some((id, pin)) => {
             super::pin_unlock::authenticate(node, &id, pin, OPERATOR_PIN_HEADER).await?;

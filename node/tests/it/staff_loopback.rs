@@ -730,6 +730,14 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             "pin_required",
             "X-Operator-Id",
         ),
+        // Without authorisation, nothing about the body is told.
+        (
+            None,
+            json!({"operator_id": "Not An Id", "role": "boss"}),
+            401,
+            "pin_required",
+            "X-Operator-Id",
+        ),
         // Unknown authoriser and wrong PIN: the same answer.
         (
             Some(("zed", "2468")),
