@@ -159,6 +159,25 @@ pub enum StoreCommand {
         /// The command to apply (not itself `Idempotent`).
         command: Box<StoreCommand>,
     },
+    /// Adds an operator or replaces one's name, role and PIN hash, on the authority of
+    /// `authorised_by` (whose PIN the proposing node verified): the role rules of
+    /// [`Staff::may_set_operator`](crate::staff::Staff::may_set_operator) are checked
+    /// against the state at this entry, so a role changed in between cannot be used.
+    /// `authorised_by: None` is accepted only for the store's first operator (an admin).
+    /// The API proposes this; [`StoreCommand::SetOperator`] is the provisioning file's
+    /// (trusted: read by `posmesh init` on the founding device).
+    SetOperatorAuthorised {
+        /// The operator allowing the change (verified by PIN); `None`: the first operator.
+        authorised_by: Option<String>,
+        /// The operator's id (e.g. a staff number). Non-empty.
+        operator_id: String,
+        /// Display name.
+        name: String,
+        /// The role.
+        role: crate::staff::Role,
+        /// Argon2id hash of the PIN as a PHC string (hashed by the node: never a clear PIN).
+        pin_hash: String,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -235,6 +254,17 @@ impl std::fmt::Display for StoreCommand {
                 command,
                 ..
             } => write!(f, "{command} (Idempotency-Key {idempotency_key})"),
+            StoreCommand::SetOperatorAuthorised {
+                authorised_by,
+                operator_id,
+                role,
+                ..
+            } => write!(
+                f,
+                "operator {operator_id} as {} (by {})",
+                role.as_str(),
+                authorised_by.as_deref().unwrap_or("nobody: first operator")
+            ),
         }
     }
 }
@@ -565,5 +595,21 @@ pub enum Refusal {
         idempotency_key: String,
         /// Log index of the request that used it.
         applied_at_index: u64,
+    },
+    /// A change to the operators named no authorising operator, and the store has
+    /// operators already (only the first operator is set without one).
+    #[error("{why}")]
+    AuthorisationRequired {
+        /// Why, for a person.
+        why: String,
+    },
+    /// The authorising operator's role may not make this change (see
+    /// [`Staff::may_set_operator`](crate::staff::Staff::may_set_operator)).
+    #[error("{rule}")]
+    RoleInsufficient {
+        /// The authorising operator (`None`: the first operator's bootstrap).
+        authorised_by: Option<String>,
+        /// The rule the change breaks, for a person.
+        rule: String,
     },
 }

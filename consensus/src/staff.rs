@@ -137,6 +137,82 @@ impl Staff {
         })
     }
 
+    /// Whether the operator `authorised_by` may set `operator_id` to `role`, by the role
+    /// rules (checked by the API before it proposes, and again by the state machine when
+    /// the change applies):
+    /// - `None` (no authorising operator): only while the store has no operator, and only
+    ///   for an admin — the first operator bootstraps the store once; anyone else would
+    ///   leave nobody able to appoint managers or admins.
+    /// - An operator may change their own name and PIN, keeping their role.
+    /// - Managers and admins manage cashiers and supervisors; only an admin creates or
+    ///   changes a manager or an admin (also demoting one); nobody gives a role above
+    ///   their own.
+    ///
+    /// # Errors
+    /// [`Refusal::AuthorisationRequired`] without an authorising operator once the store
+    /// has operators, or for an unknown one; [`Refusal::RoleInsufficient`] when the role
+    /// rules forbid the change.
+    pub fn may_set_operator(
+        &self,
+        authorised_by: Option<&str>,
+        operator_id: &str,
+        role: Role,
+    ) -> Result<(), Refusal> {
+        let insufficient = |rule: String| Refusal::RoleInsufficient {
+            authorised_by: authorised_by.map(str::to_owned),
+            rule,
+        };
+        let Some(by) = authorised_by else {
+            if !self.operators.is_empty() {
+                return Err(Refusal::AuthorisationRequired {
+                    why: "the store has operators: a change to them needs an authorising operator's id and PIN (only the first operator is set without)".into(),
+                });
+            }
+            if role != Role::Admin {
+                return Err(insufficient(format!(
+                    "the store's first operator must be an admin, not a {}: only an admin can appoint managers and admins",
+                    role.as_str()
+                )));
+            }
+            return Ok(());
+        };
+        let Some(authoriser) = self.operators.get(by) else {
+            return Err(Refusal::AuthorisationRequired {
+                why: format!("the authorising operator {by:?} is not an operator of the store"),
+            });
+        };
+        let current = self.operators.get(operator_id).map(|o| o.role);
+        if by == operator_id && current == Some(role) {
+            return Ok(()); // one's own name or PIN, same role
+        }
+        if authoriser.role < Role::Manager {
+            return Err(insufficient(format!(
+                "{by:?} is a {}: only a manager or admin manages operators",
+                authoriser.role.as_str()
+            )));
+        }
+        if role > authoriser.role {
+            return Err(insufficient(format!(
+                "{by:?} is a {} and cannot make anyone a {}",
+                authoriser.role.as_str(),
+                role.as_str()
+            )));
+        }
+        let touches_management =
+            role >= Role::Manager || current.is_some_and(|r| r >= Role::Manager);
+        if touches_management && authoriser.role != Role::Admin {
+            return Err(insufficient(format!(
+                "{by:?} is a {}: only an admin creates or changes a manager or an admin ({operator_id:?} {})",
+                authoriser.role.as_str(),
+                match current {
+                    Some(r) => format!("is a {}", r.as_str()),
+                    None => format!("would be a {}", role.as_str()),
+                }
+            )));
+        }
+        Ok(())
+    }
+
     /// Applies `OpenShift`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open_shift(
@@ -269,6 +345,131 @@ mod tests {
             }
             other => panic!("{command:?} not refused: {other:?}"),
         }
+    }
+
+    fn authorised(by: Option<&str>, id: &str, role: Role) -> StoreCommand {
+        StoreCommand::SetOperatorAuthorised {
+            authorised_by: by.map(str::to_owned),
+            operator_id: id.into(),
+            name: id.into(),
+            role,
+            pin_hash: HASH.into(),
+        }
+    }
+
+    fn applied(state: &mut StoreState, index: u64, command: &StoreCommand) {
+        let answer = state.apply(index, command);
+        assert!(
+            matches!(answer, StoreResponse::Applied(Outcome::OperatorSet { .. })),
+            "{command}: {answer:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_operator_is_an_admin_set_once_without_authorisation() {
+        let mut state = StoreState::default();
+        assert!(matches!(
+            refused(&mut state, 1, &authorised(None, "mia", Role::Manager)),
+            Refusal::RoleInsufficient {
+                authorised_by: None,
+                ..
+            }
+        ));
+        applied(&mut state, 2, &authorised(None, "ada", Role::Admin));
+        for role in [Role::Cashier, Role::Admin] {
+            assert!(matches!(
+                refused(&mut state, 3, &authorised(None, "eve", role)),
+                Refusal::AuthorisationRequired { .. }
+            ));
+        }
+        // Nor to change the first one again.
+        assert!(matches!(
+            refused(&mut state, 3, &authorised(None, "ada", Role::Admin)),
+            Refusal::AuthorisationRequired { .. }
+        ));
+        assert!(matches!(
+            refused(
+                &mut state,
+                3,
+                &authorised(Some("zed"), "eve", Role::Cashier)
+            ),
+            Refusal::AuthorisationRequired { .. }
+        ));
+    }
+
+    #[test]
+    fn roles_decide_who_manages_whom() {
+        let mut state = StoreState::default();
+        applied(&mut state, 1, &authorised(None, "ada", Role::Admin));
+        applied(
+            &mut state,
+            2,
+            &authorised(Some("ada"), "mia", Role::Manager),
+        );
+        applied(
+            &mut state,
+            3,
+            &authorised(Some("mia"), "bob", Role::Cashier),
+        );
+        applied(
+            &mut state,
+            4,
+            &authorised(Some("mia"), "sue", Role::Supervisor),
+        );
+        applied(
+            &mut state,
+            5,
+            &authorised(Some("mia"), "bob", Role::Supervisor),
+        );
+        applied(&mut state, 6, &authorised(Some("ada"), "ann", Role::Admin));
+        // One's own PIN and name, same role: anyone.
+        applied(
+            &mut state,
+            7,
+            &authorised(Some("bob"), "bob", Role::Supervisor),
+        );
+        applied(
+            &mut state,
+            8,
+            &authorised(Some("mia"), "mia", Role::Manager),
+        );
+        let cases = [
+            (Some("bob"), "bob", Role::Manager, "only a manager or admin"),
+            (Some("bob"), "eve", Role::Cashier, "only a manager or admin"),
+            (Some("sue"), "bob", Role::Cashier, "only a manager or admin"),
+            (
+                Some("mia"),
+                "mia",
+                Role::Admin,
+                "cannot make anyone a admin",
+            ),
+            (Some("mia"), "eve", Role::Manager, "only an admin"),
+            (Some("mia"), "ada", Role::Cashier, "only an admin"),
+            (Some("mia"), "ann", Role::Manager, "only an admin"),
+        ];
+        for (by, id, role, why) in cases {
+            let refusal = refused(&mut state, 9, &authorised(by, id, role));
+            assert!(
+                matches!(&refusal, Refusal::RoleInsufficient { rule, .. } if rule.contains(why)),
+                "{by:?} sets {id} {role:?}: {refusal}"
+            );
+        }
+        // An admin may demote a manager.
+        applied(
+            &mut state,
+            9,
+            &authorised(Some("ada"), "mia", Role::Cashier),
+        );
+        assert_eq!(state.staff.operators["mia"].role, Role::Cashier);
+        // ...whose authority is the one at the entry: mia can no longer add anyone.
+        assert!(matches!(
+            refused(
+                &mut state,
+                10,
+                &authorised(Some("mia"), "eve", Role::Cashier)
+            ),
+            Refusal::RoleInsufficient { .. }
+        ));
     }
 
     #[test]

@@ -193,6 +193,19 @@ impl StoreState {
                 request_hash,
                 command,
             } => return self.apply_idempotent(index, idempotency_key, request_hash, command),
+            StoreCommand::SetOperatorAuthorised {
+                authorised_by,
+                operator_id,
+                name,
+                role,
+                pin_hash,
+            } => self
+                .staff
+                .may_set_operator(authorised_by.as_deref(), operator_id, *role)
+                .and_then(|()| {
+                    self.staff
+                        .set_operator(index, operator_id, name, *role, pin_hash)
+                }),
         };
         match result {
             Ok(outcome) => StoreResponse::Applied(outcome),

@@ -54,7 +54,8 @@ enum Command {
     /// A manager's recovery commands on the store's Raft membership.
     #[command(subcommand)]
     Store(cli::store::StoreAdminCommand),
-    /// A manager's commands on an operator at one device (lift a PIN lockout).
+    /// Operators: add or change one (`set`, authorised by a manager or admin), lift a PIN
+    /// lockout at one device (`unlock`).
     #[command(subcommand)]
     Operator(cli::operator::OperatorCommand),
 }

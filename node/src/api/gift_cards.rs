@@ -268,6 +268,20 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             "invalid_date",
             Some("date"),
         ),
+        R::AuthorisationRequired { .. } => (
+            StatusCode::UNAUTHORIZED,
+            "pin_required",
+            Some(super::operator_auth::OPERATOR_ID_HEADER),
+        ),
+        R::RoleInsufficient {
+            authorised_by: None,
+            ..
+        } => (StatusCode::FORBIDDEN, "role_insufficient", Some("role")),
+        R::RoleInsufficient { .. } => (
+            StatusCode::FORBIDDEN,
+            "role_insufficient",
+            Some(super::operator_auth::OPERATOR_ID_HEADER),
+        ),
         _ => (StatusCode::CONFLICT, "refused", None),
     };
     ApiError::new(status, code, refusal.to_string(), field)

@@ -9,6 +9,7 @@
 //! - [`days`]: day close (a consistent cut through Raft) and the Z-report.
 //! - [`staff`]: operators (roles, Argon2id PINs), shifts and tax rates through Raft.
 //! - [`pin_unlock`]: PIN checks under the device's lockout; a manager's unlock.
+//! - [`operator_auth`]: who may change the operators (authorising operator and PIN).
 //! - [`store_devices`]: manager commands on the store's membership (remove a device).
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod gift_cards;
 pub mod health;
 pub mod openapi;
+pub mod operator_auth;
 pub mod orders;
 pub mod pin_unlock;
 pub mod reports;

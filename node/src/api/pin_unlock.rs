@@ -1,11 +1,16 @@
 //! PIN checks under this device's lockout ([`crate::pin_lockout`]) and a manager's unlock:
 //! - [`check_pin`]: refuses a locked-out operator (429 `pin_locked`), checks the PIN
 //!   against its Argon2id hash, stores the new wrong-PIN count (synced) and answers 401
-//!   `pin_mismatch` for a wrong PIN. Used by `verify-pin` and by the unlock below.
+//!   `pin_mismatch` for a wrong PIN. Used by `verify-pin` and by [`authenticate`].
+//! - [`authenticate`]: an operator who acts on others (the manager of an unlock, the
+//!   authorising operator of a change to the operators, see [`super::operator_auth`]),
+//!   by id and PIN: an unknown id is answered exactly as a wrong PIN, so nobody learns
+//!   which ids exist or what their roles are before giving a right PIN.
 //! - `POST /v1/operators/{id}/unlock`: a manager or admin, identified by id and PIN, lifts
 //!   an operator's lockout on this device (`posmesh operator unlock`). The PIN is needed
 //!   so that whoever is locked out at a till cannot lift it alone; a wrong manager PIN
-//!   counts against the manager's own lockout.
+//!   counts against the manager's own lockout. The PIN is checked first, then the
+//!   manager's role, then the operator to unlock.
 
 use super::body::parse_json;
 use super::error::{ApiError, ErrorBody};
@@ -94,14 +99,51 @@ pub(super) async fn check_pin(
         metrics::counter!("posmesh_pin_lockouts_total").increment(1);
     }
     if !matches {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "pin_mismatch",
-            "the PIN does not match",
-            Some(field),
-        ));
+        return Err(pin_mismatch(field));
     }
     Ok(())
+}
+
+/// The operator `operator_id`, once `pin` is verified as theirs by [`check_pin`] (the
+/// lockout applies). An unknown `operator_id` is answered like a wrong PIN — 401
+/// `pin_mismatch` naming `field`, after a hash check of the same cost — so the answer
+/// does not tell which ids exist. Unknown ids have no lockout count (counting them would
+/// let anyone fill this device's storage).
+///
+/// # Errors
+/// 401 `pin_mismatch`, 429 `pin_locked`, 503 without consensus, 500 `storage`.
+pub(super) async fn authenticate(
+    node: &Arc<NodeContext>,
+    operator_id: &str,
+    pin: String,
+    field: &'static str,
+) -> Result<Operator, ApiError> {
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    match raft.read(|state| state.staff.operators.get(operator_id).cloned()) {
+        Some(operator) => {
+            check_pin(node, operator_id, &operator, pin, field).await?;
+            Ok(operator)
+        }
+        None => {
+            let _turn = node.pin_lockout.one_check_at_a_time().await;
+            tokio::task::spawn_blocking(move || crate::pin::verify_against_nobody(&pin))
+                .await
+                .map_err(ApiError::internal)?;
+            Err(pin_mismatch(field))
+        }
+    }
+}
+
+fn pin_mismatch(field: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "pin_mismatch",
+        "the operator id and PIN do not match",
+        Some(field),
+    )
 }
 
 fn pin_locked(operator_id: &str, secs: u64, field: &str) -> ApiError {
@@ -126,12 +168,16 @@ fn storage(error: crate::storage::StorageError) -> ApiError {
 }
 
 /// Lifts an operator's PIN lockout on this device (a manager's or admin's id and PIN).
+/// The manager's PIN is checked first (an unknown manager id is answered as a wrong PIN:
+/// 401 `pin_mismatch`), then the manager's role (403 `not_a_manager`), then the operator
+/// to unlock (404 `operator_not_found`): nothing about roles or operators is told to
+/// someone without a right PIN.
 #[utoipa::path(post, path = "/v1/operators/{id}/unlock", request_body = UnlockBody,
     params(("id" = String, Path, description = "the locked-out operator")),
     responses((status = 200, body = UnlockView), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody, description = "wrong manager PIN (counts against the manager)"),
-              (status = 403, body = ErrorBody, description = "manager_id is not a manager or admin"),
-              (status = 404, body = ErrorBody, description = "unknown operator or manager"),
+              (status = 401, body = ErrorBody, description = "`pin_mismatch`: unknown manager or wrong manager PIN (the same answer; a wrong PIN counts against the manager)"),
+              (status = 403, body = ErrorBody, description = "`not_a_manager`: manager_id (PIN verified) is not a manager or admin"),
+              (status = 404, body = ErrorBody, description = "`operator_not_found`: unknown operator to unlock (told only after the manager is verified)"),
               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "the manager is locked out"),
               (status = 503, body = ErrorBody)))]
 pub async fn unlock(
@@ -154,13 +200,7 @@ pub async fn unlock(
             ));
         }
     }
-    operator(&node, &operator_id, "operator_not_found", None)?;
-    let manager = operator(
-        &node,
-        &body.manager_id,
-        "manager_not_found",
-        Some("manager_id"),
-    )?;
+    let manager = authenticate(&node, &body.manager_id, body.manager_pin, "manager_pin").await?;
     if !matches!(manager.role, Role::Manager | Role::Admin) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -173,14 +213,7 @@ pub async fn unlock(
             Some("manager_id"),
         ));
     }
-    check_pin(
-        &node,
-        &body.manager_id,
-        &manager,
-        body.manager_pin,
-        "manager_pin",
-    )
-    .await?;
+    operator(&node, &operator_id, "operator_not_found", None)?;
     let now_ms = crate::clock::wall_clock_ms();
     let ctx = node.clone();
     let id = operator_id.clone();

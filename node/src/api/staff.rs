@@ -1,6 +1,9 @@
 //! Operators, PINs, shifts and tax rates — store-wide through the Raft group:
 //! - `POST /v1/operators`: add or change an operator; the PIN is hashed (Argon2id) here,
-//!   before the command enters the log. `GET /v1/operators`: the list (no hashes).
+//!   before the command enters the log. The change needs an authorising operator's id and
+//!   PIN in `X-Operator-Id` / `X-Operator-Pin`, whose role allows it (see
+//!   [`super::operator_auth`]); only the store's first operator, an admin, is set without.
+//!   `GET /v1/operators`: the list (no hashes).
 //! - `POST /v1/operators/{id}/verify-pin`: checks a PIN against the operator's hash.
 //! - `POST /v1/shifts`: opens a shift of an operator on this device with an opening float;
 //!   `POST /v1/shifts/{id}/close` closes it; `GET /v1/shifts` lists them.
@@ -100,18 +103,41 @@ pub struct SetTaxRatesBody {
     pub rates_bps: BTreeMap<String, u32>,
 }
 
-/// Adds or changes an operator.
+/// Adds or changes an operator, on the authority of the operator named in `X-Operator-Id`
+/// with their PIN in `X-Operator-Pin` (checked under this device's PIN lockout; an
+/// unknown id is answered as a wrong PIN). Managers and admins manage cashiers and
+/// supervisors; only admins create or change managers and admins; nobody gives a role
+/// above their own; anyone may change their own name and PIN keeping their role. The
+/// store's first operator (none committed yet) is set without the headers and must be an
+/// admin. Order of checks: authorising PIN, body, role rules; every refusal changes
+/// nothing.
 #[utoipa::path(post, path = "/v1/operators", request_body = SetOperatorBody,
-    responses((status = 201, description = "set (the committed outcome)"), (status = 422, body = ErrorBody),
+    params(
+        ("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only for the store's first operator)"),
+        ("X-Operator-Pin" = Option<String>, Header, description = "the authorising operator's PIN"),
+    ),
+    responses((status = 201, description = "set (the committed outcome)"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody, description = "`pin_required`: no authorising operator (the store has operators) or one header missing; `pin_mismatch`: unknown authorising operator or wrong PIN (the same answer; counts against the operator's lockout)"),
+              (status = 403, body = ErrorBody, description = "`role_insufficient`: the authorising operator's role may not make this change (or a first operator that is not an admin)"),
+              (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"),
               (status = 503, body = ErrorBody)))]
 pub async fn set_operator(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Who asks, before anything about the body is told.
+    let authorised_by = super::operator_auth::authenticated_authoriser(&node, &headers).await?;
     let body: SetOperatorBody = parse_json(&headers, body)?;
     check_operator_id(&body.operator_id)?;
     check_text("name", &body.name)?;
+    super::operator_auth::check_roles(
+        &node,
+        authorised_by.as_deref(),
+        &body.operator_id,
+        body.role,
+    )?;
     let pin = body.pin;
     let pin_hash = tokio::task::spawn_blocking(move || crate::pin::hash_pin(&pin))
         .await
@@ -126,7 +152,8 @@ pub async fn set_operator(
         })?;
     decide(
         &node,
-        StoreCommand::SetOperator {
+        StoreCommand::SetOperatorAuthorised {
+            authorised_by,
             operator_id: body.operator_id,
             name: body.name,
             role: body.role,

@@ -8,7 +8,8 @@
 //! - [`store`]: `posmesh store force-membership` — recover a store from a permanent quorum
 //!   loss.
 //! - [`report`]: `posmesh report z` — a closed day's Z-report from a node's API.
-//! - [`operator`]: `posmesh operator unlock` — a manager lifts a PIN lockout.
+//! - [`operator`]: `posmesh operator set` (add or change an operator, authorised) and
+//!   `unlock` (a manager lifts a PIN lockout).
 
 pub mod ca;
 pub mod init;

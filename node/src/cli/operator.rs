@@ -1,5 +1,13 @@
-//! `posmesh operator unlock`: a manager lifts an operator's PIN lockout on one device,
-//! through that device's API (`POST /v1/operators/{id}/unlock`).
+//! `posmesh operator …`, through a device's API:
+//! - `set`: add an operator or change one's name, role or PIN (`POST /v1/operators`), on
+//!   the authority of an operator (`--as`) whose role allows it; the store's first
+//!   operator (an admin) is set without `--as`.
+//! - `unlock`: a manager lifts an operator's PIN lockout on one device
+//!   (`POST /v1/operators/{id}/unlock`).
+//!
+//! PINs are never needed on the command line (where other users can see them): they are
+//! read from environment variables or from stdin, one per line (with a prompt on a
+//! terminal).
 
 use super::status::base_url;
 use anyhow::{bail, Context};
@@ -27,32 +35,139 @@ pub enum OperatorCommand {
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
     },
+    /// Add an operator, or change one's name, role or PIN, store-wide. Needs an
+    /// authorising operator (`--as`, or POSMESH_OPERATOR_ID) whose role allows the
+    /// change: managers and admins manage cashiers and supervisors, only admins manage
+    /// managers and admins, anyone may change their own PIN. Omit `--as` only for the
+    /// store's first operator, who must be an admin. PINs are read from
+    /// POSMESH_OPERATOR_PIN (the authorising operator's) and POSMESH_NEW_PIN (the
+    /// operator's new PIN), or else from stdin, one per line, in that order.
+    Set {
+        /// The operator's id (lowercase letters, digits and `-`).
+        #[arg(long)]
+        operator: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// The role.
+        #[arg(long, value_parser = ["cashier", "supervisor", "manager", "admin"])]
+        role: String,
+        /// The authorising operator (manager or admin; or the operator themselves for
+        /// their own PIN).
+        #[arg(long = "as", env = "POSMESH_OPERATOR_ID")]
+        authorised_by: Option<String>,
+        /// The authorising operator's PIN (prefer stdin).
+        #[arg(
+            long,
+            env = "POSMESH_OPERATOR_PIN",
+            hide_env_values = true,
+            hide = true
+        )]
+        operator_pin: Option<String>,
+        /// The operator's new PIN, 4–12 digits (prefer stdin).
+        #[arg(long, env = "POSMESH_NEW_PIN", hide_env_values = true, hide = true)]
+        new_pin: Option<String>,
+        /// Sales API address of a device of the store.
+        #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
+        api: String,
+    },
 }
 
 /// Runs a `posmesh operator` command and prints its outcome.
 ///
 /// # Errors
 /// No PIN given, the node cannot be reached, or it refuses (unknown operator, not a
-/// manager, wrong manager PIN, …) — the node's message is quoted.
+/// manager, wrong PIN, role insufficient, …) — the node's code and message are quoted.
 pub async fn run_operator(command: OperatorCommand) -> anyhow::Result<()> {
-    let OperatorCommand::Unlock {
-        operator,
-        manager,
-        manager_pin,
-        api,
-    } = command;
+    match command {
+        OperatorCommand::Unlock {
+            operator,
+            manager,
+            manager_pin,
+            api,
+        } => unlock(operator, manager, manager_pin, api).await,
+        OperatorCommand::Set {
+            operator,
+            name,
+            role,
+            authorised_by,
+            operator_pin,
+            new_pin,
+            api,
+        } => {
+            let authoriser = match authorised_by {
+                Some(id) => {
+                    let pin = match operator_pin {
+                        Some(pin) => pin,
+                        None => read_pin_line(&format!("PIN of {id}"), "POSMESH_OPERATOR_PIN")?,
+                    };
+                    Some((id, pin))
+                }
+                None => None,
+            };
+            let new_pin = match new_pin {
+                Some(pin) => pin,
+                None => read_pin_line(&format!("new PIN of {operator}"), "POSMESH_NEW_PIN")?,
+            };
+            let url = format!("{}/v1/operators", base_url(&api));
+            let mut request = reqwest::Client::new().post(&url).json(&serde_json::json!({
+                "operator_id": operator, "name": name, "role": role, "pin": new_pin,
+            }));
+            if let Some((id, pin)) = &authoriser {
+                request = request
+                    .header("X-Operator-Id", id)
+                    .header("X-Operator-Pin", pin);
+            }
+            let body = answer(&url, request).await?;
+            println!(
+                "{}",
+                set_line(
+                    &operator,
+                    &role,
+                    authoriser.as_ref().map(|(id, _)| id.as_str()),
+                    body["log_index"].as_u64()
+                )
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn unlock(
+    operator: String,
+    manager: String,
+    manager_pin: Option<String>,
+    api: String,
+) -> anyhow::Result<()> {
     let pin = match manager_pin {
         Some(pin) => pin,
-        None => read_pin_line()?,
+        None => read_pin_line("manager PIN", "POSMESH_MANAGER_PIN")?,
     };
     let url = format!(
         "{}/v1/operators/{}/unlock",
         base_url(&api),
         percent_encode_segment(&operator)
     );
-    let response = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(&url)
-        .json(&serde_json::json!({"manager_id": manager, "manager_pin": pin}))
+        .json(&serde_json::json!({"manager_id": manager, "manager_pin": pin}));
+    let body = answer(&url, request).await?;
+    println!(
+        "{}",
+        unlock_line(
+            &operator,
+            &manager,
+            body["was_locked"].as_bool().unwrap_or(false),
+            body["failures_cleared"].as_u64().unwrap_or(0)
+        )
+    );
+    Ok(())
+}
+
+/// Sends `request` and returns the JSON answer of a 2xx, or an error quoting the node's
+/// code and message.
+async fn answer(url: &str, request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    let response = request
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
@@ -60,34 +175,52 @@ pub async fn run_operator(command: OperatorCommand) -> anyhow::Result<()> {
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     if !status.is_success() {
         bail!(
-            "{url}: {status}: {}",
-            body["error"]["message"].as_str().unwrap_or("error")
+            "{url}: {status}: {}: {}",
+            body["error"]["code"].as_str().unwrap_or("error"),
+            body["error"]["message"].as_str().unwrap_or("")
         );
     }
-    if body["was_locked"].as_bool() == Some(true) {
-        println!("unlocked {operator} on this device (by {manager})");
-    } else {
-        println!(
-            "{operator} was not locked out on this device; {} wrong PINs forgotten",
-            body["failures_cleared"].as_u64().unwrap_or(0)
-        );
-    }
-    Ok(())
+    Ok(body)
 }
 
-/// The PIN from stdin's first line (without the line end).
-fn read_pin_line() -> anyhow::Result<String> {
+/// What `posmesh operator unlock` prints: one shape whether the operator was locked out
+/// or only had wrong PINs counted (or none).
+fn unlock_line(operator: &str, manager: &str, was_locked: bool, failures_cleared: u64) -> String {
+    format!(
+        "unlocked {operator} on this device (by {manager}): was locked out: {}; wrong PINs cleared: {failures_cleared}",
+        if was_locked { "yes" } else { "no" }
+    )
+}
+
+/// What `posmesh operator set` prints.
+fn set_line(
+    operator: &str,
+    role: &str,
+    authorised_by: Option<&str>,
+    log_index: Option<u64>,
+) -> String {
+    let by = authorised_by.map_or_else(
+        || "as the store's first operator".to_owned(),
+        |id| format!("authorised by {id}"),
+    );
+    let index = log_index.map_or_else(String::new, |i| format!(", log index {i}"));
+    format!("set {operator} as {role} ({by}{index})")
+}
+
+/// A PIN from stdin's next line (without the line end), prompting `what` on a terminal;
+/// the error names the environment variable `env` that could give it instead.
+fn read_pin_line(what: &str, env: &str) -> anyhow::Result<String> {
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprint!("manager PIN: ");
+        eprint!("{what}: ");
     }
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .context("cannot read the manager PIN from stdin")?;
+        .with_context(|| format!("cannot read the {what} from stdin"))?;
     let pin = line.trim_end_matches(['\r', '\n']).to_owned();
     if pin.is_empty() {
-        bail!("no manager PIN: set POSMESH_MANAGER_PIN or type it on stdin");
+        bail!("no {what}: set {env} or type it on stdin");
     }
     Ok(pin)
 }
@@ -108,6 +241,32 @@ fn percent_encode_segment(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unlock_prints_one_shape_locked_or_not() {
+        let locked = super::unlock_line("bob", "mia", true, 5);
+        let not = super::unlock_line("bob", "mia", false, 2);
+        assert_eq!(
+            locked,
+            "unlocked bob on this device (by mia): was locked out: yes; wrong PINs cleared: 5"
+        );
+        assert_eq!(
+            not,
+            "unlocked bob on this device (by mia): was locked out: no; wrong PINs cleared: 2"
+        );
+    }
+
+    #[test]
+    fn set_says_who_authorised() {
+        assert_eq!(
+            super::set_line("bob", "cashier", Some("mia"), Some(7)),
+            "set bob as cashier (authorised by mia, log index 7)"
+        );
+        assert_eq!(
+            super::set_line("ada", "admin", None, None),
+            "set ada as admin (as the store's first operator)"
+        );
+    }
+
     #[test]
     fn path_segments_are_percent_encoded() {
         assert_eq!(super::percent_encode_segment("bob-1"), "bob-1");

@@ -19,7 +19,7 @@
 //! in the file names a second import as the likely cause (what replication had not yet
 //! brought when the import started cannot be seen).
 
-use super::till_export::{parse_till_export, TillExport, TillTransaction};
+use super::till_export::{parse_till_export_first, TillExport, TillTransaction};
 use crate::api::dto::{CreateSaleBody, LineBody, TenderBody};
 use crate::cli::status::base_url;
 use crate::report::day_totals::DayTotals;
@@ -78,13 +78,15 @@ pub struct ImportArgs {
 pub struct ImportSummary {
     /// The file.
     pub file: String,
-    /// Data lines in the file.
+    /// Data lines read (with `--limit`: up to the end of the slice).
     pub lines: usize,
-    /// Distinct transactions in the file.
+    /// Distinct transactions in the lines read.
     pub transactions_in_file: usize,
-    /// Transactions with at least one real item (the sales to record).
+    /// Transactions with at least one real item in the lines read (the sales to record,
+    /// at most `--limit`).
     pub transactions_with_items: usize,
-    /// Transactions sent (after `--limit`).
+    /// Sales planned and handed to the node, each acknowledged or listed in
+    /// `not_acknowledged` (the count of attempts, not of acknowledgements).
     pub sales_sent: usize,
     /// Sales newly recorded by the node.
     pub sales_recorded: usize,
@@ -92,7 +94,7 @@ pub struct ImportSummary {
     pub sales_replayed: usize,
     /// Sales refused or not delivered, by error code.
     pub failed: BTreeMap<String, usize>,
-    /// Lines or transactions skipped, by reason.
+    /// Lines or transactions skipped, by reason (of the lines read).
     pub skipped: BTreeMap<String, usize>,
     /// Per business date: the node's totals beside the item count computed from the file.
     pub days: Vec<DayReconciliation>,
@@ -113,6 +115,9 @@ pub struct ImportSummary {
     pub partial_day: Option<String>,
     /// Sales the node already held on the export's dates before this run.
     pub sales_before_on_file_dates: u64,
+    /// With `--limit`: the file line where reading stopped (the next transaction's first
+    /// line); `None` when the whole file was read.
+    pub stopped_at_line: Option<usize>,
 }
 
 /// A sale of the file that the node did not acknowledge.
@@ -148,8 +153,8 @@ pub struct DayReconciliation {
 pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
     let bytes =
         std::fs::read(&args.csv).with_context(|| format!("cannot read {}", args.csv.display()))?;
-    let export =
-        parse_till_export(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
+    let export = parse_till_export_first(&bytes, args.limit)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
     let time_zone: Tz = args
         .time_zone
         .parse()
@@ -168,6 +173,7 @@ pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
         lines: export.lines,
         transactions_in_file: export.transactions_seen,
         transactions_with_items: export.transactions.len(),
+        stopped_at_line: export.stopped_at.map(|(line, _)| line),
         ..Default::default()
     };
     for (reason, count) in &export.skipped {
@@ -215,10 +221,9 @@ pub async fn run_import(args: ImportArgs) -> anyhow::Result<ImportSummary> {
     )
     .await;
     // With --limit, the day the slice ends in may continue after it: shown, not compared.
-    let partial_date = args
-        .limit
-        .and_then(|n| export.transactions.get(n))
-        .map(|next| next.date.to_string())
+    let partial_date = export
+        .stopped_at
+        .map(|(_, next)| next.to_string())
         .filter(|next| planned.last().is_some_and(|last| last.date == *next));
     summary.partial_day = partial_date.clone();
     if summary.node_unreachable || args.no_days {
@@ -424,8 +429,14 @@ fn record(
     progress: &Progress,
 ) {
     match done {
-        Ok((_, _, Ok(true))) => summary.sales_recorded += 1,
-        Ok((_, _, Ok(false))) => summary.sales_replayed += 1,
+        Ok((_, _, Ok(true))) => {
+            summary.sales_recorded += 1;
+            progress.inc();
+        }
+        Ok((_, _, Ok(false))) => {
+            summary.sales_replayed += 1;
+            progress.inc();
+        }
         Ok((transaction, line, Err(code))) => {
             summary.not_acknowledged.push(NotAcknowledged {
                 transaction,
@@ -433,15 +444,16 @@ fn record(
                 code: code.clone(),
             });
             *summary.failed.entry(code).or_default() += 1;
+            progress.inc_not_acknowledged();
         }
         Err(e) => {
             *summary
                 .failed
                 .entry(format!("task failed: {e}"))
-                .or_default() += 1
+                .or_default() += 1;
+            progress.inc_not_acknowledged();
         }
     }
-    progress.inc();
 }
 
 /// Sends one sale; Ok(true) = recorded, Ok(false) = replayed, Err(code) = refused/undelivered.
@@ -654,11 +666,18 @@ pub fn summary_text(summary: &ImportSummary, per_day: bool) -> String {
     };
     line(format!("import of {}", summary.file));
     line(format!(
-        "  {} lines, {} transactions, {} with a real item",
-        summary.lines, summary.transactions_in_file, summary.transactions_with_items
+        "  {} lines read, {} transactions, {} with a real item{}",
+        summary.lines,
+        summary.transactions_in_file,
+        summary.transactions_with_items,
+        summary
+            .stopped_at_line
+            .map_or_else(String::new, |at| format!(
+                " (--limit: reading stopped at line {at})"
+            ))
     ));
     line(format!(
-        "  sent {}: {} recorded, {} already present (re-run), {} failed",
+        "  sent {}: {} recorded, {} already present (re-run), {} not acknowledged",
         summary.sales_sent,
         summary.sales_recorded,
         summary.sales_replayed,
@@ -802,16 +821,19 @@ pub fn pounds(minor: i64) -> String {
     )
 }
 
-/// A progress bar on a terminal; on a log (CI), a line every 10 %.
+/// A progress bar on a terminal; on a log (CI), a line every 10 %. It counts sales the
+/// node acknowledged; those not acknowledged (refused, or not delivered) are counted
+/// apart, so a run cut short never shows as complete.
 pub(crate) struct Progress {
     bar: ProgressBar,
     total: u64,
     label: &'static str,
     logged_decile: std::sync::atomic::AtomicU64,
+    not_acknowledged: std::sync::atomic::AtomicU64,
 }
 
 impl Progress {
-    /// One more sale sent.
+    /// One more sale acknowledged by the node.
     pub(crate) fn inc(&self) {
         self.bar.inc(1);
         if self.bar.is_hidden() && self.total > 0 {
@@ -820,14 +842,34 @@ impl Progress {
                 .logged_decile
                 .fetch_max(decile, std::sync::atomic::Ordering::Relaxed);
             if decile > before {
-                eprintln!(
-                    "{}: {}/{} sales sent",
-                    self.label,
-                    self.bar.position(),
-                    self.total
-                );
+                eprintln!("{}", self.line());
             }
         }
+    }
+
+    /// One more sale the node did not acknowledge.
+    pub(crate) fn inc_not_acknowledged(&self) {
+        let n = self
+            .not_acknowledged
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        self.bar.set_message(format!("({n} not acknowledged)"));
+    }
+
+    /// Sales acknowledged so far.
+    pub(crate) fn acknowledged(&self) -> u64 {
+        self.bar.position()
+    }
+
+    /// The progress as logged, see [`progress_line`].
+    fn line(&self) -> String {
+        progress_line(
+            self.label,
+            self.acknowledged(),
+            self.not_acknowledged
+                .load(std::sync::atomic::Ordering::Relaxed),
+            self.total,
+        )
     }
 
     /// Prints a line above the bar (or in the log).
@@ -835,10 +877,30 @@ impl Progress {
         self.bar.suspend(print);
     }
 
-    /// Removes the bar.
+    /// Removes the bar; on a log, a last line if the run did not end at 100 %.
     pub(crate) fn finish_and_clear(&self) {
+        // Before finishing: a finished bar's position is its length.
+        let last = (self.bar.is_hidden() && self.acknowledged() < self.total).then(|| self.line());
         self.bar.finish_and_clear();
+        if let Some(line) = last {
+            eprintln!("{line}");
+        }
     }
+}
+
+/// `import: 2700/3000 sales acknowledged` — with `, 300 not acknowledged` when some were
+/// refused or not delivered.
+pub(crate) fn progress_line(
+    label: &str,
+    acknowledged: u64,
+    not_acknowledged: u64,
+    total: u64,
+) -> String {
+    let mut line = format!("{label}: {acknowledged}/{total} sales acknowledged");
+    if not_acknowledged > 0 {
+        line.push_str(&format!(", {not_acknowledged} not acknowledged"));
+    }
+    line
 }
 
 /// A bar for `total` sales, labelled `label` ("import", "demo").
@@ -848,7 +910,7 @@ pub(crate) fn progress_bar(total: u64, label: &'static str) -> Progress {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     if let Ok(style) = ProgressStyle::with_template(&format!(
-        "{{spinner}} {label} [{{bar:40}}] {{pos}}/{{len}} sales  {{per_sec}}  eta {{eta}}"
+        "{{spinner}} {label} [{{bar:40}}] {{pos}}/{{len}} sales acknowledged {{msg}}  {{per_sec}}  eta {{eta}}"
     )) {
         bar.set_style(style.progress_chars("=> "));
     }
@@ -857,6 +919,7 @@ pub(crate) fn progress_bar(total: u64, label: &'static str) -> Progress {
         total,
         label,
         logged_decile: std::sync::atomic::AtomicU64::new(0),
+        not_acknowledged: std::sync::atomic::AtomicU64::new(0),
     }
 }
 
@@ -949,14 +1012,42 @@ mod tests {
     }
 
     #[test]
+    fn progress_lines_count_acknowledged_sales() {
+        assert_eq!(
+            progress_line("import", 9465, 0, 9465),
+            "import: 9465/9465 sales acknowledged"
+        );
+        assert_eq!(
+            progress_line("import", 3021, 6444, 9465),
+            "import: 3021/9465 sales acknowledged, 6444 not acknowledged"
+        );
+    }
+
+    #[test]
+    fn a_limit_says_where_reading_stopped() {
+        let summary = ImportSummary {
+            lines: 4,
+            transactions_in_file: 1,
+            transactions_with_items: 1,
+            stopped_at_line: Some(7),
+            ..Default::default()
+        };
+        let text = summary_text(&summary, false);
+        assert!(
+            text.contains("4 lines read, 1 transactions, 1 with a real item (--limit: reading stopped at line 7)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_node_gone_mid_import_lists_the_sales_not_acknowledged() {
         let mut summary = ImportSummary {
             sales_sent: 3,
-            sales_recorded: 1,
             node_unreachable: true,
             ..Default::default()
         };
         let progress = progress_bar(3, "test");
+        record(Ok((5, 10, Ok(true))), &mut summary, &progress);
         record(
             Ok((7, 12, Err("unreachable".to_owned()))),
             &mut summary,
@@ -967,7 +1058,19 @@ mod tests {
             &mut summary,
             &progress,
         );
+        assert_eq!(
+            (progress.acknowledged(), progress.line()),
+            (
+                1,
+                "test: 1/3 sales acknowledged, 2 not acknowledged".to_owned()
+            ),
+            "only the acknowledged sale counts as progress"
+        );
         let text = summary_text(&summary, true);
+        assert!(
+            text.contains("sent 3: 1 recorded, 0 already present (re-run), 2 not acknowledged"),
+            "{text}"
+        );
         assert!(text.contains("7 @ line 12: unreachable"), "{text}");
         assert!(
             text.contains("9 @ line 15: not_sent_node_unreachable"),

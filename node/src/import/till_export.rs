@@ -72,6 +72,9 @@ pub struct TillExport {
     pub skipped: BTreeMap<SkipReason, SkipCount>,
     /// Distinct transaction numbers seen (with or without a real item).
     pub transactions_seen: usize,
+    /// Reading stopped at a limit ([`parse_till_export_first`]): the 1-based line not
+    /// read (the first line of the next transaction) and its date. `None`: read to the end.
+    pub stopped_at: Option<(usize, NaiveDate)>,
 }
 
 /// How often a reason occurred, and where first.
@@ -84,6 +87,12 @@ pub struct SkipCount {
 }
 
 impl TillExport {
+    /// A line read and skipped.
+    fn skip_line(&mut self, reason: SkipReason, line: usize) {
+        self.lines += 1;
+        self.skip(reason, line);
+    }
+
     fn skip(&mut self, reason: SkipReason, line: usize) {
         let entry = self.skipped.entry(reason).or_default();
         entry.count += 1;
@@ -96,6 +105,18 @@ impl TillExport {
 /// Parses an export. Never fails on bad lines: they are counted under
 /// [`TillExport::skipped`]. Fails only if the header is not `Date,Time,Transaction,Item`.
 pub fn parse_till_export(bytes: &[u8]) -> Result<TillExport, String> {
+    parse_till_export_first(bytes, None)
+}
+
+/// [`parse_till_export`] of the first `limit` transactions with a real item (`None`: all):
+/// reading stops at the first line of the transaction after them, so the counts (lines,
+/// transactions seen, skipped lines) are of the lines read, not of the whole file. Lines
+/// of an earlier transaction that appear after that point are not read (till exports
+/// keep a transaction's lines together).
+///
+/// # Errors
+/// As [`parse_till_export`].
+pub fn parse_till_export_first(bytes: &[u8], limit: Option<usize>) -> Result<TillExport, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -113,16 +134,28 @@ pub fn parse_till_export(bytes: &[u8]) -> Result<TillExport, String> {
     let mut export = TillExport::default();
     let mut index: BTreeMap<u64, usize> = BTreeMap::new();
     let mut seen: BTreeMap<u64, ()> = BTreeMap::new();
+    // Bad lines met once the slice is full: read only if a line of the slice follows
+    // (they were inside its last transaction), else they are past the slice.
+    let mut pending: Vec<(SkipReason, usize)> = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let line = i + 2;
-        export.lines += 1;
-        let Ok(record) = record else {
-            export.skip(SkipReason::Unreadable, line);
-            continue;
+        let parsed = match record {
+            Ok(record) => parse_line(&record),
+            Err(_) => Err(SkipReason::Unreadable),
         };
-        match parse_line(&record) {
-            Err(reason) => export.skip(reason, line),
+        let full = limit.is_some_and(|n| export.transactions.len() >= n);
+        match parsed {
+            Err(reason) if full => pending.push((reason, line)),
+            Err(reason) => export.skip_line(reason, line),
             Ok(parsed) => {
+                if full && !seen.contains_key(&parsed.number) {
+                    export.stopped_at = Some((line, parsed.date));
+                    break;
+                }
+                for (reason, line) in pending.drain(..) {
+                    export.skip_line(reason, line);
+                }
+                export.lines += 1;
                 seen.insert(parsed.number, ());
                 if parsed.item == PLACEHOLDER_ITEM {
                     export.skip(SkipReason::PlaceholderItem, line);
@@ -130,6 +163,11 @@ pub fn parse_till_export(bytes: &[u8]) -> Result<TillExport, String> {
                 }
                 add_item(&mut export, &mut index, parsed, line);
             }
+        }
+    }
+    if export.stopped_at.is_none() {
+        for (reason, line) in pending {
+            export.skip_line(reason, line);
         }
     }
     export.transactions_seen = seen.len();
@@ -241,6 +279,53 @@ mod tests {
             export.skipped[&SkipReason::WrongColumnCount].first_lines,
             [9]
         );
+    }
+
+    const SLICED: &str = "Date,Time,Transaction,Item\n\
+        2016-10-30,09:58:11,1,Bread\n\
+        2016-10-30,09:58:11,1,NONE\n\
+        2016-10-30,09:58:11,1\n\
+        2016-10-30,09:58:11,1,Tea\n\
+        2016-10-30,10:00:00,2\n\
+        2016-10-30,10:00:00,2,NONE\n\
+        2016-10-31,08:00:00,3,Bread\n";
+
+    #[test]
+    fn a_limit_counts_only_the_lines_read() {
+        let first = parse_till_export_first(SLICED.as_bytes(), Some(1)).expect("valid");
+        assert_eq!(first.transactions.len(), 1);
+        assert_eq!(
+            first.transactions[0].items,
+            [("Bread".to_owned(), 1), ("Tea".to_owned(), 1)],
+            "the bad line inside transaction 1 does not end it"
+        );
+        // Lines 2-5 read; reading stops at line 7, transaction 2's first good line; the
+        // bad line 6 before it is past the slice.
+        assert_eq!(first.lines, 4);
+        assert_eq!(first.transactions_seen, 1);
+        assert_eq!(
+            first.stopped_at,
+            Some((7, NaiveDate::from_ymd_opt(2016, 10, 30).expect("date")))
+        );
+        assert_eq!(first.skipped[&SkipReason::PlaceholderItem].count, 1);
+        assert_eq!(
+            first.skipped[&SkipReason::WrongColumnCount].first_lines,
+            [4]
+        );
+        assert!(!first.skipped.contains_key(&SkipReason::NoRealItem));
+
+        let all = parse_till_export(SLICED.as_bytes()).expect("valid");
+        assert_eq!(
+            (all.lines, all.stopped_at, all.transactions_seen),
+            (7, None, 3)
+        );
+        assert_eq!(all.skipped[&SkipReason::PlaceholderItem].count, 2);
+        assert_eq!(all.skipped[&SkipReason::WrongColumnCount].count, 2);
+        assert_eq!(all.skipped[&SkipReason::NoRealItem].count, 1);
+        // A limit reaching the last transaction reads everything, like no limit.
+        let two = parse_till_export_first(SLICED.as_bytes(), Some(2)).expect("valid");
+        assert_eq!((two.lines, two.stopped_at), (7, None));
+        assert_eq!(two.skipped, all.skipped);
     }
 
     #[test]

@@ -86,6 +86,23 @@ async fn the_whole_bakery_file_imports_and_reconciles_per_day() {
     .expect("import task");
     assert_eq!(again["sales_recorded"].as_u64(), Some(0), "{again}");
     assert_eq!(again["sales_replayed"].as_u64(), Some(500), "{again}");
+    // Its counts are of the lines read (up to the 501st sale's first line), not the file.
+    let stop = again["stopped_at_line"]
+        .as_u64()
+        .expect("stopped at a line") as usize;
+    assert_eq!(again["lines"].as_u64(), Some(stop as u64 - 2), "{again}");
+    let none_read = text
+        .lines()
+        .take(stop - 1)
+        .skip(1)
+        .filter(|l| l.trim_end().ends_with(",NONE"))
+        .count();
+    assert!(none_read > 0 && none_read < 786, "{none_read}");
+    assert_eq!(
+        again["skipped"]["item NONE (till placeholder, no product)"].as_u64(),
+        Some(none_read as u64),
+        "{again}"
+    );
     let (last_seq, _) = support::head(&client, &node.mgmt).await;
     assert_eq!(last_seq, sales_expected as u64);
 
@@ -184,6 +201,12 @@ async fn check_days(
 
 /// `posmesh import --json` of the bakery file with `extra` flags: (exit code, summary).
 fn import_outcome(api: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let (code, summary, _) = import_logged(api, extra);
+    (code, summary)
+}
+
+/// [`import_outcome`] and the import's stderr (progress lines, notes).
+fn import_logged(api: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
     let output = Command::new(support::binary())
         .arg("import")
         .arg(support::bakery_csv())
@@ -198,7 +221,11 @@ fn import_outcome(api: &str, extra: &[&str]) -> (Option<i32>, Value) {
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    (output.status.code(), summary)
+    (
+        output.status.code(),
+        summary,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A node killed with SIGKILL mid-import: the import lists every sale it did not get
@@ -213,7 +240,7 @@ async fn an_import_cut_short_by_a_crash_lists_what_was_not_acknowledged_and_resu
     let client = reqwest::Client::new();
     let first = std::thread::spawn({
         let api = node.api.clone();
-        move || import_outcome(&api, &["--limit", SLICE, "--concurrency", "2"])
+        move || import_logged(&api, &["--limit", SLICE, "--concurrency", "2"])
     });
     let started = std::time::Instant::now();
     while support::head(&client, &node.mgmt).await.0 < 200 {
@@ -224,7 +251,7 @@ async fn an_import_cut_short_by_a_crash_lists_what_was_not_acknowledged_and_resu
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     node.kill_now().expect("SIGKILL");
-    let (code, summary) = first.join().expect("import thread");
+    let (code, summary, log) = first.join().expect("import thread");
     assert_ne!(code, Some(0), "{summary}");
     assert_eq!(summary["node_unreachable"], true, "{summary}");
     assert_eq!(summary["reconciled"], false);
@@ -240,6 +267,27 @@ async fn an_import_cut_short_by_a_crash_lists_what_was_not_acknowledged_and_resu
         missing.len() as u64,
         sent - acked,
         "every other sale is listed"
+    );
+    // The progress in the log counts acknowledged sales only: it never claims the slice
+    // was sent, and its last line says how many were not acknowledged.
+    let progress: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("import: ") && l.contains("sales acknowledged"))
+        .collect();
+    assert!(
+        !log.contains(&format!("{sent}/{sent}")),
+        "claims every sale: {log}"
+    );
+    assert_eq!(
+        progress.last().copied(),
+        Some(
+            format!(
+                "import: {acked}/{sent} sales acknowledged, {} not acknowledged",
+                sent - acked
+            )
+            .as_str()
+        ),
+        "{log}"
     );
     for n in missing {
         assert!(

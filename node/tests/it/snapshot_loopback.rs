@@ -46,12 +46,13 @@ async fn a_device_joining_after_compaction_installs_a_snapshot() {
         ],
     );
     wait_leader(&client, &[&a], 1, None).await;
+    // The store's first operator: an admin, set without authorisation.
     let (code, set) = post(
         &client,
         &a,
         "/v1/operators",
         "",
-        json!({"operator_id": "bob", "name": "Bob", "role": "cashier", "pin": "1357"}),
+        json!({"operator_id": "bob", "name": "Bob", "role": "admin", "pin": "1357"}),
     )
     .await;
     assert_eq!(code, 201, "{set}");

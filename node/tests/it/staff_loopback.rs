@@ -23,6 +23,41 @@ async fn verify_pin(
     post(client, node, &path, "", json!({"pin": pin})).await
 }
 
+/// `POST /v1/operators` of `body` on `node`, authorised by `by` (operator id, PIN) in the
+/// `X-Operator-Id` / `X-Operator-Pin` headers if given.
+pub(super) async fn set_operator(
+    client: &reqwest::Client,
+    node: &posmesh_node::node_process::NodeProcess,
+    by: Option<(&str, &str)>,
+    body: Value,
+) -> (u16, Value) {
+    let mut request = client
+        .post(format!("http://{}/v1/operators", node.api))
+        .json(&body);
+    if let Some((id, pin)) = by {
+        request = request
+            .header("X-Operator-Id", id)
+            .header("X-Operator-Pin", pin);
+    }
+    let response = request.send().await.expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The store's first operator, admin `ada` (PIN 8642), set without authorisation.
+const ADA: (&str, &str) = ("ada", "8642");
+
+async fn bootstrap_ada(client: &reqwest::Client, node: &posmesh_node::node_process::NodeProcess) {
+    let (code, set) = set_operator(
+        client,
+        node,
+        None,
+        json!({"operator_id": "ada", "name": "Ada", "role": "admin", "pin": "8642"}),
+    )
+    .await;
+    assert_eq!(code, 201, "{set}");
+}
+
 /// A store `s1` of one device `till-1` founded with `posmesh init` in `d`, led by it.
 pub(super) async fn one_device_store(
     client: &reqwest::Client,
@@ -55,12 +90,12 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     let d = dir.path();
     let client = support::http_client();
     let a = one_device_store(&client, d).await;
+    bootstrap_ada(&client, &a).await;
 
-    let (code, set) = post(
+    let (code, set) = set_operator(
         &client,
         &a,
-        "/v1/operators",
-        "",
+        Some(ADA),
         json!({"operator_id": "bob", "name": "Bob", "role": "cashier", "pin": "1357"}),
     )
     .await;
@@ -231,7 +266,11 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     ];
     for (case, (path, body, status, code, field)) in cases.into_iter().enumerate() {
         let key = format!("bad-{case}");
-        let (got, answer) = post(&client, &a, path, &key, body.clone()).await;
+        let (got, answer) = if path == "/v1/operators" {
+            set_operator(&client, &a, Some(ADA), body.clone()).await
+        } else {
+            post(&client, &a, path, &key, body.clone()).await
+        };
         assert_eq!(
             (
                 got,
@@ -276,18 +315,56 @@ async fn unlock(
     post(client, node, &path, "", body).await
 }
 
+/// `posmesh operator unlock --operator <operator> --manager ada` on `node`, ada's PIN
+/// on stdin: its stdout.
+fn cli_unlock_by_ada(node: &posmesh_node::node_process::NodeProcess, operator: &str) -> String {
+    let mut cli = std::process::Command::new(support::binary());
+    cli.args([
+        "operator",
+        "unlock",
+        "--operator",
+        operator,
+        "--manager",
+        "ada",
+        "--api",
+    ])
+    .arg(&node.api)
+    .env_remove("POSMESH_MANAGER_PIN")
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cli.spawn().expect("cli runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"8642\n").expect("pin written");
+    }
+    let out = child.wait_with_output().expect("cli ends");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
     let a = one_device_store(&client, d).await;
-    for (id, role, pin) in [("bob", "cashier", "1357"), ("mia", "manager", "2468")] {
-        let (code, set) = post(
+    bootstrap_ada(&client, &a).await;
+    for (id, role, pin) in [
+        ("bob", "cashier", "1357"),
+        ("cal", "cashier", "1111"),
+        ("mia", "manager", "2468"),
+    ] {
+        let (code, set) = set_operator(
             &client,
             &a,
-            "/v1/operators",
-            "",
+            Some(ADA),
             json!({"operator_id": id, "name": id, "role": role, "pin": pin}),
         )
         .await;
@@ -318,29 +395,81 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
             .is_some_and(|m| m.contains("posmesh operator unlock")),
         "{locked}"
     );
+    // mia's 2 wrong PINs survived too: 3 more lock her out, and a locked-out manager
+    // cannot unlock.
+    for _ in 0..3 {
+        assert_eq!(verify_pin(&client, &a, "mia", "0000").await.0, 401);
+    }
+    let (code, mia_locked) = unlock(
+        &client,
+        &a,
+        "bob",
+        json!({"manager_id": "mia", "manager_pin": "2468"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            code,
+            mia_locked["error"]["code"].as_str(),
+            mia_locked["error"]["field"].as_str()
+        ),
+        (429, Some("pin_locked"), Some("manager_pin")),
+        "a locked-out manager cannot unlock: {mia_locked}"
+    );
 
-    // Bad unlocks: each refused precisely, and bob stays locked out.
+    // An admin unlocks mia through the CLI (PIN on stdin); the CLI says she was locked.
+    let stdout = cli_unlock_by_ada(&a, "mia");
+    assert_eq!(
+        stdout.trim_end(),
+        "unlocked mia on this device (by ada): was locked out: yes; wrong PINs cleared: 5"
+    );
+    assert_eq!(verify_pin(&client, &a, "mia", "2468").await.0, 200);
+    // An operator not locked out: the same shape, saying so.
+    let stdout = cli_unlock_by_ada(&a, "cal");
+    assert_eq!(
+        stdout.trim_end(),
+        "unlocked cal on this device (by ada): was locked out: no; wrong PINs cleared: 0"
+    );
+
+    // Bad unlocks: each refused precisely, and bob stays locked out. The manager's PIN
+    // is checked before anything else is told: an unknown manager is answered as a wrong
+    // PIN, a cashier with a wrong PIN as a wrong PIN (not "not a manager"), an unknown
+    // operator to unlock only to a verified manager.
     let cases = [
+        (
+            "bob",
+            json!({"manager_id": "zed", "manager_pin": "2468"}),
+            401,
+            "pin_mismatch",
+            Some("manager_pin"),
+        ),
+        (
+            "bob",
+            json!({"manager_id": "cal", "manager_pin": "0000"}),
+            401,
+            "pin_mismatch",
+            Some("manager_pin"),
+        ),
+        (
+            "nobody",
+            json!({"manager_id": "zed", "manager_pin": "2468"}),
+            401,
+            "pin_mismatch",
+            Some("manager_pin"),
+        ),
+        (
+            "bob",
+            json!({"manager_id": "cal", "manager_pin": "1111"}),
+            403,
+            "not_a_manager",
+            Some("manager_id"),
+        ),
         (
             "nobody",
             json!({"manager_id": "mia", "manager_pin": "2468"}),
             404,
             "operator_not_found",
             None,
-        ),
-        (
-            "bob",
-            json!({"manager_id": "zed", "manager_pin": "2468"}),
-            404,
-            "manager_not_found",
-            Some("manager_id"),
-        ),
-        (
-            "bob",
-            json!({"manager_id": "bob", "manager_pin": "1357"}),
-            403,
-            "not_a_manager",
-            Some("manager_id"),
         ),
         (
             "bob",
@@ -378,6 +507,7 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
             Some("manager_pin"),
         ),
     ];
+    let mut mismatches = Vec::new();
     for (operator, body, status, code, field) in cases {
         let (got, answer) = unlock(&client, &a, operator, body.clone()).await;
         assert_eq!(
@@ -389,68 +519,15 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
             (status, Some(code), field),
             "unlock {operator} {body}: {answer}"
         );
+        if code == "pin_mismatch" {
+            mismatches.push(answer);
+        }
     }
-    assert_eq!(verify_pin(&client, &a, "bob", "1357").await.0, 429);
-    // mia had 2 wrong PINs before the crash and 1 above: 2 more lock her out too.
-    for _ in 0..2 {
-        assert_eq!(verify_pin(&client, &a, "mia", "0000").await.0, 401);
-    }
-    let (code, mia_locked) = unlock(
-        &client,
-        &a,
-        "bob",
-        json!({"manager_id": "mia", "manager_pin": "2468"}),
-    )
-    .await;
-    assert_eq!(
-        (
-            code,
-            mia_locked["error"]["code"].as_str(),
-            mia_locked["error"]["field"].as_str()
-        ),
-        (429, Some("pin_locked"), Some("manager_pin")),
-        "a locked-out manager cannot unlock: {mia_locked}"
-    );
-
-    // An admin unlocks mia through the CLI (PIN on stdin), then mia unlocks bob.
-    let (code, set) = post(
-        &client,
-        &a,
-        "/v1/operators",
-        "",
-        json!({"operator_id": "ada", "name": "Ada", "role": "admin", "pin": "8642"}),
-    )
-    .await;
-    assert_eq!(code, 201, "{set}");
-    let mut cli = std::process::Command::new(support::binary());
-    cli.args([
-        "operator",
-        "unlock",
-        "--operator",
-        "mia",
-        "--manager",
-        "ada",
-        "--api",
-    ])
-    .arg(&a.api)
-    .env_remove("POSMESH_MANAGER_PIN")
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    let mut child = cli.spawn().expect("cli runs");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"8642\n").expect("pin written");
-    }
-    let out = child.wait_with_output().expect("cli ends");
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("unlocked mia"),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
+        mismatches.windows(2).all(|w| w[0] == w[1]),
+        "unknown manager and wrong PIN answer the same: {mismatches:?}"
     );
-    assert_eq!(verify_pin(&client, &a, "mia", "2468").await.0, 200);
+    assert_eq!(verify_pin(&client, &a, "bob", "1357").await.0, 429);
     let (code, done) = unlock(
         &client,
         &a,
@@ -543,11 +620,11 @@ async fn a_burst_of_wrong_pins_gets_five_guesses_not_forty() {
     let dir = tempfile::tempdir().expect("tempdir");
     let client = support::http_client();
     let a = one_device_store(&client, dir.path()).await;
-    let (code, set) = post(
+    bootstrap_ada(&client, &a).await;
+    let (code, set) = set_operator(
         &client,
         &a,
-        "/v1/operators",
-        "",
+        Some(ADA),
         json!({"operator_id": "carl", "name": "Carl", "role": "cashier", "pin": "5555"}),
     )
     .await;
@@ -570,5 +647,315 @@ async fn a_burst_of_wrong_pins_gets_five_guesses_not_forty() {
         code, 429,
         "the right PIN is refused while locked out: {answer}"
     );
+    a.stop().expect("stopped");
+}
+
+/// A refused `POST /v1/operators`: authorising operator, body, status, code, field.
+type SetCase = (
+    Option<(&'static str, &'static str)>,
+    Value,
+    u16,
+    &'static str,
+    &'static str,
+);
+
+/// Changes to the operators need an authorising operator (id and PIN in headers) whose
+/// role allows them; the store's first operator, an admin, is set without, once. Every
+/// refusal has a precise code and changes nothing (the list and the applied index are
+/// compared), and wrong authorising PINs count towards that operator's lockout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let a = one_device_store(&client, dir.path()).await;
+    let op = |id: &str, role: &str, pin: &str| json!({"operator_id": id, "name": id, "role": role, "pin": pin});
+
+    // Bootstrap: the first operator must be an admin, and is set without authorisation once.
+    let (code, answer) = set_operator(&client, &a, None, op("mia", "manager", "2468")).await;
+    assert_eq!(
+        (
+            code,
+            answer["error"]["code"].as_str(),
+            answer["error"]["field"].as_str()
+        ),
+        (403, Some("role_insufficient"), Some("role")),
+        "{answer}"
+    );
+    assert_eq!(get(&client, &a.api, "/v1/operators").await, json!([]));
+    bootstrap_ada(&client, &a).await;
+    // An admin adds a manager; a manager adds a cashier.
+    let (code, set) = set_operator(&client, &a, Some(ADA), op("mia", "manager", "2468")).await;
+    assert_eq!(code, 201, "{set}");
+    let (code, set) = set_operator(
+        &client,
+        &a,
+        Some(("mia", "2468")),
+        op("bob", "cashier", "1357"),
+    )
+    .await;
+    assert_eq!(code, 201, "{set}");
+    assert_eq!(set["outcome"]["role"], "cashier");
+
+    let before = (
+        get(&client, &a.api, "/v1/operators").await,
+        raft(&client, &a).await["applied_index"].clone(),
+    );
+    let cases: Vec<SetCase> = vec![
+        // Unauthenticated: a second first operator, a PIN reset, a role change.
+        (
+            None,
+            op("eve", "admin", "4444"),
+            401,
+            "pin_required",
+            "X-Operator-Id",
+        ),
+        (
+            None,
+            op("bob", "cashier", "0000"),
+            401,
+            "pin_required",
+            "X-Operator-Id",
+        ),
+        (
+            None,
+            op("bob", "manager", "1357"),
+            401,
+            "pin_required",
+            "X-Operator-Id",
+        ),
+        (
+            None,
+            op("ada", "admin", "0000"),
+            401,
+            "pin_required",
+            "X-Operator-Id",
+        ),
+        // Without authorisation, nothing about the body is told.
+        (
+            None,
+            json!({"operator_id": "Not An Id", "role": "boss"}),
+            401,
+            "pin_required",
+            "X-Operator-Id",
+        ),
+        // Unknown authoriser and wrong PIN: the same answer.
+        (
+            Some(("zed", "2468")),
+            op("eve", "cashier", "4444"),
+            401,
+            "pin_mismatch",
+            "X-Operator-Pin",
+        ),
+        (
+            Some(("mia", "9999")),
+            op("eve", "cashier", "4444"),
+            401,
+            "pin_mismatch",
+            "X-Operator-Pin",
+        ),
+        // A cashier cannot make themselves manager, nor add anyone.
+        (
+            Some(("bob", "1357")),
+            op("bob", "manager", "1357"),
+            403,
+            "role_insufficient",
+            "X-Operator-Id",
+        ),
+        (
+            Some(("bob", "1357")),
+            op("eve", "cashier", "4444"),
+            403,
+            "role_insufficient",
+            "X-Operator-Id",
+        ),
+        // A manager manages neither managers nor admins, nor rises above their role.
+        (
+            Some(("mia", "2468")),
+            op("eve", "manager", "4444"),
+            403,
+            "role_insufficient",
+            "X-Operator-Id",
+        ),
+        (
+            Some(("mia", "2468")),
+            op("ada", "cashier", "0000"),
+            403,
+            "role_insufficient",
+            "X-Operator-Id",
+        ),
+        (
+            Some(("mia", "2468")),
+            op("mia", "admin", "2468"),
+            403,
+            "role_insufficient",
+            "X-Operator-Id",
+        ),
+        // A bad body after a right PIN.
+        (
+            Some(("mia", "2468")),
+            op("eve", "boss", "4444"),
+            400,
+            "invalid_field",
+            "role",
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (by, body, status, code, field) in cases {
+        let (got, answer) = set_operator(&client, &a, by, body.clone()).await;
+        assert_eq!(
+            (
+                got,
+                answer["error"]["code"].as_str(),
+                answer["error"]["field"].as_str()
+            ),
+            (status, Some(code), Some(field)),
+            "{by:?} {body}: {answer}"
+        );
+        if code == "pin_mismatch" {
+            mismatches.push(answer);
+        }
+    }
+    assert_eq!(mismatches.len(), 2);
+    assert_eq!(
+        mismatches[0], mismatches[1],
+        "no enumeration of operator ids"
+    );
+    // One header without the other.
+    let response = client
+        .post(format!("http://{}/v1/operators", a.api))
+        .header("X-Operator-Id", "mia")
+        .json(&op("eve", "cashier", "4444"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 401);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(
+        (
+            answer["error"]["code"].as_str(),
+            answer["error"]["field"].as_str()
+        ),
+        (Some("pin_required"), Some("X-Operator-Pin")),
+        "{answer}"
+    );
+    let after = (
+        get(&client, &a.api, "/v1/operators").await,
+        raft(&client, &a).await["applied_index"].clone(),
+    );
+    assert_eq!(before, after, "refused changes changed nothing");
+    assert_eq!(
+        verify_pin(&client, &a, "bob", "1357").await.0,
+        200,
+        "PIN not reset"
+    );
+
+    // Anyone changes their own PIN, keeping their role.
+    let (code, set) = set_operator(
+        &client,
+        &a,
+        Some(("bob", "1357")),
+        op("bob", "cashier", "7531"),
+    )
+    .await;
+    assert_eq!(code, 201, "{set}");
+    assert_eq!(verify_pin(&client, &a, "bob", "7531").await.0, 200);
+
+    // Wrong authorising PINs count towards the authoriser's lockout (the right PINs above
+    // reset the count): after five, even the right PIN is refused.
+    for _ in 0..5 {
+        let (code, _) = set_operator(
+            &client,
+            &a,
+            Some(("mia", "0000")),
+            op("eve", "cashier", "4444"),
+        )
+        .await;
+        assert_eq!(code, 401);
+    }
+    let (code, answer) = set_operator(
+        &client,
+        &a,
+        Some(("mia", "2468")),
+        op("eve", "cashier", "4444"),
+    )
+    .await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (429, Some("pin_locked")),
+        "{answer}"
+    );
+    assert!(
+        !get(&client, &a.api, "/v1/operators")
+            .await
+            .to_string()
+            .contains("eve"),
+        "eve was never added"
+    );
+    // The CLI: ada's PIN and eve's new PIN on stdin, one per line; a wrong PIN from the
+    // environment is refused with the node's code.
+    let cli_set = |by_pin_env: Option<&str>, stdin: &str| {
+        let mut cli = std::process::Command::new(support::binary());
+        cli.args([
+            "operator",
+            "set",
+            "--operator",
+            "eve",
+            "--name",
+            "Eve",
+            "--role",
+            "cashier",
+            "--as",
+            "ada",
+            "--api",
+        ])
+        .arg(&a.api)
+        .env_remove("POSMESH_NEW_PIN")
+        .env_remove("POSMESH_OPERATOR_ID")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        match by_pin_env {
+            Some(pin) => cli.env("POSMESH_OPERATOR_PIN", pin),
+            None => cli.env_remove("POSMESH_OPERATOR_PIN"),
+        };
+        let mut child = cli.spawn().expect("cli runs");
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().expect("stdin");
+            input.write_all(stdin.as_bytes()).expect("stdin written");
+        }
+        let out = child.wait_with_output().expect("cli ends");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, stderr) = cli_set(Some("0000"), "4444\n");
+    assert!(!ok && stderr.contains("pin_mismatch"), "{stderr}");
+    let (ok, stdout, stderr) = cli_set(None, "8642\n4444\n");
+    assert!(ok, "{stdout} {stderr}");
+    assert!(
+        stdout.starts_with("set eve as cashier (authorised by ada, log index "),
+        "{stdout}"
+    );
+    assert_eq!(verify_pin(&client, &a, "eve", "4444").await.0, 200);
+
+    let openapi = get(&client, &a.api, "/openapi.json").await;
+    let documented = &openapi["paths"]["/v1/operators"]["post"];
+    for header in ["X-Operator-Id", "X-Operator-Pin"] {
+        assert!(
+            documented["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["name"] == header && p["in"] == "header")),
+            "OpenAPI documents {header}: {documented}"
+        );
+    }
+    for status in ["401", "403", "429"] {
+        assert!(
+            documented["responses"][status].is_object(),
+            "{status}: {documented}"
+        );
+    }
     a.stop().expect("stopped");
 }

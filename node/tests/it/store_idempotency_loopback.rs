@@ -137,13 +137,14 @@ async fn store_wide_writes_replay_a_retry_and_refuse_a_reused_key() {
     let balance = support::get_json(&client, &format!("http://{}/v1/gift-cards/gc-1", a.api)).await;
     assert_eq!(balance["balance_minor"], 3800, "taken once: {balance}");
 
-    // Shift opening.
+    // Shift opening (bob, the store's first operator, is an admin: set without
+    // authorisation).
     let (status, _, set) = post(
         &client,
         &a,
         "/v1/operators",
         None,
-        &json!({"operator_id": "bob", "name": "Bob", "role": "cashier", "pin": "1357"}),
+        &json!({"operator_id": "bob", "name": "Bob", "role": "admin", "pin": "1357"}),
     )
     .await;
     assert_eq!(status, 201, "{set}");
