@@ -423,6 +423,14 @@ async fn serve(
     router: axum::Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Answers are small and a till waits for each one: send them at once (no Nagle delay
+    // behind an unacknowledged segment of the same connection).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an API connection");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;

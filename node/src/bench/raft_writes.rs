@@ -55,6 +55,25 @@ pub struct P3Figures {
     pub etcd_version: String,
     /// posmesh, then etcd, for each client count.
     pub phases: Vec<(WriteFigures, WriteFigures)>,
+    /// The same client's HTTP round trip with no write behind it, one client (posmesh
+    /// `GET /health`, etcd `GET /version`): the part of a 1-client write's latency that is
+    /// the client, loopback HTTP and the server's HTTP stack, common to both systems.
+    pub http_floor: (WriteFigures, WriteFigures),
+}
+
+/// Requests of the HTTP floor measurement ([`P3Figures::http_floor`]).
+const HTTP_FLOOR_REQUESTS: usize = 2_000;
+
+/// One `GET url` answered 200.
+async fn get_ok(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    Ok(())
 }
 
 /// Runs P3 in `work`: `writes` measured writes per phase for each of `client_counts`.
@@ -76,6 +95,27 @@ pub async fn run_p3(
     let apis: Vec<String> = (0..raft_store::DEVICES)
         .map(|k| store.node(k).map(|n| n.api.clone()))
         .collect::<anyhow::Result<_>>()?;
+    let http_floor = {
+        let health = format!("http://{}/health", apis[0]);
+        let version = format!("{}/version", etcd.client_urls[0]);
+        let (client, etcd_client) = (store.client.clone(), etcd_client.clone());
+        let posmesh = load(1, HTTP_FLOOR_REQUESTS, limit, move |_, _| {
+            let (client, url) = (client.clone(), health.clone());
+            async move { get_ok(&client, &url).await }
+        })
+        .await?;
+        let etcd_floor = load(1, HTTP_FLOOR_REQUESTS, limit, move |_, _| {
+            let (client, url) = (etcd_client.clone(), version.clone());
+            async move { get_ok(&client, &url).await }
+        })
+        .await?;
+        println!(
+            "P3 HTTP floor, 1 client, no write: posmesh GET /health p50 {} µs p99 {} µs | etcd GET /version p50 {} µs p99 {} µs",
+            posmesh.latency.p50_us, posmesh.latency.p99_us,
+            etcd_floor.latency.p50_us, etcd_floor.latency.p99_us,
+        );
+        (posmesh, etcd_floor)
+    };
     let mut phases = Vec::new();
     for &clients in client_counts {
         let run = format!("p3c{clients}");
@@ -115,6 +155,7 @@ pub async fn run_p3(
         etcd_value_bytes: VALUE_BYTES,
         etcd_version,
         phases,
+        http_floor,
     })
 }
 
