@@ -391,8 +391,9 @@ impl RaftService {
     }
 
     /// Runs `attempt` until it is done, while it is not sent for want of a reachable
-    /// leader waiting [`LEADER_POLL`] between tries, at most `leader_wait` in all. Refused
-    /// at once on a retired device.
+    /// leader waiting [`LEADER_POLL`] between tries, at most `leader_wait` in all, and
+    /// only while this device reaches a majority of the voters. Refused at once on a
+    /// retired device.
     async fn with_leader<T, F, Fut>(&self, mut attempt: F) -> Result<T, String>
     where
         F: FnMut() -> Fut,
@@ -416,8 +417,36 @@ impl RaftService {
                     self.leader_wait.as_millis()
                 ));
             }
+            let (reached, voters) = self.voters_reached();
+            if reached * 2 <= voters {
+                return Err(format!(
+                    "no quorum: this device reaches {reached} of the store's {voters} voters \
+                     over the mesh, and a leader needs a majority; nothing was sent ({why})"
+                ));
+            }
             tokio::time::sleep(LEADER_POLL).await;
         }
+    }
+
+    /// Voters this device reaches — itself if it votes, and those it has a mesh
+    /// connection to — and the voter count. With no more than half reached, a partitioned
+    /// minority, waiting for a leader is pointless (on a store's LAN every device sees
+    /// every other): the write is answered "no quorum" at once.
+    fn voters_reached(&self) -> (usize, usize) {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let mut voters = 0;
+        let mut reached = 0;
+        for id in membership.voter_ids() {
+            voters += 1;
+            let connected = membership
+                .get_node(&id)
+                .is_some_and(|node| self.links.connection(&node.addr).is_some());
+            if id == self.id || connected {
+                reached += 1;
+            }
+        }
+        (reached, voters)
     }
 
     /// The device of `leader` if a write may be sent to it: a member heard from within
