@@ -25,8 +25,8 @@ pub enum ConsensusError {
         /// How long the write waited, ms.
         waited_ms: u64,
     },
-    /// This node is not the leader; send the command to `leader`.
-    #[error("not the leader: forward to node {leader}")]
+    /// This node is not the leader; send the command to `leader`. Nothing was proposed.
+    #[error("not the leader: forward to node {leader}; {NOT_PROPOSED}")]
     NotLeader {
         /// The leader this node knows of.
         leader: NodeId,
@@ -44,14 +44,35 @@ pub enum ConsensusError {
     /// Any other openraft error (a bug of ours if it happens).
     #[error("raft: {0}")]
     Raft(String),
+    /// This node knows no leader to send the command to (an election is under way, or it
+    /// is cut off from most of the store), or it is a leader whose lease ran out (openraft
+    /// answers "forward to no one"). Nothing was proposed: unlike
+    /// [`ConsensusError::NoQuorum`] after a timeout, the command can be sent again as it
+    /// is, once a leader is known.
+    #[error("no quorum: this node knows no leader now (an election may be under way, or it is cut off from most of the store); {NOT_PROPOSED}")]
+    NoLeader,
 }
 
-fn forward(forward: &ForwardToLeader<TypeConfig>, waited: Duration) -> ConsensusError {
+/// Part of the text of every [`ConsensusError`] for a command that was never proposed
+/// ([`ConsensusError::NotLeader`], [`ConsensusError::NoLeader`]), also when the text
+/// crossed the mesh in a forwarded write's answer: such a write may be sent again.
+pub const NOT_PROPOSED: &str = "nothing was proposed";
+
+impl ConsensusError {
+    /// Whether the command was certainly not proposed (so sending it again cannot apply it
+    /// twice).
+    pub fn never_proposed(&self) -> bool {
+        matches!(
+            self,
+            ConsensusError::NotLeader { .. } | ConsensusError::NoLeader
+        )
+    }
+}
+
+fn forward(forward: &ForwardToLeader<TypeConfig>) -> ConsensusError {
     match forward.leader_id {
         Some(leader) => ConsensusError::NotLeader { leader },
-        None => ConsensusError::NoQuorum {
-            waited_ms: millis(waited),
-        },
+        None => ConsensusError::NoLeader,
     }
 }
 
@@ -64,8 +85,9 @@ fn millis(duration: Duration) -> u64 {
 /// (which may be a [`StoreResponse::Refused`]: refusals are committed decisions too).
 ///
 /// # Errors
-/// [`ConsensusError::NoQuorum`] when not committed in time or refused for lack of a
-/// quorum, [`ConsensusError::NotLeader`] on a follower, others as documented there.
+/// [`ConsensusError::NoQuorum`] when not committed in time,
+/// [`ConsensusError::NoLeader`] when refused for lack of a known leader (nothing proposed),
+/// [`ConsensusError::NotLeader`] on a follower, others as documented there.
 pub async fn write(
     raft: &StoreRaft,
     command: StoreCommand,
@@ -77,7 +99,7 @@ pub async fn write(
         }),
         Ok(Ok(response)) => Ok((response.log_id.index, response.data)),
         Ok(Err(RaftError::APIError(error))) => Err(match error {
-            ClientWriteError::ForwardToLeader(f) => forward(&f, deadline),
+            ClientWriteError::ForwardToLeader(f) => forward(&f),
             ClientWriteError::LogEntryDiscarded(f) => ConsensusError::LeaderChanged {
                 leader: f.leader_id,
             },
@@ -108,14 +130,43 @@ pub async fn read_linearizable<T>(
             waited_ms: millis(deadline),
         }),
         Ok(Ok(_read_log_id)) => Ok(reader.read(read)),
-        Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
-            Err(forward(&f, deadline))
-        }
+        Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => Err(forward(&f)),
         Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_)))) => {
             Err(ConsensusError::NoQuorum {
                 waited_ms: millis(deadline),
             })
         }
         Ok(Err(RaftError::Fatal(fatal))) => Err(ConsensusError::Stopped(fatal.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_commands_never_proposed_say_so_and_may_be_sent_again() {
+        let never = [
+            ConsensusError::NotLeader { leader: 2 },
+            ConsensusError::NoLeader,
+        ];
+        for error in never {
+            assert!(error.never_proposed(), "{error}");
+            assert!(error.to_string().contains(NOT_PROPOSED), "{error}");
+        }
+        let maybe = [
+            ConsensusError::NoQuorum { waited_ms: 8_000 },
+            ConsensusError::LeaderChanged { leader: Some(2) },
+            ConsensusError::Stopped("storage".into()),
+            ConsensusError::Raft("bug".into()),
+        ];
+        for error in maybe {
+            assert!(!error.never_proposed(), "{error}");
+            assert!(!error.to_string().contains(NOT_PROPOSED), "{error}");
+        }
+        // The node's API maps both to `no_quorum` by this start.
+        assert!(ConsensusError::NoLeader
+            .to_string()
+            .starts_with("no quorum"));
     }
 }

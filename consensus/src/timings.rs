@@ -62,6 +62,37 @@ impl RaftTimings {
     };
 }
 
+/// Margin on top of the longest failover in [`RaftTimings::leader_wait_ms`] (ms): the vote
+/// round, the new leader's first heartbeat and a loaded device's scheduling delays.
+pub const LEADER_WAIT_MARGIN_MS: u64 = 500;
+
+impl RaftTimings {
+    /// How long a store-wide write (or linearizable read) that finds no leader to send
+    /// it to may wait for one before it is answered "no quorum" (ms).
+    ///
+    /// A leader that dies is replaced once the survivors' lease on it has run out
+    /// (`election_timeout_max` after its last AppendEntries) and an election completes:
+    /// 3.0–3.3 s with the failover nudge, at worst a full election timeout after the
+    /// lease when the nudge's pre-votes fail (openraft's own timer,
+    /// [`crate::failover_nudge`]). So: lease + `election_timeout_max` +
+    /// [`LEADER_WAIT_MARGIN_MS`] — 6.5 s with the store timings.
+    pub fn leader_wait_ms(&self) -> u64 {
+        self.election_timeout_max_ms
+            .saturating_mul(2)
+            .saturating_add(LEADER_WAIT_MARGIN_MS)
+    }
+
+    /// How long a follower may have heard nothing from its leader and still send it a
+    /// client's write (ms): two heartbeat intervals. After that the leader may be dead
+    /// with its connection not yet timed out (a SIGKILLed process's QUIC connection lives
+    /// until its idle timeout); a write sent to it would get no answer and its outcome
+    /// would be unknown, so the write waits for the leader to be heard again, or for a
+    /// new one ([`RaftTimings::leader_wait_ms`]), instead.
+    pub fn leader_silence_max_ms(&self) -> u64 {
+        self.heartbeat_ms.saturating_mul(2)
+    }
+}
+
 impl Default for RaftTimings {
     fn default() -> Self {
         RaftTimings::STORE
@@ -113,5 +144,25 @@ mod tests {
         assert!(config.heartbeat_interval * 6 <= config.election_timeout_min);
         assert_eq!(config.enable_pre_vote, Some(true));
         assert_eq!(config.broadcast_submitted_on_append, Some(true));
+    }
+
+    #[test]
+    fn a_write_waits_out_the_longest_failover_and_sends_only_to_a_leader_heard_lately() {
+        let store = RaftTimings::STORE;
+        // The lease plus openraft's longest election timeout, plus the margin.
+        assert_eq!(store.leader_wait_ms(), 6_500);
+        assert!(store.leader_wait_ms() > store.election_timeout_max_ms * 2);
+        // Heartbeats keep a live leader fresh; silence is noticed well before the lease ends.
+        assert_eq!(store.leader_silence_max_ms(), 500);
+        assert!(store.leader_silence_max_ms() > store.heartbeat_ms);
+        assert!(store.leader_silence_max_ms() < store.election_timeout_min_ms);
+        let fast = RaftTimings {
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            ..store
+        };
+        assert_eq!(fast.leader_wait_ms(), 1_100);
+        assert_eq!(fast.leader_silence_max_ms(), 100);
     }
 }

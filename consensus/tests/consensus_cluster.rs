@@ -523,7 +523,7 @@ async fn consensus_cluster_store_life() {
         .gift_cards
         .contains_key("majority-card"));
     // Its leader lease has run out by now: the cut-off leader refuses at once instead of
-    // letting the write hang ("forward to no one", mapped to NoQuorum).
+    // letting the write hang ("forward to no one", mapped to NoLeader: nothing proposed).
     let refused_at = Instant::now();
     let late_minority_write = posmesh_consensus::write(
         &nodes[&minority].raft,
@@ -534,7 +534,7 @@ async fn consensus_cluster_store_life() {
     )
     .await;
     assert!(
-        matches!(late_minority_write, Err(ConsensusError::NoQuorum { .. })),
+        matches!(late_minority_write, Err(ConsensusError::NoLeader)),
         "{late_minority_write:?}"
     );
     assert!(

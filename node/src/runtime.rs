@@ -329,6 +329,20 @@ async fn start_mesh(
             tracing::warn!(%error, "cannot raise the Raft group conflict alert");
         }
     }));
+    let alerts = store.clone();
+    raft_links
+        .retirement()
+        .on_retired(Arc::new(move |retirement| {
+            let alert = posmesh_proto::storage::v1::Alert {
+                kind: crate::consensus::retirement::RETIRED_CODE.to_owned(),
+                subject: retirement.device_id.clone(),
+                message: retirement.to_string(),
+                raised_at_ms: i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX),
+            };
+            if let Err(error) = alerts.raise_alert(&alert) {
+                tracing::warn!(%error, "cannot raise the device retired alert");
+            }
+        }));
     let raft = RaftService::start(
         &config.data_dir,
         &config.store_id,

@@ -1,5 +1,6 @@
 //! `GET /v1/alerts`: what a manager must look at — orders closed on two devices, refunds
-//! and voids that clash once a partition heals.
+//! and voids that clash once a partition heals, a peer in another Raft group, this device
+//! removed from the store.
 
 use super::error::ApiError;
 use crate::runtime::NodeContext;
@@ -13,7 +14,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertDto {
     /// `order_close_conflict`, `over_refund`, `double_void`, `refund_of_voided_sale`,
-    /// `void_of_refunded_sale` or `raft_group_mismatch` (a peer in another Raft group).
+    /// `void_of_refunded_sale`, `raft_group_mismatch` (a peer in another Raft group) or
+    /// `device_retired` (this device was removed from the store).
     pub kind: String,
     /// The order id or sale ("device/seq") concerned.
     pub subject: String,

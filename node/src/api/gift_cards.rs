@@ -327,8 +327,13 @@ pub(super) fn no_consensus() -> ApiError {
 }
 
 /// 503 for a store-wide write that could not be made: `no_quorum`, or `outcome_unknown`
-/// when a forwarded write's answer was lost after it was sent.
+/// when a forwarded write's answer was lost after it was sent; 403 `device_retired` when
+/// this device was removed from the store.
 pub(super) fn no_quorum(why: String) -> ApiError {
+    // Learned while this request was on its way: the device was removed from the store.
+    if why.starts_with(crate::consensus::retirement::DEVICE_RETIRED) {
+        return super::retired::retired_refusal(why);
+    }
     // A forwarded write whose answer was lost may have been committed: its own code, so a
     // till retries with the same key instead of taking another tender.
     let code = if why.starts_with(crate::consensus::forwarding::OUTCOME_UNKNOWN) {

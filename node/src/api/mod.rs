@@ -11,6 +11,8 @@
 //! - [`pin_unlock`]: PIN checks under the device's lockout; a manager's unlock.
 //! - [`operator_auth`]: who may change the operators (authorising operator and PIN).
 //! - [`store_devices`]: manager commands on the store's membership (remove a device).
+//! - [`retired`]: a device removed from the store refuses every write (403
+//!   `device_retired`).
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
 //! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
@@ -33,6 +35,7 @@ pub mod operator_auth;
 pub mod orders;
 pub mod pin_unlock;
 pub mod reports;
+pub mod retired;
 pub mod sales;
 pub mod staff;
 pub mod store_devices;
@@ -114,5 +117,9 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::REQUEST_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            retired::refuse_writes_when_retired,
+        ))
         .with_state(node)
 }

@@ -1,7 +1,8 @@
 //! Manager commands on the store's membership: `POST /v1/store/devices/{device}/remove`
 //! retires a device for good (destroyed or replaced till — a replacement gets a new id)
 //! and takes it out of the store's Raft group. Its certificate should also be revoked
-//! (`posmesh ca revoke`) so the mesh refuses it.
+//! (`posmesh ca revoke`) so the mesh refuses it. A removed device that is still running
+//! finds out and refuses writes ([`crate::consensus::retirement`]).
 
 use super::error::{ApiError, ErrorBody};
 use crate::config::validate_id;

@@ -1,5 +1,6 @@
 //! `posmesh status`: asks a node's management API and prints its state.
 
+use crate::consensus::RaftStatus;
 use crate::mgmt::NodeStatus;
 
 /// Fetches the status from the management API at `mgmt` (`host:port` or URL).
@@ -64,24 +65,8 @@ pub fn print_status(status: &NodeStatus) {
         println!("orders    {}  digest {}", orders.count, orders.digest);
     }
     if let Some(raft) = &status.raft {
-        println!(
-            "raft      {} term {} leader {} commit {} applied {} voters {:?} learners {:?}",
-            raft.role,
-            raft.term,
-            raft.leader.as_deref().unwrap_or("none"),
-            raft.commit_index.map_or("-".into(), |i| i.to_string()),
-            raft.applied_index.map_or("-".into(), |i| i.to_string()),
-            raft.voters,
-            raft.learners
-        );
-        for (device, lag) in &raft.lag {
-            println!("          {device} {lag} entries behind the leader");
-        }
-        if let Some(group) = &raft.group {
-            println!("          {group}");
-        }
-        for conflict in &raft.group_conflicts {
-            println!("          RAFT GROUP CONFLICT: {conflict}");
+        for line in raft_lines(raft) {
+            println!("{line}");
         }
     }
     if let Some(uplink) = &status.uplink {
@@ -142,6 +127,56 @@ pub fn print_status(status: &NodeStatus) {
     }
 }
 
+/// The `raft` lines of `posmesh status`: role, term, leader, commit and applied index,
+/// members, each member's lag, the snapshot (the index it covers, snapshots received from
+/// a leader: count and last size), the group, conflicts and this device's retirement.
+pub fn raft_lines(raft: &RaftStatus) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(retired) = &raft.retired {
+        lines.push(format!("RETIRED   {retired}"));
+    }
+    lines.push(format!(
+        "raft      {} term {} leader {} commit {} applied {} voters {:?} learners {:?}{}",
+        raft.role,
+        raft.term,
+        raft.leader.as_deref().unwrap_or("none"),
+        raft.commit_index.map_or("-".into(), |i| i.to_string()),
+        raft.applied_index.map_or("-".into(), |i| i.to_string()),
+        raft.voters,
+        raft.learners,
+        if raft.retired.is_some() {
+            " (frozen: as last seen before the retirement)"
+        } else {
+            ""
+        }
+    ));
+    for (device, lag) in &raft.lag {
+        lines.push(format!(
+            "          {device} {lag} entries behind the leader"
+        ));
+    }
+    let received = if raft.snapshots_installed == 0 {
+        "none received from a leader".to_owned()
+    } else {
+        format!(
+            "{} received from a leader and installed (last {} bytes)",
+            raft.snapshots_installed, raft.last_snapshot_installed_bytes
+        )
+    };
+    lines.push(format!(
+        "snapshot  covers index {}; {received}",
+        raft.snapshot_index
+            .map_or_else(|| "- (none yet)".to_owned(), |i| i.to_string())
+    ));
+    if let Some(group) = &raft.group {
+        lines.push(format!("          {group}"));
+    }
+    for conflict in &raft.group_conflicts {
+        lines.push(format!("          RAFT GROUP CONFLICT: {conflict}"));
+    }
+    lines
+}
+
 /// `http://host:port` for `host:port`, or the URL as given (without a trailing slash).
 pub fn base_url(address: &str) -> String {
     let trimmed = address.trim_end_matches('/');
@@ -149,5 +184,59 @@ pub fn base_url(address: &str) -> String {
         trimmed.to_owned()
     } else {
         format!("http://{trimmed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raft_lines_show_the_snapshot_figures() {
+        let mut raft = RaftStatus {
+            role: "follower".into(),
+            term: 3,
+            leader: Some("till-1".into()),
+            commit_index: Some(5_210),
+            applied_index: Some(5_210),
+            voters: vec!["till-1".into(), "till-2".into(), "till-3".into()],
+            ..RaftStatus::default()
+        };
+        let lines = raft_lines(&raft);
+        assert!(lines[0].starts_with("raft      follower term 3 leader till-1 commit 5210"));
+        assert!(
+            lines.contains(
+                &"snapshot  covers index - (none yet); none received from a leader".to_owned()
+            ),
+            "{lines:#?}"
+        );
+        raft.snapshot_index = Some(5_000);
+        raft.snapshots_installed = 2;
+        raft.last_snapshot_installed_bytes = 48_213;
+        let lines = raft_lines(&raft);
+        assert!(
+            lines.contains(
+                &"snapshot  covers index 5000; 2 received from a leader and installed (last 48213 bytes)"
+                    .to_owned()
+            ),
+            "{lines:#?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains("RETIRED")), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_retired_device_says_so_first() {
+        let raft = RaftStatus {
+            role: "follower".into(),
+            voters: vec!["till-1".into(), "till-3".into()],
+            retired: Some("till-3 was removed from the store by a manager".into()),
+            ..RaftStatus::default()
+        };
+        let lines = raft_lines(&raft);
+        assert_eq!(
+            lines[0],
+            "RETIRED   till-3 was removed from the store by a manager"
+        );
+        assert!(lines[1].ends_with("(frozen: as last seen before the retirement)"));
     }
 }

@@ -12,7 +12,9 @@
 //! the commands again one call each.
 
 use super::network::RaftLinks;
+use super::retirement::{Retirement, DEVICE_RETIRED};
 use super::wire::{ForwardedWrite, RaftReply, RaftRequest, UNDECODABLE};
+use posmesh_consensus::client::NOT_PROPOSED;
 use posmesh_consensus::{StoreCommand, StoreResponse};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -227,6 +229,17 @@ fn leader_answer(
 ) -> Result<RaftReply, String> {
     match sent {
         Ok(RaftReply::Failed(why)) => Err(format!("the leader {leader} could not: {why}")),
+        Ok(RaftReply::Retired {
+            device_id,
+            retired_at_index,
+        }) => Err(format!(
+            "{DEVICE_RETIRED}: {}",
+            Retirement {
+                device_id,
+                retired_at_index,
+                learned_from: format!("refused by {leader}"),
+            }
+        )),
         Ok(reply) => Ok(reply),
         Err(why) if write && !why.starts_with(super::network::NO_CONNECTION) => Err(format!(
             "{OUTCOME_UNKNOWN}: the write reached the leader {leader} but its answer was lost \
@@ -236,6 +249,17 @@ fn leader_answer(
             "no quorum: the leader {leader} cannot be reached ({why})"
         )),
     }
+}
+
+/// Whether a forwarded write that failed with `why` ([`leader_answer`]'s sentence) was
+/// certainly not proposed anywhere, so it may be sent again, to the next leader: nothing
+/// was sent (no connection to the leader: [`super::network::NO_CONNECTION`]), or the
+/// leader answered that it is not the leader or knows none
+/// ([`posmesh_consensus::client::NOT_PROPOSED`]). A write that was sent and got no answer
+/// ([`OUTCOME_UNKNOWN`]) is never sent again automatically: it may have been committed.
+pub fn never_sent(why: &str) -> bool {
+    !why.starts_with(OUTCOME_UNKNOWN)
+        && (why.contains(super::network::NO_CONNECTION) || why.contains(NOT_PROPOSED))
 }
 
 /// The leader's side: proposes every command of a batch at once (openraft appends them
@@ -413,6 +437,45 @@ mod tests {
         let why =
             leader_answer("till-1", Err("connection lost".into()), false).expect_err("failed");
         assert!(why.starts_with("no quorum"), "{why}");
+    }
+
+    #[test]
+    fn only_writes_never_proposed_may_be_sent_again() {
+        let not_sent = format!("{} till-1", super::super::network::NO_CONNECTION);
+        let why = leader_answer("till-1", Err(not_sent), true).expect_err("failed");
+        assert!(never_sent(&why), "{why}");
+        // The old leader had stepped down, or knew no leader: openraft proposed nothing.
+        for refusal in [
+            posmesh_consensus::ConsensusError::NotLeader { leader: 7 },
+            posmesh_consensus::ConsensusError::NoLeader,
+        ] {
+            let why = leader_answer("till-1", Ok(RaftReply::Failed(refusal.to_string())), true)
+                .expect_err("failed");
+            assert!(never_sent(&why), "{why}");
+        }
+        let lost = leader_answer(
+            "till-1",
+            Err("till-1: stream read: connection lost".into()),
+            true,
+        )
+        .expect_err("failed");
+        assert!(!never_sent(&lost), "{lost}");
+        let timed_out = posmesh_consensus::ConsensusError::NoQuorum { waited_ms: 8_000 };
+        let why = leader_answer("till-1", Ok(RaftReply::Failed(timed_out.to_string())), true)
+            .expect_err("failed");
+        assert!(!never_sent(&why), "proposed, may still commit: {why}");
+    }
+
+    #[test]
+    fn a_leader_refusing_a_retired_device_says_so() {
+        let refused = RaftReply::Retired {
+            device_id: "till-3".into(),
+            retired_at_index: 12,
+        };
+        let why = leader_answer("till-1", Ok(refused), true).expect_err("refused");
+        assert!(why.starts_with(DEVICE_RETIRED), "{why}");
+        assert!(why.contains("refused by till-1"), "{why}");
+        assert!(!never_sent(&why), "{why}");
     }
 
     #[test]

@@ -16,7 +16,11 @@
 //! - [`wire`]: the RPC messages (JSON of openraft's serde types; snapshot chunks raw).
 //! - [`snapshot_transfer`]: a snapshot cut into chunks that fit a mesh frame, and put back
 //!   together on the receiving device (sans-IO).
+//! - [`leader_contact`]: when a leader was last heard; a follower forwards writes only to
+//!   a leader heard lately, and otherwise waits (bounded) for one.
 //! - [`node_id`]: device id → Raft node id.
+//! - [`retirement`]: a device removed from the store finds out (its own retirement
+//!   applied, or a peer refusing its calls), says so once and stops taking writes.
 //! - [`group_file`]: the Raft group's identity in the data directory; every RPC carries it
 //!   and a peer of another group (a store initialised twice) is refused
 //!   ([`posmesh_consensus::group`]), shown in `posmesh status` and raised as an alert.
@@ -26,8 +30,10 @@
 pub mod forwarding;
 pub mod founding;
 pub mod group_file;
+pub mod leader_contact;
 pub mod network;
 pub mod node_id;
+pub mod retirement;
 pub mod service;
 pub mod snapshot_transfer;
 pub mod wire;

@@ -2,6 +2,7 @@
 //! of every peer device (a [`ConnectionObserver`]) and serves the peer's Raft calls on it;
 //! [`MeshRaftNetwork`] makes openraft's RPCs into calls on those connections.
 
+use super::retirement::{Retirement, RetirementNotice};
 use super::snapshot_transfer::chunks;
 use super::wire::{decode_envelope, encode_envelope, RaftReply, RaftRequest};
 use crate::peers::ConnectionObserver;
@@ -50,6 +51,7 @@ pub struct RaftLinks {
     group: Mutex<Option<GroupIdentity>>,
     conflicts: Mutex<BTreeMap<String, GroupConflict>>,
     conflict_listener: OnceLock<ConflictListener>,
+    retirement: RetirementNotice,
 }
 
 impl RaftLinks {
@@ -87,6 +89,12 @@ impl RaftLinks {
         lock(&self.conflicts).clone()
     }
 
+    /// Whether this device was retired from the store (learned from a peer's refusal or
+    /// from the applied state), and who is told when it is.
+    pub fn retirement(&self) -> &RetirementNotice {
+        &self.retirement
+    }
+
     /// Sets who answers the peers' calls (once).
     pub fn serve_with(&self, handler: RequestHandler) {
         let _ = self.handler.set(handler);
@@ -122,6 +130,17 @@ impl RaftLinks {
             .map_err(|e| format!("{device_id}: {e}"))?;
         let reply =
             serde_json::from_slice(&answer).map_err(|e| format!("{device_id}: bad reply: {e}"))?;
+        if let RaftReply::Retired {
+            device_id: retired,
+            retired_at_index,
+        } = &reply
+        {
+            self.retirement.record(Retirement {
+                device_id: retired.clone(),
+                retired_at_index: *retired_at_index,
+                learned_from: format!("refused by {device_id}"),
+            });
+        }
         if let RaftReply::WrongGroup(refusal) = &reply {
             // The peer's view, turned round: the peer is in `local_group`.
             self.record_conflict(GroupConflict {

@@ -2,8 +2,10 @@
 
 use super::forwarding::{self, Forwarder};
 use super::group_file;
+use super::leader_contact::LeaderContact;
 use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
 use super::node_id::node_id;
+use super::retirement::Retirement;
 use super::snapshot_transfer::{ChunkOutcome, SnapshotAssembly};
 use super::wire::{RaftReply, RaftRequest};
 use openraft::async_runtime::watch::WatchReceiver;
@@ -18,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How long a write or a linearizable read may wait for a quorum before it is answered
@@ -32,6 +34,8 @@ pub const CAUGHT_UP_LAG_MAX: u64 = 16;
 pub const MEMBERSHIP_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for another membership change to finish before applying one.
 pub const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(10);
+/// How often a write waiting for a reachable leader tries again.
+pub const LEADER_POLL: Duration = Duration::from_millis(50);
 
 /// The Raft state `posmesh status` shows.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -71,6 +75,10 @@ pub struct RaftStatus {
     /// what happened and what to do, one sentence each (code `raft_group_mismatch`).
     #[serde(default)]
     pub group_conflicts: Vec<String>,
+    /// Set once this device learned it was removed from the store (code `device_retired`):
+    /// what happened and what to do. Its Raft state above is frozen from then on.
+    #[serde(default)]
+    pub retired: Option<String>,
 }
 
 /// Why a device could not be removed from the store ([`RaftService::remove_device`]).
@@ -110,6 +118,21 @@ pub struct RaftService {
     nudge: NudgeHandle,
     /// Client writes forwarded to the leader, coalesced while busy.
     forwarder: Forwarder,
+    /// When a leader was last heard here.
+    leader_contact: LeaderContact,
+    /// A follower forwards writes only to a leader heard within this.
+    leader_silence_max: Duration,
+    /// How long a write without a reachable leader waits for one.
+    leader_wait: Duration,
+}
+
+/// One try of a store-wide write or read through the current leader.
+enum Attempt<T> {
+    /// Done: the outcome, or why it failed (final: it may have been proposed).
+    Done(Result<T, String>),
+    /// Not sent anywhere (no leader known, the leader unheard lately or unreachable, or it
+    /// answered it is not the leader): may be tried again once a leader is reachable.
+    NotSent(String),
 }
 
 impl RaftService {
@@ -163,6 +186,9 @@ impl RaftService {
             last_snapshot_installed_bytes: AtomicU64::new(0),
             nudge: NudgeHandle::new(id, timings.election_timeout_max_ms),
             forwarder: Forwarder::start(links.clone(), DECISION_DEADLINE),
+            leader_contact: LeaderContact::default(),
+            leader_silence_max: Duration::from_millis(timings.leader_silence_max_ms()),
+            leader_wait: Duration::from_millis(timings.leader_wait_ms()),
         });
         let handler_service = Arc::downgrade(&service);
         let handler: RequestHandler = Arc::new(move |peer, group, request| {
@@ -195,6 +221,17 @@ impl RaftService {
         if matches!(request, RaftRequest::GroupOf) {
             return RaftReply::GroupIs(self.links.group());
         }
+        // A device removed from the store is no member: every call of its own is refused,
+        // so it learns of its retirement (and a stale candidate cannot disturb the group).
+        let retired_at = self
+            .reader
+            .read(|state| state.retired_devices.get(peer).copied());
+        if let Some(retired_at_index) = retired_at {
+            return RaftReply::Retired {
+                device_id: peer.to_owned(),
+                retired_at_index,
+            };
+        }
         let kind = match request {
             RaftRequest::Append(_) | RaftRequest::SnapshotChunk { .. } => RpcKind::FromLeader,
             _ => RpcKind::Other,
@@ -224,6 +261,12 @@ impl RaftService {
             RaftRequest::Append(rpc) => match self.raft.append_entries(rpc).await {
                 Ok(response) => {
                     self.nudge.append_answered(&response);
+                    if !matches!(
+                        response,
+                        openraft::raft::AppendEntriesResponse::HigherVote(_)
+                    ) {
+                        self.leader_contact.heard();
+                    }
                     RaftReply::Append(response)
                 }
                 Err(e) => failed(&e),
@@ -269,6 +312,7 @@ impl RaftService {
                         match self.raft.install_full_snapshot(vote, snapshot).await {
                             Ok(response) => {
                                 self.nudge.heard_from_leader();
+                                self.leader_contact.heard();
                                 self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
                                 self.last_snapshot_installed_bytes
                                     .store(size_bytes, Ordering::Relaxed);
@@ -311,19 +355,135 @@ impl RaftService {
     }
 
     /// Commits `command` through the leader (forwarded there from a follower) and returns
-    /// the log index and the state machine's answer.
+    /// the log index and the state machine's answer. With no reachable leader — an
+    /// election under way, the leader unheard for longer than two heartbeats (maybe dead,
+    /// its connection not timed out yet), unreachable, or answering it is no longer the
+    /// leader — the write waits for one, at most `leader_wait`
+    /// ([`posmesh_consensus::RaftTimings::leader_wait_ms`], 6.5 s in a store), and is then
+    /// sent to it. Only a write never sent anywhere is sent again: one sent to a leader
+    /// that did not answer stays "outcome unknown".
     ///
     /// # Errors
     /// A sentence for the person at the till: no quorum (this device is cut off from most
-    /// of the store, or the store has no leader), or why the leader could not be reached.
+    /// of the store, or no leader appeared in time), outcome unknown
+    /// ([`forwarding::OUTCOME_UNKNOWN`]), or this device was retired
+    /// ([`super::retirement::DEVICE_RETIRED`]).
     pub async fn write(&self, command: StoreCommand) -> Result<(u64, StoreResponse), String> {
+        self.with_leader(|| self.write_once(command.clone())).await
+    }
+
+    async fn write_once(&self, command: StoreCommand) -> Attempt<(u64, StoreResponse)> {
         match posmesh_consensus::write(&self.raft, command.clone(), DECISION_DEADLINE).await {
-            Ok(written) => Ok(written),
+            Ok(written) => Attempt::Done(Ok(written)),
             Err(ConsensusError::NotLeader { leader }) => {
-                let device = self.leader_device(leader)?;
-                self.forwarder.write(device, command).await
+                let device = match self.reachable_leader(leader) {
+                    Ok(device) => device,
+                    Err(why) => return Attempt::NotSent(why),
+                };
+                match self.forwarder.write(device, command).await {
+                    Err(why) if forwarding::never_sent(&why) => Attempt::NotSent(why),
+                    outcome => Attempt::Done(outcome),
+                }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) if e.never_proposed() => Attempt::NotSent(e.to_string()),
+            Err(e) => Attempt::Done(Err(e.to_string())),
+        }
+    }
+
+    /// Runs `attempt` until it is done, while it is not sent for want of a reachable
+    /// leader waiting [`LEADER_POLL`] between tries, at most `leader_wait` in all, and
+    /// only while this device reaches a majority of the voters. Refused at once on a
+    /// retired device.
+    async fn with_leader<T, F, Fut>(&self, mut attempt: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Attempt<T>>,
+    {
+        let started = Instant::now();
+        loop {
+            if let Some(refusal) = self.links.retirement().refusal() {
+                return Err(refusal);
+            }
+            let why = match attempt().await {
+                Attempt::Done(outcome) => return outcome,
+                Attempt::NotSent(why) => why,
+            };
+            if let Some(refusal) = self.links.retirement().refusal() {
+                return Err(refusal);
+            }
+            if started.elapsed() >= self.leader_wait {
+                return Err(format!(
+                    "no quorum: no reachable leader within {} ms, nothing was sent ({why})",
+                    self.leader_wait.as_millis()
+                ));
+            }
+            let (reached, voters) = self.voters_reached();
+            if reached * 2 <= voters {
+                return Err(format!(
+                    "no quorum: this device reaches {reached} of the store's {voters} voters \
+                     over the mesh, and a leader needs a majority; nothing was sent ({why})"
+                ));
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        }
+    }
+
+    /// Voters this device reaches — itself if it votes, and those it has a mesh
+    /// connection to — and the voter count. With no more than half reached, a partitioned
+    /// minority, waiting for a leader is pointless (on a store's LAN every device sees
+    /// every other): the write is answered "no quorum" at once.
+    fn voters_reached(&self) -> (usize, usize) {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let mut voters = 0;
+        let mut reached = 0;
+        for id in membership.voter_ids() {
+            voters += 1;
+            let connected = membership
+                .get_node(&id)
+                .is_some_and(|node| self.links.connection(&node.addr).is_some());
+            if id == self.id || connected {
+                reached += 1;
+            }
+        }
+        (reached, voters)
+    }
+
+    /// The device of `leader` if a write may be sent to it: a member heard from within
+    /// `leader_silence_max`.
+    fn reachable_leader(&self, leader: NodeId) -> Result<String, String> {
+        let device = self.leader_device(leader)?;
+        if !self.leader_contact.heard_within(self.leader_silence_max) {
+            let silent = self.leader_contact.silent_for().map_or_else(
+                || "never".to_owned(),
+                |d| format!("{} ms ago", d.as_millis()),
+            );
+            return Err(format!(
+                "the leader {device} was last heard {silent}: waiting for it or the next leader"
+            ));
+        }
+        Ok(device)
+    }
+
+    /// This device's retirement from the store, once learned ([`super::retirement`]).
+    pub fn retirement(&self) -> Option<Retirement> {
+        self.links.retirement().get().cloned()
+    }
+
+    /// Records this device's retirement if the state applied here holds it.
+    fn check_own_retirement(&self) {
+        if self.links.retirement().get().is_some() {
+            return;
+        }
+        let retired_at = self
+            .reader
+            .read(|state| state.retired_devices.get(&self.local_device).copied());
+        if let Some(retired_at_index) = retired_at {
+            self.links.retirement().record(Retirement {
+                device_id: self.local_device.clone(),
+                retired_at_index,
+                learned_from: "applied here".to_owned(),
+            });
         }
     }
 
@@ -452,18 +612,31 @@ impl RaftService {
     /// # Errors
     /// As [`RaftService::write`].
     pub async fn gift_card(&self, card_id: &str) -> Result<Option<(i64, String)>, String> {
+        self.with_leader(|| self.gift_card_once(card_id)).await
+    }
+
+    async fn gift_card_once(&self, card_id: &str) -> Attempt<Option<(i64, String)>> {
         match self.read_gift_card_here(card_id).await {
-            Ok(card) => Ok(card),
+            Ok(card) => Attempt::Done(Ok(card)),
             Err(ConsensusError::NotLeader { leader }) => {
+                let device = match self.reachable_leader(leader) {
+                    Ok(device) => device,
+                    Err(why) => return Attempt::NotSent(why),
+                };
                 let request = RaftRequest::ReadGiftCard {
                     card_id: card_id.to_owned(),
                 };
-                match self.forward(leader, &request).await? {
-                    RaftReply::GiftCard(card) => Ok(card),
-                    other => Err(format!("the leader answered {other:?}")),
+                match forwarding::call_leader(&self.links, &device, &request, DECISION_DEADLINE)
+                    .await
+                {
+                    Ok(RaftReply::GiftCard(card)) => Attempt::Done(Ok(card)),
+                    Ok(other) => Attempt::Done(Err(format!("the leader answered {other:?}"))),
+                    Err(why) if forwarding::never_sent(&why) => Attempt::NotSent(why),
+                    Err(why) => Attempt::Done(Err(why)),
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) if e.never_proposed() => Attempt::NotSent(e.to_string()),
+            Err(e) => Attempt::Done(Err(e.to_string())),
         }
     }
 
@@ -549,6 +722,7 @@ impl RaftService {
                 .values()
                 .map(ToString::to_string)
                 .collect(),
+            retired: self.retirement().map(|r| r.to_string()),
         }
     }
 
@@ -564,6 +738,7 @@ impl RaftService {
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|stopped| *stopped) => return,
             }
+            self.check_own_retirement();
             if let Err(error) = self.reconcile_membership().await {
                 tracing::debug!(%error, "membership change not made (will retry)");
             }

@@ -99,6 +99,15 @@ pub enum RaftReply {
     },
     /// To `ClientWriteBatch`: per command, in order, its outcome or why it failed.
     WrittenBatch(Vec<Result<ForwardedWrite, String>>),
+    /// The peer refused the call: the caller was retired from the store (removed by a
+    /// manager) and is no member any more (code `device_retired`,
+    /// [`super::retirement`]).
+    Retired {
+        /// The caller, as the peer knows it.
+        device_id: String,
+        /// Raft log index of its retirement.
+        retired_at_index: u64,
+    },
 }
 
 /// A forwarded command's outcome: committed and applied.

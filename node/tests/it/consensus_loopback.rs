@@ -3,8 +3,10 @@
 //! card issued through a follower is redeemed in full by two devices at once — exactly one
 //! succeeds — and the balance read from a third is 0; the day is closed through a follower
 //! and its Z-report (with a late entry) is byte-identical on every device; the leader is
-//! SIGKILLed, a new one is elected and the committed data is intact; a device left alone
-//! answers `no_quorum` and still takes sales.
+//! SIGKILLed — writes reaching the followers meanwhile wait for the next leader and commit
+//! —, a new one is elected and the committed data is intact; a device left alone answers
+//! `no_quorum` and still takes sales. A removed device learns it was removed and refuses
+//! writes with `device_retired`.
 
 use super::support;
 use posmesh_node::node_process::NodeProcess;
@@ -295,8 +297,56 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
     assert_eq!(z["late_entries"], json!(["till-3/1"]), "{z}");
     assert_eq!(z["complete"], true);
 
-    // The leader dies: the other two elect a new one; committed data is intact.
-    a.kill().expect("SIGKILL the leader");
+    // The leader dies with a write on its way to it. Writes that reach the followers once
+    // the leader has gone silent (longer than two heartbeats, 500 ms: a follower forwards
+    // only to a leader heard lately) wait for the next leader and commit there, instead
+    // of failing at once (`no_quorum`) or being sent to the dead leader, whose connection
+    // lives on for seconds (`outcome_unknown`).
+    let in_flight = post(
+        &client,
+        &b,
+        "/v1/gift-cards",
+        "issue-in-flight",
+        json!({"card_id": "card-f", "amount_minor": 100, "currency": "GBP"}),
+    );
+    let after_the_kill = async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        a.kill().expect("SIGKILL the leader");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let sent = Instant::now();
+        let answers = tokio::join!(
+            post(
+                &client,
+                &b,
+                "/v1/gift-cards",
+                "issue-b",
+                json!({"card_id": "card-b", "amount_minor": 100, "currency": "GBP"}),
+            ),
+            post(
+                &client,
+                &c,
+                "/v1/gift-cards",
+                "issue-c",
+                json!({"card_id": "card-c", "amount_minor": 100, "currency": "GBP"}),
+            ),
+        );
+        (answers, sent.elapsed())
+    };
+    let (in_flight, ((on_b, on_c), waited)) = tokio::join!(in_flight, after_the_kill);
+    // Sent before the kill: committed, or its answer lost with the leader — never a plain
+    // refusal.
+    assert!(
+        in_flight.0 == 201
+            || (in_flight.0 == 503 && in_flight.1["error"]["code"] == "outcome_unknown"),
+        "{in_flight:?}"
+    );
+    assert_eq!(
+        (on_b.0, on_c.0),
+        (201, 201),
+        "writes during the failover wait for the next leader: {on_b:?} {on_c:?}"
+    );
+    println!("writes sent 0.6 s after the leader's kill committed after {waited:?}");
+    // The other two elected a new leader; committed data is intact.
     let leader = wait_leader(&client, &[&b, &c], 3, Some("till-1")).await;
     assert_ne!(leader, "till-1");
     let (status, card) = balance(&client, &b, "card-1").await;
@@ -351,6 +401,15 @@ async fn a_removed_device_leaves_the_raft_group_for_good() {
     let client = support::http_client();
     let (a, b, c) = start_store(&client, dir.path()).await;
     wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    let (status, issued) = post(
+        &client,
+        &a,
+        "/v1/gift-cards",
+        "issue-r",
+        json!({"card_id": "card-r", "amount_minor": 1000, "currency": "GBP"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
     let (status, answer) = post(
         &client,
         &c,
@@ -387,6 +446,64 @@ async fn a_removed_device_leaves_the_raft_group_for_good() {
     )
     .await;
     assert_eq!(status, 200, "{answer}");
+    // The removed device finds out (its own retirement applied, or its calls refused):
+    // it says so in its status and alerts, and takes no more writes — no store-wide
+    // decision, no sale — with a precise code; the other two go on.
+    let started = Instant::now();
+    let retired = loop {
+        let view = raft(&client, &c).await;
+        if let Some(retired) = view["retired"].as_str() {
+            break retired.to_owned();
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "till-3 does not know it was removed: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("till-3 learned its removal after {:?}", started.elapsed());
+    assert!(
+        retired.contains("till-3 was removed") && retired.contains("new device"),
+        "{retired}"
+    );
+    let alerts = support::get_json(&client, &format!("http://{}/v1/alerts", c.api)).await;
+    assert!(
+        alerts["alerts"].as_array().is_some_and(|all| all
+            .iter()
+            .any(|a| a["kind"] == "device_retired" && a["subject"] == "till-3")),
+        "{alerts}"
+    );
+    let (status, answer) = redeem(&client, &c, "card-r", "r-retired", 100).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("device_retired")),
+        "{answer}"
+    );
+    let (status, answer) = post(
+        &client,
+        &c,
+        "/v1/sales",
+        "sale-retired",
+        support::valid_sale(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("device_retired")),
+        "{answer}"
+    );
+    let (status, answer) = redeem(&client, &a, "card-r", "r-a", 100).await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = redeem(&client, &b, "card-r", "r-b", 100).await;
+    assert_eq!(status, 201, "{answer}");
+    support::post_created(
+        &client,
+        &b.api,
+        "/v1/sales",
+        "sale-b",
+        &support::valid_sale(),
+    )
+    .await;
     let started = Instant::now();
     loop {
         let views = [raft(&client, &a).await, raft(&client, &b).await];
