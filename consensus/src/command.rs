@@ -612,4 +612,11 @@ pub enum Refusal {
         /// The rule the change breaks, for a person.
         rule: String,
     },
+    /// The change would take the admin role from the store's only admin, leaving nobody
+    /// who can appoint managers or admins.
+    #[error("{operator_id:?} is the store's only admin: appoint another admin first, then change {operator_id:?}'s role")]
+    LastAdmin {
+        /// The only admin.
+        operator_id: String,
+    },
 }

@@ -147,11 +147,14 @@ impl Staff {
     /// - Managers and admins manage cashiers and supervisors; only an admin creates or
     ///   changes a manager or an admin (also demoting one); nobody gives a role above
     ///   their own.
+    /// - The store keeps at least one admin: the only admin's role cannot be changed (not
+    ///   even by themselves) until another admin is appointed.
     ///
     /// # Errors
     /// [`Refusal::AuthorisationRequired`] without an authorising operator once the store
     /// has operators, or for an unknown one; [`Refusal::RoleInsufficient`] when the role
-    /// rules forbid the change.
+    /// rules forbid the change; [`Refusal::LastAdmin`] for a change of the only admin's
+    /// role that the role rules allow.
     pub fn may_set_operator(
         &self,
         authorised_by: Option<&str>,
@@ -209,6 +212,16 @@ impl Staff {
                     None => format!("would be a {}", role.as_str()),
                 }
             )));
+        }
+        let admins = self
+            .operators
+            .values()
+            .filter(|o| o.role == Role::Admin)
+            .count();
+        if current == Some(Role::Admin) && role != Role::Admin && admins == 1 {
+            return Err(Refusal::LastAdmin {
+                operator_id: operator_id.to_owned(),
+            });
         }
         Ok(())
     }
@@ -469,6 +482,39 @@ mod tests {
                 &authorised(Some("mia"), "eve", Role::Cashier)
             ),
             Refusal::RoleInsufficient { .. }
+        ));
+    }
+
+    #[test]
+    fn the_only_admin_keeps_the_role_until_another_is_appointed() {
+        let mut state = StoreState::default();
+        applied(&mut state, 1, &authorised(None, "ada", Role::Admin));
+        for role in [Role::Manager, Role::Cashier] {
+            let refusal = refused(&mut state, 2, &authorised(Some("ada"), "ada", role));
+            assert!(
+                matches!(&refusal, Refusal::LastAdmin { operator_id } if operator_id == "ada"),
+                "{refusal}"
+            );
+            assert!(refusal.to_string().contains("appoint another admin first"));
+        }
+        assert_eq!(state.staff.operators["ada"].role, Role::Admin, "unchanged");
+        // Keeping the role (a new PIN) is fine.
+        applied(&mut state, 2, &authorised(Some("ada"), "ada", Role::Admin));
+        // With a second admin, either may be demoted — but not then the other.
+        applied(&mut state, 3, &authorised(Some("ada"), "ann", Role::Admin));
+        applied(
+            &mut state,
+            4,
+            &authorised(Some("ann"), "ada", Role::Manager),
+        );
+        assert_eq!(state.staff.operators["ada"].role, Role::Manager);
+        assert!(matches!(
+            refused(
+                &mut state,
+                5,
+                &authorised(Some("ann"), "ann", Role::Cashier)
+            ),
+            Refusal::LastAdmin { .. }
         ));
     }
 

@@ -33,6 +33,7 @@ pub mod api;
 pub mod bench;
 pub mod catalog_file;
 pub mod catalog_in_force;
+pub mod child_processes;
 pub mod cli;
 pub mod clock;
 pub mod cloud;

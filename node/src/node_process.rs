@@ -1,6 +1,8 @@
 //! A `posmesh device` running as a child process, for benchmarks, integration tests and
 //! (later) the lab: start it on a data directory, wait until it listens, SIGKILL or stop it.
-//! The child is killed when the handle is dropped, so a failing test leaves no process.
+//! The child is killed when the handle is dropped, so a failing test leaves no process,
+//! and is registered in [`crate::child_processes`] until reaped, so a benchmark ended by
+//! SIGINT or SIGTERM kills it too.
 
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -125,8 +127,7 @@ impl NodeProcess {
 
     /// SIGKILL: the process dies at once, like a power cut for everything not yet synced.
     pub fn kill(mut self) -> anyhow::Result<()> {
-        self.child.kill()?;
-        self.child.wait()?;
+        crate::child_processes::kill_and_reap(&mut self.child)?;
         Ok(())
     }
 
@@ -135,14 +136,15 @@ impl NodeProcess {
     pub fn stop(mut self) -> anyhow::Result<()> {
         let pid = i32::try_from(self.child.id())?;
         if send_sigterm(pid) {
+            // Ending on its own now: forgotten before it is reaped below.
+            crate::child_processes::reaping(self.child.id());
             let deadline = std::time::Instant::now() + STOP_TIMEOUT;
             let status = loop {
                 if let Some(status) = self.child.try_wait()? {
                     break status;
                 }
                 if std::time::Instant::now() >= deadline {
-                    self.child.kill()?;
-                    self.child.wait()?;
+                    crate::child_processes::kill_and_reap(&mut self.child)?;
                     bail!("node did not exit within {STOP_TIMEOUT:?} of SIGTERM (killed)");
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -151,8 +153,7 @@ impl NodeProcess {
                 bail!("node exited with {status} after SIGTERM");
             }
         } else {
-            self.child.kill()?;
-            self.child.wait()?;
+            crate::child_processes::kill_and_reap(&mut self.child)?;
         }
         Ok(())
     }
@@ -175,14 +176,16 @@ impl NodeProcess {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = crate::child_processes::kill_and_reap(&mut self.child);
     }
 }
 
 /// Spawns `command` (a `posmesh` subcommand taking `--ready-file`) with its stderr appended
 /// to `<state_dir>.log`, and waits until it writes `<state_dir>.ready.json`; `parse` takes
-/// the addresses out of that JSON. `what` names the process in errors.
+/// the addresses out of that JSON. `what` names the process in errors. The child is
+/// registered in [`crate::child_processes`]: its handle must reap it through
+/// [`crate::child_processes::kill_and_reap`] (or call
+/// [`crate::child_processes::reaping`] before waiting).
 ///
 /// # Errors
 /// The log cannot be opened, the process cannot start, exits before it is ready (the error
@@ -212,9 +215,10 @@ pub(crate) fn spawn_until_ready<T>(
         .stderr(log)
         .spawn()
         .with_context(|| format!("cannot start {what} ({program})"))?;
+    crate::child_processes::started(child.id());
     let started = crate::clock::monotonic_now();
     loop {
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = crate::child_processes::try_reap(&mut child)? {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             bail!("{what} exited with {status} before listening:\n{log}");
         }
@@ -225,8 +229,7 @@ pub(crate) fn spawn_until_ready<T>(
             return Ok((child, found));
         }
         if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = crate::child_processes::kill_and_reap(&mut child);
             bail!("{what} did not listen within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(10));

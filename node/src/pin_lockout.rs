@@ -11,6 +11,15 @@
 //! [`crate::storage::pin_attempts`]), so a restart or crash of the node does not clear it:
 //! a store-wide count through Raft would write to the log on every wrong PIN, and a thief
 //! at one till cannot use the others unseen.
+//!
+//! Ids that name no operator are counted too, so that a made-up id is locked out after
+//! [`PIN_FAILURES_MAX`] guesses exactly like a real one (else the first 429 would tell
+//! which ids exist). Their counts are kept in memory only — never stored, so guessing ids
+//! cannot fill the device's storage — and at most [`UNKNOWN_IDS_MAX`] of them: a new
+//! unknown id beyond that replaces the one guessed longest ago. The cost: a restart
+//! forgets these counts, and someone cycling through more than [`UNKNOWN_IDS_MAX`] made-up
+//! ids between two guesses at one of them sees that id never lock (a real id, whose count
+//! is stored, would); that takes thousands of Argon2 checks, one at a time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +28,8 @@ use std::sync::Mutex;
 pub const PIN_FAILURES_MAX: u32 = 5;
 /// How long a lockout lasts, ms.
 pub const LOCKOUT_MS: u64 = 5 * 60 * 1000;
+/// Most ids naming no operator whose wrong PINs are counted (in memory) at once.
+pub const UNKNOWN_IDS_MAX: usize = 4096;
 
 /// An operator's wrong PINs in a row on this device, as kept and stored.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +72,9 @@ impl PinAttempts {
 #[derive(Debug, Default)]
 pub struct PinLockout {
     attempts: Mutex<HashMap<String, PinAttempts>>,
+    /// Ids naming no operator: their count and the time of their last wrong PIN (ms), at
+    /// most [`UNKNOWN_IDS_MAX`], never stored.
+    unknown: Mutex<HashMap<String, (PinAttempts, u64)>>,
     /// Held for a whole check (read the lockout, verify, record): see
     /// [`PinLockout::one_check_at_a_time`].
     checks: tokio::sync::Mutex<()>,
@@ -71,6 +85,7 @@ impl PinLockout {
     pub fn restored(stored: impl IntoIterator<Item = (String, PinAttempts)>) -> Self {
         Self {
             attempts: Mutex::new(stored.into_iter().collect()),
+            unknown: Mutex::default(),
             checks: tokio::sync::Mutex::new(()),
         }
     }
@@ -88,10 +103,33 @@ impl PinLockout {
     /// that many more seconds (rounded up).
     pub fn check(&self, operator_id: &str, now_ms: u64) -> Result<(), u64> {
         let attempts = self.lock();
-        match attempts.get(operator_id) {
-            Some(a) if a.locked_at(now_ms) => Err((a.locked_until_ms - now_ms).div_ceil(1000)),
-            _ => Ok(()),
+        locked_for(attempts.get(operator_id), now_ms)
+    }
+
+    /// As [`Self::check`], for an id that names no operator (its in-memory count).
+    pub fn check_unknown(&self, id: &str, now_ms: u64) -> Result<(), u64> {
+        let unknown = self.lock_unknown();
+        locked_for(unknown.get(id).map(|(a, _)| a), now_ms)
+    }
+
+    /// Records a wrong PIN for `id`, which names no operator, at `now_ms` (in memory only,
+    /// see the module's doc); returns whether the id is locked out now, after
+    /// [`PIN_FAILURES_MAX`] in a row as for an operator. A new id when
+    /// [`UNKNOWN_IDS_MAX`] are counted replaces the one whose last wrong PIN is oldest.
+    pub fn record_unknown(&self, id: &str, now_ms: u64) -> bool {
+        let mut unknown = self.lock_unknown();
+        if !unknown.contains_key(id) && unknown.len() >= UNKNOWN_IDS_MAX {
+            let oldest = unknown
+                .iter()
+                .min_by_key(|(_, (_, last_ms))| *last_ms)
+                .map(|(oldest, _)| oldest.clone());
+            if let Some(oldest) = oldest {
+                unknown.remove(&oldest);
+            }
         }
+        let (entry, last_ms) = unknown.entry(id.to_owned()).or_default();
+        *last_ms = now_ms;
+        fail(entry, now_ms)
     }
 
     /// Records the outcome of a PIN check of `operator_id` at `now_ms`; returns whether the
@@ -117,14 +155,7 @@ impl PinLockout {
             return Ok(false);
         }
         let entry = attempts.entry(operator_id.to_owned()).or_default();
-        if entry.locked_until_ms != 0 && entry.locked_until_ms <= now_ms {
-            *entry = PinAttempts::default(); // an expired lockout starts a fresh count
-        }
-        entry.failures += 1;
-        let locked = entry.failures >= PIN_FAILURES_MAX;
-        if locked {
-            entry.locked_until_ms = now_ms.saturating_add(LOCKOUT_MS);
-        }
+        let locked = fail(entry, now_ms);
         persist(operator_id, Some(*entry))?;
         Ok(locked)
     }
@@ -152,6 +183,32 @@ impl PinLockout {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PinAttempts>> {
         self.attempts.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn lock_unknown(&self) -> std::sync::MutexGuard<'_, HashMap<String, (PinAttempts, u64)>> {
+        self.unknown.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `Err(seconds left, rounded up)` if `attempts` is a lockout still running at `now_ms`.
+fn locked_for(attempts: Option<&PinAttempts>, now_ms: u64) -> Result<(), u64> {
+    match attempts {
+        Some(a) if a.locked_at(now_ms) => Err((a.locked_until_ms - now_ms).div_ceil(1000)),
+        _ => Ok(()),
+    }
+}
+
+/// Counts one more wrong PIN at `now_ms` in `entry` (an expired lockout starts a fresh
+/// count); returns whether that locks it out.
+fn fail(entry: &mut PinAttempts, now_ms: u64) -> bool {
+    if entry.locked_until_ms != 0 && entry.locked_until_ms <= now_ms {
+        *entry = PinAttempts::default();
+    }
+    entry.failures += 1;
+    let locked = entry.failures >= PIN_FAILURES_MAX;
+    if locked {
+        entry.locked_until_ms = now_ms.saturating_add(LOCKOUT_MS);
+    }
+    locked
 }
 
 #[cfg(test)]
@@ -256,6 +313,35 @@ mod tests {
             Err("disk full")
         );
         assert!(lockout.check("bob", 1).is_err());
+    }
+
+    #[test]
+    fn a_made_up_id_locks_out_like_an_operator_within_a_bounded_memory() {
+        let lockout = PinLockout::default();
+        let t0 = 1_000_000;
+        for i in 0..PIN_FAILURES_MAX - 1 {
+            assert_eq!(lockout.check_unknown("ghost", t0), Ok(()));
+            assert!(!lockout.record_unknown("ghost", t0 + u64::from(i)));
+        }
+        assert!(lockout.record_unknown("ghost", t0 + 10));
+        assert_eq!(lockout.check_unknown("ghost", t0 + 10), Err(300));
+        assert_eq!(lockout.check("ghost", t0 + 10), Ok(()), "kept apart");
+        // Expired: a fresh count, as for an operator.
+        let later = t0 + 10 + LOCKOUT_MS;
+        assert_eq!(lockout.check_unknown("ghost", later), Ok(()));
+        assert!(!lockout.record_unknown("ghost", later));
+        // Bounded: more ids than the cap keep the map at the cap, dropping the oldest.
+        for k in 0..UNKNOWN_IDS_MAX + 10 {
+            lockout.record_unknown(&format!("id-{k}"), later + 1 + k as u64);
+        }
+        assert_eq!(lockout.lock_unknown().len(), UNKNOWN_IDS_MAX);
+        assert!(
+            !lockout.lock_unknown().contains_key("ghost"),
+            "oldest dropped"
+        );
+        assert!(lockout
+            .lock_unknown()
+            .contains_key(&format!("id-{}", UNKNOWN_IDS_MAX + 9)));
     }
 
     #[test]

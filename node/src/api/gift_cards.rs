@@ -282,6 +282,7 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             "role_insufficient",
             Some(super::operator_auth::OPERATOR_ID_HEADER),
         ),
+        R::LastAdmin { .. } => (StatusCode::CONFLICT, "last_admin", Some("role")),
         _ => (StatusCode::CONFLICT, "refused", None),
     };
     ApiError::new(status, code, refusal.to_string(), field)

@@ -106,9 +106,11 @@ pub(super) async fn check_pin(
 
 /// The operator `operator_id`, once `pin` is verified as theirs by [`check_pin`] (the
 /// lockout applies). An unknown `operator_id` is answered like a wrong PIN — 401
-/// `pin_mismatch` naming `field`, after a hash check of the same cost — so the answer
-/// does not tell which ids exist. Unknown ids have no lockout count (counting them would
-/// let anyone fill this device's storage).
+/// `pin_mismatch` naming `field`, after a hash check of the same cost, and 429
+/// `pin_locked` after as many wrong guesses — so the answer does not tell which ids
+/// exist. Unknown ids are counted in memory only, a bounded number of them
+/// ([`crate::pin_lockout::PinLockout::record_unknown`]): counting them in storage would
+/// let anyone fill this device's disk.
 ///
 /// # Errors
 /// 401 `pin_mismatch`, 429 `pin_locked`, 503 without consensus, 500 `storage`.
@@ -129,9 +131,17 @@ pub(super) async fn authenticate(
         }
         None => {
             let _turn = node.pin_lockout.one_check_at_a_time().await;
+            let now_ms = crate::clock::wall_clock_ms();
+            node.pin_lockout
+                .check_unknown(operator_id, now_ms)
+                .map_err(|secs| pin_locked(operator_id, secs, field))?;
             tokio::task::spawn_blocking(move || crate::pin::verify_against_nobody(&pin))
                 .await
                 .map_err(ApiError::internal)?;
+            if node.pin_lockout.record_unknown(operator_id, now_ms) {
+                tracing::warn!(operator = %operator_id, "unknown operator id locked out after {} wrong PINs", crate::pin_lockout::PIN_FAILURES_MAX);
+                metrics::counter!("posmesh_pin_lockouts_total").increment(1);
+            }
             Err(pin_mismatch(field))
         }
     }

@@ -109,8 +109,9 @@ pub struct SetTaxRatesBody {
 /// supervisors; only admins create or change managers and admins; nobody gives a role
 /// above their own; anyone may change their own name and PIN keeping their role. The
 /// store's first operator (none committed yet) is set without the headers and must be an
-/// admin. Order of checks: authorising PIN, body, role rules; every refusal changes
-/// nothing.
+/// admin, and the store's only admin keeps the role until another is appointed (409
+/// `last_admin`). Order of checks: authorising PIN, body, role rules; every refusal
+/// changes nothing.
 #[utoipa::path(post, path = "/v1/operators", request_body = SetOperatorBody,
     params(
         ("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only for the store's first operator)"),
@@ -119,6 +120,7 @@ pub struct SetTaxRatesBody {
     responses((status = 201, description = "set (the committed outcome)"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody, description = "`pin_required`: no authorising operator (the store has operators) or one header missing; `pin_mismatch`: unknown authorising operator or wrong PIN (the same answer; counts against the operator's lockout)"),
               (status = 403, body = ErrorBody, description = "`role_insufficient`: the authorising operator's role may not make this change (or a first operator that is not an admin)"),
+              (status = 409, body = ErrorBody, description = "`last_admin`: the change would take the admin role from the store's only admin (appoint another admin first)"),
               (status = 422, body = ErrorBody),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"),
               (status = 503, body = ErrorBody)))]
@@ -189,11 +191,15 @@ pub async fn list_operators(
 
 /// Checks an operator's PIN: 200 with the role if it matches, 401 `pin_mismatch` if not,
 /// 429 `pin_locked` for 5 minutes after 5 wrong PINs in a row on this device
-/// ([`crate::pin_lockout`]; a manager lifts it with `POST /v1/operators/{id}/unlock`).
+/// ([`crate::pin_lockout`]; a manager lifts it with `POST /v1/operators/{id}/unlock`). An
+/// id naming no operator gets the same answers — 401 `pin_mismatch` after a hash check of
+/// the same cost, 429 after 5 guesses — so ids cannot be enumerated
+/// ([`super::pin_unlock::authenticate`]).
 #[utoipa::path(post, path = "/v1/operators/{id}/verify-pin", request_body = VerifyPinBody,
     params(("id" = String, Path)),
-    responses((status = 200, body = OperatorView), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = OperatorView),
+              (status = 401, body = ErrorBody, description = "`pin_mismatch`: wrong PIN or unknown operator (the same answer)"),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: 5 wrong PINs in a row for this id on this device")))]
 pub async fn verify_pin(
     State(node): State<Arc<NodeContext>>,
     Path(operator_id): Path<String>,
@@ -201,8 +207,7 @@ pub async fn verify_pin(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OperatorView>, ApiError> {
     let body: VerifyPinBody = parse_json(&headers, body)?;
-    let operator = super::pin_unlock::operator(&node, &operator_id, "operator_not_found", None)?;
-    super::pin_unlock::check_pin(&node, &operator_id, &operator, body.pin, "pin").await?;
+    let operator = super::pin_unlock::authenticate(&node, &operator_id, body.pin, "pin").await?;
     Ok(Json(OperatorView {
         operator_id,
         name: operator.name,

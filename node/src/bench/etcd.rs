@@ -2,7 +2,9 @@
 //! `etcd` binary on `PATH`) on 127.0.0.1 ports of this machine, each member with its own
 //! data directory under the benchmark's work directory, written to through etcd's v3
 //! HTTP/JSON gateway (`POST /v3/kv/put`, key and value in base64). The members are
-//! SIGKILLed by pid when the [`EtcdCluster`] is dropped.
+//! SIGKILLed by pid when the [`EtcdCluster`] is dropped, and registered in
+//! [`crate::child_processes`] meanwhile, so a benchmark ended by SIGINT (Ctrl-C) or
+//! SIGTERM kills them too instead of leaving them running.
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
@@ -87,13 +89,14 @@ impl EtcdCluster {
                 .stderr(log)
                 .spawn()
                 .context("cannot start etcd")?;
+            crate::child_processes::started(child.id());
             this.children.push(child);
         }
         let started = crate::clock::monotonic_now();
         for url in this.client_urls.clone() {
             loop {
                 for child in &mut this.children {
-                    if let Some(status) = child.try_wait()? {
+                    if let Some(status) = crate::child_processes::try_reap(child)? {
                         bail!(
                             "an etcd member exited with {status} (logs in {})",
                             work.display()
@@ -111,14 +114,18 @@ impl EtcdCluster {
         }
         Ok(this)
     }
+
+    /// The members' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
 }
 
 impl Drop for EtcdCluster {
     fn drop(&mut self) {
         for child in &mut self.children {
             // Our own children, by pid.
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = crate::child_processes::kill_and_reap(child);
         }
     }
 }
@@ -159,4 +166,64 @@ fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `pid` is a process that has not ended (a zombie — ended, not yet reaped —
+    /// counts as ended).
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // `pid (comm) S ...`: the state follows the last ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
+    }
+
+    /// SIGTERM to the benchmark (here: this test process, whose handlers
+    /// [`crate::child_processes::on_interrupt`] installed first) kills the etcd members it
+    /// started, by the same path as a `posmesh bench` stopped by SIGTERM or Ctrl-C.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigterm_kills_the_etcd_members_it_started() {
+        if Command::new("etcd").arg("--version").output().is_err() {
+            eprintln!("SKIPPED: no `etcd` on PATH (apt-get install etcd-server)");
+            return;
+        }
+        let work = tempfile::tempdir().expect("tempdir");
+        let client = crate::loopback_store::client().expect("client");
+        let cluster = EtcdCluster::start(&client, work.path(), Duration::from_secs(60))
+            .await
+            .expect("etcd cluster starts");
+        let pids = cluster.pids();
+        assert_eq!(pids.len(), MEMBERS);
+        for pid in &pids {
+            assert!(running(*pid), "member {pid} runs");
+            assert!(crate::child_processes::is_registered(*pid));
+        }
+        let interrupted = crate::child_processes::on_interrupt().expect("handlers");
+        let status = Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let code = tokio::time::timeout(Duration::from_secs(10), interrupted)
+            .await
+            .expect("SIGTERM seen within 10 s");
+        assert_eq!(code, 143);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pids.iter().any(|pid| running(*pid)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "members still running 10 s after SIGTERM: {pids:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for pid in &pids {
+            assert!(!crate::child_processes::is_registered(*pid));
+        }
+        drop(cluster); // reaps them
+    }
 }

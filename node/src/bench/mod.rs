@@ -141,6 +141,14 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
         device_id: "till-1".into(),
     };
     let limit = std::time::Duration::from_secs(args.time_limit_s);
+    // SIGINT (Ctrl-C) or SIGTERM mid-run: kill the processes this run started (etcd
+    // members, nodes) rather than leave them running, then exit as the signal would.
+    let interrupted = crate::child_processes::on_interrupt()?;
+    let _watch = AbortOnDrop(tokio::spawn(async move {
+        let code = interrupted.await;
+        eprintln!("posmesh bench: interrupted, child processes killed");
+        std::process::exit(code)
+    }));
     let mut report = BenchReport::default();
     println!(
         "posmesh bench — data in {} ({} cores)",
@@ -235,6 +243,15 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     }
     println!("{}", serde_json::to_string(&report)?);
     Ok(report)
+}
+
+/// Stops the signal watcher of [`run_bench`] when the run ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn tempdir_in(base: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {

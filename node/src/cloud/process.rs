@@ -36,8 +36,7 @@ pub struct CloudProcess {
 
 impl Drop for CloudProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = crate::child_processes::kill_and_reap(&mut self.child);
     }
 }
 
@@ -96,8 +95,7 @@ impl CloudProcess {
     /// # Errors
     /// The signal or the wait failed.
     pub fn kill(mut self) -> anyhow::Result<()> {
-        self.child.kill()?;
-        self.child.wait()?;
+        crate::child_processes::kill_and_reap(&mut self.child)?;
         Ok(())
     }
 }

@@ -179,12 +179,13 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
             "pin_mismatch",
             Some("pin"),
         ),
+        // An id naming no operator is answered as a wrong PIN: ids cannot be enumerated.
         (
             "/v1/operators/nobody/verify-pin",
             json!({"pin": "1357"}),
-            404,
-            "operator_not_found",
-            None,
+            401,
+            "pin_mismatch",
+            Some("pin"),
         ),
         (
             "/v1/shifts",
@@ -292,15 +293,39 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     );
     assert!(raft(&client, &a).await["applied_index"].as_u64() > Some(3));
     // One wrong PIN above, four more: bob is locked out, even with his right PIN.
+    let mut wrong = Value::Null;
     for _ in 0..4 {
-        let (code, _) = verify_pin(&client, &a, "bob", "0000").await;
+        let (code, answer) = verify_pin(&client, &a, "bob", "0000").await;
         assert_eq!(code, 401);
+        wrong = answer;
     }
     let (code, locked) = verify_pin(&client, &a, "bob", "1357").await;
     assert_eq!(
         (code, locked["error"]["code"].as_str()),
         (429, Some("pin_locked")),
         "{locked}"
+    );
+    // A made-up id gets the very same answers: 401 with the same body for five guesses,
+    // then the same 429 (its id and the seconds left aside).
+    for _ in 0..5 {
+        assert_eq!(
+            verify_pin(&client, &a, "ghost", "0000").await,
+            (401, wrong.clone())
+        );
+    }
+    let (code, ghost_locked) = verify_pin(&client, &a, "ghost", "1357").await;
+    let shape = |answer: &Value, id: &str| -> String {
+        answer
+            .to_string()
+            .replace(id, "ID")
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect()
+    };
+    assert_eq!(
+        (code, shape(&ghost_locked, "ghost")),
+        (429, shape(&locked, "bob")),
+        "{ghost_locked} vs {locked}"
     );
 }
 
@@ -521,6 +546,9 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
         );
         if code == "pin_mismatch" {
             mismatches.push(answer);
+        } else if code == "last_admin" {
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("appoint another admin first"), "{answer}");
         }
     }
     assert!(
@@ -798,6 +826,14 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             "invalid_field",
             "role",
         ),
+        // The store's only admin keeps the role, whoever asks (appoint another first).
+        (
+            Some(ADA),
+            op("ada", "manager", "8642"),
+            409,
+            "last_admin",
+            "role",
+        ),
     ];
     let mut mismatches = Vec::new();
     for (by, body, status, code, field) in cases {
@@ -813,6 +849,9 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
         );
         if code == "pin_mismatch" {
             mismatches.push(answer);
+        } else if code == "last_admin" {
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("appoint another admin first"), "{answer}");
         }
     }
     assert_eq!(mismatches.len(), 2);
