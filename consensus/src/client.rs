@@ -9,19 +9,30 @@ use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, 
 use openraft::ReadPolicy;
 use std::time::Duration;
 
+/// Start of the text of every error after which a write's fate is unknown — it was
+/// proposed (or sent to the leader) and may still commit: [`ConsensusError::Unconfirmed`],
+/// [`ConsensusError::LeaderChanged`], and a forwarded write whose answer was lost. The API
+/// answers these 503 `outcome_unknown` ("retry with the same Idempotency-Key"), never
+/// `no_quorum`, so a till does not take another tender for a payment that may have gone
+/// through.
+pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
+
 /// Why a store-wide decision could not be made (or confirmed) through this node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsensusError {
-    /// This node cannot get the command committed: it is cut off from a majority of the
-    /// store's voters (a partitioned minority), or no leader is known. Either openraft
-    /// refused the proposal (a leader whose quorum lease expired answers "forward to no
-    /// one"), or it was proposed and not committed within the deadline.
-    ///
-    /// In the second case the entry may still commit later, once the partition heals, or be
-    /// discarded: retry with the same ids (e.g. the same `redemption_id`), which the state
-    /// machine deduplicates.
-    #[error("no quorum: the store's voters could not commit this within {waited_ms} ms (this node is cut off from a majority, or there is no leader); retry with the same ids")]
+    /// A linearizable read could not be confirmed: this node could not reach a majority of
+    /// the store's voters within the deadline (a partitioned minority, or no leader).
+    #[error("no quorum: the store's voters could not confirm this read within {waited_ms} ms (this node is cut off from a majority, or there is no leader)")]
     NoQuorum {
+        /// How long the read waited, ms.
+        waited_ms: u64,
+    },
+    /// The command was proposed and not committed within the deadline (this node, the
+    /// leader, lost its majority after it accepted the proposal). The entry may still commit
+    /// later, once the partition heals, or be discarded: retry with the same ids (the same
+    /// Idempotency-Key / `redemption_id`), which the state machine deduplicates.
+    #[error("{OUTCOME_UNKNOWN}: proposed but not committed within {waited_ms} ms (this node may be cut off from most of the store's voters); it may still commit when the store heals: retry with the same ids")]
+    Unconfirmed {
         /// How long the write waited, ms.
         waited_ms: u64,
     },
@@ -33,7 +44,7 @@ pub enum ConsensusError {
     },
     /// The entry was appended on this node, then discarded when it followed a new leader: it
     /// may or may not have committed through that leader. Retry with the same ids.
-    #[error("leadership changed while proposing (new leader: {leader:?}); commit status unknown, retry with the same ids")]
+    #[error("{OUTCOME_UNKNOWN}: leadership changed while proposing (new leader: {leader:?}); it may have committed: retry with the same ids")]
     LeaderChanged {
         /// The new leader, if known.
         leader: Option<NodeId>,
@@ -85,7 +96,7 @@ fn millis(duration: Duration) -> u64 {
 /// (which may be a [`StoreResponse::Refused`]: refusals are committed decisions too).
 ///
 /// # Errors
-/// [`ConsensusError::NoQuorum`] when not committed in time,
+/// [`ConsensusError::Unconfirmed`] when not committed in time (it may still commit),
 /// [`ConsensusError::NoLeader`] when refused for lack of a known leader (nothing proposed),
 /// [`ConsensusError::NotLeader`] on a follower, others as documented there.
 pub async fn write(
@@ -94,7 +105,7 @@ pub async fn write(
     deadline: Duration,
 ) -> Result<(u64, StoreResponse), ConsensusError> {
     match tokio::time::timeout(deadline, raft.client_write(command)).await {
-        Err(_elapsed) => Err(ConsensusError::NoQuorum {
+        Err(_elapsed) => Err(ConsensusError::Unconfirmed {
             waited_ms: millis(deadline),
         }),
         Ok(Ok(response)) => Ok((response.log_id.index, response.data)),
@@ -155,7 +166,7 @@ mod tests {
             assert!(error.to_string().contains(NOT_PROPOSED), "{error}");
         }
         let maybe = [
-            ConsensusError::NoQuorum { waited_ms: 8_000 },
+            ConsensusError::Unconfirmed { waited_ms: 8_000 },
             ConsensusError::LeaderChanged { leader: Some(2) },
             ConsensusError::Stopped("storage".into()),
             ConsensusError::Raft("bug".into()),
@@ -168,5 +179,25 @@ mod tests {
         assert!(ConsensusError::NoLeader
             .to_string()
             .starts_with("no quorum"));
+    }
+
+    #[test]
+    fn a_write_that_may_still_commit_says_outcome_unknown_first() {
+        // The node's API answers `outcome_unknown` by this start, so a till retries with the
+        // same key instead of taking another tender (a write proposed on a leader that then
+        // lost its majority committed after the till had been told "no quorum").
+        for error in [
+            ConsensusError::Unconfirmed { waited_ms: 8_000 },
+            ConsensusError::LeaderChanged { leader: None },
+        ] {
+            assert!(error.to_string().starts_with(OUTCOME_UNKNOWN), "{error}");
+        }
+        for error in [
+            ConsensusError::NoQuorum { waited_ms: 8_000 },
+            ConsensusError::NoLeader,
+            ConsensusError::NotLeader { leader: 2 },
+        ] {
+            assert!(!error.to_string().starts_with(OUTCOME_UNKNOWN), "{error}");
+        }
     }
 }

@@ -26,7 +26,7 @@
 //! - [`restore`]: a store that lost every device, restored on a new device from the state
 //!   the cloud keeps (installed as a snapshot, membership forced to the new device).
 //! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
-//!   [`ConsensusError`] (`NoQuorum`, `NoLeader`, `NotLeader`, …).
+//!   [`ConsensusError`] (`Unconfirmed`, `NoQuorum`, `NoLeader`, `NotLeader`, …).
 //!
 //! The network is not here: openraft's `RaftNetworkFactory`/`RaftNetworkV2` is implemented
 //! over the QUIC mesh by the node, and over tokio channels by this crate's cluster test
@@ -72,7 +72,7 @@
 //! - A partitioned minority cannot commit (Raft paper §5.2/§5.4: commits need a majority);
 //!   a leader that lost its quorum refuses new proposals once its lease has run out
 //!   (openraft docs, "CheckQuorum"). [`write`] reports the first as
-//!   [`ConsensusError::NoQuorum`] (proposed, not committed in time: may still commit) and
+//!   [`ConsensusError::Unconfirmed`] (proposed, not committed in time: may still commit) and
 //!   the second as [`ConsensusError::NoLeader`] (nothing proposed: safe to send again).
 
 pub mod client;

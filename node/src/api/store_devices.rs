@@ -74,9 +74,8 @@ pub async fn remove_device(
                 error.to_string(),
                 Some("device"),
             ),
-            RemoveError::Unavailable(why) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", why, None)
-            }
+            // 503 `no_quorum`, or `outcome_unknown` when the removal may have taken effect.
+            RemoveError::Unavailable(why) => super::gift_cards::no_quorum(why),
         })?;
     Ok(Json(serde_json::json!({"removed": device})))
 }

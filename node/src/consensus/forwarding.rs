@@ -214,9 +214,10 @@ pub async fn call_leader(
     leader_answer(leader, links.call(leader, request, deadline).await, false)
 }
 
-/// Start of the sentence of a forwarded write whose call failed after it was sent (the
-/// connection was lost, or no answer came in time): the leader may have committed it.
-pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
+/// Start of the sentence of a write whose fate is unknown: a forwarded write whose call
+/// failed after it was sent (the connection was lost, or no answer came in time), or one
+/// the leader proposed and could not confirm — the leader may have committed it.
+pub use posmesh_consensus::client::OUTCOME_UNKNOWN;
 
 /// The leader's answer to a call, or a sentence for the person at the till. For a `write`,
 /// a call that failed once sent is [`OUTCOME_UNKNOWN`], not "no quorum": it may have been
@@ -228,6 +229,10 @@ fn leader_answer(
     write: bool,
 ) -> Result<RaftReply, String> {
     match sent {
+        // The leader proposed it and could not confirm it: still unknown, and said first.
+        Ok(RaftReply::Failed(why)) if why.starts_with(OUTCOME_UNKNOWN) => {
+            Err(format!("{why} (at the leader {leader})"))
+        }
         Ok(RaftReply::Failed(why)) => Err(format!("the leader {leader} could not: {why}")),
         Ok(RaftReply::Retired {
             device_id,
@@ -460,10 +465,14 @@ mod tests {
         )
         .expect_err("failed");
         assert!(!never_sent(&lost), "{lost}");
-        let timed_out = posmesh_consensus::ConsensusError::NoQuorum { waited_ms: 8_000 };
+        let timed_out = posmesh_consensus::ConsensusError::Unconfirmed { waited_ms: 8_000 };
         let why = leader_answer("till-1", Ok(RaftReply::Failed(timed_out.to_string())), true)
             .expect_err("failed");
         assert!(!never_sent(&why), "proposed, may still commit: {why}");
+        assert!(
+            why.starts_with(OUTCOME_UNKNOWN),
+            "the API answers outcome_unknown: {why}"
+        );
     }
 
     #[test]

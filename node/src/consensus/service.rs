@@ -561,6 +561,30 @@ impl RaftService {
                 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                // The leader lost its entry while the change was under way (removing the
+                // leader itself hands leadership over): it may have taken effect.
+                Err(error)
+                    if matches!(
+                        error.api_error(),
+                        Some(openraft::error::ClientWriteError::LogEntryDiscarded(_))
+                    ) =>
+                {
+                    anyhow::bail!(
+                        "{}: the leadership changed while the membership was changing (removing the leader hands leadership over); the change may have taken effect: check `posmesh status`, or send it again (repeating it is safe)",
+                        posmesh_consensus::client::OUTCOME_UNKNOWN
+                    )
+                }
+                // This device stopped leading before proposing: nothing changed.
+                Err(error)
+                    if matches!(
+                        error.api_error(),
+                        Some(openraft::error::ClientWriteError::ForwardToLeader(_))
+                    ) =>
+                {
+                    anyhow::bail!(
+                        "no quorum: the leadership moved to another device before the membership change was proposed; send it again (repeating it is safe)"
+                    )
+                }
                 Err(error) => return Err(error.into()),
             }
         }

@@ -298,6 +298,13 @@ mod tests {
             rtt < 2 * delay + Duration::from_secs(2),
             "round trip {rtt:?} far too long"
         );
+        // The relay counts a datagram once its send returned, which may be just after the
+        // client got it: wait (bounded) for the last count.
+        let counted = Instant::now();
+        while relay.forwarded() + relay.dropped() < 10 && counted.elapsed() < Duration::from_secs(2)
+        {
+            thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(relay.forwarded(), 10);
         assert_eq!(relay.dropped(), 0);
         echo.join().expect("echo thread");
