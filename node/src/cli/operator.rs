@@ -166,7 +166,10 @@ async fn unlock(
 
 /// Sends `request` and returns the JSON answer of a 2xx, or an error quoting the node's
 /// code and message.
-async fn answer(url: &str, request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+pub(super) async fn answer(
+    url: &str,
+    request: reqwest::RequestBuilder,
+) -> anyhow::Result<serde_json::Value> {
     let response = request
         .send()
         .await

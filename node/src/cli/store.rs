@@ -1,6 +1,7 @@
-//! `posmesh store`: a manager's commands on a store's Raft membership that cannot go
-//! through Raft — `force-membership` after a permanent loss of the quorum, `restore` after
-//! the loss of every device ([`crate::restore`]).
+//! `posmesh store`: a manager's commands on a store's membership — `remove-device` (through
+//! a running device's API, decided through Raft), and those that cannot go through Raft:
+//! `force-membership` after a permanent loss of the quorum, `restore` after the loss of
+//! every device ([`crate::restore`]).
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -29,6 +30,16 @@ pub enum StoreAdminCommand {
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Removes a device from the store for good (a destroyed or replaced till; a replacement
+    /// gets a new id), asked of any other running device of the store: retired through Raft
+    /// and taken out of the membership. Revoke its certificate too (`posmesh ca revoke`).
+    RemoveDevice {
+        /// The device to remove.
+        device: String,
+        /// API address of a running device of the store (not the one removed).
+        #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
+        api: String,
     },
     /// A store that lost EVERY device: rebuild it on a new enrolled device (a certificate
     /// with a new device id, `posmesh ca issue`) from the cloud's copy — the store's Raft
@@ -59,6 +70,18 @@ pub enum StoreAdminCommand {
 /// A running node (database in use), a directory that is not a member, a bad `--keep`.
 pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
     match command {
+        StoreAdminCommand::RemoveDevice { device, api } => {
+            crate::config::validate_id("device id", &device)?;
+            let url = format!(
+                "{}/v1/store/devices/{device}/remove",
+                super::status::base_url(&api)
+            );
+            super::operator::answer(&url, reqwest::Client::new().post(&url)).await?;
+            println!(
+                "removed {device} from the store for good; revoke its certificate too: posmesh ca revoke"
+            );
+            Ok(true)
+        }
         StoreAdminCommand::ForceMembership {
             data_dir,
             keep,

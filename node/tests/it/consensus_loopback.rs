@@ -395,6 +395,20 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
     assert_eq!(sale["kind"], "sale");
 }
 
+/// `posmesh store remove-device <device> --api <api>`, run to its end.
+async fn remove_with_cli(api: &str, device: &str) -> std::process::Output {
+    let (api, device) = (api.to_owned(), device.to_owned());
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::binary())
+            .args(["store", "remove-device", &device, "--api", &api])
+            .env_remove("POSMESH_API")
+            .output()
+            .expect("run posmesh store remove-device")
+    })
+    .await
+    .expect("joined")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_device_leaves_the_raft_group_for_good() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -422,30 +436,20 @@ async fn a_removed_device_leaves_the_raft_group_for_good() {
         (status, answer["error"]["code"].as_str()),
         (409, Some("remove_self"))
     );
-    // A typo is not banned for good: an id the store never saw is refused.
-    let (status, answer) = post(
-        &client,
-        &b,
-        "/v1/store/devices/till-33/remove",
-        "",
-        json!(null),
-    )
-    .await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (404, Some("unknown_device")),
-        "{answer}"
-    );
+    // A typo is not banned for good: an id the store never saw is refused (the manager's
+    // command, `posmesh store remove-device`, says why and exits non-zero).
+    let typo = remove_with_cli(&b.api, "till-33").await;
+    assert!(!typo.status.success());
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(said.contains("unknown_device"), "{said}");
     // Removed through a follower (forwarded to the leader).
-    let (status, answer) = post(
-        &client,
-        &b,
-        "/v1/store/devices/till-3/remove",
-        "",
-        json!(null),
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    let removed = remove_with_cli(&b.api, "till-3").await;
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("removed till-3"));
     // The removed device finds out (its own retirement applied, or its calls refused):
     // it says so in its status and alerts, and takes no more writes — no store-wide
     // decision, no sale — with a precise code; the other two go on.
