@@ -160,14 +160,32 @@ impl StoreState {
                 effective_at_ms,
                 rates_bps,
             } => self.tax.set(index, *version, *effective_at_ms, rates_bps),
+            // Provisioning (and logs of older versions) set operators unchecked; the API's
+            // changes carry who authorised them, checked against the rules here again.
             StoreCommand::SetOperator {
                 operator_id,
                 name,
                 role,
                 pin_hash,
-            } => self
-                .staff
-                .set_operator(index, operator_id, name, *role, pin_hash),
+            }
+            | StoreCommand::SetOperatorAuthorised {
+                operator_id,
+                name,
+                role,
+                pin_hash,
+                ..
+            } => {
+                let allowed = match command {
+                    StoreCommand::SetOperatorAuthorised { authorised_by, .. } => self
+                        .staff
+                        .may_set_operator(authorised_by.as_deref(), operator_id, *role),
+                    _ => Ok(()),
+                };
+                allowed.and_then(|()| {
+                    self.staff
+                        .set_operator(index, operator_id, name, *role, pin_hash)
+                })
+            }
             StoreCommand::OpenShift {
                 shift_id,
                 device_id,
@@ -193,19 +211,6 @@ impl StoreState {
                 request_hash,
                 command,
             } => return self.apply_idempotent(index, idempotency_key, request_hash, command),
-            StoreCommand::SetOperatorAuthorised {
-                authorised_by,
-                operator_id,
-                name,
-                role,
-                pin_hash,
-            } => self
-                .staff
-                .may_set_operator(authorised_by.as_deref(), operator_id, *role)
-                .and_then(|()| {
-                    self.staff
-                        .set_operator(index, operator_id, name, *role, pin_hash)
-                }),
         };
         match result {
             Ok(outcome) => StoreResponse::Applied(outcome),

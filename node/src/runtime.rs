@@ -319,29 +319,23 @@ async fn start_mesh(
     let raft_links = Arc::new(RaftLinks::default());
     let alerts = store.clone();
     raft_links.on_conflict(Arc::new(move |conflict| {
-        let alert = posmesh_proto::storage::v1::Alert {
-            kind: posmesh_consensus::group::GroupConflict::CODE.to_owned(),
-            subject: conflict.peer.clone(),
-            message: conflict.to_string(),
-            raised_at_ms: i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX),
-        };
-        if let Err(error) = alerts.raise_alert(&alert) {
-            tracing::warn!(%error, "cannot raise the Raft group conflict alert");
-        }
+        raise_alert_now(
+            &alerts,
+            posmesh_consensus::group::GroupConflict::CODE,
+            &conflict.peer,
+            conflict.to_string(),
+        );
     }));
     let alerts = store.clone();
     raft_links
         .retirement()
         .on_retired(Arc::new(move |retirement| {
-            let alert = posmesh_proto::storage::v1::Alert {
-                kind: crate::consensus::retirement::RETIRED_CODE.to_owned(),
-                subject: retirement.device_id.clone(),
-                message: retirement.to_string(),
-                raised_at_ms: i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX),
-            };
-            if let Err(error) = alerts.raise_alert(&alert) {
-                tracing::warn!(%error, "cannot raise the device retired alert");
-            }
+            raise_alert_now(
+                &alerts,
+                crate::consensus::retirement::RETIRED_CODE,
+                &retirement.device_id,
+                retirement.to_string(),
+            );
         }));
     let raft = RaftService::start(
         &config.data_dir,
@@ -430,6 +424,20 @@ async fn start_mesh(
         raft,
         uplink,
     })
+}
+
+/// Raises a manager's alert of `kind` about `subject`, dated now; a failure to store it is
+/// logged (the condition is logged by its raiser too).
+fn raise_alert_now(store: &JournalStore, kind: &str, subject: &str, message: String) {
+    let alert = posmesh_proto::storage::v1::Alert {
+        kind: kind.to_owned(),
+        subject: subject.to_owned(),
+        message,
+        raised_at_ms: i64::try_from(crate::clock::wall_clock_ms()).unwrap_or(i64::MAX),
+    };
+    if let Err(error) = store.raise_alert(&alert) {
+        tracing::warn!(%error, kind, "cannot raise the alert");
+    }
 }
 
 async fn serve(
