@@ -107,11 +107,16 @@ openraft::declare_raft_types!(
     /// openraft's type configuration for the store's Raft group: [`StoreCommand`] in the
     /// log, [`StoreResponse`] back, `u64` node ids, [`openraft::BasicNode`] (an address) per
     /// member, tokio runtime.
+    ///
+    /// Leader ids are standard Raft's (`leader_id_std`): at most one leader per term (Raft
+    /// paper §5.2, "Election Safety"), which the simulator's `raft-election-safety` checker
+    /// asserts. openraft's default (`leader_id_adv`) lets two nodes lead the same term.
     pub TypeConfig:
         D = StoreCommand,
         R = StoreResponse,
         NodeId = NodeId,
         Node = openraft::BasicNode,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
 );
 
 /// A store's Raft node.

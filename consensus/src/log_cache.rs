@@ -120,7 +120,7 @@ mod tests {
     fn indexes(entries: &[EntryOf<TypeConfig>]) -> Vec<(u64, u64)> {
         entries
             .iter()
-            .map(|e| (e.log_id.committed_leader_id().term(), e.index()))
+            .map(|e| (e.log_id.committed_leader_id().term, e.index()))
             .collect()
     }
 

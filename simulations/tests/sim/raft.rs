@@ -10,7 +10,17 @@ const SEEDS_3: u64 = 40;
 /// Seeds of a 5-device store.
 const SEEDS_5: u64 = 10;
 
+/// The seed count: `seeds`, or `POSMESH_RAFT_SIM_SEEDS` when set (a longer sweep by hand,
+/// e.g. `POSMESH_RAFT_SIM_SEEDS=300 cargo test ... raft_on_three`).
+fn seed_count(seeds: u64) -> u64 {
+    std::env::var("POSMESH_RAFT_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(seeds)
+}
+
 fn run(devices: u64, seeds: u64) {
+    let seeds = seed_count(seeds);
     let options = RaftSimOptions {
         devices,
         ..RaftSimOptions::default()
