@@ -5,6 +5,11 @@ use posmesh_node::{bench, cli, config::DeviceConfig, import, runtime};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Microsoft's mimalloc as the process's allocator: a busy leader spent ~12 % of its CPU in
+/// glibc malloc/free (profile of P3 at 256 clients, BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// posmesh — the store's POS devices as one fault-tolerant cluster.
 #[derive(Parser)]
 #[command(name = "posmesh", version, about, long_about = None)]
