@@ -428,7 +428,7 @@ async fn start_mesh(
 
 /// Raises a manager's alert of `kind` about `subject`, dated now; a failure to store it is
 /// logged (the condition is logged by its raiser too).
-fn raise_alert_now(store: &JournalStore, kind: &str, subject: &str, message: String) {
+pub(crate) fn raise_alert_now(store: &JournalStore, kind: &str, subject: &str, message: String) {
     let alert = posmesh_proto::storage::v1::Alert {
         kind: kind.to_owned(),
         subject: subject.to_owned(),
