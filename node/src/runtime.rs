@@ -379,7 +379,28 @@ async fn start_mesh(
         _ => None,
     };
     let observers: Vec<Arc<dyn ConnectionObserver>> = vec![replication.clone(), raft_links];
-    let peers = PeerManager::start(endpoint, &config.peers, rand::random(), stop, observers);
+    let gate = crate::peers::RetiredGate {
+        retired_at: {
+            let raft = Arc::downgrade(&raft);
+            Arc::new(move |device| raft.upgrade().and_then(|raft| raft.retired_at(device)))
+        },
+        on_refused: {
+            let raft = Arc::downgrade(&raft);
+            Arc::new(move |peer, index| {
+                if let Some(raft) = raft.upgrade() {
+                    raft.refused_as_retired(peer, index);
+                }
+            })
+        },
+    };
+    let peers = PeerManager::start_gated(
+        endpoint,
+        &config.peers,
+        rand::random(),
+        stop,
+        observers,
+        Some(gate),
+    );
     if config.mdns_interfaces.is_empty() {
         tracing::info!("no --mdns-interface: discovery off, static peers only");
         return Ok(Mesh {
