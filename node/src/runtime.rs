@@ -379,7 +379,28 @@ async fn start_mesh(
         _ => None,
     };
     let observers: Vec<Arc<dyn ConnectionObserver>> = vec![replication.clone(), raft_links];
-    let peers = PeerManager::start(endpoint, &config.peers, rand::random(), stop, observers);
+    let gate = crate::peers::RetiredGate {
+        retired_at: {
+            let raft = Arc::downgrade(&raft);
+            Arc::new(move |device| raft.upgrade().and_then(|raft| raft.retired_at(device)))
+        },
+        on_refused: {
+            let raft = Arc::downgrade(&raft);
+            Arc::new(move |peer, index| {
+                if let Some(raft) = raft.upgrade() {
+                    raft.refused_as_retired(peer, index);
+                }
+            })
+        },
+    };
+    let peers = PeerManager::start_gated(
+        endpoint,
+        &config.peers,
+        rand::random(),
+        stop,
+        observers,
+        Some(gate),
+    );
     if config.mdns_interfaces.is_empty() {
         tracing::info!("no --mdns-interface: discovery off, static peers only");
         return Ok(Mesh {
@@ -428,7 +449,7 @@ async fn start_mesh(
 
 /// Raises a manager's alert of `kind` about `subject`, dated now; a failure to store it is
 /// logged (the condition is logged by its raiser too).
-fn raise_alert_now(store: &JournalStore, kind: &str, subject: &str, message: String) {
+pub(crate) fn raise_alert_now(store: &JournalStore, kind: &str, subject: &str, message: String) {
     let alert = posmesh_proto::storage::v1::Alert {
         kind: kind.to_owned(),
         subject: subject.to_owned(),

@@ -1,6 +1,6 @@
 //! `GET /v1/alerts`: what a manager must look at — orders closed on two devices, refunds
 //! and voids that clash once a partition heals, a peer in another Raft group, this device
-//! removed from the store.
+//! removed from the store, two keys claiming one device id.
 
 use super::error::ApiError;
 use crate::runtime::NodeContext;
@@ -14,8 +14,11 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertDto {
     /// `order_close_conflict`, `over_refund`, `double_void`, `refund_of_voided_sale`,
-    /// `void_of_refunded_sale`, `raft_group_mismatch` (a peer in another Raft group) or
-    /// `device_retired` (this device was removed from the store).
+    /// `void_of_refunded_sale`, `raft_group_mismatch` (a peer in another Raft group),
+    /// `device_retired` (this device was removed from the store), `device_key_conflict`
+    /// (a second chain-head key claimed for the device named in `subject`, refused) or
+    /// `device_identity_conflict` (this device's id has history it does not hold: wiped
+    /// and restarted under its old id; it takes no sales).
     pub kind: String,
     /// The order id or sale ("device/seq") concerned.
     pub subject: String,

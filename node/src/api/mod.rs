@@ -13,6 +13,9 @@
 //! - [`store_devices`]: manager commands on the store's membership (remove a device).
 //! - [`retired`]: a device removed from the store refuses every write (403
 //!   `device_retired`).
+//! - [`identity_conflict`]: a device whose id has history elsewhere that it does not hold
+//!   (wiped and restarted under its old id) refuses every write (409
+//!   `device_identity_conflict`).
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
 //! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
@@ -30,6 +33,7 @@ pub mod dto;
 pub mod error;
 pub mod gift_cards;
 pub mod health;
+pub mod identity_conflict;
 pub mod openapi;
 pub mod operator_auth;
 pub mod orders;
@@ -120,6 +124,10 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
             retired::refuse_writes_when_retired,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            identity_conflict::refuse_writes_on_identity_conflict,
         ))
         .with_state(node)
 }

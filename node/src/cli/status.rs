@@ -29,6 +29,13 @@ pub async fn fetch_status(mgmt: &str) -> anyhow::Result<NodeStatus> {
 
 /// Prints `status` for a person.
 pub fn print_status(status: &NodeStatus) {
+    if let Some(conflict) = status
+        .replication
+        .as_ref()
+        .and_then(|r| r.identity_conflict.as_ref())
+    {
+        println!("IDENTITY CONFLICT — takes no sales: {conflict}");
+    }
     println!("store     {} ({})", status.store_id, status.store_name);
     println!(
         "device    {} (incarnation {}, pid {}, up {} s, posmesh {})",

@@ -11,14 +11,19 @@
 //!   then applies it);
 //! - a peer refuses one of its Raft calls — a vote or pre-vote once it hears no leader, a
 //!   forwarded write or read — with [`super::wire::RaftReply::Retired`] (every device that
-//!   applied the retirement refuses a retired caller).
+//!   applied the retirement refuses a retired caller);
+//! - a peer closes its mesh connection as retired ([`crate::peers::retired_gate`]): this
+//!   works even with a wiped data directory, which holds no Raft state.
+//!
+//! A device restarted after its removal checks the state it applied before its API opens.
 //!
 //! Once retired, a device logs an ERROR once, raises the manager alert
 //! [`RETIRED_CODE`] (listener set by the runtime), shows it in `posmesh status`, and its
 //! sales API refuses every write, sales included, with 403 `device_retired`: the design
 //! gives a replaced till a new id, so new sales under a retired id must not be taken
-//! silently. Sales it recorded before stay in its journal and keep replicating to the
-//! other devices while the mesh connects them (revoke its certificate to cut it off).
+//! silently. The mesh refuses its id from the retirement's committed point on
+//! ([`crate::peers::retired_gate`]): sales it recorded before stay in the store's ledger as
+//! far as they had replicated, the rest in its own journal.
 
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};

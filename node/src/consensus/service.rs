@@ -201,6 +201,9 @@ impl RaftService {
             })
         });
         links.serve_with(handler);
+        // A device removed before it stopped knows it from the state it applied: before
+        // its API opens, not a membership round later.
+        service.check_own_retirement();
         tokio::spawn(service.clone().manage_membership(stop));
         tokio::spawn(run_failover_nudge(
             service.raft.clone(),
@@ -468,6 +471,22 @@ impl RaftService {
     /// This device's retirement from the store, once learned ([`super::retirement`]).
     pub fn retirement(&self) -> Option<Retirement> {
         self.links.retirement().get().cloned()
+    }
+
+    /// The Raft log index `device_id` was retired at, if the state applied here holds it
+    /// (the mesh refuses such a device, [`crate::peers::retired_gate`]).
+    pub fn retired_at(&self, device_id: &str) -> Option<u64> {
+        self.reader
+            .read(|state| state.retired_devices.get(device_id).copied())
+    }
+
+    /// `peer` refused this device's mesh connection: it was retired at `retired_at_index`.
+    pub fn refused_as_retired(&self, peer: &str, retired_at_index: u64) {
+        self.links.retirement().record(Retirement {
+            device_id: self.local_device.clone(),
+            retired_at_index,
+            learned_from: format!("refused at the mesh by {peer}"),
+        });
     }
 
     /// Records this device's retirement if the state applied here holds it.

@@ -80,6 +80,11 @@ pub struct ReplicationStatus {
     /// Entries peers advertised that this node does not hold yet (0 when caught up).
     #[serde(default)]
     pub entries_behind: u64,
+    /// Why this device must not sell under its id, once a peer showed that the store holds
+    /// history of its id that its journal does not (a wiped till restarted under its old
+    /// id; `device_identity_conflict`).
+    #[serde(default)]
+    pub identity_conflict: Option<String>,
 }
 
 /// The mesh as this node sees it.
@@ -206,6 +211,7 @@ fn replication_status(
         refused_total: snapshot.as_ref().map_or(0, |s| s.refused_total),
         stores_confirmed: snapshot.as_ref().map_or(0, |s| s.stats.stores_confirmed),
         entries_behind: snapshot.as_ref().map_or(0, |s| s.entries_behind),
+        identity_conflict: snapshot.and_then(|s| s.identity_conflict),
     })
 }
 

@@ -7,8 +7,10 @@
 //! ([`keep_connection`]). Each live connection is pinged every [`PING_INTERVAL`] for its
 //! round-trip time; when it closes, the peer goes into exponential backoff with full
 //! jitter before the next dial. A [`ConnectionObserver`] (the replication service) is told of
-//! every adopted connection and of its end.
+//! every adopted connection and of its end. With a [`RetiredGate`], devices retired from
+//! the store are refused ([`super::retired_gate`]).
 
+use super::retired_gate::{self, RetiredGate, CLOSE_RETIRED};
 use crate::clock::wall_clock_ms;
 use posmesh_mesh::backoff::Backoff;
 use posmesh_mesh::peer_table::{PeerSource, PeerTable, PeerTableSnapshot};
@@ -59,6 +61,7 @@ pub struct PeerManager {
     seed: u64,
     state: Mutex<State>,
     observers: Vec<Arc<dyn ConnectionObserver>>,
+    gate: Option<RetiredGate>,
 }
 
 #[derive(Default)]
@@ -87,6 +90,19 @@ impl PeerManager {
         stop: watch::Receiver<bool>,
         observers: Vec<Arc<dyn ConnectionObserver>>,
     ) -> Arc<Self> {
+        Self::start_gated(endpoint, static_peers, seed, stop, observers, None)
+    }
+
+    /// [`PeerManager::start`] that refuses the devices `gate` says were retired from the
+    /// store and tells it when a peer refused this one ([`super::retired_gate`]).
+    pub fn start_gated(
+        endpoint: MeshEndpoint,
+        static_peers: &[super::StaticPeer],
+        seed: u64,
+        stop: watch::Receiver<bool>,
+        observers: Vec<Arc<dyn ConnectionObserver>>,
+        gate: Option<RetiredGate>,
+    ) -> Arc<Self> {
         let local_device = endpoint.local_identity().device_id().to_owned();
         let manager = Arc::new(Self {
             endpoint: Arc::new(endpoint),
@@ -94,6 +110,7 @@ impl PeerManager {
             seed,
             state: Mutex::new(State::default()),
             observers,
+            gate,
         });
         for peer in static_peers {
             manager.learned(&peer.device_id, peer.addr, PeerSource::Static);
@@ -223,6 +240,10 @@ impl PeerManager {
             return;
         }
         let device = peer.device_id().to_owned();
+        if self.refuse_if_retired(&device, &connection) {
+            self.failed(&device);
+            return;
+        }
         let now_ms = wall_clock_ms();
         let rtt_ms = u64::try_from(connection.rtt().as_millis()).ok();
         let mut state = self.lock();
@@ -273,11 +294,20 @@ impl PeerManager {
     }
 
     /// Pings a live connection until it closes, then schedules a reconnect.
+    /// A device retired meanwhile is refused at the next round.
     async fn watch(self: Arc<Self>, device: String, id: u64, connection: Arc<MeshConnection>) {
         loop {
+            if self.refuse_if_retired(&device, &connection) {
+                break;
+            }
             tokio::select! {
                 reason = connection.closed() => {
                     tracing::info!(peer = %device, %reason, "peer connection closed");
+                    if let (Some(gate), Some(index)) =
+                        (&self.gate, retired_gate::refused_as_retired(&reason))
+                    {
+                        (gate.on_refused)(&device, index);
+                    }
                     break;
                 }
                 _ = tokio::time::sleep(PING_INTERVAL) => match tokio::time::timeout(PING_TIMEOUT, connection.ping()).await {
@@ -310,6 +340,25 @@ impl PeerManager {
             metrics::gauge!("posmesh_mesh_peers_connected").set(connected as f64);
             self.failed(&device);
         }
+    }
+
+    /// Closes `connection` with [`CLOSE_RETIRED`] when `device` was retired from the
+    /// store; true when it did.
+    fn refuse_if_retired(&self, device: &str, connection: &MeshConnection) -> bool {
+        let Some(index) = self
+            .gate
+            .as_ref()
+            .and_then(|gate| (gate.retired_at)(device))
+        else {
+            return false;
+        };
+        if connection.close_reason().is_none() {
+            tracing::info!(peer = %device, retired_at_index = index,
+                "refused the connection of a device retired from the store");
+            metrics::counter!("posmesh_mesh_retired_refused_total").increment(1);
+            connection.close(CLOSE_RETIRED, &retired_gate::close_reason(index));
+        }
+        true
     }
 
     /// A dial failed or a connection was lost: back off before the next dial.

@@ -6,7 +6,7 @@ use posmesh_mesh::tls::{AcceptPolicy, AttestedKey, ChainTrust, KeyAttestation};
 use posmesh_mesh::Role;
 use posmesh_proto::mesh::v1 as wire;
 use posmesh_sync::chain_head::PUBLIC_KEY_LEN;
-use posmesh_sync::replication::SigningKeys;
+use posmesh_sync::replication::{judge_key, KeyClaim, KeyConflict, KeyVerdict, SigningKeys};
 use rustls::pki_types::UnixTime;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -23,6 +23,16 @@ pub struct VerifiedKey {
     pub public_key: [u8; PUBLIC_KEY_LEN],
     /// The attestation as received (relayed unchanged, stored).
     pub attestation: wire::KeyAttestation,
+}
+
+impl VerifiedKey {
+    /// The incarnation and key, as [`judge_key`] compares them.
+    pub fn claim(&self) -> KeyClaim {
+        KeyClaim {
+            incarnation: self.device_incarnation,
+            public_key: self.public_key,
+        }
+    }
 }
 
 /// Verifies a key attestation as received on the wire, now: the certificate against `trust`
@@ -61,18 +71,25 @@ pub fn verify_device_attestation(
 /// What [`DeviceKeys::offer`] did with a verified key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offer {
-    /// A device not known before, or a newer incarnation: now in use (relay and store it).
+    /// A device not known before: now pinned (relay and store it).
     Adopted,
     /// The same key was known already.
     Known,
-    /// Refused: an older incarnation than the one known, another key for the same
-    /// incarnation, or a claim to this node's own device.
+    /// Another key of an older incarnation replaced a pinned key that verified no entry
+    /// held here (relay and store it; report the conflict).
+    Replaced(KeyConflict),
+    /// Refused: another key for a device whose pinned key stays (report the conflict;
+    /// neither store nor relay it).
+    Conflict(KeyConflict),
+    /// A claim to this node's own device: not taken (the service judges it).
     Ignored,
 }
 
-/// The directory behind [`SigningKeys`]: device id → the key of its newest verified
-/// incarnation. Keys come only from attestations verified against the chain CA, CRL and
-/// the accept policy (never from the batches they verify), so a relay cannot forge them.
+/// The directory behind [`SigningKeys`]: device id → its pinned key
+/// ([`posmesh_sync::replication::key_pinning`]: the first verified key, never replaced once
+/// it verifies entries held here; no key rotation — a new key is a new device id). Keys
+/// come only from attestations verified against the chain CA, CRL and the accept policy
+/// (never from the batches they verify), so a relay cannot forge them.
 pub struct DeviceKeys {
     local_device: String,
     trust: Arc<ChainTrust>,
@@ -112,8 +129,9 @@ impl DeviceKeys {
         })
     }
 
-    /// Takes a verified key into the directory (see [`Offer`]).
-    pub fn offer(&self, key: VerifiedKey) -> Offer {
+    /// Takes a verified key into the directory, for a device of which `entries_held`
+    /// entries (its last seq) are held here ([`judge_key`], see [`Offer`]).
+    pub fn offer(&self, key: VerifiedKey, entries_held: u64) -> Offer {
         if key.device_id == self.local_device {
             return Offer::Ignored;
         }
@@ -121,14 +139,24 @@ impl DeviceKeys {
             .keys
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match keys.get(&key.device_id) {
-            Some(known) if known.public_key == key.public_key => Offer::Known,
-            Some(known) if known.device_incarnation >= key.device_incarnation => Offer::Ignored,
-            _ => {
+        let pinned = keys.get(&key.device_id).map(VerifiedKey::claim);
+        match judge_key(pinned.as_ref(), entries_held, &key.claim()) {
+            KeyVerdict::Known => Offer::Known,
+            KeyVerdict::Refuse(conflict) => Offer::Conflict(conflict),
+            KeyVerdict::Adopt => {
                 keys.insert(key.device_id.clone(), key);
                 Offer::Adopted
             }
+            KeyVerdict::Replace(conflict) => {
+                keys.insert(key.device_id.clone(), key);
+                Offer::Replaced(conflict)
+            }
         }
+    }
+
+    /// This node's own key.
+    pub fn own(&self) -> Option<VerifiedKey> {
+        self.read().get(&self.local_device).cloned()
     }
 
     /// Every known key's attestation, own first then by device id (sent to a new peer).

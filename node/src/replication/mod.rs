@@ -12,7 +12,11 @@
 //!   routes its transmits, persists its `Store`s, counts its refusals, follows local commits.
 //! - [`peer_link`]: the send and receive loops of one connection's `Sync` streams.
 //! - [`node_ledger`]: [`NodeLedger`], the core's `LedgerRead` over the node's RocksDB.
-//! - [`device_keys`]: [`DeviceKeys`], the core's `SigningKeys` from verified attestations.
+//! - [`device_keys`]: [`DeviceKeys`], the core's `SigningKeys` from verified attestations,
+//!   pinned ([`posmesh_sync::replication::key_pinning`]).
+//! - [`key_conflicts`]: a second key claimed for a device, reported once (ERROR, alert).
+//! - [`identity_conflict`]: this device's id has history elsewhere that it does not hold
+//!   (a wiped till restarted under its old id): it stops selling.
 //! - [`card_escrow`]: peer escrow of the sealed card data of offline card payments.
 //! - [`catch_up`]: [`CatchUp`](catch_up::CatchUp), entries behind the peers and the
 //!   progress lines of a device catching up.
@@ -22,6 +26,8 @@
 pub mod card_escrow;
 pub mod catch_up;
 pub mod device_keys;
+pub mod identity_conflict;
+pub mod key_conflicts;
 pub mod ledger_digest;
 pub mod node_ledger;
 pub mod peer_link;

@@ -2,6 +2,10 @@
 
 use super::catch_up::{CatchUp, Progress, PROGRESS_INTERVAL};
 use super::device_keys::{DeviceKeys, Offer, VerifiedKey};
+use super::identity_conflict::{
+    IdentityConflictNotice, IdentityConflictReport, IDENTITY_CONFLICT_CODE,
+};
+use super::key_conflicts::{self, KeyConflictLog, KEY_CONFLICT_CODE};
 use super::node_ledger::NodeLedger;
 use super::peer_link::{self, PeerLink};
 use crate::clock;
@@ -16,8 +20,8 @@ use posmesh_proto::journal::v1::ChainHeadSignature;
 use posmesh_proto::mesh::v1::{sync_frame, KeyAttestation};
 use posmesh_proto::sync::v1::{sync_message, OrderSyncMessage, SyncMessage};
 use posmesh_sync::replication::{
-    LedgerRead, PeerId, RefusalReason, ReplicationEvent, Replicator, ReplicatorConfig,
-    ReplicatorStats, VersionVector,
+    own_identity_conflict, IdentityEvidence, KeyClaim, KeyConflict, LedgerRead, PeerId,
+    RefusalReason, ReplicationEvent, Replicator, ReplicatorConfig, ReplicatorStats, VersionVector,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +42,9 @@ pub struct ReplicationSnapshot {
     pub stats: ReplicatorStats,
     /// Entries peers advertised that this node does not hold yet.
     pub entries_behind: u64,
+    /// Why this device must not sell under its id, once a peer showed it
+    /// ([`super::identity_conflict`]).
+    pub identity_conflict: Option<String>,
 }
 
 /// Replicates the sales ledger with every connected peer of the store: drives the sans-IO
@@ -64,6 +71,12 @@ pub struct ReplicationService {
     orders: Arc<OrdersService>,
     /// How far behind the peers' advertised vectors this node is.
     catch_up: Mutex<CatchUp>,
+    /// This node's own key, as peers' claims to its id are compared with it.
+    own_claim: KeyClaim,
+    /// Whether a peer showed that this device's id has history it does not hold.
+    identity_conflict: IdentityConflictNotice,
+    /// Second keys claimed for other devices, reported once each.
+    key_conflicts: KeyConflictLog,
 }
 
 impl ReplicationService {
@@ -84,12 +97,14 @@ impl ReplicationService {
         orders: Arc<OrdersService>,
     ) -> anyhow::Result<Arc<Self>> {
         let local_device = own.device_id.clone();
+        let own_claim = own.claim();
         let ledger = NodeLedger::open(store.clone()).context("cannot read the ledger")?;
         let keys = DeviceKeys::new(&local_device, trust, policy, own);
+        let held = ledger.version_vector();
         for (device, attestation) in store.key_attestations()? {
             match keys.verify(&attestation) {
                 Ok(key) if key.device_id == device => {
-                    keys.offer(key);
+                    keys.offer(key, held.get(&device));
                 }
                 Ok(key) => tracing::warn!(stored_as = %device, device = %key.device_id,
                     "stored key attestation names another device; ignored"),
@@ -110,6 +125,9 @@ impl ReplicationService {
             refused_total: AtomicU64::new(0),
             orders,
             catch_up: Mutex::new(CatchUp::default()),
+            own_claim,
+            identity_conflict: IdentityConflictNotice::default(),
+            key_conflicts: KeyConflictLog::default(),
         });
         let sink: Arc<dyn OrderSyncSink> = service.clone();
         service.orders.attach_sink(Arc::downgrade(&sink));
@@ -132,6 +150,61 @@ impl ReplicationService {
             known_keys: self.keys.devices(),
             refused_total: self.refused_total.load(Ordering::Relaxed),
             stats,
+            identity_conflict: self.identity_conflict().map(ToString::to_string),
+        }
+    }
+
+    /// Why this device must not sell under its id, once a peer showed it (the sales API
+    /// refuses writes with 409 `device_identity_conflict`).
+    pub fn identity_conflict(&self) -> Option<&IdentityConflictReport> {
+        self.identity_conflict.get()
+    }
+
+    /// Judges what `peer` showed about this device's own id; records a conflict the
+    /// first time (ERROR, lasting alert).
+    fn check_own_identity(&self, peer: &PeerId, evidence: &IdentityEvidence) {
+        if self.identity_conflict.get().is_some() {
+            return;
+        }
+        let own_last_seq = self.ledger.version_vector().get(&self.local_device);
+        let Some(conflict) = own_identity_conflict(&self.own_claim, own_last_seq, evidence) else {
+            return;
+        };
+        let report = IdentityConflictReport {
+            device_id: self.local_device.clone(),
+            conflict,
+            learned_from: peer.0.clone(),
+        };
+        let message = report.to_string();
+        if self.identity_conflict.record(report) {
+            crate::runtime::raise_alert_now(
+                &self.store,
+                IDENTITY_CONFLICT_CODE,
+                &self.local_device,
+                message,
+            );
+            metrics::counter!("posmesh_alerts_raised_total", "kind" => IDENTITY_CONFLICT_CODE)
+                .increment(1);
+        }
+    }
+
+    /// Reports a second key claimed for `device` by `peer`, once per refused key: an
+    /// ERROR and a lasting alert.
+    async fn report_key_conflict(&self, peer: &PeerId, device: &str, conflict: &KeyConflict) {
+        if !self.key_conflicts.first(device, conflict) {
+            return;
+        }
+        let message = key_conflicts::describe(device, conflict, &peer.0);
+        tracing::error!(code = KEY_CONFLICT_CODE, %device, %peer, "{message}");
+        metrics::counter!("posmesh_alerts_raised_total", "kind" => KEY_CONFLICT_CODE).increment(1);
+        let store = self.store.clone();
+        let subject = device.to_owned();
+        let raised = tokio::task::spawn_blocking(move || {
+            crate::runtime::raise_alert_now(&store, KEY_CONFLICT_CODE, &subject, message);
+        })
+        .await;
+        if let Err(error) = raised {
+            tracing::error!(%device, %error, "key conflict alert task failed");
         }
     }
 
@@ -206,6 +279,8 @@ impl ReplicationService {
     pub(super) fn on_sync_message(self: &Arc<Self>, peer: &PeerId, message: SyncMessage) {
         if let Some(sync_message::Kind::VersionVector(wire)) = &message.kind {
             if let Ok(vector) = VersionVector::from_proto(wire) {
+                let entries = vector.get(&self.local_device);
+                self.check_own_identity(peer, &IdentityEvidence::PeerHolds { entries });
                 self.lock_catch_up().observe(&vector);
                 self.report_catch_up();
             }
@@ -221,8 +296,9 @@ impl ReplicationService {
         self.orders.on_message(peer, &message);
     }
 
-    /// A key attestation from `peer`: verified, then adopted, stored and relayed to every
-    /// peer when it is new.
+    /// A key attestation from `peer`: verified, then judged ([`DeviceKeys::offer`]):
+    /// stored and relayed to every peer when it is pinned; reported when it conflicts with
+    /// the pinned key; compared with this device's own key when it claims this device.
     pub(super) async fn on_attestation(
         self: &Arc<Self>,
         peer: &PeerId,
@@ -238,10 +314,26 @@ impl ReplicationService {
         };
         let device = key.device_id.clone();
         let incarnation = key.device_incarnation;
-        if self.keys.offer(key) != Offer::Adopted {
+        if device == self.local_device {
+            self.check_own_identity(peer, &IdentityEvidence::Attested(key.claim()));
             return;
         }
-        tracing::info!(%peer, %device, incarnation, "learnt a device's chain-head key");
+        let held = self.ledger.version_vector().get(&device);
+        match self.keys.offer(key, held) {
+            Offer::Adopted => {
+                tracing::info!(%peer, %device, incarnation, "learnt a device's chain-head key");
+            }
+            Offer::Replaced(conflict) => {
+                self.report_key_conflict(peer, &device, &conflict).await;
+                tracing::info!(%peer, %device, incarnation, "replaced a device's chain-head key by its older incarnation's");
+            }
+            Offer::Conflict(conflict) => {
+                self.count_refused("key_conflict");
+                self.report_key_conflict(peer, &device, &conflict).await;
+                return;
+            }
+            Offer::Known | Offer::Ignored => return,
+        }
         let store = self.store.clone();
         let stored = attestation.clone();
         let device_for_store = device.clone();

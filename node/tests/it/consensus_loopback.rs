@@ -6,7 +6,8 @@
 //! SIGKILLed — writes reaching the followers meanwhile wait for the next leader and commit
 //! —, a new one is elected and the committed data is intact; a device left alone answers
 //! `no_quorum` and still takes sales. A removed device learns it was removed and refuses
-//! writes with `device_retired`.
+//! writes with `device_retired`; the mesh refuses it, so restarted — as it was, or with a
+//! wiped data directory under its old certificate — it still takes no sale.
 
 use super::support;
 use posmesh_node::node_process::NodeProcess;
@@ -526,7 +527,8 @@ async fn a_removed_device_leaves_the_raft_group_for_good() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Still connected over the mesh, it is never added back.
+    // It is never added back, and the mesh refuses it: the others close its connections
+    // (within a ping interval) and do not take new ones.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let view = raft(&client, &a).await;
     assert!(
@@ -538,6 +540,74 @@ async fn a_removed_device_leaves_the_raft_group_for_good() {
             .any(|d| d == "till-3"),
         "till-3 came back: {view}"
     );
+    for node in [&a, &b] {
+        let started = Instant::now();
+        while support::connected_peers(&support::node_status(&client, node).await)
+            .contains(&"till-3".to_owned())
+        {
+            assert!(started.elapsed() < LIMIT, "till-3 still connected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Restarted as it was, alone: it knows its retirement from the state it applied
+    // before its sales API opens.
+    let d = dir.path();
+    c.stop().expect("clean stop");
+    let c = start(d, "till-3", &[], false);
+    let (status, answer) = post(
+        &client,
+        &c,
+        "/v1/sales",
+        "sale-restarted",
+        support::valid_sale(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("device_retired")),
+        "{answer}"
+    );
+    // Wiped and restarted under its old certificate: the mesh refuses it, and the refusal
+    // tells it it was retired; it takes no sale and never becomes a peer again.
+    c.stop().expect("clean stop");
+    std::fs::remove_dir_all(d.join("till-3")).expect("wipe till-3");
+    let a_mesh = support::mesh_addr(&client, &a).await;
+    let b_mesh = support::mesh_addr(&client, &b).await;
+    let c = start(
+        d,
+        "till-3",
+        &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
+        false,
+    );
+    let started = Instant::now();
+    let retired = loop {
+        if let Some(retired) = raft(&client, &c).await["retired"].as_str() {
+            break retired.to_owned();
+        }
+        assert!(started.elapsed() < LIMIT, "the wiped till-3 is not told");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        retired.contains("refused at the mesh by till-"),
+        "{retired}"
+    );
+    let (status, answer) = post(
+        &client,
+        &c,
+        "/v1/sales",
+        "sale-wiped",
+        support::valid_sale(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("device_retired")),
+        "{answer}"
+    );
+    for node in [&a, &b] {
+        let peers = support::connected_peers(&support::node_status(&client, node).await);
+        assert!(!peers.contains(&"till-3".to_owned()), "{peers:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

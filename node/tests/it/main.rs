@@ -9,6 +9,7 @@ mod crash_durability;
 mod day_close_loopback;
 mod demo;
 mod demo_netns;
+mod identity_conflict_loopback;
 mod import_bakery;
 mod lab_mesh;
 mod mesh_loopback;

@@ -20,6 +20,9 @@
 //! - [`config`] — [`ReplicatorConfig`], its limits and timers.
 //! - [`event`] — [`ReplicationEvent`] and [`RefusalReason`].
 //! - [`ledger_read`], [`signing_keys`] — the traits the driver implements.
+//! - [`key_pinning`] — which key verifies a device's journal ([`judge_key`]: a key that
+//!   verifies held entries is never replaced) and how a device learns that its id has
+//!   history it does not hold ([`own_identity_conflict`]).
 //! - [`peer_id`], [`stats`] — [`PeerId`] and [`ReplicatorStats`].
 //! - `canary` (feature `canaries`, enabled by the simulator only) — planted bugs the
 //!   simulation's checkers must catch.
@@ -40,6 +43,7 @@ pub mod canary;
 pub mod config;
 pub mod event;
 mod inbound;
+pub mod key_pinning;
 pub mod ledger_read;
 pub mod peer_id;
 mod peer_state;
@@ -52,6 +56,10 @@ pub mod version_vector;
 pub use canary::Canary;
 pub use config::ReplicatorConfig;
 pub use event::{RefusalReason, ReplicationEvent};
+pub use key_pinning::{
+    judge_key, own_identity_conflict, IdentityConflict, IdentityEvidence, KeyClaim, KeyConflict,
+    KeyVerdict,
+};
 pub use ledger_read::LedgerRead;
 pub use peer_id::PeerId;
 pub use replicator::Replicator;

@@ -1,0 +1,83 @@
+//! The mesh refuses devices retired from the store. A manager's removal
+//! ([`posmesh_consensus::StoreCommand::RetireDevice`]) revokes the device's id at the mesh
+//! from its committed point on: every device that applied it closes the device's
+//! connections with the QUIC application code [`CLOSE_RETIRED`] — new ones at once (after
+//! the TLS handshake, which checks the certificate and the CRL), live ones at the next
+//! ping ([`super::manager::PING_INTERVAL`]) — so a removed till cannot re-join, not even
+//! restarted with a wiped data directory under its old certificate. The close carries the
+//! retirement's Raft log index, so the refused device learns it was retired
+//! ([`crate::consensus::retirement`]) even when it holds no Raft state.
+
+use quinn::ConnectionError;
+use std::sync::Arc;
+
+/// QUIC application close code of a connection refused because the peer device was
+/// retired from the store; the reason is `device_retired at <Raft log index>`.
+pub const CLOSE_RETIRED: u32 = 3;
+
+const REASON_PREFIX: &str = "device_retired at ";
+
+/// The Raft log index a device was retired at, if the state applied here holds it.
+pub type RetiredAt = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
+
+/// Told that a peer (first argument) refused this device as retired at a Raft log index.
+pub type RefusedAsRetired = Arc<dyn Fn(&str, u64) + Send + Sync>;
+
+/// What the [`super::PeerManager`] asks and tells about retirements.
+#[derive(Clone)]
+pub struct RetiredGate {
+    /// The Raft log index `device_id` was retired at, if the state applied here holds its
+    /// retirement.
+    pub retired_at: RetiredAt,
+    /// A peer (first argument) closed our connection because this device was retired at
+    /// the given Raft log index.
+    pub on_refused: RefusedAsRetired,
+}
+
+/// The close reason sent to a device retired at `retired_at_index`.
+pub fn close_reason(retired_at_index: u64) -> Vec<u8> {
+    format!("{REASON_PREFIX}{retired_at_index}").into_bytes()
+}
+
+/// The retirement index a peer's close carries, when it closed with [`CLOSE_RETIRED`].
+pub fn refused_as_retired(error: &ConnectionError) -> Option<u64> {
+    let ConnectionError::ApplicationClosed(close) = error else {
+        return None;
+    };
+    if close.error_code.into_inner() != u64::from(CLOSE_RETIRED) {
+        return None;
+    }
+    std::str::from_utf8(&close.reason)
+        .ok()?
+        .strip_prefix(REASON_PREFIX)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quinn::{ApplicationClose, VarInt};
+
+    fn closed(code: u32, reason: &[u8]) -> ConnectionError {
+        ConnectionError::ApplicationClosed(ApplicationClose {
+            error_code: VarInt::from_u32(code),
+            reason: reason.to_vec().into(),
+        })
+    }
+
+    #[test]
+    fn a_retirement_close_carries_its_index_and_nothing_else_does() {
+        assert_eq!(
+            refused_as_retired(&closed(CLOSE_RETIRED, &close_reason(42))),
+            Some(42)
+        );
+        assert_eq!(refused_as_retired(&closed(2, &close_reason(42))), None);
+        assert_eq!(
+            refused_as_retired(&closed(CLOSE_RETIRED, b"device_retired at x")),
+            None
+        );
+        assert_eq!(refused_as_retired(&ConnectionError::LocallyClosed), None);
+        assert_eq!(refused_as_retired(&ConnectionError::TimedOut), None);
+    }
+}
