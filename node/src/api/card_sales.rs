@@ -423,16 +423,16 @@ pub async fn set_exposure_budget(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by =
+        super::operator_auth::operator_for(&node, &headers, "set the offline card budget").await?;
     let body: ExposureBudgetBody = parse_json(&headers, body)?;
     let currency = super::sales::parse_currency(&body.currency)?;
-    super::gift_cards::decide(
-        &node,
-        StoreCommand::SetExposureBudget {
-            amount_minor: body.amount_minor,
-            currency,
-        },
-    )
-    .await
+    let command = StoreCommand::SetExposureBudget {
+        amount_minor: body.amount_minor,
+        currency,
+    };
+    let command = super::operator_auth::authorised(&node, by, command)?;
+    super::gift_cards::decide(&node, command).await
 }
 
 /// Sets a device's allotment of the offline card budget through Raft.
@@ -446,6 +446,12 @@ pub async fn set_exposure_allotment(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(
+        &node,
+        &headers,
+        "set a device's offline card allotment",
+    )
+    .await?;
     crate::config::validate_id("device id", &device).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -455,14 +461,12 @@ pub async fn set_exposure_allotment(
         )
     })?;
     let body: ExposureAllotmentBody = parse_json(&headers, body)?;
-    super::gift_cards::decide(
-        &node,
-        StoreCommand::SetExposureAllotment {
-            device_id: device,
-            amount_minor: body.amount_minor,
-        },
-    )
-    .await
+    let command = StoreCommand::SetExposureAllotment {
+        device_id: device,
+        amount_minor: body.amount_minor,
+    };
+    let command = super::operator_auth::authorised(&node, by, command)?;
+    super::gift_cards::decide(&node, command).await
 }
 
 /// One queued offline payment.

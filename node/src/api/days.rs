@@ -32,6 +32,7 @@ pub async fn close_day(
     Path(date): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "close the day").await?;
     let key = idempotency_key(&headers)?;
     check_date(&date)?;
     check_not_before_sales(&node, &date)?;
@@ -55,8 +56,9 @@ pub async fn close_day(
         business_date: date.clone(),
         version_vector: cut.clone(),
     };
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
     let (index, response) = raft
-        .write(idempotent(key, &hash, command))
+        .write(command)
         .await
         .map_err(super::gift_cards::no_quorum)?;
     match response {

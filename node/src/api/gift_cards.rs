@@ -64,6 +64,7 @@ pub async fn issue(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "issue a gift card").await?;
     let key = idempotency_key(&headers)?;
     let body: IssueGiftCardBody = parse_json(&headers, body)?;
     let hash = request_hash("issue_gift_card", "", &body);
@@ -87,7 +88,8 @@ pub async fn issue(
         amount_minor: body.amount_minor,
         currency,
     };
-    decide(&node, idempotent(key, &hash, command)).await
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
+    decide(&node, command).await
 }
 
 /// Redeems an amount from a gift card, exactly once per Idempotency-Key (the redemption's
@@ -283,6 +285,16 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             Some(super::operator_auth::OPERATOR_ID_HEADER),
         ),
         R::LastAdmin { .. } => (StatusCode::CONFLICT, "last_admin", Some("role")),
+        R::RoleForbidden { .. } => (
+            StatusCode::FORBIDDEN,
+            "role_forbidden",
+            Some(super::operator_auth::OPERATOR_ID_HEADER),
+        ),
+        R::OperatorRequired { .. } => (
+            StatusCode::UNAUTHORIZED,
+            "operator_required",
+            Some(super::operator_auth::OPERATOR_ID_HEADER),
+        ),
         _ => (StatusCode::CONFLICT, "refused", None),
     };
     ApiError::new(status, code, refusal.to_string(), field)

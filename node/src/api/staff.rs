@@ -165,12 +165,23 @@ pub async fn set_operator(
     .await
 }
 
-/// The store's operators.
+/// The store's operators, for a manager or admin (`X-Operator-Id` / `X-Operator-Pin`;
+/// a store with no operator yet answers the empty list without).
 #[utoipa::path(get, path = "/v1/operators",
-    responses((status = 200, body = [OperatorView]), (status = 503, body = ErrorBody)))]
+    params(
+        ("X-Operator-Id" = Option<String>, Header, description = "a manager or admin"),
+        ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
+    ),
+    responses((status = 200, body = [OperatorView]),
+              (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
+              (status = 503, body = ErrorBody)))]
 pub async fn list_operators(
     State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
 ) -> Result<Json<Vec<OperatorView>>, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "list the operators").await?;
+    super::operator_auth::require_role(&node, by.as_deref(), Role::Manager, "list the operators")?;
     let raft = node
         .raft
         .as_ref()
@@ -229,6 +240,7 @@ pub async fn open_shift(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "open a shift").await?;
     let key = idempotency_key(&headers)?;
     let body: OpenShiftBody = parse_json(&headers, body)?;
     // The shift opens on this device: the same body on another device is another request.
@@ -268,7 +280,8 @@ pub async fn open_shift(
         currency,
         opened_at_ms: now_ms,
     };
-    decide(&node, idempotent(key, &hash, command)).await
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
+    decide(&node, command).await
 }
 
 /// Closes a shift, once per Idempotency-Key: a retry with the same key answers the first
@@ -285,6 +298,7 @@ pub async fn close_shift(
     Path(shift_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "close a shift").await?;
     let key = idempotency_key(&headers)?;
     check_text("shift_id", &shift_id)?;
     let hash = request_hash("close_shift", &shift_id, &serde_json::Value::Null);
@@ -293,7 +307,8 @@ pub async fn close_shift(
         shift_id,
         closed_at_ms: now_ms,
     };
-    decide(&node, idempotent(key, &hash, command)).await
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
+    decide(&node, command).await
 }
 
 /// The store's shifts, by id.
@@ -325,6 +340,7 @@ pub async fn set_tax_rates(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "set tax rates").await?;
     let key = idempotency_key(&headers)?;
     let body: SetTaxRatesBody = parse_json(&headers, body)?;
     let hash = request_hash("set_tax_rates", "", &body);
@@ -355,7 +371,8 @@ pub async fn set_tax_rates(
         effective_at_ms: effective.timestamp_millis(),
         rates_bps: body.rates_bps,
     };
-    decide(&node, idempotent(key, &hash, command)).await
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
+    decide(&node, command).await
 }
 
 /// Every version of the store's tax rates, oldest first.

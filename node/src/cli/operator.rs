@@ -212,7 +212,7 @@ fn set_line(
 
 /// A PIN from stdin's next line (without the line end), prompting `what` on a terminal;
 /// the error names the environment variable `env` that could give it instead.
-fn read_pin_line(what: &str, env: &str) -> anyhow::Result<String> {
+pub(super) fn read_pin_line(what: &str, env: &str) -> anyhow::Result<String> {
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprint!("{what}: ");
     }

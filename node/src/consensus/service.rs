@@ -336,7 +336,10 @@ impl RaftService {
                 Ok(Err(rejected)) => RaftReply::TransferLeader(Some(rejected.to_string())),
                 Err(e) => failed(&e),
             },
-            RaftRequest::RemoveDevice { device_id } => match self.remove_here(&device_id).await {
+            RaftRequest::RemoveDevice {
+                device_id,
+                authorised_by,
+            } => match self.remove_here(&device_id, authorised_by).await {
                 Ok(()) => RaftReply::Removed,
                 Err(RemoveError::LastVoter { device_id }) => RaftReply::LastVoter { device_id },
                 Err(RemoveError::Unavailable(why)) => RaftReply::Failed(why),
@@ -496,7 +499,14 @@ impl RaftService {
     /// on this device's view of the membership, and again on the leader before anything is
     /// committed); otherwise as [`RaftService::write`]; removing this device itself is
     /// refused (ask another).
-    pub async fn remove_device(&self, device_id: &str) -> Result<(), RemoveError> {
+    ///
+    /// `authorised_by`: the operator (PIN verified) whose authority the retirement is
+    /// committed under ([`StoreCommand::Authorised`]); `None` in a store without operators.
+    pub async fn remove_device(
+        &self,
+        device_id: &str,
+        authorised_by: Option<String>,
+    ) -> Result<(), RemoveError> {
         if device_id == self.local_device {
             return Err(RemoveError::Unavailable(
                 "a device cannot remove itself: ask another device of the store".into(),
@@ -505,13 +515,14 @@ impl RaftService {
         self.check_not_last_voter(device_id)?;
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.state == ServerState::Leader {
-            return self.remove_here(device_id).await;
+            return self.remove_here(device_id, authorised_by).await;
         }
         let leader = metrics.current_leader.ok_or_else(|| {
             RemoveError::Unavailable("no quorum: the store has no leader now".to_owned())
         })?;
         let request = RaftRequest::RemoveDevice {
             device_id: device_id.to_owned(),
+            authorised_by,
         };
         match self
             .forward(leader, &request)
@@ -592,16 +603,31 @@ impl RaftService {
 
     /// On the leader: check it is not the last voter, retire, then drop from the
     /// membership.
-    async fn remove_here(&self, device_id: &str) -> Result<(), RemoveError> {
+    async fn remove_here(
+        &self,
+        device_id: &str,
+        authorised_by: Option<String>,
+    ) -> Result<(), RemoveError> {
         self.check_not_last_voter(device_id)?;
-        self.retire_and_drop(device_id)
+        self.retire_and_drop(device_id, authorised_by)
             .await
             .map_err(|e| RemoveError::Unavailable(e.to_string()))
     }
 
-    async fn retire_and_drop(&self, device_id: &str) -> anyhow::Result<()> {
-        let command = StoreCommand::RetireDevice {
+    async fn retire_and_drop(
+        &self,
+        device_id: &str,
+        authorised_by: Option<String>,
+    ) -> anyhow::Result<()> {
+        let retire = StoreCommand::RetireDevice {
             device_id: device_id.to_owned(),
+        };
+        let command = match authorised_by {
+            Some(by) => StoreCommand::Authorised {
+                authorised_by: by,
+                command: Box::new(retire),
+            },
+            None => retire,
         };
         let (_, response) =
             posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await?;
