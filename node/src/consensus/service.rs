@@ -79,6 +79,14 @@ pub struct RaftStatus {
     /// what happened and what to do. Its Raft state above is frozen from then on.
     #[serde(default)]
     pub retired: Option<String>,
+    /// On the leader: per member, milliseconds since it last acknowledged a heartbeat
+    /// (openraft's heartbeat metrics; `None`: never since this device leads).
+    #[serde(default)]
+    pub last_contact_ms: BTreeMap<String, Option<u64>>,
+    /// On the leader: milliseconds since a quorum last acknowledged it (openraft's
+    /// `last_quorum_acked`); a leader cut off from the quorum sees it grow.
+    #[serde(default)]
+    pub quorum_acked_ms: Option<u64>,
 }
 
 /// Why a device could not be removed from the store ([`RaftService::remove_device`]).
@@ -743,7 +751,27 @@ impl RaftService {
                     .collect()
             })
             .unwrap_or_default();
+        use openraft::Instant as _;
+        let last_contact_ms = metrics
+            .heartbeat
+            .as_ref()
+            .map(|heartbeat| {
+                heartbeat
+                    .iter()
+                    .map(|(id, acked)| {
+                        let ago = acked.as_ref().map(|at| millis(at.elapsed()));
+                        (device(id), ago)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let quorum_acked_ms = metrics
+            .last_quorum_acked
+            .as_ref()
+            .map(|at| millis(at.elapsed()));
         RaftStatus {
+            last_contact_ms,
+            quorum_acked_ms,
             role: match metrics.state {
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",
@@ -815,10 +843,7 @@ impl RaftService {
                 return Ok(()); // one change per round
             }
         }
-        let voters = membership.voter_ids().count();
-        if voters >= VOTERS_MAX {
-            return Ok(());
-        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let last = metrics.last_log_index.unwrap_or(0);
         let replication = metrics.replication.clone().unwrap_or_default();
         let caught_up: Vec<NodeId> = membership
@@ -831,16 +856,28 @@ impl RaftService {
                 matched + CAUGHT_UP_LAG_MAX >= last
             })
             .collect();
-        let mut promote = caught_up.len().min(VOTERS_MAX - voters);
-        if (voters + promote).is_multiple_of(2) {
-            promote = promote.saturating_sub(1);
-        }
-        if promote > 0 {
-            let ids: BTreeSet<NodeId> = caught_up.into_iter().take(promote).collect();
-            tracing::info!(voters = voters + promote, "promoting learners to voters");
-            self.raft
-                .change_membership(ChangeMembers::AddVoterIds(ids), false)
-                .await?;
+        match super::voter_parity::voter_step(&voters, metrics.id, &caught_up, VOTERS_MAX) {
+            Some(super::voter_parity::VoterStep::Promote(ids)) => {
+                tracing::info!(
+                    voters = voters.len() + ids.len(),
+                    "promoting learners to voters"
+                );
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(ids), false)
+                    .await?;
+            }
+            Some(super::voter_parity::VoterStep::Demote(id)) => {
+                tracing::info!(
+                    voters = voters.len() - 1,
+                    demoted = id,
+                    "an even number of voters and no learner to promote: demoting one voter to learner"
+                );
+                // `retain`: the removed voter stays in the group as a learner.
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                    .await?;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -1046,4 +1083,9 @@ impl RaftService {
             _ => Ok(()),
         }
     }
+}
+
+/// A duration in whole milliseconds (saturating).
+fn millis(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
