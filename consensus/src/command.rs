@@ -188,6 +188,14 @@ pub enum StoreCommand {
         /// The command (possibly [`StoreCommand::Idempotent`]; not itself `Authorised`).
         command: Box<StoreCommand>,
     },
+    /// Disables an operator for good: removed from the operators (their shifts stay in the
+    /// record); their PIN no longer opens anything. Only inside
+    /// [`StoreCommand::Authorised`]: a manager disables cashiers and supervisors, only an
+    /// admin managers and admins, and never the store's only admin.
+    DisableOperator {
+        /// The operator.
+        operator_id: String,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -279,6 +287,9 @@ impl std::fmt::Display for StoreCommand {
                 authorised_by,
                 command,
             } => write!(f, "{command} (by {authorised_by})"),
+            StoreCommand::DisableOperator { operator_id } => {
+                write!(f, "disable operator {operator_id}")
+            }
         }
     }
 }
@@ -411,6 +422,13 @@ pub enum Outcome {
         shift_id: String,
         /// Log index of the close.
         closed_at_index: u64,
+    },
+    /// An operator was disabled (removed from the operators).
+    OperatorDisabled {
+        /// The operator.
+        operator_id: String,
+        /// Log index of the change.
+        disabled_at_index: u64,
     },
 }
 

@@ -9,6 +9,8 @@
 //! | open / close another operator's shift              |         | yes        | yes     | yes   |
 //! | close the day, tax rates, catalog, gift-card issue |         |            | yes     | yes   |
 //! | exposure budget and allotments, device removal     |         |            | yes     | yes   |
+//! | disable a cashier or supervisor                    |         |            | yes     | yes   |
+//! | disable a manager or admin (never the only admin)  |         |            |         | yes   |
 //! | certificate revocation                             |         |            |         | yes   |
 //!
 //! Operators themselves follow [`Staff::may_set_operator`]. Sales and gift-card
@@ -73,6 +75,14 @@ pub fn needed(staff: &Staff, by: Option<&str>, command: &StoreCommand) -> Option
         ),
         StoreCommand::RetireDevice { .. } => need(Role::Manager, "remove a device"),
         StoreCommand::RevokeCertificate { .. } => need(Role::Admin, "revoke a certificate"),
+        StoreCommand::DisableOperator { operator_id } => {
+            match staff.operators.get(operator_id).map(|o| o.role) {
+                Some(role) if role >= Role::Manager => {
+                    need(Role::Admin, "disable a manager or an admin")
+                }
+                _ => need(Role::Manager, "disable an operator"),
+            }
+        }
         StoreCommand::RedeemGiftCard { .. }
         | StoreCommand::PublishCatalog { .. }
         | StoreCommand::SetOperator { .. }
@@ -396,6 +406,106 @@ mod tests {
         assert!(matches!(
             state.apply(11, &by("mia", close_day("2026-01-02"))),
             StoreResponse::Applied(Outcome::DayClosed { .. })
+        ));
+    }
+}
+
+#[cfg(test)]
+mod disable_tests {
+    use crate::command::{Outcome, Refusal, StoreCommand, StoreResponse};
+    use crate::staff::Role;
+    use crate::state::StoreState;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+
+    fn by(operator: &str, id: &str) -> StoreCommand {
+        StoreCommand::Authorised {
+            authorised_by: operator.into(),
+            command: Box::new(StoreCommand::DisableOperator {
+                operator_id: id.into(),
+            }),
+        }
+    }
+
+    fn refused(state: &mut StoreState, command: &StoreCommand) -> Refusal {
+        let before = state.clone();
+        match state.apply(20, command) {
+            StoreResponse::Refused(refusal) => {
+                assert_eq!(*state, before, "a refusal changes nothing");
+                refusal
+            }
+            other => panic!("{command}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn managers_disable_cashiers_admins_disable_managers_never_the_last_admin() {
+        let mut state = StoreState::default();
+        for (index, (id, role)) in [
+            ("cat", Role::Cashier),
+            ("cal", Role::Cashier),
+            ("mia", Role::Manager),
+            ("max", Role::Manager),
+            ("ada", Role::Admin),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            state.apply(
+                index as u64 + 1,
+                &StoreCommand::SetOperator {
+                    operator_id: id.into(),
+                    name: id.into(),
+                    role,
+                    pin_hash: HASH.into(),
+                },
+            );
+        }
+        assert!(matches!(
+            refused(&mut state, &by("cat", "cal")),
+            Refusal::RoleForbidden {
+                needed: Role::Manager,
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(&mut state, &by("mia", "max")),
+            Refusal::RoleForbidden {
+                needed: Role::Admin,
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(&mut state, &by("ada", "ada")),
+            Refusal::LastAdmin { .. }
+        ));
+        assert!(matches!(
+            refused(&mut state, &by("mia", "nobody")),
+            Refusal::UnknownOperator { .. }
+        ));
+        assert!(matches!(
+            state.apply(21, &by("mia", "cal")),
+            StoreResponse::Applied(Outcome::OperatorDisabled { .. })
+        ));
+        assert!(matches!(
+            state.apply(22, &by("ada", "max")),
+            StoreResponse::Applied(Outcome::OperatorDisabled { .. })
+        ));
+        assert!(!state.staff.operators.contains_key("cal"));
+        // A disabled operator authorises nothing any more.
+        assert!(matches!(
+            refused(&mut state, &by("max", "cat")),
+            Refusal::AuthorisationRequired { .. }
+        ));
+        // Bare, once roles are enforced: refused.
+        assert!(matches!(
+            refused(
+                &mut state,
+                &StoreCommand::DisableOperator {
+                    operator_id: "cat".into()
+                }
+            ),
+            Refusal::OperatorRequired { .. }
         ));
     }
 }

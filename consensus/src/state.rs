@@ -242,6 +242,9 @@ impl StoreState {
                     authorised,
                 )
             }
+            StoreCommand::DisableOperator { operator_id } => {
+                self.staff.disable_operator(index, operator_id)
+            }
             StoreCommand::Authorised {
                 authorised_by,
                 command,

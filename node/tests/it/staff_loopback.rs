@@ -1115,3 +1115,61 @@ async fn store_wide_operations_need_an_operator_whose_role_allows_them() {
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
     a.stop().expect("stopped");
 }
+
+/// `POST /v1/operators/{id}/disable`: a cashier may not (403), a manager disables a
+/// cashier (201) whose PIN then opens nothing (401); the only admin cannot be disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_disables_a_cashier_not_the_only_admin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let a = one_device_store(&client, dir.path()).await;
+    bootstrap_ada(&client, &a).await;
+    for (id, role, pin) in [("mia", "manager", "2468"), ("cat", "cashier", "1111")] {
+        let (code, set) = set_operator(
+            &client,
+            &a,
+            Some(ADA),
+            json!({"operator_id": id, "name": id, "role": role, "pin": pin}),
+        )
+        .await;
+        assert_eq!(code, 201, "{set}");
+    }
+    let disable = |id: &str| format!("/v1/operators/{id}/disable");
+    let cat = support::http_client_as(("cat", "1111"));
+    let mia = support::http_client_as(("mia", "2468"));
+    let (code, answer) = post(&cat, &a, &disable("mia"), "", Value::Null).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (403, Some("role_forbidden")),
+        "{answer}"
+    );
+    let (code, answer) = post(&mia, &a, &disable("ada"), "", Value::Null).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (403, Some("role_forbidden")),
+        "{answer}"
+    );
+    let (code, answer) = post(
+        &support::http_client_as(ADA),
+        &a,
+        &disable("ada"),
+        "",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (409, Some("last_admin")),
+        "{answer}"
+    );
+    let (code, answer) = post(&mia, &a, &disable("cat"), "", Value::Null).await;
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(
+        verify_pin(&client, &a, "cat", "1111").await.0,
+        401,
+        "cat's PIN opens nothing"
+    );
+    let listed = get(&mia, &a.api, "/v1/operators").await;
+    assert!(!listed.to_string().contains("\"cat\""), "{listed}");
+    a.stop().expect("stopped");
+}
