@@ -416,7 +416,9 @@ pub struct ExposureAllotmentBody {
 
 /// Sets the store's offline card budget through Raft.
 #[utoipa::path(put, path = "/v1/payments/exposure-budget", request_body = ExposureBudgetBody,
-    responses((status = 201, description = "committed"), (status = 409, body = ErrorBody),
+    responses((status = 201, description = "committed"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn set_exposure_budget(
     State(node): State<Arc<NodeContext>>,
@@ -438,7 +440,9 @@ pub async fn set_exposure_budget(
 /// Sets a device's allotment of the offline card budget through Raft.
 #[utoipa::path(put, path = "/v1/payments/exposure-allotments/{device}", request_body = ExposureAllotmentBody,
     params(("device" = String, Path)),
-    responses((status = 201, description = "committed"), (status = 409, body = ErrorBody),
+    responses((status = 201, description = "committed"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn set_exposure_allotment(
     State(node): State<Arc<NodeContext>>,

@@ -25,7 +25,9 @@ use std::time::Duration;
         ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
     responses((status = 201, description = "closed: the log index and the cut"),
               (status = 200, description = "replay of an earlier close with this key (`Idempotent-Replayed: true`)"),
-              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn close_day(
     State(node): State<Arc<NodeContext>>,

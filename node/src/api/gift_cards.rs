@@ -57,7 +57,9 @@ pub struct GiftCardBalance {
     params(("Idempotency-Key" = String, Header, description = "unique per issue attempt, store-wide")),
     responses((status = 201, description = "issued (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
-              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn issue(
     State(node): State<Arc<NodeContext>>,
