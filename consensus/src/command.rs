@@ -178,6 +178,24 @@ pub enum StoreCommand {
         /// Argon2id hash of the PIN as a PHC string (hashed by the node: never a clear PIN).
         pin_hash: String,
     },
+    /// `command` on the authority of operator `authorised_by` (whose PIN the proposing
+    /// node verified): the role matrix ([`crate::roles`]) is checked against the state at
+    /// this entry, then `command` applies. Once one has applied, guarded commands
+    /// proposed bare are refused ([`Refusal::OperatorRequired`]).
+    Authorised {
+        /// The operator allowing the command (verified by PIN).
+        authorised_by: String,
+        /// The command (possibly [`StoreCommand::Idempotent`]; not itself `Authorised`).
+        command: Box<StoreCommand>,
+    },
+    /// Disables an operator for good: removed from the operators (their shifts stay in the
+    /// record); their PIN no longer opens anything. Only inside
+    /// [`StoreCommand::Authorised`]: a manager disables cashiers and supervisors, only an
+    /// admin managers and admins, and never the store's only admin.
+    DisableOperator {
+        /// The operator.
+        operator_id: String,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -265,6 +283,13 @@ impl std::fmt::Display for StoreCommand {
                 role.as_str(),
                 authorised_by.as_deref().unwrap_or("nobody: first operator")
             ),
+            StoreCommand::Authorised {
+                authorised_by,
+                command,
+            } => write!(f, "{command} (by {authorised_by})"),
+            StoreCommand::DisableOperator { operator_id } => {
+                write!(f, "disable operator {operator_id}")
+            }
         }
     }
 }
@@ -397,6 +422,13 @@ pub enum Outcome {
         shift_id: String,
         /// Log index of the close.
         closed_at_index: u64,
+    },
+    /// An operator was disabled (removed from the operators).
+    OperatorDisabled {
+        /// The operator.
+        operator_id: String,
+        /// Log index of the change.
+        disabled_at_index: u64,
     },
 }
 
@@ -618,5 +650,27 @@ pub enum Refusal {
     LastAdmin {
         /// The only admin.
         operator_id: String,
+    },
+    /// The authorising operator's role is below what the operation needs (the role
+    /// matrix, [`crate::roles`]).
+    #[error("{authorised_by:?} is a {} and may not {operation}: it needs a {} or above", role.as_str(), needed.as_str())]
+    RoleForbidden {
+        /// The authorising operator.
+        authorised_by: String,
+        /// Their role.
+        role: crate::staff::Role,
+        /// The lowest role allowed.
+        needed: crate::staff::Role,
+        /// The operation, in words.
+        operation: String,
+    },
+    /// A guarded command proposed without its authorising operator after the store began
+    /// enforcing roles (see [`crate::roles`]).
+    #[error("to {operation} the store needs an authorising operator (a {} or above) with their PIN", needed.as_str())]
+    OperatorRequired {
+        /// The lowest role allowed.
+        needed: crate::staff::Role,
+        /// The operation, in words.
+        operation: String,
     },
 }

@@ -32,13 +32,15 @@ impl StoreState {
     /// same `request_hash` replays the recorded outcome ([`StoreResponse::Replayed`],
     /// nothing applied); with another hash it is refused
     /// ([`Refusal::IdempotencyKeyReused`]); a new key applies `command` and records the
-    /// key if it was applied.
+    /// key if it was applied. `authorised`: `command` comes inside a
+    /// [`StoreCommand::Authorised`] whose operator was checked.
     pub(crate) fn apply_idempotent(
         &mut self,
         index: u64,
         idempotency_key: &str,
         request_hash: &str,
         command: &StoreCommand,
+        authorised: bool,
     ) -> StoreResponse {
         if let Err(refusal) = check_id("idempotency_key", idempotency_key) {
             return StoreResponse::Refused(refusal);
@@ -71,7 +73,7 @@ impl StoreState {
                 rule: "an idempotent command cannot wrap another".into(),
             });
         }
-        let response = self.apply(index, command);
+        let response = self.apply_as(index, command, authorised);
         if let StoreResponse::Applied(outcome) = &response {
             self.idempotent_writes.insert(
                 idempotency_key.to_owned(),

@@ -85,6 +85,7 @@ pub mod idempotency;
 pub mod log_cache;
 pub mod restore;
 pub mod rocksdb_tuning;
+pub mod roles;
 pub mod staff;
 pub mod state;
 pub mod storage;

@@ -226,6 +226,38 @@ impl Staff {
         Ok(())
     }
 
+    /// Applies `DisableOperator` (the role rules are checked by the enclosing
+    /// `Authorised`, see [`crate::roles`]).
+    ///
+    /// # Errors
+    /// [`Refusal::UnknownOperator`]; [`Refusal::LastAdmin`] for the store's only admin.
+    pub(crate) fn disable_operator(
+        &mut self,
+        index: u64,
+        operator_id: &str,
+    ) -> Result<Outcome, Refusal> {
+        let Some(operator) = self.operators.get(operator_id) else {
+            return Err(Refusal::UnknownOperator {
+                operator_id: operator_id.to_owned(),
+            });
+        };
+        let admins = self
+            .operators
+            .values()
+            .filter(|o| o.role == Role::Admin)
+            .count();
+        if operator.role == Role::Admin && admins == 1 {
+            return Err(Refusal::LastAdmin {
+                operator_id: operator_id.to_owned(),
+            });
+        }
+        self.operators.remove(operator_id);
+        Ok(Outcome::OperatorDisabled {
+            operator_id: operator_id.to_owned(),
+            disabled_at_index: index,
+        })
+    }
+
     /// Applies `OpenShift`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open_shift(

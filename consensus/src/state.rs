@@ -117,6 +117,10 @@ pub struct StoreState {
     /// Applied [`StoreCommand::Idempotent`] writes by Idempotency-Key.
     #[serde(default)]
     pub idempotent_writes: BTreeMap<String, crate::idempotency::IdempotentWrite>,
+    /// Log index of the first applied [`StoreCommand::Authorised`] entry: from there on a
+    /// guarded command proposed bare is refused (see [`crate::roles`]).
+    #[serde(default)]
+    pub roles_enforced_from: Option<u64>,
 }
 
 impl StoreState {
@@ -125,6 +129,25 @@ impl StoreState {
     /// Deterministic: same state, index and command → same new state and response. A
     /// [`StoreResponse::Refused`] leaves the state exactly as it was.
     pub fn apply(&mut self, index: u64, command: &StoreCommand) -> StoreResponse {
+        self.apply_as(index, command, false)
+    }
+
+    /// [`StoreState::apply`]; `authorised`: `command` comes inside a
+    /// [`StoreCommand::Authorised`] whose operator the role matrix allowed.
+    pub(crate) fn apply_as(
+        &mut self,
+        index: u64,
+        command: &StoreCommand,
+        authorised: bool,
+    ) -> StoreResponse {
+        if !authorised && self.roles_enforced_from.is_some() {
+            if let Some(needed) = crate::roles::needed(&self.staff, None, command) {
+                return StoreResponse::Refused(Refusal::OperatorRequired {
+                    needed: needed.role,
+                    operation: needed.operation.to_owned(),
+                });
+            }
+        }
         let result = match command {
             StoreCommand::IssueGiftCard {
                 card_id,
@@ -216,7 +239,33 @@ impl StoreState {
                 idempotency_key,
                 request_hash,
                 command,
-            } => return self.apply_idempotent(index, idempotency_key, request_hash, command),
+            } => {
+                return self.apply_idempotent(
+                    index,
+                    idempotency_key,
+                    request_hash,
+                    command,
+                    authorised,
+                )
+            }
+            StoreCommand::DisableOperator { operator_id } => {
+                self.staff.disable_operator(index, operator_id)
+            }
+            StoreCommand::Authorised {
+                authorised_by,
+                command,
+            } => {
+                if let Err(refusal) = self.staff.may_run(authorised_by, command) {
+                    return StoreResponse::Refused(refusal);
+                }
+                let response = self.apply_as(index, command, true);
+                if matches!(response, StoreResponse::Applied(_))
+                    && self.roles_enforced_from.is_none()
+                {
+                    self.roles_enforced_from = Some(index);
+                }
+                return response;
+            }
         };
         match result {
             Ok(outcome) => StoreResponse::Applied(outcome),

@@ -416,29 +416,33 @@ pub struct ExposureAllotmentBody {
 
 /// Sets the store's offline card budget through Raft.
 #[utoipa::path(put, path = "/v1/payments/exposure-budget", request_body = ExposureBudgetBody,
-    responses((status = 201, description = "committed"), (status = 409, body = ErrorBody),
+    responses((status = 201, description = "committed"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn set_exposure_budget(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by =
+        super::operator_auth::operator_for(&node, &headers, "set the offline card budget").await?;
     let body: ExposureBudgetBody = parse_json(&headers, body)?;
     let currency = super::sales::parse_currency(&body.currency)?;
-    super::gift_cards::decide(
-        &node,
-        StoreCommand::SetExposureBudget {
-            amount_minor: body.amount_minor,
-            currency,
-        },
-    )
-    .await
+    let command = StoreCommand::SetExposureBudget {
+        amount_minor: body.amount_minor,
+        currency,
+    };
+    let command = super::operator_auth::authorised(&node, by, command)?;
+    super::gift_cards::decide(&node, command).await
 }
 
 /// Sets a device's allotment of the offline card budget through Raft.
 #[utoipa::path(put, path = "/v1/payments/exposure-allotments/{device}", request_body = ExposureAllotmentBody,
     params(("device" = String, Path)),
-    responses((status = 201, description = "committed"), (status = 409, body = ErrorBody),
+    responses((status = 201, description = "committed"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn set_exposure_allotment(
     State(node): State<Arc<NodeContext>>,
@@ -446,6 +450,12 @@ pub async fn set_exposure_allotment(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(
+        &node,
+        &headers,
+        "set a device's offline card allotment",
+    )
+    .await?;
     crate::config::validate_id("device id", &device).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -455,14 +465,12 @@ pub async fn set_exposure_allotment(
         )
     })?;
     let body: ExposureAllotmentBody = parse_json(&headers, body)?;
-    super::gift_cards::decide(
-        &node,
-        StoreCommand::SetExposureAllotment {
-            device_id: device,
-            amount_minor: body.amount_minor,
-        },
-    )
-    .await
+    let command = StoreCommand::SetExposureAllotment {
+        device_id: device,
+        amount_minor: body.amount_minor,
+    };
+    let command = super::operator_auth::authorised(&node, by, command)?;
+    super::gift_cards::decide(&node, command).await
 }
 
 /// One queued offline payment.

@@ -25,13 +25,16 @@ use std::time::Duration;
         ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
     responses((status = 201, description = "closed: the log index and the cut"),
               (status = 200, description = "replay of an earlier close with this key (`Idempotent-Replayed: true`)"),
-              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn close_day(
     State(node): State<Arc<NodeContext>>,
     Path(date): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "close the day").await?;
     let key = idempotency_key(&headers)?;
     check_date(&date)?;
     check_not_before_sales(&node, &date)?;
@@ -55,8 +58,9 @@ pub async fn close_day(
         business_date: date.clone(),
         version_vector: cut.clone(),
     };
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
     let (index, response) = raft
-        .write(idempotent(key, &hash, command))
+        .write(command)
         .await
         .map_err(super::gift_cards::no_quorum)?;
     match response {

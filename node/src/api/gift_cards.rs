@@ -57,13 +57,16 @@ pub struct GiftCardBalance {
     params(("Idempotency-Key" = String, Header, description = "unique per issue attempt, store-wide")),
     responses((status = 201, description = "issued (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
-              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn issue(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "issue a gift card").await?;
     let key = idempotency_key(&headers)?;
     let body: IssueGiftCardBody = parse_json(&headers, body)?;
     let hash = request_hash("issue_gift_card", "", &body);
@@ -87,7 +90,8 @@ pub async fn issue(
         amount_minor: body.amount_minor,
         currency,
     };
-    decide(&node, idempotent(key, &hash, command)).await
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
+    decide(&node, command).await
 }
 
 /// Redeems an amount from a gift card, exactly once per Idempotency-Key (the redemption's
@@ -283,6 +287,16 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             Some(super::operator_auth::OPERATOR_ID_HEADER),
         ),
         R::LastAdmin { .. } => (StatusCode::CONFLICT, "last_admin", Some("role")),
+        R::RoleForbidden { .. } => (
+            StatusCode::FORBIDDEN,
+            "role_forbidden",
+            Some(super::operator_auth::OPERATOR_ID_HEADER),
+        ),
+        R::OperatorRequired { .. } => (
+            StatusCode::UNAUTHORIZED,
+            "operator_required",
+            Some(super::operator_auth::OPERATOR_ID_HEADER),
+        ),
         _ => (StatusCode::CONFLICT, "refused", None),
     };
     ApiError::new(status, code, refusal.to_string(), field)

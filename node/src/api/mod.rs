@@ -92,6 +92,7 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         )
         .route("/v1/operators/{id}/verify-pin", post(staff::verify_pin))
         .route("/v1/operators/{id}/unlock", post(pin_unlock::unlock))
+        .route("/v1/operators/{id}/disable", post(staff::disable_operator))
         .route(
             "/v1/shifts",
             post(staff::open_shift).get(staff::list_shifts),

@@ -42,6 +42,7 @@ use utoipa::OpenApi;
         super::health::metrics,
         super::staff::set_operator,
         super::staff::list_operators,
+        super::staff::disable_operator,
         super::staff::verify_pin,
         super::staff::open_shift,
         super::staff::close_shift,

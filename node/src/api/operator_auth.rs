@@ -19,6 +19,7 @@ use super::error::ApiError;
 use crate::runtime::NodeContext;
 use axum::http::{HeaderMap, StatusCode};
 use posmesh_consensus::staff::Role;
+use posmesh_consensus::StoreCommand;
 use std::sync::Arc;
 
 /// Header naming the operator who authorises a change to the operators.
@@ -123,6 +124,109 @@ pub fn check_roles(
             .may_set_operator(authorised_by, operator_id, role)
     })
     .map_err(|refusal| super::gift_cards::refused(&refusal))
+}
+
+/// The operator authorising a guarded store-wide operation (the role matrix of
+/// [`posmesh_consensus::roles`]: shifts, day close, tax rates, gift-card issue, exposure,
+/// device removal), PIN verified by [`super::pin_unlock::authenticate`] (same check and
+/// lockout as the operators' changes). `None` only while the store has no operator: a
+/// store in setup, before its first admin is set, runs these without one.
+///
+/// # Errors
+/// Those of [`authorising_operator`]; 401 `operator_required` without the headers once
+/// the store has operators (naming `operation`); 401 `pin_mismatch`, 429 `pin_locked`;
+/// 503 without consensus.
+pub async fn operator_for(
+    node: &Arc<NodeContext>,
+    headers: &HeaderMap,
+    operation: &str,
+) -> Result<Option<String>, ApiError> {
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    match authorising_operator(headers)? {
+        None if raft.read(|state| state.staff.operators.is_empty()) => Ok(None),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "operator_required",
+            format!(
+                "to {operation}, send {OPERATOR_ID_HEADER} and {OPERATOR_PIN_HEADER}: the id and PIN of an operator whose role allows it"
+            ),
+            Some(OPERATOR_ID_HEADER),
+        )),
+        Some((id, pin)) => {
+            super::pin_unlock::authenticate(node, &id, pin, OPERATOR_PIN_HEADER).await?;
+            Ok(Some(id))
+        }
+    }
+}
+
+/// `command` as proposed on the authority of `by` (from [`operator_for`]): checked
+/// against the role matrix on this device's applied state and wrapped in
+/// [`StoreCommand::Authorised`], so the state machine checks it again when it applies.
+/// `None` (a store in setup) proposes `command` bare.
+///
+/// # Errors
+/// 403 `role_forbidden` naming the role needed; 401 `pin_required` for an operator
+/// removed meanwhile; 503 without consensus.
+pub fn authorised(
+    node: &NodeContext,
+    by: Option<String>,
+    command: StoreCommand,
+) -> Result<StoreCommand, ApiError> {
+    let Some(by) = by else {
+        return Ok(command);
+    };
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    raft.read(|state| state.staff.may_run(&by, &command))
+        .map_err(|refusal| super::gift_cards::refused(&refusal))?;
+    Ok(StoreCommand::Authorised {
+        authorised_by: by,
+        command: Box::new(command),
+    })
+}
+
+/// Whether operator `by` (from [`operator_for`]) has at least `role`, for a read or an
+/// action that is not a store command (the operators' list, a device's removal checked
+/// here before it is forwarded). `None`: a store in setup.
+///
+/// # Errors
+/// 403 `role_forbidden` naming `role`; 401 `pin_required` for an operator removed
+/// meanwhile; 503 without consensus.
+pub fn require_role(
+    node: &NodeContext,
+    by: Option<&str>,
+    role: Role,
+    operation: &str,
+) -> Result<(), ApiError> {
+    let Some(by) = by else {
+        return Ok(());
+    };
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    let has = raft.read(|state| state.staff.operators.get(by).map(|o| o.role));
+    match has {
+        None => Err(super::gift_cards::refused(
+            &posmesh_consensus::Refusal::AuthorisationRequired {
+                why: format!("the authorising operator {by:?} is not an operator of the store"),
+            },
+        )),
+        Some(has) if has < role => Err(super::gift_cards::refused(
+            &posmesh_consensus::Refusal::RoleForbidden {
+                authorised_by: by.to_owned(),
+                role: has,
+                needed: role,
+                operation: operation.to_owned(),
+            },
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

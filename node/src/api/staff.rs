@@ -165,12 +165,23 @@ pub async fn set_operator(
     .await
 }
 
-/// The store's operators.
+/// The store's operators, for a manager or admin (`X-Operator-Id` / `X-Operator-Pin`;
+/// a store with no operator yet answers the empty list without).
 #[utoipa::path(get, path = "/v1/operators",
-    responses((status = 200, body = [OperatorView]), (status = 503, body = ErrorBody)))]
+    params(
+        ("X-Operator-Id" = Option<String>, Header, description = "a manager or admin"),
+        ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
+    ),
+    responses((status = 200, body = [OperatorView]),
+              (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
+              (status = 503, body = ErrorBody)))]
 pub async fn list_operators(
     State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
 ) -> Result<Json<Vec<OperatorView>>, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "list the operators").await?;
+    super::operator_auth::require_role(&node, by.as_deref(), Role::Manager, "list the operators")?;
     let raft = node
         .raft
         .as_ref()
@@ -223,12 +234,15 @@ pub async fn verify_pin(
     responses((status = 201, description = "opened (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn open_shift(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "open a shift").await?;
     let key = idempotency_key(&headers)?;
     let body: OpenShiftBody = parse_json(&headers, body)?;
     // The shift opens on this device: the same body on another device is another request.
@@ -268,7 +282,8 @@ pub async fn open_shift(
         currency,
         opened_at_ms: now_ms,
     };
-    decide(&node, idempotent(key, &hash, command)).await
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
+    decide(&node, command).await
 }
 
 /// Closes a shift, once per Idempotency-Key: a retry with the same key answers the first
@@ -279,12 +294,15 @@ pub async fn open_shift(
     responses((status = 201, description = "closed (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn close_shift(
     State(node): State<Arc<NodeContext>>,
     Path(shift_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "close a shift").await?;
     let key = idempotency_key(&headers)?;
     check_text("shift_id", &shift_id)?;
     let hash = request_hash("close_shift", &shift_id, &serde_json::Value::Null);
@@ -293,7 +311,8 @@ pub async fn close_shift(
         shift_id,
         closed_at_ms: now_ms,
     };
-    decide(&node, idempotent(key, &hash, command)).await
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
+    decide(&node, command).await
 }
 
 /// The store's shifts, by id.
@@ -318,13 +337,16 @@ pub async fn list_shifts(
     params(("Idempotency-Key" = String, Header, description = "unique per attempt, store-wide")),
     responses((status = 201, description = "set (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
-              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
+              (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn set_tax_rates(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "set tax rates").await?;
     let key = idempotency_key(&headers)?;
     let body: SetTaxRatesBody = parse_json(&headers, body)?;
     let hash = request_hash("set_tax_rates", "", &body);
@@ -355,7 +377,8 @@ pub async fn set_tax_rates(
         effective_at_ms: effective.timestamp_millis(),
         rates_bps: body.rates_bps,
     };
-    decide(&node, idempotent(key, &hash, command)).await
+    let command = super::operator_auth::authorised(&node, by, idempotent(key, &hash, command))?;
+    decide(&node, command).await
 }
 
 /// Every version of the store's tax rates, oldest first.
@@ -368,6 +391,34 @@ pub async fn list_tax_rates(
         .as_ref()
         .ok_or_else(super::gift_cards::no_consensus)?;
     Ok(Json(raft.read(|state| state.tax.schedules.clone())))
+}
+
+/// Disables an operator for good (`posmesh operator disable`): on the authority of the
+/// operator in `X-Operator-Id` / `X-Operator-Pin` — a manager disables cashiers and
+/// supervisors, only an admin managers and admins; the store's only admin cannot be
+/// disabled (409 `last_admin`). The operator's PIN opens nothing from then on; their
+/// shifts stay on record.
+#[utoipa::path(post, path = "/v1/operators/{id}/disable",
+    params(("id" = String, Path),
+        ("X-Operator-Id" = String, Header, description = "the authorising manager or admin"),
+        ("X-Operator-Pin" = String, Header, description = "their PIN")),
+    responses((status = 201, description = "disabled (the committed outcome)"),
+              (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`"),
+              (status = 404, body = ErrorBody, description = "`operator_not_found`"),
+              (status = 409, body = ErrorBody, description = "`last_admin`"),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn disable_operator(
+    State(node): State<Arc<NodeContext>>,
+    Path(operator_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "disable an operator").await?;
+    check_operator_id(&operator_id)?;
+    let command = StoreCommand::DisableOperator { operator_id };
+    // A store without operators has nobody to disable: the state machine answers that.
+    let command = super::operator_auth::authorised(&node, by, command)?;
+    decide(&node, command).await
 }
 
 /// Ids and names: 1–128 bytes, no control characters, not only spaces (checked here so a

@@ -9,20 +9,28 @@ use crate::config::validate_id;
 use crate::consensus::service::RemoveError;
 use crate::runtime::NodeContext;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use posmesh_consensus::staff::Role;
 use std::sync::Arc;
 
-/// Removes a device from the store. 409 `last_voter` (permanent, nothing changed) when the
+/// Removes a device from the store, on the authority of a manager or admin
+/// (`X-Operator-Id` / `X-Operator-Pin`; none needed while the store has no operator).
+/// 409 `last_voter` (permanent, nothing changed) when the
 /// device is the store's only voter: promote another device first, or force a membership.
 #[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("device" = String, Path)),
     responses((status = 200, description = "retired and removed"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
 pub async fn remove_device(
     State(node): State<Arc<NodeContext>>,
     Path(device): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "remove a device").await?;
+    super::operator_auth::require_role(&node, by.as_deref(), Role::Manager, "remove a device")?;
     validate_id("device id", &device)
         .map_err(|e| ApiError::bad_request("invalid_device_id", e.to_string(), Some("device")))?;
     let raft = node.raft.as_ref().ok_or_else(|| {
@@ -65,7 +73,7 @@ pub async fn remove_device(
             Some("device"),
         ));
     }
-    raft.remove_device(&device)
+    raft.remove_device(&device, by)
         .await
         .map_err(|error| match error {
             RemoveError::LastVoter { .. } => ApiError::new(

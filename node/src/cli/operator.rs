@@ -71,6 +71,29 @@ pub enum OperatorCommand {
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
     },
+    /// Disable an operator for good, store-wide (their PIN opens nothing any more; their
+    /// shifts stay on record). A manager disables cashiers and supervisors, only an admin
+    /// managers and admins; never the store's only admin. The authorising operator's PIN
+    /// is read from POSMESH_OPERATOR_PIN or else from the first line of stdin.
+    Disable {
+        /// The operator to disable.
+        #[arg(long)]
+        operator: String,
+        /// The authorising manager or admin.
+        #[arg(long = "as", env = "POSMESH_OPERATOR_ID")]
+        authorised_by: String,
+        /// The authorising operator's PIN (prefer stdin).
+        #[arg(
+            long,
+            env = "POSMESH_OPERATOR_PIN",
+            hide_env_values = true,
+            hide = true
+        )]
+        operator_pin: Option<String>,
+        /// Sales API address of a device of the store.
+        #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
+        api: String,
+    },
 }
 
 /// Runs a `posmesh operator` command and prints its outcome.
@@ -86,6 +109,28 @@ pub async fn run_operator(command: OperatorCommand) -> anyhow::Result<()> {
             manager_pin,
             api,
         } => unlock(operator, manager, manager_pin, api).await,
+        OperatorCommand::Disable {
+            operator,
+            authorised_by,
+            operator_pin,
+            api,
+        } => {
+            let pin = match operator_pin {
+                Some(pin) => pin,
+                None => read_pin_line(&format!("PIN of {authorised_by}"), "POSMESH_OPERATOR_PIN")?,
+            };
+            let url = format!("{}/v1/operators/{operator}/disable", base_url(&api));
+            let request = reqwest::Client::new()
+                .post(&url)
+                .header("X-Operator-Id", &authorised_by)
+                .header("X-Operator-Pin", pin);
+            let body = answer(&url, request).await?;
+            println!(
+                "operator {operator} disabled by {authorised_by} (log index {})",
+                body["log_index"]
+            );
+            Ok(())
+        }
         OperatorCommand::Set {
             operator,
             name,
@@ -212,7 +257,7 @@ fn set_line(
 
 /// A PIN from stdin's next line (without the line end), prompting `what` on a terminal;
 /// the error names the environment variable `env` that could give it instead.
-fn read_pin_line(what: &str, env: &str) -> anyhow::Result<String> {
+pub(super) fn read_pin_line(what: &str, env: &str) -> anyhow::Result<String> {
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprint!("{what}: ");
     }

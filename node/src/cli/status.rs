@@ -134,6 +134,42 @@ pub fn print_status(status: &NodeStatus) {
     }
 }
 
+/// A member that has not acknowledged the leader's heartbeats (every 250 ms) for this
+/// long — the longest election timeout, 3 s — is shown unreachable; a leader no quorum
+/// acknowledged for this long is shown cut off (the rest of the store may elect another).
+pub const UNREACHABLE_AFTER_MS: u64 = 3_000;
+
+/// This device's role as shown: `leader` but, for a leader no quorum acknowledged for
+/// [`UNREACHABLE_AFTER_MS`] or more, `leader?` with how long (an isolated old leader keeps
+/// its role until it hears a higher term).
+pub fn role_shown(raft: &RaftStatus) -> String {
+    match raft.quorum_acked_ms {
+        // A lone voter is its own quorum.
+        Some(ms) if raft.role == "leader" && raft.voters.len() > 1 && ms >= UNREACHABLE_AFTER_MS => format!(
+            "leader? (no quorum has acknowledged it for {:.1} s: cut off from most of the store, which may have elected another leader)",
+            ms as f64 / 1000.0
+        ),
+        _ => raft.role.clone(),
+    }
+}
+
+/// The line of one member on the leader: `N entries behind the leader`, or `unreachable
+/// (last contact X s ago)` when it has not acknowledged a heartbeat for
+/// [`UNREACHABLE_AFTER_MS`] (`contact_ms`: ms since its last acknowledgement, `Some(None)`
+/// never, `None` unknown — not reported, e.g. the leader itself).
+pub fn member_line(device: &str, lag: u64, contact_ms: Option<Option<u64>>) -> String {
+    match contact_ms {
+        Some(None) => {
+            format!("          {device} unreachable (no contact since this device leads)")
+        }
+        Some(Some(ms)) if ms >= UNREACHABLE_AFTER_MS => format!(
+            "          {device} unreachable (last contact {:.1} s ago; {lag} entries behind)",
+            ms as f64 / 1000.0
+        ),
+        _ => format!("          {device} {lag} entries behind the leader"),
+    }
+}
+
 /// The `raft` lines of `posmesh status`: role, term, leader, commit and applied index,
 /// members, each member's lag, the snapshot (the index it covers, snapshots received from
 /// a leader: count and last size), the group, conflicts and this device's retirement.
@@ -144,7 +180,7 @@ pub fn raft_lines(raft: &RaftStatus) -> Vec<String> {
     }
     lines.push(format!(
         "raft      {} term {} leader {} commit {} applied {} voters {:?} learners {:?}{}",
-        raft.role,
+        role_shown(raft),
         raft.term,
         raft.leader.as_deref().unwrap_or("none"),
         raft.commit_index.map_or("-".into(), |i| i.to_string()),
@@ -158,9 +194,12 @@ pub fn raft_lines(raft: &RaftStatus) -> Vec<String> {
         }
     ));
     for (device, lag) in &raft.lag {
-        lines.push(format!(
-            "          {device} {lag} entries behind the leader"
-        ));
+        let contact = if raft.leader.as_deref() == Some(device.as_str()) {
+            None
+        } else {
+            raft.last_contact_ms.get(device).copied()
+        };
+        lines.push(member_line(device, *lag, contact));
     }
     let received = if raft.snapshots_installed == 0 {
         "none received from a leader".to_owned()
@@ -197,6 +236,7 @@ pub fn base_url(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn the_raft_lines_show_the_snapshot_figures() {
@@ -229,6 +269,78 @@ mod tests {
             "{lines:#?}"
         );
         assert!(!lines.iter().any(|l| l.contains("RETIRED")), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_dead_member_is_unreachable_not_behind() {
+        assert_eq!(
+            member_line("till-2", 3, Some(Some(120))),
+            "          till-2 3 entries behind the leader"
+        );
+        assert_eq!(
+            member_line("till-2", 0, Some(Some(2_999))),
+            "          till-2 0 entries behind the leader"
+        );
+        assert_eq!(
+            member_line("till-3", 42, Some(Some(12_345))),
+            "          till-3 unreachable (last contact 12.3 s ago; 42 entries behind)"
+        );
+        assert_eq!(
+            member_line("till-3", 42, Some(None)),
+            "          till-3 unreachable (no contact since this device leads)"
+        );
+        assert_eq!(
+            member_line("till-1", 0, None),
+            "          till-1 0 entries behind the leader"
+        );
+        let raft = RaftStatus {
+            role: "leader".into(),
+            leader: Some("till-1".into()),
+            lag: BTreeMap::from([("till-1".to_owned(), 0), ("till-3".to_owned(), 42)]),
+            last_contact_ms: BTreeMap::from([("till-3".to_owned(), Some(8_000))]),
+            quorum_acked_ms: Some(100),
+            ..RaftStatus::default()
+        };
+        let lines = raft_lines(&raft);
+        assert!(lines[0].starts_with("raft      leader term"), "{lines:#?}");
+        assert!(lines.contains(&"          till-1 0 entries behind the leader".to_owned()));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("till-3 unreachable (last contact 8.0 s ago")),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn an_isolated_old_leader_is_not_shown_a_plain_leader() {
+        let mut raft = RaftStatus {
+            role: "leader".into(),
+            voters: vec!["till-1".into(), "till-2".into(), "till-3".into()],
+            quorum_acked_ms: Some(250),
+            ..RaftStatus::default()
+        };
+        assert_eq!(role_shown(&raft), "leader");
+        raft.quorum_acked_ms = Some(9_500);
+        let shown = role_shown(&raft);
+        assert!(
+            shown.starts_with("leader? (no quorum has acknowledged it for 9.5 s"),
+            "{shown}"
+        );
+        assert!(raft_lines(&raft)[0].contains("leader? (no quorum"));
+        raft.role = "follower".into();
+        assert_eq!(
+            role_shown(&raft),
+            "follower",
+            "only a leader's quorum counts"
+        );
+        raft.role = "leader".into();
+        raft.voters.truncate(1);
+        assert_eq!(
+            role_shown(&raft),
+            "leader",
+            "a lone voter is its own quorum"
+        );
     }
 
     #[test]

@@ -40,6 +40,19 @@ pub enum StoreAdminCommand {
         /// API address of a running device of the store (not the one removed).
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
+        /// The manager or admin authorising the removal; their PIN is read from
+        /// POSMESH_OPERATOR_PIN or else from the first line of stdin. Omit only while the
+        /// store has no operator.
+        #[arg(long, env = "POSMESH_OPERATOR_ID")]
+        operator: Option<String>,
+        /// The operator's PIN (prefer stdin).
+        #[arg(
+            long,
+            env = "POSMESH_OPERATOR_PIN",
+            hide_env_values = true,
+            hide = true
+        )]
+        operator_pin: Option<String>,
     },
     /// A store that lost EVERY device: rebuild it on a new enrolled device (a certificate
     /// with a new device id, `posmesh ca issue`) from the cloud's copy — the store's Raft
@@ -70,13 +83,31 @@ pub enum StoreAdminCommand {
 /// A running node (database in use), a directory that is not a member, a bad `--keep`.
 pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
     match command {
-        StoreAdminCommand::RemoveDevice { device, api } => {
+        StoreAdminCommand::RemoveDevice {
+            device,
+            api,
+            operator,
+            operator_pin,
+        } => {
             crate::config::validate_id("device id", &device)?;
             let url = format!(
                 "{}/v1/store/devices/{device}/remove",
                 super::status::base_url(&api)
             );
-            super::operator::answer(&url, reqwest::Client::new().post(&url)).await?;
+            let mut request = reqwest::Client::new().post(&url);
+            if let Some(id) = operator {
+                let pin = match operator_pin {
+                    Some(pin) => pin,
+                    None => super::operator::read_pin_line(
+                        &format!("PIN of {id}"),
+                        "POSMESH_OPERATOR_PIN",
+                    )?,
+                };
+                request = request
+                    .header("X-Operator-Id", id)
+                    .header("X-Operator-Pin", pin);
+            }
+            super::operator::answer(&url, request).await?;
             println!(
                 "removed {device} from the store for good; revoke its certificate too: posmesh ca revoke"
             );

@@ -100,7 +100,9 @@ impl Forwarder {
 fn travels_alone(command: &StoreCommand) -> bool {
     match command {
         StoreCommand::PublishCatalog { .. } => true,
-        StoreCommand::Idempotent { command, .. } => travels_alone(command),
+        StoreCommand::Idempotent { command, .. } | StoreCommand::Authorised { command, .. } => {
+            travels_alone(command)
+        }
         _ => false,
     }
 }

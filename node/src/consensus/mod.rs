@@ -36,6 +36,7 @@ pub mod node_id;
 pub mod retirement;
 pub mod service;
 pub mod snapshot_transfer;
+pub mod voter_parity;
 pub mod wire;
 
 pub use node_id::node_id;

@@ -79,6 +79,14 @@ pub struct RaftStatus {
     /// what happened and what to do. Its Raft state above is frozen from then on.
     #[serde(default)]
     pub retired: Option<String>,
+    /// On the leader: per member, milliseconds since it last acknowledged a heartbeat
+    /// (openraft's heartbeat metrics; `None`: never since this device leads).
+    #[serde(default)]
+    pub last_contact_ms: BTreeMap<String, Option<u64>>,
+    /// On the leader: milliseconds since a quorum last acknowledged it (openraft's
+    /// `last_quorum_acked`); a leader cut off from the quorum sees it grow.
+    #[serde(default)]
+    pub quorum_acked_ms: Option<u64>,
 }
 
 /// Why a device could not be removed from the store ([`RaftService::remove_device`]).
@@ -339,7 +347,10 @@ impl RaftService {
                 Ok(Err(rejected)) => RaftReply::TransferLeader(Some(rejected.to_string())),
                 Err(e) => failed(&e),
             },
-            RaftRequest::RemoveDevice { device_id } => match self.remove_here(&device_id).await {
+            RaftRequest::RemoveDevice {
+                device_id,
+                authorised_by,
+            } => match self.remove_here(&device_id, authorised_by).await {
                 Ok(()) => RaftReply::Removed,
                 Err(RemoveError::LastVoter { device_id }) => RaftReply::LastVoter { device_id },
                 Err(RemoveError::Unavailable(why)) => RaftReply::Failed(why),
@@ -515,7 +526,14 @@ impl RaftService {
     /// on this device's view of the membership, and again on the leader before anything is
     /// committed); otherwise as [`RaftService::write`]; removing this device itself is
     /// refused (ask another).
-    pub async fn remove_device(&self, device_id: &str) -> Result<(), RemoveError> {
+    ///
+    /// `authorised_by`: the operator (PIN verified) whose authority the retirement is
+    /// committed under ([`StoreCommand::Authorised`]); `None` in a store without operators.
+    pub async fn remove_device(
+        &self,
+        device_id: &str,
+        authorised_by: Option<String>,
+    ) -> Result<(), RemoveError> {
         if device_id == self.local_device {
             return Err(RemoveError::Unavailable(
                 "a device cannot remove itself: ask another device of the store".into(),
@@ -524,13 +542,14 @@ impl RaftService {
         self.check_not_last_voter(device_id)?;
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.state == ServerState::Leader {
-            return self.remove_here(device_id).await;
+            return self.remove_here(device_id, authorised_by).await;
         }
         let leader = metrics.current_leader.ok_or_else(|| {
             RemoveError::Unavailable("no quorum: the store has no leader now".to_owned())
         })?;
         let request = RaftRequest::RemoveDevice {
             device_id: device_id.to_owned(),
+            authorised_by,
         };
         match self
             .forward(leader, &request)
@@ -611,16 +630,31 @@ impl RaftService {
 
     /// On the leader: check it is not the last voter, retire, then drop from the
     /// membership.
-    async fn remove_here(&self, device_id: &str) -> Result<(), RemoveError> {
+    async fn remove_here(
+        &self,
+        device_id: &str,
+        authorised_by: Option<String>,
+    ) -> Result<(), RemoveError> {
         self.check_not_last_voter(device_id)?;
-        self.retire_and_drop(device_id)
+        self.retire_and_drop(device_id, authorised_by)
             .await
             .map_err(|e| RemoveError::Unavailable(e.to_string()))
     }
 
-    async fn retire_and_drop(&self, device_id: &str) -> anyhow::Result<()> {
-        let command = StoreCommand::RetireDevice {
+    async fn retire_and_drop(
+        &self,
+        device_id: &str,
+        authorised_by: Option<String>,
+    ) -> anyhow::Result<()> {
+        let retire = StoreCommand::RetireDevice {
             device_id: device_id.to_owned(),
+        };
+        let command = match authorised_by {
+            Some(by) => StoreCommand::Authorised {
+                authorised_by: by,
+                command: Box::new(retire),
+            },
+            None => retire,
         };
         let (_, response) =
             posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await?;
@@ -736,7 +770,27 @@ impl RaftService {
                     .collect()
             })
             .unwrap_or_default();
+        use openraft::Instant as _;
+        let last_contact_ms = metrics
+            .heartbeat
+            .as_ref()
+            .map(|heartbeat| {
+                heartbeat
+                    .iter()
+                    .map(|(id, acked)| {
+                        let ago = acked.as_ref().map(|at| millis(at.elapsed()));
+                        (device(id), ago)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let quorum_acked_ms = metrics
+            .last_quorum_acked
+            .as_ref()
+            .map(|at| millis(at.elapsed()));
         RaftStatus {
+            last_contact_ms,
+            quorum_acked_ms,
             role: match metrics.state {
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",
@@ -808,10 +862,7 @@ impl RaftService {
                 return Ok(()); // one change per round
             }
         }
-        let voters = membership.voter_ids().count();
-        if voters >= VOTERS_MAX {
-            return Ok(());
-        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let last = metrics.last_log_index.unwrap_or(0);
         let replication = metrics.replication.clone().unwrap_or_default();
         let caught_up: Vec<NodeId> = membership
@@ -824,16 +875,28 @@ impl RaftService {
                 matched + CAUGHT_UP_LAG_MAX >= last
             })
             .collect();
-        let mut promote = caught_up.len().min(VOTERS_MAX - voters);
-        if (voters + promote).is_multiple_of(2) {
-            promote = promote.saturating_sub(1);
-        }
-        if promote > 0 {
-            let ids: BTreeSet<NodeId> = caught_up.into_iter().take(promote).collect();
-            tracing::info!(voters = voters + promote, "promoting learners to voters");
-            self.raft
-                .change_membership(ChangeMembers::AddVoterIds(ids), false)
-                .await?;
+        match super::voter_parity::voter_step(&voters, metrics.id, &caught_up, VOTERS_MAX) {
+            Some(super::voter_parity::VoterStep::Promote(ids)) => {
+                tracing::info!(
+                    voters = voters.len() + ids.len(),
+                    "promoting learners to voters"
+                );
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(ids), false)
+                    .await?;
+            }
+            Some(super::voter_parity::VoterStep::Demote(id)) => {
+                tracing::info!(
+                    voters = voters.len() - 1,
+                    demoted = id,
+                    "an even number of voters and no learner to promote: demoting one voter to learner"
+                );
+                // `retain`: the removed voter stays in the group as a learner.
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                    .await?;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -1039,4 +1102,9 @@ impl RaftService {
             _ => Ok(()),
         }
     }
+}
+
+/// A duration in whole milliseconds (saturating).
+fn millis(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }

@@ -44,6 +44,11 @@ pub enum RaftRequest {
     RemoveDevice {
         /// The device.
         device_id: String,
+        /// The operator who authorised the removal (PIN verified by the forwarding
+        /// device); `None` in a store without operators. The retirement is proposed as
+        /// [`StoreCommand::Authorised`], so the role rules are checked when it applies.
+        #[serde(default)]
+        authorised_by: Option<String>,
     },
     /// A linearizable read of a gift card's balance, forwarded to the leader.
     ReadGiftCard {

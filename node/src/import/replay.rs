@@ -57,8 +57,8 @@ pub struct ImportArgs {
     /// IANA time zone of the export's local times.
     #[arg(long, default_value = "Europe/London")]
     pub time_zone: String,
-    /// Import only the first N transactions.
-    #[arg(long)]
+    /// Import only the first N transactions (N ≥ 1).
+    #[arg(long, value_parser = parse_limit)]
     pub limit: Option<usize>,
     /// Print the summary as one JSON line instead of tables.
     #[arg(long)]
@@ -923,8 +923,30 @@ pub(crate) fn progress_bar(total: u64, label: &'static str) -> Progress {
     }
 }
 
+/// `--limit N`: a count of transactions, at least 1 (`--limit 0` would import nothing
+/// and print a summary of an empty slice without its tables).
+fn parse_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err(
+            "must be at least 1 (0 would import nothing); omit --limit to import the whole file"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: a count of transactions, at least 1")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_limit_of_zero_is_refused() {
+        assert_eq!(super::parse_limit("3"), Ok(3));
+        assert!(super::parse_limit("0")
+            .expect_err("refused")
+            .contains("at least 1"));
+        assert!(super::parse_limit("-1").is_err());
+    }
+
     use super::*;
 
     fn planned(number: u64, date: &str, items: i64) -> PlannedSale {

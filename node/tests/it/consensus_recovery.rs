@@ -42,7 +42,9 @@ fn start(dir: &Path, device: &str, peers: &[String]) -> NodeProcess {
 async fn a_store_founded_by_init_is_recovered_from_losing_two_of_three_tills() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let client = support::http_client();
+    // The store is provisioned with operators: guarded operations (gift-card issue, day
+    // close) are asked by alice, its manager.
+    let client = support::http_client_as(("alice", "2468"));
     support::issue_identities(
         d,
         &[

@@ -91,6 +91,8 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     let client = support::http_client();
     let a = one_device_store(&client, d).await;
     bootstrap_ada(&client, &a).await;
+    // The store has operators: guarded operations are asked by ada, the admin.
+    let client = support::http_client_as(ADA);
 
     let (code, set) = set_operator(
         &client,
@@ -711,6 +713,8 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
     );
     assert_eq!(get(&client, &a.api, "/v1/operators").await, json!([]));
     bootstrap_ada(&client, &a).await;
+    // Only a manager or admin lists the operators.
+    let admin = support::http_client_as(ADA);
     // An admin adds a manager; a manager adds a cashier.
     let (code, set) = set_operator(&client, &a, Some(ADA), op("mia", "manager", "2468")).await;
     assert_eq!(code, 201, "{set}");
@@ -727,7 +731,7 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
     // The operators (ids, names, roles; PINs are checked below) are what a refusal must not
     // change. The applied index is not compared: a refusal may be decided by the state
     // machine's own re-check of the rules, which commits an entry that changes nothing.
-    let before = get(&client, &a.api, "/v1/operators").await;
+    let before = get(&admin, &a.api, "/v1/operators").await;
     let cases: Vec<SetCase> = vec![
         // Unauthenticated: a second first operator, a PIN reset, a role change.
         (
@@ -877,7 +881,7 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
         (Some("pin_required"), Some("X-Operator-Pin")),
         "{answer}"
     );
-    let after = get(&client, &a.api, "/v1/operators").await;
+    let after = get(&admin, &a.api, "/v1/operators").await;
     assert_eq!(before, after, "refused changes changed nothing");
     assert_eq!(
         verify_pin(&client, &a, "bob", "1357").await.0,
@@ -921,7 +925,7 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
         "{answer}"
     );
     assert!(
-        !get(&client, &a.api, "/v1/operators")
+        !get(&admin, &a.api, "/v1/operators")
             .await
             .to_string()
             .contains("eve"),
@@ -993,5 +997,217 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             "{status}: {documented}"
         );
     }
+    a.stop().expect("stopped");
+}
+
+/// The role matrix over HTTP: without operator headers a guarded operation is 401
+/// `operator_required`; a cashier closing the day, setting tax rates, issuing a gift card,
+/// setting the exposure budget, removing a device or listing the operators is 403
+/// `role_forbidden` naming the role needed, and nothing changes; a cashier opens and
+/// closes their own shift; a manager closes the day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_wide_operations_need_an_operator_whose_role_allows_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let a = one_device_store(&client, dir.path()).await;
+    bootstrap_ada(&client, &a).await;
+    let mut last_index = Value::Null;
+    for (id, role, pin) in [("mia", "manager", "2468"), ("cat", "cashier", "1111")] {
+        let (code, set) = set_operator(
+            &client,
+            &a,
+            Some(ADA),
+            json!({"operator_id": id, "name": id, "role": role, "pin": pin}),
+        )
+        .await;
+        assert_eq!(code, 201, "{set}");
+        last_index = set["log_index"].clone();
+    }
+    let cat = support::http_client_as(("cat", "1111"));
+    let mia = support::http_client_as(("mia", "2468"));
+    let close = "/v1/days/2000-01-02/close";
+
+    let (code, answer) = post(&client, &a, close, "close-0", Value::Null).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (401, Some("operator_required")),
+        "{answer}"
+    );
+    let listed = client
+        .get(format!("http://{}/v1/operators", a.api))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        listed.status().as_u16(),
+        401,
+        "the operators are not public"
+    );
+    let wrong = support::http_client_as(("cat", "9999"));
+    let (code, answer) = post(&wrong, &a, close, "close-0", Value::Null).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (401, Some("pin_mismatch")),
+        "{answer}"
+    );
+    for (path, body) in [
+        (close, Value::Null),
+        (
+            "/v1/tax-rates",
+            json!({"version": 1, "effective_at": "2026-01-01T00:00:00Z", "rates_bps": {"standard": 2000}}),
+        ),
+        (
+            "/v1/gift-cards",
+            json!({"card_id": "gc-1", "amount_minor": 500, "currency": "GBP"}),
+        ),
+        ("/v1/store/devices/till-9/remove", Value::Null),
+    ] {
+        let (code, answer) = post(&cat, &a, path, "by-cat", body).await;
+        assert_eq!(
+            (code, answer["error"]["code"].as_str()),
+            (403, Some("role_forbidden")),
+            "{path}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("manager")),
+            "names the role needed: {answer}"
+        );
+    }
+    let budget = cat
+        .put(format!("http://{}/v1/payments/exposure-budget", a.api))
+        .json(&json!({"amount_minor": 1000, "currency": "GBP"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(budget.status().as_u16(), 403);
+    let listed = cat
+        .get(format!("http://{}/v1/operators", a.api))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(listed.status().as_u16(), 403);
+    // The last entry is still cat's appointment (the metrics may show it a moment late).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        raft(&client, &a).await["applied_index"],
+        last_index,
+        "nothing proposed"
+    );
+    let z = get(&client, &a.api, "/v1/reports/z/2000-01-02").await;
+    assert_eq!(z["error"]["code"], "day_not_closed", "{z}");
+
+    // A cashier's own shift; not another's.
+    let shift = |id: &str, operator: &str| json!({"shift_id": id, "operator_id": operator, "opening_float_minor": 0, "currency": "GBP"});
+    let (code, answer) = post(&cat, &a, "/v1/shifts", "open-mia", shift("sh-m", "mia")).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (403, Some("role_forbidden")),
+        "{answer}"
+    );
+    let (code, answer) = post(&cat, &a, "/v1/shifts", "open-cat", shift("sh-c", "cat")).await;
+    assert_eq!(code, 201, "{answer}");
+    let (code, answer) = post(&cat, &a, "/v1/shifts/sh-c/close", "close-cat", Value::Null).await;
+    assert_eq!(code, 201, "{answer}");
+
+    // The CLI sends the operator (PIN on stdin): a cashier is refused; a manager gets past
+    // the role check to the device check (till-9 is unknown to the store).
+    let remove_as = |operator: &str, pin: &str| {
+        let mut cli = std::process::Command::new(support::binary());
+        cli.args([
+            "store",
+            "remove-device",
+            "till-9",
+            "--operator",
+            operator,
+            "--api",
+        ])
+        .arg(&a.api)
+        .env_remove("POSMESH_OPERATOR_PIN")
+        .env_remove("POSMESH_OPERATOR_ID")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cli.spawn().expect("cli runs");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin
+                .write_all(format!("{pin}\n").as_bytes())
+                .expect("pin written");
+        }
+        let out = child.wait_with_output().expect("cli ends");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = remove_as("cat", "1111");
+    assert!(said.contains("role_forbidden"), "{said}");
+    let said = remove_as("mia", "2468");
+    assert!(said.contains("unknown_device"), "{said}");
+
+    // The manager closes the day.
+    let (code, answer) = post(&mia, &a, close, "close-1", Value::Null).await;
+    assert_eq!(code, 201, "{answer}");
+    let listed = get(&mia, &a.api, "/v1/operators").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    a.stop().expect("stopped");
+}
+
+/// `POST /v1/operators/{id}/disable`: a cashier may not (403), a manager disables a
+/// cashier (201) whose PIN then opens nothing (401); the only admin cannot be disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_disables_a_cashier_not_the_only_admin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let a = one_device_store(&client, dir.path()).await;
+    bootstrap_ada(&client, &a).await;
+    for (id, role, pin) in [("mia", "manager", "2468"), ("cat", "cashier", "1111")] {
+        let (code, set) = set_operator(
+            &client,
+            &a,
+            Some(ADA),
+            json!({"operator_id": id, "name": id, "role": role, "pin": pin}),
+        )
+        .await;
+        assert_eq!(code, 201, "{set}");
+    }
+    let disable = |id: &str| format!("/v1/operators/{id}/disable");
+    let cat = support::http_client_as(("cat", "1111"));
+    let mia = support::http_client_as(("mia", "2468"));
+    let (code, answer) = post(&cat, &a, &disable("mia"), "", Value::Null).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (403, Some("role_forbidden")),
+        "{answer}"
+    );
+    let (code, answer) = post(&mia, &a, &disable("ada"), "", Value::Null).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (403, Some("role_forbidden")),
+        "{answer}"
+    );
+    let (code, answer) = post(
+        &support::http_client_as(ADA),
+        &a,
+        &disable("ada"),
+        "",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (409, Some("last_admin")),
+        "{answer}"
+    );
+    let (code, answer) = post(&mia, &a, &disable("cat"), "", Value::Null).await;
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(
+        verify_pin(&client, &a, "cat", "1111").await.0,
+        401,
+        "cat's PIN opens nothing"
+    );
+    let listed = get(&mia, &a.api, "/v1/operators").await;
+    assert!(!listed.to_string().contains("\"cat\""), "{listed}");
     a.stop().expect("stopped");
 }

@@ -148,6 +148,8 @@ async fn store_wide_writes_replay_a_retry_and_refuse_a_reused_key() {
     )
     .await;
     assert_eq!(status, 201, "{set}");
+    // From here on the store has an operator: guarded operations are asked by bob.
+    let client = support::http_client_as(("bob", "1357"));
     let shift = |id: &str, float: i64| json!({"shift_id": id, "operator_id": "bob", "opening_float_minor": float, "currency": "GBP"});
     let opened = check_convention(
         &client,

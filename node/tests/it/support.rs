@@ -227,6 +227,24 @@ pub fn http_client() -> reqwest::Client {
         .expect("client")
 }
 
+/// An HTTP client that sends operator `by` (id, PIN) in `X-Operator-Id` /
+/// `X-Operator-Pin` with every request: the authorising operator of guarded store-wide
+/// operations (day close, shifts, tax rates, …).
+pub fn http_client_as(by: (&str, &str)) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in [("X-Operator-Id", by.0), ("X-Operator-Pin", by.1)] {
+        headers.insert(
+            name,
+            reqwest::header::HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 /// POSTs `body` to `path` with `key` and asserts 201; returns the entry.
 pub async fn post_created(
     client: &reqwest::Client,
