@@ -508,6 +508,14 @@ impl RaftService {
             .read(|state| state.retired_devices.get(device_id).copied())
     }
 
+    /// The Raft log index the certificate of serial `serial_hex` (lowercase hex) was
+    /// revoked at, if the state applied here holds it (the mesh refuses it from then on,
+    /// [`crate::peers::retired_gate`]).
+    pub fn revoked_at(&self, serial_hex: &str) -> Option<u64> {
+        self.reader
+            .read(|state| state.revocations.get(serial_hex).copied())
+    }
+
     /// `peer` refused this device's mesh connection: it was retired at `retired_at_index`.
     pub fn refused_as_retired(&self, peer: &str, retired_at_index: u64) {
         self.links.retirement().record(Retirement {
