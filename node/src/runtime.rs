@@ -392,6 +392,10 @@ async fn start_mesh(
                 }
             })
         },
+        revoked_at: {
+            let raft = Arc::downgrade(&raft);
+            Arc::new(move |serial| raft.upgrade().and_then(|raft| raft.revoked_at(serial)))
+        },
     };
     let peers = PeerManager::start_gated(
         endpoint,

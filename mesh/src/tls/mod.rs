@@ -7,6 +7,7 @@ mod attestation;
 mod config;
 mod policy;
 mod refusal;
+mod serial;
 mod trust;
 mod verifier;
 
@@ -14,6 +15,7 @@ pub use attestation::{AttestedKey, KeyAttestation};
 pub use config::MeshTls;
 pub use policy::AcceptPolicy;
 pub use refusal::{RefusalCounters, RefusalReason};
+pub use serial::{serial_hex_of_der, serial_hex_of_pem};
 pub use trust::{identity_of_cert, ChainTrust};
 pub use verifier::MeshVerifier;
 

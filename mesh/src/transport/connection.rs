@@ -45,6 +45,8 @@ pub const CLOSE_NORMAL: u32 = 0;
 pub struct MeshConnection {
     connection: Connection,
     peer: PeerIdentity,
+    /// The serial of the peer's certificate, lowercase hex ([`crate::tls::serial_hex_of_der`]).
+    peer_serial_hex: Option<String>,
     /// One queue per purpose of [`QUEUED_PURPOSES`], in that order.
     incoming: Vec<Mutex<mpsc::Receiver<MeshStream>>>,
     ping_answered: Arc<Notify>,
@@ -69,9 +71,21 @@ impl MeshConnection {
             .unzip();
         let ping_answered = Arc::new(Notify::new());
         let responder = tokio::spawn(respond(connection.clone(), senders, ping_answered.clone()));
+        let peer_serial_hex = connection
+            .peer_identity()
+            .and_then(|any| {
+                any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+                    .ok()
+            })
+            .and_then(|chain| {
+                chain
+                    .first()
+                    .and_then(|cert| crate::tls::serial_hex_of_der(cert))
+            });
         Self {
             connection,
             peer,
+            peer_serial_hex,
             incoming: receivers.into_iter().map(Mutex::new).collect(),
             ping_answered,
             ping_nonce: AtomicU64::new(0),
@@ -82,6 +96,12 @@ impl MeshConnection {
     /// The peer's verified identity (from its certificate's DNS SAN).
     pub fn peer_identity(&self) -> &PeerIdentity {
         &self.peer
+    }
+
+    /// The serial number of the peer's certificate, lowercase hex of its minimal
+    /// big-endian bytes (as `posmesh ca revoke` takes it); `None` if it could not be read.
+    pub fn peer_serial_hex(&self) -> Option<&str> {
+        self.peer_serial_hex.as_deref()
     }
 
     /// The peer's UDP address (may change with migration).

@@ -11,6 +11,8 @@
 //! - [`pin_unlock`]: PIN checks under the device's lockout; a manager's unlock.
 //! - [`operator_auth`]: who may change the operators (authorising operator and PIN).
 //! - [`store_devices`]: manager commands on the store's membership (remove a device).
+//! - [`revocations`]: revoke a device certificate by serial through Raft (the mesh
+//!   refuses it from the committed point on).
 //! - [`retired`]: a device removed from the store refuses every write (403
 //!   `device_retired`).
 //! - [`identity_conflict`]: a device whose id has history elsewhere that it does not hold
@@ -40,6 +42,7 @@ pub mod orders;
 pub mod pin_unlock;
 pub mod reports;
 pub mod retired;
+pub mod revocations;
 pub mod sales;
 pub mod staff;
 pub mod store_devices;
@@ -79,6 +82,10 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .route(
             "/v1/store/devices/{device}/remove",
             post(store_devices::remove_device),
+        )
+        .route(
+            "/v1/store/certificates/{serial}/revoke",
+            post(revocations::revoke_certificate),
         )
         .route("/v1/gift-cards", post(gift_cards::issue))
         .route("/v1/gift-cards/{card}", get(gift_cards::balance))

@@ -30,6 +30,7 @@ use utoipa::OpenApi;
         super::orders::close_order,
         super::alerts::list_alerts,
         super::store_devices::remove_device,
+        super::revocations::revoke_certificate,
         super::days::close_day,
         super::days::z,
         super::gift_cards::issue,

@@ -8,6 +8,7 @@
 
 use super::store::{CloudStore, CloudStoreError};
 use crate::clock::wall_clock_ms;
+use crate::replication::key_conflicts::{self, KEY_CONFLICT_CODE};
 use posmesh_mesh::tls::{AcceptPolicy, ChainTrust};
 use posmesh_mesh::{PeerIdentity, Role};
 use posmesh_proto::cloud::v1::{
@@ -17,6 +18,7 @@ use posmesh_proto::cloud::v1::{
 use posmesh_proto::mesh::v1 as wire;
 use posmesh_sync::chain_head::PUBLIC_KEY_LEN;
 use posmesh_sync::cloud::{plan_ingest, IngestPlan};
+use posmesh_sync::replication::key_pinning::{judge_key, KeyClaim, KeyConflict, KeyVerdict};
 use posmesh_sync::replication::SigningKeys;
 use prost::Message;
 use std::collections::BTreeMap;
@@ -53,6 +55,35 @@ fn refuse(code: &str, message: impl Into<String>) -> CloudResponse {
             message: message.into(),
         })),
     }
+}
+
+/// The pinned key of a stored attestation (verified when it was stored); `None` if its
+/// key is not 32 bytes (never stored so).
+fn claim_of(attestation: &wire::KeyAttestation) -> Option<KeyClaim> {
+    Some(KeyClaim {
+        incarnation: attestation.device_incarnation,
+        public_key: attestation.signing_public_key.as_slice().try_into().ok()?,
+    })
+}
+
+/// Refuses an upload whose key conflicts with the device's pinned one
+/// ([`KEY_CONFLICT_CODE`], the code of the peers' alert): logged as an ERROR, counted.
+fn key_conflict(
+    store_id: &str,
+    device_id: &str,
+    conflict: &KeyConflict,
+    caller: &PeerIdentity,
+) -> CloudResponse {
+    let message = key_conflicts::describe(device_id, conflict, &caller.to_string());
+    tracing::error!(
+        code = KEY_CONFLICT_CODE,
+        store = store_id,
+        device = device_id,
+        "{message}"
+    );
+    metrics::counter!("posmesh_cloud_uploads_refused_total", "reason" => KEY_CONFLICT_CODE)
+        .increment(1);
+    refuse(KEY_CONFLICT_CODE, message)
 }
 
 fn storage_error(error: &CloudStoreError) -> CloudResponse {
@@ -113,7 +144,7 @@ impl CloudService {
             Some(cloud_request::Kind::Upload(upload)) => {
                 let lock = self.store_lock(store_id);
                 let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-                self.upload(store_id, upload.attestation, upload.batch)
+                self.upload(store_id, caller, upload.attestation, upload.batch)
             }
             Some(cloud_request::Kind::Snapshot(snapshot)) => {
                 if snapshot.state.len() > SNAPSHOT_BYTES_MAX {
@@ -163,12 +194,21 @@ impl CloudService {
         }
     }
 
-    /// The key that verifies `device_id`'s heads of `incarnation`: from the attestation in
-    /// the call (verified now, stored when new) or the stored one.
+    /// The key that verifies `device_id`'s heads of `incarnation`, by the peers' pinning
+    /// rule ([`posmesh_sync::replication::key_pinning`]): the first verified key is pinned;
+    /// another key is refused ([`KEY_CONFLICT_CODE`]) — a till wiped and restarted under
+    /// its old id (a new key, a newer incarnation, a new chain from seq 1) is an impostor
+    /// of its past — except a key of an older incarnation while the cloud holds none of
+    /// the device's entries (`held_seq` 0), which replaces the pinned one so the cloud
+    /// converges with the peers whatever order attestations arrive in. A batch signed by
+    /// an incarnation other than the pinned key's is refused the same way, also when it
+    /// holds nothing new.
     fn device_key(
         &self,
         store_id: &str,
+        caller: &PeerIdentity,
         device_id: &str,
+        held_seq: u64,
         incarnation: u64,
         offered: Option<wire::KeyAttestation>,
     ) -> Result<Option<[u8; PUBLIC_KEY_LEN]>, CloudResponse> {
@@ -176,23 +216,45 @@ impl CloudService {
             .store
             .key_attestation(store_id, device_id)
             .map_err(|e| storage_error(&e))?;
-        let candidates = offered.iter().chain(stored.iter());
-        for attestation in candidates {
-            if attestation.device_incarnation != incarnation {
-                continue;
+        // Verified when stored.
+        let mut pinned = stored.as_ref().and_then(claim_of);
+        if let Some(attestation) = offered.filter(|a| Some(a) != stored.as_ref()) {
+            let offered = KeyClaim {
+                incarnation: attestation.device_incarnation,
+                public_key: self
+                    .verify_attestation(store_id, device_id, &attestation)
+                    .map_err(|message| refuse("bad_attestation", message))?,
+            };
+            match judge_key(pinned.as_ref(), held_seq, &offered) {
+                KeyVerdict::Known => {}
+                KeyVerdict::Adopt | KeyVerdict::Replace(_) => {
+                    self.store
+                        .put_key_attestation(store_id, device_id, &attestation)
+                        .map_err(|e| storage_error(&e))?;
+                    pinned = Some(offered);
+                }
+                KeyVerdict::Refuse(conflict) => {
+                    return Err(key_conflict(store_id, device_id, &conflict, caller));
+                }
             }
-            let is_stored = stored.as_ref() == Some(attestation);
-            let key = self
-                .verify_attestation(store_id, device_id, attestation)
-                .map_err(|message| refuse("bad_attestation", message))?;
-            if !is_stored {
-                self.store
-                    .put_key_attestation(store_id, device_id, attestation)
-                    .map_err(|e| storage_error(&e))?;
-            }
-            return Ok(Some(key));
         }
-        Ok(None)
+        match pinned {
+            Some(pinned) if pinned.incarnation == incarnation => Ok(Some(pinned.public_key)),
+            Some(pinned) => {
+                // Signed by a key the cloud never accepted: its attestation was refused
+                // before, or not sent.
+                let conflict = KeyConflict {
+                    kept: pinned,
+                    refused: KeyClaim {
+                        incarnation,
+                        public_key: [0; PUBLIC_KEY_LEN],
+                    },
+                    entries_held: held_seq,
+                };
+                Err(key_conflict(store_id, device_id, &conflict, caller))
+            }
+            None => Ok(None),
+        }
     }
 
     fn verify_attestation(
@@ -218,6 +280,7 @@ impl CloudService {
     fn upload(
         &self,
         store_id: &str,
+        caller: &PeerIdentity,
         attestation: Option<wire::KeyAttestation>,
         batch: Option<posmesh_proto::sync::v1::EntryBatch>,
     ) -> CloudResponse {
@@ -230,18 +293,18 @@ impl CloudService {
             Err(error) => return storage_error(&error),
         };
         let incarnation = batch.head.as_ref().map_or(0, |h| h.device_incarnation);
-        // The key is looked up only when the batch holds something new.
-        let needs_key = batch
-            .entries
-            .last()
-            .is_some_and(|e| e.seq > cursor.held_seq);
-        let key = if needs_key {
-            match self.device_key(store_id, &device_id, incarnation, attestation) {
-                Ok(key) => key,
-                Err(response) => return response,
-            }
-        } else {
-            None
+        // Checked also for a batch holding nothing new: an impostor's entries 1..n must
+        // not be acknowledged as held.
+        let key = match self.device_key(
+            store_id,
+            caller,
+            &device_id,
+            cursor.held_seq,
+            incarnation,
+            attestation,
+        ) {
+            Ok(key) => key,
+            Err(response) => return response,
         };
         let keys = OneKey {
             device_id: device_id.clone(),

@@ -24,12 +24,26 @@ struct Device {
     identity: PeerIdentity,
     attestation: wire::KeyAttestation,
     key: ed25519_dalek::SigningKey,
+    /// The incarnation of its data directory.
+    incarnation: u64,
     /// `(seq, bytes, hash)` of every entry written.
     entries: Vec<(u64, Vec<u8>, ChainHash)>,
 }
 
 impl Device {
     fn new(ca: &ChainCa, store: &str, device: &str, secret: u8) -> Self {
+        Self::of_incarnation(ca, store, device, secret, INCARNATION)
+    }
+
+    /// `device` with its data directory of `incarnation` (a wiped and restarted till has a
+    /// newer one, and a new key).
+    fn of_incarnation(
+        ca: &ChainCa,
+        store: &str,
+        device: &str,
+        secret: u8,
+        incarnation: u64,
+    ) -> Self {
         let identity = PeerIdentity::new_device("acme", store, device).expect("identity");
         let now = time::OffsetDateTime::now_utc();
         let issued = ca
@@ -42,16 +56,17 @@ impl Device {
         let credentials = NodeCredentials::from_issued(&issued).expect("credentials");
         let key = signing_key(&[secret; 32]);
         let attested =
-            KeyAttestation::sign(&credentials, INCARNATION, public_key(&key)).expect("attest");
+            KeyAttestation::sign(&credentials, incarnation, public_key(&key)).expect("attest");
         Self {
             identity,
             attestation: wire::KeyAttestation {
                 cert_der: attested.cert_der,
-                device_incarnation: INCARNATION,
+                device_incarnation: incarnation,
                 signing_public_key: attested.signing_public_key.to_vec(),
                 signature: attested.signature,
             },
             key,
+            incarnation,
             entries: Vec::new(),
         }
     }
@@ -64,7 +79,7 @@ impl Device {
             let mut entry = JournalEntry {
                 store_id: self.identity.store_id().unwrap_or_default().to_owned(),
                 device_id: self.identity.device_id().to_owned(),
-                device_incarnation: INCARNATION,
+                device_incarnation: self.incarnation,
                 seq,
                 receipt_no: seq,
                 business_date: date.to_owned(),
@@ -86,7 +101,7 @@ impl Device {
         let head = ChainHead {
             store_id: self.identity.store_id().unwrap_or_default().to_owned(),
             device_id: self.identity.device_id().to_owned(),
-            device_incarnation: INCARNATION,
+            device_incarnation: self.incarnation,
             seq: last,
             chain_hash: *hash,
         };
@@ -102,7 +117,7 @@ impl Device {
                 .collect(),
             head: Some(ChainHeadSignature {
                 device_id: head.device_id.clone(),
-                device_incarnation: INCARNATION,
+                device_incarnation: self.incarnation,
                 seq: last,
                 chain_hash: hash.to_vec(),
                 signature: head.sign(&self.key).to_vec(),
@@ -388,4 +403,108 @@ fn stores_are_kept_apart() {
     assert_eq!(s1_report.days.len(), 1);
     assert_eq!(s1_report.days[0].sales, 3);
     assert_eq!(report.store("s2").expect("s2").days[0].sales, 5);
+}
+
+#[test]
+fn an_impostor_of_a_device_is_refused_by_the_pinning_rule() {
+    let f = fixture();
+    let mut till1 = Device::new(&f.ca, "s1", "till-1", 1);
+    till1.write(5, "2026-11-30");
+    let till2 = Device::new(&f.ca, "s1", "till-2", 2);
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &till1.identity,
+            Some(till1.attestation.clone()),
+            till1.batch(1, 5)
+        )),
+        (5, 5)
+    );
+    let pinned = f.store.key_attestation("s1", "till-1").expect("read");
+    // till-1 wiped and restarted under its old id: a new key, a newer incarnation, a new
+    // chain from seq 1 — a batch holding "nothing new" (seqs the cloud holds) and one
+    // going beyond.
+    let mut impostor = Device::of_incarnation(&f.ca, "s1", "till-1", 9, INCARNATION + 1);
+    impostor.write(7, "2026-12-01");
+    for (first, last) in [(1, 3), (1, 7), (6, 7)] {
+        let refused = upload(
+            &f.service,
+            &impostor.identity,
+            Some(impostor.attestation.clone()),
+            impostor.batch(first, last),
+        );
+        let Some(cloud_response::Kind::Error(error)) = refused.kind else {
+            panic!("accepted {first}..={last}: {refused:?}");
+        };
+        assert_eq!(error.code, "device_key_conflict", "{first}..={last}");
+        assert!(
+            error
+                .message
+                .contains(&format!("incarnation {INCARNATION} is kept")),
+            "{}",
+            error.message
+        );
+        // Without its attestation (already refused): refused too, not "unknown device".
+        let refused = upload(
+            &f.service,
+            &till2.identity,
+            None,
+            impostor.batch(first, last),
+        );
+        assert_eq!(refusal(refused), "device_key_conflict");
+    }
+    // Nothing changed: the original key is still pinned, its entries intact and its
+    // chain still extends.
+    assert_eq!(
+        f.store.key_attestation("s1", "till-1").expect("read"),
+        pinned
+    );
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-1"), 5);
+    till1.write(2, "2026-11-30");
+    assert_eq!(
+        ack(upload(&f.service, &till2.identity, None, till1.batch(4, 7))),
+        (7, 2)
+    );
+}
+
+#[test]
+fn an_older_key_replaces_a_pinned_one_only_while_nothing_is_held() {
+    let f = fixture();
+    let mut newer = Device::of_incarnation(&f.ca, "s1", "till-1", 9, INCARNATION + 1);
+    newer.write(3, "2026-11-30");
+    let mut older = Device::new(&f.ca, "s1", "till-1", 1);
+    older.write(3, "2026-11-30");
+    // The newer key reaches the cloud first, with a batch refused for its gap: pinned,
+    // nothing held.
+    let refused = upload(
+        &f.service,
+        &newer.identity,
+        Some(newer.attestation.clone()),
+        newer.batch(2, 3),
+    );
+    assert_eq!(refusal(refused), "gap");
+    // The older incarnation's key replaces it (as on peers: they converge), and its
+    // entries are stored.
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &older.identity,
+            Some(older.attestation.clone()),
+            older.batch(1, 3)
+        )),
+        (3, 3)
+    );
+    assert_eq!(
+        f.store.key_attestation("s1", "till-1").expect("read"),
+        Some(older.attestation.clone())
+    );
+    // Entries are held now: the newer key is refused.
+    let refused = upload(
+        &f.service,
+        &newer.identity,
+        Some(newer.attestation.clone()),
+        newer.batch(1, 3),
+    );
+    assert_eq!(refusal(refused), "device_key_conflict");
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-1"), 3);
 }

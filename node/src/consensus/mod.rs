@@ -13,6 +13,8 @@
 //!   `Raft` streams of the peer's connection ([`posmesh_mesh::transport::MeshConnection::call`]).
 //! - [`forwarding`]: client writes a follower forwards to the leader, coalesced into one
 //!   call while earlier ones are under way.
+//! - [`resend`]: whether a forwarded write whose answer was lost with the leader may be
+//!   sent again to the next leader (a command whose second application is a no-op replay).
 //! - [`wire`]: the RPC messages (JSON of openraft's serde types; snapshot chunks raw).
 //! - [`snapshot_transfer`]: a snapshot cut into chunks that fit a mesh frame, and put back
 //!   together on the receiving device (sans-IO).
@@ -33,6 +35,7 @@ pub mod group_file;
 pub mod leader_contact;
 pub mod network;
 pub mod node_id;
+pub mod resend;
 pub mod retirement;
 pub mod service;
 pub mod snapshot_transfer;

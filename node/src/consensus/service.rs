@@ -5,6 +5,7 @@ use super::group_file;
 use super::leader_contact::LeaderContact;
 use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
 use super::node_id::node_id;
+use super::resend;
 use super::retirement::Retirement;
 use super::snapshot_transfer::{ChunkOutcome, SnapshotAssembly};
 use super::wire::{RaftReply, RaftRequest};
@@ -141,6 +142,11 @@ enum Attempt<T> {
     /// Not sent anywhere (no leader known, the leader unheard lately or unreachable, or it
     /// answered it is not the leader): may be tried again once a leader is reachable.
     NotSent(String),
+    /// Sent to a leader that became unreachable or changed before answering (the outcome is
+    /// unknown, the sentence says so), for a command whose second application is a no-op
+    /// replay ([`super::resend`]): sent again once a leader is reachable; if none is in
+    /// time, the answer stays this sentence.
+    Unanswered(String),
 }
 
 impl RaftService {
@@ -374,8 +380,11 @@ impl RaftService {
     /// its connection not timed out yet), unreachable, or answering it is no longer the
     /// leader — the write waits for one, at most `leader_wait`
     /// ([`posmesh_consensus::RaftTimings::leader_wait_ms`], 6.5 s in a store), and is then
-    /// sent to it. Only a write never sent anywhere is sent again: one sent to a leader
-    /// that did not answer stays "outcome unknown".
+    /// sent to it. A write never sent anywhere is sent again; one sent to a leader that
+    /// became unreachable or changed before answering is sent again, within the same wait,
+    /// only if applying it twice is a no-op replay ([`super::resend`]: deduplicated by id,
+    /// or "set X to V"); otherwise, or if no leader is reachable in time, it stays
+    /// "outcome unknown".
     ///
     /// # Errors
     /// A sentence for the person at the till: no quorum (this device is cut off from most
@@ -394,8 +403,15 @@ impl RaftService {
                     Ok(device) => device,
                     Err(why) => return Attempt::NotSent(why),
                 };
-                match self.forwarder.write(device, command).await {
+                match self.forwarder.write(device, command.clone()).await {
                     Err(why) if forwarding::never_sent(&why) => Attempt::NotSent(why),
+                    Err(why) if resend::may_resend(&command, &why) => {
+                        tracing::info!(
+                            "a forwarded write's answer was lost with the leader; it will be \
+                             sent again to the next leader (a replay of it is a no-op): {why}"
+                        );
+                        Attempt::Unanswered(why)
+                    }
                     outcome => Attempt::Done(outcome),
                 }
             }
@@ -414,6 +430,9 @@ impl RaftService {
         Fut: std::future::Future<Output = Attempt<T>>,
     {
         let started = Instant::now();
+        // Set once a try was sent and its answer lost: from then on the write may have
+        // committed, and running out of time answers this, never "nothing was sent".
+        let mut unknown: Option<String> = None;
         loop {
             if let Some(refusal) = self.links.retirement().refusal() {
                 return Err(refusal);
@@ -421,22 +440,31 @@ impl RaftService {
             let why = match attempt().await {
                 Attempt::Done(outcome) => return outcome,
                 Attempt::NotSent(why) => why,
+                Attempt::Unanswered(why) => {
+                    unknown = Some(why.clone());
+                    why
+                }
             };
             if let Some(refusal) = self.links.retirement().refusal() {
                 return Err(refusal);
             }
             if started.elapsed() >= self.leader_wait {
-                return Err(format!(
-                    "no quorum: no reachable leader within {} ms, nothing was sent ({why})",
-                    self.leader_wait.as_millis()
-                ));
+                return Err(unknown.unwrap_or_else(|| {
+                    format!(
+                        "no quorum: no reachable leader within {} ms, nothing was sent ({why})",
+                        self.leader_wait.as_millis()
+                    )
+                }));
             }
             let (reached, voters) = self.voters_reached();
             if reached * 2 <= voters {
-                return Err(format!(
-                    "no quorum: this device reaches {reached} of the store's {voters} voters \
-                     over the mesh, and a leader needs a majority; nothing was sent ({why})"
-                ));
+                return Err(unknown.unwrap_or_else(|| {
+                    format!(
+                        "no quorum: this device reaches {reached} of the store's {voters} \
+                         voters over the mesh, and a leader needs a majority; nothing was \
+                         sent ({why})"
+                    )
+                }));
             }
             tokio::time::sleep(LEADER_POLL).await;
         }
@@ -489,6 +517,14 @@ impl RaftService {
     pub fn retired_at(&self, device_id: &str) -> Option<u64> {
         self.reader
             .read(|state| state.retired_devices.get(device_id).copied())
+    }
+
+    /// The Raft log index the certificate of serial `serial_hex` (lowercase hex) was
+    /// revoked at, if the state applied here holds it (the mesh refuses it from then on,
+    /// [`crate::peers::retired_gate`]).
+    pub fn revoked_at(&self, serial_hex: &str) -> Option<u64> {
+        self.reader
+            .read(|state| state.revocations.get(serial_hex).copied())
     }
 
     /// `peer` refused this device's mesh connection: it was retired at `retired_at_index`.

@@ -343,20 +343,28 @@ impl PeerManager {
     }
 
     /// Closes `connection` with [`CLOSE_RETIRED`] when `device` was retired from the
-    /// store; true when it did.
+    /// store, or [`retired_gate::CLOSE_REVOKED`] when the certificate it presented was
+    /// revoked through Raft; true when it did.
     fn refuse_if_retired(&self, device: &str, connection: &MeshConnection) -> bool {
-        let Some(index) = self
+        let Some((code, reason)) = self
             .gate
             .as_ref()
-            .and_then(|gate| (gate.retired_at)(device))
+            .and_then(|gate| retired_gate::refusal(gate, device, connection.peer_serial_hex()))
         else {
             return false;
         };
         if connection.close_reason().is_none() {
-            tracing::info!(peer = %device, retired_at_index = index,
-                "refused the connection of a device retired from the store");
-            metrics::counter!("posmesh_mesh_retired_refused_total").increment(1);
-            connection.close(CLOSE_RETIRED, &retired_gate::close_reason(index));
+            let why = String::from_utf8_lossy(&reason).into_owned();
+            if code == CLOSE_RETIRED {
+                tracing::info!(peer = %device, %why,
+                    "refused the connection of a device retired from the store");
+                metrics::counter!("posmesh_mesh_retired_refused_total").increment(1);
+            } else {
+                tracing::warn!(peer = %device, serial = connection.peer_serial_hex().unwrap_or(""),
+                    %why, "refused a connection presenting a certificate revoked through the store's Raft");
+                metrics::counter!("posmesh_mesh_revoked_refused_total").increment(1);
+            }
+            connection.close(code, &reason);
         }
         true
     }

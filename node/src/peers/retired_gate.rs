@@ -8,6 +8,15 @@
 //! retirement's Raft log index, so the refused device learns it was retired
 //! ([`crate::consensus::retirement`]) even when it holds no Raft state.
 
+//!
+//! The same gate enforces certificate revocations committed through Raft
+//! ([`posmesh_consensus::StoreCommand::RevokeCertificate`], by serial): from the committed
+//! point on, every device that applied the revocation closes the connections of a peer
+//! presenting that certificate with [`CLOSE_REVOKED`] — new ones at once, live ones at the
+//! next ping — on top of the CRL read at start. Never retroactive: entries the device
+//! signed before stay valid in the ledger (DESIGN: revocation is effective from its log
+//! index).
+
 use quinn::ConnectionError;
 use std::sync::Arc;
 
@@ -15,7 +24,17 @@ use std::sync::Arc;
 /// retired from the store; the reason is `device_retired at <Raft log index>`.
 pub const CLOSE_RETIRED: u32 = 3;
 
+/// QUIC application close code of a connection refused because the peer's certificate
+/// was revoked through the store's Raft; the reason is `certificate_revoked at <index>`.
+pub const CLOSE_REVOKED: u32 = 4;
+
 const REASON_PREFIX: &str = "device_retired at ";
+
+const REVOKED_PREFIX: &str = "certificate_revoked at ";
+
+/// The Raft log index a certificate (serial, lowercase hex) was revoked at, if the state
+/// applied here holds the revocation.
+pub type RevokedAt = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
 
 /// The Raft log index a device was retired at, if the state applied here holds it.
 pub type RetiredAt = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
@@ -32,6 +51,25 @@ pub struct RetiredGate {
     /// A peer (first argument) closed our connection because this device was retired at
     /// the given Raft log index.
     pub on_refused: RefusedAsRetired,
+    /// The Raft log index a certificate serial was revoked at, if the state applied here
+    /// holds the revocation.
+    pub revoked_at: RevokedAt,
+}
+
+/// Why the gate refuses a peer's connection: the QUIC close code and reason.
+pub fn refusal(
+    gate: &RetiredGate,
+    device: &str,
+    serial_hex: Option<&str>,
+) -> Option<(u32, Vec<u8>)> {
+    if let Some(index) = (gate.retired_at)(device) {
+        return Some((CLOSE_RETIRED, close_reason(index)));
+    }
+    let index = serial_hex.and_then(|serial| (gate.revoked_at)(serial))?;
+    Some((
+        CLOSE_REVOKED,
+        format!("{REVOKED_PREFIX}{index}").into_bytes(),
+    ))
 }
 
 /// The close reason sent to a device retired at `retired_at_index`.
@@ -64,6 +102,33 @@ mod tests {
             error_code: VarInt::from_u32(code),
             reason: reason.to_vec().into(),
         })
+    }
+
+    fn gate() -> RetiredGate {
+        RetiredGate {
+            retired_at: Arc::new(|device| (device == "till-9").then_some(7)),
+            on_refused: Arc::new(|_, _| {}),
+            revoked_at: Arc::new(|serial| (serial == "0c").then_some(12)),
+        }
+    }
+
+    #[test]
+    fn retired_devices_and_revoked_certificates_are_refused() {
+        let gate = gate();
+        assert_eq!(
+            refusal(&gate, "till-9", Some("0c")),
+            Some((CLOSE_RETIRED, close_reason(7)))
+        );
+        assert_eq!(
+            refusal(&gate, "till-3", Some("0c")),
+            Some((CLOSE_REVOKED, b"certificate_revoked at 12".to_vec()))
+        );
+        assert_eq!(refusal(&gate, "till-3", Some("0d")), None);
+        assert_eq!(refusal(&gate, "till-3", None), None);
+        // A revocation close is not read as a retirement (the device is not told it was
+        // removed from the store).
+        let (code, reason) = refusal(&gate, "till-3", Some("0c")).expect("refused");
+        assert_eq!(refused_as_retired(&closed(code, &reason)), None);
     }
 
     #[test]

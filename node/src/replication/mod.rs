@@ -17,6 +17,8 @@
 //! - [`key_conflicts`]: a second key claimed for a device, reported once (ERROR, alert).
 //! - [`identity_conflict`]: this device's id has history elsewhere that it does not hold
 //!   (a wiped till restarted under its old id): it stops selling.
+//! - [`own_id_refusals`]: such a device's refusals of its own id's entries pushed by
+//!   peers, logged at WARN once per peer.
 //! - [`card_escrow`]: peer escrow of the sealed card data of offline card payments.
 //! - [`catch_up`]: [`CatchUp`](catch_up::CatchUp), entries behind the peers and the
 //!   progress lines of a device catching up.
@@ -30,6 +32,7 @@ pub mod identity_conflict;
 pub mod key_conflicts;
 pub mod ledger_digest;
 pub mod node_ledger;
+pub mod own_id_refusals;
 pub mod peer_link;
 pub mod service;
 

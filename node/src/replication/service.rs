@@ -7,6 +7,7 @@ use super::identity_conflict::{
 };
 use super::key_conflicts::{self, KeyConflictLog, KEY_CONFLICT_CODE};
 use super::node_ledger::NodeLedger;
+use super::own_id_refusals::OwnIdRefusals;
 use super::peer_link::{self, PeerLink};
 use crate::clock;
 use crate::orders::{OrderSyncSink, OrdersService};
@@ -77,6 +78,8 @@ pub struct ReplicationService {
     identity_conflict: IdentityConflictNotice,
     /// Second keys claimed for other devices, reported once each.
     key_conflicts: KeyConflictLog,
+    /// Peers whose pushes of this device's own entries were refused, logged once each.
+    own_id_refusals: OwnIdRefusals,
 }
 
 impl ReplicationService {
@@ -128,6 +131,7 @@ impl ReplicationService {
             own_claim,
             identity_conflict: IdentityConflictNotice::default(),
             key_conflicts: KeyConflictLog::default(),
+            own_id_refusals: OwnIdRefusals::default(),
         });
         let sink: Arc<dyn OrderSyncSink> = service.clone();
         service.orders.attach_sink(Arc::downgrade(&sink));
@@ -376,7 +380,13 @@ impl ReplicationService {
                     device_id,
                     reason,
                 } => {
-                    tracing::warn!(%peer, device = %device_id, %reason, "refused replicated batch");
+                    // A wiped device refuses its own id's entries at every round: once
+                    // per peer at WARN (it is an alert already).
+                    if device_id != self.local_device || self.own_id_refusals.first(&peer.0) {
+                        tracing::warn!(%peer, device = %device_id, %reason, "refused replicated batch");
+                    } else {
+                        tracing::debug!(%peer, device = %device_id, %reason, "refused replicated batch");
+                    }
                     self.count_refused(reason_label(&reason));
                 }
             }

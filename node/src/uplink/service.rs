@@ -9,6 +9,7 @@
 
 use crate::clock::wall_clock_ms;
 use crate::consensus::RaftService;
+use crate::replication::key_conflicts::KEY_CONFLICT_CODE;
 use crate::replication::NodeLedger;
 use crate::storage::JournalStore;
 use anyhow::{anyhow, bail, Context};
@@ -24,7 +25,7 @@ use posmesh_sync::cloud::{upload_batch, UploadLimits};
 use posmesh_sync::replication::{LedgerRead, VersionVector};
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,6 +78,16 @@ pub struct UplinkService {
     raft: Option<Arc<RaftService>>,
     limits: UploadLimits,
     status: Mutex<UplinkStatus>,
+    /// Devices whose key the cloud refused ([`KEY_CONFLICT_CODE`]), reported once each.
+    key_conflicts: Mutex<BTreeSet<String>>,
+}
+
+/// The cloud's refusal of a call: its code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("the cloud refused: {message} ({code})")]
+struct CloudRefusal {
+    code: String,
+    message: String,
 }
 
 impl UplinkService {
@@ -105,6 +116,7 @@ impl UplinkService {
                 cloud: cloud.to_string(),
                 ..UplinkStatus::default()
             }),
+            key_conflicts: Mutex::new(BTreeSet::new()),
         });
         tokio::spawn(service.clone().run(stop));
         service
@@ -207,9 +219,11 @@ impl UplinkService {
         let response = CloudResponse::decode(bytes.as_slice())
             .context("the cloud's answer does not decode")?;
         match response.kind {
-            Some(cloud_response::Kind::Error(error)) => {
-                bail!("the cloud refused: {} ({})", error.message, error.code)
+            Some(cloud_response::Kind::Error(error)) => Err(CloudRefusal {
+                code: error.code,
+                message: error.message,
             }
+            .into()),
             Some(kind) => Ok(kind),
             None => bail!("the cloud answered with a kind this version does not know"),
         }
@@ -262,7 +276,7 @@ impl UplinkService {
                     break; // no signed head stored yet within the limits
                 };
                 let attestation = self.attestation_of(&device).await;
-                let ack = match self
+                let answer = self
                     .call(
                         connection,
                         cloud_request::Kind::Upload(UploadBatch {
@@ -270,10 +284,21 @@ impl UplinkService {
                             batch: Some(batch),
                         }),
                     )
-                    .await?
-                {
-                    cloud_response::Kind::Ack(ack) => ack,
-                    other => bail!("the cloud answered an upload with {other:?}"),
+                    .await;
+                let ack = match answer {
+                    Ok(cloud_response::Kind::Ack(ack)) => ack,
+                    Ok(other) => bail!("the cloud answered an upload with {other:?}"),
+                    // The cloud pins another key for the device: this device's entries of
+                    // it are an impostor's (or the cloud's are): never uploaded, the others
+                    // go on.
+                    Err(error) => match error.downcast::<CloudRefusal>() {
+                        Ok(refusal) if refusal.code == KEY_CONFLICT_CODE => {
+                            self.report_key_conflict(&device, &refusal).await;
+                            break;
+                        }
+                        Ok(refusal) => return Err(refusal.into()),
+                        Err(error) => return Err(error),
+                    },
                 };
                 batches += 1;
                 if ack.held_seq <= cloud_seq && ack.stored_entries == 0 {
@@ -300,6 +325,34 @@ impl UplinkService {
             .await?;
         self.lock().last_round_ms = Some(i64::try_from(wall_clock_ms()).unwrap_or(i64::MAX));
         Ok(batches == 0)
+    }
+
+    /// The cloud refused `device`'s entries for a key conflict: an ERROR and a lasting
+    /// alert ([`KEY_CONFLICT_CODE`], as on peers), once per device since start.
+    async fn report_key_conflict(&self, device: &str, refusal: &CloudRefusal) {
+        let first = self
+            .key_conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device.to_owned());
+        if !first {
+            return;
+        }
+        let message = format!(
+            "the cloud refused the entries of {device} this device holds: {}",
+            refusal.message
+        );
+        tracing::error!(code = KEY_CONFLICT_CODE, %device, cloud = %self.cloud, "{message}");
+        metrics::counter!("posmesh_alerts_raised_total", "kind" => KEY_CONFLICT_CODE).increment(1);
+        let store = self.store.clone();
+        let subject = device.to_owned();
+        let raised = tokio::task::spawn_blocking(move || {
+            crate::runtime::raise_alert_now(&store, KEY_CONFLICT_CODE, &subject, message);
+        })
+        .await;
+        if let Err(error) = raised {
+            tracing::error!(%device, %error, "key conflict alert task failed");
+        }
     }
 
     /// The key attestation of `device`: this device's own, or one learnt from peers.

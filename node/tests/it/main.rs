@@ -18,6 +18,7 @@ mod payments_loopback;
 mod raft_groups;
 mod replication_loopback;
 mod restore_loopback;
+mod revocation_loopback;
 mod snapshot_loopback;
 mod staff_loopback;
 mod store_idempotency_loopback;

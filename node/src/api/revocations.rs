@@ -1,0 +1,99 @@
+//! `POST /v1/store/certificates/{serial}/revoke`: a manager revokes a device certificate
+//! by serial through the store's Raft ([`posmesh_consensus::StoreCommand::RevokeCertificate`]).
+//! Once committed, every device closes that certificate's mesh connections and refuses new
+//! ones ([`crate::peers::retired_gate`]) — no restart, no CRL file to copy. Never
+//! retroactive: entries the device signed before stay in the ledger.
+
+use super::error::{ApiError, ErrorBody};
+use super::gift_cards::{no_consensus, no_quorum, refused};
+use crate::runtime::NodeContext;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use posmesh_consensus::{Outcome, Refusal, StoreCommand, StoreResponse};
+use std::sync::Arc;
+
+/// Longest serial, hex digits (RFC 5280 §4.1.2.2: at most 20 octets).
+pub const SERIAL_HEX_MAX: usize = 40;
+
+/// Checks that `serial` is written as the chain CA prints serials (`posmesh ca issue`,
+/// [`posmesh_mesh::pki::IssuedIdentity::serial_hex`]) and as the mesh reads them from a
+/// certificate: lowercase hex of the minimal big-endian bytes.
+///
+/// # Errors
+/// The rule it breaks.
+pub fn check_serial(serial: &str) -> Result<(), String> {
+    let hex_digits = serial
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if serial.is_empty() || serial.len() > SERIAL_HEX_MAX || !hex_digits {
+        return Err(format!(
+            "a serial is 1 to {SERIAL_HEX_MAX} lowercase hex digits, as `posmesh ca issue` prints it"
+        ));
+    }
+    if !serial.len().is_multiple_of(2) || (serial.starts_with("00") && serial != "00") {
+        return Err(
+            "a serial is whole bytes without leading zero bytes, as `posmesh ca issue` prints it"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Revokes the certificate of serial `serial` store-wide. 201 with the effective log
+/// index; 409 `already_revoked` (with the first revocation's index); 422 `invalid_serial`.
+#[utoipa::path(post, path = "/v1/store/certificates/{serial}/revoke", params(("serial" = String, Path)),
+    responses((status = 201, description = "revoked from the returned log index on"),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn revoke_certificate(
+    State(node): State<Arc<NodeContext>>,
+    Path(serial): Path<String>,
+) -> Result<Response, ApiError> {
+    check_serial(&serial).map_err(|why| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_serial",
+            why,
+            Some("serial"),
+        )
+    })?;
+    let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
+    let (index, response) = raft
+        .write(StoreCommand::RevokeCertificate { serial })
+        .await
+        .map_err(no_quorum)?;
+    match response {
+        StoreResponse::Applied(outcome @ Outcome::CertificateRevoked { .. }) => Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({"log_index": index, "outcome": outcome})),
+        )
+            .into_response()),
+        StoreResponse::Refused(refusal @ Refusal::AlreadyRevoked { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_revoked",
+            refusal.to_string(),
+            Some("serial"),
+        )),
+        StoreResponse::Refused(refusal) => Err(refused(&refusal)),
+        other => Err(ApiError::internal(format!(
+            "the store's state machine answered a revocation with {other:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_taken_as_the_ca_prints_them() {
+        for good in ["00", "0c", "2a", "0100", &"ab".repeat(20)] {
+            assert_eq!(check_serial(good), Ok(()), "{good}");
+        }
+        for bad in ["", "c", "0C", "0x0c", "000c", "zz", &"ab".repeat(21)] {
+            assert!(check_serial(bad).is_err(), "{bad}");
+        }
+    }
+}
