@@ -30,7 +30,10 @@ use posmesh_consensus::StoreCommand;
 /// Not: issuing a gift card, catalog and tax versions (refused when not newer), closing a
 /// day or a shift, opening a shift, revoking a certificate (refused when done), setting an
 /// operator (the authorisation is checked again against the state at the second entry,
-/// which the first may have changed, and the change is stamped with its index).
+/// which the first may have changed, and the change is stamped with its index), disabling
+/// an operator, and any command under an operator's authority
+/// ([`StoreCommand::Authorised`]): its authorisation is checked again at the second entry,
+/// and an operator disabled or demoted in between would turn the replay into a refusal.
 pub fn replay_is_noop(command: &StoreCommand) -> bool {
     match command {
         StoreCommand::Idempotent { .. }
@@ -47,7 +50,9 @@ pub fn replay_is_noop(command: &StoreCommand) -> bool {
         | StoreCommand::SetOperator { .. }
         | StoreCommand::OpenShift { .. }
         | StoreCommand::CloseShift { .. }
-        | StoreCommand::SetOperatorAuthorised { .. } => false,
+        | StoreCommand::SetOperatorAuthorised { .. }
+        | StoreCommand::Authorised { .. }
+        | StoreCommand::DisableOperator { .. } => false,
     }
 }
 
@@ -124,6 +129,12 @@ mod tests {
             StoreCommand::SetCatalogVersion {
                 version: 3,
                 effective_at_ms: 0,
+            },
+            StoreCommand::Authorised {
+                authorised_by: "mgr-1".into(),
+                command: Box::new(StoreCommand::RetireDevice {
+                    device_id: "till-3".into(),
+                }),
             },
         ] {
             assert!(!may_resend(&command, LOST), "{command:?}");
