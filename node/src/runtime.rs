@@ -465,6 +465,26 @@ pub(crate) fn raise_alert_now(store: &JournalStore, kind: &str, subject: &str, m
     }
 }
 
+/// [`raise_alert_now`] off the async threads (the alert is a synced journal write), and
+/// counted in `posmesh_alerts_raised_total`; a failed task is logged.
+pub(crate) async fn raise_alert_blocking(
+    store: &Arc<JournalStore>,
+    kind: &'static str,
+    subject: &str,
+    message: String,
+) {
+    metrics::counter!("posmesh_alerts_raised_total", "kind" => kind).increment(1);
+    let store = store.clone();
+    let owned_subject = subject.to_owned();
+    let raised = tokio::task::spawn_blocking(move || {
+        raise_alert_now(&store, kind, &owned_subject, message);
+    })
+    .await;
+    if let Err(error) = raised {
+        tracing::error!(kind, subject, %error, "alert task failed");
+    }
+}
+
 async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,

@@ -200,16 +200,7 @@ impl ReplicationService {
         }
         let message = key_conflicts::describe(device, conflict, &peer.0);
         tracing::error!(code = KEY_CONFLICT_CODE, %device, %peer, "{message}");
-        metrics::counter!("posmesh_alerts_raised_total", "kind" => KEY_CONFLICT_CODE).increment(1);
-        let store = self.store.clone();
-        let subject = device.to_owned();
-        let raised = tokio::task::spawn_blocking(move || {
-            crate::runtime::raise_alert_now(&store, KEY_CONFLICT_CODE, &subject, message);
-        })
-        .await;
-        if let Err(error) = raised {
-            tracing::error!(%device, %error, "key conflict alert task failed");
-        }
+        crate::runtime::raise_alert_blocking(&self.store, KEY_CONFLICT_CODE, device, message).await;
     }
 
     /// The replicator's clock: ms since the service started (monotonic).
