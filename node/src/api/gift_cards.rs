@@ -347,7 +347,7 @@ pub(super) fn no_consensus() -> ApiError {
 pub(super) fn no_quorum(why: String) -> ApiError {
     // Learned while this request was on its way: the device was removed from the store.
     if why.starts_with(crate::consensus::retirement::DEVICE_RETIRED) {
-        return super::retired::retired_refusal(why);
+        return super::write_bar::retired_refusal(why);
     }
     // A forwarded write whose answer was lost may have been committed: its own code, so a
     // till retries with the same key instead of taking another tender.

@@ -13,11 +13,9 @@
 //! - [`store_devices`]: manager commands on the store's membership (remove a device).
 //! - [`revocations`]: revoke a device certificate by serial through Raft (the mesh
 //!   refuses it from the committed point on).
-//! - [`retired`]: a device removed from the store refuses every write (403
-//!   `device_retired`).
-//! - [`identity_conflict`]: a device whose id has history elsewhere that it does not hold
-//!   (wiped and restarted under its old id) refuses every write (409
-//!   `device_identity_conflict`).
+//! - [`write_bar`]: a device removed from the store (403 `device_retired`) or whose id has
+//!   history elsewhere that it does not hold (wiped and restarted under its old id: 409
+//!   `device_identity_conflict`) refuses every write.
 //! - [`catalog`]: catalog lookup.
 //! - [`reports`]: takings per business date.
 //! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
@@ -35,17 +33,16 @@ pub mod dto;
 pub mod error;
 pub mod gift_cards;
 pub mod health;
-pub mod identity_conflict;
 pub mod openapi;
 pub mod operator_auth;
 pub mod orders;
 pub mod pin_unlock;
 pub mod reports;
-pub mod retired;
 pub mod revocations;
 pub mod sales;
 pub mod staff;
 pub mod store_devices;
+pub mod write_bar;
 
 use crate::runtime::NodeContext;
 use axum::extract::DefaultBodyLimit;
@@ -131,11 +128,7 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .layer(DefaultBodyLimit::max(body::REQUEST_BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
-            retired::refuse_writes_when_retired,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            identity_conflict::refuse_writes_on_identity_conflict,
+            write_bar::refuse_writes_when_barred,
         ))
         .with_state(node)
 }

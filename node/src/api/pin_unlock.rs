@@ -216,9 +216,9 @@ pub async fn unlock(
             StatusCode::FORBIDDEN,
             "not_a_manager",
             format!(
-                "{:?} is a {}: only a manager or admin can unlock an operator",
+                "{:?} is {}: only a manager or admin can unlock an operator",
                 body.manager_id,
-                manager.role.as_str()
+                manager.role.with_article()
             ),
             Some("manager_id"),
         ));

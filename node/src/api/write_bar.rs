@@ -1,11 +1,18 @@
-//! A retired device takes no writes: once this device learned it was removed from the
-//! store ([`crate::consensus::retirement`]), every request that would write — sales,
+//! A device barred from writing takes no writes: every request that would write — sales,
 //! voids, refunds, orders, card payments, gift cards, staff, day close, membership — is
-//! refused with 403 `device_retired` saying what to do (enrol the till again as a new
-//! device). Reads (`GET`, `HEAD`) still answer, so a manager can see what it holds.
+//! refused, saying what to do. Reads (`GET`, `HEAD`) still answer, so a manager can see
+//! what it holds. Two bars, checked in this order:
+//! - **retired**: this device learned it was removed from the store
+//!   ([`crate::consensus::retirement`]): 403 `device_retired` (enrol the till again as a
+//!   new device);
+//! - **identity conflict**: the store holds history of this device's id that its journal
+//!   does not (a wiped till restarted under its old id,
+//!   [`crate::replication::identity_conflict`]): 409 `device_identity_conflict` (enrol the
+//!   till as a new device with a new id).
 
 use super::error::ApiError;
 use crate::consensus::retirement::RETIRED_CODE;
+use crate::replication::identity_conflict::IDENTITY_CONFLICT_CODE;
 use crate::runtime::NodeContext;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -18,16 +25,34 @@ pub fn retired_refusal(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, RETIRED_CODE, message, None)
 }
 
-/// Middleware: refuses every request but `GET`/`HEAD` once this device is retired.
-pub async fn refuse_writes_when_retired(
+/// The bar on this device's writes, if any (see the module docs).
+fn write_bar(node: &NodeContext) -> Option<ApiError> {
+    if let Some(retirement) = node.raft.as_ref().and_then(|raft| raft.retirement()) {
+        return Some(retired_refusal(retirement.to_string()));
+    }
+    let conflict = node
+        .replication
+        .as_ref()
+        .and_then(|replication| replication.identity_conflict())?;
+    Some(ApiError::new(
+        StatusCode::CONFLICT,
+        IDENTITY_CONFLICT_CODE,
+        conflict.to_string(),
+        None,
+    ))
+}
+
+/// Middleware: refuses every request but `GET`/`HEAD` while this device is barred from
+/// writing (see the module docs); nothing is changed.
+pub async fn refuse_writes_when_barred(
     State(node): State<Arc<NodeContext>>,
     request: Request,
     next: Next,
 ) -> Response {
     let reads = request.method() == Method::GET || request.method() == Method::HEAD;
     if !reads {
-        if let Some(retirement) = node.raft.as_ref().and_then(|raft| raft.retirement()) {
-            return retired_refusal(retirement.to_string()).into_response();
+        if let Some(refusal) = write_bar(&node) {
+            return refusal.into_response();
         }
     }
     next.run(request).await
