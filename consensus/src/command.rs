@@ -653,7 +653,7 @@ pub enum Refusal {
     },
     /// The authorising operator's role is below what the operation needs (the role
     /// matrix, [`crate::roles`]).
-    #[error("{authorised_by:?} is a {} and may not {operation}: it needs a {} or above", role.as_str(), needed.as_str())]
+    #[error("{authorised_by:?} is {} and may not {operation}: it needs {} or above", role.with_article(), needed.with_article())]
     RoleForbidden {
         /// The authorising operator.
         authorised_by: String,
@@ -666,7 +666,7 @@ pub enum Refusal {
     },
     /// A guarded command proposed without its authorising operator after the store began
     /// enforcing roles (see [`crate::roles`]).
-    #[error("to {operation} the store needs an authorising operator (a {} or above) with their PIN", needed.as_str())]
+    #[error("to {operation} the store needs an authorising operator ({} or above) with their PIN", needed.with_article())]
     OperatorRequired {
         /// The lowest role allowed.
         needed: crate::staff::Role,

@@ -42,6 +42,17 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// The role's name after its indefinite article, for sentences: "a cashier", "an
+    /// admin".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Role::Cashier => "a cashier",
+            Role::Supervisor => "a supervisor",
+            Role::Manager => "a manager",
+            Role::Admin => "an admin",
+        }
+    }
 }
 
 /// An operator of the store's tills.
@@ -173,8 +184,8 @@ impl Staff {
             }
             if role != Role::Admin {
                 return Err(insufficient(format!(
-                    "the store's first operator must be an admin, not a {}: only an admin can appoint managers and admins",
-                    role.as_str()
+                    "the store's first operator must be an admin, not {}: only an admin can appoint managers and admins",
+                    role.with_article()
                 )));
             }
             return Ok(());
@@ -190,26 +201,26 @@ impl Staff {
         }
         if authoriser.role < Role::Manager {
             return Err(insufficient(format!(
-                "{by:?} is a {}: only a manager or admin manages operators",
-                authoriser.role.as_str()
+                "{by:?} is {}: only a manager or admin manages operators",
+                authoriser.role.with_article()
             )));
         }
         if role > authoriser.role {
             return Err(insufficient(format!(
-                "{by:?} is a {} and cannot make anyone a {}",
-                authoriser.role.as_str(),
-                role.as_str()
+                "{by:?} is {} and cannot make anyone {}",
+                authoriser.role.with_article(),
+                role.with_article()
             )));
         }
         let touches_management =
             role >= Role::Manager || current.is_some_and(|r| r >= Role::Manager);
         if touches_management && authoriser.role != Role::Admin {
             return Err(insufficient(format!(
-                "{by:?} is a {}: only an admin creates or changes a manager or an admin ({operator_id:?} {})",
-                authoriser.role.as_str(),
+                "{by:?} is {}: only an admin creates or changes a manager or an admin ({operator_id:?} {})",
+                authoriser.role.with_article(),
                 match current {
-                    Some(r) => format!("is a {}", r.as_str()),
-                    None => format!("would be a {}", role.as_str()),
+                    Some(r) => format!("is {}", r.with_article()),
+                    None => format!("would be {}", role.with_article()),
                 }
             )));
         }
@@ -486,7 +497,7 @@ mod tests {
                 Some("mia"),
                 "mia",
                 Role::Admin,
-                "cannot make anyone a admin",
+                "cannot make anyone an admin",
             ),
             (Some("mia"), "eve", Role::Manager, "only an admin"),
             (Some("mia"), "ada", Role::Cashier, "only an admin"),
