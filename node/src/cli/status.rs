@@ -27,14 +27,26 @@ pub async fn fetch_status(mgmt: &str) -> anyhow::Result<NodeStatus> {
     Ok(response.json().await?)
 }
 
+/// The lines `posmesh status` starts with when this device is barred from writing: its
+/// retirement from the store (`raft.retired`), an identity conflict (README: "starts with
+/// `RETIRED …`").
+pub fn bar_lines(raft: Option<&RaftStatus>, identity_conflict: Option<&str>) -> Vec<String> {
+    let retired = raft
+        .and_then(|r| r.retired.as_ref())
+        .map(|retired| format!("RETIRED   {retired}"));
+    let conflict =
+        identity_conflict.map(|conflict| format!("IDENTITY CONFLICT — takes no sales: {conflict}"));
+    retired.into_iter().chain(conflict).collect()
+}
+
 /// Prints `status` for a person.
 pub fn print_status(status: &NodeStatus) {
-    if let Some(conflict) = status
+    let conflict = status
         .replication
         .as_ref()
-        .and_then(|r| r.identity_conflict.as_ref())
-    {
-        println!("IDENTITY CONFLICT — takes no sales: {conflict}");
+        .and_then(|r| r.identity_conflict.as_deref());
+    for line in bar_lines(status.raft.as_ref(), conflict) {
+        println!("{line}");
     }
     println!("store     {} ({})", status.store_id, status.store_name);
     println!(
@@ -172,13 +184,10 @@ pub fn member_line(device: &str, lag: u64, contact_ms: Option<Option<u64>>) -> S
 
 /// The `raft` lines of `posmesh status`: role, term, leader, commit and applied index,
 /// members, each member's lag, the snapshot (the index it covers, snapshots received from
-/// a leader: count and last size), the group, conflicts and this device's retirement.
+/// a leader: count and last size), the group and conflicts (a retirement is among the
+/// [`bar_lines`], printed first).
 pub fn raft_lines(raft: &RaftStatus) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some(retired) = &raft.retired {
-        lines.push(format!("RETIRED   {retired}"));
-    }
-    lines.push(format!(
+    let mut lines = vec![format!(
         "raft      {} term {} leader {} commit {} applied {} voters {:?} learners {:?}{}",
         role_shown(raft),
         raft.term,
@@ -192,7 +201,7 @@ pub fn raft_lines(raft: &RaftStatus) -> Vec<String> {
         } else {
             ""
         }
-    ));
+    )];
     for (device, lag) in &raft.lag {
         let contact = if raft.leader.as_deref() == Some(device.as_str()) {
             None
@@ -351,11 +360,16 @@ mod tests {
             retired: Some("till-3 was removed from the store by a manager".into()),
             ..RaftStatus::default()
         };
-        let lines = raft_lines(&raft);
+        let bars = bar_lines(Some(&raft), Some("till-3 holds no history of till-3"));
         assert_eq!(
-            lines[0],
-            "RETIRED   till-3 was removed from the store by a manager"
+            bars,
+            [
+                "RETIRED   till-3 was removed from the store by a manager",
+                "IDENTITY CONFLICT — takes no sales: till-3 holds no history of till-3",
+            ]
         );
-        assert!(lines[1].ends_with("(frozen: as last seen before the retirement)"));
+        let lines = raft_lines(&raft);
+        assert!(lines[0].ends_with("(frozen: as last seen before the retirement)"));
+        assert!(bar_lines(Some(&RaftStatus::default()), None).is_empty());
     }
 }
