@@ -52,6 +52,9 @@ pub struct MeshConnection {
     ping_answered: Arc<Notify>,
     ping_nonce: AtomicU64,
     responder: JoinHandle<()>,
+    /// Call streams whose last call was answered, kept for the next call of their purpose
+    /// ([`MeshConnection::call`]).
+    pub(super) idle_call_streams: std::sync::Mutex<Vec<MeshStream>>,
 }
 
 impl Drop for MeshConnection {
@@ -90,6 +93,7 @@ impl MeshConnection {
             ping_answered,
             ping_nonce: AtomicU64::new(0),
             responder,
+            idle_call_streams: std::sync::Mutex::new(Vec::new()),
         }
     }
 

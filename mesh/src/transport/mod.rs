@@ -12,7 +12,7 @@ pub use connection::{MeshConnection, PingStream, CLOSE_NORMAL};
 pub use dial::{keep_connection, DialDirection};
 pub use endpoint::{quinn_client_config, quinn_server_config, MeshEndpoint, DIAL_SERVER_NAME};
 pub use purpose::StreamPurpose;
-pub use rpc::{RpcHandler, RPC_IN_FLIGHT_MAX};
+pub use rpc::{RpcHandler, IDLE_CALL_STREAMS_MAX, RPC_IN_FLIGHT_MAX};
 pub use stream::{MeshStream, STREAM_ERROR_FRAMING};
 
 use std::time::Duration;

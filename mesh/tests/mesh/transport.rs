@@ -488,6 +488,13 @@ async fn calls_get_their_own_answers_concurrently_and_time_out() {
             matches!(slow, Err(MeshError::Timeout { .. })),
             "a slow answer times out: {slow:?}"
         );
+        // The timed-out call's stream is not reused: its late answer is nobody's.
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let after = ab
+            .call(StreamPurpose::Raft, b"after-slow", STEP)
+            .await
+            .expect("call after a timeout");
+        assert_eq!(after, b"re:after-slow".to_vec());
         // Sync streams are not taken by the Raft server.
         let mut sync = step(ab.open_stream(StreamPurpose::Sync))
             .await
@@ -503,6 +510,87 @@ async fn calls_get_their_own_answers_concurrently_and_time_out() {
         ab.close(0, b"done");
         let stopped = step(serving).await.expect("server task");
         assert!(matches!(stopped, MeshError::Connection(_)), "{stopped:?}");
+    })
+    .await;
+}
+
+/// Calls one after another go on one stream: the server reads them all from the first
+/// stream it accepted (a client opening a stream per call would leave the second call
+/// unanswered here).
+#[tokio::test]
+async fn consecutive_calls_reuse_one_stream() {
+    bounded(async {
+        let c = chain("acme");
+        let a = bind(good_tls(&issue(&c.ca, &device("acme", "s1", "till-a"))), 1);
+        let b = bind(good_tls(&issue(&c.ca, &device("acme", "s1", "till-b"))), 2);
+        let (ab, ba) = step(async { tokio::join!(a.connect(addr(&b)), b.accept()) }).await;
+        let (ab, ba) = (ab.expect("A dials B"), ba.expect("B accepts A"));
+        let server = async {
+            let mut stream = ba
+                .accept_stream_of(StreamPurpose::Raft)
+                .await
+                .expect("first stream");
+            for _ in 0..3 {
+                let request = stream.recv_frame().await.expect("recv").expect("a call");
+                stream
+                    .send_frame(&[b"re:".as_slice(), &request].concat())
+                    .await
+                    .expect("answer");
+            }
+        };
+        let client = async {
+            for i in 0..3 {
+                let request = format!("append-{i}");
+                let answer = ab
+                    .call(StreamPurpose::Raft, request.as_bytes(), STEP)
+                    .await
+                    .expect("answered on the same stream");
+                assert_eq!(answer, format!("re:{request}").into_bytes());
+            }
+        };
+        step(async { tokio::join!(server, client) }).await;
+    })
+    .await;
+}
+
+/// A peer that answers one call per stream and then finishes it (as posmesh did before
+/// streams were reused) still gets every call: a reused stream found finished before its
+/// request was handled is replaced by a new one.
+#[tokio::test]
+async fn a_peer_answering_one_call_per_stream_gets_every_call() {
+    bounded(async {
+        let c = chain("acme");
+        let a = bind(good_tls(&issue(&c.ca, &device("acme", "s1", "till-a"))), 1);
+        let b = bind(good_tls(&issue(&c.ca, &device("acme", "s1", "till-b"))), 2);
+        let (ab, ba) = step(async { tokio::join!(a.connect(addr(&b)), b.accept()) }).await;
+        let (ab, ba) = (ab.expect("A dials B"), ba.expect("B accepts A"));
+        let server = async {
+            for _ in 0..3 {
+                let mut stream = ba
+                    .accept_stream_of(StreamPurpose::Raft)
+                    .await
+                    .expect("a stream per call");
+                let request = stream.recv_frame().await.expect("recv").expect("a call");
+                stream
+                    .send_frame(&[b"re:".as_slice(), &request].concat())
+                    .await
+                    .expect("answer");
+                stream.finish();
+            }
+        };
+        let client = async {
+            for i in 0..3 {
+                // Let the finish of the previous stream arrive first.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let request = format!("vote-{i}");
+                let answer = ab
+                    .call(StreamPurpose::Raft, request.as_bytes(), STEP)
+                    .await
+                    .expect("answered");
+                assert_eq!(answer, format!("re:{request}").into_bytes());
+            }
+        };
+        step(async { tokio::join!(server, client) }).await;
     })
     .await;
 }
