@@ -8,6 +8,13 @@ use posmesh_domain::money::Currency;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Bytes of a published catalog's TOML at most (1 MiB, some 15,000 items): a
+/// [`StoreCommand::PublishCatalog`] is one Raft log entry, and travels in one mesh frame
+/// (4 MiB) in every AppendEntries call and forwarded write; JSON at most doubles TOML's
+/// text (escaped quotes, newlines and tabs). Checked by the chain's cloud when a catalog is
+/// published and by the device before it proposes one.
+pub const CATALOG_TOML_BYTES_MAX: usize = 1024 * 1024;
+
 /// A store-wide decision, proposed to the Raft leader and applied in log order on every
 /// member by [`StoreState::apply`](crate::StoreState::apply).
 ///

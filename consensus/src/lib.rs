@@ -93,7 +93,7 @@ pub mod tax;
 pub mod timings;
 
 pub use client::{read_linearizable, write, ConsensusError};
-pub use command::{Outcome, Refusal, StoreCommand, StoreResponse};
+pub use command::{Outcome, Refusal, StoreCommand, StoreResponse, CATALOG_TOML_BYTES_MAX};
 pub use failover_nudge::{FailoverNudge, NudgeRole};
 pub use failover_nudge_task::{run_failover_nudge, NudgeHandle};
 pub use state::StoreState;

@@ -35,6 +35,14 @@ pub async fn publish_catalog(
 ) -> anyhow::Result<Published> {
     let catalog_toml = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read catalog {}", file.display()))?;
+    if catalog_toml.len() > posmesh_consensus::CATALOG_TOML_BYTES_MAX {
+        anyhow::bail!(
+            "catalog {} is {} bytes; a store takes at most {} bytes of catalog TOML",
+            file.display(),
+            catalog_toml.len(),
+            posmesh_consensus::CATALOG_TOML_BYTES_MAX
+        );
+    }
     let version = crate::catalog_file::parse_catalog(&catalog_toml)
         .with_context(|| format!("catalog file {} is not valid", file.display()))?
         .version();

@@ -327,6 +327,17 @@ async fn publish(
             "catalog versions start at 1".to_owned(),
         );
     }
+    if body.catalog_toml.len() > posmesh_consensus::CATALOG_TOML_BYTES_MAX {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "catalog_too_large",
+            format!(
+                "the catalog is {} bytes; a store takes at most {} bytes of catalog TOML",
+                body.catalog_toml.len(),
+                posmesh_consensus::CATALOG_TOML_BYTES_MAX
+            ),
+        );
+    }
     match crate::catalog_file::parse_catalog(&body.catalog_toml) {
         Err(e) => {
             return error(

@@ -11,6 +11,8 @@
 //!   device, with the provisioning file's commands committed, durably, before it returns.
 //! - [`network`]: openraft's network over the mesh — one request/response call per RPC on
 //!   `Raft` streams of the peer's connection ([`posmesh_mesh::transport::MeshConnection::call`]).
+//! - [`append_budget`]: an AppendEntries cut to fit one mesh frame (a few large entries
+//!   never stop a lagging follower from catching up).
 //! - [`forwarding`]: client writes a follower forwards to the leader, coalesced into one
 //!   call while earlier ones are under way.
 //! - [`resend`]: whether a forwarded write whose answer was lost with the leader may be
@@ -29,6 +31,7 @@
 //!
 //! Sales never wait on any of this (DESIGN: local first).
 
+pub mod append_budget;
 pub mod forwarding;
 pub mod founding;
 pub mod group_file;

@@ -2,6 +2,7 @@
 //! of every peer device (a [`ConnectionObserver`]) and serves the peer's Raft calls on it;
 //! [`MeshRaftNetwork`] makes openraft's RPCs into calls on those connections.
 
+use super::append_budget::{fit_append, APPEND_CALL_BYTES_MAX};
 use super::retirement::{Retirement, RetirementNotice};
 use super::snapshot_transfer::chunks;
 use super::wire::{decode_envelope, encode_envelope, RaftReply, RaftRequest};
@@ -120,12 +121,33 @@ impl RaftLinks {
         request: &RaftRequest,
         timeout: Duration,
     ) -> Result<RaftReply, String> {
+        let bytes = self.encode(request)?;
+        self.call_encoded(device_id, &bytes, timeout).await
+    }
+
+    /// The bytes of `request` as [`RaftLinks::call`] sends it (with this device's group).
+    ///
+    /// # Errors
+    /// serde_json's, as a sentence (not expected for these types).
+    pub fn encode(&self, request: &RaftRequest) -> Result<Vec<u8>, String> {
+        encode_envelope(self.group().as_ref(), request).map_err(|e| e.to_string())
+    }
+
+    /// [`RaftLinks::call`] with the request already encoded ([`RaftLinks::encode`]).
+    ///
+    /// # Errors
+    /// As [`RaftLinks::call`].
+    pub async fn call_encoded(
+        &self,
+        device_id: &str,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<RaftReply, String> {
         let connection = self
             .connection(device_id)
             .ok_or_else(|| format!("{NO_CONNECTION} {device_id}"))?;
-        let bytes = encode_envelope(self.group().as_ref(), request).map_err(|e| e.to_string())?;
         let answer = connection
-            .call(StreamPurpose::Raft, &bytes, timeout)
+            .call(StreamPurpose::Raft, bytes, timeout)
             .await
             .map_err(|e| format!("{device_id}: {e}"))?;
         let reply =
@@ -235,7 +257,19 @@ impl MeshRaftClient {
         request: RaftRequest,
         ttl: Duration,
     ) -> Result<RaftReply, Unreachable<TypeConfig>> {
-        match self.links.call(&self.device, &request, ttl).await {
+        let bytes = self
+            .links
+            .encode(&request)
+            .map_err(Unreachable::from_string)?;
+        self.call_encoded(&bytes, ttl).await
+    }
+
+    async fn call_encoded(
+        &self,
+        bytes: &[u8],
+        ttl: Duration,
+    ) -> Result<RaftReply, Unreachable<TypeConfig>> {
+        match self.links.call_encoded(&self.device, bytes, ttl).await {
             Ok(RaftReply::Failed(why)) => {
                 Err(Unreachable::from_string(format!("{}: {why}", self.device)))
             }
@@ -262,7 +296,29 @@ impl RaftNetworkV2<TypeConfig> for MeshRaftClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(RaftRequest::Append(rpc), option.soft_ttl()).await {
+        // A call too large for one mesh frame goes with the entries that fit; the rest in
+        // openraft's next call ([`append_budget`]).
+        let request = RaftRequest::Append(rpc);
+        let unreachable = |e: String| RPCError::Unreachable(Unreachable::from_string(e));
+        let bytes = self.links.encode(&request).map_err(unreachable)?;
+        let (bytes, cut_at) = match request {
+            RaftRequest::Append(rpc) if bytes.len() > APPEND_CALL_BYTES_MAX => {
+                let (fitted, cut_at) =
+                    fit_append(rpc, bytes.len(), APPEND_CALL_BYTES_MAX, |entry| {
+                        serde_json::to_vec(entry).map_or(0, |json| json.len())
+                    });
+                let bytes = self
+                    .links
+                    .encode(&RaftRequest::Append(fitted))
+                    .map_err(unreachable)?;
+                (bytes, cut_at)
+            }
+            _ => (bytes, None),
+        };
+        match self.call_encoded(&bytes, option.soft_ttl()).await {
+            Ok(RaftReply::Append(AppendEntriesResponse::Success)) if cut_at.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(cut_at))
+            }
             Ok(RaftReply::Append(response)) => Ok(response),
             Ok(other) => Err(RPCError::Unreachable(unexpected(&self.device, &other))),
             Err(e) => Err(RPCError::Unreachable(e)),

@@ -1118,13 +1118,22 @@ impl RaftService {
     /// to the leader). A version already applied here is not proposed again.
     ///
     /// # Errors
-    /// The catalog does not parse; no quorum; the state machine refused it.
+    /// The catalog is over [`posmesh_consensus::CATALOG_TOML_BYTES_MAX`] or does not
+    /// parse; no quorum; the state machine refused it.
     pub async fn publish_catalog(
         &self,
         release: &posmesh_proto::cloud::v1::CatalogRelease,
     ) -> Result<(), String> {
         if release.version <= self.catalog_version() {
             return Ok(());
+        }
+        if release.catalog_toml.len() > posmesh_consensus::CATALOG_TOML_BYTES_MAX {
+            return Err(format!(
+                "catalog {} is {} bytes, over the {} a store's Raft log takes",
+                release.version,
+                release.catalog_toml.len(),
+                posmesh_consensus::CATALOG_TOML_BYTES_MAX
+            ));
         }
         crate::catalog_file::parse_catalog(&release.catalog_toml)
             .map_err(|e| format!("catalog {} is invalid: {e}", release.version))?;

@@ -327,6 +327,18 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
         .await
         .expect("answers");
     assert_eq!(refused.status().as_u16(), 422);
+    // So is one too large for a store's Raft log (one entry, one mesh frame).
+    let padding = "# padding\n".repeat(posmesh_consensus::CATALOG_TOML_BYTES_MAX / 10 + 1);
+    let too_large = client
+        .put(format!("http://{}/v1/stores/s1/catalog", cloud.http))
+        .bearer_auth(cloud.admin_token.secret())
+        .json(&serde_json::json!({"version": 2, "catalog_toml": format!("{changed}{padding}")}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(too_large.status().as_u16(), 413);
+    let answer: serde_json::Value = too_large.json().await.expect("JSON");
+    assert_eq!(answer["error"]["code"], "catalog_too_large", "{answer}");
     let publish = || {
         std::process::Command::new(support::binary())
             .args(["cloud", "publish-catalog", "--http", &cloud.http])
