@@ -72,6 +72,28 @@ impl StoreState {
     }
 }
 
+impl Refusal {
+    /// Whether this refusal, once a state gives it, holds on every later state of the
+    /// store: what it rests on is never undone (a day close, a revocation, a disabled
+    /// operator's tombstone, a recorded Idempotency-Key) or is the command's own input (a
+    /// malformed id, date, amount or hash). A device may answer such a refusal from a
+    /// state a moment behind the leader's; others (an unknown operator, the only admin)
+    /// a newer entry can lift, so only the leader's state settles them.
+    pub fn holds_for_good(&self) -> bool {
+        matches!(
+            self,
+            Refusal::DayAlreadyClosed { .. }
+                | Refusal::AlreadyRevoked { .. }
+                | Refusal::OperatorDisabled { .. }
+                | Refusal::IdempotencyKeyReused { .. }
+                | Refusal::InvalidId { .. }
+                | Refusal::InvalidBusinessDate { .. }
+                | Refusal::InvalidAmount { .. }
+                | Refusal::InvalidPinHash { .. }
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::command::{Refusal, StoreCommand, StoreResponse};
@@ -202,12 +224,47 @@ mod tests {
                 "{command}"
             );
         }
-        assert!(matches!(
-            state.precheck(&by("mia", disable("cat"))),
-            Err(Refusal::OperatorDisabled {
-                disabled_at_index: 5,
-                ..
-            })
-        ));
+        let disabled = state.precheck(&by("mia", disable("cat")));
+        assert!(
+            matches!(
+                &disabled,
+                Err(Refusal::OperatorDisabled {
+                    disabled_at_index: 5,
+                    ..
+                })
+            ),
+            "{disabled:?}"
+        );
+        assert!(disabled.is_err_and(|r| r.holds_for_good()));
+    }
+
+    /// A refusal a later entry can lift does not hold for good: appointing a second admin
+    /// lifts "the only admin", adding the operator lifts "unknown operator".
+    #[test]
+    fn refusals_a_later_entry_lifts_do_not_hold_for_good() {
+        let mut state = store();
+        let last_admin = state
+            .precheck(&by("ada", disable("ada")))
+            .expect_err("only admin");
+        let unknown = state
+            .precheck(&by("mia", disable("eve")))
+            .expect_err("unknown");
+        assert!(!last_admin.holds_for_good() && !unknown.holds_for_good());
+        for (index, (id, role)) in [("ann", Role::Admin), ("eve", Role::Cashier)]
+            .into_iter()
+            .enumerate()
+        {
+            state.apply(
+                index as u64 + 10,
+                &StoreCommand::SetOperator {
+                    operator_id: id.into(),
+                    name: id.into(),
+                    role,
+                    pin_hash: HASH.into(),
+                },
+            );
+        }
+        assert_eq!(state.precheck(&by("ada", disable("ada"))), Ok(()));
+        assert_eq!(state.precheck(&by("mia", disable("eve"))), Ok(()));
     }
 }

@@ -143,7 +143,8 @@ pub async fn operator_for(
 /// ([`posmesh_consensus::StoreState::precheck`]): the role matrix, and the refusals the
 /// state alone decides (an unknown or disabled operator, the only admin, a day closed
 /// already, a certificate revoked already, an Idempotency-Key used for another request)
-/// are answered here, without a Raft entry. `None` (a store in setup) proposes `command`
+/// are answered here, without a Raft entry (on a follower, only those that hold for good
+/// and the role rules: see [`answer_here`]). `None` (a store in setup) proposes `command`
 /// bare, pre-checked the same way.
 ///
 /// # Errors
@@ -167,8 +168,30 @@ pub fn authorised(
         .as_ref()
         .ok_or_else(super::gift_cards::no_consensus)?;
     raft.read(|state| state.precheck(&command))
-        .map_err(|refusal| super::gift_cards::refused(&refusal))?;
+        .or_else(|refusal| answer_here(raft, refusal))?;
     Ok(command)
+}
+
+/// A pre-check's refusal answered on this device (`Err`), or `Ok` to propose anyway and
+/// let the log decide: a refusal that a newer entry could lift (an unknown operator, the
+/// only admin: [`posmesh_consensus::Refusal::holds_for_good`]) is settled only by the
+/// leader's state — a follower may be a moment behind a write the client just made
+/// through it. The role rules are answered here in any case: the authorising operator is
+/// judged on this device's state, as their PIN is.
+fn answer_here(
+    raft: &crate::consensus::RaftService,
+    refusal: posmesh_consensus::Refusal,
+) -> Result<(), ApiError> {
+    use posmesh_consensus::Refusal as R;
+    let authoriser = matches!(
+        refusal,
+        R::RoleForbidden { .. } | R::RoleInsufficient { .. } | R::AuthorisationRequired { .. }
+    );
+    if refusal.holds_for_good() || authoriser || raft.leads() {
+        return Err(super::gift_cards::refused(&refusal));
+    }
+    tracing::debug!(%refusal, "pre-check refusal left to the leader's state");
+    Ok(())
 }
 
 /// Whether operator `by` (from [`operator_for`]) has at least `role`, for a read or an
