@@ -195,13 +195,22 @@ pub enum StoreCommand {
         /// The command (possibly [`StoreCommand::Idempotent`]; not itself `Authorised`).
         command: Box<StoreCommand>,
     },
-    /// Disables an operator for good: removed from the operators (their shifts stay in the
-    /// record); their PIN no longer opens anything. Only inside
-    /// [`StoreCommand::Authorised`]: a manager disables cashiers and supervisors, only an
-    /// admin managers and admins, and never the store's only admin.
+    /// Disables an operator for good: removed from the operators and kept as a tombstone
+    /// ([`Staff::disabled`](crate::staff::Staff::disabled)), so the id can never be set
+    /// again; their PIN no longer opens anything. Their open shifts close in the same
+    /// entry, marked [`ShiftCloseReason::OperatorDisabled`](crate::staff::ShiftCloseReason)
+    /// (their shifts stay in the record). Only inside [`StoreCommand::Authorised`]: a
+    /// manager disables cashiers and supervisors, only an admin managers and admins, and
+    /// never the store's only admin.
     DisableOperator {
         /// The operator.
         operator_id: String,
+        /// When it was disabled, ms since the Unix epoch (the proposing device's clock,
+        /// carried so every replica closes the operator's shifts at the same time; a shift
+        /// that opened later by another device's clock closes at its opening time). 0 in
+        /// entries written before shifts were closed this way.
+        #[serde(default)]
+        disabled_at_ms: i64,
     },
 }
 
@@ -294,7 +303,7 @@ impl std::fmt::Display for StoreCommand {
                 authorised_by,
                 command,
             } => write!(f, "{command} (by {authorised_by})"),
-            StoreCommand::DisableOperator { operator_id } => {
+            StoreCommand::DisableOperator { operator_id, .. } => {
                 write!(f, "disable operator {operator_id}")
             }
         }
@@ -430,12 +439,15 @@ pub enum Outcome {
         /// Log index of the close.
         closed_at_index: u64,
     },
-    /// An operator was disabled (removed from the operators).
+    /// An operator was disabled (removed from the operators, kept as a tombstone).
     OperatorDisabled {
         /// The operator.
         operator_id: String,
         /// Log index of the change.
         disabled_at_index: u64,
+        /// The operator's shifts that were open and closed by this entry, by id.
+        #[serde(default)]
+        shifts_closed: Vec<String>,
     },
 }
 
@@ -679,5 +691,14 @@ pub enum Refusal {
         needed: crate::staff::Role,
         /// The operation, in words.
         operation: String,
+    },
+    /// The operator id was disabled for good: it can be neither set again (a returning
+    /// person gets a new id) nor given a shift, and a second disable changes nothing.
+    #[error("operator {operator_id:?} was disabled for good at log index {disabled_at_index}: their id is never used again (give the person a new id)")]
+    OperatorDisabled {
+        /// The operator id.
+        operator_id: String,
+        /// Log index of the disable.
+        disabled_at_index: u64,
     },
 }

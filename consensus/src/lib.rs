@@ -25,6 +25,8 @@
 //!   another group's RPCs (a store initialised twice) before they touch the log or the vote.
 //! - [`restore`]: a store that lost every device, restored on a new device from the state
 //!   the cloud keeps (installed as a snapshot, membership forced to the new device).
+//! - [`precheck`]: the refusals decided by the state alone, asked by the API on its
+//!   device's applied state before it proposes (no Raft entry for a certain refusal).
 //! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
 //!   [`ConsensusError`] (`Unconfirmed`, `NoQuorum`, `NoLeader`, `NotLeader`, …).
 //!
@@ -83,6 +85,7 @@ pub mod forced_membership;
 pub mod group;
 pub mod idempotency;
 pub mod log_cache;
+pub mod precheck;
 pub mod restore;
 pub mod rocksdb_tuning;
 pub mod roles;

@@ -14,8 +14,9 @@
 //! | certificate revocation                             |         |            |         | yes   |
 //!
 //! Operators themselves follow [`Staff::may_set_operator`]. Sales and gift-card
-//! redemptions are not in the matrix: they run per sale under the device's open shift and
-//! an Argon2id check per sale would cost tens of milliseconds each (see README).
+//! redemptions are not in the matrix and are checked against neither operators nor
+//! shifts: an Argon2id check per sale would cost tens of milliseconds each, and a sale
+//! never waits on Raft (see README, "Roles on store-wide operations").
 //!
 //! Once an [`StoreCommand::Authorised`] entry has applied, the store enforces roles: a
 //! guarded command proposed bare (without its authorising operator) is refused
@@ -75,7 +76,7 @@ pub fn needed(staff: &Staff, by: Option<&str>, command: &StoreCommand) -> Option
         ),
         StoreCommand::RetireDevice { .. } => need(Role::Manager, "remove a device"),
         StoreCommand::RevokeCertificate { .. } => need(Role::Admin, "revoke a certificate"),
-        StoreCommand::DisableOperator { operator_id } => {
+        StoreCommand::DisableOperator { operator_id, .. } => {
             match staff.operators.get(operator_id).map(|o| o.role) {
                 Some(role) if role >= Role::Manager => {
                     need(Role::Admin, "disable a manager or an admin")
@@ -423,6 +424,7 @@ mod disable_tests {
             authorised_by: operator.into(),
             command: Box::new(StoreCommand::DisableOperator {
                 operator_id: id.into(),
+                disabled_at_ms: 5_000,
             }),
         }
     }
@@ -502,7 +504,8 @@ mod disable_tests {
             refused(
                 &mut state,
                 &StoreCommand::DisableOperator {
-                    operator_id: "cat".into()
+                    operator_id: "cat".into(),
+                    disabled_at_ms: 5_000,
                 }
             ),
             Refusal::OperatorRequired { .. }

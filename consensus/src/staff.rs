@@ -85,6 +85,19 @@ pub struct Shift {
     pub opened_at_index: u64,
     /// When it closed (ms) and the log index of the close; `None` while open.
     pub closed: Option<(i64, u64)>,
+    /// Why it closed, when not by a `CloseShift` of its own (`None`: open, or closed by
+    /// `CloseShift`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_because: Option<ShiftCloseReason>,
+}
+
+/// Why a shift closed other than by its own `CloseShift`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftCloseReason {
+    /// Its operator was disabled (`DisableOperator`), which closes their open shifts in
+    /// the same entry.
+    OperatorDisabled,
 }
 
 /// Operators and shifts.
@@ -94,6 +107,12 @@ pub struct Staff {
     pub operators: BTreeMap<String, Operator>,
     /// Shifts by shift id.
     pub shifts: BTreeMap<String, Shift>,
+    /// Tombstones: operator ids disabled for good, each with the log index of its
+    /// disable. A disabled id is never set again nor given a shift
+    /// ([`Refusal::OperatorDisabled`]). Sorted (B-tree), so a state's bytes are
+    /// deterministic; carried by snapshots with the rest of the state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disabled: BTreeMap<String, u64>,
 }
 
 impl Staff {
@@ -102,6 +121,20 @@ impl Staff {
         self.shifts
             .iter()
             .find(|(_, s)| s.device_id == device_id && s.closed.is_none())
+    }
+
+    /// Refuses an operator id that was disabled for good.
+    ///
+    /// # Errors
+    /// [`Refusal::OperatorDisabled`] with the index of the disable.
+    pub fn check_not_disabled(&self, operator_id: &str) -> Result<(), Refusal> {
+        match self.disabled.get(operator_id) {
+            Some(index) => Err(Refusal::OperatorDisabled {
+                operator_id: operator_id.to_owned(),
+                disabled_at_index: *index,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Applies `SetOperator` (adds, or replaces name, role and PIN hash).
@@ -114,6 +147,7 @@ impl Staff {
         pin_hash: &str,
     ) -> Result<Outcome, Refusal> {
         check_id("operator_id", operator_id)?;
+        self.check_not_disabled(operator_id)?;
         if name.trim().is_empty()
             || name.len() > NAME_BYTES_MAX
             || name.chars().any(char::is_control)
@@ -237,16 +271,14 @@ impl Staff {
         Ok(())
     }
 
-    /// Applies `DisableOperator` (the role rules are checked by the enclosing
-    /// `Authorised`, see [`crate::roles`]).
+    /// Whether `operator_id` may be disabled on this state (what [`Staff::disable_operator`]
+    /// checks before it changes anything; the API asks it before proposing).
     ///
     /// # Errors
+    /// [`Refusal::OperatorDisabled`] for an id disabled already;
     /// [`Refusal::UnknownOperator`]; [`Refusal::LastAdmin`] for the store's only admin.
-    pub(crate) fn disable_operator(
-        &mut self,
-        index: u64,
-        operator_id: &str,
-    ) -> Result<Outcome, Refusal> {
+    pub fn check_disable(&self, operator_id: &str) -> Result<(), Refusal> {
+        self.check_not_disabled(operator_id)?;
         let Some(operator) = self.operators.get(operator_id) else {
             return Err(Refusal::UnknownOperator {
                 operator_id: operator_id.to_owned(),
@@ -262,10 +294,38 @@ impl Staff {
                 operator_id: operator_id.to_owned(),
             });
         }
+        Ok(())
+    }
+
+    /// Applies `DisableOperator` (the role rules are checked by the enclosing
+    /// `Authorised`, see [`crate::roles`]): removes the operator, keeps a tombstone of
+    /// the id, and closes their open shifts at `disabled_at_ms` (or at a shift's opening
+    /// time, if later by the other device's clock) marked
+    /// [`ShiftCloseReason::OperatorDisabled`].
+    ///
+    /// # Errors
+    /// Those of [`Staff::check_disable`]; nothing changes then.
+    pub(crate) fn disable_operator(
+        &mut self,
+        index: u64,
+        operator_id: &str,
+        disabled_at_ms: i64,
+    ) -> Result<Outcome, Refusal> {
+        self.check_disable(operator_id)?;
         self.operators.remove(operator_id);
+        self.disabled.insert(operator_id.to_owned(), index);
+        let mut shifts_closed = Vec::new();
+        for (shift_id, shift) in &mut self.shifts {
+            if shift.operator_id == operator_id && shift.closed.is_none() {
+                shift.closed = Some((disabled_at_ms.max(shift.opened_at_ms), index));
+                shift.closed_because = Some(ShiftCloseReason::OperatorDisabled);
+                shifts_closed.push(shift_id.clone());
+            }
+        }
         Ok(Outcome::OperatorDisabled {
             operator_id: operator_id.to_owned(),
             disabled_at_index: index,
+            shifts_closed,
         })
     }
 
@@ -290,6 +350,7 @@ impl Staff {
                 rule: "an opening float must be ≥ 0".into(),
             });
         }
+        self.check_not_disabled(operator_id)?;
         if !self.operators.contains_key(operator_id) {
             return Err(Refusal::UnknownOperator {
                 operator_id: operator_id.to_owned(),
@@ -316,6 +377,7 @@ impl Staff {
                 opened_at_ms,
                 opened_at_index: index,
                 closed: None,
+                closed_because: None,
             },
         );
         Ok(Outcome::ShiftOpened {
@@ -583,6 +645,131 @@ mod tests {
         state.apply(3, &operator("alice", Role::Manager, HASH));
         assert_eq!(state.staff.operators["alice"].role, Role::Manager);
         assert!(Role::Cashier < Role::Supervisor && Role::Manager < Role::Admin);
+    }
+
+    /// A disabled id is a tombstone: never set again (by provisioning or by an admin),
+    /// never given a shift, never disabled twice; it survives a snapshot's serde round
+    /// trip, in sorted order.
+    #[test]
+    fn a_disabled_operator_id_is_never_set_again() {
+        let mut state = StoreState::default();
+        for (index, id) in ["zoe", "bob", "ada"].into_iter().enumerate() {
+            let role = if id == "ada" {
+                Role::Admin
+            } else {
+                Role::Cashier
+            };
+            state.apply(index as u64 + 1, &operator(id, role, HASH));
+        }
+        let disable = |id: &str| StoreCommand::DisableOperator {
+            operator_id: id.into(),
+            disabled_at_ms: 5_000,
+        };
+        for (index, id) in [(4, "zoe"), (5, "bob")] {
+            assert!(matches!(
+                state.apply(index, &disable(id)),
+                StoreResponse::Applied(Outcome::OperatorDisabled { .. })
+            ));
+        }
+        let gone = |index| Refusal::OperatorDisabled {
+            operator_id: "bob".into(),
+            disabled_at_index: index,
+        };
+        assert_eq!(
+            refused(&mut state, 6, &operator("bob", Role::Cashier, HASH)),
+            gone(5)
+        );
+        assert_eq!(
+            refused(
+                &mut state,
+                6,
+                &authorised(Some("ada"), "bob", Role::Cashier)
+            ),
+            gone(5)
+        );
+        assert_eq!(refused(&mut state, 6, &disable("bob")), gone(5));
+        assert_eq!(
+            refused(&mut state, 6, &open("s1", "till-1", "bob", 0)),
+            gone(5)
+        );
+        assert!(!state.staff.operators.contains_key("bob"));
+        let text = serde_json::to_string(&state).expect("json");
+        let bob = text.find("\"bob\":5").expect("bob's tombstone");
+        let zoe = text.find("\"zoe\":4").expect("zoe's tombstone");
+        assert!(bob < zoe, "sorted by id: {text}");
+        let back: StoreState = serde_json::from_str(&text).expect("decodes");
+        assert_eq!(back, state);
+        // A state from before tombstones decodes with none (and a state without any
+        // serialises as it did).
+        let plain = serde_json::to_string(&StoreState::default()).expect("json");
+        assert!(!plain.contains("disabled"), "{plain}");
+    }
+
+    /// Disabling an operator closes their open shifts in the same entry, marked why, at
+    /// the disable's time (or the opening's, if later by the other device's clock); their
+    /// closed shifts and other operators' shifts are untouched.
+    #[test]
+    fn disabling_an_operator_closes_their_open_shifts() {
+        let mut state = StoreState::default();
+        state.apply(1, &operator("ada", Role::Admin, HASH));
+        state.apply(2, &operator("cat", Role::Cashier, HASH));
+        state.apply(3, &operator("cal", Role::Cashier, HASH));
+        state.apply(4, &open("s-old", "till-1", "cat", 0));
+        state.apply(
+            5,
+            &StoreCommand::CloseShift {
+                shift_id: "s-old".into(),
+                closed_at_ms: 1_500,
+            },
+        );
+        state.apply(6, &open("s-1", "till-1", "cat", 0));
+        let mut late = open("s-2", "till-2", "cat", 0);
+        if let StoreCommand::OpenShift { opened_at_ms, .. } = &mut late {
+            *opened_at_ms = 9_000;
+        }
+        state.apply(7, &late);
+        state.apply(8, &open("s-3", "till-3", "cal", 0));
+        assert_eq!(
+            state.apply(
+                9,
+                &StoreCommand::DisableOperator {
+                    operator_id: "cat".into(),
+                    disabled_at_ms: 5_000,
+                }
+            ),
+            StoreResponse::Applied(Outcome::OperatorDisabled {
+                operator_id: "cat".into(),
+                disabled_at_index: 9,
+                shifts_closed: vec!["s-1".into(), "s-2".into()],
+            })
+        );
+        let shifts = &state.staff.shifts;
+        assert_eq!(shifts["s-old"].closed, Some((1_500, 5)));
+        assert_eq!(shifts["s-old"].closed_because, None);
+        assert_eq!(shifts["s-1"].closed, Some((5_000, 9)));
+        assert_eq!(
+            shifts["s-2"].closed,
+            Some((9_000, 9)),
+            "not before it opened"
+        );
+        for id in ["s-1", "s-2"] {
+            assert_eq!(
+                shifts[id].closed_because,
+                Some(super::ShiftCloseReason::OperatorDisabled)
+            );
+        }
+        assert_eq!(shifts["s-3"].closed, None, "cal's shift stays open");
+        assert!(state.staff.open_shift_of("till-1").is_none());
+        let text = serde_json::to_string(&shifts["s-1"]).expect("json");
+        assert!(
+            text.contains("\"closed_because\":\"operator_disabled\""),
+            "{text}"
+        );
+        // The till can open a shift for someone else at once.
+        assert!(matches!(
+            state.apply(10, &open("s-4", "till-1", "cal", 0)),
+            StoreResponse::Applied(_)
+        ));
     }
 
     #[test]

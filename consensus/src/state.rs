@@ -248,9 +248,12 @@ impl StoreState {
                     authorised,
                 )
             }
-            StoreCommand::DisableOperator { operator_id } => {
-                self.staff.disable_operator(index, operator_id)
-            }
+            StoreCommand::DisableOperator {
+                operator_id,
+                disabled_at_ms,
+            } => self
+                .staff
+                .disable_operator(index, operator_id, *disabled_at_ms),
             StoreCommand::Authorised {
                 authorised_by,
                 command,
@@ -414,6 +417,26 @@ impl StoreState {
         business_date: &str,
         version_vector: &BTreeMap<String, u64>,
     ) -> Result<Outcome, Refusal> {
+        self.check_close_day(business_date, version_vector)?;
+        self.day_closes.insert(
+            business_date.to_owned(),
+            DayClose {
+                version_vector: version_vector.clone(),
+                closed_at_index: index,
+            },
+        );
+        Ok(Outcome::DayClosed {
+            business_date: business_date.to_owned(),
+            closed_at_index: index,
+        })
+    }
+
+    /// What `CloseDay` checks before it changes anything.
+    pub(crate) fn check_close_day(
+        &self,
+        business_date: &str,
+        version_vector: &BTreeMap<String, u64>,
+    ) -> Result<(), Refusal> {
         if !is_business_date(business_date) {
             return Err(Refusal::InvalidBusinessDate {
                 business_date: business_date.to_owned(),
@@ -428,20 +451,20 @@ impl StoreState {
                 closed_at_index: closed.closed_at_index,
             });
         }
-        self.day_closes.insert(
-            business_date.to_owned(),
-            DayClose {
-                version_vector: version_vector.clone(),
-                closed_at_index: index,
-            },
-        );
-        Ok(Outcome::DayClosed {
-            business_date: business_date.to_owned(),
-            closed_at_index: index,
-        })
+        Ok(())
     }
 
     fn revoke_certificate(&mut self, index: u64, serial: &str) -> Result<Outcome, Refusal> {
+        self.check_revoke_certificate(serial)?;
+        self.revocations.insert(serial.to_owned(), index);
+        Ok(Outcome::CertificateRevoked {
+            serial: serial.to_owned(),
+            effective_index: index,
+        })
+    }
+
+    /// What `RevokeCertificate` checks before it changes anything.
+    pub(crate) fn check_revoke_certificate(&self, serial: &str) -> Result<(), Refusal> {
         check_id("serial", serial)?;
         if let Some(effective_index) = self.revocations.get(serial) {
             return Err(Refusal::AlreadyRevoked {
@@ -449,11 +472,7 @@ impl StoreState {
                 effective_index: *effective_index,
             });
         }
-        self.revocations.insert(serial.to_owned(), index);
-        Ok(Outcome::CertificateRevoked {
-            serial: serial.to_owned(),
-            effective_index: index,
-        })
+        Ok(())
     }
 
     fn set_exposure_budget(

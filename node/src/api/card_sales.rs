@@ -416,10 +416,13 @@ pub struct ExposureAllotmentBody {
 
 /// Sets the store's offline card budget through Raft.
 #[utoipa::path(put, path = "/v1/payments/exposure-budget", request_body = ExposureBudgetBody,
+    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN")),
     responses((status = 201, description = "committed"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request"),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn set_exposure_budget(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
@@ -439,11 +442,13 @@ pub async fn set_exposure_budget(
 
 /// Sets a device's allotment of the offline card budget through Raft.
 #[utoipa::path(put, path = "/v1/payments/exposure-allotments/{device}", request_body = ExposureAllotmentBody,
-    params(("device" = String, Path)),
+    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("device" = String, Path)),
     responses((status = 201, description = "committed"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request"),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn set_exposure_allotment(
     State(node): State<Arc<NodeContext>>,
     Path(device): Path<String>,

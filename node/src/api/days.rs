@@ -21,14 +21,15 @@ use std::time::Duration;
 /// same key answers the first close again (200, `Idempotent-Replayed: true`, the same cut),
 /// the key used for another request 409 `idempotency_key_reused`; a close of a closed day
 /// under a new key 409 `day_already_closed`.
-#[utoipa::path(post, path = "/v1/days/{date}/close", params(("date" = String, Path, description = "YYYY-MM-DD"),
+#[utoipa::path(post, path = "/v1/days/{date}/close", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("date" = String, Path, description = "YYYY-MM-DD"),
         ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
     responses((status = 201, description = "closed: the log index and the cut"),
               (status = 200, description = "replay of an earlier close with this key (`Idempotent-Replayed: true`)"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn close_day(
     State(node): State<Arc<NodeContext>>,
     Path(date): Path<String>,

@@ -54,13 +54,14 @@ pub struct GiftCardBalance {
 /// the first outcome again (200, `Idempotent-Replayed: true`), the key with another body
 /// 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/gift-cards", request_body = IssueGiftCardBody,
-    params(("Idempotency-Key" = String, Header, description = "unique per issue attempt, store-wide")),
+    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = String, Header, description = "unique per issue attempt, store-wide")),
     responses((status = 201, description = "issued (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn issue(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
@@ -274,16 +275,16 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
         ),
         R::AuthorisationRequired { .. } => (
             StatusCode::UNAUTHORIZED,
-            "pin_required",
+            "operator_required",
             Some(super::operator_auth::OPERATOR_ID_HEADER),
         ),
         R::RoleInsufficient {
             authorised_by: None,
             ..
-        } => (StatusCode::FORBIDDEN, "role_insufficient", Some("role")),
+        } => (StatusCode::FORBIDDEN, "role_forbidden", Some("role")),
         R::RoleInsufficient { .. } => (
             StatusCode::FORBIDDEN,
-            "role_insufficient",
+            "role_forbidden",
             Some(super::operator_auth::OPERATOR_ID_HEADER),
         ),
         R::LastAdmin { .. } => (StatusCode::CONFLICT, "last_admin", Some("role")),
@@ -297,6 +298,12 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             "operator_required",
             Some(super::operator_auth::OPERATOR_ID_HEADER),
         ),
+        R::OperatorDisabled { .. } => (
+            StatusCode::CONFLICT,
+            "operator_disabled",
+            Some("operator_id"),
+        ),
+        R::AlreadyRevoked { .. } => (StatusCode::CONFLICT, "already_revoked", Some("serial")),
         _ => (StatusCode::CONFLICT, "refused", None),
     };
     ApiError::new(status, code, refusal.to_string(), field)

@@ -64,3 +64,69 @@ pub struct ApiDoc;
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ApiDoc;
+    use utoipa::OpenApi;
+
+    /// The operations guarded by an authorising operator ([`super::super::operator_auth`]):
+    /// (method, path, the statuses it answers beyond the operator check's: 409 for a
+    /// committed or pre-checked refusal, 422 for a body or id the node refuses, 404 for
+    /// an unknown target).
+    const GUARDED: &[(&str, &str, &[&str])] = &[
+        ("post", "/v1/operators", &["409", "422"]),
+        ("get", "/v1/operators", &[]),
+        ("post", "/v1/operators/{id}/disable", &["404", "409", "422"]),
+        ("post", "/v1/shifts", &["404", "409", "422"]),
+        ("post", "/v1/shifts/{id}/close", &["404", "409", "422"]),
+        ("post", "/v1/tax-rates", &["409", "422"]),
+        ("post", "/v1/days/{date}/close", &["409", "422"]),
+        ("post", "/v1/gift-cards", &["409", "422"]),
+        ("post", "/v1/store/devices/{device}/remove", &["404", "409"]),
+        (
+            "post",
+            "/v1/store/certificates/{serial}/revoke",
+            &["409", "422"],
+        ),
+        ("put", "/v1/payments/exposure-budget", &["409", "422"]),
+        (
+            "put",
+            "/v1/payments/exposure-allotments/{device}",
+            &["409", "422"],
+        ),
+    ];
+
+    /// Every guarded operation documents the operator headers and every status its
+    /// handler can answer through the shared checks: 400 `invalid_header`, 401
+    /// `operator_required` / `pin_mismatch`, 403 `role_forbidden`, 429 `pin_locked`, 503
+    /// without consensus or quorum — and those it answers beyond them.
+    #[test]
+    fn guarded_operations_document_every_answer_of_the_operator_check() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        for (method, path, beyond) in GUARDED {
+            let operation = &document["paths"][path][method];
+            assert!(operation.is_object(), "{method} {path} is documented");
+            for header in ["X-Operator-Id", "X-Operator-Pin"] {
+                assert!(
+                    operation["parameters"].as_array().is_some_and(|p| p
+                        .iter()
+                        .any(|p| p["name"] == header && p["in"] == "header")),
+                    "{method} {path} documents {header}"
+                );
+            }
+            let shared = ["400", "401", "403", "429", "503"];
+            for status in shared.iter().chain(beyond.iter()) {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} documents {status}: {}",
+                    operation["responses"]
+                );
+            }
+            let locked = operation["responses"]["429"]["description"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(locked.contains("pin_locked"), "{method} {path}: {locked}");
+        }
+    }
+}

@@ -1,19 +1,22 @@
-//! Who may change the store's operators (`POST /v1/operators`): the request names an
-//! authorising operator and their PIN in the headers [`OPERATOR_ID_HEADER`] and
-//! [`OPERATOR_PIN_HEADER`]. The PIN is checked first, by the same check and lockout as
-//! PIN entry at a till ([`super::pin_unlock::authenticate`]: an unknown id is answered as
-//! a wrong PIN), then the role rules of
-//! [`Staff::may_set_operator`](posmesh_consensus::staff::Staff::may_set_operator) on this
-//! device's applied state; the state machine checks the rules again when the change
-//! applies, so a role changed in between, or two first operators at once, cannot slip
-//! through.
+//! Who authorises a guarded operation: the request names an authorising operator and
+//! their PIN in the headers [`OPERATOR_ID_HEADER`] and [`OPERATOR_PIN_HEADER`] — the same
+//! for a change to the operators (`POST /v1/operators`, role rules of
+//! [`Staff::may_set_operator`](posmesh_consensus::staff::Staff::may_set_operator)) and for
+//! the store-wide operations of the role matrix ([`posmesh_consensus::roles`]). The PIN
+//! is checked first ([`operator_for`]), by the same check and lockout as PIN entry at a
+//! till ([`super::pin_unlock::authenticate`]: an unknown id is answered as a wrong PIN),
+//! then the rules on this device's applied state, together with the refusals the state
+//! alone decides ([`posmesh_consensus::StoreState::precheck`]: nothing is proposed for
+//! them); the state machine checks everything again when the command applies, so a role
+//! changed in between, or two first operators at once, cannot slip through.
 //!
-//! Without both headers, a change is accepted only as the store's first operator (an
-//! admin, while no operator is committed): the bootstrap of a store not provisioned with
-//! operators (`posmesh init --provisioning` can list them instead).
+//! Without both headers, an operation runs only while the store has no operator (setup:
+//! the first operator, an admin, is set so; `posmesh init --provisioning` can list
+//! operators instead).
 //!
-//! Answers: 401 `pin_required` (no authorising operator, or only one of the headers),
-//! 400 `invalid_header`, 401 `pin_mismatch`, 429 `pin_locked`, 403 `role_insufficient`.
+//! Answers, the same for every guarded operation: 401 `operator_required` (no
+//! authorising operator once the store has one, or only one of the headers), 400
+//! `invalid_header`, 401 `pin_mismatch`, 429 `pin_locked`, 403 `role_forbidden`.
 
 use super::error::ApiError;
 use crate::runtime::NodeContext;
@@ -31,8 +34,8 @@ pub const OPERATOR_PIN_HEADER: &str = "X-Operator-Pin";
 /// `(id, PIN)` if both are.
 ///
 /// # Errors
-/// 401 `pin_required` if only one is sent (or one is empty), 400 `invalid_header` for a
-/// value that is not visible ASCII.
+/// 401 `operator_required` if only one is sent (or one is empty), 400 `invalid_header`
+/// for a value that is not visible ASCII.
 pub fn authorising_operator(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
     let value = |name: &'static str| -> Result<Option<String>, ApiError> {
         let Some(value) = headers.get(name) else {
@@ -54,60 +57,30 @@ pub fn authorising_operator(headers: &HeaderMap) -> Result<Option<(String, Strin
     match (value(OPERATOR_ID_HEADER)?, value(OPERATOR_PIN_HEADER)?) {
         (None, None) => Ok(None),
         (Some(id), Some(pin)) => Ok(Some((id, pin))),
-        (Some(_), None) => Err(pin_required(OPERATOR_PIN_HEADER)),
-        (None, Some(_)) => Err(pin_required(OPERATOR_ID_HEADER)),
+        (Some(_), None) => Err(one_header_missing(OPERATOR_PIN_HEADER)),
+        (None, Some(_)) => Err(one_header_missing(OPERATOR_ID_HEADER)),
     }
 }
 
-fn pin_required(missing: &'static str) -> ApiError {
+fn one_header_missing(missing: &'static str) -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "pin_required",
+        "operator_required",
         format!(
-            "a change to the operators needs both {OPERATOR_ID_HEADER} and {OPERATOR_PIN_HEADER} (the authorising operator's id and PIN): {missing} is missing or empty"
+            "an authorising operator needs both {OPERATOR_ID_HEADER} and {OPERATOR_PIN_HEADER} (their id and PIN): {missing} is missing or empty"
         ),
         Some(missing),
     )
 }
 
-/// The authorising operator of the request, PIN verified (`None`: neither header sent,
-/// and the store has no operator yet: the first operator's bootstrap).
-///
-/// # Errors
-/// Those of [`authorising_operator`]; 401 `pin_required` without the headers once the
-/// store has operators; 401 `pin_mismatch`, 429 `pin_locked` (see
-/// [`super::pin_unlock::authenticate`]); 503 without consensus.
-pub async fn authenticated_authoriser(
-    node: &Arc<NodeContext>,
-    headers: &HeaderMap,
-) -> Result<Option<String>, ApiError> {
-    let raft = node
-        .raft
-        .as_ref()
-        .ok_or_else(super::gift_cards::no_consensus)?;
-    match authorising_operator(headers)? {
-        None if raft.read(|state| !state.staff.operators.is_empty()) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "pin_required",
-            format!(
-                "the store has operators: a change to them needs {OPERATOR_ID_HEADER} and {OPERATOR_PIN_HEADER} (an authorising operator's id and PIN); only the first operator is set without"
-            ),
-            Some(OPERATOR_ID_HEADER),
-        )),
-        None => Ok(None),
-        Some((id, pin)) => {
-            super::pin_unlock::authenticate(node, &id, pin, OPERATOR_PIN_HEADER).await?;
-            Ok(Some(id))
-        }
-    }
-}
-
 /// Whether `authorised_by` may set `operator_id` to `role` by the role rules, on this
-/// device's applied state (the state machine checks again when the change applies).
+/// device's applied state, and whether the id was disabled for good (the state machine
+/// checks both again when the change applies). Asked before the PIN is hashed, so a
+/// refused change costs no Argon2id hash and no Raft entry.
 ///
 /// # Errors
-/// 401 `pin_required` (no authorising operator once the store has operators), 403
-/// `role_insufficient`; 503 without consensus.
+/// 401 `operator_required` (no authorising operator once the store has operators), 403
+/// `role_forbidden`, 409 `last_admin`, 409 `operator_disabled`; 503 without consensus.
 pub fn check_roles(
     node: &NodeContext,
     authorised_by: Option<&str>,
@@ -122,15 +95,17 @@ pub fn check_roles(
         state
             .staff
             .may_set_operator(authorised_by, operator_id, role)
+            .and_then(|()| state.staff.check_not_disabled(operator_id))
     })
     .map_err(|refusal| super::gift_cards::refused(&refusal))
 }
 
-/// The operator authorising a guarded store-wide operation (the role matrix of
-/// [`posmesh_consensus::roles`]: shifts, day close, tax rates, gift-card issue, exposure,
-/// device removal), PIN verified by [`super::pin_unlock::authenticate`] (same check and
-/// lockout as the operators' changes). `None` only while the store has no operator: a
-/// store in setup, before its first admin is set, runs these without one.
+/// The operator authorising a guarded operation — a store-wide operation of the role
+/// matrix ([`posmesh_consensus::roles`]: shifts, day close, tax rates, gift-card issue,
+/// exposure, device removal, certificate revocation, disabling an operator) or a change
+/// to the operators — PIN verified by [`super::pin_unlock::authenticate`] (one check and
+/// lockout for all). `None` only while the store has no operator: a store in setup,
+/// before its first admin is set, runs these without one.
 ///
 /// # Errors
 /// Those of [`authorising_operator`]; 401 `operator_required` without the headers once
@@ -151,7 +126,7 @@ pub async fn operator_for(
             StatusCode::UNAUTHORIZED,
             "operator_required",
             format!(
-                "to {operation}, send {OPERATOR_ID_HEADER} and {OPERATOR_PIN_HEADER}: the id and PIN of an operator whose role allows it"
+                "to {operation}, send {OPERATOR_ID_HEADER} and {OPERATOR_PIN_HEADER}: the id and PIN of an operator whose role allows it (only a store with no operator yet runs it without)"
             ),
             Some(OPERATOR_ID_HEADER),
         )),
@@ -162,32 +137,61 @@ pub async fn operator_for(
     }
 }
 
-/// `command` as proposed on the authority of `by` (from [`operator_for`]): checked
-/// against the role matrix on this device's applied state and wrapped in
-/// [`StoreCommand::Authorised`], so the state machine checks it again when it applies.
-/// `None` (a store in setup) proposes `command` bare.
+/// `command` as proposed on the authority of `by` (from [`operator_for`]): wrapped in
+/// [`StoreCommand::Authorised`] (so the state machine checks the role matrix again when
+/// it applies) and pre-checked on this device's applied state
+/// ([`posmesh_consensus::StoreState::precheck`]): the role matrix, and the refusals the
+/// state alone decides (an unknown or disabled operator, the only admin, a day closed
+/// already, a certificate revoked already, an Idempotency-Key used for another request)
+/// are answered here, without a Raft entry (on a follower, only those that hold for good
+/// and the role rules: see [`answer_here`]). `None` (a store in setup) proposes `command`
+/// bare, pre-checked the same way.
 ///
 /// # Errors
-/// 403 `role_forbidden` naming the role needed; 401 `pin_required` for an operator
-/// removed meanwhile; 503 without consensus.
+/// 403 `role_forbidden` naming the role needed; 401 `operator_required` for an operator
+/// removed meanwhile; the pre-check's refusal with the code the committed refusal would
+/// get ([`super::gift_cards::refused`]); 503 without consensus.
 pub fn authorised(
     node: &NodeContext,
     by: Option<String>,
     command: StoreCommand,
 ) -> Result<StoreCommand, ApiError> {
-    let Some(by) = by else {
-        return Ok(command);
+    let command = match by {
+        Some(by) => StoreCommand::Authorised {
+            authorised_by: by,
+            command: Box::new(command),
+        },
+        None => command,
     };
     let raft = node
         .raft
         .as_ref()
         .ok_or_else(super::gift_cards::no_consensus)?;
-    raft.read(|state| state.staff.may_run(&by, &command))
-        .map_err(|refusal| super::gift_cards::refused(&refusal))?;
-    Ok(StoreCommand::Authorised {
-        authorised_by: by,
-        command: Box::new(command),
-    })
+    raft.read(|state| state.precheck(&command))
+        .or_else(|refusal| answer_here(raft, refusal))?;
+    Ok(command)
+}
+
+/// A pre-check's refusal answered on this device (`Err`), or `Ok` to propose anyway and
+/// let the log decide: a refusal that a newer entry could lift (an unknown operator, the
+/// only admin: [`posmesh_consensus::Refusal::holds_for_good`]) is settled only by the
+/// leader's state — a follower may be a moment behind a write the client just made
+/// through it. The role rules are answered here in any case: the authorising operator is
+/// judged on this device's state, as their PIN is.
+fn answer_here(
+    raft: &crate::consensus::RaftService,
+    refusal: posmesh_consensus::Refusal,
+) -> Result<(), ApiError> {
+    use posmesh_consensus::Refusal as R;
+    let authoriser = matches!(
+        refusal,
+        R::RoleForbidden { .. } | R::RoleInsufficient { .. } | R::AuthorisationRequired { .. }
+    );
+    if refusal.holds_for_good() || authoriser || raft.leads() {
+        return Err(super::gift_cards::refused(&refusal));
+    }
+    tracing::debug!(%refusal, "pre-check refusal left to the leader's state");
+    Ok(())
 }
 
 /// Whether operator `by` (from [`operator_for`]) has at least `role`, for a read or an
@@ -195,7 +199,7 @@ pub fn authorised(
 /// here before it is forwarded). `None`: a store in setup.
 ///
 /// # Errors
-/// 403 `role_forbidden` naming `role`; 401 `pin_required` for an operator removed
+/// 403 `role_forbidden` naming `role`; 401 `operator_required` for an operator removed
 /// meanwhile; 503 without consensus.
 pub fn require_role(
     node: &NodeContext,
@@ -268,7 +272,7 @@ mod tests {
         ] {
             assert_eq!(
                 code(authorising_operator(&headers(pairs))),
-                (401, "pin_required")
+                (401, "operator_required")
             );
         }
         assert_eq!(

@@ -1,4 +1,4 @@
-//! `POST /v1/store/certificates/{serial}/revoke`: a manager revokes a device certificate
+//! `POST /v1/store/certificates/{serial}/revoke`: an admin revokes a device certificate
 //! by serial through the store's Raft ([`posmesh_consensus::StoreCommand::RevokeCertificate`]).
 //! Once committed, every device closes that certificate's mesh connections and refuses new
 //! ones ([`crate::peers::retired_gate`]) — no restart, no CRL file to copy. Never
@@ -8,10 +8,10 @@ use super::error::{ApiError, ErrorBody};
 use super::gift_cards::{no_consensus, no_quorum, refused};
 use crate::runtime::NodeContext;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use posmesh_consensus::{Outcome, Refusal, StoreCommand, StoreResponse};
+use posmesh_consensus::{Outcome, StoreCommand, StoreResponse};
 use std::sync::Arc;
 
 /// Longest serial, hex digits (RFC 5280 §4.1.2.2: at most 20 octets).
@@ -41,16 +41,30 @@ pub fn check_serial(serial: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Revokes the certificate of serial `serial` store-wide. 201 with the effective log
-/// index; 409 `already_revoked` (with the first revocation's index); 422 `invalid_serial`.
-#[utoipa::path(post, path = "/v1/store/certificates/{serial}/revoke", params(("serial" = String, Path)),
+/// Revokes the certificate of serial `serial` store-wide, on the authority of an admin
+/// in `X-Operator-Id` / `X-Operator-Pin` (`posmesh store revoke-certificate SERIAL --as
+/// ada`; without the headers only while the store has no operator). 201 with the
+/// effective log index; 409 `already_revoked` (with the first revocation's index,
+/// answered from this device's state without a Raft entry when it holds it); 422
+/// `invalid_serial`.
+#[utoipa::path(post, path = "/v1/store/certificates/{serial}/revoke",
+    params(("serial" = String, Path),
+        ("X-Operator-Id" = Option<String>, Header, description = "the authorising admin"),
+        ("X-Operator-Pin" = Option<String>, Header, description = "their PIN")),
     responses((status = 201, description = "revoked from the returned log index on"),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 400, body = ErrorBody, description = "`invalid_header`"),
+              (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: only an admin revokes a certificate"),
+              (status = 409, body = ErrorBody, description = "`already_revoked`"),
+              (status = 422, body = ErrorBody, description = "`invalid_serial`"),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"),
               (status = 503, body = ErrorBody)))]
 pub async fn revoke_certificate(
     State(node): State<Arc<NodeContext>>,
     Path(serial): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "revoke a certificate").await?;
     check_serial(&serial).map_err(|why| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -59,23 +73,16 @@ pub async fn revoke_certificate(
             Some("serial"),
         )
     })?;
+    let command =
+        super::operator_auth::authorised(&node, by, StoreCommand::RevokeCertificate { serial })?;
     let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
-    let (index, response) = raft
-        .write(StoreCommand::RevokeCertificate { serial })
-        .await
-        .map_err(no_quorum)?;
+    let (index, response) = raft.write(command).await.map_err(no_quorum)?;
     match response {
         StoreResponse::Applied(outcome @ Outcome::CertificateRevoked { .. }) => Ok((
             StatusCode::CREATED,
             Json(serde_json::json!({"log_index": index, "outcome": outcome})),
         )
             .into_response()),
-        StoreResponse::Refused(refusal @ Refusal::AlreadyRevoked { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_revoked",
-            refusal.to_string(),
-            Some("serial"),
-        )),
         StoreResponse::Refused(refusal) => Err(refused(&refusal)),
         other => Err(ApiError::internal(format!(
             "the store's state machine answered a revocation with {other:?}"

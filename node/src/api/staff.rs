@@ -110,17 +110,19 @@ pub struct SetTaxRatesBody {
 /// above their own; anyone may change their own name and PIN keeping their role. The
 /// store's first operator (none committed yet) is set without the headers and must be an
 /// admin, and the store's only admin keeps the role until another is appointed (409
-/// `last_admin`). Order of checks: authorising PIN, body, role rules; every refusal
-/// changes nothing.
+/// `last_admin`); an id disabled for good is never set again (409 `operator_disabled`).
+/// Order of checks: authorising PIN, body, role rules (on this device's applied state,
+/// before anything is proposed); every refusal changes nothing. The codes are those of
+/// every guarded operation: 401 `operator_required`, 403 `role_forbidden`.
 #[utoipa::path(post, path = "/v1/operators", request_body = SetOperatorBody,
     params(
         ("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only for the store's first operator)"),
         ("X-Operator-Pin" = Option<String>, Header, description = "the authorising operator's PIN"),
     ),
     responses((status = 201, description = "set (the committed outcome)"), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody, description = "`pin_required`: no authorising operator (the store has operators) or one header missing; `pin_mismatch`: unknown authorising operator or wrong PIN (the same answer; counts against the operator's lockout)"),
-              (status = 403, body = ErrorBody, description = "`role_insufficient`: the authorising operator's role may not make this change (or a first operator that is not an admin)"),
-              (status = 409, body = ErrorBody, description = "`last_admin`: the change would take the admin role from the store's only admin (appoint another admin first)"),
+              (status = 401, body = ErrorBody, description = "`operator_required`: no authorising operator (the store has operators) or one header missing; `pin_mismatch`: unknown authorising operator or wrong PIN (the same answer; counts against the operator's lockout)"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the authorising operator's role may not make this change (or a first operator that is not an admin)"),
+              (status = 409, body = ErrorBody, description = "`last_admin`: the change would take the admin role from the store's only admin (appoint another admin first); `operator_disabled`: the id was disabled for good (give the person a new id)"),
               (status = 422, body = ErrorBody),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"),
               (status = 503, body = ErrorBody)))]
@@ -130,7 +132,8 @@ pub async fn set_operator(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // Who asks, before anything about the body is told.
-    let authorised_by = super::operator_auth::authenticated_authoriser(&node, &headers).await?;
+    let authorised_by =
+        super::operator_auth::operator_for(&node, &headers, "change the operators").await?;
     let body: SetOperatorBody = parse_json(&headers, body)?;
     check_operator_id(&body.operator_id)?;
     check_text("name", &body.name)?;
@@ -175,7 +178,9 @@ pub async fn set_operator(
     responses((status = 200, body = [OperatorView]),
               (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
-              (status = 503, body = ErrorBody)))]
+              (status = 503, body = ErrorBody),
+              (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request"),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn list_operators(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
@@ -230,13 +235,14 @@ pub async fn verify_pin(
 /// body (on this device) answers the first opening again (200, `Idempotent-Replayed:
 /// true`), the key with another body or device 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/shifts", request_body = OpenShiftBody,
-    params(("Idempotency-Key" = String, Header, description = "unique per opening attempt, store-wide")),
+    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = String, Header, description = "unique per opening attempt, store-wide")),
     responses((status = 201, description = "opened (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn open_shift(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
@@ -290,13 +296,15 @@ pub async fn open_shift(
 /// close again (200, `Idempotent-Replayed: true`); the key used for another request 409
 /// `idempotency_key_reused`; a second close under a new key 409 `shift_already_closed`.
 #[utoipa::path(post, path = "/v1/shifts/{id}/close",
-    params(("id" = String, Path), ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
+    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("id" = String, Path), ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
     responses((status = 201, description = "closed (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
-              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn close_shift(
     State(node): State<Arc<NodeContext>>,
     Path(shift_id): Path<String>,
@@ -334,13 +342,14 @@ pub async fn list_shifts(
 /// Once per Idempotency-Key: a retry with the same key and body answers the first outcome
 /// (200, `Idempotent-Replayed: true`), the key with another body 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/tax-rates", request_body = SetTaxRatesBody,
-    params(("Idempotency-Key" = String, Header, description = "unique per attempt, store-wide")),
+    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = String, Header, description = "unique per attempt, store-wide")),
     responses((status = 201, description = "set (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn set_tax_rates(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
@@ -396,8 +405,12 @@ pub async fn list_tax_rates(
 /// Disables an operator for good (`posmesh operator disable`): on the authority of the
 /// operator in `X-Operator-Id` / `X-Operator-Pin` — a manager disables cashiers and
 /// supervisors, only an admin managers and admins; the store's only admin cannot be
-/// disabled (409 `last_admin`). The operator's PIN opens nothing from then on; their
-/// shifts stay on record.
+/// disabled (409 `last_admin`). The operator's PIN opens nothing from then on and their
+/// id can never be set again (a tombstone; a second disable is 409 `operator_disabled`);
+/// their open shifts close in the same entry (`closed_because: operator_disabled` in
+/// `GET /v1/shifts`, their ids in the outcome's `shifts_closed`); all their shifts stay on
+/// record. An unknown operator (404), the only admin or a disabled one (409) is answered
+/// from this device's applied state without a Raft entry.
 #[utoipa::path(post, path = "/v1/operators/{id}/disable",
     params(("id" = String, Path),
         ("X-Operator-Id" = String, Header, description = "the authorising manager or admin"),
@@ -406,8 +419,10 @@ pub async fn list_tax_rates(
               (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`"),
               (status = 404, body = ErrorBody, description = "`operator_not_found`"),
-              (status = 409, body = ErrorBody, description = "`last_admin`"),
-              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 409, body = ErrorBody, description = "`last_admin`; `operator_disabled`: disabled already"),
+              (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"), (status = 503, body = ErrorBody),
+              (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request")))]
 pub async fn disable_operator(
     State(node): State<Arc<NodeContext>>,
     Path(operator_id): Path<String>,
@@ -415,8 +430,12 @@ pub async fn disable_operator(
 ) -> Result<Response, ApiError> {
     let by = super::operator_auth::operator_for(&node, &headers, "disable an operator").await?;
     check_operator_id(&operator_id)?;
-    let command = StoreCommand::DisableOperator { operator_id };
-    // A store without operators has nobody to disable: the state machine answers that.
+    let (now_ms, _) = node.dated(None)?;
+    let command = StoreCommand::DisableOperator {
+        operator_id,
+        disabled_at_ms: now_ms,
+    };
+    // Unknown, disabled or the only admin: answered from this device's state, no entry.
     let command = super::operator_auth::authorised(&node, by, command)?;
     decide(&node, command).await
 }

@@ -18,12 +18,13 @@ use std::sync::Arc;
 /// (`X-Operator-Id` / `X-Operator-Pin`; none needed while the store has no operator).
 /// 409 `last_voter` (permanent, nothing changed) when the
 /// device is the store's only voter: promote another device first, or force a membership.
-#[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("device" = String, Path)),
+#[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("device" = String, Path)),
     responses((status = 200, description = "retired and removed"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-              (status = 503, body = ErrorBody)))]
+              (status = 503, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn remove_device(
     State(node): State<Arc<NodeContext>>,
     Path(device): Path<String>,

@@ -10,11 +10,14 @@
 //! - [`report`]: `posmesh report z` — a closed day's Z-report from a node's API.
 //! - [`operator`]: `posmesh operator set` (add or change an operator, authorised) and
 //!   `unlock` (a manager lifts a PIN lockout).
+//! - [`operator_pin`]: `--as` and the PIN of the authorising operator, shared by every
+//!   guarded command.
 
 pub mod ca;
 pub mod init;
 pub mod journal;
 pub mod operator;
+pub mod operator_pin;
 pub mod report;
 pub mod status;
 pub mod store;

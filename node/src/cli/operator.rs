@@ -9,6 +9,7 @@
 //! read from environment variables or from stdin, one per line (with a prompt on a
 //! terminal).
 
+use super::operator_pin::{with_operator, OperatorPinArgs};
 use super::status::base_url;
 use anyhow::{bail, Context};
 use clap::Subcommand;
@@ -53,17 +54,9 @@ pub enum OperatorCommand {
         #[arg(long, value_parser = ["cashier", "supervisor", "manager", "admin"])]
         role: String,
         /// The authorising operator (manager or admin; or the operator themselves for
-        /// their own PIN).
-        #[arg(long = "as", env = "POSMESH_OPERATOR_ID")]
-        authorised_by: Option<String>,
-        /// The authorising operator's PIN (prefer stdin).
-        #[arg(
-            long,
-            env = "POSMESH_OPERATOR_PIN",
-            hide_env_values = true,
-            hide = true
-        )]
-        operator_pin: Option<String>,
+        /// their own PIN) and their PIN.
+        #[command(flatten)]
+        by: OperatorPinArgs,
         /// The operator's new PIN, 4–12 digits (prefer stdin).
         #[arg(long, env = "POSMESH_NEW_PIN", hide_env_values = true, hide = true)]
         new_pin: Option<String>,
@@ -71,25 +64,19 @@ pub enum OperatorCommand {
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
     },
-    /// Disable an operator for good, store-wide (their PIN opens nothing any more; their
-    /// shifts stay on record). A manager disables cashiers and supervisors, only an admin
-    /// managers and admins; never the store's only admin. The authorising operator's PIN
-    /// is read from POSMESH_OPERATOR_PIN or else from the first line of stdin.
+    /// Disable an operator for good, store-wide: their PIN opens nothing any more, their
+    /// id can never be set again, and their open shifts close in the same entry (all
+    /// their shifts stay on record). A manager disables cashiers and supervisors, only an
+    /// admin managers and admins; never the store's only admin. The authorising
+    /// operator's PIN is read from POSMESH_OPERATOR_PIN or else from the first line of
+    /// stdin.
     Disable {
         /// The operator to disable.
         #[arg(long)]
         operator: String,
-        /// The authorising manager or admin.
-        #[arg(long = "as", env = "POSMESH_OPERATOR_ID")]
-        authorised_by: String,
-        /// The authorising operator's PIN (prefer stdin).
-        #[arg(
-            long,
-            env = "POSMESH_OPERATOR_PIN",
-            hide_env_values = true,
-            hide = true
-        )]
-        operator_pin: Option<String>,
+        /// The authorising manager or admin (`--as`, required) and their PIN.
+        #[command(flatten)]
+        by: OperatorPinArgs,
         /// Sales API address of a device of the store.
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
@@ -109,67 +96,43 @@ pub async fn run_operator(command: OperatorCommand) -> anyhow::Result<()> {
             manager_pin,
             api,
         } => unlock(operator, manager, manager_pin, api).await,
-        OperatorCommand::Disable {
-            operator,
-            authorised_by,
-            operator_pin,
-            api,
-        } => {
-            let pin = match operator_pin {
-                Some(pin) => pin,
-                None => read_pin_line(&format!("PIN of {authorised_by}"), "POSMESH_OPERATOR_PIN")?,
-            };
-            let url = format!("{}/v1/operators/{operator}/disable", base_url(&api));
-            let request = reqwest::Client::new()
-                .post(&url)
-                .header("X-Operator-Id", &authorised_by)
-                .header("X-Operator-Pin", pin);
-            let body = answer(&url, request).await?;
-            println!(
-                "operator {operator} disabled by {authorised_by} (log index {})",
-                body["log_index"]
+        OperatorCommand::Disable { operator, by, api } => {
+            let by = by.require("disable an operator")?;
+            let url = format!(
+                "{}/v1/operators/{}/disable",
+                base_url(&api),
+                percent_encode_segment(&operator)
             );
+            let request = by.headers(reqwest::Client::new().post(&url));
+            let body = answer(&url, request).await?;
+            println!("{}", disable_line(&operator, &by.id, &body));
             Ok(())
         }
         OperatorCommand::Set {
             operator,
             name,
             role,
-            authorised_by,
-            operator_pin,
+            by,
             new_pin,
             api,
         } => {
-            let authoriser = match authorised_by {
-                Some(id) => {
-                    let pin = match operator_pin {
-                        Some(pin) => pin,
-                        None => read_pin_line(&format!("PIN of {id}"), "POSMESH_OPERATOR_PIN")?,
-                    };
-                    Some((id, pin))
-                }
-                None => None,
-            };
+            let authoriser = by.resolve()?;
             let new_pin = match new_pin {
                 Some(pin) => pin,
                 None => read_pin_line(&format!("new PIN of {operator}"), "POSMESH_NEW_PIN")?,
             };
             let url = format!("{}/v1/operators", base_url(&api));
-            let mut request = reqwest::Client::new().post(&url).json(&serde_json::json!({
+            let request = reqwest::Client::new().post(&url).json(&serde_json::json!({
                 "operator_id": operator, "name": name, "role": role, "pin": new_pin,
             }));
-            if let Some((id, pin)) = &authoriser {
-                request = request
-                    .header("X-Operator-Id", id)
-                    .header("X-Operator-Pin", pin);
-            }
+            let request = with_operator(request, authoriser.as_ref());
             let body = answer(&url, request).await?;
             println!(
                 "{}",
                 set_line(
                     &operator,
                     &role,
-                    authoriser.as_ref().map(|(id, _)| id.as_str()),
+                    authoriser.as_ref().map(|by| by.id.as_str()),
                     body["log_index"].as_u64()
                 )
             );
@@ -237,6 +200,24 @@ fn unlock_line(operator: &str, manager: &str, was_locked: bool, failures_cleared
     format!(
         "unlocked {operator} on this device (by {manager}): was locked out: {}; wrong PINs cleared: {failures_cleared}",
         if was_locked { "yes" } else { "no" }
+    )
+}
+
+/// What `posmesh operator disable` prints: who, by whom, at which log index, and the
+/// shifts the disable closed (the API's `outcome.shifts_closed`).
+fn disable_line(operator: &str, by: &str, body: &serde_json::Value) -> String {
+    let closed: Vec<&str> = body["outcome"]["shifts_closed"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|id| id.as_str()).collect())
+        .unwrap_or_default();
+    let shifts = if closed.is_empty() {
+        "no open shift".to_owned()
+    } else {
+        format!("closed open shift(s) {}", closed.join(", "))
+    };
+    format!(
+        "operator {operator} disabled for good by {by} (log index {}); {shifts}",
+        body["log_index"]
     )
 }
 
@@ -313,6 +294,18 @@ mod tests {
             super::set_line("ada", "admin", None, None),
             "set ada as admin (as the store's first operator)"
         );
+    }
+
+    #[test]
+    fn disable_names_the_shifts_it_closed() {
+        let body =
+            serde_json::json!({"log_index": 9, "outcome": {"shifts_closed": ["s-1", "s-2"]}});
+        assert_eq!(
+            super::disable_line("cat", "mia", &body),
+            "operator cat disabled for good by mia (log index 9); closed open shift(s) s-1, s-2"
+        );
+        let body = serde_json::json!({"log_index": 9, "outcome": {"shifts_closed": []}});
+        assert!(super::disable_line("cat", "mia", &body).ends_with("; no open shift"));
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! `posmesh store`: a manager's commands on a store's membership — `remove-device` (through
-//! a running device's API, decided through Raft), and those that cannot go through Raft:
+//! `posmesh store`: a manager's commands on a store's membership — `remove-device` and
+//! `revoke-certificate` (through a running device's API, decided through Raft, on the
+//! authority of an operator: `--as` and their PIN, [`super::operator_pin`]), and those
+//! that cannot go through Raft:
 //! `force-membership` after a permanent loss of the quorum, `restore` after the loss of
 //! every device ([`crate::restore`]).
 
+use super::operator_pin::{with_operator, OperatorPin, OperatorPinArgs};
 use anyhow::Context;
 use clap::Subcommand;
 use posmesh_consensus::forced_membership::{self, ForcePlan};
@@ -40,19 +43,9 @@ pub enum StoreAdminCommand {
         /// API address of a running device of the store (not the one removed).
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
-        /// The manager or admin authorising the removal; their PIN is read from
-        /// POSMESH_OPERATOR_PIN or else from the first line of stdin. Omit only while the
-        /// store has no operator.
-        #[arg(long, env = "POSMESH_OPERATOR_ID")]
-        operator: Option<String>,
-        /// The operator's PIN (prefer stdin).
-        #[arg(
-            long,
-            env = "POSMESH_OPERATOR_PIN",
-            hide_env_values = true,
-            hide = true
-        )]
-        operator_pin: Option<String>,
+        /// The manager or admin authorising the removal and their PIN.
+        #[command(flatten)]
+        by: OperatorPinArgs,
     },
     /// A store that lost EVERY device: rebuild it on a new enrolled device (a certificate
     /// with a new device id, `posmesh ca issue`) from the cloud's copy — the store's Raft
@@ -75,6 +68,20 @@ pub enum StoreAdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revokes a device certificate by serial, store-wide through Raft (an admin's): from
+    /// the committed log index on every device closes that certificate's mesh connections
+    /// and refuses new ones, without a restart or a CRL file to copy (never retroactive:
+    /// what the device recorded before stays).
+    RevokeCertificate {
+        /// The certificate's serial, lowercase hex as `posmesh ca issue` prints it.
+        serial: String,
+        /// API address of a running device of the store.
+        #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
+        api: String,
+        /// The admin authorising the revocation and their PIN.
+        #[command(flatten)]
+        by: OperatorPinArgs,
+    },
 }
 
 /// Runs a `posmesh store` command; `Ok(false)` when it refused for want of confirmation.
@@ -83,30 +90,27 @@ pub enum StoreAdminCommand {
 /// A running node (database in use), a directory that is not a member, a bad `--keep`.
 pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
     match command {
-        StoreAdminCommand::RemoveDevice {
-            device,
-            api,
-            operator,
-            operator_pin,
-        } => {
+        StoreAdminCommand::RevokeCertificate { serial, api, by } => {
+            crate::api::revocations::check_serial(&serial)
+                .map_err(|why| anyhow::anyhow!("serial {serial:?}: {why}"))?;
+            let by = by.resolve()?;
+            let url = format!(
+                "{}/v1/store/certificates/{serial}/revoke",
+                super::status::base_url(&api)
+            );
+            let request = with_operator(reqwest::Client::new().post(&url), by.as_ref());
+            let body = super::operator::answer(&url, request).await?;
+            println!("{}", revoked_line(&serial, by.as_ref(), &body));
+            Ok(true)
+        }
+        StoreAdminCommand::RemoveDevice { device, api, by } => {
             crate::config::validate_id("device id", &device)?;
             let url = format!(
                 "{}/v1/store/devices/{device}/remove",
                 super::status::base_url(&api)
             );
-            let mut request = reqwest::Client::new().post(&url);
-            if let Some(id) = operator {
-                let pin = match operator_pin {
-                    Some(pin) => pin,
-                    None => super::operator::read_pin_line(
-                        &format!("PIN of {id}"),
-                        "POSMESH_OPERATOR_PIN",
-                    )?,
-                };
-                request = request
-                    .header("X-Operator-Id", id)
-                    .header("X-Operator-Pin", pin);
-            }
+            let by = by.resolve()?;
+            let request = with_operator(reqwest::Client::new().post(&url), by.as_ref());
             super::operator::answer(&url, request).await?;
             println!(
                 "removed {device} from the store for good; revoke its certificate too: posmesh ca revoke"
@@ -166,6 +170,19 @@ pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
     }
 }
 
+/// What `posmesh store revoke-certificate` prints: the serial, from which log index it is
+/// refused, and by whom.
+fn revoked_line(serial: &str, by: Option<&OperatorPin>, body: &serde_json::Value) -> String {
+    let from = body["outcome"]["effective_index"]
+        .as_u64()
+        .or_else(|| body["log_index"].as_u64())
+        .map_or_else(|| "?".to_owned(), |index| index.to_string());
+    let by = by.map_or_else(String::new, |by| format!(" (by {})", by.id));
+    format!(
+        "revoked certificate {serial} store-wide from log index {from}{by}: every device now refuses it on the mesh"
+    )
+}
+
 fn print_plan(plan: &ForcePlan, done: bool, json: bool) -> anyhow::Result<()> {
     if json {
         println!(
@@ -184,4 +201,23 @@ fn print_plan(plan: &ForcePlan, done: bool, json: bool) -> anyhow::Result<()> {
         eprintln!("nothing changed: read the above, then run again with --confirm-data-loss");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::operator_pin::OperatorPin;
+
+    #[test]
+    fn a_revocation_says_from_when_and_by_whom() {
+        let body = serde_json::json!({"log_index": 12, "outcome": {"effective_index": 12}});
+        let ada = OperatorPin {
+            id: "ada".into(),
+            pin: "8642".into(),
+        };
+        assert_eq!(
+            super::revoked_line("0c", Some(&ada), &body),
+            "revoked certificate 0c store-wide from log index 12 (by ada): every device now refuses it on the mesh"
+        );
+        assert!(!super::revoked_line("0c", None, &body).contains("8642"));
+    }
 }

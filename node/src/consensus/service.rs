@@ -1067,6 +1067,12 @@ impl RaftService {
         self.reader.read(read)
     }
 
+    /// Whether this device leads the store's Raft group now (as its metrics say): its
+    /// applied state then holds every write it acknowledged.
+    pub fn leads(&self) -> bool {
+        self.raft.metrics().borrow_watched().clone().current_leader == Some(self.id)
+    }
+
     /// This device's id.
     pub fn local_device(&self) -> &str {
         &self.local_device

@@ -708,7 +708,7 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             answer["error"]["code"].as_str(),
             answer["error"]["field"].as_str()
         ),
-        (403, Some("role_insufficient"), Some("role")),
+        (403, Some("role_forbidden"), Some("role")),
         "{answer}"
     );
     assert_eq!(get(&client, &a.api, "/v1/operators").await, json!([]));
@@ -738,28 +738,28 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             None,
             op("eve", "admin", "4444"),
             401,
-            "pin_required",
+            "operator_required",
             "X-Operator-Id",
         ),
         (
             None,
             op("bob", "cashier", "0000"),
             401,
-            "pin_required",
+            "operator_required",
             "X-Operator-Id",
         ),
         (
             None,
             op("bob", "manager", "1357"),
             401,
-            "pin_required",
+            "operator_required",
             "X-Operator-Id",
         ),
         (
             None,
             op("ada", "admin", "0000"),
             401,
-            "pin_required",
+            "operator_required",
             "X-Operator-Id",
         ),
         // Without authorisation, nothing about the body is told.
@@ -767,7 +767,7 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             None,
             json!({"operator_id": "Not An Id", "role": "boss"}),
             401,
-            "pin_required",
+            "operator_required",
             "X-Operator-Id",
         ),
         // Unknown authoriser and wrong PIN: the same answer.
@@ -790,14 +790,14 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             Some(("bob", "1357")),
             op("bob", "manager", "1357"),
             403,
-            "role_insufficient",
+            "role_forbidden",
             "X-Operator-Id",
         ),
         (
             Some(("bob", "1357")),
             op("eve", "cashier", "4444"),
             403,
-            "role_insufficient",
+            "role_forbidden",
             "X-Operator-Id",
         ),
         // A manager manages neither managers nor admins, nor rises above their role.
@@ -805,21 +805,21 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             Some(("mia", "2468")),
             op("eve", "manager", "4444"),
             403,
-            "role_insufficient",
+            "role_forbidden",
             "X-Operator-Id",
         ),
         (
             Some(("mia", "2468")),
             op("ada", "cashier", "0000"),
             403,
-            "role_insufficient",
+            "role_forbidden",
             "X-Operator-Id",
         ),
         (
             Some(("mia", "2468")),
             op("mia", "admin", "2468"),
             403,
-            "role_insufficient",
+            "role_forbidden",
             "X-Operator-Id",
         ),
         // A bad body after a right PIN.
@@ -878,7 +878,7 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
             answer["error"]["code"].as_str(),
             answer["error"]["field"].as_str()
         ),
-        (Some("pin_required"), Some("X-Operator-Pin")),
+        (Some("operator_required"), Some("X-Operator-Pin")),
         "{answer}"
     );
     let after = get(&admin, &a.api, "/v1/operators").await;
@@ -1119,7 +1119,7 @@ async fn store_wide_operations_need_an_operator_whose_role_allows_them() {
             "store",
             "remove-device",
             "till-9",
-            "--operator",
+            "--as",
             operator,
             "--api",
         ])
@@ -1154,8 +1154,47 @@ async fn store_wide_operations_need_an_operator_whose_role_allows_them() {
     a.stop().expect("stopped");
 }
 
+/// `posmesh <args>` against nothing but what `args` name, `stdin` written to it (PINs):
+/// (success, stdout, stderr). The operator variables of the environment are cleared.
+fn cli(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut command = Command::new(support::binary());
+    command
+        .args(args)
+        .env_remove("POSMESH_OPERATOR_PIN")
+        .env_remove("POSMESH_OPERATOR_ID")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("cli runs");
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).expect("stdin written");
+    }
+    let out = child.wait_with_output().expect("cli ends");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The applied index of `node`, once it has settled (the metrics may show an entry a
+/// moment late).
+async fn settled_applied_index(
+    client: &reqwest::Client,
+    node: &posmesh_node::node_process::NodeProcess,
+) -> Value {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    raft(client, node).await["applied_index"].clone()
+}
+
 /// `POST /v1/operators/{id}/disable`: a cashier may not (403), a manager disables a
-/// cashier (201) whose PIN then opens nothing (401); the only admin cannot be disabled.
+/// cashier (201, here through `posmesh operator disable`) whose PIN then opens nothing
+/// (401), whose open shift closes in the same entry (marked why), and whose id is never
+/// set again (409 `operator_disabled`); the only admin cannot be disabled. Refusals the
+/// state alone decides (the only admin, an unknown or disabled operator, a day closed
+/// already) take no Raft entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_disables_a_cashier_not_the_only_admin() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1175,6 +1214,19 @@ async fn a_manager_disables_a_cashier_not_the_only_admin() {
     let disable = |id: &str| format!("/v1/operators/{id}/disable");
     let cat = support::http_client_as(("cat", "1111"));
     let mia = support::http_client_as(("mia", "2468"));
+    let ada = support::http_client_as(ADA);
+    let shift = json!({"shift_id": "sh-c", "operator_id": "cat", "opening_float_minor": 500, "currency": "GBP"});
+    let (code, answer) = post(&cat, &a, "/v1/shifts", "open-cat", shift).await;
+    assert_eq!(code, 201, "{answer}");
+    let (code, answer) = post(
+        &mia,
+        &a,
+        "/v1/days/2000-01-02/close",
+        "close-1",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 201, "{answer}");
     let (code, answer) = post(&cat, &a, &disable("mia"), "", Value::Null).await;
     assert_eq!(
         (code, answer["error"]["code"].as_str()),
@@ -1187,27 +1239,181 @@ async fn a_manager_disables_a_cashier_not_the_only_admin() {
         (403, Some("role_forbidden")),
         "{answer}"
     );
-    let (code, answer) = post(
-        &support::http_client_as(ADA),
-        &a,
-        &disable("ada"),
-        "",
-        Value::Null,
-    )
-    .await;
+    let applied = settled_applied_index(&client, &a).await;
+    let (code, answer) = post(&ada, &a, &disable("ada"), "", Value::Null).await;
     assert_eq!(
         (code, answer["error"]["code"].as_str()),
         (409, Some("last_admin")),
         "{answer}"
     );
-    let (code, answer) = post(&mia, &a, &disable("cat"), "", Value::Null).await;
-    assert_eq!(code, 201, "{answer}");
+    let (code, answer) = post(&mia, &a, &disable("nobody"), "", Value::Null).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (404, Some("operator_not_found")),
+        "{answer}"
+    );
+    let (code, answer) = post(
+        &mia,
+        &a,
+        "/v1/days/2000-01-02/close",
+        "close-2",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (409, Some("day_already_closed")),
+        "{answer}"
+    );
+    assert_eq!(
+        settled_applied_index(&client, &a).await,
+        applied,
+        "refusals decided by the state take no Raft entry"
+    );
+    // The retry of the recorded close still replays (through the log).
+    let (code, answer) = post(
+        &mia,
+        &a,
+        "/v1/days/2000-01-02/close",
+        "close-1",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+
+    // The manager disables cat from the command line (PIN on stdin): cat's open shift
+    // closes in the same entry.
+    let (ok, stdout, stderr) = cli(
+        &[
+            "operator",
+            "disable",
+            "--operator",
+            "cat",
+            "--as",
+            "mia",
+            "--api",
+            &a.api,
+        ],
+        "2468\n",
+    );
+    assert!(ok, "{stdout} {stderr}");
+    assert!(
+        stdout.starts_with("operator cat disabled for good by mia (log index ")
+            && stdout.contains("closed open shift(s) sh-c"),
+        "{stdout}"
+    );
+    let shifts = get(&client, &a.api, "/v1/shifts").await;
+    let closed = &shifts["sh-c"];
+    assert!(closed["closed"].is_array(), "{shifts}");
+    assert_eq!(closed["closed_because"], "operator_disabled", "{shifts}");
     assert_eq!(
         verify_pin(&client, &a, "cat", "1111").await.0,
         401,
         "cat's PIN opens nothing"
     );
+    // Disabled for good: cat's id is never set again, nor disabled twice; no entry taken.
+    let applied = settled_applied_index(&client, &a).await;
+    let (code, answer) = set_operator(
+        &client,
+        &a,
+        Some(ADA),
+        json!({"operator_id": "cat", "name": "Cat", "role": "cashier", "pin": "1111"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            code,
+            answer["error"]["code"].as_str(),
+            answer["error"]["field"].as_str()
+        ),
+        (409, Some("operator_disabled"), Some("operator_id")),
+        "{answer}"
+    );
+    let (code, answer) = post(&mia, &a, &disable("cat"), "", Value::Null).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (409, Some("operator_disabled")),
+        "{answer}"
+    );
+    assert_eq!(settled_applied_index(&client, &a).await, applied);
+    // Without --as the command says what it needs.
+    let (ok, _, stderr) = cli(
+        &["operator", "disable", "--operator", "mia", "--api", &a.api],
+        "",
+    );
+    assert!(!ok && stderr.contains("--as"), "{stderr}");
     let listed = get(&mia, &a.api, "/v1/operators").await;
     assert!(!listed.to_string().contains("\"cat\""), "{listed}");
+    a.stop().expect("stopped");
+}
+
+/// `posmesh store revoke-certificate SERIAL --as ada`: an admin's (a manager is refused
+/// with the node's `role_forbidden`), PIN on stdin; the revocation is committed and
+/// printed with its log index; a second one is `already_revoked` without a Raft entry; a
+/// serial not written as the CA prints it is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_revokes_a_certificate_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let a = one_device_store(&client, dir.path()).await;
+    bootstrap_ada(&client, &a).await;
+    let (code, set) = set_operator(
+        &client,
+        &a,
+        Some(ADA),
+        json!({"operator_id": "mia", "name": "Mia", "role": "manager", "pin": "2468"}),
+    )
+    .await;
+    assert_eq!(code, 201, "{set}");
+    let revoke = |serial: &str, by: &str, pin: &str| {
+        cli(
+            &[
+                "store",
+                "revoke-certificate",
+                serial,
+                "--as",
+                by,
+                "--api",
+                &a.api,
+            ],
+            &format!("{pin}\n"),
+        )
+    };
+    let (ok, _, stderr) = revoke("0c", "mia", "2468");
+    assert!(!ok && stderr.contains("role_forbidden"), "{stderr}");
+    let (ok, _, stderr) = revoke("0c", "ada", "0000");
+    assert!(!ok && stderr.contains("pin_mismatch"), "{stderr}");
+    let (ok, _, stderr) = revoke("0C", "ada", "8642");
+    assert!(!ok && stderr.contains("lowercase hex"), "{stderr}");
+    let (ok, _, stderr) = cli(&["store", "revoke-certificate", "0c", "--api", &a.api], "");
+    assert!(!ok && stderr.contains("operator_required"), "{stderr}");
+    let (ok, stdout, stderr) = revoke("0c", "ada", "8642");
+    assert!(ok, "{stdout} {stderr}");
+    assert!(
+        stdout.starts_with("revoked certificate 0c store-wide from log index ")
+            && stdout.contains("(by ada)"),
+        "{stdout}"
+    );
+    let status = support::node_status(&client, &a).await;
+    let index = stdout
+        .trim_start_matches("revoked certificate 0c store-wide from log index ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("an index");
+    assert!(
+        status["raft"]["applied_index"]
+            .as_u64()
+            .is_some_and(|i| i >= index),
+        "{status}"
+    );
+    let applied = settled_applied_index(&client, &a).await;
+    let (ok, _, stderr) = revoke("0c", "ada", "8642");
+    assert!(!ok && stderr.contains("already_revoked"), "{stderr}");
+    assert_eq!(
+        settled_applied_index(&client, &a).await,
+        applied,
+        "no entry taken"
+    );
     a.stop().expect("stopped");
 }
