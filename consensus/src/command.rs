@@ -196,6 +196,20 @@ pub enum StoreCommand {
         /// The operator.
         operator_id: String,
     },
+    /// Records the incarnation of `device_id`'s Raft database (a random number made when
+    /// the database was created, `LogStore::incarnation`) as its seat in the store's Raft
+    /// group: proposed by the leader before the device joins as a learner (or, for a
+    /// member of an older version, the first time it answers). The seat is pinned: a later
+    /// record of another incarnation is refused ([`Refusal::InvalidId`], field
+    /// `incarnation`), and a member answering under another incarnation lost its Raft
+    /// state and is taken out (it must be enrolled again under a new id). Not an
+    /// operator's command: never guarded by roles.
+    RecordRaftIncarnation {
+        /// The device. Non-empty.
+        device_id: String,
+        /// Its Raft database's incarnation.
+        incarnation: u64,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -290,6 +304,10 @@ impl std::fmt::Display for StoreCommand {
             StoreCommand::DisableOperator { operator_id } => {
                 write!(f, "disable operator {operator_id}")
             }
+            StoreCommand::RecordRaftIncarnation {
+                device_id,
+                incarnation,
+            } => write!(f, "raft incarnation of {device_id}: {incarnation:016x}"),
         }
     }
 }
@@ -429,6 +447,13 @@ pub enum Outcome {
         operator_id: String,
         /// Log index of the change.
         disabled_at_index: u64,
+    },
+    /// A device's Raft incarnation was recorded (or was already, the same).
+    RaftIncarnationRecorded {
+        /// The device.
+        device_id: String,
+        /// Its Raft database's incarnation.
+        incarnation: u64,
     },
 }
 
