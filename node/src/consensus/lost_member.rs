@@ -36,10 +36,11 @@ impl std::fmt::Display for LostMember {
         let hex = |i: Option<u64>| i.map_or_else(|| "unknown".to_owned(), |i| format!("{i:016x}"));
         write!(
             f,
-            "{} lost its Raft state (it answers as Raft incarnation {}, its seat in the \
-             store's Raft group is incarnation {}): it no longer votes or counts towards a \
-             commit, and the leader takes it out of the Raft group. Run `posmesh store \
-             remove-device {}` and enrol the till again as a new device with a new id",
+            "{} lost its Raft state or refuses its seat (it answers as Raft incarnation \
+             {}, its seat in the store's Raft group is incarnation {}; a device whose id is \
+             in device_identity_conflict refuses its seat too): it no longer votes or counts \
+             towards a commit, and the leader takes it out of the Raft group. Run `posmesh \
+             store remove-device {}` and enrol the till again as a new device with a new id",
             self.device_id,
             hex(self.answering_as),
             hex(self.seat),

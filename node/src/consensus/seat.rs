@@ -81,7 +81,8 @@ pub enum SeatVerdict {
     /// Serve it.
     Accept,
     /// Refuse it: this device lost its Raft state for the seat the sender knows
-    /// (`expected`: the incarnation the sender has recorded, if it named one).
+    /// (`expected`: the other incarnation the sender has recorded), or must not use its
+    /// seat (`expected: None`: a loss known already, or an identity conflict).
     LostHere {
         /// The seat's incarnation as the sender knows it.
         expected: Option<u64>,
@@ -115,7 +116,8 @@ pub fn judge(check: &SeatCheck) -> SeatVerdict {
         }
     }
     if check.own_seat_barred {
-        return SeatVerdict::LostHere { expected: check.to };
+        // Its own incarnation, or none named: nothing new learned about the state here.
+        return SeatVerdict::LostHere { expected: None };
     }
     if check.rpc == SeatRpc::Vote && check.empty_log {
         return SeatVerdict::NoVoteWithEmptyLog;
@@ -255,6 +257,14 @@ mod tests {
             ..check(SeatRpc::Vote)
         };
         assert_eq!(judge(&barred), SeatVerdict::LostHere { expected: None });
+        // Its own incarnation named (an identity conflict with the Raft state intact).
+        assert_eq!(
+            judge(&SeatCheck {
+                to: Some(7),
+                ..barred
+            }),
+            SeatVerdict::LostHere { expected: None }
+        );
         assert_eq!(
             judge(&SeatCheck {
                 rpc: SeatRpc::Replication,

@@ -153,6 +153,69 @@ async fn a_wiped_voter_never_votes_again_and_the_leader_takes_it_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_in_identity_conflict_refuses_its_raft_seat_even_with_its_raft_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    let (a, b, c) = start_store(&client, d).await;
+    assert_eq!(wait_leader(&client, &[&a, &b, &c], 3, None).await, "till-1");
+    for i in 0..3 {
+        support::post_created(
+            &client,
+            &c.api,
+            "/v1/sales",
+            &format!("c-{i}"),
+            &support::valid_sale(),
+        )
+        .await;
+    }
+    super::consensus_loopback::wait_entries(&client, &[&a, &b, &c], 3).await;
+
+    // till-3's journal is wiped but its Raft database and group are kept: its Raft
+    // incarnation is the seat's, but its id now has history its journal does not hold.
+    c.stop().expect("clean stop");
+    for entry in std::fs::read_dir(d.join("till-3")).expect("till-3's data directory") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name == "raft" || name == "raft-group.json" {
+            continue;
+        }
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("remove");
+        } else {
+            std::fs::remove_file(&path).expect("remove");
+        }
+    }
+    let a_mesh = support::mesh_addr(&client, &a).await;
+    let b_mesh = support::mesh_addr(&client, &b).await;
+    let c = start(
+        d,
+        "till-3",
+        &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
+        false,
+    );
+    let started = Instant::now();
+    while !support::node_status(&client, &c).await["replication"]["identity_conflict"].is_string() {
+        assert!(started.elapsed() < LIMIT, "no identity conflict on till-3");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // It refuses its seat: the leader finds it and takes it out; writes go on.
+    wait_alert(&client, &a, "raft_member_lost", "till-3").await;
+    wait_raft(&client, &a, "till-3 taken out of the group", |v| {
+        members(v) == ["till-1", "till-2"] && v["voters"] == json!(["till-1"])
+    })
+    .await;
+    let (status, issued) = post(&client, &b, "/v1/gift-cards", "i-1", issue("card-i1")).await;
+    assert_eq!(status, 201, "{issued}");
+    for node in [a, b, c] {
+        node.stop().expect("clean stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_learner_is_never_promoted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
