@@ -685,6 +685,11 @@ impl RaftService {
     /// Removes `device_id` from the store for good (a manager's command; a replaced till
     /// gets a new id): retired through Raft, then taken out of the membership by the leader
     /// (forwarded there). Its certificate should be revoked too (`posmesh ca revoke`).
+    /// Done once the retirement is committed: if the membership change is not confirmed
+    /// (removing the leader hands leadership over) or the leader's answer is lost while the
+    /// retirement is seen applied here within [`RETIREMENT_SEEN_WAIT`], it is still a
+    /// success — whichever device leads takes a retired member out of the group
+    /// (`reconcile_membership`).
     ///
     /// # Errors
     /// [`RemoveError::LastVoter`] when the device is the store's only voter (checked here
