@@ -212,6 +212,20 @@ pub enum StoreCommand {
         #[serde(default)]
         disabled_at_ms: i64,
     },
+    /// Records the incarnation of `device_id`'s Raft database (a random number made when
+    /// the database was created, `LogStore::incarnation`) as its seat in the store's Raft
+    /// group: proposed by the leader before the device joins as a learner (or, for a
+    /// member of an older version, the first time it answers). The seat is pinned: a later
+    /// record of another incarnation is refused ([`Refusal::InvalidId`], field
+    /// `incarnation`), and a member answering under another incarnation lost its Raft
+    /// state and is taken out (it must be enrolled again under a new id). Not an
+    /// operator's command: never guarded by roles.
+    RecordRaftIncarnation {
+        /// The device. Non-empty.
+        device_id: String,
+        /// Its Raft database's incarnation.
+        incarnation: u64,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -306,6 +320,10 @@ impl std::fmt::Display for StoreCommand {
             StoreCommand::DisableOperator { operator_id, .. } => {
                 write!(f, "disable operator {operator_id}")
             }
+            StoreCommand::RecordRaftIncarnation {
+                device_id,
+                incarnation,
+            } => write!(f, "raft incarnation of {device_id}: {incarnation:016x}"),
         }
     }
 }
@@ -448,6 +466,13 @@ pub enum Outcome {
         /// The operator's shifts that were open and closed by this entry, by id.
         #[serde(default)]
         shifts_closed: Vec<String>,
+    },
+    /// A device's Raft incarnation was recorded (or was already, the same).
+    RaftIncarnationRecorded {
+        /// The device.
+        device_id: String,
+        /// Its Raft database's incarnation.
+        incarnation: u64,
     },
 }
 

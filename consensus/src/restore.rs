@@ -65,6 +65,10 @@ pub async fn restore_state(
         return Err(RestoreError::EmptySnapshot);
     }
     let id = node_id(device);
+    // Every device of the old group lost its Raft state: no seat stays pinned to an old
+    // incarnation (the restored device's is recorded when it first leads).
+    let mut state = state;
+    state.raft_incarnations.clear();
     {
         let (mut log, mut sm) = storage::open(dir)?;
         let log_state = log.get_log_state().await?;
@@ -122,6 +126,13 @@ mod tests {
                 currency: posmesh_domain::Currency::from_code("GBP").expect("GBP"),
             },
         );
+        state.apply(
+            4,
+            &StoreCommand::RecordRaftIncarnation {
+                device_id: "till-1".into(),
+                incarnation: 5,
+            },
+        );
         let json = serde_json::to_vec(&state).expect("JSON");
         let parsed = parse_state(&json).expect("parses");
         let plan = restore_state(dir.path(), parsed, 40, "till-9", node_id)
@@ -141,6 +152,11 @@ mod tests {
             .reader()
             .read(|s| s.gift_card_balance("GC-1").map(|(b, _)| b));
         assert_eq!(balance, Some(2500));
+        let seats = sm.reader().read(|s| s.raft_incarnations.len());
+        assert_eq!(
+            seats, 0,
+            "no seat pinned to an incarnation of the lost group"
+        );
     }
 
     #[tokio::test]

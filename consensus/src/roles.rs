@@ -85,6 +85,7 @@ pub fn needed(staff: &Staff, by: Option<&str>, command: &StoreCommand) -> Option
             }
         }
         StoreCommand::RedeemGiftCard { .. }
+        | StoreCommand::RecordRaftIncarnation { .. }
         | StoreCommand::PublishCatalog { .. }
         | StoreCommand::SetOperator { .. }
         | StoreCommand::SetOperatorAuthorised { .. }

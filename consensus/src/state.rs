@@ -121,6 +121,12 @@ pub struct StoreState {
     /// guarded command proposed bare is refused (see [`crate::roles`]).
     #[serde(default)]
     pub roles_enforced_from: Option<u64>,
+    /// Per device id, the incarnation of its Raft database when it took its seat in the
+    /// store's Raft group ([`StoreCommand::RecordRaftIncarnation`]): every Raft call to or
+    /// from the device names it, and a device answering under another one lost its Raft
+    /// state. A restore from the cloud clears it (every device lost its state).
+    #[serde(default)]
+    pub raft_incarnations: BTreeMap<String, u64>,
 }
 
 impl StoreState {
@@ -254,6 +260,10 @@ impl StoreState {
             } => self
                 .staff
                 .disable_operator(index, operator_id, *disabled_at_ms),
+            StoreCommand::RecordRaftIncarnation {
+                device_id,
+                incarnation,
+            } => self.record_raft_incarnation(device_id, *incarnation),
             StoreCommand::Authorised {
                 authorised_by,
                 command,
@@ -519,6 +529,39 @@ impl StoreState {
             device_id: device_id.to_owned(),
             retired_at_index,
         })
+    }
+
+    /// Pins `device_id`'s Raft seat to `incarnation` (see
+    /// [`StoreCommand::RecordRaftIncarnation`]): recorded once; the same again is answered
+    /// unchanged, another one refused.
+    fn record_raft_incarnation(
+        &mut self,
+        device_id: &str,
+        incarnation: u64,
+    ) -> Result<Outcome, Refusal> {
+        if device_id.is_empty() || device_id.len() > MAX_ID_BYTES {
+            return Err(Refusal::InvalidId {
+                field: "device_id".into(),
+                rule: format!("must be 1–{MAX_ID_BYTES} bytes"),
+            });
+        }
+        match self.raft_incarnations.get(device_id) {
+            Some(pinned) if *pinned != incarnation => Err(Refusal::InvalidId {
+                field: "incarnation".into(),
+                rule: format!(
+                    "{device_id}'s Raft seat is pinned to incarnation {pinned:016x}: a device \
+                     that lost its Raft state is enrolled again under a new id"
+                ),
+            }),
+            _ => {
+                self.raft_incarnations
+                    .insert(device_id.to_owned(), incarnation);
+                Ok(Outcome::RaftIncarnationRecorded {
+                    device_id: device_id.to_owned(),
+                    incarnation,
+                })
+            }
+        }
     }
 
     /// True when `device_id` was retired from the store.
@@ -1013,6 +1056,43 @@ mod tests {
             let back: StoreCommand = serde_json::from_slice(&bytes).expect("deserialise");
             assert_eq!(&back, command);
         }
+    }
+
+    #[test]
+    fn a_raft_seat_is_pinned_to_its_first_incarnation() {
+        let mut state = StoreState::default();
+        let record = |incarnation| StoreCommand::RecordRaftIncarnation {
+            device_id: "till-2".into(),
+            incarnation,
+        };
+        let recorded = StoreResponse::Applied(Outcome::RaftIncarnationRecorded {
+            device_id: "till-2".into(),
+            incarnation: 11,
+        });
+        assert_eq!(state.apply(3, &record(11)), recorded);
+        assert_eq!(
+            state.apply(5, &record(11)),
+            recorded,
+            "the same again: unchanged"
+        );
+        let before = state.clone();
+        match state.apply(6, &record(12)) {
+            StoreResponse::Refused(Refusal::InvalidId { field, rule }) => {
+                assert_eq!(field, "incarnation");
+                assert!(rule.contains("new id"), "{rule}");
+            }
+            other => panic!("another incarnation accepted: {other:?}"),
+        }
+        let empty = StoreCommand::RecordRaftIncarnation {
+            device_id: String::new(),
+            incarnation: 1,
+        };
+        assert!(matches!(
+            state.apply(7, &empty),
+            StoreResponse::Refused(Refusal::InvalidId { .. })
+        ));
+        assert_eq!(state, before, "refusals change nothing");
+        assert_eq!(state.raft_incarnations.get("till-2"), Some(&11));
     }
 
     #[test]

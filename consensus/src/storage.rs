@@ -82,6 +82,8 @@ pub const COLUMN_FAMILIES: [&str; 3] = [CF_LOG, CF_META, CF_SM];
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
+/// This Raft database's incarnation ([`LogStore::incarnation`]).
+const KEY_INCARNATION: &[u8] = b"incarnation";
 const KEY_STATE: &[u8] = b"state";
 /// A snapshot as one JSON value, meta and bytes, as the oldest versions wrote it: its
 /// presence still means "a snapshot was built"; deleted by the next snapshot.
@@ -360,6 +362,26 @@ impl LogStore {
 }
 
 impl LogStore {
+    /// This Raft database's incarnation: a random number written once, when the database
+    /// is first opened by a version that knows incarnations (a wiped or new `raft`
+    /// directory gets a new one; a database of an older version gets one on its first
+    /// start). The store's Raft group records each member's incarnation when it joins
+    /// (`StoreCommand::RecordRaftIncarnation`), so a member answering under another one
+    /// is known to have lost its Raft state (log and vote) and never votes or counts
+    /// towards a commit under its old seat (Raft §5.2/§5.4; Ongaro's thesis §4.2: a
+    /// server that lost its disk rejoins as a new server). `fresh` is used only when the
+    /// database has none yet (the caller's randomness: this crate reads none); synced.
+    ///
+    /// # Errors
+    /// Read or write errors of the database.
+    pub fn incarnation(&self, fresh: u64) -> io::Result<u64> {
+        if let Some(known) = get_json::<u64>(self.db(), CF_META, KEY_INCARNATION)? {
+            return Ok(known);
+        }
+        self.put_meta(KEY_INCARNATION, &fresh, true)?;
+        Ok(fresh)
+    }
+
     /// Writes a forced membership `entry` (at the end of the log) and `vote` in one synced
     /// batch, for [`crate::forced_membership::force`] on a stopped survivor.
     pub(crate) fn write_forced(
@@ -928,6 +950,31 @@ mod tests {
         .map(|item| item.expect("read"))
         .take_while(|(key, _)| key.starts_with(REDEMPTION_PREFIX))
         .count()
+    }
+
+    #[test]
+    fn an_incarnation_is_kept_across_restarts_and_new_after_a_wipe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = {
+            let (log, _) = open(dir.path()).expect("open");
+            log.incarnation(7).expect("incarnation")
+        };
+        assert_eq!(first, 7, "a new database takes the fresh number");
+        {
+            let (log, _) = open(dir.path()).expect("reopen");
+            assert_eq!(
+                log.incarnation(8).expect("incarnation"),
+                7,
+                "kept on restart"
+            );
+        }
+        std::fs::remove_dir_all(dir.path()).expect("wipe");
+        let (log, _) = open(dir.path()).expect("open the wiped directory");
+        assert_eq!(
+            log.incarnation(9).expect("incarnation"),
+            9,
+            "a wipe makes a new one"
+        );
     }
 
     /// A store in `dir` with a card issued and one checkpoint interval of redemptions.

@@ -337,6 +337,31 @@ async fn start_mesh(
                 retirement.to_string(),
             );
         }));
+    let alerts = store.clone();
+    raft_links.seat_loss().on_lost(Arc::new(move |loss| {
+        raise_alert_now(
+            &alerts,
+            crate::consensus::seat::SEAT_LOST_CODE,
+            &loss.device_id,
+            loss.to_string(),
+        );
+    }));
+    let alerts = store.clone();
+    raft_links.lost_members().on_lost(Arc::new(move |member| {
+        raise_alert_now(
+            &alerts,
+            crate::consensus::lost_member::MEMBER_LOST_CODE,
+            &member.device_id,
+            member.to_string(),
+        );
+    }));
+    // A device whose id is in `device_identity_conflict` refuses its Raft seat too.
+    let conflicted = Arc::downgrade(&replication);
+    raft_links.bar_seat_when(Arc::new(move || {
+        conflicted
+            .upgrade()
+            .is_some_and(|replication| replication.identity_conflict().is_some())
+    }));
     let raft = RaftService::start(
         &config.data_dir,
         &config.store_id,

@@ -1,6 +1,7 @@
 //! `GET /v1/alerts`: what a manager must look at — orders closed on two devices, refunds
 //! and voids that clash once a partition heals, a peer in another Raft group, this device
-//! removed from the store, two keys claiming one device id.
+//! removed from the store, two keys claiming one device id, a device that lost its Raft
+//! state.
 
 use super::error::ApiError;
 use crate::runtime::NodeContext;
@@ -18,7 +19,10 @@ pub struct AlertDto {
     /// `device_retired` (this device was removed from the store), `device_key_conflict`
     /// (a second chain-head key claimed for the device named in `subject`, refused) or
     /// `device_identity_conflict` (this device's id has history it does not hold: wiped
-    /// and restarted under its old id; it takes no sales).
+    /// and restarted under its old id; it takes no sales), `raft_state_lost` (this device
+    /// lost its Raft state: it refuses its old seat in the store's Raft group) or
+    /// `raft_member_lost` (the device named in `subject` lost its Raft state: it no longer
+    /// counts, and the leader takes it out of the Raft group).
     pub kind: String,
     /// The order id or sale ("device/seq") concerned.
     pub subject: String,

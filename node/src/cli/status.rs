@@ -36,7 +36,14 @@ pub fn bar_lines(raft: Option<&RaftStatus>, identity_conflict: Option<&str>) -> 
         .map(|retired| format!("RETIRED   {retired}"));
     let conflict =
         identity_conflict.map(|conflict| format!("IDENTITY CONFLICT — takes no sales: {conflict}"));
-    retired.into_iter().chain(conflict).collect()
+    let seat_lost = raft
+        .and_then(|r| r.seat_lost.as_ref())
+        .map(|lost| format!("RAFT STATE LOST — no vote, no commit: {lost}"));
+    retired
+        .into_iter()
+        .chain(conflict)
+        .chain(seat_lost)
+        .collect()
 }
 
 /// Prints `status` for a person.
@@ -229,6 +236,10 @@ pub fn raft_lines(raft: &RaftStatus) -> Vec<String> {
     for conflict in &raft.group_conflicts {
         lines.push(format!("          RAFT GROUP CONFLICT: {conflict}"));
     }
+    // Never in `lag`: its matched index is its old log's.
+    for lost in raft.lost_members.values() {
+        lines.push(format!("          RAFT MEMBER LOST: {lost}"));
+    }
     lines
 }
 
@@ -371,5 +382,36 @@ mod tests {
         let lines = raft_lines(&raft);
         assert!(lines[0].ends_with("(frozen: as last seen before the retirement)"));
         assert!(bar_lines(Some(&RaftStatus::default()), None).is_empty());
+    }
+
+    #[test]
+    fn a_lost_raft_state_is_said_and_a_lost_member_never_shown_caught_up() {
+        let wiped = RaftStatus {
+            seat_lost: Some("till-3 lost its Raft state".into()),
+            ..RaftStatus::default()
+        };
+        assert_eq!(
+            bar_lines(Some(&wiped), None),
+            ["RAFT STATE LOST — no vote, no commit: till-3 lost its Raft state"]
+        );
+        let leader = RaftStatus {
+            role: "leader".into(),
+            leader: Some("till-1".into()),
+            lag: BTreeMap::from([("till-1".to_owned(), 0)]),
+            lost_members: BTreeMap::from([(
+                "till-3".to_owned(),
+                "till-3 lost its Raft state".to_owned(),
+            )]),
+            ..RaftStatus::default()
+        };
+        let lines = raft_lines(&leader);
+        assert!(
+            lines.contains(&"          RAFT MEMBER LOST: till-3 lost its Raft state".to_owned()),
+            "{lines:#?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("till-3 0 entries")),
+            "{lines:#?}"
+        );
     }
 }

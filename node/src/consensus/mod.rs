@@ -29,6 +29,12 @@
 //!   and a peer of another group (a store initialised twice) is refused
 //!   ([`posmesh_consensus::group`]), shown in `posmesh status` and raised as an alert.
 //!
+//! - [`seat`]: a device's seat in the group is tied to its Raft database's incarnation; a
+//!   device that lost its Raft state (wiped, restarted under its old id) refuses its old
+//!   seat's calls and is refused, so it never votes or counts towards a commit.
+//! - [`lost_member`]: members found to have lost their Raft state, alerted and taken out
+//!   of the group by the leader.
+//!
 //! Sales never wait on any of this (DESIGN: local first).
 
 pub mod append_budget;
@@ -36,10 +42,12 @@ pub mod forwarding;
 pub mod founding;
 pub mod group_file;
 pub mod leader_contact;
+pub mod lost_member;
 pub mod network;
 pub mod node_id;
 pub mod resend;
 pub mod retirement;
+pub mod seat;
 pub mod service;
 pub mod snapshot_transfer;
 pub mod voter_parity;

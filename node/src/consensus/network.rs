@@ -3,9 +3,11 @@
 //! [`MeshRaftNetwork`] makes openraft's RPCs into calls on those connections.
 
 use super::append_budget::{fit_append, APPEND_CALL_BYTES_MAX};
+use super::lost_member::{LostMember, LostMembers};
 use super::retirement::{Retirement, RetirementNotice};
+use super::seat::{SeatLoss, SeatLossNotice};
 use super::snapshot_transfer::chunks;
-use super::wire::{decode_envelope, encode_envelope, RaftReply, RaftRequest};
+use super::wire::{decode_envelope, encode_envelope, CallHeader, RaftReply, RaftRequest};
 use crate::peers::ConnectionObserver;
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
@@ -28,12 +30,12 @@ use std::time::Duration;
 /// was sent).
 pub const NO_CONNECTION: &str = "no mesh connection to";
 
-/// Serves one decoded request from a peer device, with the Raft group the peer named (the
-/// [`super::RaftService`]).
+/// Serves one decoded request from a peer device, with the header the peer sent (its Raft
+/// group and incarnations; the [`super::RaftService`]).
 pub type RequestHandler = Arc<
     dyn Fn(
             String,
-            Option<GroupIdentity>,
+            Option<CallHeader>,
             RaftRequest,
         ) -> std::pin::Pin<Box<dyn Future<Output = RaftReply> + Send>>
         + Send
@@ -43,8 +45,23 @@ pub type RequestHandler = Arc<
 /// Told once per peer found in another Raft group (raises the manager's alert).
 pub type ConflictListener = Arc<dyn Fn(&GroupConflict) + Send + Sync>;
 
+/// The recorded seat (Raft incarnation) of a device, as applied on this device.
+pub type SeatLookup = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
+
+/// Whether this device must not use its Raft seat for another reason than a known loss
+/// (its id is in `device_identity_conflict`).
+pub type SeatBar = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// This device's Raft incarnation and where the peers' seats are looked up.
+struct LocalSeat {
+    device_id: String,
+    incarnation: u64,
+    seat_of: SeatLookup,
+}
+
 /// The current mesh connection of each peer device, for Raft; this device's Raft group
-/// (sent with every call) and the peers found in another group.
+/// and incarnation (sent with every call, with the receiver's recorded seat), the peers
+/// found in another group, and the seats found lost ([`super::seat`]).
 #[derive(Default)]
 pub struct RaftLinks {
     connections: Mutex<BTreeMap<String, (u64, Arc<MeshConnection>)>>,
@@ -53,6 +70,10 @@ pub struct RaftLinks {
     conflicts: Mutex<BTreeMap<String, GroupConflict>>,
     conflict_listener: OnceLock<ConflictListener>,
     retirement: RetirementNotice,
+    local_seat: OnceLock<LocalSeat>,
+    seat_bar: OnceLock<SeatBar>,
+    seat_loss: SeatLossNotice,
+    lost_members: LostMembers,
 }
 
 impl RaftLinks {
@@ -96,6 +117,42 @@ impl RaftLinks {
         &self.retirement
     }
 
+    /// Sets this device's id and Raft incarnation, and where the peers' recorded seats are
+    /// looked up (once, when Raft starts).
+    pub fn set_local_seat(&self, device_id: &str, incarnation: u64, seat_of: SeatLookup) {
+        let _ = self.local_seat.set(LocalSeat {
+            device_id: device_id.to_owned(),
+            incarnation,
+            seat_of,
+        });
+    }
+
+    /// This device's Raft incarnation, once Raft started.
+    pub fn incarnation(&self) -> Option<u64> {
+        self.local_seat.get().map(|seat| seat.incarnation)
+    }
+
+    /// Sets what else bars this device's seat (its identity conflict; once).
+    pub fn bar_seat_when(&self, bar: SeatBar) {
+        let _ = self.seat_bar.set(bar);
+    }
+
+    /// Whether this device must refuse the Raft calls of its seat: it knows its Raft state
+    /// lost, or its seat is barred ([`RaftLinks::bar_seat_when`]).
+    pub fn seat_barred(&self) -> bool {
+        self.seat_loss.get().is_some() || self.seat_bar.get().is_some_and(|bar| bar())
+    }
+
+    /// Whether this device learned its Raft state was lost, and who is told when it does.
+    pub fn seat_loss(&self) -> &SeatLossNotice {
+        &self.seat_loss
+    }
+
+    /// The members found to have lost their Raft state, and who is told of one.
+    pub fn lost_members(&self) -> &LostMembers {
+        &self.lost_members
+    }
+
     /// Sets who answers the peers' calls (once).
     pub fn serve_with(&self, handler: RequestHandler) {
         let _ = self.handler.set(handler);
@@ -121,16 +178,26 @@ impl RaftLinks {
         request: &RaftRequest,
         timeout: Duration,
     ) -> Result<RaftReply, String> {
-        let bytes = self.encode(request)?;
+        let bytes = self.encode(device_id, request)?;
         self.call_encoded(device_id, &bytes, timeout).await
     }
 
-    /// The bytes of `request` as [`RaftLinks::call`] sends it (with this device's group).
+    /// The bytes of `request` to `device_id` as [`RaftLinks::call`] sends it: with this
+    /// device's group and Raft incarnation, and the incarnation recorded for the seat of
+    /// `device_id` ([`CallHeader`]).
     ///
     /// # Errors
     /// serde_json's, as a sentence (not expected for these types).
-    pub fn encode(&self, request: &RaftRequest) -> Result<Vec<u8>, String> {
-        encode_envelope(self.group().as_ref(), request).map_err(|e| e.to_string())
+    pub fn encode(&self, device_id: &str, request: &RaftRequest) -> Result<Vec<u8>, String> {
+        let header = self.group().map(|group| CallHeader {
+            group,
+            from_incarnation: self.incarnation(),
+            to_incarnation: self
+                .local_seat
+                .get()
+                .and_then(|seat| (seat.seat_of)(device_id)),
+        });
+        encode_envelope(header.as_ref(), request).map_err(|e| e.to_string())
     }
 
     /// [`RaftLinks::call`] with the request already encoded ([`RaftLinks::encode`]).
@@ -163,6 +230,14 @@ impl RaftLinks {
                 learned_from: format!("refused by {device_id}"),
             });
         }
+        if let RaftReply::SeatLost {
+            device_id: lost,
+            seat,
+            answering_as,
+        } = &reply
+        {
+            self.record_lost(lost, *seat, *answering_as, device_id);
+        }
         if let RaftReply::WrongGroup(refusal) = &reply {
             // The peer's view, turned round: the peer is in `local_group`.
             self.record_conflict(GroupConflict {
@@ -172,6 +247,34 @@ impl RaftLinks {
             });
         }
         Ok(reply)
+    }
+
+    /// Records that `device_id` lost its Raft state, as `peer` showed: this device's own
+    /// loss, or a member's.
+    pub fn record_lost(
+        &self,
+        device_id: &str,
+        seat: Option<u64>,
+        answering_as: Option<u64>,
+        peer: &str,
+    ) {
+        let Some(local) = self.local_seat.get() else {
+            return;
+        };
+        if device_id == local.device_id {
+            self.seat_loss.record(SeatLoss {
+                device_id: device_id.to_owned(),
+                incarnation: local.incarnation,
+                seat,
+                learned_from: format!("refused by {peer}"),
+            });
+        } else {
+            self.lost_members.record(LostMember {
+                device_id: device_id.to_owned(),
+                seat: seat.or_else(|| (local.seat_of)(device_id)),
+                answering_as,
+            });
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (u64, Arc<MeshConnection>)>> {
@@ -259,7 +362,7 @@ impl MeshRaftClient {
     ) -> Result<RaftReply, Unreachable<TypeConfig>> {
         let bytes = self
             .links
-            .encode(&request)
+            .encode(&self.device, &request)
             .map_err(Unreachable::from_string)?;
         self.call_encoded(&bytes, ttl).await
     }
@@ -277,6 +380,12 @@ impl MeshRaftClient {
                 "{}: {}: {refusal}",
                 self.device,
                 GroupConflict::CODE
+            ))),
+            // Recorded by `RaftLinks::call`; never counted as an answer of the seat.
+            Ok(RaftReply::SeatLost { device_id, .. }) => Err(Unreachable::from_string(format!(
+                "{}: {}: {device_id} lost its Raft state",
+                self.device,
+                super::seat::SEAT_LOST_CODE
             ))),
             Ok(reply) => Ok(reply),
             Err(why) => Err(Unreachable::from_string(why)),
@@ -300,7 +409,10 @@ impl RaftNetworkV2<TypeConfig> for MeshRaftClient {
         // openraft's next call ([`append_budget`]).
         let request = RaftRequest::Append(rpc);
         let unreachable = |e: String| RPCError::Unreachable(Unreachable::from_string(e));
-        let bytes = self.links.encode(&request).map_err(unreachable)?;
+        let bytes = self
+            .links
+            .encode(&self.device, &request)
+            .map_err(unreachable)?;
         let (bytes, cut_at) = match request {
             RaftRequest::Append(rpc) if bytes.len() > APPEND_CALL_BYTES_MAX => {
                 let (fitted, cut_at) =
@@ -309,7 +421,7 @@ impl RaftNetworkV2<TypeConfig> for MeshRaftClient {
                     });
                 let bytes = self
                     .links
-                    .encode(&RaftRequest::Append(fitted))
+                    .encode(&self.device, &RaftRequest::Append(fitted))
                     .map_err(unreachable)?;
                 (bytes, cut_at)
             }

@@ -22,6 +22,8 @@ use posmesh_consensus::StoreCommand;
 /// - [`StoreCommand::Idempotent`]: a client's Idempotency-Key, replayed
 ///   ([`posmesh_consensus::idempotency`]).
 /// - [`StoreCommand::RedeemGiftCard`]: deduplicated by `redemption_id`.
+/// - [`StoreCommand::RecordRaftIncarnation`]: the same incarnation again is answered
+///   unchanged.
 /// - [`StoreCommand::RetireDevice`]: retiring a retired device is answered again,
 ///   unchanged.
 /// - [`StoreCommand::SetExposureBudget`], [`StoreCommand::SetExposureAllotment`]: set a
@@ -40,7 +42,8 @@ pub fn replay_is_noop(command: &StoreCommand) -> bool {
         | StoreCommand::RedeemGiftCard { .. }
         | StoreCommand::RetireDevice { .. }
         | StoreCommand::SetExposureBudget { .. }
-        | StoreCommand::SetExposureAllotment { .. } => true,
+        | StoreCommand::SetExposureAllotment { .. }
+        | StoreCommand::RecordRaftIncarnation { .. } => true,
         StoreCommand::IssueGiftCard { .. }
         | StoreCommand::SetCatalogVersion { .. }
         | StoreCommand::CloseDay { .. }

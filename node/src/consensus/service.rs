@@ -3,12 +3,14 @@
 use super::forwarding::{self, Forwarder};
 use super::group_file;
 use super::leader_contact::LeaderContact;
+use super::lost_member::{lost_member_step, LostMember, LostStep};
 use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
 use super::node_id::node_id;
 use super::resend;
 use super::retirement::Retirement;
+use super::seat::{self, SeatCheck, SeatLoss, SeatRpc, SeatVerdict};
 use super::snapshot_transfer::{ChunkOutcome, SnapshotAssembly};
-use super::wire::{RaftReply, RaftRequest};
+use super::wire::{CallHeader, RaftReply, RaftRequest};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use posmesh_consensus::group::{self, Admission, GroupConflict, RpcKind};
@@ -35,6 +37,9 @@ pub const CAUGHT_UP_LAG_MAX: u64 = 16;
 pub const MEMBERSHIP_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for another membership change to finish before applying one.
 pub const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(10);
+/// How long a device that forwarded a removal whose answer was lost waits to see the
+/// retirement applied (committed) before answering that the removal failed.
+pub const RETIREMENT_SEEN_WAIT: Duration = Duration::from_secs(3);
 /// How often a write waiting for a reachable leader tries again.
 pub const LEADER_POLL: Duration = Duration::from_millis(50);
 
@@ -88,6 +93,18 @@ pub struct RaftStatus {
     /// `last_quorum_acked`); a leader cut off from the quorum sees it grow.
     #[serde(default)]
     pub quorum_acked_ms: Option<u64>,
+    /// This device's Raft database's incarnation (16 hex digits; [`super::seat`]).
+    #[serde(default)]
+    pub incarnation: Option<String>,
+    /// Set once this device learned it lost its Raft state (code `raft_state_lost`): what
+    /// happened and what to do. It refuses every Raft call of its old seat.
+    #[serde(default)]
+    pub seat_lost: Option<String>,
+    /// Members found here to have lost their Raft state (code `raft_member_lost`), by
+    /// device id: what happened and what to do. Never counted in `lag`; the leader takes
+    /// them out of the group.
+    #[serde(default)]
+    pub lost_members: BTreeMap<String, String>,
 }
 
 /// Why a device could not be removed from the store ([`RaftService::remove_device`]).
@@ -111,6 +128,8 @@ pub enum RemoveError {
 pub struct RaftService {
     local_device: String,
     id: NodeId,
+    /// This device's Raft database's incarnation ([`super::seat`]).
+    incarnation: u64,
     raft: StoreRaft,
     reader: StoreReader,
     links: Arc<RaftLinks>,
@@ -133,6 +152,20 @@ pub struct RaftService {
     leader_silence_max: Duration,
     /// How long a write without a reachable leader waits for one.
     leader_wait: Duration,
+}
+
+/// A device's answer to [`RaftRequest::IncarnationOf`].
+enum SeatAnswer {
+    /// Its Raft incarnation, whether its log is empty and whether it refuses its seat.
+    Answered {
+        incarnation: u64,
+        empty_log: bool,
+        seat_barred: bool,
+    },
+    /// A node of an older version (no incarnation): added as before.
+    OlderVersion,
+    /// No answer now: asked again next round.
+    Unanswered,
 }
 
 /// One try of a store-wide write or read through the current leader.
@@ -166,7 +199,16 @@ impl RaftService {
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Self>> {
         let (log, state_machine) = posmesh_consensus::open(&data_dir.join("raft"))?;
+        let incarnation = log.incarnation(rand::random())?;
         let reader = state_machine.reader();
+        let seats = reader.clone();
+        links.set_local_seat(
+            local_device,
+            incarnation,
+            Arc::new(move |device| {
+                seats.read(|state| state.raft_incarnations.get(device).copied())
+            }),
+        );
         let config = Arc::new(raft_config(store_id, timings)?.validate()?);
         let id = node_id(local_device);
         let network = MeshRaftNetwork {
@@ -191,6 +233,7 @@ impl RaftService {
         let service = Arc::new(Self {
             local_device: local_device.to_owned(),
             id,
+            incarnation,
             raft,
             reader,
             links: links.clone(),
@@ -205,11 +248,11 @@ impl RaftService {
             leader_wait: Duration::from_millis(timings.leader_wait_ms()),
         });
         let handler_service = Arc::downgrade(&service);
-        let handler: RequestHandler = Arc::new(move |peer, group, request| {
+        let handler: RequestHandler = Arc::new(move |peer, header, request| {
             let service = handler_service.clone();
             Box::pin(async move {
                 match service.upgrade() {
-                    Some(service) => service.admit_and_handle(&peer, group, request).await,
+                    Some(service) => service.admit_and_handle(&peer, header, request).await,
                     None => RaftReply::Failed("raft service stopped".into()),
                 }
             })
@@ -232,11 +275,18 @@ impl RaftService {
     async fn admit_and_handle(
         &self,
         peer: &str,
-        peer_group: Option<group::GroupIdentity>,
+        header: Option<CallHeader>,
         request: RaftRequest,
     ) -> RaftReply {
         if matches!(request, RaftRequest::GroupOf) {
             return RaftReply::GroupIs(self.links.group());
+        }
+        if matches!(request, RaftRequest::IncarnationOf) {
+            return RaftReply::IncarnationIs {
+                incarnation: self.incarnation,
+                empty_log: self.log_is_empty(),
+                seat_barred: self.links.seat_barred(),
+            };
         }
         // A device removed from the store is no member: every call of its own is refused,
         // so it learns of its retirement (and a stale candidate cannot disturb the group).
@@ -249,11 +299,15 @@ impl RaftService {
                 retired_at_index,
             };
         }
+        if let Some(refusal) = self.check_seats(peer, header.as_ref(), &request) {
+            return refusal;
+        }
         let kind = match request {
             RaftRequest::Append(_) | RaftRequest::SnapshotChunk { .. } => RpcKind::FromLeader,
             _ => RpcKind::Other,
         };
         let local = self.links.group();
+        let peer_group = header.map(|header| header.group);
         match group::admit(local.as_ref(), peer, peer_group.as_ref(), kind) {
             Admission::Accept => {}
             Admission::Refuse(conflict) => {
@@ -269,6 +323,76 @@ impl RaftService {
             }
         }
         self.handle(request).await
+    }
+
+    /// Judges a peer's call by the Raft incarnations it names ([`super::seat`]): the reply
+    /// refusing it, if it must be refused before it touches the log or the vote.
+    fn check_seats(
+        &self,
+        peer: &str,
+        header: Option<&CallHeader>,
+        request: &RaftRequest,
+    ) -> Option<RaftReply> {
+        let rpc = match request {
+            RaftRequest::Append(_)
+            | RaftRequest::SnapshotChunk { .. }
+            | RaftRequest::TransferLeader(_) => SeatRpc::Replication,
+            RaftRequest::Vote(_) | RaftRequest::PreVote(_) => SeatRpc::Vote,
+            _ => SeatRpc::Other,
+        };
+        let check = SeatCheck {
+            own: self.incarnation,
+            own_seat_barred: self.links.seat_barred(),
+            to: header.and_then(|h| h.to_incarnation),
+            from: header.and_then(|h| h.from_incarnation),
+            sender_seat: self
+                .reader
+                .read(|state| state.raft_incarnations.get(peer).copied()),
+            empty_log: rpc == SeatRpc::Vote && self.log_is_empty(),
+            rpc,
+        };
+        match seat::judge(&check) {
+            SeatVerdict::Accept => None,
+            SeatVerdict::LostHere { expected } => {
+                if expected.is_some() {
+                    self.links.seat_loss().record(SeatLoss {
+                        device_id: self.local_device.clone(),
+                        incarnation: self.incarnation,
+                        seat: expected,
+                        learned_from: format!("a Raft call from {peer}"),
+                    });
+                }
+                Some(RaftReply::SeatLost {
+                    device_id: self.local_device.clone(),
+                    seat: expected,
+                    answering_as: Some(self.incarnation),
+                })
+            }
+            SeatVerdict::SenderLost { seat, calling_as } => {
+                self.links.lost_members().record(LostMember {
+                    device_id: peer.to_owned(),
+                    seat: Some(seat),
+                    answering_as: Some(calling_as),
+                });
+                Some(RaftReply::SeatLost {
+                    device_id: peer.to_owned(),
+                    seat: Some(seat),
+                    answering_as: Some(calling_as),
+                })
+            }
+            SeatVerdict::NoVoteWithEmptyLog => Some(RaftReply::Failed(format!(
+                "{}: {} has an empty Raft log and never votes (a device is sent the log \
+                 before it votes; an empty one asked for a vote lost its Raft state)",
+                seat::SEAT_LOST_CODE,
+                self.local_device
+            ))),
+        }
+    }
+
+    /// Whether this device's Raft log is empty: no entry, no snapshot.
+    fn log_is_empty(&self) -> bool {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        metrics.last_log_index.is_none() && metrics.snapshot.is_none()
     }
 
     /// Answers a peer's call.
@@ -368,6 +492,11 @@ impl RaftService {
                 }
             }
             RaftRequest::GroupOf => RaftReply::GroupIs(self.links.group()),
+            RaftRequest::IncarnationOf => RaftReply::IncarnationIs {
+                incarnation: self.incarnation,
+                empty_log: self.log_is_empty(),
+                seat_barred: self.links.seat_barred(),
+            },
             RaftRequest::ClientWriteBatch(commands) => {
                 forwarding::serve_batch(&self.raft, commands, DECISION_DEADLINE).await
             }
@@ -556,6 +685,11 @@ impl RaftService {
     /// Removes `device_id` from the store for good (a manager's command; a replaced till
     /// gets a new id): retired through Raft, then taken out of the membership by the leader
     /// (forwarded there). Its certificate should be revoked too (`posmesh ca revoke`).
+    /// Done once the retirement is committed: if the membership change is not confirmed
+    /// (removing the leader hands leadership over) or the leader's answer is lost while the
+    /// retirement is seen applied here within [`RETIREMENT_SEEN_WAIT`], it is still a
+    /// success — whichever device leads takes a retired member out of the group
+    /// (`reconcile_membership`).
     ///
     /// # Errors
     /// [`RemoveError::LastVoter`] when the device is the store's only voter (checked here
@@ -587,16 +721,42 @@ impl RaftService {
             device_id: device_id.to_owned(),
             authorised_by,
         };
-        match self
-            .forward(leader, &request)
+        let failure = match self.forward(leader, &request).await {
+            Ok(RaftReply::Removed) => return Ok(()),
+            Ok(RaftReply::LastVoter { device_id }) => {
+                return Err(RemoveError::LastVoter { device_id })
+            }
+            Ok(other) => format!("the leader answered {other:?}"),
+            Err(why) => why,
+        };
+        // The leader's answer was lost or a failure (removing the leader itself hands
+        // leadership over mid-way): if the retirement committed, the removal is done — the
+        // next leader takes the device out of the group by itself.
+        if self
+            .retirement_applied(device_id, RETIREMENT_SEEN_WAIT)
             .await
-            .map_err(RemoveError::Unavailable)?
         {
-            RaftReply::Removed => Ok(()),
-            RaftReply::LastVoter { device_id } => Err(RemoveError::LastVoter { device_id }),
-            other => Err(RemoveError::Unavailable(format!(
-                "the leader answered {other:?}"
-            ))),
+            tracing::info!(
+                device = device_id,
+                %failure,
+                "the leader's answer was lost, but the retirement is committed"
+            );
+            return Ok(());
+        }
+        Err(RemoveError::Unavailable(failure))
+    }
+
+    /// Waits (at most `wait`) until the retirement of `device_id` is applied here.
+    async fn retirement_applied(&self, device_id: &str, wait: Duration) -> bool {
+        let started = Instant::now();
+        loop {
+            if self.reader.read(|state| state.is_retired(device_id)) {
+                return true;
+            }
+            if started.elapsed() >= wait {
+                return false;
+            }
+            tokio::time::sleep(LEADER_POLL).await;
         }
     }
 
@@ -706,12 +866,26 @@ impl RaftService {
             .membership_config
             .membership()
             .clone();
-        if membership.voter_ids().any(|v| v == id) {
+        let dropped = if membership.voter_ids().any(|v| v == id) {
             self.change_membership_when_free(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
-                .await?;
+                .await
         } else if membership.get_node(&id).is_some() {
             self.change_membership_when_free(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
-                .await?;
+                .await
+        } else {
+            Ok(())
+        };
+        // The retirement is committed: the device is removed from the store whatever
+        // happens next. Whichever device leads takes a retired member out of the group
+        // (`reconcile_membership`), e.g. when removing the leader handed leadership over
+        // before the change was confirmed here.
+        if let Err(error) = dropped {
+            tracing::warn!(
+                device = device_id,
+                %error,
+                "device retired; the Raft group's leader takes it out of the membership"
+            );
+            return Ok(());
         }
         tracing::warn!(
             device = device_id,
@@ -793,6 +967,8 @@ impl RaftService {
                 .map_or_else(|| id.to_string(), |node| node.addr.clone())
         };
         let last = metrics.last_log_index.unwrap_or(0);
+        let lost_members = self.links.lost_members().all();
+        // A lost member's matched index is its old log's: it holds none of it now.
         let lag = metrics
             .replication
             .as_ref()
@@ -803,6 +979,7 @@ impl RaftService {
                         let matched = matched.as_ref().map_or(0, |log_id| log_id.index());
                         (device(id), last.saturating_sub(matched))
                     })
+                    .filter(|(device, _)| !lost_members.contains_key(device))
                     .collect()
             })
             .unwrap_or_default();
@@ -856,6 +1033,12 @@ impl RaftService {
                 .map(ToString::to_string)
                 .collect(),
             retired: self.retirement().map(|r| r.to_string()),
+            incarnation: Some(format!("{:016x}", self.incarnation)),
+            seat_lost: self.links.seat_loss().get().map(ToString::to_string),
+            lost_members: lost_members
+                .iter()
+                .map(|(device, member)| (device.clone(), member.to_string()))
+                .collect(),
         }
     }
 
@@ -878,27 +1061,122 @@ impl RaftService {
         }
     }
 
+    /// One round of [`RaftService::manage_membership`] on the leader, at most one change:
+    /// 1. this device's own seat recorded ([`super::seat`]);
+    /// 2. a retired device still a member taken out (the leader that retired it may have
+    ///    lost its leadership before dropping it: removing the leader hands it over);
+    /// 3. a member found to have lost its Raft state taken out ([`super::lost_member`]);
+    /// 4. a member without a recorded seat (joined under an older version) recorded as it
+    ///    answers, or found lost when its log is empty or it refuses its seat;
+    /// 5. a connected store device that is no member joins as a learner, its seat recorded
+    ///    first (never one whose seat is pinned to another incarnation: it lost its Raft
+    ///    state and must be enrolled again under a new id);
+    /// 6. caught-up learners with a recorded seat promoted, or one voter demoted, to keep
+    ///    an odd number of voters ([`super::voter_parity`]).
     async fn reconcile_membership(&self) -> anyhow::Result<()> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.state != ServerState::Leader {
             return Ok(());
         }
         let membership = metrics.membership_config.membership().clone();
-        let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
-        for device in self.links.devices() {
-            let id = node_id(&device);
-            if !members.contains(&id)
-                && !self.reader.read(|state| state.is_retired(&device))
-                && self.in_this_group(&device).await
-            {
-                tracing::info!(%device, "store device joins the Raft group as a learner");
+        let members: BTreeMap<NodeId, String> = membership
+            .nodes()
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+        if self.seat_of(&self.local_device).is_none() {
+            self.record_seat(&self.local_device, self.incarnation)
+                .await?;
+        }
+        if let Some(change) = self.retired_member_change(&members, &voters) {
+            self.raft.change_membership(change, false).await?;
+            return Ok(());
+        }
+        let lost_devices = self.links.lost_members().all();
+        let lost: BTreeSet<NodeId> = members
+            .iter()
+            .filter(|(_, device)| lost_devices.contains_key(*device))
+            .map(|(id, _)| *id)
+            .collect();
+        let reachable: BTreeSet<NodeId> = members
+            .iter()
+            .filter(|(_, device)| self.links.connection(device).is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        match lost_member_step(&voters, &learners, self.id, &lost, &reachable) {
+            Some(LostStep::RemoveLearner(id)) => {
+                tracing::warn!(device = %members[&id], "taking a learner that lost its Raft state out of the Raft group");
                 self.raft
-                    .add_learner(id, BasicNode::new(&device), false)
+                    .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
                     .await?;
-                return Ok(()); // one change per round
+                return Ok(());
+            }
+            Some(LostStep::RemoveVoter(id)) => {
+                tracing::warn!(device = %members[&id], voters = voters.len() - 1, "taking a voter that lost its Raft state out of the Raft group");
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                    .await?;
+                return Ok(());
+            }
+            None => {}
+        }
+        for (id, device) in &members {
+            if *id == self.id || self.seat_of(device).is_some() || lost_devices.contains_key(device)
+            {
+                continue;
+            }
+            if let SeatAnswer::Answered {
+                incarnation,
+                empty_log,
+                seat_barred,
+            } = self.ask_seat(device).await
+            {
+                if empty_log || seat_barred || !self.record_seat(device, incarnation).await? {
+                    self.links.lost_members().record(LostMember {
+                        device_id: device.clone(),
+                        seat: self.seat_of(device),
+                        answering_as: Some(incarnation),
+                    });
+                }
+                return Ok(());
             }
         }
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        for device in self.links.devices() {
+            let id = node_id(&device);
+            if members.contains_key(&id)
+                || self.reader.read(|state| state.is_retired(&device))
+                || lost_devices.contains_key(&device)
+                || !self.in_this_group(&device).await
+            {
+                continue;
+            }
+            match self.ask_seat(&device).await {
+                SeatAnswer::Unanswered => continue,
+                SeatAnswer::Answered { seat_barred, .. } if seat_barred => continue,
+                SeatAnswer::Answered { incarnation, .. } => {
+                    let pinned = self.seat_of(&device);
+                    let lost = match pinned {
+                        Some(pinned) => pinned != incarnation,
+                        None => !self.record_seat(&device, incarnation).await?,
+                    };
+                    if lost {
+                        self.links.lost_members().record(LostMember {
+                            device_id: device.clone(),
+                            seat: self.seat_of(&device),
+                            answering_as: Some(incarnation),
+                        });
+                        continue;
+                    }
+                }
+                SeatAnswer::OlderVersion => {}
+            }
+            tracing::info!(%device, "store device joins the Raft group as a learner");
+            self.raft
+                .add_learner(id, BasicNode::new(&device), false)
+                .await?;
+            return Ok(()); // one change per round
+        }
         let last = metrics.last_log_index.unwrap_or(0);
         let replication = metrics.replication.clone().unwrap_or_default();
         let caught_up: Vec<NodeId> = membership
@@ -908,7 +1186,10 @@ impl RaftService {
                     .get(id)
                     .and_then(|m| m.as_ref().map(|l| l.index()))
                     .unwrap_or(0);
-                matched + CAUGHT_UP_LAG_MAX >= last
+                let seated = members
+                    .get(id)
+                    .is_some_and(|device| self.seat_of(device).is_some());
+                seated && !lost.contains(id) && matched + CAUGHT_UP_LAG_MAX >= last
             })
             .collect();
         match super::voter_parity::voter_step(&voters, metrics.id, &caught_up, VOTERS_MAX) {
@@ -935,6 +1216,74 @@ impl RaftService {
             None => {}
         }
         Ok(())
+    }
+
+    /// The recorded seat (Raft incarnation) of `device`, as applied here.
+    fn seat_of(&self, device: &str) -> Option<u64> {
+        self.reader
+            .read(|state| state.raft_incarnations.get(device).copied())
+    }
+
+    /// Records `device`'s seat as `incarnation` through Raft (on the leader). False when
+    /// the seat is pinned to another incarnation (the device lost its Raft state).
+    async fn record_seat(&self, device: &str, incarnation: u64) -> anyhow::Result<bool> {
+        let command = StoreCommand::RecordRaftIncarnation {
+            device_id: device.to_owned(),
+            incarnation,
+        };
+        let (_, response) =
+            posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await?;
+        if let StoreResponse::Refused(refusal) = response {
+            tracing::debug!(%device, %refusal, "seat not recorded");
+            return Ok(false);
+        }
+        tracing::info!(%device, incarnation = format!("{incarnation:016x}"), "Raft seat recorded");
+        Ok(true)
+    }
+
+    /// The change taking a retired device out of the membership, if one is still a member
+    /// (never the only voter: openraft refuses an empty membership).
+    fn retired_member_change(
+        &self,
+        members: &BTreeMap<NodeId, String>,
+        voters: &BTreeSet<NodeId>,
+    ) -> Option<ChangeMembers<NodeId, BasicNode>> {
+        let (id, device) = members
+            .iter()
+            .find(|(_, device)| self.reader.read(|state| state.is_retired(device)))?;
+        if voters.contains(id) {
+            if voters.len() == 1 {
+                return None;
+            }
+            tracing::info!(%device, "a retired device is still a voter: taking it out of the Raft group");
+            Some(ChangeMembers::RemoveVoters(BTreeSet::from([*id])))
+        } else {
+            tracing::info!(%device, "a retired device is still a learner: taking it out of the Raft group");
+            Some(ChangeMembers::RemoveNodes(BTreeSet::from([*id])))
+        }
+    }
+
+    /// Asks `device` for its Raft incarnation ([`RaftRequest::IncarnationOf`]).
+    async fn ask_seat(&self, device: &str) -> SeatAnswer {
+        match self
+            .links
+            .call(device, &RaftRequest::IncarnationOf, Duration::from_secs(2))
+            .await
+        {
+            Ok(RaftReply::IncarnationIs {
+                incarnation,
+                empty_log,
+                seat_barred,
+            }) => SeatAnswer::Answered {
+                incarnation,
+                empty_log,
+                seat_barred,
+            },
+            Ok(RaftReply::Failed(why)) if why.contains(super::wire::UNDECODABLE) => {
+                SeatAnswer::OlderVersion
+            }
+            Ok(_) | Err(_) => SeatAnswer::Unanswered,
+        }
     }
 
     /// Whether `device` may join this device's Raft group: it is in no group or in this

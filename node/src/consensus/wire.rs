@@ -61,6 +61,9 @@ pub enum RaftRequest {
     /// Commands forwarded by a follower together, to be committed by the leader each on
     /// its own ([`super::forwarding`]); answered with one outcome per command, in order.
     ClientWriteBatch(Vec<StoreCommand>),
+    /// Which Raft incarnation is your database, and is its log empty? (Asked by a leader
+    /// before it records a device's seat, [`super::seat`].)
+    IncarnationOf,
 }
 
 /// The answer to a [`RaftRequest`].
@@ -113,6 +116,44 @@ pub enum RaftReply {
         /// Raft log index of its retirement.
         retired_at_index: u64,
     },
+    /// To `IncarnationOf`.
+    IncarnationIs {
+        /// The incarnation of the peer's Raft database.
+        incarnation: u64,
+        /// Its Raft log is empty (no entry, no snapshot).
+        empty_log: bool,
+        /// It refuses its seat: it knows its Raft state lost, or its id is in
+        /// `device_identity_conflict`.
+        seat_barred: bool,
+    },
+    /// The peer refused the call: `device_id` (the peer itself or the caller) lost its
+    /// Raft state — it is not the incarnation its seat is recorded under (code
+    /// `raft_state_lost`, [`super::seat`]).
+    SeatLost {
+        /// The device that lost its Raft state.
+        device_id: String,
+        /// The incarnation its seat is recorded under, if known to the peer.
+        seat: Option<u64>,
+        /// The incarnation it is now, if known to the peer.
+        answering_as: Option<u64>,
+    },
+}
+
+/// What a call says about its sender besides the request: its Raft group, its Raft
+/// incarnation and the incarnation it has recorded for the receiver ([`super::seat`]).
+/// JSON with the group's fields at the top level, so a node of an older version, which
+/// reads a [`GroupIdentity`] here, still understands it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallHeader {
+    /// The sender's Raft group.
+    #[serde(flatten)]
+    pub group: GroupIdentity,
+    /// The sender's Raft incarnation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_incarnation: Option<u64>,
+    /// The receiver's seat as the sender has it recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_incarnation: Option<u64>,
 }
 
 /// A forwarded command's outcome: committed and applied.
@@ -193,20 +234,21 @@ pub fn decode_request(bytes: &[u8]) -> Result<RaftRequest, WireError> {
     Ok(request)
 }
 
-/// The bytes of `request` sent by a member of `group`: `0x01 ‖ group length (u32,
-/// big-endian) ‖ group JSON ‖` [`encode_request`]; without a group, [`encode_request`] alone.
+/// The bytes of `request` sent by a member of a group: `0x01 ‖ header length (u32,
+/// big-endian) ‖` [`CallHeader`] JSON `‖` [`encode_request`]; without a group,
+/// [`encode_request`] alone.
 ///
 /// # Errors
 /// serde_json's, as [`encode_request`].
 pub fn encode_envelope(
-    group: Option<&GroupIdentity>,
+    header: Option<&CallHeader>,
     request: &RaftRequest,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let inner = encode_request(request)?;
-    let Some(group) = group else {
+    let Some(header) = header else {
         return Ok(inner);
     };
-    let header = serde_json::to_vec(group)?;
+    let header = serde_json::to_vec(header)?;
     let header_len = u32::try_from(header.len()).map_err(serde::ser::Error::custom)?;
     let mut bytes = Vec::with_capacity(5 + header.len() + inner.len());
     bytes.push(GROUP_MARK);
@@ -216,12 +258,12 @@ pub fn encode_envelope(
     Ok(bytes)
 }
 
-/// The sender's group (if it named one) and the request in `bytes` (see
+/// The sender's header (if it named a group) and the request in `bytes` (see
 /// [`encode_envelope`]).
 ///
 /// # Errors
 /// [`WireError`], as [`decode_request`], and for a truncated group header.
-pub fn decode_envelope(bytes: &[u8]) -> Result<(Option<GroupIdentity>, RaftRequest), WireError> {
+pub fn decode_envelope(bytes: &[u8]) -> Result<(Option<CallHeader>, RaftRequest), WireError> {
     let Some((&GROUP_MARK, rest)) = bytes.split_first() else {
         return Ok((None, decode_request(bytes)?));
     };
@@ -302,17 +344,30 @@ mod tests {
     #[test]
     fn a_request_carries_its_senders_group() {
         let group = GroupIdentity::found("till-1", 1_796_032_000_000, 42);
+        let header = CallHeader {
+            group: group.clone(),
+            from_incarnation: Some(0xfeed),
+            to_incarnation: Some(u64::MAX),
+        };
         for request in [chunk(vec![7; 100]), RaftRequest::GroupOf] {
-            let bytes = encode_envelope(Some(&group), &request).expect("encodes");
+            let bytes = encode_envelope(Some(&header), &request).expect("encodes");
             assert_eq!(bytes[0], GROUP_MARK);
             let (sent_by, decoded) = decode_envelope(&bytes).expect("decodes");
-            assert_eq!(sent_by.as_ref(), Some(&group));
+            assert_eq!(sent_by.as_ref(), Some(&header));
             assert_eq!(format!("{decoded:?}"), format!("{request:?}"));
             assert!(
                 decode_envelope(&bytes[..bytes.len().min(8)]).is_err(),
                 "truncated group header accepted"
             );
         }
+        // A node of an older version reads the header as the group alone, and a header of
+        // an older version reads as one without incarnations.
+        let json = serde_json::to_vec(&header).expect("JSON");
+        let old_reader: GroupIdentity = serde_json::from_slice(&json).expect("older reader");
+        assert_eq!(old_reader, group);
+        let old_header = serde_json::to_vec(&group).expect("JSON");
+        let read: CallHeader = serde_json::from_slice(&old_header).expect("newer reader");
+        assert_eq!((read.from_incarnation, read.to_incarnation), (None, None));
         let plain = encode_envelope(None, &RaftRequest::GroupOf).expect("encodes");
         assert!(matches!(
             decode_envelope(&plain),

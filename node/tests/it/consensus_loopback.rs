@@ -446,7 +446,7 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
 }
 
 /// `posmesh store remove-device <device> --api <api>`, run to its end.
-async fn remove_with_cli(api: &str, device: &str) -> std::process::Output {
+pub(super) async fn remove_with_cli(api: &str, device: &str) -> std::process::Output {
     let (api, device) = (api.to_owned(), device.to_owned());
     tokio::task::spawn_blocking(move || {
         std::process::Command::new(support::binary())

@@ -12,6 +12,7 @@ mod demo_netns;
 mod identity_conflict_loopback;
 mod import_bakery;
 mod lab_mesh;
+mod lost_raft_state_loopback;
 mod mesh_loopback;
 mod orders_loopback;
 mod payments_loopback;
