@@ -147,6 +147,13 @@ pub(super) async fn authenticate(
     }
 }
 
+/// Whether an operator of role `unlocker` may lift the lockout of one of role `locked`: a
+/// role strictly above it, or an admin for an admin (someone must be able to unlock
+/// one). Never a peer or a superior: the lockout is what bounds guessing a PIN.
+pub fn may_unlock(unlocker: Role, locked: Role) -> bool {
+    unlocker > locked || (unlocker == Role::Admin && locked == Role::Admin)
+}
+
 fn pin_mismatch(field: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -180,13 +187,14 @@ fn storage(error: crate::storage::StorageError) -> ApiError {
 /// Lifts an operator's PIN lockout on this device (a manager's or admin's id and PIN).
 /// The manager's PIN is checked first (an unknown manager id is answered as a wrong PIN:
 /// 401 `pin_mismatch`), then the manager's role (403 `not_a_manager`), then the operator
-/// to unlock (404 `operator_not_found`): nothing about roles or operators is told to
-/// someone without a right PIN.
+/// to unlock (404 `operator_not_found`), whose role must be below the manager's (403
+/// `role_forbidden`; an admin may unlock an admin): nothing about roles or operators is
+/// told to someone without a right PIN.
 #[utoipa::path(post, path = "/v1/operators/{id}/unlock", request_body = UnlockBody,
     params(("id" = String, Path, description = "the locked-out operator")),
     responses((status = 200, body = UnlockView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody, description = "`pin_mismatch`: unknown manager or wrong manager PIN (the same answer; a wrong PIN counts against the manager)"),
-              (status = 403, body = ErrorBody, description = "`not_a_manager`: manager_id (PIN verified) is not a manager or admin"),
+              (status = 403, body = ErrorBody, description = "`not_a_manager`: manager_id (PIN verified) is not a manager or admin; `role_forbidden`: the operator to unlock is not below the manager's role (an admin may unlock an admin)"),
               (status = 404, body = ErrorBody, description = "`operator_not_found`: unknown operator to unlock (told only after the manager is verified)"),
               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "the manager is locked out"),
               (status = 503, body = ErrorBody)))]
@@ -223,7 +231,22 @@ pub async fn unlock(
             Some("manager_id"),
         ));
     }
-    operator(&node, &operator_id, "operator_not_found", None)?;
+    let locked_out = operator(&node, &operator_id, "operator_not_found", None)?;
+    // Unlocking lifts the limit on guessing that operator's PIN: a manager who could
+    // unlock a peer or a superior could guess their PIN 5 at a time and act as them.
+    if !may_unlock(manager.role, locked_out.role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_forbidden",
+            format!(
+                "{:?} is {} and cannot unlock {operator_id:?}, {}: only a role above it can (an admin for an admin)",
+                body.manager_id,
+                manager.role.with_article(),
+                locked_out.role.with_article()
+            ),
+            Some("manager_id"),
+        ));
+    }
     let now_ms = crate::clock::wall_clock_ms();
     let ctx = node.clone();
     let id = operator_id.clone();
@@ -241,4 +264,24 @@ pub async fn unlock(
         failures_cleared: had.map_or(0, |a| a.failures),
         unlocked_by: body.manager_id,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_role_above_unlocks_and_an_admin_unlocks_an_admin() {
+        use Role::{Admin, Cashier, Manager, Supervisor};
+        assert!(!may_unlock(Cashier, Cashier));
+        assert!(may_unlock(Manager, Cashier));
+        assert!(may_unlock(Manager, Supervisor));
+        assert!(
+            !may_unlock(Manager, Manager),
+            "a manager cannot unlock a peer"
+        );
+        assert!(!may_unlock(Manager, Admin), "nor a superior");
+        assert!(may_unlock(Admin, Manager));
+        assert!(may_unlock(Admin, Admin));
+    }
 }

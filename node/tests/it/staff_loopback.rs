@@ -451,6 +451,20 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
         "unlocked mia on this device (by ada): was locked out: yes; wrong PINs cleared: 5"
     );
     assert_eq!(verify_pin(&client, &a, "mia", "2468").await.0, 200);
+    // A manager cannot unlock an admin (nor a peer): unlocking between guesses would let
+    // her guess the admin's PIN without limit.
+    let (code, refused) = unlock(
+        &client,
+        &a,
+        "ada",
+        json!({"manager_id": "mia", "manager_pin": "2468"}),
+    )
+    .await;
+    assert_eq!(
+        (code, refused["error"]["code"].as_str()),
+        (403, Some("role_forbidden")),
+        "{refused}"
+    );
     // An operator not locked out: the same shape, saying so.
     let stdout = cli_unlock_by_ada(&a, "cal");
     assert_eq!(
