@@ -126,6 +126,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
                 &identity,
                 &writer,
                 orders.clone(),
+                catalog.currency(),
                 stop_rx.clone(),
             )
             .await?;
@@ -247,6 +248,7 @@ struct Mesh {
 /// Loads the device's certificate, checks it names this device, binds the mesh endpoint,
 /// starts ledger replication, the peer manager and, on the configured interfaces, mDNS
 /// discovery.
+#[allow(clippy::too_many_arguments)]
 async fn start_mesh(
     config: &DeviceConfig,
     dir: &std::path::Path,
@@ -254,6 +256,7 @@ async fn start_mesh(
     identity: &LocalIdentity,
     writer: &JournalWriter,
     orders: Arc<OrdersService>,
+    currency: posmesh_domain::Currency,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Mesh> {
     let credentials = posmesh_mesh::pki::load_identity(dir)
@@ -394,6 +397,7 @@ async fn start_mesh(
                 own_attestation,
                 &config.device_id,
                 Some(raft.clone()),
+                currency,
                 posmesh_sync::cloud::UploadLimits {
                     batch_entries_max: config.cloud_batch_entries_max.max(1),
                     ..posmesh_sync::cloud::UploadLimits::default()

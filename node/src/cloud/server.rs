@@ -346,7 +346,33 @@ async fn publish(
                 e.to_string(),
             )
         }
-        Ok(catalog) if catalog.version() != body.version => {
+        Ok(catalog) if catalog.version() == body.version => {
+            // A store never changes currency: a release in another one than the store's
+            // last would be committed and then ignored by every device.
+            let previous = match service.store().catalog(&store_id) {
+                Ok(previous) => previous,
+                Err(e) => {
+                    return error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
+                }
+            };
+            let previous_currency = previous
+                .and_then(|release| crate::catalog_file::parse_catalog(&release.catalog_toml).ok())
+                .map(|previous| previous.currency());
+            if let Some(previous_currency) = previous_currency {
+                if previous_currency != catalog.currency() {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "currency_changed",
+                        format!(
+                            "the catalog is priced in {}, the store's releases so far in {}: a store keeps its currency",
+                            catalog.currency().code(),
+                            previous_currency.code()
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(catalog) => {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "version_mismatch",
@@ -357,7 +383,6 @@ async fn publish(
                 ),
             )
         }
-        Ok(_) => {}
     }
     let release = CatalogRelease {
         version: body.version,

@@ -1473,11 +1473,14 @@ impl RaftService {
     /// to the leader). A version already applied here is not proposed again.
     ///
     /// # Errors
-    /// The catalog is over [`posmesh_consensus::CATALOG_TOML_BYTES_MAX`] or does not
-    /// parse; no quorum; the state machine refused it.
+    /// The catalog is over [`posmesh_consensus::CATALOG_TOML_BYTES_MAX`], does not parse
+    /// or is not in `currency` (the store's: its catalog file's; a store never changes
+    /// currency, and every device would go on pricing from its file); no quorum; the state
+    /// machine refused it.
     pub async fn publish_catalog(
         &self,
         release: &posmesh_proto::cloud::v1::CatalogRelease,
+        currency: posmesh_domain::Currency,
     ) -> Result<(), String> {
         if release.version <= self.catalog_version() {
             return Ok(());
@@ -1490,8 +1493,17 @@ impl RaftService {
                 posmesh_consensus::CATALOG_TOML_BYTES_MAX
             ));
         }
-        crate::catalog_file::parse_catalog(&release.catalog_toml)
+        let catalog = crate::catalog_file::parse_catalog(&release.catalog_toml)
             .map_err(|e| format!("catalog {} is invalid: {e}", release.version))?;
+        if catalog.currency() != currency {
+            return Err(format!(
+                "catalog {} is priced in {}, the store in {}: not committed (publish one in {})",
+                release.version,
+                catalog.currency().code(),
+                currency.code(),
+                currency.code()
+            ));
+        }
         let command = StoreCommand::PublishCatalog {
             version: release.version,
             effective_at_ms: release.effective_at_ms,

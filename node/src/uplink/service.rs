@@ -76,6 +76,9 @@ pub struct UplinkService {
     own_attestation: KeyAttestation,
     local_device: String,
     raft: Option<Arc<RaftService>>,
+    /// The store's currency (its catalog file's): a published catalog in another one is
+    /// not proposed.
+    currency: posmesh_domain::Currency,
     limits: UploadLimits,
     status: Mutex<UplinkStatus>,
     /// Devices whose key the cloud refused ([`KEY_CONFLICT_CODE`]), reported once each.
@@ -101,6 +104,7 @@ impl UplinkService {
         own_attestation: KeyAttestation,
         local_device: &str,
         raft: Option<Arc<RaftService>>,
+        currency: posmesh_domain::Currency,
         limits: UploadLimits,
         stop: watch::Receiver<bool>,
     ) -> Arc<Self> {
@@ -111,6 +115,7 @@ impl UplinkService {
             own_attestation,
             local_device: local_device.to_owned(),
             raft,
+            currency,
             limits,
             status: Mutex::new(UplinkStatus {
                 cloud: cloud.to_string(),
@@ -401,7 +406,7 @@ impl UplinkService {
             return;
         };
         if let Some(release) = &state.catalog {
-            match raft.publish_catalog(release).await {
+            match raft.publish_catalog(release, self.currency).await {
                 Ok(()) => {
                     tracing::info!(
                         version = release.version,

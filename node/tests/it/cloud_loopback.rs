@@ -357,6 +357,24 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
     let again = publish();
     assert!(!again.status.success(), "the same version twice is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("stale_version"));
+    // A release in another currency than the store's is refused: every device would
+    // commit it and go on pricing from its file.
+    let in_euros = changed.replacen("version = 2", "version = 3", 1).replacen(
+        "currency = \"GBP\"",
+        "currency = \"EUR\"",
+        1,
+    );
+    assert!(in_euros.contains("currency = \"EUR\""));
+    let refused = client
+        .put(format!("http://{}/v1/stores/s1/catalog", cloud.http))
+        .bearer_auth(cloud.admin_token.secret())
+        .json(&serde_json::json!({"version": 3, "catalog_toml": in_euros}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(refused.status().as_u16(), 422);
+    let answer: serde_json::Value = refused.json().await.expect("JSON");
+    assert_eq!(answer["error"]["code"], "currency_changed", "{answer}");
     // The device brings it into the store's Raft group; the next sale uses it.
     let started = Instant::now();
     loop {
