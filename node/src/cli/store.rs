@@ -36,7 +36,9 @@ pub enum StoreAdminCommand {
     },
     /// Removes a device from the store for good (a destroyed or replaced till; a replacement
     /// gets a new id), asked of any other running device of the store: retired through Raft
-    /// and taken out of the membership. Revoke its certificate too (`posmesh ca revoke`).
+    /// and taken out of the membership. Revoke its certificate too: `posmesh store
+    /// revoke-certificate SERIAL --as ADMIN` (store-wide, through Raft) and `posmesh ca
+    /// revoke` (the CA's list).
     RemoveDevice {
         /// The device to remove.
         device: String,
@@ -113,7 +115,7 @@ pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
             let request = with_operator(reqwest::Client::new().post(&url), by.as_ref());
             super::operator::answer(&url, request).await?;
             println!(
-                "removed {device} from the store for good; revoke its certificate too: posmesh ca revoke"
+                "removed {device} from the store for good; revoke its certificate too: posmesh store revoke-certificate <SERIAL> --as <admin> (store-wide) and posmesh ca revoke (the CA's list)"
             );
             Ok(true)
         }
