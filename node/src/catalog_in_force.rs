@@ -38,7 +38,9 @@ impl CatalogInForce {
         let Some(raft) = raft else {
             return self.file.clone();
         };
-        let Some((version, effective_at_ms, toml)) = raft.committed_catalog() else {
+        // The version first: the TOML (up to 1 MiB) is copied and parsed once per version,
+        // not per sale.
+        let Some((version, effective_at_ms)) = raft.committed_catalog_version() else {
             return self.file.clone();
         };
         if effective_at_ms > now_ms {
@@ -50,6 +52,9 @@ impl CatalogInForce {
                 return catalog.clone();
             }
         }
+        let Some((version, _, toml)) = raft.committed_catalog() else {
+            return self.file.clone();
+        };
         match crate::catalog_file::parse_catalog(&toml) {
             Ok(catalog) if catalog.currency() == self.file.currency() => {
                 let catalog = Arc::new(catalog);

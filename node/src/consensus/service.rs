@@ -1459,8 +1459,20 @@ impl RaftService {
             .read(|state| state.catalog.map_or(0, |c| c.version))
     }
 
+    /// The catalog committed through Raft, `(version, effective_at_ms)`, as applied here
+    /// (without copying its content: see [`RaftService::committed_catalog`]).
+    pub fn committed_catalog_version(&self) -> Option<(u64, i64)> {
+        self.reader.read(|state| {
+            let catalog = state.catalog?;
+            state
+                .catalog_toml
+                .as_ref()
+                .map(|_| (catalog.version, catalog.effective_at_ms))
+        })
+    }
+
     /// The catalog committed through Raft with its content, `(version, effective_at_ms,
-    /// toml)`, as applied here.
+    /// toml)`, as applied here (a copy of up to 1 MiB of TOML).
     pub fn committed_catalog(&self) -> Option<(u64, i64, String)> {
         self.reader.read(|state| {
             let catalog = state.catalog?;
