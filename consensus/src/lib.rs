@@ -95,6 +95,9 @@ pub mod storage;
 pub mod tax;
 pub mod timings;
 
+#[cfg(test)]
+mod test_fixtures;
+
 pub use client::{read_linearizable, write, ConsensusError};
 pub use command::{Outcome, Refusal, StoreCommand, StoreResponse, CATALOG_TOML_BYTES_MAX};
 pub use failover_nudge::{FailoverNudge, NudgeRole};

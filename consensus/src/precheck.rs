@@ -99,9 +99,10 @@ mod tests {
     use crate::command::{Refusal, StoreCommand, StoreResponse};
     use crate::staff::Role;
     use crate::state::StoreState;
+    use crate::test_fixtures::state_with_operators;
     use std::collections::BTreeMap;
 
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    const HASH: &str = crate::test_fixtures::PIN_HASH;
 
     fn by(operator: &str, command: StoreCommand) -> StoreCommand {
         StoreCommand::Authorised {
@@ -134,26 +135,11 @@ mod tests {
 
     /// ada (admin), mia (manager), cat (cashier).
     fn store() -> StoreState {
-        let mut state = StoreState::default();
-        for (index, (id, role)) in [
+        state_with_operators(&[
             ("ada", Role::Admin),
             ("mia", Role::Manager),
             ("cat", Role::Cashier),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            state.apply(
-                index as u64 + 1,
-                &StoreCommand::SetOperator {
-                    operator_id: id.into(),
-                    name: id.into(),
-                    role,
-                    pin_hash: HASH.into(),
-                },
-            );
-        }
-        state
+        ])
     }
 
     /// Every pre-check refusal is exactly what `apply` answers on the same state, and a

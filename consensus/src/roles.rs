@@ -131,10 +131,11 @@ mod tests {
     use crate::command::{Outcome, Refusal, StoreCommand, StoreResponse};
     use crate::staff::Role;
     use crate::state::StoreState;
+    use crate::test_fixtures::state_with_operators;
     use posmesh_domain::money::Currency;
     use std::collections::BTreeMap;
 
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    const HASH: &str = crate::test_fixtures::PIN_HASH;
 
     fn gbp() -> Currency {
         Currency::from_code("GBP").expect("GBP")
@@ -143,26 +144,12 @@ mod tests {
     /// A store with one operator per role: cat (cashier), sam (supervisor), mia (manager),
     /// ada (admin), and a shift of cat's open on till-1.
     fn store() -> StoreState {
-        let mut state = StoreState::default();
-        for (index, (id, role)) in [
+        let mut state = state_with_operators(&[
             ("cat", Role::Cashier),
             ("sam", Role::Supervisor),
             ("mia", Role::Manager),
             ("ada", Role::Admin),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            state.apply(
-                index as u64 + 1,
-                &StoreCommand::SetOperator {
-                    operator_id: id.into(),
-                    name: id.into(),
-                    role,
-                    pin_hash: HASH.into(),
-                },
-            );
-        }
+        ]);
         state.apply(5, &open("s-cat", "till-1", "cat"));
         assert!(state.staff.open_shift_of("till-1").is_some());
         state
@@ -418,7 +405,7 @@ mod disable_tests {
     use crate::staff::Role;
     use crate::state::StoreState;
 
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    const HASH: &str = crate::test_fixtures::PIN_HASH;
 
     fn by(operator: &str, id: &str) -> StoreCommand {
         StoreCommand::Authorised {

@@ -428,7 +428,7 @@ mod tests {
     use crate::state::StoreState;
     use posmesh_domain::money::Currency;
 
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    const HASH: &str = crate::test_fixtures::PIN_HASH;
 
     fn gbp() -> Currency {
         Currency::from_code("GBP").expect("GBP")
