@@ -153,15 +153,29 @@ async fn a_wiped_till_restarted_under_its_old_id_neither_sells_nor_forks_the_led
         status["journal"]["last_seq"], 0,
         "nothing journalled: {status}"
     );
-    assert!(
-        status["alerts_total"].as_u64().unwrap_or(0) >= 1,
-        "{status}"
-    );
+    // The alert is raised just after the conflict is recorded (status may show the
+    // conflict a moment before it): wait for it, then exactly one.
+    let started = Instant::now();
+    while alerts_of(&client, &wiped, "device_identity_conflict", "till-1")
+        .await
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < LIMIT,
+            "no device_identity_conflict alert"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         alerts_of(&client, &wiped, "device_identity_conflict", "till-1")
             .await
             .len(),
         1
+    );
+    let status = support::node_status(&client, &wiped).await;
+    assert!(
+        status["alerts_total"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
     );
 
     // Its peers keep the original key and raise a lasting alert about till-1.
