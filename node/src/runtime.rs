@@ -262,6 +262,7 @@ async fn start_mesh(
     let credentials = posmesh_mesh::pki::load_identity(dir)
         .with_context(|| format!("cannot load the device identity from {}", dir.display()))?;
     let fingerprint = CertFingerprint::of_der(credentials.cert.as_ref());
+    let own_serial = posmesh_mesh::tls::serial_hex_of_der(credentials.cert.as_ref());
     let local = credentials.identity.clone();
     if local.role() != Role::Device
         || local.store_id() != Some(config.store_id.as_str())
@@ -338,6 +339,21 @@ async fn start_mesh(
                 crate::consensus::retirement::RETIRED_CODE,
                 &retirement.device_id,
                 retirement.to_string(),
+            );
+        }));
+    // This device's own certificate revoked store-wide ([`crate::consensus::own_revocation`]).
+    if let Some(serial) = own_serial {
+        raft_links.own_revocation().set_own_serial(serial);
+    }
+    let alerts = store.clone();
+    raft_links
+        .own_revocation()
+        .on_revoked(Arc::new(move |revocation| {
+            raise_alert_now(
+                &alerts,
+                crate::consensus::own_revocation::CERTIFICATE_REVOKED_CODE,
+                &revocation.device_id,
+                revocation.to_string(),
             );
         }));
     let alerts = store.clone();
@@ -424,6 +440,14 @@ async fn start_mesh(
         revoked_at: {
             let raft = Arc::downgrade(&raft);
             Arc::new(move |serial| raft.upgrade().and_then(|raft| raft.revoked_at(serial)))
+        },
+        on_revoked: {
+            let raft = Arc::downgrade(&raft);
+            Arc::new(move |peer, index| {
+                if let Some(raft) = raft.upgrade() {
+                    raft.refused_as_revoked(peer, index);
+                }
+            })
         },
     };
     let peers = PeerManager::start_gated(

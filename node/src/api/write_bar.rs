@@ -1,16 +1,20 @@
 //! A device barred from writing takes no writes: every request that would write — sales,
 //! voids, refunds, orders, card payments, gift cards, staff, day close, membership — is
 //! refused, saying what to do. Reads (`GET`, `HEAD`) still answer, so a manager can see
-//! what it holds. Two bars, checked in this order:
+//! what it holds. Three bars, checked in this order:
 //! - **retired**: this device learned it was removed from the store
 //!   ([`crate::consensus::retirement`]): 403 `device_retired` (enrol the till again as a
 //!   new device);
 //! - **identity conflict**: the store holds history of this device's id that its journal
 //!   does not (a wiped till restarted under its old id,
 //!   [`crate::replication::identity_conflict`]): 409 `device_identity_conflict` (enrol the
-//!   till as a new device with a new id).
+//!   till as a new device with a new id);
+//! - **certificate revoked**: this device's own certificate was revoked store-wide
+//!   ([`crate::consensus::own_revocation`]): 403 `certificate_revoked` (issue it a new
+//!   certificate).
 
 use super::error::ApiError;
+use crate::consensus::own_revocation::CERTIFICATE_REVOKED_CODE;
 use crate::consensus::retirement::RETIRED_CODE;
 use crate::replication::identity_conflict::IDENTITY_CONFLICT_CODE;
 use crate::runtime::NodeContext;
@@ -33,11 +37,20 @@ fn write_bar(node: &NodeContext) -> Option<ApiError> {
     let conflict = node
         .replication
         .as_ref()
-        .and_then(|replication| replication.identity_conflict())?;
+        .and_then(|replication| replication.identity_conflict());
+    if let Some(conflict) = conflict {
+        return Some(ApiError::new(
+            StatusCode::CONFLICT,
+            IDENTITY_CONFLICT_CODE,
+            conflict.to_string(),
+            None,
+        ));
+    }
+    let revocation = node.raft.as_ref().and_then(|raft| raft.own_revocation())?;
     Some(ApiError::new(
-        StatusCode::CONFLICT,
-        IDENTITY_CONFLICT_CODE,
-        conflict.to_string(),
+        StatusCode::FORBIDDEN,
+        CERTIFICATE_REVOKED_CODE,
+        revocation.to_string(),
         None,
     ))
 }

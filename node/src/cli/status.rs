@@ -28,8 +28,8 @@ pub async fn fetch_status(mgmt: &str) -> anyhow::Result<NodeStatus> {
 }
 
 /// The lines `posmesh status` starts with when this device is barred from writing: its
-/// retirement from the store (`raft.retired`), an identity conflict (README: "starts with
-/// `RETIRED …`").
+/// own certificate revoked store-wide (`raft.certificate_revoked`), its retirement from
+/// the store (`raft.retired`), an identity conflict (README: "starts with `RETIRED …`").
 pub fn bar_lines(raft: Option<&RaftStatus>, identity_conflict: Option<&str>) -> Vec<String> {
     let retired = raft
         .and_then(|r| r.retired.as_ref())
@@ -39,8 +39,12 @@ pub fn bar_lines(raft: Option<&RaftStatus>, identity_conflict: Option<&str>) -> 
     let seat_lost = raft
         .and_then(|r| r.seat_lost.as_ref())
         .map(|lost| format!("RAFT STATE LOST — no vote, no commit: {lost}"));
-    retired
+    let revoked = raft
+        .and_then(|r| r.certificate_revoked.as_ref())
+        .map(|revoked| format!("CERTIFICATE REVOKED — takes no sales: {revoked}"));
+    revoked
         .into_iter()
+        .chain(retired)
         .chain(conflict)
         .chain(seat_lost)
         .collect()
@@ -382,6 +386,22 @@ mod tests {
         let lines = raft_lines(&raft);
         assert!(lines[0].ends_with("(frozen: as last seen before the retirement)"));
         assert!(bar_lines(Some(&RaftStatus::default()), None).is_empty());
+    }
+
+    #[test]
+    fn a_revoked_certificate_is_said_first() {
+        let raft = RaftStatus {
+            retired: Some("till-3 was removed".into()),
+            certificate_revoked: Some("the certificate of till-3 (serial 0c) was revoked".into()),
+            ..RaftStatus::default()
+        };
+        assert_eq!(
+            bar_lines(Some(&raft), None),
+            [
+                "CERTIFICATE REVOKED — takes no sales: the certificate of till-3 (serial 0c) was revoked",
+                "RETIRED   till-3 was removed",
+            ]
+        );
     }
 
     #[test]

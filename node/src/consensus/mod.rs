@@ -23,6 +23,8 @@
 //! - [`leader_contact`]: when a leader was last heard; a follower forwards writes only to
 //!   a leader heard lately, and otherwise waits (bounded) for one.
 //! - [`node_id`]: device id → Raft node id.
+//! - [`own_revocation`]: a device whose own certificate was revoked store-wide finds out
+//!   (alert, status, writes refused).
 //! - [`retirement`]: a device removed from the store finds out (its own retirement
 //!   applied, or a peer refusing its calls), says so once and stops taking writes.
 //! - [`group_file`]: the Raft group's identity in the data directory; every RPC carries it
@@ -45,6 +47,7 @@ pub mod leader_contact;
 pub mod lost_member;
 pub mod network;
 pub mod node_id;
+pub mod own_revocation;
 pub mod resend;
 pub mod retirement;
 pub mod seat;

@@ -4,6 +4,7 @@
 
 use super::append_budget::{fit_append, APPEND_CALL_BYTES_MAX};
 use super::lost_member::{LostMember, LostMembers};
+use super::own_revocation::OwnRevocationNotice;
 use super::retirement::{Retirement, RetirementNotice};
 use super::seat::{SeatLoss, SeatLossNotice};
 use super::snapshot_transfer::chunks;
@@ -74,6 +75,7 @@ pub struct RaftLinks {
     seat_bar: OnceLock<SeatBar>,
     seat_loss: SeatLossNotice,
     lost_members: LostMembers,
+    own_revocation: OwnRevocationNotice,
 }
 
 impl RaftLinks {
@@ -115,6 +117,12 @@ impl RaftLinks {
     /// from the applied state), and who is told when it is.
     pub fn retirement(&self) -> &RetirementNotice {
         &self.retirement
+    }
+
+    /// This device's certificate serial and whether it was revoked store-wide
+    /// ([`super::own_revocation`]), and who is told when it is.
+    pub fn own_revocation(&self) -> &OwnRevocationNotice {
+        &self.own_revocation
     }
 
     /// Sets this device's id and Raft incarnation, and where the peers' recorded seats are

@@ -6,6 +6,7 @@ use super::leader_contact::LeaderContact;
 use super::lost_member::{lost_member_step, LostMember, LostStep};
 use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
 use super::node_id::node_id;
+use super::own_revocation::OwnRevocation;
 use super::resend;
 use super::retirement::Retirement;
 use super::seat::{self, SeatCheck, SeatLoss, SeatRpc, SeatVerdict};
@@ -105,6 +106,10 @@ pub struct RaftStatus {
     /// them out of the group.
     #[serde(default)]
     pub lost_members: BTreeMap<String, String>,
+    /// Set once this device learned its own certificate was revoked store-wide (code
+    /// `certificate_revoked`, [`super::own_revocation`]): what happened and what to do.
+    #[serde(default)]
+    pub certificate_revoked: Option<String>,
 }
 
 /// Why a device could not be removed from the store ([`RaftService::remove_device`]).
@@ -261,6 +266,7 @@ impl RaftService {
         // A device removed before it stopped knows it from the state it applied: before
         // its API opens, not a membership round later.
         service.check_own_retirement();
+        service.check_own_revocation();
         tokio::spawn(service.clone().manage_membership(stop));
         tokio::spawn(run_failover_nudge(
             service.raft.clone(),
@@ -665,6 +671,47 @@ impl RaftService {
         });
     }
 
+    /// The revocation of this device's own certificate, once learned
+    /// ([`super::own_revocation`]).
+    pub fn own_revocation(&self) -> Option<OwnRevocation> {
+        self.links.own_revocation().get().cloned()
+    }
+
+    /// `peer` closed this device's mesh connection because this device's certificate was
+    /// revoked at `revoked_at_index`.
+    pub fn refused_as_revoked(&self, peer: &str, revoked_at_index: u64) {
+        let notice = self.links.own_revocation();
+        let Some(serial) = notice.own_serial() else {
+            return;
+        };
+        notice.record(OwnRevocation {
+            device_id: self.local_device.clone(),
+            serial: serial.to_owned(),
+            revoked_at_index,
+            learned_from: format!("refused at the mesh by {peer}"),
+        });
+    }
+
+    /// Records the revocation of this device's own certificate if the state applied here
+    /// holds it.
+    fn check_own_revocation(&self) {
+        let notice = self.links.own_revocation();
+        if notice.get().is_some() {
+            return;
+        }
+        let Some(serial) = notice.own_serial() else {
+            return;
+        };
+        if let Some(revoked_at_index) = self.revoked_at(serial) {
+            notice.record(OwnRevocation {
+                device_id: self.local_device.clone(),
+                serial: serial.to_owned(),
+                revoked_at_index,
+                learned_from: "applied here".to_owned(),
+            });
+        }
+    }
+
     /// Records this device's retirement if the state applied here holds it.
     fn check_own_retirement(&self) {
         if self.links.retirement().get().is_some() {
@@ -1039,6 +1086,7 @@ impl RaftService {
                 .iter()
                 .map(|(device, member)| (device.clone(), member.to_string()))
                 .collect(),
+            certificate_revoked: self.own_revocation().map(|r| r.to_string()),
         }
     }
 
@@ -1055,6 +1103,7 @@ impl RaftService {
                 _ = stop.wait_for(|stopped| *stopped) => return,
             }
             self.check_own_retirement();
+            self.check_own_revocation();
             if let Err(error) = self.reconcile_membership().await {
                 tracing::debug!(%error, "membership change not made (will retry)");
             }

@@ -308,6 +308,11 @@ impl PeerManager {
                     {
                         (gate.on_refused)(&device, index);
                     }
+                    if let (Some(gate), Some(index)) =
+                        (&self.gate, retired_gate::refused_as_revoked(&reason))
+                    {
+                        (gate.on_revoked)(&device, index);
+                    }
                     break;
                 }
                 _ = tokio::time::sleep(PING_INTERVAL) => match tokio::time::timeout(PING_TIMEOUT, connection.ping()).await {

@@ -54,6 +54,10 @@ pub struct RetiredGate {
     /// The Raft log index a certificate serial was revoked at, if the state applied here
     /// holds the revocation.
     pub revoked_at: RevokedAt,
+    /// A peer (first argument) closed our connection with [`CLOSE_REVOKED`]: this device's
+    /// certificate was revoked at the given Raft log index
+    /// ([`crate::consensus::own_revocation`]).
+    pub on_revoked: RefusedAsRetired,
 }
 
 /// Why the gate refuses a peer's connection: the QUIC close code and reason.
@@ -92,6 +96,22 @@ pub fn refused_as_retired(error: &ConnectionError) -> Option<u64> {
         .ok()
 }
 
+/// The revocation index a peer's close carries, when it closed with [`CLOSE_REVOKED`]
+/// (this device's own certificate was revoked store-wide).
+pub fn refused_as_revoked(error: &ConnectionError) -> Option<u64> {
+    let ConnectionError::ApplicationClosed(close) = error else {
+        return None;
+    };
+    if close.error_code.into_inner() != u64::from(CLOSE_REVOKED) {
+        return None;
+    }
+    std::str::from_utf8(&close.reason)
+        .ok()?
+        .strip_prefix(REVOKED_PREFIX)?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +129,7 @@ mod tests {
             retired_at: Arc::new(|device| (device == "till-9").then_some(7)),
             on_refused: Arc::new(|_, _| {}),
             revoked_at: Arc::new(|serial| (serial == "0c").then_some(12)),
+            on_revoked: Arc::new(|_, _| {}),
         }
     }
 
@@ -129,6 +150,16 @@ mod tests {
         // removed from the store).
         let (code, reason) = refusal(&gate, "till-3", Some("0c")).expect("refused");
         assert_eq!(refused_as_retired(&closed(code, &reason)), None);
+        assert_eq!(refused_as_revoked(&closed(code, &reason)), Some(12));
+        assert_eq!(
+            refused_as_revoked(&closed(CLOSE_RETIRED, &close_reason(7))),
+            None
+        );
+        assert_eq!(
+            refused_as_revoked(&closed(CLOSE_REVOKED, b"certificate_revoked at x")),
+            None
+        );
+        assert_eq!(refused_as_revoked(&ConnectionError::TimedOut), None);
     }
 
     #[test]

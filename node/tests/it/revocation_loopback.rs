@@ -2,7 +2,8 @@
 //! /v1/store/certificates/{serial}/revoke`) is enforced at the mesh without a restart or a
 //! CRL file: the other devices close the revoked till's connections within a bounded time
 //! and refuse its new ones; its sales recorded before stay in their ledgers (never
-//! retroactive); the rest of the store goes on.
+//! retroactive); the rest of the store goes on. The revoked till itself finds out: its
+//! status and alerts say so, and it takes no more sales.
 
 use super::consensus_loopback::{post, sell_on, start_store, wait_entries, wait_leader};
 use super::support;
@@ -69,6 +70,51 @@ async fn a_certificate_revoked_through_raft_is_refused_at_the_mesh() {
     println!(
         "till-3's connections closed {:?} after its revocation",
         started.elapsed()
+    );
+    // till-3 itself knows (the revocation of its own serial applied, or a peer's close
+    // code 4): `posmesh status` starts with it, an alert is raised, every write refused.
+    let started = Instant::now();
+    let said = loop {
+        let status = support::node_status(&client, &c).await;
+        if let Some(said) = status["raft"]["certificate_revoked"].as_str() {
+            break said.to_owned();
+        }
+        assert!(
+            started.elapsed() < CLOSE_BOUND,
+            "till-3 does not know its certificate was revoked: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        said.contains(&format!("serial {serial}")) && said.contains("posmesh ca issue"),
+        "{said}"
+    );
+    let mgmt = c.mgmt.clone();
+    let printed = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::binary())
+            .args(["status", "--mgmt", &mgmt])
+            .output()
+            .expect("run posmesh status")
+    })
+    .await
+    .expect("joined");
+    let printed = String::from_utf8_lossy(&printed.stdout).into_owned();
+    assert!(
+        printed.starts_with("CERTIFICATE REVOKED"),
+        "posmesh status on till-3:\n{printed}"
+    );
+    let alerts = support::get_json(&client, &format!("http://{}/v1/alerts", c.api)).await;
+    assert!(
+        alerts["alerts"].as_array().is_some_and(|all| all
+            .iter()
+            .any(|a| a["kind"] == "certificate_revoked" && a["subject"] == "till-3")),
+        "{alerts}"
+    );
+    let (status, refused) = post(&client, &c, "/v1/sales", "c-after", support::valid_sale()).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("certificate_revoked")),
+        "{refused}"
     );
     // till-3 keeps dialing (backoff); every new connection is refused.
     for _ in 0..30 {
