@@ -34,6 +34,25 @@ impl StoreState {
     /// ([`Refusal::IdempotencyKeyReused`]); a new key applies `command` and records the
     /// key if it was applied. `authorised`: `command` comes inside a
     /// [`StoreCommand::Authorised`] whose operator was checked.
+    /// The answer to `command` if it is an [`StoreCommand::Idempotent`] replay: its key
+    /// recorded for the same request (the first outcome, [`StoreResponse::Replayed`]);
+    /// `None` otherwise.
+    pub(crate) fn replay_of(&self, command: &StoreCommand) -> Option<StoreResponse> {
+        let StoreCommand::Idempotent {
+            idempotency_key,
+            request_hash,
+            ..
+        } = command
+        else {
+            return None;
+        };
+        let done = self.idempotent_writes.get(idempotency_key)?;
+        (done.request_hash == *request_hash).then(|| StoreResponse::Replayed {
+            applied_at_index: done.applied_at_index,
+            outcome: done.outcome.clone(),
+        })
+    }
+
     pub(crate) fn apply_idempotent(
         &mut self,
         index: u64,

@@ -193,6 +193,49 @@ mod tests {
         }
     }
 
+    /// A key's replay answers its first outcome after the operator was disabled (what a
+    /// follower's resend after a leader's death relies on); a new key of theirs is refused.
+    #[test]
+    fn a_replay_under_a_key_answers_its_first_outcome_after_the_operator_is_disabled() {
+        let mut state = store();
+        let keyed = |key: &str| StoreCommand::Idempotent {
+            idempotency_key: key.into(),
+            request_hash: "c".repeat(64),
+            command: Box::new(close_day("2026-01-02")),
+        };
+        let first = state.apply(6, &by("mia", keyed("k-close")));
+        let StoreResponse::Applied(outcome) = first else {
+            panic!("mia closes the day: {first:?}");
+        };
+        let disabled = state.apply(
+            7,
+            &by(
+                "ada",
+                StoreCommand::DisableOperator {
+                    operator_id: "mia".into(),
+                    disabled_at_ms: 0,
+                },
+            ),
+        );
+        assert!(
+            matches!(disabled, StoreResponse::Applied(_)),
+            "{disabled:?}"
+        );
+        let before = state.clone();
+        assert_eq!(
+            state.apply(8, &by("mia", keyed("k-close"))),
+            StoreResponse::Replayed {
+                applied_at_index: 6,
+                outcome
+            }
+        );
+        assert_eq!(state, before, "a replay changes nothing");
+        assert!(matches!(
+            state.apply(9, &by("mia", keyed("k-other"))),
+            StoreResponse::Refused(_)
+        ));
+    }
+
     #[test]
     fn the_matrix_by_role() {
         // (operation, lowest role allowed)

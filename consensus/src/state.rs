@@ -268,6 +268,14 @@ impl StoreState {
                 authorised_by,
                 command,
             } => {
+                // A replay of an Idempotency-Key whose request committed answers its first
+                // outcome, whatever the operator's role is now: the write was authorised
+                // when it applied (a follower resends a write whose answer was lost with
+                // a dead leader; a role changed in between must not turn it into a
+                // refusal of a committed write). Nothing changes either way.
+                if let Some(replay) = self.replay_of(command) {
+                    return replay;
+                }
                 if let Err(refusal) = self.staff.may_run(authorised_by, command) {
                     return StoreResponse::Refused(refusal);
                 }

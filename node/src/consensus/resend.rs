@@ -33,11 +33,15 @@ use posmesh_consensus::StoreCommand;
 /// day or a shift, opening a shift, revoking a certificate (refused when done), setting an
 /// operator (the authorisation is checked again against the state at the second entry,
 /// which the first may have changed, and the change is stamped with its index), disabling
-/// an operator, and any command under an operator's authority
-/// ([`StoreCommand::Authorised`]): its authorisation is checked again at the second entry,
-/// and an operator disabled or demoted in between would turn the replay into a refusal.
+/// an operator, and a command under an operator's authority ([`StoreCommand::Authorised`])
+/// without an Idempotency-Key: its authorisation is checked again at the second entry, and
+/// an operator disabled or demoted in between would turn the replay into a refusal. Under
+/// a key it is resent: the state machine answers a key's replay before the role check.
 pub fn replay_is_noop(command: &StoreCommand) -> bool {
     match command {
+        StoreCommand::Authorised { command, .. } => {
+            matches!(**command, StoreCommand::Idempotent { .. })
+        }
         StoreCommand::Idempotent { .. }
         | StoreCommand::RedeemGiftCard { .. }
         | StoreCommand::RetireDevice { .. }
@@ -54,7 +58,6 @@ pub fn replay_is_noop(command: &StoreCommand) -> bool {
         | StoreCommand::OpenShift { .. }
         | StoreCommand::CloseShift { .. }
         | StoreCommand::SetOperatorAuthorised { .. }
-        | StoreCommand::Authorised { .. }
         | StoreCommand::DisableOperator { .. } => false,
     }
 }
@@ -120,6 +123,17 @@ mod tests {
             StoreCommand::SetExposureAllotment {
                 device_id: "till-2".into(),
                 amount_minor: 500,
+            },
+            StoreCommand::Authorised {
+                authorised_by: "mgr-1".into(),
+                command: Box::new(StoreCommand::Idempotent {
+                    idempotency_key: "k-close".into(),
+                    request_hash: "c".repeat(64),
+                    command: Box::new(StoreCommand::CloseDay {
+                        business_date: "2026-01-02".into(),
+                        version_vector: std::collections::BTreeMap::new(),
+                    }),
+                }),
             },
         ] {
             assert!(may_resend(&command, LOST), "{command:?}");
