@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 /// Generous bound: an election takes 1.5–3 s with the store timings.
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn start(dir: &Path, device: &str, peers: &[String], bootstrap: bool) -> NodeProcess {
+/// A device of store `s1` on loopback, with `peers`; `bootstrap` founds the Raft group.
+pub(super) fn start(dir: &Path, device: &str, peers: &[String], bootstrap: bool) -> NodeProcess {
     let flags: &[&str] = if bootstrap {
         &["--raft-bootstrap"]
     } else {

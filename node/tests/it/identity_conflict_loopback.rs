@@ -52,23 +52,6 @@ async fn wait_status(
     }
 }
 
-/// The alerts of `node` of `kind` about `subject`.
-async fn alerts_of(
-    client: &reqwest::Client,
-    node: &NodeProcess,
-    kind: &str,
-    subject: &str,
-) -> Vec<Value> {
-    let list = support::get_json(client, &format!("http://{}/v1/alerts", node.api)).await;
-    list["alerts"]
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .filter(|a| a["kind"] == kind && a["subject"] == subject)
-        .cloned()
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_till_restarted_under_its_old_id_neither_sells_nor_forks_the_ledger() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -156,7 +139,7 @@ async fn a_wiped_till_restarted_under_its_old_id_neither_sells_nor_forks_the_led
     // The alert is raised just after the conflict is recorded (status may show the
     // conflict a moment before it): wait for it, then exactly one.
     let started = Instant::now();
-    while alerts_of(&client, &wiped, "device_identity_conflict", "till-1")
+    while support::alerts_of(&client, &wiped, "device_identity_conflict", "till-1")
         .await
         .is_empty()
     {
@@ -167,7 +150,7 @@ async fn a_wiped_till_restarted_under_its_old_id_neither_sells_nor_forks_the_led
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        alerts_of(&client, &wiped, "device_identity_conflict", "till-1")
+        support::alerts_of(&client, &wiped, "device_identity_conflict", "till-1")
             .await
             .len(),
         1
@@ -181,7 +164,7 @@ async fn a_wiped_till_restarted_under_its_old_id_neither_sells_nor_forks_the_led
     // Its peers keep the original key and raise a lasting alert about till-1.
     for peer in [&b, &c] {
         let started = Instant::now();
-        while alerts_of(&client, peer, "device_key_conflict", "till-1")
+        while support::alerts_of(&client, peer, "device_key_conflict", "till-1")
             .await
             .is_empty()
         {

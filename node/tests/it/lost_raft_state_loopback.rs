@@ -6,41 +6,14 @@
 //! writes go on with the remaining devices; a wiped learner is never promoted. And the
 //! leader removed through a follower: the removal succeeds and the next leader drops it.
 
-use super::consensus_loopback::{post, raft, remove_with_cli, start_store, wait_leader};
+use super::consensus_loopback::{post, raft, remove_with_cli, start, start_store, wait_leader};
 use super::support;
 use posmesh_node::node_process::NodeProcess;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Generous bound: an election takes 1.5–3 s with the store timings.
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn start(dir: &Path, device: &str, peers: &[String], bootstrap: bool) -> NodeProcess {
-    let flags: &[&str] = if bootstrap {
-        &["--raft-bootstrap"]
-    } else {
-        &[]
-    };
-    support::start_mesh_node_with(dir, "s1", device, "127.0.0.1:0", peers, flags)
-}
-
-/// The alerts of `node` of `kind` about `subject`.
-async fn alerts_of(
-    client: &reqwest::Client,
-    node: &NodeProcess,
-    kind: &str,
-    subject: &str,
-) -> Vec<Value> {
-    let list = support::get_json(client, &format!("http://{}/v1/alerts", node.api)).await;
-    list["alerts"]
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .filter(|a| a["kind"] == kind && a["subject"] == subject)
-        .cloned()
-        .collect()
-}
 
 /// Waits until `done` holds for the Raft status of `node`; returns it.
 async fn wait_raft(
@@ -63,7 +36,10 @@ async fn wait_raft(
 /// Waits until `node` holds an alert of `kind` about `subject`.
 async fn wait_alert(client: &reqwest::Client, node: &NodeProcess, kind: &str, subject: &str) {
     let started = Instant::now();
-    while alerts_of(client, node, kind, subject).await.is_empty() {
+    while support::alerts_of(client, node, kind, subject)
+        .await
+        .is_empty()
+    {
         assert!(started.elapsed() < LIMIT, "no {kind} alert about {subject}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

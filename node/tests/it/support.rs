@@ -289,3 +289,20 @@ pub fn cli_output(command: &mut std::process::Command) -> (i32, String, String) 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The alerts of `node` of `kind` about `subject` (`GET /v1/alerts`).
+pub async fn alerts_of(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    kind: &str,
+    subject: &str,
+) -> Vec<serde_json::Value> {
+    let list = get_json(client, &format!("http://{}/v1/alerts", node.api)).await;
+    list["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["kind"] == kind && a["subject"] == subject)
+        .cloned()
+        .collect()
+}
