@@ -94,6 +94,11 @@ pub struct BenchArgs {
     /// Concurrent client counts of P3's phases (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,256")]
     pub p3_clients: Vec<usize>,
+    /// Write every measured P3 write (client, member, send time, latency) as CSV files into
+    /// this directory (`p3-posmesh-N.csv`, `p3-etcd-N.csv`), to see when and where the tail
+    /// happens.
+    #[arg(long)]
+    pub p3_samples: Option<PathBuf>,
     /// Leader kills of P7.
     #[arg(long, default_value_t = 20)]
     pub p7_trials: usize,
@@ -219,6 +224,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
                 &args.p3_clients,
                 args.p3_writes,
                 limit,
+                args.p3_samples.as_deref(),
             )
             .await?,
         );

@@ -11,7 +11,9 @@
 //! value in the store's state machine, and this one goes through exactly the real path
 //! (follower forwarding included). The etcd write is a put of a 256-byte value through
 //! etcd's v3 HTTP/JSON gateway (acknowledged after commit and apply). Both systems get the
-//! same client (reqwest, keep-alive), clients spread round-robin over the three members,
+//! same client (reqwest, keep-alive), writes spread round-robin over the three members
+//! ([`member_of`]: a lone client too, so neither system's 1-client figure depends on
+//! whether its first member happens to lead),
 //! and the same counts; each phase runs posmesh then etcd, and both clusters run for the
 //! whole benchmark (the same machine load).
 
@@ -26,7 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Writes of each phase sent before measuring (connections, caches).
+/// Fewest writes of each phase sent before measuring (connections, caches); see
+/// [`warmup_writes`].
 const WARMUP_WRITES: usize = 50;
 /// Bytes of the etcd value.
 pub const VALUE_BYTES: usize = 256;
@@ -88,6 +91,7 @@ pub async fn run_p3(
     client_counts: &[usize],
     writes: usize,
     limit: Duration,
+    samples_dir: Option<&Path>,
 ) -> anyhow::Result<P3Figures> {
     let store = RaftStore::start(binary, catalog, &work.join("store"), limit).await?;
     let etcd_client = crate::loopback_store::client()?;
@@ -103,12 +107,14 @@ pub async fn run_p3(
             let (client, url) = (client.clone(), health.clone());
             async move { get_ok(&client, &url).await }
         })
-        .await?;
+        .await?
+        .0;
         let etcd_floor = load(1, HTTP_FLOOR_REQUESTS, limit, move |_, _| {
             let (client, url) = (etcd_client.clone(), version.clone());
             async move { get_ok(&client, &url).await }
         })
-        .await?;
+        .await?
+        .0;
         println!(
             "P3 HTTP floor, 1 client, no write: posmesh GET /health p50 {} µs p99 {} µs | etcd GET /version p50 {} µs p99 {} µs",
             posmesh.latency.p50_us, posmesh.latency.p99_us,
@@ -121,22 +127,38 @@ pub async fn run_p3(
         let run = format!("p3c{clients}");
         let posmesh = {
             let (client, apis) = (store.client.clone(), apis.clone());
-            load(clients, writes, limit, move |c, i| {
+            let (figures, samples) = load(clients, writes, limit, move |c, i| {
                 let (client, key) = (client.clone(), raft_store::redemption_key(&run, c, i));
-                let api = apis[c % apis.len()].clone();
+                let api = apis[member_of(c, i, apis.len())].clone();
                 async move { raft_store::redeem(&client, &api, &key).await }
             })
-            .await?
+            .await?;
+            if let Some(dir) = samples_dir {
+                let leader = store.wait_leader(None, limit).await?;
+                write_samples(
+                    &dir.join(format!("p3-posmesh-{clients}.csv")),
+                    &samples,
+                    Some(leader),
+                )?;
+            }
+            figures
         };
         let value = vec![b'v'; VALUE_BYTES];
         let etcd_figures = {
             let (client, urls) = (etcd_client.clone(), etcd.client_urls.clone());
-            load(clients, writes, limit, move |c, i| {
-                let (client, value) = (client.clone(), value.clone());
-                let url = urls[c % urls.len()].clone();
-                async move { etcd::put(&client, &url, &format!("p3/{clients}/{c}/{i}"), &value).await }
-            })
-            .await?
+            let (figures, samples) =
+                load(clients, writes, limit, move |c, i| {
+                    let (client, value) = (client.clone(), value.clone());
+                    let url = urls[member_of(c, i, urls.len())].clone();
+                    async move {
+                        etcd::put(&client, &url, &format!("p3/{clients}/{c}/{i}"), &value).await
+                    }
+                })
+                .await?;
+            if let Some(dir) = samples_dir {
+                write_samples(&dir.join(format!("p3-etcd-{clients}.csv")), &samples, None)?;
+            }
+            figures
         };
         println!(
             "P3 {clients:>3} client(s): posmesh {:.0} writes/s p50 {} µs p99 {} µs | etcd {:.0} writes/s p50 {} µs p99 {} µs → throughput {:.2}× etcd (target ≥ 2), p99 {:.2}× etcd (target ≤ 0.5)",
@@ -159,53 +181,189 @@ pub async fn run_p3(
     })
 }
 
-/// `clients` tasks share `WARMUP_WRITES + writes` writes (`write(client, i)`, a closed loop:
-/// each client sends its next write when the last one was acknowledged); the first
-/// `WARMUP_WRITES` are not measured. Bounded by `limit`.
+/// One measured write: which client sent it, when (from the phase's start) and how long its
+/// acknowledgement took.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    client: usize,
+    index: usize,
+    sent_after: Duration,
+    latency: Duration,
+}
+
+/// The member (0..`members`) that client `client` sends its write `i` to: round-robin over
+/// the members by client and write, so 1 client and 256 clients alike reach the leader
+/// directly for a third of the writes and through a follower for the rest.
+fn member_of(client: usize, i: usize, members: usize) -> usize {
+    client.wrapping_add(i) % members.max(1)
+}
+
+/// Writes `samples` as CSV (`client,member,sent_us,latency_us,via_leader`; `member` as
+/// [`member_of`]) to `path`, for looking at when and where the tail happens.
+fn write_samples(path: &Path, samples: &[Sample], leader: Option<usize>) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut csv = String::from("client,member,sent_us,latency_us,via_leader\n");
+    for s in samples {
+        let member = member_of(s.client, s.index, raft_store::DEVICES);
+        let via_leader = leader.map_or(String::new(), |l| u8::from(l == member).to_string());
+        let _ = writeln!(
+            csv,
+            "{},{member},{},{},{via_leader}",
+            s.client,
+            s.sent_after.as_micros(),
+            s.latency.as_micros()
+        );
+    }
+    std::fs::write(path, csv)
+        .map_err(|e| anyhow::anyhow!("cannot write the samples to {}: {e}", path.display()))
+}
+
+/// `clients` tasks first share a warm-up of [`warmup_writes`]`(clients)` writes, then
+/// `writes` measured ones (`write(client, i)`, a closed loop: each client sends its next
+/// write when its last one was acknowledged). The warm-up runs at the measured concurrency,
+/// so the measured writes start in the steady state (every client's connection open, the
+/// servers' queues and buffers at their working size) instead of timing the first
+/// connections of 256 clients. Bounded by `limit`. Returns the figures and every measured
+/// write.
 async fn load<F, Fut>(
     clients: usize,
     writes: usize,
     limit: Duration,
     write: F,
-) -> anyhow::Result<WriteFigures>
+) -> anyhow::Result<(WriteFigures, Vec<Sample>)>
 where
     F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
-    for i in 0..WARMUP_WRITES {
-        write(i % clients.max(1), usize::MAX - i).await?;
-    }
+    closed_loop(
+        clients,
+        warmup_writes(clients),
+        WARMUP_FIRST_INDEX,
+        limit,
+        write.clone(),
+    )
+    .await?;
+    let started = monotonic_now();
+    let samples = closed_loop(clients, writes, 0, limit, write).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+    let figures = WriteFigures {
+        clients,
+        writes: samples.len(),
+        writes_per_s: samples.len() as f64 / elapsed.max(f64::MIN_POSITIVE),
+        latency: Percentiles::of(&mut latencies),
+    };
+    Ok((figures, samples))
+}
+
+/// Write indices of the warm-up start here, far from the measured ones (0..writes): every
+/// write has its own key.
+const WARMUP_FIRST_INDEX: usize = usize::MAX / 2;
+
+/// Warm-up writes before a phase of `clients` clients: [`WARMUP_WRITES`], and at least
+/// four per client.
+fn warmup_writes(clients: usize) -> usize {
+    WARMUP_WRITES.max(clients.saturating_mul(4))
+}
+
+/// `clients` tasks share `count` writes `write(client, first_index + i)` in a closed loop;
+/// returns each write's sample (send time from the loop's start). Bounded by `limit`.
+async fn closed_loop<F, Fut>(
+    clients: usize,
+    count: usize,
+    first_index: usize,
+    limit: Duration,
+    write: F,
+) -> anyhow::Result<Vec<Sample>>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let started = monotonic_now();
-    let tasks: Vec<_> = (0..clients)
+    let tasks: Vec<_> = (0..clients.max(1))
         .map(|c| {
             let (next, write) = (next.clone(), write.clone());
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= writes {
+                    if i >= count {
                         return anyhow::Ok(samples);
                     }
                     if started.elapsed() > limit {
                         bail!("ran out of time after {i} writes");
                     }
                     let sent = monotonic_now();
-                    write(c, i).await?;
-                    samples.push(sent.elapsed());
+                    write(c, first_index + i).await?;
+                    samples.push(Sample {
+                        client: c,
+                        index: first_index + i,
+                        sent_after: sent.duration_since(started),
+                        latency: sent.elapsed(),
+                    });
                 }
             })
         })
         .collect();
-    let mut samples = Vec::with_capacity(writes);
+    let mut samples = Vec::with_capacity(count);
     for task in tasks {
         samples.extend(task.await??);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    Ok(WriteFigures {
-        clients,
-        writes: samples.len(),
-        writes_per_s: samples.len() as f64 / elapsed.max(f64::MIN_POSITIVE),
-        latency: Percentiles::of(&mut samples),
-    })
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_spread_over_every_member_whatever_the_client_count() {
+        // One client: its consecutive writes go to 0, 1, 2, 0, … (not all to member 0,
+        // which may or may not be the leader).
+        let lone: Vec<usize> = (0..6).map(|i| member_of(0, i, 3)).collect();
+        assert_eq!(lone, vec![0, 1, 2, 0, 1, 2]);
+        // 256 clients' first writes: as many on each member as round-robin allows.
+        let mut per_member = [0usize; 3];
+        for c in 0..256 {
+            per_member[member_of(c, 0, 3)] += 1;
+        }
+        assert_eq!(per_member, [86, 85, 85]);
+        // Warm-up indices near usize::MAX / 2 never overflow.
+        assert!(member_of(usize::MAX, WARMUP_FIRST_INDEX, 3) < 3);
+        assert_eq!(warmup_writes(1), WARMUP_WRITES);
+        assert_eq!(warmup_writes(256), 1024);
+    }
+
+    #[tokio::test]
+    async fn the_warm_up_runs_at_the_measured_concurrency_and_is_not_measured() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let (figures, samples) = load(8, 100, Duration::from_secs(30), move |c, i| {
+            let record = record.clone();
+            async move {
+                record
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .push((c, i));
+                Ok(())
+            }
+        })
+        .await
+        .expect("load");
+        let seen = seen.lock().expect("lock").clone();
+        // Warm-up (max(50, 8 × 4) = 50 writes) then 100 measured, each index once.
+        assert_eq!(seen.len(), 150);
+        let warm: Vec<_> = seen
+            .iter()
+            .filter(|(_, i)| *i >= WARMUP_FIRST_INDEX)
+            .collect();
+        assert_eq!(warm.len(), 50);
+        assert_eq!(figures.writes, 100);
+        assert_eq!(samples.len(), 100);
+        assert!(samples.iter().all(|s| s.index < 100));
+        let mut indices: Vec<usize> = samples.iter().map(|s| s.index).collect();
+        indices.sort_unstable();
+        assert_eq!(indices, (0..100).collect::<Vec<_>>());
+    }
 }
