@@ -111,7 +111,9 @@ pub fn print_status(status: &NodeStatus) {
             uplink.snapshot_index,
             uplink.catalog_version_applied
         );
-        if let Some(error) = &uplink.last_error {
+        if let Some(refused) = &uplink.refused {
+            println!("          REFUSED: {refused}");
+        } else if let Some(error) = &uplink.last_error {
             println!("          last error: {error}");
         }
     }

@@ -181,7 +181,7 @@ fn revoked_line(serial: &str, by: Option<&OperatorPin>, body: &serde_json::Value
         .map_or_else(|| "?".to_owned(), |index| index.to_string());
     let by = by.map_or_else(String::new, |by| format!(" (by {})", by.id));
     format!(
-        "revoked certificate {serial} store-wide from log index {from}{by}: every device now refuses it on the mesh"
+        "revoked certificate {serial} store-wide from log index {from}{by}: every device now refuses it on the mesh, and the chain's cloud once a device of the store tells it (a revoked cloud certificate: every uplink stops)"
     )
 }
 
@@ -218,7 +218,7 @@ mod tests {
         };
         assert_eq!(
             super::revoked_line("0c", Some(&ada), &body),
-            "revoked certificate 0c store-wide from log index 12 (by ada): every device now refuses it on the mesh"
+            "revoked certificate 0c store-wide from log index 12 (by ada): every device now refuses it on the mesh, and the chain's cloud once a device of the store tells it (a revoked cloud certificate: every uplink stops)"
         );
         assert!(!super::revoked_line("0c", None, &body).contains("8642"));
     }

@@ -9,6 +9,8 @@
 //! - `cloud_stores`: `store` → last contact, Unix ms (i64 BE).
 //! - `cloud_catalogs`: `store` → the newest `CatalogRelease`.
 //! - `cloud_snapshots`: `store` → raft_log_index (u64 BE) ‖ state.
+//! - `cloud_revocations`: `store/serial` → the Raft log index the store revoked that
+//!   certificate from (u64 BE).
 
 use super::store::{CloudStore, CloudStoreError, DeviceCursor, StoreContact};
 use posmesh_consensus::rocksdb_tuning::RocksTuning;
@@ -32,7 +34,8 @@ const CF_KEYS: &str = "cloud_keys";
 const CF_STORES: &str = "cloud_stores";
 const CF_CATALOGS: &str = "cloud_catalogs";
 const CF_SNAPSHOTS: &str = "cloud_snapshots";
-const COLUMN_FAMILIES: [&str; 7] = [
+const CF_REVOCATIONS: &str = "cloud_revocations";
+const COLUMN_FAMILIES: [&str; 8] = [
     CF_ENTRIES,
     CF_CURSORS,
     CF_HEADS,
@@ -40,6 +43,7 @@ const COLUMN_FAMILIES: [&str; 7] = [
     CF_STORES,
     CF_CATALOGS,
     CF_SNAPSHOTS,
+    CF_REVOCATIONS,
 ];
 
 /// The cloud's sizes (the options every posmesh database shares come from
@@ -369,6 +373,46 @@ impl CloudStore for RocksCloudStore {
         })?;
         Ok(Some((u64::from_be_bytes(index), state.to_vec())))
     }
+
+    fn add_revocations(
+        &self,
+        store_id: &str,
+        revocations: &[(String, u64)],
+    ) -> Result<usize, CloudStoreError> {
+        let _guard = self.lock();
+        let mut batch = WriteBatch::default();
+        let mut added = 0;
+        for (serial, effective_index) in revocations {
+            let key = device_key(store_id, serial);
+            if self
+                .db
+                .get_pinned_cf(self.cf(CF_REVOCATIONS), &key)?
+                .is_some()
+            {
+                continue; // a revocation's index never moves
+            }
+            batch.put_cf(self.cf(CF_REVOCATIONS), key, effective_index.to_be_bytes());
+            added += 1;
+        }
+        if added > 0 {
+            self.write_synced(batch)?;
+        }
+        Ok(added)
+    }
+
+    fn revoked_at(&self, store_id: &str, serial: &str) -> Result<Option<u64>, CloudStoreError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_REVOCATIONS), device_key(store_id, serial))?
+            .map(|bytes| {
+                <[u8; 8]>::try_from(bytes.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| CloudStoreError::Corrupt {
+                        what: format!("revocation {store_id}/{serial}"),
+                        reason: "not 8 index bytes".to_owned(),
+                    })
+            })
+            .transpose()
+    }
 }
 
 #[cfg(test)]
@@ -402,6 +446,30 @@ mod tests {
         assert_eq!(store.put_snapshot("s1", 5, b"state")?, 5);
         assert_eq!(store.put_snapshot("s1", 4, b"older")?, 5);
         assert_eq!(store.snapshot("s1")?, Some((5, b"state".to_vec())));
+        Ok(())
+    }
+
+    #[test]
+    fn revocations_are_per_store_keep_their_index_and_survive_a_reopen(
+    ) -> Result<(), CloudStoreError> {
+        let dir = tempfile::tempdir().map_err(|e| CloudStoreError::Backend(e.to_string()))?;
+        {
+            let store = RocksCloudStore::open(dir.path())?;
+            assert_eq!(store.revoked_at("s1", "0c")?, None);
+            assert_eq!(
+                store.add_revocations("s1", &[("0c".into(), 42), ("0d".into(), 50)])?,
+                2
+            );
+            // Sent again (every device sends them) or with another index: unchanged.
+            assert_eq!(
+                store.add_revocations("s1", &[("0c".into(), 7), ("0e".into(), 60)])?,
+                1
+            );
+        }
+        let store = RocksCloudStore::open(dir.path())?;
+        assert_eq!(store.revoked_at("s1", "0c")?, Some(42));
+        assert_eq!(store.revoked_at("s1", "0e")?, Some(60));
+        assert_eq!(store.revoked_at("s2", "0c")?, None, "another store's");
         Ok(())
     }
 }

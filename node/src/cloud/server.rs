@@ -180,16 +180,33 @@ async fn accept_loop(endpoint: Arc<MeshEndpoint>, service: Arc<CloudService>) {
             }
         };
         let caller = connection.peer_identity().clone();
+        let serial = connection.peer_serial_hex().map(str::to_owned);
         tracing::info!(peer = %caller, remote = %connection.remote_address(), "store device connected");
         metrics::counter!("posmesh_cloud_connections_total").increment(1);
+        // A certificate its store revoked: closed at once, as the store's mesh does; the
+        // calls of a connection made before the cloud learned it are refused one by one.
+        let revoked = {
+            let (service, caller, serial) = (service.clone(), caller.clone(), serial.clone());
+            tokio::task::spawn_blocking(move || service.revoked_caller(&caller, serial.as_deref()))
+                .await
+        };
+        if let Ok(Ok(Some((index, _)))) = revoked {
+            connection.close(
+                crate::peers::retired_gate::CLOSE_REVOKED,
+                format!("certificate_revoked at {index}").as_bytes(),
+            );
+            continue;
+        }
         let service = service.clone();
         let handler: RpcHandler = Arc::new(move |request: Vec<u8>| {
             let service = service.clone();
             let caller = caller.clone();
+            let serial = serial.clone();
             Box::pin(async move {
-                let answered =
-                    tokio::task::spawn_blocking(move || service.handle_bytes(&caller, &request))
-                        .await;
+                let answered = tokio::task::spawn_blocking(move || {
+                    service.handle_bytes(&caller, serial.as_deref(), &request)
+                })
+                .await;
                 answered.unwrap_or_default()
             })
         });

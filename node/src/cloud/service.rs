@@ -5,15 +5,23 @@
 //! in one atomic write; uploads of one store are serialised (a lock per store), so the same
 //! range uploaded by every device at once is stored once and the others are answered as
 //! duplicates (guarantee 4).
+//!
+//! Store-wide certificate revocations: each device's `Hello` carries the revocations its
+//! store's Raft group committed ([`CertificateRevocation`]); the cloud keeps them per
+//! store ([`CloudStore::add_revocations`]) and from then refuses every call of a caller
+//! whose certificate serial is revoked for its store ([`CERTIFICATE_REVOKED_CODE`],
+//! counted in `posmesh_cloud_calls_refused_total{reason="certificate_revoked"}`). Never
+//! retroactive: what the cloud accepted before stays.
 
 use super::store::{CloudStore, CloudStoreError};
 use crate::clock::wall_clock_ms;
+use crate::consensus::own_revocation::CERTIFICATE_REVOKED_CODE;
 use crate::replication::key_conflicts::{self, KEY_CONFLICT_CODE};
 use posmesh_mesh::tls::{AcceptPolicy, ChainTrust};
 use posmesh_mesh::{PeerIdentity, Role};
 use posmesh_proto::cloud::v1::{
-    cloud_request, cloud_response, CloudError, CloudRequest, CloudResponse, CloudState,
-    SnapshotAck, UploadAck,
+    cloud_request, cloud_response, CertificateRevocation, CloudError, CloudRequest, CloudResponse,
+    CloudState, SnapshotAck, UploadAck,
 };
 use posmesh_proto::mesh::v1 as wire;
 use posmesh_sync::chain_head::PUBLIC_KEY_LEN;
@@ -26,6 +34,9 @@ use std::sync::{Arc, Mutex};
 
 /// Largest Raft snapshot a store may upload, bytes.
 pub const SNAPSHOT_BYTES_MAX: usize = 16 << 20;
+
+/// Most certificate revocations one `Hello` may carry.
+pub const REVOCATIONS_PER_HELLO_MAX: usize = 10_000;
 
 /// The cloud's request handling, shared by every connection.
 pub struct CloudService {
@@ -118,21 +129,119 @@ impl CloudService {
             .clone()
     }
 
-    /// Answers one encoded request from `caller` (a verified device certificate). Blocking
-    /// (storage): run it off the async threads.
-    pub fn handle_bytes(&self, caller: &PeerIdentity, request: &[u8]) -> Vec<u8> {
+    /// Answers one encoded request from `caller` (a verified device certificate of serial
+    /// `serial`, lowercase hex; `None` if unreadable). Blocking (storage): run it off the
+    /// async threads.
+    pub fn handle_bytes(
+        &self,
+        caller: &PeerIdentity,
+        serial: Option<&str>,
+        request: &[u8],
+    ) -> Vec<u8> {
         let response = match CloudRequest::decode(request) {
-            Ok(request) => self.handle(caller, request),
+            Ok(request) => self.handle(caller, serial, request),
             Err(error) => refuse("malformed", format!("request does not decode: {error}")),
         };
         response.encode_to_vec()
     }
 
-    /// Answers one request from `caller`.
-    pub fn handle(&self, caller: &PeerIdentity, request: CloudRequest) -> CloudResponse {
+    /// The refusal of a caller whose certificate serial its store revoked, with the Raft
+    /// log index it is revoked from (logged at WARN, counted); `None` if it is not revoked
+    /// (or its serial is unknown, as at the mesh).
+    ///
+    /// # Errors
+    /// Storage errors, as a refusal.
+    pub fn revoked_caller(
+        &self,
+        caller: &PeerIdentity,
+        serial: Option<&str>,
+    ) -> Result<Option<(u64, CloudResponse)>, CloudResponse> {
+        let (Some(store_id), Some(serial)) = (caller.store_id(), serial) else {
+            return Ok(None);
+        };
+        let Some(index) = self
+            .store
+            .revoked_at(store_id, serial)
+            .map_err(|e| storage_error(&e))?
+        else {
+            return Ok(None);
+        };
+        let message = format!(
+            "the certificate of {caller} (serial {serial}) is revoked store-wide from Raft log \
+             index {index}: the cloud refuses its calls (what it uploaded before stays)"
+        );
+        tracing::warn!(code = CERTIFICATE_REVOKED_CODE, store = store_id, %serial, "{message}");
+        metrics::counter!("posmesh_cloud_calls_refused_total", "reason" => CERTIFICATE_REVOKED_CODE)
+            .increment(1);
+        Ok(Some((index, refuse(CERTIFICATE_REVOKED_CODE, message))))
+    }
+
+    /// Keeps the revocations a device of `store_id` reports its Raft group committed.
+    /// Checked whole before anything is stored.
+    fn learn_revocations(
+        &self,
+        store_id: &str,
+        revocations: &[CertificateRevocation],
+    ) -> Result<(), CloudResponse> {
+        if revocations.is_empty() {
+            return Ok(());
+        }
+        if revocations.len() > REVOCATIONS_PER_HELLO_MAX {
+            return Err(refuse(
+                "too_large",
+                format!(
+                    "{} revocations in one Hello exceed {REVOCATIONS_PER_HELLO_MAX}",
+                    revocations.len()
+                ),
+            ));
+        }
+        let mut learned = Vec::with_capacity(revocations.len());
+        for revocation in revocations {
+            crate::api::revocations::check_serial(&revocation.serial).map_err(|why| {
+                refuse(
+                    "malformed",
+                    format!("revocation of serial {:?}: {why}", revocation.serial),
+                )
+            })?;
+            if revocation.effective_index == 0 {
+                return Err(refuse(
+                    "malformed",
+                    format!(
+                        "revocation of serial {}: Raft log indexes start at 1",
+                        revocation.serial
+                    ),
+                ));
+            }
+            learned.push((revocation.serial.clone(), revocation.effective_index));
+        }
+        let added = self
+            .store
+            .add_revocations(store_id, &learned)
+            .map_err(|e| storage_error(&e))?;
+        if added > 0 {
+            tracing::info!(
+                store = store_id,
+                added,
+                "learned store-wide certificate revocations"
+            );
+        }
+        Ok(())
+    }
+
+    /// Answers one request from `caller` (certificate serial `serial`, lowercase hex).
+    pub fn handle(
+        &self,
+        caller: &PeerIdentity,
+        serial: Option<&str>,
+        request: CloudRequest,
+    ) -> CloudResponse {
         let (Role::Device, Some(store_id)) = (caller.role(), caller.store_id()) else {
             return refuse("malformed", format!("{caller} is not a store device"));
         };
+        match self.revoked_caller(caller, serial) {
+            Ok(Some((_, refusal))) | Err(refusal) => return refusal,
+            Ok(None) => {}
+        }
         if let Err(error) = self
             .store
             .record_contact(store_id, i64::try_from(wall_clock_ms()).unwrap_or(i64::MAX))
@@ -140,7 +249,17 @@ impl CloudService {
             return storage_error(&error);
         }
         match request.kind {
-            Some(cloud_request::Kind::Hello(hello)) => self.hello(store_id, hello.catalog_version),
+            Some(cloud_request::Kind::Hello(hello)) => {
+                if let Err(refusal) = self.learn_revocations(store_id, &hello.revocations) {
+                    return refusal;
+                }
+                // Its own revocation, just learned.
+                match self.revoked_caller(caller, serial) {
+                    Ok(Some((_, refusal))) | Err(refusal) => return refusal,
+                    Ok(None) => {}
+                }
+                self.hello(store_id, hello.catalog_version)
+            }
             Some(cloud_request::Kind::Upload(upload)) => {
                 let lock = self.store_lock(store_id);
                 let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,7 +7,9 @@
 //! `entries(store, device, seq, bytes, PRIMARY KEY (store, device, seq))`,
 //! `cursors(store, device, held_seq, chain_hash)`, `device_keys(store, device, attestation)`,
 //! `stores(store, last_contact_ms)`, `catalogs(store, version, effective_at_ms, toml)`,
-//! `snapshots(store, raft_log_index, state)`. [`CloudStore::append`] is one transaction that
+//! `snapshots(store, raft_log_index, state)`,
+//! `revocations(store, serial, effective_index, PRIMARY KEY (store, serial))` (insert with
+//! `ON CONFLICT DO NOTHING`). [`CloudStore::append`] is one transaction that
 //! inserts the entries and moves the cursor with `UPDATE … WHERE held_seq = $first - 1`
 //! (zero rows updated = a concurrent append won: roll back, answer as a duplicate), so
 //! several cloud replicas may ingest at once. Methods are synchronous; an async backend
@@ -200,4 +202,23 @@ pub trait CloudStore: Send + Sync {
         store_id: &str,
         device_id: &str,
     ) -> Result<Option<posmesh_proto::journal::v1::ChainHeadSignature>, CloudStoreError>;
+
+    /// Records certificate revocations the store's Raft group committed, as `(serial,
+    /// effective_index)` (serial: lowercase hex; index: the Raft log index it is refused
+    /// from). A serial already recorded keeps its index (a revocation never moves).
+    /// Returns how many were new. Durable on return.
+    ///
+    /// # Errors
+    /// Backend errors (nothing written).
+    fn add_revocations(
+        &self,
+        store_id: &str,
+        revocations: &[(String, u64)],
+    ) -> Result<usize, CloudStoreError>;
+
+    /// The Raft log index from which the store revoked certificate `serial`, if it did.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn revoked_at(&self, store_id: &str, serial: &str) -> Result<Option<u64>, CloudStoreError>;
 }

@@ -22,6 +22,8 @@ const INCARNATION: u64 = 7;
 
 struct Device {
     identity: PeerIdentity,
+    /// Its certificate's serial (lowercase hex, as the cloud reads it from the TLS peer).
+    serial: String,
     attestation: wire::KeyAttestation,
     key: ed25519_dalek::SigningKey,
     /// The incarnation of its data directory.
@@ -59,6 +61,8 @@ impl Device {
             KeyAttestation::sign(&credentials, incarnation, public_key(&key)).expect("attest");
         Self {
             identity,
+            serial: posmesh_mesh::tls::serial_hex_of_pem(issued.cert_pem.as_bytes())
+                .expect("serial"),
             attestation: wire::KeyAttestation {
                 cert_der: attested.cert_der,
                 device_incarnation: incarnation,
@@ -158,6 +162,7 @@ fn upload(
 ) -> CloudResponse {
     service.handle(
         caller,
+        None,
         CloudRequest {
             kind: Some(cloud_request::Kind::Upload(UploadBatch {
                 attestation,
@@ -243,8 +248,12 @@ fn the_same_range_from_every_device_is_stored_once() {
     // Hello tells the store its vector.
     let state = f.service.handle(
         &till3.identity,
+        Some(&till3.serial),
         CloudRequest {
-            kind: Some(cloud_request::Kind::Hello(Hello { catalog_version: 0 })),
+            kind: Some(cloud_request::Kind::Hello(Hello {
+                catalog_version: 0,
+                revocations: Vec::new(),
+            })),
         },
     );
     let Some(cloud_response::Kind::State(state)) = state.kind else {
@@ -343,7 +352,9 @@ fn bad_uploads_are_refused_precisely_and_change_nothing() {
         "head_mismatch"
     );
     // A request that does not decode.
-    let answer = f.service.handle_bytes(&till1.identity, &[0xff, 0xff, 0xff]);
+    let answer = f
+        .service
+        .handle_bytes(&till1.identity, Some(&till1.serial), &[0xff, 0xff, 0xff]);
     let answer: CloudResponse =
         prost::Message::decode(answer.as_slice()).expect("response decodes");
     assert_eq!(refusal(answer), "malformed");
@@ -507,4 +518,151 @@ fn an_older_key_replaces_a_pinned_one_only_while_nothing_is_held() {
     );
     assert_eq!(refusal(refused), "device_key_conflict");
     assert_eq!(f.store.version_vector("s1").expect("vv").get("till-1"), 3);
+}
+
+/// `device` (its certificate, serial and all) uploads `batch` with its attestation.
+fn upload_as(service: &CloudService, device: &Device, batch: EntryBatch) -> CloudResponse {
+    service.handle(
+        &device.identity,
+        Some(&device.serial),
+        CloudRequest {
+            kind: Some(cloud_request::Kind::Upload(UploadBatch {
+                attestation: Some(device.attestation.clone()),
+                batch: Some(batch),
+            })),
+        },
+    )
+}
+
+/// `device` says hello, reporting `revocations` `(serial, effective index)`.
+fn hello_as(service: &CloudService, device: &Device, revocations: &[(&str, u64)]) -> CloudResponse {
+    service.handle(
+        &device.identity,
+        Some(&device.serial),
+        CloudRequest {
+            kind: Some(cloud_request::Kind::Hello(Hello {
+                catalog_version: 0,
+                revocations: revocations
+                    .iter()
+                    .map(
+                        |(serial, index)| posmesh_proto::cloud::v1::CertificateRevocation {
+                            serial: (*serial).to_owned(),
+                            effective_index: *index,
+                        },
+                    )
+                    .collect(),
+            })),
+        },
+    )
+}
+
+#[test]
+fn a_device_revoked_store_wide_is_refused_once_the_store_says_so() {
+    let f = fixture();
+    let mut till1 = Device::new(&f.ca, "s1", "till-1", 1);
+    let mut till3 = Device::new(&f.ca, "s1", "till-3", 3);
+    let mut other_store = Device::new(&f.ca, "s2", "till-3", 4);
+    till1.write(2, "2026-11-30");
+    till3.write(6, "2026-11-30");
+    other_store.write(1, "2026-11-30");
+    assert_eq!(
+        ack(upload_as(&f.service, &till3, till3.batch(1, 4))),
+        (4, 4)
+    );
+
+    // Bad revocation reports are refused whole: nothing learned, till-3 still accepted.
+    for bad in [
+        vec![(till3.serial.as_str(), 9), ("0C", 9)],
+        vec![(till3.serial.as_str(), 9), ("", 9)],
+        vec![(till3.serial.as_str(), 0)],
+    ] {
+        assert_eq!(
+            refusal(hello_as(&f.service, &till1, &bad)),
+            "malformed",
+            "{bad:?}"
+        );
+    }
+    assert_eq!(f.store.revoked_at("s1", &till3.serial).expect("read"), None);
+
+    // till-1 reports the store's committed revocation of till-3's certificate.
+    let state = hello_as(&f.service, &till1, &[(till3.serial.as_str(), 9)]);
+    assert!(
+        matches!(state.kind, Some(cloud_response::Kind::State(_))),
+        "{state:?}"
+    );
+    assert_eq!(
+        f.store.revoked_at("s1", &till3.serial).expect("read"),
+        Some(9)
+    );
+    // From then on every call of till-3's certificate is refused, precisely.
+    let refused = upload_as(&f.service, &till3, till3.batch(5, 6));
+    let Some(cloud_response::Kind::Error(error)) = refused.kind else {
+        panic!("expected a refusal, got {refused:?}");
+    };
+    assert_eq!(error.code, "certificate_revoked");
+    assert!(
+        error.message.contains(&till3.serial) && error.message.contains("index 9"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        refusal(hello_as(&f.service, &till3, &[])),
+        "certificate_revoked"
+    );
+    let bytes = f
+        .service
+        .handle_bytes(&till3.identity, Some(&till3.serial), &[]);
+    let answer: CloudResponse = prost::Message::decode(bytes.as_slice()).expect("decodes");
+    assert_eq!(refusal(answer), "certificate_revoked");
+    // Never retroactive: its 4 entries accepted before stay.
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-3"), 4);
+    assert_eq!(
+        f.store
+            .entries_after("s1", "till-3", 0, 100)
+            .expect("entries")
+            .len(),
+        4
+    );
+    // The rest of the store goes on; till-1 may still relay till-3's entries signed before
+    // (they are the store's ledger), and another store is not affected.
+    assert_eq!(
+        ack(upload_as(&f.service, &till1, till1.batch(1, 2))),
+        (2, 2)
+    );
+    assert_eq!(
+        ack(upload(
+            &f.service,
+            &till1.identity,
+            Some(till3.attestation.clone()),
+            till3.batch(5, 6)
+        )),
+        (6, 2)
+    );
+    assert_eq!(
+        ack(upload_as(&f.service, &other_store, other_store.batch(1, 1))),
+        (1, 1)
+    );
+    // Sent again with another index: the revocation's index never moves.
+    assert!(matches!(
+        hello_as(&f.service, &till1, &[(till3.serial.as_str(), 3)]).kind,
+        Some(cloud_response::Kind::State(_))
+    ));
+    assert_eq!(
+        f.store.revoked_at("s1", &till3.serial).expect("read"),
+        Some(9)
+    );
+}
+
+#[test]
+fn a_device_reporting_its_own_revocation_is_refused_at_once() {
+    let f = fixture();
+    let till2 = Device::new(&f.ca, "s1", "till-2", 2);
+    assert_eq!(
+        refusal(hello_as(&f.service, &till2, &[(till2.serial.as_str(), 5)])),
+        "certificate_revoked"
+    );
+    assert_eq!(
+        f.store.revoked_at("s1", &till2.serial).expect("read"),
+        Some(5)
+    );
 }

@@ -6,8 +6,18 @@
 //! held seq, from which the next batch starts. Everything is idempotent at the cloud, so a
 //! lost answer, a cloud restart mid-batch or several devices uploading the same range at
 //! once only costs a re-send. Connection failures back off with full jitter (0.5 s → 15 s).
+//!
+//! Store-wide certificate revocations (committed through the store's Raft group): every
+//! `Hello` carries them, so the cloud refuses revoked devices too; the uplink refuses a
+//! cloud whose certificate serial is revoked (it closes the connection after the
+//! handshake, uploads nothing, logs an ERROR and raises the alert
+//! [`CLOUD_CERTIFICATE_REVOKED_CODE`] once per serial, and retries at the backoff's pace in
+//! case the cloud gets a new certificate); and a device whose own certificate is revoked
+//! ([`crate::consensus::own_revocation`]) stops its uplink for good. `posmesh status` says
+//! which ([`UplinkStatus::refused`]).
 
 use crate::clock::wall_clock_ms;
+use crate::consensus::own_revocation::OwnRevocation;
 use crate::consensus::RaftService;
 use crate::replication::key_conflicts::KEY_CONFLICT_CODE;
 use crate::replication::NodeLedger;
@@ -17,8 +27,8 @@ use posmesh_mesh::backoff::Backoff;
 use posmesh_mesh::transport::{MeshConnection, MeshEndpoint, StreamPurpose};
 use posmesh_mesh::Role;
 use posmesh_proto::cloud::v1::{
-    cloud_request, cloud_response, CloudRequest, CloudResponse, CloudState, Hello, StoreSnapshot,
-    UploadBatch,
+    cloud_request, cloud_response, CertificateRevocation, CloudRequest, CloudResponse, CloudState,
+    Hello, StoreSnapshot, UploadBatch,
 };
 use posmesh_proto::mesh::v1::KeyAttestation;
 use posmesh_sync::cloud::{upload_batch, UploadLimits};
@@ -40,6 +50,9 @@ const BACKOFF_INITIAL_MS: u64 = 500;
 const BACKOFF_MAX_MS: u64 = 15_000;
 /// Batches uploaded per round before the cloud's vector is asked again (bounds a round).
 const BATCHES_PER_ROUND_MAX: usize = 256;
+
+/// Code of the alert and log line when the cloud presents a certificate the store revoked.
+pub const CLOUD_CERTIFICATE_REVOKED_CODE: &str = "cloud_certificate_revoked";
 
 /// What `posmesh status` shows of the uplink.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,6 +79,10 @@ pub struct UplinkStatus {
     pub snapshot_index: u64,
     /// Newest catalog version received from the cloud and committed through Raft.
     pub catalog_version_applied: u64,
+    /// Why the uplink uploads nothing, when it refuses to: the cloud's certificate, or this
+    /// device's own, is revoked store-wide.
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 /// The uplink of one device (see the module docs).
@@ -83,6 +100,19 @@ pub struct UplinkService {
     status: Mutex<UplinkStatus>,
     /// Devices whose key the cloud refused ([`KEY_CONFLICT_CODE`]), reported once each.
     key_conflicts: Mutex<BTreeSet<String>>,
+    /// Serials of cloud certificates found revoked, reported once each.
+    revoked_clouds: Mutex<BTreeSet<String>>,
+}
+
+/// Why the uplink refuses to upload (each reported once, where it is found).
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// The cloud's certificate is revoked store-wide.
+    #[error("{0}")]
+    CloudRevoked(String),
+    /// This device's own certificate is revoked store-wide: the uplink stops.
+    #[error("this device's certificate is revoked store-wide")]
+    OwnRevoked,
 }
 
 /// The cloud's refusal of a call: its code and message.
@@ -122,6 +152,7 @@ impl UplinkService {
                 ..UplinkStatus::default()
             }),
             key_conflicts: Mutex::new(BTreeSet::new()),
+            revoked_clouds: Mutex::new(BTreeSet::new()),
         });
         tokio::spawn(service.clone().run(stop));
         service
@@ -142,16 +173,27 @@ impl UplinkService {
             if *stop.borrow() {
                 break;
             }
+            if let Some(revocation) = self.raft.as_ref().and_then(|r| r.own_revocation()) {
+                self.stop_for_own_revocation(&revocation);
+                break;
+            }
             let outcome = tokio::select! {
                 outcome = self.session(&mut backoff) => outcome,
                 _ = stop.wait_for(|s| *s) => break,
             };
             if let Err(error) = outcome {
                 let text = format!("{error:#}");
-                tracing::info!(cloud = %self.cloud, error = %text, "cloud uplink interrupted");
+                let refused = error.downcast_ref::<Refused>();
+                if matches!(refused, Some(Refused::OwnRevoked)) {
+                    continue; // stopped at the top of the loop
+                }
+                if refused.is_none() {
+                    tracing::info!(cloud = %self.cloud, error = %text, "cloud uplink interrupted");
+                }
                 metrics::counter!("posmesh_uplink_errors_total").increment(1);
                 let mut status = self.lock();
                 status.connected = false;
+                status.refused = refused.map(|_| text.clone());
                 status.last_error = Some(text);
             }
             metrics::gauge!("posmesh_uplink_connected").set(0.0);
@@ -163,6 +205,92 @@ impl UplinkService {
             }
         }
         self.endpoint.close();
+    }
+
+    /// Stops the uplink for good: this device's certificate is revoked store-wide, so
+    /// nothing it signs is accepted any more (said once in the log and in the status; the
+    /// alert is [`crate::consensus::own_revocation`]'s).
+    fn stop_for_own_revocation(&self, revocation: &OwnRevocation) {
+        let why = format!(
+            "the uplink to the cloud stopped: this device's certificate (serial {}) is revoked \
+             store-wide from Raft log index {}; what it uploaded before stays at the cloud",
+            revocation.serial, revocation.revoked_at_index
+        );
+        tracing::error!(
+            code = crate::consensus::own_revocation::CERTIFICATE_REVOKED_CODE,
+            cloud = %self.cloud,
+            "{why}"
+        );
+        metrics::gauge!("posmesh_uplink_connected").set(0.0);
+        let mut status = self.lock();
+        status.connected = false;
+        status.refused = Some(why.clone());
+        status.last_error = Some(why);
+    }
+
+    /// Whether this connection may carry uploads: not when this device's own certificate
+    /// is revoked, nor when the cloud's is (reported once per serial: ERROR, alert).
+    async fn check_revocations(&self, connection: &MeshConnection) -> Result<(), Refused> {
+        let Some(raft) = &self.raft else {
+            return Ok(());
+        };
+        if raft.own_revocation().is_some() {
+            return Err(Refused::OwnRevoked);
+        }
+        let Some(serial) = connection.peer_serial_hex() else {
+            return Ok(());
+        };
+        let Some(index) = raft.revoked_at(serial) else {
+            return Ok(());
+        };
+        let peer = connection.peer_identity().to_string();
+        let why = format!(
+            "the cloud at {} ({peer}) presents certificate {serial}, which the store revoked \
+             from Raft log index {index}: the uplink refuses it and uploads nothing (give the \
+             cloud a new certificate with `posmesh ca issue-cloud`)",
+            self.cloud
+        );
+        connection.close(
+            crate::peers::retired_gate::CLOSE_REVOKED,
+            format!("certificate_revoked at {index}").as_bytes(),
+        );
+        let first = self
+            .revoked_clouds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(serial.to_owned());
+        if first {
+            tracing::error!(code = CLOUD_CERTIFICATE_REVOKED_CODE, cloud = %self.cloud, "{why}");
+            crate::runtime::raise_alert_blocking(
+                &self.store,
+                CLOUD_CERTIFICATE_REVOKED_CODE,
+                &peer,
+                why.clone(),
+            )
+            .await;
+        }
+        Err(Refused::CloudRevoked(why))
+    }
+
+    /// The revocations the store's Raft group committed (as applied here), newest first
+    /// and at most what a `Hello` may carry.
+    fn committed_revocations(&self) -> Vec<CertificateRevocation> {
+        let Some(raft) = &self.raft else {
+            return Vec::new();
+        };
+        let mut revocations: Vec<CertificateRevocation> = raft.read(|state| {
+            state
+                .revocations
+                .iter()
+                .map(|(serial, index)| CertificateRevocation {
+                    serial: serial.clone(),
+                    effective_index: *index,
+                })
+                .collect()
+        });
+        revocations.sort_by_key(|r| std::cmp::Reverse(r.effective_index));
+        revocations.truncate(crate::cloud::service::REVOCATIONS_PER_HELLO_MAX);
+        revocations
     }
 
     /// While the cloud is out of reach: entries pending = what this device holds beyond
@@ -196,11 +324,13 @@ impl UplinkService {
                 self.cloud
             );
         }
+        self.check_revocations(&connection).await?;
         tracing::info!(cloud = %self.cloud, peer = %connection.peer_identity(), "cloud uplink connected");
         {
             let mut status = self.lock();
             status.connected = true;
             status.last_error = None;
+            status.refused = None;
         }
         metrics::gauge!("posmesh_uplink_connected").set(1.0);
         backoff.reset();
@@ -236,11 +366,17 @@ impl UplinkService {
 
     /// One round; returns whether there was nothing to upload.
     async fn round(&self, connection: &MeshConnection) -> anyhow::Result<bool> {
+        // A revocation committed while connected ends the session.
+        self.check_revocations(connection).await?;
         let catalog_version = self.raft.as_ref().map_or(0, |r| r.catalog_version());
+        let revocations = self.committed_revocations();
         let state = match self
             .call(
                 connection,
-                cloud_request::Kind::Hello(Hello { catalog_version }),
+                cloud_request::Kind::Hello(Hello {
+                    catalog_version,
+                    revocations,
+                }),
             )
             .await?
         {

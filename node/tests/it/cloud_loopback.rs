@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// Generous bound for uploads and Raft commits on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(90);
 
-fn issue_cloud(dir: &Path) -> std::path::PathBuf {
+pub(super) fn issue_cloud(dir: &Path) -> std::path::PathBuf {
     let out = dir.join("cloud-id");
     support::ca(&[
         "issue-cloud",
@@ -29,7 +29,7 @@ fn issue_cloud(dir: &Path) -> std::path::PathBuf {
     out
 }
 
-fn start_cloud(dir: &Path, listen: &str) -> CloudProcess {
+pub(super) fn start_cloud(dir: &Path, listen: &str) -> CloudProcess {
     CloudProcess::start(&CloudSpec {
         binary: support::binary(),
         data_dir: dir.join("cloud"),
@@ -57,7 +57,7 @@ async fn chain_report(client: &reqwest::Client, cloud: &CloudProcess) -> Value {
 }
 
 /// The cloud's entries and per-day totals of store `s1` (`Value::Null` days when absent).
-async fn cloud_store(client: &reqwest::Client, cloud: &CloudProcess) -> (u64, Value) {
+pub(super) async fn cloud_store(client: &reqwest::Client, cloud: &CloudProcess) -> (u64, Value) {
     let report = chain_report(client, cloud).await;
     let store = report["stores"]
         .as_array()
@@ -70,7 +70,11 @@ async fn cloud_store(client: &reqwest::Client, cloud: &CloudProcess) -> (u64, Va
     )
 }
 
-async fn wait_cloud_entries(client: &reqwest::Client, cloud: &CloudProcess, want: u64) -> Value {
+pub(super) async fn wait_cloud_entries(
+    client: &reqwest::Client,
+    cloud: &CloudProcess,
+    want: u64,
+) -> Value {
     let started = Instant::now();
     loop {
         let (entries, days) = cloud_store(client, cloud).await;

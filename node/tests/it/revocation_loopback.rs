@@ -5,8 +5,10 @@
 //! retroactive); the rest of the store goes on. The revoked till itself finds out: its
 //! status and alerts say so, and it takes no more sales.
 
+use super::cloud_loopback::{cloud_store, issue_cloud, start_cloud, wait_cloud_entries};
 use super::consensus_loopback::{post, sell_on, start_store, wait_entries, wait_leader};
 use super::support;
+use posmesh_node::node_process::NodeProcess;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -131,4 +133,212 @@ async fn a_certificate_revoked_through_raft_is_refused_at_the_mesh() {
     // the rest of the store goes on.
     sell_on(&client, &[(&a, "a-after", 1)]).await;
     wait_entries(&client, &[&a, &b], 3).await;
+}
+
+/// What the cloud answers a `Hello` from a client presenting the certificate in
+/// `identity_dir`: `Ok(code)` of a refusal (`""` for an answer), or `Err` when the cloud
+/// closed the connection (the text of the close).
+async fn hello_from(identity_dir: &std::path::Path, cloud: &str) -> Result<String, String> {
+    use posmesh_mesh::tls::{AcceptPolicy, MeshTls};
+    use posmesh_mesh::transport::{MeshEndpoint, StreamPurpose, TransportSettings};
+    use posmesh_proto::cloud::v1::{cloud_request, cloud_response, CloudRequest, CloudResponse};
+    use prost::Message;
+    let credentials = posmesh_mesh::pki::load_identity(identity_dir).expect("identity");
+    let policy = AcceptPolicy::for_identity(&credentials.identity);
+    let tls = MeshTls::new(credentials, policy).expect("tls");
+    let endpoint = MeshEndpoint::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        tls,
+        TransportSettings::default(),
+    )
+    .expect("bind");
+    let answer = async {
+        let connection = endpoint
+            .connect(cloud.parse().expect("cloud addr"))
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let request = CloudRequest {
+            kind: Some(cloud_request::Kind::Hello(Default::default())),
+        };
+        let bytes = connection
+            .call(
+                StreamPurpose::Cloud,
+                &request.encode_to_vec(),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|e| {
+                let closed = connection.close_reason().map(|r| r.to_string());
+                format!("{e:#} (closed: {closed:?})")
+            })?;
+        let response = CloudResponse::decode(bytes.as_slice()).expect("response decodes");
+        Ok(match response.kind {
+            Some(cloud_response::Kind::Error(error)) => error.code,
+            _ => String::new(),
+        })
+    }
+    .await;
+    endpoint.close();
+    answer
+}
+
+/// Waits until `node`'s uplink status says it refuses to upload; returns why.
+async fn uplink_refused(client: &reqwest::Client, node: &NodeProcess) -> String {
+    let started = Instant::now();
+    loop {
+        let status = support::node_status(client, node).await;
+        if let Some(refused) = status["uplink"]["refused"].as_str() {
+            assert_eq!(status["uplink"]["connected"], false, "{status}");
+            return refused.to_owned();
+        }
+        assert!(
+            started.elapsed() < CLOUD_BOUND,
+            "the uplink does not refuse: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Uplink rounds run every second and reconnects back off to 15 s: generous for a loaded
+/// machine.
+const CLOUD_BOUND: Duration = Duration::from_secs(45);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_and_the_uplinks_honour_store_wide_revocations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    support::issue_identities(
+        d,
+        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
+        |device| d.join(format!("{device}-id")),
+    );
+    let cloud_id = issue_cloud(d);
+    let cloud = start_cloud(d, "127.0.0.1:0");
+    let to_cloud = ["--cloud", cloud.quic.as_str()];
+    let a = support::start_mesh_node_with(
+        d,
+        "s1",
+        "till-1",
+        "127.0.0.1:0",
+        &[],
+        &["--raft-bootstrap", to_cloud[0], to_cloud[1]],
+    );
+    let a_mesh = format!("till-1@{}", support::mesh_addr(&client, &a).await);
+    let b = support::start_mesh_node_with(
+        d,
+        "s1",
+        "till-2",
+        "127.0.0.1:0",
+        std::slice::from_ref(&a_mesh),
+        &to_cloud,
+    );
+    let b_mesh = format!("till-2@{}", support::mesh_addr(&client, &b).await);
+    let c = support::start_mesh_node_with(
+        d,
+        "s1",
+        "till-3",
+        "127.0.0.1:0",
+        &[a_mesh, b_mesh],
+        &to_cloud,
+    );
+    wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    sell_on(&client, &[(&c, "c-before", 2)]).await;
+    wait_cloud_entries(&client, &cloud, 2).await;
+    assert_eq!(
+        hello_from(&d.join("till-3-id"), &cloud.quic).await,
+        Ok(String::new())
+    );
+
+    // 1. till-3's certificate revoked store-wide.
+    let pem = std::fs::read(d.join("till-3-id").join("node.pem")).expect("node.pem");
+    let serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
+    let (status, revoked) = post(
+        &client,
+        &a,
+        &format!("/v1/store/certificates/{serial}/revoke"),
+        "r-till-3",
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 201, "{revoked}");
+    // till-3 knows and stops its own uplink.
+    let refused = uplink_refused(&client, &c).await;
+    assert!(
+        refused.contains("uplink to the cloud stopped") && refused.contains(&serial),
+        "{refused}"
+    );
+    // The others tell the cloud, which from then refuses till-3's certificate (the
+    // connection closed at once, or the call refused).
+    let started = Instant::now();
+    let answer = loop {
+        match hello_from(&d.join("till-3-id"), &cloud.quic).await {
+            Ok(code) if code.is_empty() => {}
+            answer => break answer,
+        }
+        assert!(
+            started.elapsed() < CLOUD_BOUND,
+            "the cloud still serves till-3's revoked certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    match &answer {
+        Ok(code) => assert_eq!(code, "certificate_revoked"),
+        Err(closed) => assert!(closed.contains("certificate_revoked at"), "{closed}"),
+    }
+    // Never retroactive: what it uploaded before stays; the others still upload.
+    sell_on(&client, &[(&a, "a-before", 1)]).await;
+    wait_cloud_entries(&client, &cloud, 3).await;
+
+    // 2. The cloud's certificate revoked store-wide: no device uploads to it any more.
+    let pem = std::fs::read(cloud_id.join("node.pem")).expect("cloud node.pem");
+    let cloud_serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
+    let (status, revoked) = post(
+        &client,
+        &b,
+        &format!("/v1/store/certificates/{cloud_serial}/revoke"),
+        "r-cloud",
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 201, "{revoked}");
+    for node in [&a, &b] {
+        let refused = uplink_refused(&client, node).await;
+        assert!(
+            refused.contains(&cloud_serial) && refused.contains("refuses it"),
+            "{refused}"
+        );
+    }
+    let listed = support::get_json(&client, &format!("http://{}/v1/alerts", a.api)).await;
+    let raised: Vec<_> = listed["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|alert| alert["kind"] == "cloud_certificate_revoked")
+        .collect();
+    assert_eq!(raised.len(), 1, "{listed}");
+    // A sale taken now stays in the store, not at the cloud, across reconnect attempts.
+    sell_on(&client, &[(&a, "a-after", 1)]).await;
+    wait_entries(&client, &[&a, &b], 4).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        cloud_store(&client, &cloud).await.0,
+        3,
+        "uploaded to a revoked cloud"
+    );
+    let printed = support::cli_output(
+        std::process::Command::new(support::binary()).args(["status", "--mgmt", &a.mgmt]),
+    );
+    assert!(
+        printed.1.contains("REFUSED: the cloud at") && printed.1.contains(&cloud_serial),
+        "posmesh status:\n{}",
+        printed.1
+    );
+    // Said once in the log, not at every reconnect.
+    let log = std::fs::read_to_string(d.join("till-1.log")).expect("till-1's log");
+    assert_eq!(
+        log.matches("the uplink refuses it").count(),
+        1,
+        "logged once:\n{log}"
+    );
 }
