@@ -2,6 +2,7 @@
 //! RocksDB again), one module per topic.
 
 mod bad_input;
+mod closed_stdout;
 mod cloud_loopback;
 mod consensus_loopback;
 mod consensus_recovery;
