@@ -1256,9 +1256,13 @@ async fn a_manager_disables_a_cashier_not_the_only_admin() {
     let applied = settled_applied_index(&client, &a).await;
     let (code, answer) = post(&ada, &a, &disable("ada"), "", Value::Null).await;
     assert_eq!(
-        (code, answer["error"]["code"].as_str()),
-        (409, Some("last_admin")),
-        "{answer}"
+        (
+            code,
+            answer["error"]["code"].as_str(),
+            answer["error"]["field"].as_str()
+        ),
+        (409, Some("last_admin"), Some("operator_id")),
+        "the request has no role: {answer}"
     );
     let (code, answer) = post(&mia, &a, &disable("nobody"), "", Value::Null).await;
     assert_eq!(
