@@ -751,7 +751,10 @@ impl RaftService {
     /// (removing the leader hands leadership over) or the leader's answer is lost while the
     /// retirement is seen applied here within [`RETIREMENT_SEEN_WAIT`], it is still a
     /// success — whichever device leads takes a retired member out of the group
-    /// (`reconcile_membership`).
+    /// (`reconcile_membership`). If it is not seen and the answer was lost with the leader,
+    /// the removal is sent again to the next leader within the write's bounded wait
+    /// ([`RaftService::write`]): its retirement carries a key this device assigned
+    /// ([`super::assigned_key`]), so a second application replays the first.
     ///
     /// # Errors
     /// [`RemoveError::LastVoter`] when the device is the store's only voter (checked here
