@@ -228,4 +228,127 @@ mod tests {
             serde_json::from_slice(&serde_json::to_vec(&command).expect("json")).expect("back");
         assert_eq!(back, command);
     }
+
+    /// Every kind of guarded write a device keys itself when its client sent no key (the
+    /// node's `assigned_key`): its replay answers the first outcome even after the
+    /// authorising operator was disabled — what a follower's resend after a leader's death
+    /// relies on; unkeyed, the same second entry is refused — and the key with another
+    /// command is refused, changing nothing.
+    #[test]
+    fn every_guarded_write_kind_replays_under_its_key_after_the_operator_is_disabled() {
+        use crate::staff::Role;
+        let gbp = Currency::from_code("GBP").expect("GBP");
+        let mut state = crate::test_fixtures::state_with_operators(&[
+            ("ada", Role::Admin),
+            ("bob", Role::Admin),
+            ("cas", Role::Cashier),
+        ]);
+        let by_bob = |command: StoreCommand| StoreCommand::Authorised {
+            authorised_by: "bob".into(),
+            command: Box::new(command),
+        };
+        let kinds = [
+            by_bob(StoreCommand::RetireDevice {
+                device_id: "till-3".into(),
+            }),
+            by_bob(StoreCommand::SetExposureBudget {
+                amount_minor: 10_000,
+                currency: gbp,
+            }),
+            by_bob(StoreCommand::SetExposureAllotment {
+                device_id: "till-2".into(),
+                amount_minor: 500,
+            }),
+            by_bob(StoreCommand::RevokeCertificate {
+                serial: "0a".into(),
+            }),
+            by_bob(StoreCommand::DisableOperator {
+                operator_id: "cas".into(),
+                disabled_at_ms: 0,
+            }),
+            StoreCommand::SetOperatorAuthorised {
+                authorised_by: Some("bob".into()),
+                operator_id: "new-1".into(),
+                name: "New".into(),
+                role: Role::Cashier,
+                pin_hash: crate::test_fixtures::PIN_HASH.into(),
+            },
+        ];
+        // Keyed as the device keys them: inside the authorisation, or bare.
+        let keyed_as_device = |n: usize, hash: char, command: &StoreCommand| match command {
+            StoreCommand::Authorised {
+                authorised_by,
+                command,
+            } => StoreCommand::Authorised {
+                authorised_by: authorised_by.clone(),
+                command: Box::new(keyed(
+                    &format!("posmesh device till-1 {n}"),
+                    hash,
+                    (**command).clone(),
+                )),
+            },
+            bare => keyed(&format!("posmesh device till-1 {n}"), hash, bare.clone()),
+        };
+        let mut first = Vec::new();
+        for (n, command) in kinds.iter().enumerate() {
+            let index = 10 + n as u64;
+            match state.apply(index, &keyed_as_device(n, 'a', command)) {
+                StoreResponse::Applied(outcome) => first.push((index, outcome)),
+                other => panic!("{command}: {other:?}"),
+            }
+        }
+        // The key with another request: refused, nothing changes.
+        let applied = state.clone();
+        for (n, (command, (applied_at_index, _))) in kinds.iter().zip(&first).enumerate() {
+            assert_eq!(
+                state.apply(20 + n as u64, &keyed_as_device(n, 'b', command)),
+                StoreResponse::Refused(Refusal::IdempotencyKeyReused {
+                    idempotency_key: format!("posmesh device till-1 {n}"),
+                    applied_at_index: *applied_at_index,
+                }),
+                "{command}"
+            );
+        }
+        assert_eq!(state, applied);
+        let disabled = state.apply(
+            29,
+            &StoreCommand::Authorised {
+                authorised_by: "ada".into(),
+                command: Box::new(StoreCommand::DisableOperator {
+                    operator_id: "bob".into(),
+                    disabled_at_ms: 0,
+                }),
+            },
+        );
+        assert!(
+            matches!(disabled, StoreResponse::Applied(_)),
+            "{disabled:?}"
+        );
+        let before = state.clone();
+        for (n, (command, (applied_at_index, outcome))) in kinds.iter().zip(first).enumerate() {
+            let index = 30 + n as u64;
+            // The resend: the first outcome, nothing applied.
+            assert_eq!(
+                state.apply(index, &keyed_as_device(n, 'a', command)),
+                StoreResponse::Replayed {
+                    applied_at_index,
+                    outcome
+                },
+                "{command}"
+            );
+            // Unkeyed, the second entry would be refused: bob is disabled.
+            assert!(
+                matches!(state.apply(index, command), StoreResponse::Refused(_)),
+                "{command}"
+            );
+            assert!(
+                matches!(
+                    state.apply(index, &keyed_as_device(n, 'b', command)),
+                    StoreResponse::Refused(_)
+                ),
+                "{command}"
+            );
+            assert_eq!(state, before, "{command}: nothing changes");
+        }
+    }
 }

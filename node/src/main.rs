@@ -134,6 +134,7 @@ enum JournalCommand {
 }
 
 fn main() -> ExitCode {
+    cli::closed_stdout::exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     // openraft's own INFO lines (every vote, every membership step) drown the node's; its
     // warnings and errors still show. RUST_LOG overrides (e.g. RUST_LOG=info,openraft=info).

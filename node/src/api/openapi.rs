@@ -1,5 +1,6 @@
 //! The OpenAPI 3 document of the local API, generated from the handlers' annotations.
 
+use super::write_bar::WriteBarDoc;
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -56,7 +57,8 @@ use utoipa::OpenApi;
         super::card_sales::create_qr,
         super::card_sales::confirm_qr,
         super::pin_unlock::unlock,
-    )
+    ),
+    modifiers(&WriteBarDoc)
 )]
 pub struct ApiDoc;
 
@@ -123,10 +125,65 @@ mod tests {
                     operation["responses"]
                 );
             }
+            let barred = operation["responses"]["403"]["description"]
+                .as_str()
+                .unwrap_or_default();
+            let codes: &[&str] = if *method == "get" {
+                &["role_forbidden"]
+            } else {
+                &["role_forbidden", "device_retired", "certificate_revoked"]
+            };
+            for code in codes {
+                assert!(barred.contains(code), "{method} {path} 403: {barred}");
+            }
             let locked = operation["responses"]["429"]["description"]
                 .as_str()
                 .unwrap_or_default();
             assert!(locked.contains("pin_locked"), "{method} {path}: {locked}");
         }
+    }
+
+    /// Every write (every method but GET and HEAD) documents the write bar's answers
+    /// ([`super::super::write_bar`]): 403 `device_retired` / `certificate_revoked` and 409
+    /// `device_identity_conflict`, each with the error body; reads do not.
+    #[test]
+    fn every_write_documents_the_write_bar() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        let paths = document["paths"].as_object().expect("paths");
+        let mut writes = 0;
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().expect("path item") {
+                let barred = |status: &str| {
+                    operation["responses"][status]["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                if matches!(method.as_str(), "get" | "head") {
+                    assert!(!barred("403").contains("device_retired"), "{method} {path}");
+                    continue;
+                }
+                if !matches!(method.as_str(), "post" | "put" | "patch" | "delete") {
+                    continue;
+                }
+                writes += 1;
+                for code in ["device_retired", "certificate_revoked"] {
+                    assert!(
+                        barred("403").contains(code),
+                        "{method} {path} 403 names {code}"
+                    );
+                }
+                assert!(
+                    barred("409").contains("device_identity_conflict"),
+                    "{method} {path}"
+                );
+                assert_eq!(
+                    operation["responses"]["403"]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path}"
+                );
+            }
+        }
+        assert!(writes >= 20, "{writes} writes");
     }
 }

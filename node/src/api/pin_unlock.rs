@@ -6,34 +6,22 @@
 //!   authorising operator of a change to the operators, see [`super::operator_auth`]),
 //!   by id and PIN: an unknown id is answered exactly as a wrong PIN, so nobody learns
 //!   which ids exist or what their roles are before giving a right PIN.
-//! - `POST /v1/operators/{id}/unlock`: a manager or admin, identified by id and PIN, lifts
-//!   an operator's lockout on this device (`posmesh operator unlock`). The PIN is needed
+//! - `POST /v1/operators/{id}/unlock`: a manager or admin, identified by id and PIN as the
+//!   authorising operator of every guarded command (`X-Operator-Id` / `X-Operator-Pin`),
+//!   lifts an operator's lockout on this device (`posmesh operator unlock --as`). The PIN is needed
 //!   so that whoever is locked out at a till cannot lift it alone; a wrong manager PIN
 //!   counts against the manager's own lockout. The PIN is checked first, then the
 //!   manager's role, then the operator to unlock.
 
-use super::body::parse_json;
 use super::error::{ApiError, ErrorBody};
 use crate::runtime::NodeContext;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use posmesh_consensus::staff::{Operator, Role};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
-
-/// `POST /v1/operators/{id}/unlock` body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UnlockBody {
-    /// The manager (or admin) lifting the lockout.
-    pub manager_id: String,
-    /// The manager's PIN.
-    pub manager_pin: String,
-}
 
 /// `POST /v1/operators/{id}/unlock` answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,7 +33,7 @@ pub struct UnlockView {
     pub was_locked: bool,
     /// Wrong PINs in a row forgotten.
     pub failures_cleared: u32,
-    /// The manager who unlocked.
+    /// The manager (or admin) who unlocked.
     pub unlocked_by: String,
 }
 
@@ -184,53 +172,49 @@ fn storage(error: crate::storage::StorageError) -> ApiError {
     )
 }
 
-/// Lifts an operator's PIN lockout on this device (a manager's or admin's id and PIN).
-/// The manager's PIN is checked first (an unknown manager id is answered as a wrong PIN:
-/// 401 `pin_mismatch`), then the manager's role (403 `not_a_manager`), then the operator
-/// to unlock (404 `operator_not_found`), whose role must be below the manager's (403
+/// Lifts an operator's PIN lockout on this device, on the authority of a manager or admin
+/// named in `X-Operator-Id` / `X-Operator-Pin` — the authorising operator of every guarded
+/// command ([`super::operator_auth`]). Their PIN is checked first (an unknown id is
+/// answered as a wrong PIN: 401 `pin_mismatch`; without the headers 401
+/// `operator_required`), then their role (403 `role_forbidden`), then the operator to
+/// unlock (404 `operator_not_found`), whose role must be below theirs (403
 /// `role_forbidden`; an admin may unlock an admin): nothing about roles or operators is
-/// told to someone without a right PIN.
-#[utoipa::path(post, path = "/v1/operators/{id}/unlock", request_body = UnlockBody,
-    params(("id" = String, Path, description = "the locked-out operator")),
-    responses((status = 200, body = UnlockView), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody, description = "`pin_mismatch`: unknown manager or wrong manager PIN (the same answer; a wrong PIN counts against the manager)"),
-              (status = 403, body = ErrorBody, description = "`not_a_manager`: manager_id (PIN verified) is not a manager or admin; `role_forbidden`: the operator to unlock is not below the manager's role (an admin may unlock an admin)"),
-              (status = 404, body = ErrorBody, description = "`operator_not_found`: unknown operator to unlock (told only after the manager is verified)"),
-              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "the manager is locked out"),
+/// told to someone without a right PIN. The request has no body (credentials in a body,
+/// `manager_id` / `manager_pin`, are no longer read: 401 `operator_required`).
+#[utoipa::path(post, path = "/v1/operators/{id}/unlock",
+    params(("id" = String, Path, description = "the locked-out operator"),
+        ("X-Operator-Id" = String, Header, description = "the unlocking manager or admin"),
+        ("X-Operator-Pin" = String, Header, description = "their PIN")),
+    responses((status = 200, body = UnlockView),
+              (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII"),
+              (status = 401, body = ErrorBody, description = "`operator_required`: no X-Operator-Id / X-Operator-Pin; `pin_mismatch`: unknown operator or wrong PIN (the same answer; a wrong PIN counts against that operator)"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: the authorising operator (PIN verified) is not a manager or admin, or the operator to unlock is not below their role (an admin may unlock an admin)"),
+              (status = 404, body = ErrorBody, description = "`operator_not_found`: unknown operator to unlock (told only after the authorising operator is verified)"),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"),
               (status = 503, body = ErrorBody)))]
 pub async fn unlock(
     State(node): State<Arc<NodeContext>>,
     Path(operator_id): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<UnlockView>, ApiError> {
-    let body: UnlockBody = parse_json(&headers, body)?;
-    for (field, value) in [
-        ("manager_id", &body.manager_id),
-        ("manager_pin", &body.manager_pin),
-    ] {
-        if value.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "empty_field",
-                format!("{field} must not be empty"),
-                Some(field),
-            ));
-        }
-    }
-    let manager = authenticate(&node, &body.manager_id, body.manager_pin, "manager_pin").await?;
-    if !matches!(manager.role, Role::Manager | Role::Admin) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_a_manager",
-            format!(
-                "{:?} is {}: only a manager or admin can unlock an operator",
-                body.manager_id,
-                manager.role.with_article()
-            ),
-            Some("manager_id"),
-        ));
-    }
+    let operation = "unlock an operator";
+    let by = super::operator_auth::operator_for(&node, &headers, operation)
+        .await?
+        .ok_or_else(|| {
+            // A store with no operator has nobody to unlock, nor anyone to unlock them.
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "operator_required",
+                format!(
+                    "to {operation}, send {} and {}: the id and PIN of a manager or admin",
+                    super::operator_auth::OPERATOR_ID_HEADER,
+                    super::operator_auth::OPERATOR_PIN_HEADER
+                ),
+                Some(super::operator_auth::OPERATOR_ID_HEADER),
+            )
+        })?;
+    super::operator_auth::require_role(&node, Some(&by), Role::Manager, operation)?;
+    let manager = operator(&node, &by, "operator_not_found", None)?;
     let locked_out = operator(&node, &operator_id, "operator_not_found", None)?;
     // Unlocking lifts the limit on guessing that operator's PIN: a manager who could
     // unlock a peer or a superior could guess their PIN 5 at a time and act as them.
@@ -239,12 +223,11 @@ pub async fn unlock(
             StatusCode::FORBIDDEN,
             "role_forbidden",
             format!(
-                "{:?} is {} and cannot unlock {operator_id:?}, {}: only a role above it can (an admin for an admin)",
-                body.manager_id,
+                "{by:?} is {} and cannot unlock {operator_id:?}, {}: only a role above it can (an admin for an admin)",
                 manager.role.with_article(),
                 locked_out.role.with_article()
             ),
-            Some("manager_id"),
+            Some(super::operator_auth::OPERATOR_ID_HEADER),
         ));
     }
     let now_ms = crate::clock::wall_clock_ms();
@@ -257,12 +240,12 @@ pub async fn unlock(
     .await
     .map_err(ApiError::internal)?
     .map_err(storage)?;
-    tracing::info!(operator = %operator_id, manager = %body.manager_id, ?had, "PIN lockout lifted");
+    tracing::info!(operator = %operator_id, manager = %by, ?had, "PIN lockout lifted");
     Ok(Json(UnlockView {
         operator_id,
         was_locked: had.is_some_and(|a| a.locked_at(now_ms)),
         failures_cleared: had.map_or(0, |a| a.failures),
-        unlocked_by: body.manager_id,
+        unlocked_by: by,
     }))
 }
 

@@ -436,8 +436,20 @@ pub async fn disable_operator(
         disabled_at_ms: now_ms,
     };
     // Unknown, disabled or the only admin: answered from this device's state, no entry.
-    let command = super::operator_auth::authorised(&node, by, command)?;
-    decide(&node, command).await
+    let decided = match super::operator_auth::authorised(&node, by, command) {
+        Ok(command) => decide(&node, command).await,
+        Err(refusal) => Err(refusal),
+    };
+    decided.map_err(the_only_admin_is_the_path_operator)
+}
+
+/// A disable request has no `role`: the only admin's refusal (`last_admin`, whose field is
+/// `role` for a change of role) names the operator of the path, `operator_id`.
+fn the_only_admin_is_the_path_operator(mut error: ApiError) -> ApiError {
+    if error.code == "last_admin" {
+        error.field = Some("operator_id".to_owned());
+    }
+    error
 }
 
 /// Ids and names: 1–128 bytes, no control characters, not only spaces (checked here so a

@@ -70,3 +70,50 @@ pub async fn refuse_writes_when_barred(
     }
     next.run(request).await
 }
+
+/// The write bar's answers in the OpenAPI document, added to every operation it guards
+/// (every method but `GET`/`HEAD`, as [`refuse_writes_when_barred`]) from this one place:
+/// 403 `device_retired` / `certificate_revoked` (appended to an operation's own 403,
+/// e.g. `role_forbidden`) and 409 `device_identity_conflict`.
+pub struct WriteBarDoc;
+
+/// The 403 answers of the write bar, as documented.
+pub const BARRED_403: &str = "`device_retired`: this device was removed from the store (enrol the till again as a new device); `certificate_revoked`: this device's certificate was revoked store-wide (issue it a new one). Nothing changed";
+/// The 409 answer of the write bar, as documented.
+pub const BARRED_409: &str = "`device_identity_conflict`: the store holds history of this device's id that its journal does not (enrol the till as a new device with a new id). Nothing changed";
+
+impl utoipa::Modify for WriteBarDoc {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, Response};
+        for item in openapi.paths.paths.values_mut() {
+            let writes = [
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in writes.into_iter().flatten() {
+                for (status, said) in [("403", BARRED_403), ("409", BARRED_409)] {
+                    let responses = &mut operation.responses.responses;
+                    match responses.get_mut(status) {
+                        Some(RefOr::T(response)) => {
+                            if !response.description.is_empty() {
+                                response.description.push_str("; ");
+                            }
+                            response.description.push_str(said);
+                        }
+                        Some(RefOr::Ref(_)) => {}
+                        None => {
+                            let mut response = Response::new(said);
+                            response.content.insert(
+                                "application/json".to_owned(),
+                                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                            );
+                            responses.insert(status.to_owned(), RefOr::T(response));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -12,8 +12,10 @@
 //!   `unlock` (a manager lifts a PIN lockout).
 //! - [`operator_pin`]: `--as` and the PIN of the authorising operator, shared by every
 //!   guarded command.
+//! - [`closed_stdout`]: output into a closed pipe ends the command quietly.
 
 pub mod ca;
+pub mod closed_stdout;
 pub mod init;
 pub mod journal;
 pub mod operator;

@@ -2,7 +2,7 @@
 //! - `set`: add an operator or change one's name, role or PIN (`POST /v1/operators`), on
 //!   the authority of an operator (`--as`) whose role allows it; the store's first
 //!   operator (an admin) is set without `--as`.
-//! - `unlock`: a manager lifts an operator's PIN lockout on one device
+//! - `unlock`: a manager or admin (`--as`) lifts an operator's PIN lockout on one device
 //!   (`POST /v1/operators/{id}/unlock`).
 //!
 //! PINs are never needed on the command line (where other users can see them): they are
@@ -19,19 +19,20 @@ use std::io::BufRead;
 #[derive(Subcommand, Clone, Debug)]
 pub enum OperatorCommand {
     /// Lift an operator's PIN lockout (after 5 wrong PINs) on the device whose API is
-    /// given, before the 5 minutes are over. Needs a manager's or admin's id and PIN; the
-    /// PIN is read from POSMESH_MANAGER_PIN or else from the first line of stdin.
+    /// given, before the 5 minutes are over. Needs an authorising manager or admin
+    /// (`--as`, or POSMESH_OPERATOR_ID) whose role is above the operator's (an admin may
+    /// unlock an admin); their PIN is read from POSMESH_OPERATOR_PIN or else from the
+    /// first line of stdin.
     Unlock {
         /// The locked-out operator.
         #[arg(long)]
         operator: String,
-        /// The manager (or admin) unlocking.
-        #[arg(long)]
-        manager: String,
-        /// The manager's PIN (prefer stdin: an environment variable can be read by
-        /// other processes of the same user).
-        #[arg(long, env = "POSMESH_MANAGER_PIN", hide_env_values = true, hide = true)]
-        manager_pin: Option<String>,
+        /// The manager (or admin) unlocking, and their PIN.
+        #[command(flatten)]
+        by: OperatorPinArgs,
+        /// Deprecated: the old name of `--as` (its PIN is read as `--as`'s).
+        #[arg(long, hide = true)]
+        manager: Option<String>,
         /// Sales API address of the device the operator is locked out on.
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
@@ -92,10 +93,17 @@ pub async fn run_operator(command: OperatorCommand) -> anyhow::Result<()> {
     match command {
         OperatorCommand::Unlock {
             operator,
+            mut by,
             manager,
-            manager_pin,
             api,
-        } => unlock(operator, manager, manager_pin, api).await,
+        } => {
+            if let Some(manager) = manager {
+                eprintln!("warning: --manager is deprecated: use --as {manager}");
+                by.authorised_by = Some(manager);
+            }
+            let by = by.require("unlock an operator")?;
+            unlock(operator, by, api).await
+        }
         OperatorCommand::Disable { operator, by, api } => {
             let by = by.require("disable an operator")?;
             let url = format!(
@@ -143,28 +151,21 @@ pub async fn run_operator(command: OperatorCommand) -> anyhow::Result<()> {
 
 async fn unlock(
     operator: String,
-    manager: String,
-    manager_pin: Option<String>,
+    by: super::operator_pin::OperatorPin,
     api: String,
 ) -> anyhow::Result<()> {
-    let pin = match manager_pin {
-        Some(pin) => pin,
-        None => read_pin_line("manager PIN", "POSMESH_MANAGER_PIN")?,
-    };
     let url = format!(
         "{}/v1/operators/{}/unlock",
         base_url(&api),
         percent_encode_segment(&operator)
     );
-    let request = reqwest::Client::new()
-        .post(&url)
-        .json(&serde_json::json!({"manager_id": manager, "manager_pin": pin}));
+    let request = by.headers(reqwest::Client::new().post(&url));
     let body = answer(&url, request).await?;
     println!(
         "{}",
         unlock_line(
             &operator,
-            &manager,
+            &by.id,
             body["was_locked"].as_bool().unwrap_or(false),
             body["failures_cleared"].as_u64().unwrap_or(0)
         )

@@ -237,6 +237,15 @@ fn error(status: StatusCode, code: &str, message: String) -> Response {
         .into_response()
 }
 
+/// [`error`] naming the offending `field` of the request body, as the device API does.
+fn error_at(status: StatusCode, code: &str, message: String, field: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message, "field": field}})),
+    )
+        .into_response()
+}
+
 /// The admin API: every route needs the bearer token ([`admin_token`]) except
 /// `GET /v1/health`.
 pub fn admin_router(service: Arc<CloudService>, token: AdminToken) -> Router {
@@ -345,7 +354,7 @@ async fn publish(
         );
     }
     if body.catalog_toml.len() > posmesh_consensus::CATALOG_TOML_BYTES_MAX {
-        return error(
+        return error_at(
             StatusCode::PAYLOAD_TOO_LARGE,
             "catalog_too_large",
             format!(
@@ -353,6 +362,7 @@ async fn publish(
                 body.catalog_toml.len(),
                 posmesh_consensus::CATALOG_TOML_BYTES_MAX
             ),
+            "catalog_toml",
         );
     }
     match crate::catalog_file::parse_catalog(&body.catalog_toml) {

@@ -15,6 +15,8 @@
 //!   never stop a lagging follower from catching up).
 //! - [`forwarding`]: client writes a follower forwards to the leader, coalesced into one
 //!   call while earlier ones are under way.
+//! - [`assigned_key`]: the Idempotency-Key a device gives a guarded write its client sent
+//!   without one, so that every guarded write can be resent after a leader's death.
 //! - [`resend`]: whether a forwarded write whose answer was lost with the leader may be
 //!   sent again to the next leader (a command whose second application is a no-op replay).
 //! - [`wire`]: the RPC messages (JSON of openraft's serde types; snapshot chunks raw).
@@ -40,6 +42,7 @@
 //! Sales never wait on any of this (DESIGN: local first).
 
 pub mod append_budget;
+pub mod assigned_key;
 pub mod forwarding;
 pub mod founding;
 pub mod group_file;

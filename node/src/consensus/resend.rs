@@ -29,14 +29,17 @@ use posmesh_consensus::StoreCommand;
 /// - [`StoreCommand::SetExposureBudget`], [`StoreCommand::SetExposureAllotment`]: set a
 ///   value (the same checks pass again, the outcome is the same).
 ///
-/// Not: issuing a gift card, catalog and tax versions (refused when not newer), closing a
-/// day or a shift, opening a shift, revoking a certificate (refused when done), setting an
-/// operator (the authorisation is checked again against the state at the second entry,
-/// which the first may have changed, and the change is stamped with its index), disabling
-/// an operator, and a command under an operator's authority ([`StoreCommand::Authorised`])
-/// without an Idempotency-Key: its authorisation is checked again at the second entry, and
-/// an operator disabled or demoted in between would turn the replay into a refusal. Under
-/// a key it is resent: the state machine answers a key's replay before the role check.
+/// Not, bare: issuing a gift card, catalog and tax versions (refused when not newer),
+/// closing a day or a shift, opening a shift, revoking a certificate (refused when done),
+/// setting an operator (the authorisation is checked again against the state at the
+/// second entry, which the first may have changed, and the change is stamped with its
+/// index), disabling an operator, and a command under an operator's authority
+/// ([`StoreCommand::Authorised`]) without an Idempotency-Key: its authorisation is checked
+/// again at the second entry, and an operator disabled or demoted in between would turn
+/// the replay into a refusal. Under a key they are resent: the state machine answers a
+/// key's replay before the role check. And every guarded write is sent under a key: the
+/// client's, or one the device assigns before the first send
+/// ([`super::assigned_key`]) — so every guarded write is resent, whatever its kind.
 pub fn replay_is_noop(command: &StoreCommand) -> bool {
     match command {
         StoreCommand::Authorised { command, .. } => {
@@ -155,6 +158,52 @@ mod tests {
             },
         ] {
             assert!(!may_resend(&command, LOST), "{command:?}");
+        }
+    }
+
+    /// Each kind of guarded write a client may send without a key, as the device sends it
+    /// (keyed by [`super::super::assigned_key`]): resent; as the client sent it: not.
+    #[test]
+    fn every_guarded_write_is_resent_as_the_device_sends_it() {
+        let by = |command: StoreCommand| StoreCommand::Authorised {
+            authorised_by: "mgr-1".into(),
+            command: Box::new(command),
+        };
+        for command in [
+            by(StoreCommand::RetireDevice {
+                device_id: "till-3".into(),
+            }),
+            by(StoreCommand::SetExposureBudget {
+                amount_minor: 10_000,
+                currency: gbp(),
+            }),
+            by(StoreCommand::SetExposureAllotment {
+                device_id: "till-2".into(),
+                amount_minor: 500,
+            }),
+            by(StoreCommand::DisableOperator {
+                operator_id: "csh-1".into(),
+                disabled_at_ms: 0,
+            }),
+            by(StoreCommand::RevokeCertificate {
+                serial: "0a".into(),
+            }),
+            StoreCommand::SetOperatorAuthorised {
+                authorised_by: Some("adm-1".into()),
+                operator_id: "csh-2".into(),
+                name: "Cass".into(),
+                role: posmesh_consensus::staff::Role::Cashier,
+                pin_hash: "h".into(),
+            },
+            // A store in setup (no operator yet): bare.
+            StoreCommand::RevokeCertificate {
+                serial: "0b".into(),
+            },
+        ] {
+            assert!(!may_resend(&command, LOST), "unkeyed: {command:?}");
+            let (sent, assigned) = crate::consensus::assigned_key::assign("till-1", 42, command);
+            assert!(assigned, "{sent:?}");
+            assert!(may_resend(&sent, LOST), "as sent: {sent:?}");
         }
     }
 

@@ -486,7 +486,11 @@ impl RaftService {
             RaftRequest::RemoveDevice {
                 device_id,
                 authorised_by,
-            } => match self.remove_here(&device_id, authorised_by).await {
+                idempotency_key,
+            } => match self
+                .remove_here(&device_id, authorised_by, idempotency_key)
+                .await
+            {
                 Ok(()) => RaftReply::Removed,
                 Err(RemoveError::LastVoter { device_id }) => RaftReply::LastVoter { device_id },
                 Err(RemoveError::Unavailable(why)) => RaftReply::Failed(why),
@@ -519,7 +523,9 @@ impl RaftService {
     /// became unreachable or changed before answering is sent again, within the same wait,
     /// only if applying it twice is a no-op replay ([`super::resend`]: deduplicated by id,
     /// or "set X to V"); otherwise, or if no leader is reachable in time, it stays
-    /// "outcome unknown".
+    /// "outcome unknown". A guarded write its client sent without an Idempotency-Key gets
+    /// one from this device before it is first sent ([`super::assigned_key`]), so it can
+    /// be resent; a replay of that key is answered as the first send would have been.
     ///
     /// # Errors
     /// A sentence for the person at the till: no quorum (this device is cut off from most
@@ -527,7 +533,16 @@ impl RaftService {
     /// ([`forwarding::OUTCOME_UNKNOWN`]), or this device was retired
     /// ([`super::retirement::DEVICE_RETIRED`]).
     pub async fn write(&self, command: StoreCommand) -> Result<(u64, StoreResponse), String> {
-        self.with_leader(|| self.write_once(command.clone())).await
+        let (command, assigned) =
+            super::assigned_key::assign(&self.local_device, rand::random(), command);
+        let written = self
+            .with_leader(|| self.write_once(command.clone()))
+            .await?;
+        Ok(if assigned {
+            super::assigned_key::first_answer(written)
+        } else {
+            written
+        })
     }
 
     async fn write_once(&self, command: StoreCommand) -> Attempt<(u64, StoreResponse)> {
@@ -736,7 +751,10 @@ impl RaftService {
     /// (removing the leader hands leadership over) or the leader's answer is lost while the
     /// retirement is seen applied here within [`RETIREMENT_SEEN_WAIT`], it is still a
     /// success — whichever device leads takes a retired member out of the group
-    /// (`reconcile_membership`).
+    /// (`reconcile_membership`). If it is not seen and the answer was lost with the leader,
+    /// the removal is sent again to the next leader within the write's bounded wait
+    /// ([`RaftService::write`]): its retirement carries a key this device assigned
+    /// ([`super::assigned_key`]), so a second application replays the first.
     ///
     /// # Errors
     /// [`RemoveError::LastVoter`] when the device is the store's only voter (checked here
@@ -757,24 +775,59 @@ impl RaftService {
             ));
         }
         self.check_not_last_voter(device_id)?;
+        // One key for every send of this removal: sent again to the next leader after its
+        // answer was lost with a dead one, its retirement is a replay of the first.
+        let key = super::assigned_key::key_for(&self.local_device, rand::random());
+        self.with_leader(|| self.remove_once(device_id, authorised_by.clone(), &key))
+            .await
+            .map_err(RemoveError::Unavailable)?
+    }
+
+    /// One try of [`RaftService::remove_device`]: on the leader, or forwarded to it.
+    async fn remove_once(
+        &self,
+        device_id: &str,
+        authorised_by: Option<String>,
+        key: &str,
+    ) -> Attempt<Result<(), RemoveError>> {
         let metrics = self.raft.metrics().borrow_watched().clone();
-        if metrics.state == ServerState::Leader {
-            return self.remove_here(device_id, authorised_by).await;
-        }
-        let leader = metrics.current_leader.ok_or_else(|| {
-            RemoveError::Unavailable("no quorum: the store has no leader now".to_owned())
-        })?;
-        let request = RaftRequest::RemoveDevice {
-            device_id: device_id.to_owned(),
-            authorised_by,
-        };
-        let failure = match self.forward(leader, &request).await {
-            Ok(RaftReply::Removed) => return Ok(()),
-            Ok(RaftReply::LastVoter { device_id }) => {
-                return Err(RemoveError::LastVoter { device_id })
+        let failure = if metrics.state == ServerState::Leader {
+            match self
+                .remove_here(device_id, authorised_by, Some(key.to_owned()))
+                .await
+            {
+                Err(RemoveError::Unavailable(why))
+                    if why.starts_with(forwarding::OUTCOME_UNKNOWN) =>
+                {
+                    why
+                }
+                done => return Attempt::Done(Ok(done)),
             }
-            Ok(other) => format!("the leader answered {other:?}"),
-            Err(why) => why,
+        } else {
+            let Some(leader) = metrics.current_leader else {
+                return Attempt::NotSent("no quorum: the store has no leader now".to_owned());
+            };
+            let device = match self.reachable_leader(leader) {
+                Ok(device) => device,
+                Err(why) => return Attempt::NotSent(why),
+            };
+            let request = RaftRequest::RemoveDevice {
+                device_id: device_id.to_owned(),
+                authorised_by,
+                idempotency_key: Some(key.to_owned()),
+            };
+            match forwarding::call_leader(&self.links, &device, &request, DECISION_DEADLINE).await {
+                Ok(RaftReply::Removed) => return Attempt::Done(Ok(Ok(()))),
+                Ok(RaftReply::LastVoter { device_id }) => {
+                    return Attempt::Done(Ok(Err(RemoveError::LastVoter { device_id })))
+                }
+                Ok(RaftReply::Failed(why)) | Err(why) if forwarding::never_sent(&why) => {
+                    return Attempt::NotSent(why)
+                }
+                Ok(RaftReply::Failed(why)) if why.starts_with(forwarding::OUTCOME_UNKNOWN) => why,
+                Ok(other) => format!("the leader answered {other:?}"),
+                Err(why) => why,
+            }
         };
         // The leader's answer was lost or a failure (removing the leader itself hands
         // leadership over mid-way): if the retirement committed, the removal is done — the
@@ -788,9 +841,18 @@ impl RaftService {
                 %failure,
                 "the leader's answer was lost, but the retirement is committed"
             );
-            return Ok(());
+            return Attempt::Done(Ok(Ok(())));
         }
-        Err(RemoveError::Unavailable(failure))
+        // Not seen committed, maybe not proposed: sent again to the next leader (its
+        // retirement under the same key replays the first if it did commit).
+        if failure.starts_with(forwarding::OUTCOME_UNKNOWN) {
+            tracing::info!(
+                device = device_id,
+                "a removal's answer was lost with the leader; it will be sent again to the next leader: {failure}"
+            );
+            return Attempt::Unanswered(failure);
+        }
+        Attempt::Done(Ok(Err(RemoveError::Unavailable(failure))))
     }
 
     /// Waits (at most `wait`) until the retirement of `device_id` is applied here.
@@ -877,9 +939,10 @@ impl RaftService {
         &self,
         device_id: &str,
         authorised_by: Option<String>,
+        idempotency_key: Option<String>,
     ) -> Result<(), RemoveError> {
         self.check_not_last_voter(device_id)?;
-        self.retire_and_drop(device_id, authorised_by)
+        self.retire_and_drop(device_id, authorised_by, idempotency_key)
             .await
             .map_err(|e| RemoveError::Unavailable(e.to_string()))
     }
@@ -888,9 +951,16 @@ impl RaftService {
         &self,
         device_id: &str,
         authorised_by: Option<String>,
+        idempotency_key: Option<String>,
     ) -> anyhow::Result<()> {
         let retire = StoreCommand::RetireDevice {
             device_id: device_id.to_owned(),
+        };
+        // Under the removing device's key: a removal resent after a leader's death
+        // replays its retirement, whatever the operator's role is by then.
+        let retire = match idempotency_key {
+            Some(key) => super::assigned_key::keyed(key, retire),
+            None => retire,
         };
         let command = match authorised_by {
             Some(by) => StoreCommand::Authorised {
@@ -985,11 +1055,6 @@ impl RaftService {
                 .map(|(balance, currency)| (balance, currency.code().to_owned()))
         })
         .await
-    }
-
-    async fn forward(&self, leader: NodeId, request: &RaftRequest) -> Result<RaftReply, String> {
-        let device = self.leader_device(leader)?;
-        forwarding::call_leader(&self.links, &device, request, DECISION_DEADLINE).await
     }
 
     fn leader_device(&self, leader: NodeId) -> Result<String, String> {

@@ -49,6 +49,12 @@ pub enum RaftRequest {
         /// [`StoreCommand::Authorised`], so the role rules are checked when it applies.
         #[serde(default)]
         authorised_by: Option<String>,
+        /// The Idempotency-Key the removing device assigned the retirement
+        /// ([`super::assigned_key`]), the same in every send of one removal: proposed
+        /// under it, a removal resent to the next leader replays its retirement. `None`
+        /// from a device of an older version.
+        #[serde(default)]
+        idempotency_key: Option<String>,
     },
     /// A linearizable read of a gift card's balance, forwarded to the leader.
     ReadGiftCard {

@@ -342,7 +342,14 @@ async fn a_price_published_at_the_cloud_prices_the_next_sale() {
         .expect("answers");
     assert_eq!(too_large.status().as_u16(), 413);
     let answer: serde_json::Value = too_large.json().await.expect("JSON");
-    assert_eq!(answer["error"]["code"], "catalog_too_large", "{answer}");
+    assert_eq!(
+        (&answer["error"]["code"], &answer["error"]["field"]),
+        (
+            &serde_json::json!("catalog_too_large"),
+            &serde_json::json!("catalog_toml")
+        ),
+        "{answer}"
+    );
     let publish = || {
         std::process::Command::new(support::binary())
             .args(["cloud", "publish-catalog", "--http", &cloud.http])

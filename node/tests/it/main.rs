@@ -2,6 +2,7 @@
 //! RocksDB again), one module per topic.
 
 mod bad_input;
+mod closed_stdout;
 mod cloud_loopback;
 mod consensus_loopback;
 mod consensus_recovery;
@@ -9,6 +10,7 @@ mod crash_durability;
 mod day_close_loopback;
 mod demo;
 mod demo_netns;
+mod guarded_failover_loopback;
 mod identity_conflict_loopback;
 mod import_bakery;
 mod lab_mesh;

@@ -331,32 +331,48 @@ async fn operators_shifts_and_tax_rates_are_store_wide_decisions() {
     );
 }
 
-/// `POST /v1/operators/{operator}/unlock` by `manager` with `pin` on `node`.
+/// `POST /v1/operators/{operator}/unlock` on `node`, authorised by `by` (operator id, PIN)
+/// in the `X-Operator-Id` / `X-Operator-Pin` headers if given.
 async fn unlock(
     client: &reqwest::Client,
     node: &posmesh_node::node_process::NodeProcess,
     operator: &str,
-    body: Value,
+    by: Option<(&str, &str)>,
 ) -> (u16, Value) {
-    let path = format!("/v1/operators/{operator}/unlock");
-    post(client, node, &path, "", body).await
+    let mut request = client.post(format!(
+        "http://{}/v1/operators/{operator}/unlock",
+        node.api
+    ));
+    if let Some((id, pin)) = by {
+        request = request
+            .header("X-Operator-Id", id)
+            .header("X-Operator-Pin", pin);
+    }
+    let response = request.send().await.expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// `posmesh operator unlock --operator <operator> --manager ada` on `node`, ada's PIN
-/// on stdin: its stdout.
-fn cli_unlock_by_ada(node: &posmesh_node::node_process::NodeProcess, operator: &str) -> String {
+/// `posmesh operator unlock --operator <operator> <flag> ada` on `node` (`flag`: `--as`,
+/// or the deprecated `--manager`), ada's PIN on stdin: its stdout.
+fn cli_unlock_by_ada(
+    node: &posmesh_node::node_process::NodeProcess,
+    operator: &str,
+    flag: &str,
+) -> String {
     let mut cli = std::process::Command::new(support::binary());
     cli.args([
         "operator",
         "unlock",
         "--operator",
         operator,
-        "--manager",
+        flag,
         "ada",
         "--api",
     ])
     .arg(&node.api)
-    .env_remove("POSMESH_MANAGER_PIN")
+    .env_remove("POSMESH_OPERATOR_ID")
+    .env_remove("POSMESH_OPERATOR_PIN")
     .stdin(std::process::Stdio::piped())
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped());
@@ -427,25 +443,19 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
     for _ in 0..3 {
         assert_eq!(verify_pin(&client, &a, "mia", "0000").await.0, 401);
     }
-    let (code, mia_locked) = unlock(
-        &client,
-        &a,
-        "bob",
-        json!({"manager_id": "mia", "manager_pin": "2468"}),
-    )
-    .await;
+    let (code, mia_locked) = unlock(&client, &a, "bob", Some(("mia", "2468"))).await;
     assert_eq!(
         (
             code,
             mia_locked["error"]["code"].as_str(),
             mia_locked["error"]["field"].as_str()
         ),
-        (429, Some("pin_locked"), Some("manager_pin")),
+        (429, Some("pin_locked"), Some("X-Operator-Pin")),
         "a locked-out manager cannot unlock: {mia_locked}"
     );
 
     // An admin unlocks mia through the CLI (PIN on stdin); the CLI says she was locked.
-    let stdout = cli_unlock_by_ada(&a, "mia");
+    let stdout = cli_unlock_by_ada(&a, "mia", "--as");
     assert_eq!(
         stdout.trim_end(),
         "unlocked mia on this device (by ada): was locked out: yes; wrong PINs cleared: 5"
@@ -453,104 +463,55 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
     assert_eq!(verify_pin(&client, &a, "mia", "2468").await.0, 200);
     // A manager cannot unlock an admin (nor a peer): unlocking between guesses would let
     // her guess the admin's PIN without limit.
-    let (code, refused) = unlock(
-        &client,
-        &a,
-        "ada",
-        json!({"manager_id": "mia", "manager_pin": "2468"}),
-    )
-    .await;
+    let (code, refused) = unlock(&client, &a, "ada", Some(("mia", "2468"))).await;
     assert_eq!(
-        (code, refused["error"]["code"].as_str()),
-        (403, Some("role_forbidden")),
+        (
+            code,
+            refused["error"]["code"].as_str(),
+            refused["error"]["field"].as_str()
+        ),
+        (403, Some("role_forbidden"), Some("X-Operator-Id")),
         "{refused}"
     );
-    // An operator not locked out: the same shape, saying so.
-    let stdout = cli_unlock_by_ada(&a, "cal");
+    // An operator not locked out: the same shape, saying so (through the deprecated
+    // `--manager`, the old name of `--as`).
+    let stdout = cli_unlock_by_ada(&a, "cal", "--manager");
     assert_eq!(
         stdout.trim_end(),
         "unlocked cal on this device (by ada): was locked out: no; wrong PINs cleared: 0"
     );
 
-    // Bad unlocks: each refused precisely, and bob stays locked out. The manager's PIN
-    // is checked before anything else is told: an unknown manager is answered as a wrong
-    // PIN, a cashier with a wrong PIN as a wrong PIN (not "not a manager"), an unknown
-    // operator to unlock only to a verified manager.
+    // Bad unlocks: each refused precisely, and bob stays locked out. The authorising
+    // operator's PIN is checked before anything else is told: an unknown operator is
+    // answered as a wrong PIN, a cashier with a wrong PIN as a wrong PIN (not "may not"),
+    // an unknown operator to unlock only to a verified manager. Like every guarded
+    // command: no headers (or only one), `operator_required`; a cashier, `role_forbidden`.
+    let pin = Some("X-Operator-Pin");
     let cases = [
+        ("bob", Some(("zed", "2468")), 401, "pin_mismatch", pin),
+        ("bob", Some(("cal", "0000")), 401, "pin_mismatch", pin),
+        ("nobody", Some(("zed", "2468")), 401, "pin_mismatch", pin),
         (
             "bob",
-            json!({"manager_id": "zed", "manager_pin": "2468"}),
-            401,
-            "pin_mismatch",
-            Some("manager_pin"),
-        ),
-        (
-            "bob",
-            json!({"manager_id": "cal", "manager_pin": "0000"}),
-            401,
-            "pin_mismatch",
-            Some("manager_pin"),
-        ),
-        (
-            "nobody",
-            json!({"manager_id": "zed", "manager_pin": "2468"}),
-            401,
-            "pin_mismatch",
-            Some("manager_pin"),
-        ),
-        (
-            "bob",
-            json!({"manager_id": "cal", "manager_pin": "1111"}),
+            Some(("cal", "1111")),
             403,
-            "not_a_manager",
-            Some("manager_id"),
+            "role_forbidden",
+            Some("X-Operator-Id"),
         ),
         (
             "nobody",
-            json!({"manager_id": "mia", "manager_pin": "2468"}),
+            Some(("mia", "2468")),
             404,
             "operator_not_found",
             None,
         ),
-        (
-            "bob",
-            json!({"manager_id": "", "manager_pin": "2468"}),
-            422,
-            "empty_field",
-            Some("manager_id"),
-        ),
-        (
-            "bob",
-            json!({"manager_id": "mia", "manager_pin": ""}),
-            422,
-            "empty_field",
-            Some("manager_pin"),
-        ),
-        (
-            "bob",
-            json!({"manager_id": "mia"}),
-            400,
-            "invalid_field",
-            Some("manager_pin"),
-        ),
-        (
-            "bob",
-            json!({"manager_id": "mia", "manager_pin": "2468", "x": 1}),
-            400,
-            "invalid_field",
-            Some("x"),
-        ),
-        (
-            "bob",
-            json!({"manager_id": "mia", "manager_pin": "9999"}),
-            401,
-            "pin_mismatch",
-            Some("manager_pin"),
-        ),
+        ("bob", None, 401, "operator_required", Some("X-Operator-Id")),
+        ("bob", Some(("mia", "")), 401, "operator_required", pin),
+        ("bob", Some(("mia", "9999")), 401, "pin_mismatch", pin),
     ];
     let mut mismatches = Vec::new();
-    for (operator, body, status, code, field) in cases {
-        let (got, answer) = unlock(&client, &a, operator, body.clone()).await;
+    for (operator, by, status, code, field) in cases {
+        let (got, answer) = unlock(&client, &a, operator, by).await;
         assert_eq!(
             (
                 got,
@@ -558,7 +519,7 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
                 answer["error"]["field"].as_str()
             ),
             (status, Some(code), field),
-            "unlock {operator} {body}: {answer}"
+            "unlock {operator} by {by:?}: {answer}"
         );
         if code == "pin_mismatch" {
             mismatches.push(answer);
@@ -571,14 +532,18 @@ async fn a_pin_lockout_survives_a_crash_and_a_manager_lifts_it() {
         mismatches.windows(2).all(|w| w[0] == w[1]),
         "unknown manager and wrong PIN answer the same: {mismatches:?}"
     );
+    // The old credentials in a body are no longer read: as without headers.
+    let old = client
+        .post(format!("http://{}/v1/operators/bob/unlock", a.api))
+        .json(&json!({"manager_id": "mia", "manager_pin": "2468"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(old.status().as_u16(), 401);
+    let old: Value = old.json().await.expect("JSON");
+    assert_eq!(old["error"]["code"], "operator_required", "{old}");
     assert_eq!(verify_pin(&client, &a, "bob", "1357").await.0, 429);
-    let (code, done) = unlock(
-        &client,
-        &a,
-        "bob",
-        json!({"manager_id": "mia", "manager_pin": "2468"}),
-    )
-    .await;
+    let (code, done) = unlock(&client, &a, "bob", Some(("mia", "2468"))).await;
     assert_eq!(code, 200, "{done}");
     assert_eq!(
         (
@@ -1256,9 +1221,13 @@ async fn a_manager_disables_a_cashier_not_the_only_admin() {
     let applied = settled_applied_index(&client, &a).await;
     let (code, answer) = post(&ada, &a, &disable("ada"), "", Value::Null).await;
     assert_eq!(
-        (code, answer["error"]["code"].as_str()),
-        (409, Some("last_admin")),
-        "{answer}"
+        (
+            code,
+            answer["error"]["code"].as_str(),
+            answer["error"]["field"].as_str()
+        ),
+        (409, Some("last_admin"), Some("operator_id")),
+        "the request has no role: {answer}"
     );
     let (code, answer) = post(&mia, &a, &disable("nobody"), "", Value::Null).await;
     assert_eq!(
