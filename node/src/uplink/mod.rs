@@ -7,7 +7,10 @@
 //! # Layout
 //! - [`service`]: [`UplinkService`] — the connect / hello / upload loop with backoff, and
 //!   [`UplinkStatus`] for `posmesh status` (metrics `posmesh_uplink_*`).
+//! - [`catalog_proposal`]: which device proposes a published catalog (the leader at once,
+//!   a follower after a grace), so the Raft log takes one entry per release.
 
+pub mod catalog_proposal;
 pub mod service;
 
 pub use service::{UplinkService, UplinkStatus};

@@ -16,7 +16,8 @@
 //! ([`crate::consensus::own_revocation`]) stops its uplink for good. `posmesh status` says
 //! which ([`UplinkStatus::refused`]).
 
-use crate::clock::wall_clock_ms;
+use super::catalog_proposal::CatalogProposal;
+use crate::clock::{monotonic_now, wall_clock_ms};
 use crate::consensus::own_revocation::OwnRevocation;
 use crate::consensus::RaftService;
 use crate::replication::key_conflicts::KEY_CONFLICT_CODE;
@@ -102,6 +103,8 @@ pub struct UplinkService {
     key_conflicts: Mutex<BTreeSet<String>>,
     /// Serials of cloud certificates found revoked, reported once each.
     revoked_clouds: Mutex<BTreeSet<String>>,
+    /// Whether this device proposes the cloud's newest catalog release now.
+    catalog_proposal: Mutex<CatalogProposal>,
 }
 
 /// Why the uplink refuses to upload (each reported once, where it is found).
@@ -153,6 +156,7 @@ impl UplinkService {
             }),
             key_conflicts: Mutex::new(BTreeSet::new()),
             revoked_clouds: Mutex::new(BTreeSet::new()),
+            catalog_proposal: Mutex::new(CatalogProposal::default()),
         });
         tokio::spawn(service.clone().run(stop));
         service
@@ -535,13 +539,31 @@ impl UplinkService {
         }
     }
 
-    /// Commits a catalog the cloud published through the store's Raft group. Another
-    /// device of the store may commit the same release first: that one counts as applied.
+    /// Commits a catalog the cloud published through the store's Raft group: the leader's
+    /// uplink at once, a follower's only if it is still not committed after a grace
+    /// ([`CatalogProposal`]). Another device of the store may commit the same release
+    /// first: that one counts as applied.
     async fn apply_catalog(&self, state: &CloudState) {
         let Some(raft) = &self.raft else {
             return;
         };
         if let Some(release) = &state.catalog {
+            if release.version <= raft.catalog_version() {
+                self.lock().catalog_version_applied = raft.catalog_version();
+                return;
+            }
+            let propose = self
+                .catalog_proposal
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .should_propose(release.version, raft.leads(), monotonic_now());
+            if !propose {
+                tracing::debug!(
+                    version = release.version,
+                    "catalog from the cloud left to the leader's uplink for now"
+                );
+                return;
+            }
             match raft.publish_catalog(release, self.currency).await {
                 Ok(()) => {
                     tracing::info!(
@@ -549,7 +571,10 @@ impl UplinkService {
                         "catalog from the cloud committed through Raft"
                     );
                 }
-                Err(error) if raft.catalog_version() >= release.version => {
+                Err(error)
+                    if raft.catalog_version() >= release.version
+                        || error.contains("CatalogVersionNotNewer") =>
+                {
                     tracing::debug!(version = release.version, %error, "catalog committed by another device");
                 }
                 Err(error) => {
