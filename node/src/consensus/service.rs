@@ -1522,38 +1522,47 @@ impl RaftService {
 
     /// Brings this device's applied state up to the leader's read index
     /// ([`posmesh_consensus::read_index`], asked of the leader by a follower with
-    /// [`RaftRequest::ReadIndex`]), waiting at most `wait` in all: every write acknowledged
-    /// before the call is then applied here (an operator just created through another
-    /// device). Returns the index applied up to.
+    /// [`RaftRequest::ReadIndex`]): every write acknowledged before the call is then
+    /// applied here (an operator just created through another device). Without a
+    /// reachable leader it waits for one as a write does ([`Self::write`]); then it waits
+    /// at most `wait` for the entries to apply here. Returns the index applied up to.
     ///
     /// # Errors
     /// A sentence saying why not: no leader known or reachable, no quorum, or the entries
     /// not applied here in time.
     pub async fn catch_up(&self, wait: Duration) -> Result<u64, String> {
-        let started = Instant::now();
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let index = match metrics.current_leader {
-            Some(leader) if leader == self.id => posmesh_consensus::read_index(&self.raft, wait)
-                .await
-                .map_err(|e| e.to_string())?,
-            Some(leader) => {
-                let device = self.reachable_leader(leader)?;
-                let request = RaftRequest::ReadIndex;
-                match forwarding::call_leader(&self.links, &device, &request, wait).await? {
-                    RaftReply::ReadIndexIs(index) => index,
-                    other => return Err(format!("the leader {device} answered {other:?}")),
-                }
-            }
-            None => return Err("no quorum: this device knows no leader now".to_owned()),
-        };
-        let left = wait.saturating_sub(started.elapsed());
-        if self.wait_applied(index, left).await {
+        let index = self.with_leader(|| self.read_index_once()).await?;
+        if self.wait_applied(index, wait).await {
             Ok(index)
         } else {
             Err(format!(
                 "this device did not apply the store's log up to index {index} within {} ms",
                 wait.as_millis()
             ))
+        }
+    }
+
+    /// The leader's read index: this device's own if it leads, else asked of the leader.
+    async fn read_index_once(&self) -> Attempt<u64> {
+        match posmesh_consensus::read_index(&self.raft, DECISION_DEADLINE).await {
+            Ok(index) => Attempt::Done(Ok(index)),
+            Err(ConsensusError::NotLeader { leader }) => {
+                let device = match self.reachable_leader(leader) {
+                    Ok(device) => device,
+                    Err(why) => return Attempt::NotSent(why),
+                };
+                let request = RaftRequest::ReadIndex;
+                match forwarding::call_leader(&self.links, &device, &request, DECISION_DEADLINE)
+                    .await
+                {
+                    Ok(RaftReply::ReadIndexIs(index)) => Attempt::Done(Ok(index)),
+                    Ok(other) => Attempt::Done(Err(format!("the leader answered {other:?}"))),
+                    Err(why) if forwarding::never_sent(&why) => Attempt::NotSent(why),
+                    Err(why) => Attempt::Done(Err(why)),
+                }
+            }
+            Err(e) if e.never_proposed() => Attempt::NotSent(e.to_string()),
+            Err(e) => Attempt::Done(Err(e.to_string())),
         }
     }
 

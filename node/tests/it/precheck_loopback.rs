@@ -43,6 +43,15 @@ async fn settled_log(client: &reqwest::Client, node: &NodeProcess) -> (Value, Va
     }
 }
 
+/// Sends `signal` (`-STOP`, `-CONT`) to `node`'s process.
+fn signal(node: &NodeProcess, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &node.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal}");
+}
+
 fn code(answer: &(u16, Value)) -> (u16, Option<&str>) {
     (answer.0, answer.1["error"]["code"].as_str())
 }
@@ -90,6 +99,29 @@ async fn refusals_take_no_raft_entry_on_the_leader_or_a_follower() {
             "{id} just created, on a follower: {issued:?}"
         );
     }
+    // A follower that missed the operator's creation (stopped meanwhile; the leader and
+    // the third device commit it) catches up before it judges the id: the right PIN is
+    // accepted, nothing counted as a wrong one.
+    signal(&b, "-STOP");
+    let (status, set) = set_operator(
+        &client,
+        &a,
+        Some(ADA),
+        json!({"operator_id": "mgr-late", "name": "Late", "role": "manager", "pin": "1357"}),
+    )
+    .await;
+    signal(&b, "-CONT");
+    assert_eq!(status, 201, "{set}");
+    let late = support::http_client_as(("mgr-late", "1357"));
+    let issued = post(
+        &late,
+        &b,
+        "/v1/gift-cards",
+        "issue-late",
+        json!({"card_id": "card-late", "amount_minor": 1000, "currency": "GBP"}),
+    )
+    .await;
+    assert_eq!(issued.0, 201, "on a follower behind the leader: {issued:?}");
     // A card issued through the leader is redeemed at once through a follower.
     let issued = post(
         &ada,
