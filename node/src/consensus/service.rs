@@ -42,6 +42,10 @@ pub const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(10);
 /// How long a device that forwarded a removal whose answer was lost waits to see the
 /// retirement applied (committed) before answering that the removal failed.
 pub const RETIREMENT_SEEN_WAIT: Duration = Duration::from_secs(3);
+/// Longest wait for the leader's answer to one [`RaftRequest::ReadIndex`] (a heartbeat
+/// round); a follower catching up asks again, the next leader if need be, while it may
+/// wait for one.
+pub const READ_INDEX_CALL_WAIT: Duration = Duration::from_secs(2);
 /// How often a write waiting for a reachable leader tries again.
 pub const LEADER_POLL: Duration = Duration::from_millis(50);
 
@@ -1552,13 +1556,13 @@ impl RaftService {
                     Err(why) => return Attempt::NotSent(why),
                 };
                 let request = RaftRequest::ReadIndex;
-                match forwarding::call_leader(&self.links, &device, &request, DECISION_DEADLINE)
+                // A read changes nothing: asked again (of the next leader) whatever failed.
+                match forwarding::call_leader(&self.links, &device, &request, READ_INDEX_CALL_WAIT)
                     .await
                 {
                     Ok(RaftReply::ReadIndexIs(index)) => Attempt::Done(Ok(index)),
-                    Ok(other) => Attempt::Done(Err(format!("the leader answered {other:?}"))),
-                    Err(why) if forwarding::never_sent(&why) => Attempt::NotSent(why),
-                    Err(why) => Attempt::Done(Err(why)),
+                    Ok(other) => Attempt::NotSent(format!("the leader answered {other:?}")),
+                    Err(why) => Attempt::NotSent(why),
                 }
             }
             Err(e) if e.never_proposed() => Attempt::NotSent(e.to_string()),

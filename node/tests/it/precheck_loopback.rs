@@ -6,7 +6,7 @@
 //! log index stays where it was. A card issued through the leader is redeemed at once
 //! through a follower (never "unknown" from a follower's state a moment behind), and an
 //! operator created through the leader authorises at once on a follower (never 401 for a
-//! right PIN).
+//! right PIN), also on one that missed the creation and resumed while the leader is gone.
 
 use super::consensus_loopback::{post, raft, redeem, start_store, wait_leader};
 use super::staff_loopback::set_operator;
@@ -99,29 +99,6 @@ async fn refusals_take_no_raft_entry_on_the_leader_or_a_follower() {
             "{id} just created, on a follower: {issued:?}"
         );
     }
-    // A follower that missed the operator's creation (stopped meanwhile; the leader and
-    // the third device commit it) catches up before it judges the id: the right PIN is
-    // accepted, nothing counted as a wrong one.
-    signal(&b, "-STOP");
-    let (status, set) = set_operator(
-        &client,
-        &a,
-        Some(ADA),
-        json!({"operator_id": "mgr-late", "name": "Late", "role": "manager", "pin": "1357"}),
-    )
-    .await;
-    signal(&b, "-CONT");
-    assert_eq!(status, 201, "{set}");
-    let late = support::http_client_as(("mgr-late", "1357"));
-    let issued = post(
-        &late,
-        &b,
-        "/v1/gift-cards",
-        "issue-late",
-        json!({"card_id": "card-late", "amount_minor": 1000, "currency": "GBP"}),
-    )
-    .await;
-    assert_eq!(issued.0, 201, "on a follower behind the leader: {issued:?}");
     // A card issued through the leader is redeemed at once through a follower.
     let issued = post(
         &ada,
@@ -230,4 +207,31 @@ async fn refusals_take_no_raft_entry_on_the_leader_or_a_follower() {
     )
     .await;
     assert_eq!(code(&answer), (401, Some("pin_mismatch")), "{answer:?}");
+
+    // A follower that missed an operator's creation (stopped meanwhile; the leader and
+    // the third device committed it), resumed while the leader is gone (stopped): nobody
+    // sends it the entry until the third device is elected. It waits for that leader and
+    // catches up before it judges the id: the right PIN is accepted, never 401.
+    signal(&b, "-STOP");
+    let (status, set) = set_operator(
+        &client,
+        &a,
+        Some(ADA),
+        json!({"operator_id": "mgr-late", "name": "Late", "role": "manager", "pin": "1357"}),
+    )
+    .await;
+    signal(&a, "-STOP");
+    signal(&b, "-CONT");
+    assert_eq!(status, 201, "{set}");
+    let late = support::http_client_as(("mgr-late", "1357"));
+    let issued = post(
+        &late,
+        &b,
+        "/v1/gift-cards",
+        "issue-late",
+        json!({"card_id": "card-late", "amount_minor": 1000, "currency": "GBP"}),
+    )
+    .await;
+    assert_eq!(issued.0, 201, "on a follower behind the leader: {issued:?}");
+    signal(&a, "-CONT");
 }
