@@ -134,13 +134,27 @@ pub async fn read_linearizable<T>(
     deadline: Duration,
     read: impl FnOnce(&StoreState) -> T,
 ) -> Result<T, ConsensusError> {
+    read_index(raft, deadline).await?;
+    Ok(reader.read(read))
+}
+
+/// The read index (Raft paper §8, openraft's `ReadIndex`): the leader confirms it is still
+/// the leader with a heartbeat round to a quorum, waits until its state machine has
+/// applied up to the commit index seen at that moment, and returns that log index. A
+/// follower that applies up to it holds every write acknowledged before the call.
+///
+/// Must run on the leader; a follower gets [`ConsensusError::NotLeader`].
+///
+/// # Errors
+/// [`ConsensusError::NoQuorum`] if leadership cannot be confirmed within `deadline`.
+pub async fn read_index(raft: &StoreRaft, deadline: Duration) -> Result<u64, ConsensusError> {
     let confirmed =
         tokio::time::timeout(deadline, raft.ensure_linearizable(ReadPolicy::ReadIndex)).await;
     match confirmed {
         Err(_elapsed) => Err(ConsensusError::NoQuorum {
             waited_ms: millis(deadline),
         }),
-        Ok(Ok(_read_log_id)) => Ok(reader.read(read)),
+        Ok(Ok(read_log_id)) => Ok(read_log_id.index()),
         Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => Err(forward(&f)),
         Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_)))) => {
             Err(ConsensusError::NoQuorum {

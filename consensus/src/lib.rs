@@ -98,7 +98,7 @@ pub mod timings;
 #[cfg(test)]
 mod test_fixtures;
 
-pub use client::{read_linearizable, write, ConsensusError};
+pub use client::{read_index, read_linearizable, write, ConsensusError};
 pub use command::{Outcome, Refusal, StoreCommand, StoreResponse, CATALOG_TOML_BYTES_MAX};
 pub use failover_nudge::{FailoverNudge, NudgeRole};
 pub use failover_nudge_task::{run_failover_nudge, NudgeHandle};

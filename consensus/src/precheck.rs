@@ -18,8 +18,12 @@ impl StoreState {
     /// unknown, disabled or only-admin operator to disable, a day closed already, a
     /// certificate revoked already, a disabled operator set again, the role rules of an
     /// [`StoreCommand::Authorised`] or [`StoreCommand::SetOperatorAuthorised`] wrapper,
-    /// and an Idempotency-Key used for another request. Other commands pass (`Ok`): the
-    /// state machine decides them when they apply.
+    /// an Idempotency-Key used for another request, a gift card issued already, a
+    /// redemption of an unknown card (or beyond its balance, or under a redemption id
+    /// used for another), a shift opened by an unknown or disabled operator (or under a
+    /// used shift id, or on a device with an open shift), a shift closed already or
+    /// unknown. Other commands pass (`Ok`): the state machine decides them when they
+    /// apply.
     ///
     /// A key already recorded for the same request passes: the log answers its replay.
     ///
@@ -43,9 +47,40 @@ impl StoreState {
                 authorised_by,
                 command,
             } => {
+                // As `apply`: a replay of a recorded request answers its first outcome,
+                // whatever the operator's role is now.
+                if self.replay_of(command).is_some() {
+                    return Ok(());
+                }
                 self.staff.may_run(authorised_by, command)?;
                 self.precheck(command)
             }
+            StoreCommand::IssueGiftCard {
+                card_id,
+                amount_minor,
+                ..
+            } => self.check_issue_gift_card(card_id, *amount_minor),
+            StoreCommand::RedeemGiftCard {
+                card_id,
+                amount_minor,
+                redemption_id,
+            } => self
+                .check_redeem_gift_card(card_id, *amount_minor, redemption_id)
+                .map(|_replay| ()),
+            StoreCommand::OpenShift {
+                shift_id,
+                device_id,
+                operator_id,
+                opening_float_minor,
+                ..
+            } => {
+                self.staff
+                    .check_open_shift(shift_id, device_id, operator_id, *opening_float_minor)
+            }
+            StoreCommand::CloseShift {
+                shift_id,
+                closed_at_ms,
+            } => self.staff.check_close_shift(shift_id, *closed_at_ms),
             StoreCommand::DisableOperator { operator_id, .. } => {
                 self.staff.check_disable(operator_id)
             }
@@ -76,13 +111,21 @@ impl Refusal {
     /// Whether this refusal, once a state gives it, holds on every later state of the
     /// store: what it rests on is never undone (a day close, a revocation, a disabled
     /// operator's tombstone, a recorded Idempotency-Key) or is the command's own input (a
-    /// malformed id, date, amount or hash). A device may answer such a refusal from a
-    /// state a moment behind the leader's; others (an unknown operator, the only admin)
-    /// a newer entry can lift, so only the leader's state settles them.
+    /// malformed id, date, amount or hash), or never goes back (a gift card issued, a
+    /// redemption id recorded, a shift id used or closed: none is ever removed; a card's
+    /// balance only goes down). A device may answer such a refusal from a state a moment
+    /// behind the leader's; others (an unknown operator, card or shift, the only admin, a
+    /// device's open shift) a newer entry can lift, so only the leader's state settles
+    /// them.
     pub fn holds_for_good(&self) -> bool {
         matches!(
             self,
             Refusal::DayAlreadyClosed { .. }
+                | Refusal::GiftCardExists { .. }
+                | Refusal::RedemptionIdReused { .. }
+                | Refusal::InsufficientBalance { .. }
+                | Refusal::ShiftExists { .. }
+                | Refusal::ShiftAlreadyClosed { .. }
                 | Refusal::AlreadyRevoked { .. }
                 | Refusal::OperatorDisabled { .. }
                 | Refusal::IdempotencyKeyReused { .. }
@@ -252,5 +295,137 @@ mod tests {
         }
         assert_eq!(state.precheck(&by("ada", disable("ada"))), Ok(()));
         assert_eq!(state.precheck(&by("mia", disable("eve"))), Ok(()));
+    }
+
+    fn gbp() -> posmesh_domain::money::Currency {
+        posmesh_domain::money::Currency::from_code("GBP").expect("GBP")
+    }
+
+    fn issue(card: &str, amount_minor: i64) -> StoreCommand {
+        StoreCommand::IssueGiftCard {
+            card_id: card.into(),
+            amount_minor,
+            currency: gbp(),
+        }
+    }
+
+    fn redeem(card: &str, amount_minor: i64, redemption: &str) -> StoreCommand {
+        StoreCommand::RedeemGiftCard {
+            card_id: card.into(),
+            amount_minor,
+            redemption_id: redemption.into(),
+        }
+    }
+
+    fn open_shift(shift: &str, device: &str, operator: &str) -> StoreCommand {
+        StoreCommand::OpenShift {
+            shift_id: shift.into(),
+            device_id: device.into(),
+            operator_id: operator.into(),
+            opening_float_minor: 500,
+            currency: gbp(),
+            opened_at_ms: 1_000,
+        }
+    }
+
+    fn close_shift(shift: &str) -> StoreCommand {
+        StoreCommand::CloseShift {
+            shift_id: shift.into(),
+            closed_at_ms: 2_000,
+        }
+    }
+
+    /// Gift cards and shifts: an unknown card redeemed, a card issued twice, a
+    /// redemption beyond the balance or under another redemption's id, a shift of a
+    /// disabled or unknown operator, a shift closed twice or never opened are refused by
+    /// the pre-check exactly as `apply` refuses them; a retried redemption passes (the
+    /// log replays it); what a later entry can lift does not hold for good.
+    #[test]
+    fn gift_card_and_shift_refusals_are_found_before_proposing() {
+        let mut state = store();
+        for (index, command) in [
+            issue("GC-1", 1_000),
+            redeem("GC-1", 300, "r-1"),
+            open_shift("sh-1", "till-1", "cat"),
+            close_shift("sh-1"),
+            open_shift("sh-2", "till-2", "mia"),
+            disable("cat"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let response = state.apply(index as u64 + 10, command);
+            assert!(
+                matches!(response, StoreResponse::Applied(_)),
+                "{command}: {response:?}"
+            );
+        }
+        let refused = [
+            (redeem("GC-404", 100, "r-2"), false),
+            (issue("GC-1", 500), true),
+            (redeem("GC-1", 800, "r-3"), true),
+            (redeem("GC-1", 100, "r-1"), true),
+            (redeem("GC-1", 0, "r-4"), true),
+            (open_shift("sh-3", "till-3", "cat"), true),
+            (open_shift("sh-3", "till-3", "zed"), false),
+            (open_shift("sh-1", "till-3", "mia"), true),
+            (open_shift("sh-3", "till-2", "mia"), false),
+            (close_shift("sh-1"), true),
+            (close_shift("sh-404"), false),
+        ];
+        for (command, for_good) in refused {
+            let precheck = state.precheck(&command).expect_err("refused");
+            assert_eq!(
+                state.clone().apply(30, &command),
+                StoreResponse::Refused(precheck.clone()),
+                "{command}"
+            );
+            assert_eq!(precheck.holds_for_good(), for_good, "{command}: {precheck}");
+        }
+        for command in [
+            redeem("GC-1", 300, "r-1"),
+            redeem("GC-1", 700, "r-5"),
+            issue("GC-2", 100),
+            open_shift("sh-3", "till-3", "mia"),
+            close_shift("sh-2"),
+        ] {
+            assert_eq!(state.precheck(&command), Ok(()), "{command}");
+            assert!(
+                !matches!(state.clone().apply(30, &command), StoreResponse::Refused(_)),
+                "{command}"
+            );
+        }
+        // Issuing the card lifts "unknown card": the leader's state settles it.
+        state.apply(31, &issue("GC-404", 200));
+        assert_eq!(state.precheck(&redeem("GC-404", 100, "r-2")), Ok(()));
+    }
+
+    /// A retry of a request recorded under its Idempotency-Key passes the pre-check even
+    /// when its operator's role no longer allows it, as `apply` replays it: a follower
+    /// resending a committed write must not get a refusal.
+    #[test]
+    fn a_replay_passes_whatever_the_operators_role_is_now() {
+        let mut state = store();
+        let close = by("mia", keyed("k-close", 'a', close_day("2026-01-02")));
+        assert!(matches!(state.apply(4, &close), StoreResponse::Applied(_)));
+        state.apply(
+            5,
+            &StoreCommand::SetOperator {
+                operator_id: "mia".into(),
+                name: "mia".into(),
+                role: Role::Cashier,
+                pin_hash: HASH.into(),
+            },
+        );
+        assert_eq!(state.precheck(&close), Ok(()));
+        assert!(matches!(
+            state.clone().apply(6, &close),
+            StoreResponse::Replayed { .. }
+        ));
+        let other = by("mia", keyed("k-other", 'a', close_day("2026-01-03")));
+        assert!(matches!(
+            state.precheck(&other),
+            Err(Refusal::RoleForbidden { .. })
+        ));
     }
 }

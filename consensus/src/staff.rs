@@ -329,18 +329,16 @@ impl Staff {
         })
     }
 
-    /// Applies `OpenShift`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn open_shift(
-        &mut self,
-        index: u64,
+    /// What `OpenShift` checks before it changes anything: valid ids, a float ≥ 0, an
+    /// operator not disabled and known, a shift id never used, no open shift on the
+    /// device.
+    pub(crate) fn check_open_shift(
+        &self,
         shift_id: &str,
         device_id: &str,
         operator_id: &str,
         opening_float_minor: i64,
-        currency: Currency,
-        opened_at_ms: i64,
-    ) -> Result<Outcome, Refusal> {
+    ) -> Result<(), Refusal> {
         check_id("shift_id", shift_id)?;
         check_id("device_id", device_id)?;
         check_id("operator_id", operator_id)?;
@@ -367,6 +365,52 @@ impl Staff {
                 shift_id: open.clone(),
             });
         }
+        Ok(())
+    }
+
+    /// What `CloseShift` checks before it changes anything: a valid id, a known shift not
+    /// closed yet, a closing time not before its opening.
+    pub(crate) fn check_close_shift(
+        &self,
+        shift_id: &str,
+        closed_at_ms: i64,
+    ) -> Result<(), Refusal> {
+        check_id("shift_id", shift_id)?;
+        let Some(shift) = self.shifts.get(shift_id) else {
+            return Err(Refusal::UnknownShift {
+                shift_id: shift_id.to_owned(),
+            });
+        };
+        if let Some((_, closed_at_index)) = shift.closed {
+            return Err(Refusal::ShiftAlreadyClosed {
+                shift_id: shift_id.to_owned(),
+                closed_at_index,
+            });
+        }
+        if closed_at_ms < shift.opened_at_ms {
+            return Err(Refusal::InvalidTime {
+                rule: format!(
+                    "a shift cannot close ({closed_at_ms} ms) before it opened ({} ms)",
+                    shift.opened_at_ms
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies `OpenShift`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open_shift(
+        &mut self,
+        index: u64,
+        shift_id: &str,
+        device_id: &str,
+        operator_id: &str,
+        opening_float_minor: i64,
+        currency: Currency,
+        opened_at_ms: i64,
+    ) -> Result<Outcome, Refusal> {
+        self.check_open_shift(shift_id, device_id, operator_id, opening_float_minor)?;
         self.shifts.insert(
             shift_id.to_owned(),
             Shift {
@@ -393,26 +437,12 @@ impl Staff {
         shift_id: &str,
         closed_at_ms: i64,
     ) -> Result<Outcome, Refusal> {
-        check_id("shift_id", shift_id)?;
+        self.check_close_shift(shift_id, closed_at_ms)?;
         let Some(shift) = self.shifts.get_mut(shift_id) else {
             return Err(Refusal::UnknownShift {
                 shift_id: shift_id.to_owned(),
             });
         };
-        if let Some((_, closed_at_index)) = shift.closed {
-            return Err(Refusal::ShiftAlreadyClosed {
-                shift_id: shift_id.to_owned(),
-                closed_at_index,
-            });
-        }
-        if closed_at_ms < shift.opened_at_ms {
-            return Err(Refusal::InvalidTime {
-                rule: format!(
-                    "a shift cannot close ({closed_at_ms} ms) before it opened ({} ms)",
-                    shift.opened_at_ms
-                ),
-            });
-        }
         shift.closed = Some((closed_at_ms, index));
         Ok(Outcome::ShiftClosed {
             shift_id: shift_id.to_owned(),

@@ -317,13 +317,7 @@ impl StoreState {
         amount_minor: i64,
         currency: Currency,
     ) -> Result<Outcome, Refusal> {
-        check_id("card_id", card_id)?;
-        check_positive(amount_minor)?;
-        if self.gift_cards.contains_key(card_id) {
-            return Err(Refusal::GiftCardExists {
-                card_id: card_id.to_owned(),
-            });
-        }
+        self.check_issue_gift_card(card_id, amount_minor)?;
         self.gift_cards.insert(
             card_id.to_owned(),
             GiftCard {
@@ -346,40 +340,16 @@ impl StoreState {
         amount_minor: i64,
         redemption_id: &str,
     ) -> Result<Outcome, Refusal> {
-        check_id("card_id", card_id)?;
-        check_id("redemption_id", redemption_id)?;
-        check_positive(amount_minor)?;
+        if let Some(replay) = self.check_redeem_gift_card(card_id, amount_minor, redemption_id)? {
+            return Ok(replay);
+        }
         let card = self
             .gift_cards
             .get_mut(card_id)
             .ok_or_else(|| Refusal::UnknownGiftCard {
                 card_id: card_id.to_owned(),
             })?;
-        if let Some(done) = self.redemptions.get(redemption_id) {
-            if done.card_id == card_id && done.amount_minor == amount_minor {
-                return Ok(Outcome::GiftCardRedeemed {
-                    card_id: card_id.to_owned(),
-                    amount_minor,
-                    balance_after_minor: done.balance_after_minor,
-                    currency: card.currency,
-                    applied_at_index: done.applied_at_index,
-                    replayed: true,
-                });
-            }
-            return Err(Refusal::RedemptionIdReused {
-                redemption_id: redemption_id.to_owned(),
-                card_id: done.card_id.clone(),
-                amount_minor: done.amount_minor,
-            });
-        }
-        if card.balance_minor < amount_minor {
-            return Err(Refusal::InsufficientBalance {
-                card_id: card_id.to_owned(),
-                balance_minor: card.balance_minor,
-                requested_minor: amount_minor,
-            });
-        }
-        // Cannot underflow: 0 < amount ≤ balance.
+        // Cannot underflow: 0 < amount ≤ balance (checked above).
         card.balance_minor -= amount_minor;
         let balance_after_minor = card.balance_minor;
         let currency = card.currency;
@@ -400,6 +370,69 @@ impl StoreState {
             applied_at_index: index,
             replayed: false,
         })
+    }
+
+    /// What `IssueGiftCard` checks before it changes anything: a valid id, an amount
+    /// > 0, a card id never issued.
+    pub(crate) fn check_issue_gift_card(
+        &self,
+        card_id: &str,
+        amount_minor: i64,
+    ) -> Result<(), Refusal> {
+        check_id("card_id", card_id)?;
+        check_positive(amount_minor)?;
+        if self.gift_cards.contains_key(card_id) {
+            return Err(Refusal::GiftCardExists {
+                card_id: card_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// What `RedeemGiftCard` checks before it changes anything: valid ids, an amount > 0,
+    /// a known card, a redemption id not used for another redemption, a balance that
+    /// covers the amount. `Some(outcome)`: a retry of the redemption recorded under
+    /// `redemption_id`, answered with its first outcome (nothing is taken again).
+    pub(crate) fn check_redeem_gift_card(
+        &self,
+        card_id: &str,
+        amount_minor: i64,
+        redemption_id: &str,
+    ) -> Result<Option<Outcome>, Refusal> {
+        check_id("card_id", card_id)?;
+        check_id("redemption_id", redemption_id)?;
+        check_positive(amount_minor)?;
+        let card = self
+            .gift_cards
+            .get(card_id)
+            .ok_or_else(|| Refusal::UnknownGiftCard {
+                card_id: card_id.to_owned(),
+            })?;
+        if let Some(done) = self.redemptions.get(redemption_id) {
+            if done.card_id == card_id && done.amount_minor == amount_minor {
+                return Ok(Some(Outcome::GiftCardRedeemed {
+                    card_id: card_id.to_owned(),
+                    amount_minor,
+                    balance_after_minor: done.balance_after_minor,
+                    currency: card.currency,
+                    applied_at_index: done.applied_at_index,
+                    replayed: true,
+                }));
+            }
+            return Err(Refusal::RedemptionIdReused {
+                redemption_id: redemption_id.to_owned(),
+                card_id: done.card_id.clone(),
+                amount_minor: done.amount_minor,
+            });
+        }
+        if card.balance_minor < amount_minor {
+            return Err(Refusal::InsufficientBalance {
+                card_id: card_id.to_owned(),
+                balance_minor: card.balance_minor,
+                requested_minor: amount_minor,
+            });
+        }
+        Ok(None)
     }
 
     fn set_catalog_version(

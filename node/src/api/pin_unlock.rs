@@ -92,8 +92,17 @@ pub(super) async fn check_pin(
     Ok(())
 }
 
+/// Longest wait for this device to catch up with the leader ([`crate::consensus::RaftService::catch_up`])
+/// when an operator id is unknown here.
+pub const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The operator `operator_id`, once `pin` is verified as theirs by [`check_pin`] (the
-/// lockout applies). An unknown `operator_id` is answered like a wrong PIN — 401
+/// lockout applies). An id unknown on this device is judged only once the device has
+/// caught up with the leader ([`crate::consensus::RaftService::catch_up`], at most
+/// [`CATCH_UP_WAIT`]): an operator created through another device a moment ago is
+/// known then, and their right PIN accepted. If the device cannot catch up (no leader
+/// reachable), the answer is 503 `operator_not_confirmed` and nothing is counted. An
+/// `operator_id` still unknown is answered like a wrong PIN — 401
 /// `pin_mismatch` naming `field`, after a hash check of the same cost, and 429
 /// `pin_locked` after as many wrong guesses — so the answer does not tell which ids
 /// exist. Unknown ids are counted in memory only, a bounded number of them
@@ -101,7 +110,8 @@ pub(super) async fn check_pin(
 /// let anyone fill this device's disk.
 ///
 /// # Errors
-/// 401 `pin_mismatch`, 429 `pin_locked`, 503 without consensus, 500 `storage`.
+/// 401 `pin_mismatch`, 429 `pin_locked`, 503 without consensus or
+/// `operator_not_confirmed`, 500 `storage`.
 pub(super) async fn authenticate(
     node: &Arc<NodeContext>,
     operator_id: &str,
@@ -112,7 +122,16 @@ pub(super) async fn authenticate(
         .raft
         .as_ref()
         .ok_or_else(super::gift_cards::no_consensus)?;
-    match raft.read(|state| state.staff.operators.get(operator_id).cloned()) {
+    let mut known = raft.read(|state| state.staff.operators.get(operator_id).cloned());
+    if known.is_none() {
+        // Created a moment ago through another device, maybe: this device catches up with
+        // the leader before it judges the id (never a wrong PIN for a right one).
+        raft.catch_up(CATCH_UP_WAIT)
+            .await
+            .map_err(|why| not_confirmed(operator_id, &why, field))?;
+        known = raft.read(|state| state.staff.operators.get(operator_id).cloned());
+    }
+    match known {
         Some(operator) => {
             check_pin(node, operator_id, &operator, pin, field).await?;
             Ok(operator)
@@ -147,6 +166,20 @@ fn pin_mismatch(field: &str) -> ApiError {
         StatusCode::UNAUTHORIZED,
         "pin_mismatch",
         "the operator id and PIN do not match",
+        Some(field),
+    )
+}
+
+/// 503 `operator_not_confirmed`: `operator_id` is unknown on this device and the device
+/// could not catch up with the leader to tell whether it was just created (`why`). No PIN
+/// was checked, nothing counted.
+fn not_confirmed(operator_id: &str, why: &str, field: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "operator_not_confirmed",
+        format!(
+            "operator {operator_id:?} is not known on this device, and it could not catch up with the store's leader to tell whether it was just created ({why}); nothing was checked or counted: try again in a moment"
+        ),
         Some(field),
     )
 }

@@ -22,6 +22,9 @@
 //! - [`wire`]: the RPC messages (JSON of openraft's serde types; snapshot chunks raw).
 //! - [`snapshot_transfer`]: a snapshot cut into chunks that fit a mesh frame, and put back
 //!   together on the receiving device (sans-IO).
+//! - [`leader_precheck`]: the pre-check on the leader before it proposes (its own API's
+//!   commands and those forwarded by followers): refusals the state alone decides take no
+//!   Raft entry; those a newer entry could lift are decided on its settled state.
 //! - [`leader_contact`]: when a leader was last heard; a follower forwards writes only to
 //!   a leader heard lately, and otherwise waits (bounded) for one.
 //! - [`node_id`]: device id → Raft node id.
@@ -47,6 +50,7 @@ pub mod forwarding;
 pub mod founding;
 pub mod group_file;
 pub mod leader_contact;
+pub mod leader_precheck;
 pub mod lost_member;
 pub mod network;
 pub mod node_id;

@@ -3,6 +3,7 @@
 use super::forwarding::{self, Forwarder};
 use super::group_file;
 use super::leader_contact::LeaderContact;
+use super::leader_precheck;
 use super::lost_member::{lost_member_step, LostMember, LostStep};
 use super::network::{MeshRaftNetwork, RaftLinks, RequestHandler};
 use super::node_id::node_id;
@@ -11,12 +12,12 @@ use super::resend;
 use super::retirement::Retirement;
 use super::seat::{self, SeatCheck, SeatLoss, SeatRpc, SeatVerdict};
 use super::snapshot_transfer::{ChunkOutcome, SnapshotAssembly};
-use super::wire::{CallHeader, RaftReply, RaftRequest};
+use super::wire::{CallHeader, ForwardedWrite, RaftReply, RaftRequest};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use posmesh_consensus::group::{self, Admission, GroupConflict, RpcKind};
 use posmesh_consensus::{
-    raft_config, run_failover_nudge, ConsensusError, NodeId, NudgeHandle, RaftTimings,
+    raft_config, run_failover_nudge, ConsensusError, NodeId, NudgeHandle, RaftTimings, Refusal,
     StoreCommand, StoreRaft, StoreReader, StoreResponse,
 };
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,10 @@ pub const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(10);
 /// How long a device that forwarded a removal whose answer was lost waits to see the
 /// retirement applied (committed) before answering that the removal failed.
 pub const RETIREMENT_SEEN_WAIT: Duration = Duration::from_secs(3);
+/// Longest wait for the leader's answer to one [`RaftRequest::ReadIndex`] (a heartbeat
+/// round); a follower catching up asks again, the next leader if need be, while it may
+/// wait for one.
+pub const READ_INDEX_CALL_WAIT: Duration = Duration::from_secs(2);
 /// How often a write waiting for a reachable leader tries again.
 pub const LEADER_POLL: Duration = Duration::from_millis(50);
 
@@ -473,6 +478,12 @@ impl RaftService {
                 }
             }
             RaftRequest::ClientWrite(command) => {
+                if let Err((index, refusal)) = self.precheck_as_leader(&command).await {
+                    return RaftReply::Written {
+                        index,
+                        response: StoreResponse::Refused(refusal),
+                    };
+                }
                 match posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await {
                     Ok((index, response)) => RaftReply::Written { index, response },
                     Err(e) => failed(&e),
@@ -507,8 +518,12 @@ impl RaftService {
                 empty_log: self.log_is_empty(),
                 seat_barred: self.links.seat_barred(),
             },
-            RaftRequest::ClientWriteBatch(commands) => {
-                forwarding::serve_batch(&self.raft, commands, DECISION_DEADLINE).await
+            RaftRequest::ClientWriteBatch(commands) => self.serve_batch(commands).await,
+            RaftRequest::ReadIndex => {
+                match posmesh_consensus::read_index(&self.raft, DECISION_DEADLINE).await {
+                    Ok(index) => RaftReply::ReadIndexIs(index),
+                    Err(e) => failed(&e),
+                }
             }
         }
     }
@@ -532,7 +547,19 @@ impl RaftService {
     /// of the store, or no leader appeared in time), outcome unknown
     /// ([`forwarding::OUTCOME_UNKNOWN`]), or this device was retired
     /// ([`super::retirement::DEVICE_RETIRED`]).
+    ///
+    /// A refusal the state alone decides takes no Raft entry
+    /// ([`posmesh_consensus::StoreState::precheck`]): one that holds for good is answered
+    /// from the state applied here, on any device; the leader answers the others from its
+    /// settled state ([`leader_precheck`]) — a follower forwards them. Such an answer is
+    /// `(index, StoreResponse::Refused)`, `index` the log index of the state that decided
+    /// it (nothing was appended).
     pub async fn write(&self, command: StoreCommand) -> Result<(u64, StoreResponse), String> {
+        if let Err(refusal) = self.reader.read(|state| state.precheck(&command)) {
+            if refusal.holds_for_good() {
+                return Ok((self.applied_index(), StoreResponse::Refused(refusal)));
+            }
+        }
         let (command, assigned) =
             super::assigned_key::assign(&self.local_device, rand::random(), command);
         let written = self
@@ -545,7 +572,73 @@ impl RaftService {
         })
     }
 
+    /// On the leader, the pre-check's refusal of `command` on its settled state
+    /// ([`leader_precheck::precheck`]) with the index it was decided at; `Ok` to propose
+    /// (also on a follower: its proposal is refused as not the leader's).
+    async fn precheck_as_leader(&self, command: &StoreCommand) -> Result<(), (u64, Refusal)> {
+        if !self.leads() {
+            return Ok(());
+        }
+        leader_precheck::precheck(&self.raft, &self.reader, command).await
+    }
+
+    /// The leader's side of [`RaftRequest::ClientWriteBatch`]: each command pre-checked
+    /// ([`Self::precheck_as_leader`]), those that pass proposed together
+    /// ([`forwarding::serve_batch`]), one outcome per command, in order.
+    async fn serve_batch(&self, commands: Vec<StoreCommand>) -> RaftReply {
+        let checks = commands
+            .iter()
+            .map(|command| self.precheck_as_leader(command));
+        let checks = futures_util::future::join_all(checks).await;
+        let mut refused = Vec::with_capacity(commands.len());
+        let mut proposed = Vec::new();
+        for (command, check) in commands.into_iter().zip(checks) {
+            match check {
+                Ok(()) => {
+                    refused.push(None);
+                    proposed.push(command);
+                }
+                Err((index, refusal)) => refused.push(Some(ForwardedWrite {
+                    index,
+                    response: StoreResponse::Refused(refusal),
+                })),
+            }
+        }
+        let written = if proposed.is_empty() {
+            Vec::new()
+        } else {
+            match forwarding::serve_batch(&self.raft, proposed, DECISION_DEADLINE).await {
+                RaftReply::WrittenBatch(written) => written,
+                other => return other,
+            }
+        };
+        let mut written = written.into_iter();
+        let outcomes = refused
+            .into_iter()
+            .map(|refused| match refused {
+                Some(refused) => Ok(refused),
+                None => written
+                    .next()
+                    .unwrap_or_else(|| Err("the leader lost a command of the batch".to_owned())),
+            })
+            .collect();
+        RaftReply::WrittenBatch(outcomes)
+    }
+
+    /// The last log index applied on this device (0: none).
+    fn applied_index(&self) -> u64 {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .clone()
+            .last_applied
+            .map_or(0, |log_id| log_id.index())
+    }
+
     async fn write_once(&self, command: StoreCommand) -> Attempt<(u64, StoreResponse)> {
+        if let Err((index, refusal)) = self.precheck_as_leader(&command).await {
+            return Attempt::Done(Ok((index, StoreResponse::Refused(refusal))));
+        }
         match posmesh_consensus::write(&self.raft, command.clone(), DECISION_DEADLINE).await {
             Ok(written) => Attempt::Done(Ok(written)),
             Err(ConsensusError::NotLeader { leader }) => {
@@ -1494,6 +1587,52 @@ impl RaftService {
                 .get(business_date)
                 .map(|close| (close.version_vector.clone(), close.closed_at_index))
         })
+    }
+
+    /// Brings this device's applied state up to the leader's read index
+    /// ([`posmesh_consensus::read_index`], asked of the leader by a follower with
+    /// [`RaftRequest::ReadIndex`]): every write acknowledged before the call is then
+    /// applied here (an operator just created through another device). Without a
+    /// reachable leader it waits for one as a write does ([`Self::write`]); then it waits
+    /// at most `wait` for the entries to apply here. Returns the index applied up to.
+    ///
+    /// # Errors
+    /// A sentence saying why not: no leader known or reachable, no quorum, or the entries
+    /// not applied here in time.
+    pub async fn catch_up(&self, wait: Duration) -> Result<u64, String> {
+        let index = self.with_leader(|| self.read_index_once()).await?;
+        if self.wait_applied(index, wait).await {
+            Ok(index)
+        } else {
+            Err(format!(
+                "this device did not apply the store's log up to index {index} within {} ms",
+                wait.as_millis()
+            ))
+        }
+    }
+
+    /// The leader's read index: this device's own if it leads, else asked of the leader.
+    async fn read_index_once(&self) -> Attempt<u64> {
+        match posmesh_consensus::read_index(&self.raft, DECISION_DEADLINE).await {
+            Ok(index) => Attempt::Done(Ok(index)),
+            Err(ConsensusError::NotLeader { leader }) => {
+                let device = match self.reachable_leader(leader) {
+                    Ok(device) => device,
+                    Err(why) => return Attempt::NotSent(why),
+                };
+                let request = RaftRequest::ReadIndex;
+                // A read changes nothing: asked again (of the next leader) whatever failed.
+                match forwarding::call_leader(&self.links, &device, &request, READ_INDEX_CALL_WAIT)
+                    .await
+                {
+                    Ok(RaftReply::ReadIndexIs(index)) => Attempt::Done(Ok(index)),
+                    Ok(other) => Attempt::NotSent(format!("the leader answered {other:?}")),
+                    Err(why) => Attempt::NotSent(why),
+                }
+            }
+            Err(e) if e.never_proposed() => Attempt::NotSent(e.to_string()),
+            Err(e) => Attempt::Done(Err(e.to_string())),
+        }
     }
 
     /// Waits (at most `timeout`) until this device has applied log index `index`: after a

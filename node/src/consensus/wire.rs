@@ -70,6 +70,10 @@ pub enum RaftRequest {
     /// Which Raft incarnation is your database, and is its log empty? (Asked by a leader
     /// before it records a device's seat, [`super::seat`].)
     IncarnationOf,
+    /// The leader's read index ([`posmesh_consensus::read_index`]): asked by a follower
+    /// that must hold every acknowledged write before it answers (an operator created
+    /// through another device a moment ago).
+    ReadIndex,
 }
 
 /// The answer to a [`RaftRequest`].
@@ -143,6 +147,9 @@ pub enum RaftReply {
         /// The incarnation it is now, if known to the peer.
         answering_as: Option<u64>,
     },
+    /// To `ReadIndex`: the log index a follower must have applied to hold every write
+    /// acknowledged before the call.
+    ReadIndexIs(u64),
 }
 
 /// What a call says about its sender besides the request: its Raft group, its Raft

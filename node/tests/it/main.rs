@@ -18,6 +18,7 @@ mod lost_raft_state_loopback;
 mod mesh_loopback;
 mod orders_loopback;
 mod payments_loopback;
+mod precheck_loopback;
 mod raft_groups;
 mod replication_loopback;
 mod restore_loopback;
