@@ -93,6 +93,10 @@ pub async fn run_p3(
     limit: Duration,
     samples_dir: Option<&Path>,
 ) -> anyhow::Result<P3Figures> {
+    if let Some(dir) = samples_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
     let store = RaftStore::start(binary, catalog, &work.join("store"), limit).await?;
     let etcd_client = crate::loopback_store::client()?;
     let etcd = EtcdCluster::start(&etcd_client, work, limit).await?;
