@@ -136,12 +136,20 @@ pub struct BenchReport {
 pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let selected =
         |name: &str| args.only == "all" || args.only.split(',').any(|s| s.trim() == name);
+    // Checked before anything is created: the default is relative to the repository.
+    let catalog = std::fs::canonicalize(&args.catalog).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the benchmark catalog {} ({e}): run from the repository's root or \
+             pass --catalog PATH",
+            args.catalog.display()
+        )
+    })?;
     let temp = tempdir_in(args.work_dir.as_deref())?;
     let binary = std::env::current_exe()?;
     let spec = |name: &str| NodeSpec {
         binary: binary.clone(),
         data_dir: temp.join(name),
-        catalog: args.catalog.clone(),
+        catalog: catalog.clone(),
         store_id: "bench-store".into(),
         device_id: "till-1".into(),
     };
@@ -174,7 +182,6 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     if selected("catchup") {
         let work = temp.join("catchup");
         std::fs::create_dir_all(&work)?;
-        let catalog = std::fs::canonicalize(&args.catalog)?;
         report.catchup = Some(
             catchup::run_catchup(
                 &binary,
@@ -190,7 +197,6 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     if selected("p4") {
         let work = temp.join("store");
         std::fs::create_dir_all(&work)?;
-        let catalog = std::fs::canonicalize(&args.catalog)?;
         let (p4, orders) = store_sync::run_store_sync(
             &binary,
             &catalog,
@@ -206,7 +212,6 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     if selected("offline") {
         let work = temp.join("offline");
         std::fs::create_dir_all(&work)?;
-        let catalog = std::fs::canonicalize(&args.catalog)?;
         report.offline = Some(
             offline_saf::run_offline(&binary, &catalog, &work, args.offline_payments, limit)
                 .await?,
@@ -215,7 +220,6 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     if selected("p3") {
         let work = temp.join("p3");
         std::fs::create_dir_all(&work)?;
-        let catalog = std::fs::canonicalize(&args.catalog)?;
         report.p3 = Some(
             raft_writes::run_p3(
                 &binary,
@@ -232,13 +236,11 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     if selected("p7") {
         let work = temp.join("p7");
         std::fs::create_dir_all(&work)?;
-        let catalog = std::fs::canonicalize(&args.catalog)?;
         report.p7 = Some(failover::run_p7(&binary, &catalog, &work, args.p7_trials, limit).await?);
     }
     if selected("mesh") {
         let work = lab_mesh::lab_work_dir(&temp);
-        let catalog = std::fs::canonicalize(&args.catalog)?;
-        let (binary, runs) = (binary.clone(), args.mesh_runs);
+        let (binary, catalog, runs) = (binary.clone(), catalog.clone(), args.mesh_runs);
         report.mesh = Some(
             tokio::task::spawn_blocking(move || lab_mesh::run_mesh(&binary, &catalog, &work, runs))
                 .await??,

@@ -19,7 +19,19 @@ pub fn is_broken_pipe_panic(message: &str) -> bool {
     printing && (message.contains("Broken pipe") || message.contains("os error 32"))
 }
 
-/// Installs the hook (see the module doc): call once, first thing in `main`.
+/// Exit status after any other failure to write the output (`posmesh status >/dev/full`).
+pub const OUTPUT_FAILED_EXIT: i32 = 1;
+
+/// The reason, when a panic's message is the standard library's for failing to print to
+/// stdout for another reason than a closed pipe (a full disk: `No space left on device`).
+pub fn output_failure(message: &str) -> Option<&str> {
+    let reason = message.strip_prefix("failed printing to stdout: ")?;
+    (!is_broken_pipe_panic(message)).then_some(reason)
+}
+
+/// Installs the hook (see the module doc): call once, first thing in `main`. Any other
+/// failure to print to stdout is one line on stderr and exit status
+/// [`OUTPUT_FAILED_EXIT`], not a panic with a backtrace.
 pub fn exit_quietly_on_closed_stdout() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -32,13 +44,17 @@ pub fn exit_quietly_on_closed_stdout() {
         if is_broken_pipe_panic(message) {
             std::process::exit(BROKEN_PIPE_EXIT);
         }
+        if let Some(reason) = output_failure(message) {
+            eprintln!("error: cannot write the output: {reason}");
+            std::process::exit(OUTPUT_FAILED_EXIT);
+        }
         report(info);
     }));
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_broken_pipe_panic;
+    use super::{is_broken_pipe_panic, output_failure};
 
     #[test]
     fn only_printing_into_a_closed_pipe_is_recognised() {
@@ -56,5 +72,21 @@ mod tests {
         ] {
             assert!(!is_broken_pipe_panic(other), "{other}");
         }
+    }
+
+    #[test]
+    fn other_output_failures_are_told_in_one_line() {
+        assert_eq!(
+            output_failure("failed printing to stdout: No space left on device (os error 28)"),
+            Some("No space left on device (os error 28)")
+        );
+        assert_eq!(
+            output_failure("failed printing to stdout: Broken pipe (os error 32)"),
+            None
+        );
+        assert_eq!(
+            output_failure("called `Option::unwrap()` on a `None` value"),
+            None
+        );
     }
 }

@@ -216,6 +216,22 @@ pub async fn call_leader(
     leader_answer(leader, links.call(leader, request, deadline).await, false)
 }
 
+/// Sends the write `request` (not a forwarded client write: e.g. a device removal) to the
+/// leader device `leader`, waiting at most `deadline`. Unlike [`call_leader`], a call that
+/// failed once sent is [`OUTCOME_UNKNOWN`] (it may have been committed), so the caller can
+/// resend it under its key or say so — not "no quorum".
+///
+/// # Errors
+/// As [`call_leader`], with [`OUTCOME_UNKNOWN`] for an answer lost after sending.
+pub async fn call_leader_write(
+    links: &RaftLinks,
+    leader: &str,
+    request: &RaftRequest,
+    deadline: Duration,
+) -> Result<RaftReply, String> {
+    leader_answer(leader, links.call(leader, request, deadline).await, true)
+}
+
 /// Start of the sentence of a write whose fate is unknown: a forwarded write whose call
 /// failed after it was sent (the connection was lost, or no answer came in time), or one
 /// the leader proposed and could not confirm — the leader may have committed it.

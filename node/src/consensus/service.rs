@@ -841,11 +841,11 @@ impl RaftService {
     /// gets a new id): retired through Raft, then taken out of the membership by the leader
     /// (forwarded there). Its certificate should be revoked too (`posmesh ca revoke`).
     /// Done once the retirement is committed: if the membership change is not confirmed
-    /// (removing the leader hands leadership over) or the leader's answer is lost while the
-    /// retirement is seen applied here within [`RETIREMENT_SEEN_WAIT`], it is still a
-    /// success — whichever device leads takes a retired member out of the group
-    /// (`reconcile_membership`). If it is not seen and the answer was lost with the leader,
-    /// the removal is sent again to the next leader within the write's bounded wait
+    /// (removing the leader hands leadership over) and the retirement is seen applied here
+    /// (at once after a lost answer, within [`RETIREMENT_SEEN_WAIT`] after a failure), it
+    /// is still a success — whichever device leads takes a retired member out of the group
+    /// (`reconcile_membership`). An answer lost with the leader and no retirement seen: the
+    /// removal is sent again at once to the next leader within the write's bounded wait
     /// ([`RaftService::write`]): its retirement carries a key this device assigned
     /// ([`super::assigned_key`]), so a second application replays the first.
     ///
@@ -909,7 +909,10 @@ impl RaftService {
                 authorised_by,
                 idempotency_key: Some(key.to_owned()),
             };
-            match forwarding::call_leader(&self.links, &device, &request, DECISION_DEADLINE).await {
+            let answer =
+                forwarding::call_leader_write(&self.links, &device, &request, DECISION_DEADLINE)
+                    .await;
+            match answer {
                 Ok(RaftReply::Removed) => return Attempt::Done(Ok(Ok(()))),
                 Ok(RaftReply::LastVoter { device_id }) => {
                     return Attempt::Done(Ok(Err(RemoveError::LastVoter { device_id })))
@@ -922,8 +925,22 @@ impl RaftService {
                 Err(why) => why,
             }
         };
-        // The leader's answer was lost or a failure (removing the leader itself hands
-        // leadership over mid-way): if the retirement committed, the removal is done — the
+        // The leader's answer was lost (it died, or removing the leader itself handed
+        // leadership over mid-way): sent again at once to the next leader under the same
+        // key — its retirement replays the first if that one committed — unless the
+        // retirement is already applied here. Waiting to see it first would spend the
+        // leader wait on a leader that is gone.
+        if failure.starts_with(forwarding::OUTCOME_UNKNOWN) {
+            if self.retirement_applied(device_id, Duration::ZERO).await {
+                return Attempt::Done(Ok(Ok(())));
+            }
+            tracing::info!(
+                device = device_id,
+                "a removal's answer was lost with the leader; it will be sent again to the next leader: {failure}"
+            );
+            return Attempt::Unanswered(failure);
+        }
+        // Another failure: if the retirement committed anyway, the removal is done — the
         // next leader takes the device out of the group by itself.
         if self
             .retirement_applied(device_id, RETIREMENT_SEEN_WAIT)
@@ -932,18 +949,9 @@ impl RaftService {
             tracing::info!(
                 device = device_id,
                 %failure,
-                "the leader's answer was lost, but the retirement is committed"
+                "the leader's answer was a failure, but the retirement is committed"
             );
             return Attempt::Done(Ok(Ok(())));
-        }
-        // Not seen committed, maybe not proposed: sent again to the next leader (its
-        // retirement under the same key replays the first if it did commit).
-        if failure.starts_with(forwarding::OUTCOME_UNKNOWN) {
-            tracing::info!(
-                device = device_id,
-                "a removal's answer was lost with the leader; it will be sent again to the next leader: {failure}"
-            );
-            return Attempt::Unanswered(failure);
         }
         Attempt::Done(Ok(Err(RemoveError::Unavailable(failure))))
     }
@@ -1129,7 +1137,9 @@ impl RaftService {
                     Ok(RaftReply::GiftCard(card)) => Attempt::Done(Ok(card)),
                     Ok(other) => Attempt::Done(Err(format!("the leader answered {other:?}"))),
                     Err(why) if forwarding::never_sent(&why) => Attempt::NotSent(why),
-                    Err(why) => Attempt::Done(Err(why)),
+                    // A read changes nothing: asked again of the next leader (a leader that
+                    // died or changed after the call was sent), within the same wait.
+                    Err(why) => Attempt::Unanswered(why),
                 }
             }
             Err(e) if e.never_proposed() => Attempt::NotSent(e.to_string()),

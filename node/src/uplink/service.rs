@@ -337,9 +337,16 @@ impl UplinkService {
             status.refused = None;
         }
         metrics::gauge!("posmesh_uplink_connected").set(1.0);
-        backoff.reset();
+        // The backoff starts over only once the cloud answered a round: a cloud that
+        // accepts the handshake and then refuses every call (this device's certificate
+        // revoked there, a key conflict) is retried at the backoff's pace, not at once.
+        let mut answered = false;
         loop {
             let idle = self.round(&connection).await?;
+            if !answered {
+                backoff.reset();
+                answered = true;
+            }
             if idle {
                 tokio::time::sleep(IDLE_ROUND).await;
             }

@@ -140,3 +140,64 @@ async fn unkeyed_guarded_writes_sent_right_after_the_leaders_kill_commit_once() 
     b.stop().expect("stopped");
     c.stop().expect("stopped");
 }
+
+/// A device removal (the dead leader's own) and a gift-card balance read sent to the
+/// followers right after the leader's SIGKILL: forwarded to the dead leader (still heard
+/// lately), their answers lost with it, the removal is sent again under its key and the
+/// read asked again, both of the next leader — neither answers `no_quorum` while the two
+/// survivors are a majority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_and_a_balance_read_sent_right_after_the_leaders_kill_succeed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let (a, b, c) = start_store(&client, dir.path()).await;
+    let leader = wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    assert_eq!(leader, "till-1");
+    let op = json!({"operator_id": "ada", "name": "ada", "role": "admin", "pin": ADA.1});
+    let (code, set) = set_operator(&client, &a, None, op).await;
+    assert_eq!(code, 201, "{set}");
+    let issued = support::http_client_as(ADA)
+        .post(format!("http://{}/v1/gift-cards", a.api))
+        .header("Idempotency-Key", "issue-gc1")
+        .json(&json!({"card_id": "GC1", "amount_minor": 1500, "currency": "GBP"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(issued.status().as_u16(), 201);
+    for node in [&b, &c] {
+        wait_operator(&client, node, "ada", ADA.1).await;
+    }
+
+    a.kill().expect("SIGKILL the leader");
+    let (removed, balance) = tokio::join!(
+        post_as_ada(&b, "/v1/store/devices/till-1/remove", None),
+        async {
+            let response = client
+                .get(format!("http://{}/v1/gift-cards/GC1", c.api))
+                .send()
+                .await
+                .expect("answers");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        },
+    );
+    assert_eq!(
+        removed.0, 200,
+        "the removal commits through the next leader: {}",
+        removed.1
+    );
+    assert_eq!(
+        balance.0, 200,
+        "the read is asked again of the next leader: {}",
+        balance.1
+    );
+    assert_eq!(balance.1["balance_minor"], 1500, "{}", balance.1);
+    // till-1 is out of the group: two voters agree on a leader among themselves.
+    let leader = wait_leader(&client, &[&b, &c], 2, None).await;
+    assert_ne!(leader, "till-1");
+    b.stop().expect("stopped");
+    c.stop().expect("stopped");
+}
