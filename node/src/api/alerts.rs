@@ -1,7 +1,7 @@
 //! `GET /v1/alerts`: what a manager must look at — orders closed on two devices, refunds
 //! and voids that clash once a partition heals, a peer in another Raft group, this device
 //! removed from the store, two keys claiming one device id, a device that lost its Raft
-//! state.
+//! state, a revoked certificate (this device's or the cloud's).
 
 use super::error::ApiError;
 use crate::runtime::NodeContext;
@@ -22,7 +22,12 @@ pub struct AlertDto {
     /// and restarted under its old id; it takes no sales), `raft_state_lost` (this device
     /// lost its Raft state: it refuses its old seat in the store's Raft group) or
     /// `raft_member_lost` (the device named in `subject` lost its Raft state: it no longer
-    /// counts, and the leader takes it out of the Raft group).
+    /// counts, and the leader takes it out of the Raft group), `certificate_revoked` (this
+    /// device's certificate was revoked store-wide: it takes no writes and stops its uplink;
+    /// `subject` is this device; the message names the serial, so an alert about a serial
+    /// this device no longer presents is history after re-enrolment) or
+    /// `cloud_certificate_revoked` (the cloud presents a certificate the store revoked: the
+    /// uplink refuses it; `subject` is the cloud's identity).
     pub kind: String,
     /// The order id or sale ("device/seq") concerned.
     pub subject: String,
