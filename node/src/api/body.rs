@@ -148,6 +148,20 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(key.to_owned())
 }
 
+/// The Idempotency-Key of a guarded write that takes one optionally: `None` without the
+/// header (the device then assigns a key of its own, [`crate::consensus::assigned_key`]);
+/// a header present is checked as [`idempotency_key`] checks it.
+///
+/// # Errors
+/// 400 `invalid_idempotency_key` for a header that is not 1–128 visible ASCII characters.
+pub fn optional_idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    if headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
+        idempotency_key(headers).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// SHA-256 over the operation name, its target and the canonical JSON of the parsed request:
 /// two requests with the same key are "the same" when this hash is equal (whitespace and
 /// field order of the original body do not matter).

@@ -414,10 +414,12 @@ pub struct ExposureAllotmentBody {
     pub amount_minor: i64,
 }
 
-/// Sets the store's offline card budget through Raft.
+/// Sets the store's offline card budget through Raft. With an `Idempotency-Key`, a retry
+/// under the same key and body answers the first outcome (200, `Idempotent-Replayed:
+/// true`), the key used for another request 409 `idempotency_key_reused`.
 #[utoipa::path(put, path = "/v1/payments/exposure-budget", request_body = ExposureBudgetBody,
-    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN")),
-    responses((status = 201, description = "committed"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and body answers the first outcome; without it the device keys the write itself")),
+    responses((status = 201, description = "committed"), (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
@@ -430,20 +432,24 @@ pub async fn set_exposure_budget(
 ) -> Result<Response, ApiError> {
     let by =
         super::operator_auth::operator_for(&node, &headers, "set the offline card budget").await?;
+    let key = super::body::optional_idempotency_key(&headers)?;
     let body: ExposureBudgetBody = parse_json(&headers, body)?;
+    let hash = super::body::request_hash("set_exposure_budget", "", &body);
     let currency = super::sales::parse_currency(&body.currency)?;
     let command = StoreCommand::SetExposureBudget {
         amount_minor: body.amount_minor,
         currency,
     };
+    let command = super::gift_cards::idempotent_if_keyed(key, &hash, command);
     let command = super::operator_auth::authorised(&node, by, command)?;
     super::gift_cards::decide(&node, command).await
 }
 
-/// Sets a device's allotment of the offline card budget through Raft.
+/// Sets a device's allotment of the offline card budget through Raft, once per
+/// `Idempotency-Key` when the client sends one (as the budget).
 #[utoipa::path(put, path = "/v1/payments/exposure-allotments/{device}", request_body = ExposureAllotmentBody,
-    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("device" = String, Path)),
-    responses((status = 201, description = "committed"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
+    params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("device" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and body answers the first outcome; without it the device keys the write itself")),
+    responses((status = 201, description = "committed"), (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
               (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
@@ -469,11 +475,14 @@ pub async fn set_exposure_allotment(
             Some("device"),
         )
     })?;
+    let key = super::body::optional_idempotency_key(&headers)?;
     let body: ExposureAllotmentBody = parse_json(&headers, body)?;
+    let hash = super::body::request_hash("set_exposure_allotment", &device, &body);
     let command = StoreCommand::SetExposureAllotment {
         device_id: device,
         amount_minor: body.amount_minor,
     };
+    let command = super::gift_cards::idempotent_if_keyed(key, &hash, command);
     let command = super::operator_auth::authorised(&node, by, command)?;
     super::gift_cards::decide(&node, command).await
 }

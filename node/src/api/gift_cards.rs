@@ -208,6 +208,20 @@ pub(super) fn idempotent(key: String, hash: &[u8; 32], command: StoreCommand) ->
     }
 }
 
+/// `command` under the client's Idempotency-Key when it sent one ([`idempotent`]);
+/// otherwise `command` as it is, keyed by the device when it is written
+/// ([`crate::consensus::assigned_key`]).
+pub(super) fn idempotent_if_keyed(
+    key: Option<String>,
+    hash: &[u8; 32],
+    command: StoreCommand,
+) -> StoreCommand {
+    match key {
+        Some(key) => idempotent(key, hash, command),
+        None => command,
+    }
+}
+
 /// 200 with `Idempotent-Replayed: true`: the answer to a retry of an applied request (the
 /// sales API's convention, see [`super::sales`]).
 pub(super) fn replayed(body: impl IntoResponse) -> Response {

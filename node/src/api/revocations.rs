@@ -5,7 +5,7 @@
 //! retroactive: entries the device signed before stay in the ledger.
 
 use super::error::{ApiError, ErrorBody};
-use super::gift_cards::{no_consensus, no_quorum, refused};
+use super::gift_cards::{idempotent_if_keyed, no_consensus, no_quorum, refused, replayed};
 use crate::runtime::NodeContext;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -46,16 +46,19 @@ pub fn check_serial(serial: &str) -> Result<(), String> {
 /// ada`; without the headers only while the store has no operator). 201 with the
 /// effective log index; 409 `already_revoked` (with the first revocation's index,
 /// answered from this device's state without a Raft entry when it holds it); 422
-/// `invalid_serial`.
+/// `invalid_serial`. With an `Idempotency-Key`, a retry under the same key answers the
+/// first revocation (200, `Idempotent-Replayed: true`, its index) instead of 409.
 #[utoipa::path(post, path = "/v1/store/certificates/{serial}/revoke",
     params(("serial" = String, Path),
         ("X-Operator-Id" = Option<String>, Header, description = "the authorising admin"),
-        ("X-Operator-Pin" = Option<String>, Header, description = "their PIN")),
+        ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
+        ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key answers the first revocation; without it the device keys the write itself")),
     responses((status = 201, description = "revoked from the returned log index on"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
               (status = 400, body = ErrorBody, description = "`invalid_header`"),
               (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: only an admin revokes a certificate"),
-              (status = 409, body = ErrorBody, description = "`already_revoked`"),
+              (status = 409, body = ErrorBody, description = "`already_revoked`; `idempotency_key_reused`: the key was used for another request"),
               (status = 422, body = ErrorBody, description = "`invalid_serial`"),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"),
               (status = 503, body = ErrorBody)))]
@@ -65,6 +68,7 @@ pub async fn revoke_certificate(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let by = super::operator_auth::operator_for(&node, &headers, "revoke a certificate").await?;
+    let key = super::body::optional_idempotency_key(&headers)?;
     check_serial(&serial).map_err(|why| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -73,8 +77,9 @@ pub async fn revoke_certificate(
             Some("serial"),
         )
     })?;
-    let command =
-        super::operator_auth::authorised(&node, by, StoreCommand::RevokeCertificate { serial })?;
+    let hash = super::body::request_hash("revoke_certificate", &serial, &serde_json::Value::Null);
+    let command = idempotent_if_keyed(key, &hash, StoreCommand::RevokeCertificate { serial });
+    let command = super::operator_auth::authorised(&node, by, command)?;
     let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
     let (index, response) = raft.write(command).await.map_err(no_quorum)?;
     match response {
@@ -83,6 +88,12 @@ pub async fn revoke_certificate(
             Json(serde_json::json!({"log_index": index, "outcome": outcome})),
         )
             .into_response()),
+        StoreResponse::Replayed {
+            applied_at_index,
+            outcome: outcome @ Outcome::CertificateRevoked { .. },
+        } => Ok(replayed(Json(
+            serde_json::json!({"log_index": applied_at_index, "outcome": outcome}),
+        ))),
         StoreResponse::Refused(refusal) => Err(refused(&refusal)),
         other => Err(ApiError::internal(format!(
             "the store's state machine answered a revocation with {other:?}"

@@ -13,17 +13,18 @@
 //!
 //! Shift opening and close and tax rates need an `Idempotency-Key`, recorded store-wide in
 //! the Raft state with the outcome (the sales API's convention: a retry answers the first
-//! outcome, 200 `Idempotent-Replayed: true`). Operators need none: setting one is an upsert
-//! (and a request hash over a body with a clear PIN must not enter the replicated state).
+//! outcome, 200 `Idempotent-Replayed: true`). Operator set and disable take one
+//! optionally (the device keys the write itself without); an operator's request hash
+//! leaves the clear PIN out, which must not enter the replicated state.
 //!
 //! Reads come from this device's applied state (replicated, possibly a moment behind the
 //! leader). Every bad body is refused here with a precise code before anything is
 //! proposed; refusals of the state machine (unknown operator, shift already open, …) are
 //! committed answers that change nothing.
 
-use super::body::{idempotency_key, parse_json, request_hash};
+use super::body::{idempotency_key, optional_idempotency_key, parse_json, request_hash};
 use super::error::{ApiError, ErrorBody};
-use super::gift_cards::{decide, idempotent};
+use super::gift_cards::{decide, idempotent, idempotent_if_keyed};
 use super::sales::parse_currency;
 use crate::runtime::NodeContext;
 use axum::body::Bytes;
@@ -113,16 +114,23 @@ pub struct SetTaxRatesBody {
 /// `last_admin`); an id disabled for good is never set again (409 `operator_disabled`).
 /// Order of checks: authorising PIN, body, role rules (on this device's applied state,
 /// before anything is proposed); every refusal changes nothing. The codes are those of
-/// every guarded operation: 401 `operator_required`, 403 `role_forbidden`.
+/// every guarded operation: 401 `operator_required`, 403 `role_forbidden`. With an
+/// `Idempotency-Key`, a retry under the same key and the same operator id, name and role
+/// answers the first outcome (200, `Idempotent-Replayed: true`; the PIN is left out of the
+/// comparison, so its hash in the replicated state gives nothing away), the key used for
+/// another request 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/operators", request_body = SetOperatorBody,
     params(
         ("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only for the store's first operator)"),
         ("X-Operator-Pin" = Option<String>, Header, description = "the authorising operator's PIN"),
+        ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and the same operator id, name and role answers the first outcome (the PIN is not compared); without it the device keys the write itself"),
     ),
-    responses((status = 201, description = "set (the committed outcome)"), (status = 400, body = ErrorBody),
+    responses((status = 201, description = "set (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
+              (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody, description = "`operator_required`: no authorising operator (the store has operators) or one header missing; `pin_mismatch`: unknown authorising operator or wrong PIN (the same answer; counts against the operator's lockout)"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the authorising operator's role may not make this change (or a first operator that is not an admin)"),
-              (status = 409, body = ErrorBody, description = "`last_admin`: the change would take the admin role from the store's only admin (appoint another admin first); `operator_disabled`: the id was disabled for good (give the person a new id)"),
+              (status = 409, body = ErrorBody, description = "`last_admin`: the change would take the admin role from the store's only admin (appoint another admin first); `operator_disabled`: the id was disabled for good (give the person a new id); `idempotency_key_reused`: the key was used for another request"),
               (status = 422, body = ErrorBody),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"),
               (status = 503, body = ErrorBody)))]
@@ -134,7 +142,14 @@ pub async fn set_operator(
     // Who asks, before anything about the body is told.
     let authorised_by =
         super::operator_auth::operator_for(&node, &headers, "change the operators").await?;
+    let key = optional_idempotency_key(&headers)?;
     let body: SetOperatorBody = parse_json(&headers, body)?;
+    // Not the PIN: a hash of a few digits in the replicated state would give them away.
+    let hash = request_hash(
+        "set_operator",
+        &body.operator_id,
+        &serde_json::json!({"name": body.name, "role": body.role.as_str()}),
+    );
     check_operator_id(&body.operator_id)?;
     check_text("name", &body.name)?;
     super::operator_auth::check_roles(
@@ -155,17 +170,14 @@ pub async fn set_operator(
                 Some("pin"),
             )
         })?;
-    decide(
-        &node,
-        StoreCommand::SetOperatorAuthorised {
-            authorised_by,
-            operator_id: body.operator_id,
-            name: body.name,
-            role: body.role,
-            pin_hash,
-        },
-    )
-    .await
+    let command = StoreCommand::SetOperatorAuthorised {
+        authorised_by,
+        operator_id: body.operator_id,
+        name: body.name,
+        role: body.role,
+        pin_hash,
+    };
+    decide(&node, idempotent_if_keyed(key, &hash, command)).await
 }
 
 /// The store's operators, for a manager or admin (`X-Operator-Id` / `X-Operator-Pin`;
@@ -410,16 +422,20 @@ pub async fn list_tax_rates(
 /// their open shifts close in the same entry (`closed_because: operator_disabled` in
 /// `GET /v1/shifts`, their ids in the outcome's `shifts_closed`); all their shifts stay on
 /// record. An unknown operator (404), the only admin or a disabled one (409) is answered
-/// from this device's applied state without a Raft entry.
+/// from this device's applied state without a Raft entry. With an `Idempotency-Key`, a
+/// retry under the same key answers the first disable (200, `Idempotent-Replayed: true`),
+/// the key used for another request 409 `idempotency_key_reused`.
 #[utoipa::path(post, path = "/v1/operators/{id}/disable",
     params(("id" = String, Path),
         ("X-Operator-Id" = String, Header, description = "the authorising manager or admin"),
-        ("X-Operator-Pin" = String, Header, description = "their PIN")),
+        ("X-Operator-Pin" = String, Header, description = "their PIN"),
+        ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key answers the first outcome; without it the device keys the write itself")),
     responses((status = 201, description = "disabled (the committed outcome)"),
+              (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
               (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`"),
               (status = 404, body = ErrorBody, description = "`operator_not_found`"),
-              (status = 409, body = ErrorBody, description = "`last_admin`; `operator_disabled`: disabled already"),
+              (status = 409, body = ErrorBody, description = "`last_admin`; `operator_disabled`: disabled already (under another key, or none); `idempotency_key_reused`: the key was used for another request"),
               (status = 422, body = ErrorBody),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device"), (status = 503, body = ErrorBody),
               (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request")))]
@@ -429,12 +445,16 @@ pub async fn disable_operator(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let by = super::operator_auth::operator_for(&node, &headers, "disable an operator").await?;
+    let key = optional_idempotency_key(&headers)?;
     check_operator_id(&operator_id)?;
+    let hash = request_hash("disable_operator", &operator_id, &serde_json::Value::Null);
     let (now_ms, _) = node.dated(None)?;
     let command = StoreCommand::DisableOperator {
         operator_id,
         disabled_at_ms: now_ms,
     };
+    // A replay of the client's key passes the pre-check: the log answers the first outcome.
+    let command = idempotent_if_keyed(key, &hash, command);
     // Unknown, disabled or the only admin: answered from this device's state, no entry.
     let decided = match super::operator_auth::authorised(&node, by, command) {
         Ok(command) => decide(&node, command).await,

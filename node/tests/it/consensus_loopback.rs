@@ -32,6 +32,7 @@ pub(super) async fn raft(client: &reqwest::Client, node: &NodeProcess) -> Value 
     support::node_status(client, node).await["raft"].clone()
 }
 
+/// `POST path` of `body` on `node` with `key` as Idempotency-Key (`""`: none).
 pub(super) async fn post(
     client: &reqwest::Client,
     node: &NodeProcess,
@@ -39,13 +40,14 @@ pub(super) async fn post(
     key: &str,
     body: Value,
 ) -> (u16, Value) {
-    let response = client
+    let mut request = client
         .post(format!("http://{}{path}", node.api))
-        .header("Idempotency-Key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("answers");
+        .json(&body);
+    // "": no header (an empty one is a malformed key, refused where a key is optional too).
+    if !key.is_empty() {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.expect("answers");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }

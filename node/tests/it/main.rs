@@ -10,6 +10,7 @@ mod crash_durability;
 mod day_close_loopback;
 mod demo;
 mod demo_netns;
+mod guarded_client_keys_loopback;
 mod guarded_failover_loopback;
 mod identity_conflict_loopback;
 mod import_bakery;

@@ -1,0 +1,210 @@
+//! Guarded writes that take an `Idempotency-Key` optionally — operator set and disable,
+//! the offline card budget, certificate revocation — honour the client's key when it sends
+//! one: the same key with the same request answers the first outcome again (200,
+//! `Idempotent-Replayed: true`, the same log index and outcome; nothing applies twice),
+//! the same key with another request is 409 `idempotency_key_reused` and changes nothing.
+//! Without the header they behave as before (the device keys each send itself).
+
+use super::staff_loopback::{one_device_store, set_operator};
+use super::support;
+use posmesh_node::node_process::NodeProcess;
+use serde_json::{json, Value};
+
+/// `method path` with `body` (none for `Value::Null`) and `key` as Idempotency-Key when
+/// given: (status, replay header present, JSON answer).
+async fn send(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, bool, Value) {
+    let mut request = client.request(method, format!("http://{}{path}", node.api));
+    if !body.is_null() {
+        request = request.json(body);
+    }
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.expect("answers");
+    let status = response.status().as_u16();
+    let replayed = response
+        .headers()
+        .get("Idempotent-Replayed")
+        .is_some_and(|v| v == "true");
+    (
+        status,
+        replayed,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn code(answer: &Value) -> Option<&str> {
+    answer["error"]["code"].as_str()
+}
+
+/// The operators as listed by admin `ada`.
+async fn operators(node: &NodeProcess) -> Value {
+    let ada = support::http_client_as(("ada", "8642"));
+    let (status, _, list) = send(
+        &ada,
+        node,
+        reqwest::Method::GET,
+        "/v1/operators",
+        None,
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    list
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_key_on_operator_set_and_disable_replays_the_first_outcome() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let a = one_device_store(&client, dir.path()).await;
+    let (status, set) = set_operator(
+        &client,
+        &a,
+        None,
+        json!({"operator_id": "ada", "name": "Ada", "role": "admin", "pin": "8642"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{set}");
+    let ada = support::http_client_as(("ada", "8642"));
+
+    // Operator set, twice under one key: the second answers the first, applied once.
+    let cat = json!({"operator_id": "cat", "name": "Cat", "role": "cashier", "pin": "1111"});
+    let (status, replayed, first) = send(
+        &ada,
+        &a,
+        Method::POST,
+        "/v1/operators",
+        Some("set-c7"),
+        &cat,
+    )
+    .await;
+    assert_eq!((status, replayed), (201, false), "{first}");
+    let index = first["log_index"].as_u64().expect("a log index");
+    let (status, replayed, again) = send(
+        &ada,
+        &a,
+        Method::POST,
+        "/v1/operators",
+        Some("set-c7"),
+        &cat,
+    )
+    .await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["log_index"].as_u64(), Some(index), "{again}");
+    assert_eq!(again["outcome"], first["outcome"], "the first outcome");
+    // The same key for another request: refused, nothing changes.
+    let listed = operators(&a).await;
+    let renamed = json!({"operator_id": "cat", "name": "Kat", "role": "cashier", "pin": "1111"});
+    let (status, _, reused) = send(
+        &ada,
+        &a,
+        Method::POST,
+        "/v1/operators",
+        Some("set-c7"),
+        &renamed,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&reused)),
+        (409, Some("idempotency_key_reused")),
+        "{reused}"
+    );
+    assert_eq!(operators(&a).await, listed, "a reused key changes nothing");
+    // Without a key the upsert applies again, at a new index (unchanged behaviour).
+    let (status, replayed, fresh) = send(&ada, &a, Method::POST, "/v1/operators", None, &cat).await;
+    assert_eq!((status, replayed), (201, false), "{fresh}");
+    assert!(fresh["log_index"].as_u64() > Some(index), "{fresh}");
+    // A malformed key is refused before anything is proposed.
+    let (status, _, bad) = send(
+        &ada,
+        &a,
+        Method::POST,
+        "/v1/operators",
+        Some("with space"),
+        &cat,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&bad)),
+        (400, Some("invalid_idempotency_key")),
+        "{bad}"
+    );
+
+    // Operator disable, twice under one key: the second is the first's replay, not 409.
+    let path = "/v1/operators/cat/disable";
+    let (status, replayed, first) =
+        send(&ada, &a, Method::POST, path, Some("dis-c6"), &Value::Null).await;
+    assert_eq!((status, replayed), (201, false), "{first}");
+    let (status, replayed, again) =
+        send(&ada, &a, Method::POST, path, Some("dis-c6"), &Value::Null).await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["log_index"], first["log_index"], "{again}");
+    assert_eq!(again["outcome"], first["outcome"], "the first outcome");
+    // Another key (or none): disabled already, as before.
+    let (status, _, other) = send(&ada, &a, Method::POST, path, Some("dis-c8"), &Value::Null).await;
+    assert_eq!(
+        (status, code(&other)),
+        (409, Some("operator_disabled")),
+        "{other}"
+    );
+    let (status, _, none) = send(&ada, &a, Method::POST, path, None, &Value::Null).await;
+    assert_eq!(
+        (status, code(&none)),
+        (409, Some("operator_disabled")),
+        "{none}"
+    );
+    // The disable key used for another operator's disable: refused.
+    let (status, _, reused) = send(
+        &ada,
+        &a,
+        Method::POST,
+        "/v1/operators/ada/disable",
+        Some("dis-c6"),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&reused)),
+        (409, Some("idempotency_key_reused")),
+        "{reused}"
+    );
+
+    // The offline card budget and a certificate revocation follow the same rule.
+    let budget = json!({"amount_minor": 50_000, "currency": "GBP"});
+    let path = "/v1/payments/exposure-budget";
+    let (status, _, first) = send(&ada, &a, Method::PUT, path, Some("bud-1"), &budget).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, replayed, again) = send(&ada, &a, Method::PUT, path, Some("bud-1"), &budget).await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["log_index"], first["log_index"], "{again}");
+    let other = json!({"amount_minor": 60_000, "currency": "GBP"});
+    let (status, _, reused) = send(&ada, &a, Method::PUT, path, Some("bud-1"), &other).await;
+    assert_eq!(
+        (status, code(&reused)),
+        (409, Some("idempotency_key_reused")),
+        "{reused}"
+    );
+    let path = "/v1/store/certificates/0c/revoke";
+    let (status, _, first) = send(&ada, &a, Method::POST, path, Some("rev-1"), &Value::Null).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, replayed, again) =
+        send(&ada, &a, Method::POST, path, Some("rev-1"), &Value::Null).await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["log_index"], first["log_index"], "{again}");
+    assert_eq!(again["outcome"], first["outcome"], "{again}");
+    let (status, _, none) = send(&ada, &a, Method::POST, path, None, &Value::Null).await;
+    assert_eq!(
+        (status, code(&none)),
+        (409, Some("already_revoked")),
+        "{none}"
+    );
+}
