@@ -39,6 +39,32 @@ pub(super) fn start_cloud(dir: &Path, listen: &str) -> CloudProcess {
     .expect("cloud starts")
 }
 
+/// Three devices of store `s1` in `d` (identities in `d/till-N-id`, already issued), each
+/// uploading to the cloud at `cloud_quic`, till-1 bootstrapping the Raft group; returns
+/// once they agree on a leader with 3 voters.
+pub(super) async fn start_uploading_store(
+    client: &reqwest::Client,
+    d: &Path,
+    cloud_quic: &str,
+) -> (NodeProcess, NodeProcess, NodeProcess) {
+    let up = ["--cloud", cloud_quic];
+    let boot = ["--cloud", cloud_quic, "--raft-bootstrap"];
+    let a = support::start_mesh_node_with(d, "s1", "till-1", "127.0.0.1:0", &[], &boot);
+    let a_mesh = format!("till-1@{}", support::mesh_addr(client, &a).await);
+    let b = support::start_mesh_node_with(
+        d,
+        "s1",
+        "till-2",
+        "127.0.0.1:0",
+        std::slice::from_ref(&a_mesh),
+        &up,
+    );
+    let b_mesh = format!("till-2@{}", support::mesh_addr(client, &b).await);
+    let c = support::start_mesh_node_with(d, "s1", "till-3", "127.0.0.1:0", &[a_mesh, b_mesh], &up);
+    super::consensus_loopback::wait_leader(client, &[&a, &b, &c], 3, None).await;
+    (a, b, c)
+}
+
 /// GETs `path` of the cloud's admin API with its bearer token.
 pub(super) async fn admin_get(client: &reqwest::Client, cloud: &CloudProcess, path: &str) -> Value {
     client

@@ -6,39 +6,9 @@
 //! Without the header they behave as before (the device keys each send itself).
 
 use super::staff_loopback::{one_device_store, set_operator};
-use super::support;
+use super::support::{self, send_keyed as send};
 use posmesh_node::node_process::NodeProcess;
 use serde_json::{json, Value};
-
-/// `method path` with `body` (none for `Value::Null`) and `key` as Idempotency-Key when
-/// given: (status, replay header present, JSON answer).
-async fn send(
-    client: &reqwest::Client,
-    node: &NodeProcess,
-    method: reqwest::Method,
-    path: &str,
-    key: Option<&str>,
-    body: &Value,
-) -> (u16, bool, Value) {
-    let mut request = client.request(method, format!("http://{}{path}", node.api));
-    if !body.is_null() {
-        request = request.json(body);
-    }
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.expect("answers");
-    let status = response.status().as_u16();
-    let replayed = response
-        .headers()
-        .get("Idempotent-Replayed")
-        .is_some_and(|v| v == "true");
-    (
-        status,
-        replayed,
-        response.json().await.unwrap_or(Value::Null),
-    )
-}
 
 fn code(answer: &Value) -> Option<&str> {
     answer["error"]["code"].as_str()

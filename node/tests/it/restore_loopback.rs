@@ -6,7 +6,7 @@
 //! and the same gift-card balances, takes new sales and a redemption, and a second new
 //! device joins the restored store.
 
-use super::cloud_loopback::admin_get;
+use super::cloud_loopback::{admin_get, start_uploading_store};
 use super::consensus_loopback::{balance, post, raft, redeem, sell_on, wait_entries, wait_leader};
 use super::support;
 use posmesh_node::cloud::process::{CloudProcess, CloudSpec};
@@ -83,21 +83,7 @@ async fn a_store_that_lost_every_device_is_restored_from_the_cloud() {
     let token = d.join("cloud").join("admin-token");
 
     // A store of three devices, each uploading to the cloud.
-    let up = ["--cloud", cloud.quic.as_str()];
-    let boot = ["--cloud", cloud.quic.as_str(), "--raft-bootstrap"];
-    let a = support::start_mesh_node_with(d, "s1", "till-1", "127.0.0.1:0", &[], &boot);
-    let a_mesh = format!("till-1@{}", support::mesh_addr(&client, &a).await);
-    let b = support::start_mesh_node_with(
-        d,
-        "s1",
-        "till-2",
-        "127.0.0.1:0",
-        std::slice::from_ref(&a_mesh),
-        &up,
-    );
-    let b_mesh = format!("till-2@{}", support::mesh_addr(&client, &b).await);
-    let c = support::start_mesh_node_with(d, "s1", "till-3", "127.0.0.1:0", &[a_mesh, b_mesh], &up);
-    wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    let (a, b, c) = start_uploading_store(&client, d, &cloud.quic).await;
     for (card, amount) in [("card-1", 3000), ("card-2", 1000)] {
         let (status, body) = post(
             &client,

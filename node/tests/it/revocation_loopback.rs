@@ -5,7 +5,9 @@
 //! retroactive); the rest of the store goes on. The revoked till itself finds out: its
 //! status and alerts say so, and it takes no more sales.
 
-use super::cloud_loopback::{cloud_store, issue_cloud, start_cloud, wait_cloud_entries};
+use super::cloud_loopback::{
+    cloud_store, issue_cloud, start_cloud, start_uploading_store, wait_cloud_entries,
+};
 use super::consensus_loopback::{post, sell_on, start_store, wait_entries, wait_leader};
 use super::support;
 use posmesh_node::node_process::NodeProcess;
@@ -215,34 +217,7 @@ async fn the_cloud_and_the_uplinks_honour_store_wide_revocations() {
     );
     let cloud_id = issue_cloud(d);
     let cloud = start_cloud(d, "127.0.0.1:0");
-    let to_cloud = ["--cloud", cloud.quic.as_str()];
-    let a = support::start_mesh_node_with(
-        d,
-        "s1",
-        "till-1",
-        "127.0.0.1:0",
-        &[],
-        &["--raft-bootstrap", to_cloud[0], to_cloud[1]],
-    );
-    let a_mesh = format!("till-1@{}", support::mesh_addr(&client, &a).await);
-    let b = support::start_mesh_node_with(
-        d,
-        "s1",
-        "till-2",
-        "127.0.0.1:0",
-        std::slice::from_ref(&a_mesh),
-        &to_cloud,
-    );
-    let b_mesh = format!("till-2@{}", support::mesh_addr(&client, &b).await);
-    let c = support::start_mesh_node_with(
-        d,
-        "s1",
-        "till-3",
-        "127.0.0.1:0",
-        &[a_mesh, b_mesh],
-        &to_cloud,
-    );
-    wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    let (a, b, c) = start_uploading_store(&client, d, &cloud.quic).await;
     sell_on(&client, &[(&c, "c-before", 2)]).await;
     wait_cloud_entries(&client, &cloud, 2).await;
     assert_eq!(

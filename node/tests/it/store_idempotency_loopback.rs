@@ -21,21 +21,7 @@ async fn post(
     key: Option<&str>,
     body: &Value,
 ) -> (u16, bool, Value) {
-    let mut request = client.post(format!("http://{}{path}", node.api)).json(body);
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.expect("answers");
-    let status = response.status().as_u16();
-    let replayed = response
-        .headers()
-        .get("Idempotent-Replayed")
-        .is_some_and(|v| v == "true");
-    (
-        status,
-        replayed,
-        response.json().await.unwrap_or(Value::Null),
-    )
+    support::send_keyed(client, node, reqwest::Method::POST, path, key, body).await
 }
 
 /// The same request twice, then the key with `other` at `other_path`, then no key: asserts

@@ -306,3 +306,33 @@ pub async fn alerts_of(
         .cloned()
         .collect()
 }
+
+/// `method path` on `node` with `body` (none for `Value::Null`) and `key` as
+/// Idempotency-Key when given: (status, `Idempotent-Replayed: true` present, JSON answer).
+pub async fn send_keyed(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, bool, serde_json::Value) {
+    let mut request = client.request(method, format!("http://{}{path}", node.api));
+    if !body.is_null() {
+        request = request.json(body);
+    }
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.expect("answers");
+    let status = response.status().as_u16();
+    let replayed = response
+        .headers()
+        .get("Idempotent-Replayed")
+        .is_some_and(|v| v == "true");
+    (
+        status,
+        replayed,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
