@@ -27,6 +27,9 @@
 //!   the cloud keeps (installed as a snapshot, membership forced to the new device).
 //! - [`precheck`]: the refusals decided by the state alone, asked by the API on its
 //!   device's applied state before it proposes (no Raft entry for a certain refusal).
+//! - [`snapshot_receive`]: a leader's snapshot is installed unless this device's log already
+//!   holds its last entry (Raft §7 rule 6; works around an openraft cursor that otherwise
+//!   stalls the follower's state machine short of its commit index).
 //! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
 //!   [`ConsensusError`] (`Unconfirmed`, `NoQuorum`, `NoLeader`, `NotLeader`, …).
 //!
@@ -89,6 +92,7 @@ pub mod precheck;
 pub mod restore;
 pub mod rocksdb_tuning;
 pub mod roles;
+pub mod snapshot_receive;
 pub mod staff;
 pub mod state;
 pub mod storage;
@@ -102,6 +106,7 @@ pub use client::{read_index, read_linearizable, write, ConsensusError};
 pub use command::{Outcome, Refusal, StoreCommand, StoreResponse, CATALOG_TOML_BYTES_MAX};
 pub use failover_nudge::{FailoverNudge, NudgeRole};
 pub use failover_nudge_task::{run_failover_nudge, NudgeHandle};
+pub use snapshot_receive::{install_full_snapshot_unless_held, SnapshotReceived};
 pub use state::StoreState;
 pub use storage::{open, LogStore, OpenError, StateMachineStore, StoreReader};
 pub use timings::{raft_config, RaftTimings};

@@ -18,7 +18,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 use posmesh_consensus::group::{self, Admission, GroupConflict, RpcKind};
 use posmesh_consensus::{
     raft_config, run_failover_nudge, ConsensusError, NodeId, NudgeHandle, RaftTimings, Refusal,
-    StoreCommand, StoreRaft, StoreReader, StoreResponse,
+    SnapshotReceived, StoreCommand, StoreRaft, StoreReader, StoreResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -461,14 +461,28 @@ impl RaftService {
                             meta,
                             snapshot: std::io::Cursor::new(bytes),
                         };
-                        match self.raft.install_full_snapshot(vote, snapshot).await {
-                            Ok(response) => {
+                        match posmesh_consensus::install_full_snapshot_unless_held(
+                            &self.raft, vote, snapshot,
+                        )
+                        .await
+                        {
+                            Ok(SnapshotReceived::Installed(response)) => {
                                 self.nudge.heard_from_leader();
                                 self.leader_contact.heard();
                                 self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
                                 self.last_snapshot_installed_bytes
                                     .store(size_bytes, Ordering::Relaxed);
                                 tracing::info!(size_bytes, "snapshot from the leader installed");
+                                RaftReply::Snapshot(response)
+                            }
+                            Ok(SnapshotReceived::AlreadyHeld(response)) => {
+                                self.nudge.heard_from_leader();
+                                self.leader_contact.heard();
+                                tracing::info!(
+                                    size_bytes,
+                                    "snapshot from the leader not installed: this log already \
+                                     holds its last entry"
+                                );
                                 RaftReply::Snapshot(response)
                             }
                             Err(e) => failed(&e),

@@ -21,7 +21,14 @@
 //! Replay: the fault schedule, the clients' choices and the network's draws come from the
 //! seed; openraft draws its election timeouts from its own thread RNG, so a seed replays the
 //! same schedule but not necessarily the same interleaving (the checkers judge every
-//! interleaving alike).
+//! interleaving alike). A rare failure is chased by running one seed many times:
+//! `POSMESH_RAFT_SIM_FIRST_SEED=10 POSMESH_RAFT_SIM_SEEDS=1 cargo test … raft_on_five`, with
+//! `POSMESH_RAFT_SIM_LOG=openraft=debug` for openraft's own log; a `raft-liveness` violation
+//! lists every device's role, term, vote and log/commit/apply indexes.
+//!
+//! Snapshots reach a device through the production receive rule
+//! ([`posmesh_consensus::snapshot_receive`]): the 5-device sweep found a follower whose state
+//! machine stalled short of its commit index after a snapshot it already held (1 run in ~150).
 //!
 //! Canary ([`RaftCanary::FsyncLie`]): storage that acknowledges appends it then loses in a
 //! crash (an fsync that lied); caught by `raft-committed-kept` after power cuts.

@@ -223,10 +223,12 @@ impl RaftNetworkV2<TypeConfig> for SimConnection {
         let nudge = self.net.lock().nudges.get(&self.to).cloned();
         self.net
             .call(self.from, self.to, option.hard_ttl(), |raft| async move {
-                let response = raft
-                    .install_full_snapshot(vote, snapshot)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                // The production receive path (Raft §7 rule 6 before openraft).
+                let response =
+                    posmesh_consensus::install_full_snapshot_unless_held(&raft, vote, snapshot)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .response();
                 if let Some(nudge) = nudge {
                     nudge.heard_from_leader();
                 }

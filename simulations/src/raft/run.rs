@@ -315,6 +315,13 @@ async fn run(seed: u64, options: RaftSimOptions) -> RaftOutcome {
             break false;
         }
     };
+    // What every device's Raft reports when the run did not converge (read before they
+    // stop): enough to tell a stuck election from a stuck follower.
+    let stuck = if converged {
+        String::new()
+    } else {
+        describe_devices(&store, &ids)
+    };
     for id in &ids {
         store.crash(*id).await; // stop (the canary's loss does not matter any more)
     }
@@ -334,7 +341,7 @@ async fn run(seed: u64, options: RaftSimOptions) -> RaftOutcome {
             "raft-liveness",
             None,
             format!(
-                "devices did not converge within {} ms after the heal",
+                "devices did not converge within {} ms after the heal: {stuck}",
                 options.heal_deadline_ms
             ),
         ));
@@ -354,6 +361,44 @@ async fn run(seed: u64, options: RaftSimOptions) -> RaftOutcome {
         snapshots_installed: disks.values().map(|d| d.snapshots_installed).sum(),
         messages_lost,
     }
+}
+
+/// One line per device: role, term, vote, last log, committed and applied indexes, the
+/// leader it follows, and its disk's applied index.
+fn describe_devices(store: &Store, ids: &[NodeId]) -> String {
+    let net = store.net.lock();
+    let lines: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let disk_applied = store.disks[id]
+                .lock()
+                .last_applied
+                .as_ref()
+                .map(|l| l.index());
+            match net.up.get(id) {
+                Some(raft) => {
+                    let m = raft.metrics().borrow_watched().clone();
+                    format!(
+                        "d{id} {:?} term {} vote {} last log {:?} committed {:?} applied {:?} \
+                         leader {:?} voters {:?} disk applied {disk_applied:?}",
+                        m.state,
+                        m.current_term,
+                        m.vote,
+                        m.last_log_index,
+                        m.local_committed.map(|l| l.index()),
+                        m.last_applied.map(|l| l.index()),
+                        m.current_leader,
+                        m.membership_config
+                            .membership()
+                            .voter_ids()
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                None => format!("d{id} down, disk applied {disk_applied:?}"),
+            }
+        })
+        .collect();
+    lines.join("; ")
 }
 
 fn leader_commit(store: &Store) -> Option<u64> {

@@ -5,4 +5,5 @@ mod canaries;
 mod cli;
 mod raft;
 mod replay;
+mod snapshot_receive;
 mod sweep;

@@ -19,13 +19,37 @@ fn seed_count(seeds: u64) -> u64 {
         .unwrap_or(seeds)
 }
 
+/// The first seed: 1, or `POSMESH_RAFT_SIM_FIRST_SEED` when set (replaying a failing seed by
+/// hand: openraft draws its election timeouts from its own RNG, so a seed's interleaving
+/// varies from run to run and a rare failure may need several runs).
+fn first_seed() -> u64 {
+    std::env::var("POSMESH_RAFT_SIM_FIRST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// `POSMESH_RAFT_SIM_LOG=<filter>` (an `EnvFilter`, e.g. `openraft=debug`): openraft's own
+/// log on stderr, to diagnose a seed by hand.
+fn log_if_asked() {
+    if let Ok(filter) = std::env::var("POSMESH_RAFT_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    }
+}
+
 fn run(devices: u64, seeds: u64) {
+    log_if_asked();
     let seeds = seed_count(seeds);
     let options = RaftSimOptions {
         devices,
         ..RaftSimOptions::default()
     };
-    let (failed, total) = sweep(1, seeds, &options);
+    let first = first_seed();
+    let (failed, total) = sweep(first, first + seeds - 1, &options);
     for outcome in &failed {
         for violation in &outcome.violations {
             eprintln!("{devices} devices, seed {}: {violation}", outcome.seed);
