@@ -202,10 +202,12 @@ async fn serve(raft: StoreRaft, mut inbox: mpsc::UnboundedReceiver<Rpc>) {
                     let _ = reply.send(raft.pre_vote(req).await.map_err(|e| e.to_string()));
                 }
                 Rpc::Snapshot(vote, snapshot, reply) => {
-                    let result = raft
-                        .install_full_snapshot(vote, snapshot)
-                        .await
-                        .map_err(|e| e.to_string());
+                    // The node's receive path (Raft §7 rule 6 before openraft).
+                    let result =
+                        posmesh_consensus::install_full_snapshot_unless_held(&raft, vote, snapshot)
+                            .await
+                            .map(posmesh_consensus::SnapshotReceived::response)
+                            .map_err(|e| e.to_string());
                     let _ = reply.send(result);
                 }
             }
