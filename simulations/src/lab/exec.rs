@@ -31,7 +31,7 @@ pub struct CommandOutput {
 }
 
 /// The Debian package that provides `tool`, for [`LabError::MissingTool`].
-fn package_of(tool: &str) -> &'static str {
+pub(crate) fn package_of(tool: &str) -> &'static str {
     match tool {
         "ip" | "tc" => "iproute2",
         "nft" => "nftables",

@@ -174,7 +174,28 @@ fn check_probability(probability: f64) -> Result<()> {
 fn run_in(namespace: &str, argv: &[String]) -> Result<()> {
     let mut args: Vec<&str> = vec!["netns", "exec", namespace];
     args.extend(argv.iter().map(String::as_str));
-    run_ok("ip", &args).map(|_| ())
+    run_ok("ip", &args)
+        .map(|_| ())
+        .map_err(|e| missing_inside(e, argv))
+}
+
+/// `ip netns exec` that could not start the program inside (iproute2 prints
+/// `exec of "nft" failed: No such file or directory` and exits 1) is a
+/// [`LabError::MissingTool`] for that program, as a missing `ip` is.
+fn missing_inside(error: LabError, argv: &[String]) -> LabError {
+    match (&error, argv.first()) {
+        (LabError::CommandFailed { stderr, .. }, Some(tool))
+            if stderr.contains(&format!("exec of \"{tool}\" failed"))
+                && stderr.contains("No such file or directory") =>
+        {
+            LabError::MissingTool {
+                tool: tool.clone(),
+                package: super::exec::package_of(tool),
+                detail: stderr.clone(),
+            }
+        }
+        _ => error,
+    }
 }
 
 impl Lab {
@@ -416,6 +437,33 @@ impl Lab {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn failed(stderr: &str) -> LabError {
+        LabError::CommandFailed {
+            command: "ip netns exec pmlab-1-h1 nft add table ip pmlab_h1".into(),
+            status: std::process::ExitStatus::from_raw(256),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn a_program_missing_inside_the_namespace_is_a_missing_tool() {
+        let argv: Vec<String> = ["nft", "add", "table"].map(String::from).to_vec();
+        let missing = missing_inside(
+            failed(r#"exec of "nft" failed: No such file or directory"#),
+            &argv,
+        );
+        assert!(
+            matches!(&missing, LabError::MissingTool { tool, package: "nftables", .. } if tool == "nft"),
+            "{missing:?}"
+        );
+        let refused = missing_inside(failed("Error: Could not process rule"), &argv);
+        assert!(
+            matches!(refused, LabError::CommandFailed { .. }),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn iptables_rules_drop_on_input_of_the_lab_interface() {
