@@ -27,6 +27,8 @@
 //!   the cloud keeps (installed as a snapshot, membership forced to the new device).
 //! - [`precheck`]: the refusals decided by the state alone, asked by the API on its
 //!   device's applied state before it proposes (no Raft entry for a certain refusal).
+//! - [`serial`]: the canonical form of a certificate serial in the log, and the
+//!   normalisation of what an admin types (hex case folded, zero refused).
 //! - [`client`]: [`write`] and [`read_linearizable`] with openraft's errors mapped to
 //!   [`ConsensusError`] (`Unconfirmed`, `NoQuorum`, `NoLeader`, `NotLeader`, …).
 //!
@@ -89,6 +91,7 @@ pub mod precheck;
 pub mod restore;
 pub mod rocksdb_tuning;
 pub mod roles;
+pub mod serial;
 pub mod staff;
 pub mod state;
 pub mod storage;

@@ -29,27 +29,47 @@ async fn a_certificate_revoked_through_raft_is_refused_at_the_mesh() {
     let pem = std::fs::read(dir.path().join("till-3-id").join("node.pem")).expect("node.pem");
     let serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
     // Bad input: a precise refusal, nothing revoked.
-    let (status, bad) = post(
-        &client,
-        &a,
-        "/v1/store/certificates/0C/revoke",
-        "x",
-        json!(null),
-    )
-    .await;
-    assert_eq!(
-        (status, bad["error"]["code"].as_str()),
-        (422, Some("invalid_serial"))
-    );
+    for (bad, says) in [
+        ("00", "zero"),
+        ("0x0c", "not a hex digit"),
+        ("000c", "leading zero"),
+    ] {
+        let (status, refused) = post(
+            &client,
+            &a,
+            &format!("/v1/store/certificates/{bad}/revoke"),
+            &format!("x-{bad}"),
+            json!(null),
+        )
+        .await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (422, Some("invalid_serial")),
+            "{refused}"
+        );
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{refused}"
+        );
+    }
     assert!(
         support::connected_peers(&support::node_status(&client, &a).await)
             .contains(&"till-3".to_owned())
     );
 
-    let path = format!("/v1/store/certificates/{serial}/revoke");
-    let (status, revoked) = post(&client, &b, &path, "r-1", json!(null)).await;
+    // Upper case, as `openssl x509 -serial` prints it: recorded in lower case.
+    let upper = format!("/v1/store/certificates/{}/revoke", serial.to_uppercase());
+    let (status, revoked) = post(&client, &b, &upper, "r-1", json!(null)).await;
     assert_eq!(status, 201, "{revoked}");
+    assert_eq!(
+        revoked["outcome"]["serial"].as_str(),
+        Some(serial.as_str()),
+        "{revoked}"
+    );
     let index = revoked["log_index"].as_u64().expect("index");
+    let path = format!("/v1/store/certificates/{serial}/revoke");
     let (status, again) = post(&client, &a, &path, "r-2", json!(null)).await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
