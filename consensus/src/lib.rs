@@ -27,6 +27,8 @@
 //!   the cloud keeps (installed as a snapshot, membership forced to the new device).
 //! - [`precheck`]: the refusals decided by the state alone, asked by the API on its
 //!   device's applied state before it proposes (no Raft entry for a certain refusal).
+//! - [`serial`]: the canonical form of a certificate serial in the log, and the
+//!   normalisation of what an admin types (hex case folded, zero refused).
 //! - [`snapshot_receive`]: a leader's snapshot is installed unless this device's log already
 //!   holds its last entry (Raft §7 rule 6; works around an openraft cursor that otherwise
 //!   stalls the follower's state machine short of its commit index).
@@ -92,6 +94,7 @@ pub mod precheck;
 pub mod restore;
 pub mod rocksdb_tuning;
 pub mod roles;
+pub mod serial;
 pub mod snapshot_receive;
 pub mod staff;
 pub mod state;

@@ -514,9 +514,14 @@ impl StoreState {
         })
     }
 
-    /// What `RevokeCertificate` checks before it changes anything.
+    /// What `RevokeCertificate` checks before it changes anything: the serial is canonical
+    /// ([`crate::serial::check_canonical`]: revocations match presented certificates by
+    /// exact string, so every log keeps the one spelling the mesh reads) and not revoked yet.
     pub(crate) fn check_revoke_certificate(&self, serial: &str) -> Result<(), Refusal> {
-        check_id("serial", serial)?;
+        crate::serial::check_canonical(serial).map_err(|rule| Refusal::InvalidId {
+            field: "serial".to_owned(),
+            rule,
+        })?;
         if let Some(effective_index) = self.revocations.get(serial) {
             return Err(Refusal::AlreadyRevoked {
                 serial: serial.to_owned(),
@@ -1009,6 +1014,27 @@ mod tests {
     }
 
     #[test]
+    fn only_canonical_serials_are_revoked_and_a_zero_of_an_old_log_still_applies() {
+        let mut state = StoreState::default();
+        for bad in ["", "0C", "c", "000c", "0x0c", "0c:1a"] {
+            let before = state.clone();
+            let refusal =
+                refused(state.apply(3, &StoreCommand::RevokeCertificate { serial: bad.into() }));
+            assert!(
+                matches!(&refusal, Refusal::InvalidId { field, .. } if field == "serial"),
+                "{bad}: {refusal:?}"
+            );
+            assert_eq!(state, before, "{bad}: a refusal changes nothing");
+        }
+        // The API refuses a zero serial at the edge, but logs of older versions may hold one.
+        let zero = StoreCommand::RevokeCertificate {
+            serial: "00".into(),
+        };
+        assert!(matches!(state.apply(4, &zero), StoreResponse::Applied(_)));
+        assert!(state.is_revoked_at("00", 4));
+    }
+
+    #[test]
     fn exposure_allotments_never_exceed_the_budget() {
         let mut state = StoreState::default();
         let allot = |device: &str, amount| StoreCommand::SetExposureAllotment {
@@ -1074,7 +1100,9 @@ mod tests {
                 amount_minor: 10,
                 currency: eur(),
             },
-            StoreCommand::RevokeCertificate { serial: "s".into() },
+            StoreCommand::RevokeCertificate {
+                serial: "0a".into(),
+            },
         ];
         let run = || {
             let mut state = StoreState::default();

@@ -345,10 +345,21 @@ async fn start_mesh(
     if let Some(serial) = own_serial {
         raft_links.own_revocation().set_own_serial(serial);
     }
+    // Kept across restarts until the device presents another certificate (taken back, or
+    // forgotten with its alert, before the Raft service and the API start).
+    crate::consensus::own_revocation::restore_at_start(
+        store,
+        raft_links.own_revocation(),
+        &config.device_id,
+    )
+    .context("cannot read whether this device's certificate was revoked")?;
     let alerts = store.clone();
     raft_links
         .own_revocation()
         .on_revoked(Arc::new(move |revocation| {
+            if let Err(error) = alerts.put_own_revocation(Some(revocation)) {
+                tracing::error!(%error, "cannot record the revocation of this device's certificate: a restart would forget it until a peer refuses the device again");
+            }
             raise_alert_now(
                 &alerts,
                 crate::consensus::own_revocation::CERTIFICATE_REVOKED_CODE,
@@ -443,9 +454,9 @@ async fn start_mesh(
         },
         on_revoked: {
             let raft = Arc::downgrade(&raft);
-            Arc::new(move |peer, index| {
+            Arc::new(move |peer, claim| {
                 if let Some(raft) = raft.upgrade() {
-                    raft.refused_as_revoked(peer, index);
+                    raft.refused_as_revoked(peer, claim);
                 }
             })
         },

@@ -24,8 +24,8 @@ pub struct AlertDto {
     /// `raft_member_lost` (the device named in `subject` lost its Raft state: it no longer
     /// counts, and the leader takes it out of the Raft group), `certificate_revoked` (this
     /// device's certificate was revoked store-wide: it takes no writes and stops its uplink;
-    /// `subject` is this device; the message names the serial, so an alert about a serial
-    /// this device no longer presents is history after re-enrolment) or
+    /// `subject` is this device; the message names the serial; cleared when the device
+    /// starts with a new certificate) or
     /// `cloud_certificate_revoked` (the cloud presents a certificate the store revoked: the
     /// uplink refuses it; `subject` is the cloud's identity).
     pub kind: String,

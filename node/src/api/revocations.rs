@@ -15,30 +15,27 @@ use posmesh_consensus::{Outcome, StoreCommand, StoreResponse};
 use std::sync::Arc;
 
 /// Longest serial, hex digits (RFC 5280 §4.1.2.2: at most 20 octets).
-pub const SERIAL_HEX_MAX: usize = 40;
+pub const SERIAL_HEX_MAX: usize = posmesh_consensus::serial::SERIAL_HEX_MAX;
 
 /// Checks that `serial` is written as the chain CA prints serials (`posmesh ca issue`,
 /// [`posmesh_mesh::pki::IssuedIdentity::serial_hex`]) and as the mesh reads them from a
-/// certificate: lowercase hex of the minimal big-endian bytes.
+/// certificate: lowercase hex of the minimal big-endian bytes
+/// ([`posmesh_consensus::serial::check_canonical`]; `00` passes: a store's log may hold it).
 ///
 /// # Errors
 /// The rule it breaks.
 pub fn check_serial(serial: &str) -> Result<(), String> {
-    let hex_digits = serial
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if serial.is_empty() || serial.len() > SERIAL_HEX_MAX || !hex_digits {
-        return Err(format!(
-            "a serial is 1 to {SERIAL_HEX_MAX} lowercase hex digits, as `posmesh ca issue` prints it"
-        ));
-    }
-    if !serial.len().is_multiple_of(2) || (serial.starts_with("00") && serial != "00") {
-        return Err(
-            "a serial is whole bytes without leading zero bytes, as `posmesh ca issue` prints it"
-                .to_owned(),
-        );
-    }
-    Ok(())
+    posmesh_consensus::serial::check_canonical(serial)
+}
+
+/// The serial an admin typed, as the store records it
+/// ([`posmesh_consensus::serial::normalise`]): hex case folded (`0C` as `openssl x509
+/// -serial` prints it is `0c`); a zero serial refused.
+///
+/// # Errors
+/// The rule it breaks, naming the serial.
+pub fn normalise_serial(typed: &str) -> Result<String, String> {
+    posmesh_consensus::serial::normalise(typed).map_err(|why| format!("serial {typed:?}: {why}"))
 }
 
 /// Revokes the certificate of serial `serial` store-wide, on the authority of an admin
@@ -46,10 +43,12 @@ pub fn check_serial(serial: &str) -> Result<(), String> {
 /// ada`; without the headers only while the store has no operator). 201 with the
 /// effective log index; 409 `already_revoked` (with the first revocation's index,
 /// answered from this device's state without a Raft entry when it holds it); 422
-/// `invalid_serial`. With an `Idempotency-Key`, a retry under the same key answers the
+/// `invalid_serial` (not hex, not whole bytes, a leading zero byte, longer than 20 octets,
+/// or zero; upper case is folded to the lower case the store records: [`normalise_serial`]).
+/// With an `Idempotency-Key`, a retry under the same key answers the
 /// first revocation (200, `Idempotent-Replayed: true`, its index) instead of 409.
 #[utoipa::path(post, path = "/v1/store/certificates/{serial}/revoke",
-    params(("serial" = String, Path),
+    params(("serial" = String, Path, description = "hex, as `posmesh ca issue` prints it (`0c`); upper case as `openssl x509 -serial` prints it (`0C`) is recorded in lower case; not zero"),
         ("X-Operator-Id" = Option<String>, Header, description = "the authorising admin"),
         ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
         ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key answers the first revocation; without it the device keys the write itself")),
@@ -69,7 +68,7 @@ pub async fn revoke_certificate(
 ) -> Result<Response, ApiError> {
     let by = super::operator_auth::operator_for(&node, &headers, "revoke a certificate").await?;
     let key = super::body::optional_idempotency_key(&headers)?;
-    check_serial(&serial).map_err(|why| {
+    let serial = normalise_serial(&serial).map_err(|why| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_serial",
@@ -113,5 +112,15 @@ mod tests {
         for bad in ["", "c", "0C", "0x0c", "000c", "zz", &"ab".repeat(21)] {
             assert!(check_serial(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn typed_serials_are_normalised_or_refused_precisely() {
+        assert_eq!(normalise_serial("0C").as_deref(), Ok("0c"));
+        assert_eq!(normalise_serial("0c").as_deref(), Ok("0c"));
+        let zero = normalise_serial("00").expect_err("zero");
+        assert!(zero.starts_with("serial \"00\": zero"), "{zero}");
+        let empty = normalise_serial("").expect_err("empty");
+        assert!(empty.contains("empty"), "{empty}");
     }
 }

@@ -75,7 +75,8 @@ pub enum StoreAdminCommand {
     /// and refuses new ones, without a restart or a CRL file to copy (never retroactive:
     /// what the device recorded before stays).
     RevokeCertificate {
-        /// The certificate's serial, lowercase hex as `posmesh ca issue` prints it.
+        /// The certificate's serial in hex, as `posmesh ca issue` prints it (`0c`); upper
+        /// case as `openssl x509 -serial` prints it (`0C`) is taken too. Zero is refused.
         serial: String,
         /// API address of a running device of the store.
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
@@ -93,8 +94,8 @@ pub enum StoreAdminCommand {
 pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
     match command {
         StoreAdminCommand::RevokeCertificate { serial, api, by } => {
-            crate::api::revocations::check_serial(&serial)
-                .map_err(|why| anyhow::anyhow!("serial {serial:?}: {why}"))?;
+            let serial =
+                crate::api::revocations::normalise_serial(&serial).map_err(anyhow::Error::msg)?;
             let by = by.resolve()?;
             let url = format!(
                 "{}/v1/store/certificates/{serial}/revoke",

@@ -190,10 +190,10 @@ async fn accept_loop(endpoint: Arc<MeshEndpoint>, service: Arc<CloudService>) {
             tokio::task::spawn_blocking(move || service.revoked_caller(&caller, serial.as_deref()))
                 .await
         };
-        if let Ok(Ok(Some((index, _)))) = revoked {
+        if let (Ok(Ok(Some((index, _)))), Some(serial)) = (revoked, serial.as_deref()) {
             connection.close(
                 crate::peers::retired_gate::CLOSE_REVOKED,
-                format!("certificate_revoked at {index}").as_bytes(),
+                &crate::peers::retired_gate::revoked_close_reason(index, serial),
             );
             continue;
         }

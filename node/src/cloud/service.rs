@@ -12,6 +12,19 @@
 //! whose certificate serial is revoked for its store ([`CERTIFICATE_REVOKED_CODE`],
 //! counted in `posmesh_cloud_calls_refused_total{reason="certificate_revoked"}`). Never
 //! retroactive: what the cloud accepted before stays.
+//!
+//! Whose revocations the cloud believes: it cannot judge one. It holds no Raft state of the
+//! store, and refusing a serial it has never seen would drop the revocation of a device
+//! that never reached it (a till lost before it uploaded), which must still be refused if
+//! it connects later. So it stores what any device of the store with a valid, unrevoked
+//! certificate reports — which gives that device no power it lacks, as it could commit the
+//! same `RevokeCertificate` through its store's Raft (a store's devices are trusted
+//! peers). The claim is bounded: a device reports for its own store only (the store comes
+//! from its certificate, never from the request); a revoked device's `Hello` is refused
+//! before it is read; serials are checked canonical ([`crate::api::revocations::check_serial`])
+//! and indexes non-zero; a revocation is never lifted and keeps the index first reported;
+//! one `Hello` carries at most [`REVOCATIONS_PER_HELLO_MAX`]. Across `Hello`s the table
+//! is not capped: only the store's own trusted devices grow it, as they grow its ledger.
 
 use super::store::{CloudStore, CloudStoreError};
 use crate::clock::wall_clock_ms;

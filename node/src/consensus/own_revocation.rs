@@ -13,7 +13,31 @@
 //! ([`crate::api::write_bar`]): the rest of the store no longer accepts what it signs, so
 //! a sale taken here would never reach the store's ledger. Sales it recorded before the
 //! revocation's log index stay valid (never retroactive).
+//!
+//! # Kept across restarts, until re-enrolment
+//! The runtime's listener also records the revocation in the device's own database
+//! (`device_meta`, [`crate::storage::own_revocation`]): learned from a peer's close it is
+//! in no Raft state this device applied, and a restarted device must not sell again. At
+//! start, before the API opens, [`restore_at_start`] takes the record back when it names
+//! the serial of the certificate the device loaded — the same refusals, the same status —
+//! and forgets it, and clears the `certificate_revoked` alert, when the device presents
+//! another certificate (re-enrolled: `posmesh ca issue`, then a restart). A revocation the
+//! Raft state holds is found again from that state at start either way.
+//!
+//! # Whose claim is believed
+//! A peer's close code 4 is a claim this device cannot check (it holds no newer Raft
+//! state). It is believed because it gives the peer no power it lacks: a device with a
+//! valid certificate of this store can already commit `RevokeCertificate` through Raft (the
+//! devices of a store are trusted peers; the state machine cannot check an admin's PIN),
+//! and the revocation then reaches this device the same way. [`judge_claim`] only accepts
+//! a claim naming the serial of the certificate this device presents (a close of this
+//! version carries it); a claim about another serial is ignored with a WARN. A close of an
+//! older version names no serial: it is taken as being about the certificate presented on
+//! that connection, which is this device's current one. Who claimed it is logged (WARN) and
+//! kept in [`OwnRevocation::learned_from`].
 
+use crate::peers::retired_gate::RevokedClaim;
+use crate::storage::{JournalStore, StorageError};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 
@@ -44,6 +68,29 @@ impl std::fmt::Display for OwnRevocation {
              here before stay in the store's ledger",
             self.device_id, self.serial, self.revoked_at_index, self.learned_from, self.device_id
         )
+    }
+}
+
+/// Whether a peer's close claiming this device's certificate is revoked is believed, for a
+/// device presenting the certificate of serial `own_serial` (see the module docs): `Ok`
+/// with how it was learned ([`OwnRevocation::learned_from`]), or `Err` with why the claim
+/// is ignored.
+///
+/// # Errors
+/// The claim names another serial than `own_serial`.
+pub fn judge_claim(own_serial: &str, peer: &str, claim: &RevokedClaim) -> Result<String, String> {
+    match claim.serial.as_deref() {
+        Some(serial) if serial == own_serial => Ok(format!("refused at the mesh by {peer}")),
+        Some(serial) => Err(format!(
+            "{peer} closed this device's mesh connection saying certificate {serial} is \
+             revoked from Raft log index {}, but this device presents certificate \
+             {own_serial}: the claim is ignored",
+            claim.revoked_at_index
+        )),
+        None => Ok(format!(
+            "refused at the mesh by {peer}, whose close named no serial (an older version): \
+             taken as about the certificate this device presents"
+        )),
     }
 }
 
@@ -97,6 +144,61 @@ impl OwnRevocationNotice {
     pub fn get(&self) -> Option<&OwnRevocation> {
         self.revoked.get()
     }
+
+    /// Takes back a revocation recorded before this start: logged at ERROR, not told to
+    /// the listener (its alert is raised already). True when it was taken.
+    fn restore(&self, revocation: OwnRevocation) -> bool {
+        if self.revoked.set(revocation).is_err() {
+            return false;
+        }
+        if let Some(revocation) = self.revoked.get() {
+            tracing::error!(
+                code = CERTIFICATE_REVOKED_CODE,
+                serial = %revocation.serial,
+                "{revocation} (recorded before this start)"
+            );
+        }
+        true
+    }
+}
+
+/// At start, before the Raft service and the API: takes back the revocation recorded in
+/// `store` when it names this device's current certificate serial (set on `notice`
+/// first); otherwise forgets the record and clears `device_id`'s `certificate_revoked`
+/// alert — the device was re-enrolled with a new certificate, or the alert was raised by
+/// an older version that kept no record (a revocation still in the Raft state is found
+/// again, and alerted again, when the Raft service starts). True when a revocation was
+/// taken back.
+///
+/// # Errors
+/// Storage errors: the device cannot tell whether it was revoked, so it must not start.
+pub fn restore_at_start(
+    store: &JournalStore,
+    notice: &OwnRevocationNotice,
+    device_id: &str,
+) -> Result<bool, StorageError> {
+    let recorded = store.own_revocation()?;
+    if let Some(revocation) = recorded.clone() {
+        if Some(revocation.serial.as_str()) == notice.own_serial() {
+            return Ok(notice.restore(revocation));
+        }
+    }
+    if let Some(revocation) = &recorded {
+        store.put_own_revocation(None)?;
+        tracing::info!(
+            old_serial = %revocation.serial,
+            serial = notice.own_serial().unwrap_or("unknown"),
+            "this device presents a new certificate: the revocation of its old one no longer \
+             applies"
+        );
+    }
+    if store.clear_alert(CERTIFICATE_REVOKED_CODE, device_id)? {
+        tracing::info!(
+            serial = notice.own_serial().unwrap_or("unknown"),
+            "cleared the certificate_revoked alert: this device's certificate is not revoked"
+        );
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -135,5 +237,90 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("posmesh ca issue"), "{text}");
+    }
+
+    #[test]
+    fn only_a_claim_about_the_presented_certificate_is_believed() {
+        let claim = |serial: Option<&str>| RevokedClaim {
+            revoked_at_index: 42,
+            serial: serial.map(str::to_owned),
+        };
+        assert_eq!(
+            judge_claim("0c", "till-1", &claim(Some("0c"))).as_deref(),
+            Ok("refused at the mesh by till-1")
+        );
+        let ignored = judge_claim("0c", "till-1", &claim(Some("0d"))).expect_err("another serial");
+        assert!(
+            ignored.contains("till-1") && ignored.contains("0d") && ignored.contains("ignored"),
+            "{ignored}"
+        );
+        let older = judge_claim("0c", "till-1", &claim(None)).expect("an older peer's close");
+        assert!(
+            older.starts_with("refused at the mesh by till-1"),
+            "{older}"
+        );
+    }
+
+    /// A store holding `recorded` and a raised `certificate_revoked` alert for till-3.
+    fn store_with(dir: &std::path::Path, recorded: &OwnRevocation) -> JournalStore {
+        let store = JournalStore::open(dir).expect("open");
+        store.put_own_revocation(Some(recorded)).expect("record");
+        crate::runtime::raise_alert_now(
+            &store,
+            CERTIFICATE_REVOKED_CODE,
+            "till-3",
+            recorded.to_string(),
+        );
+        store
+    }
+
+    fn revoked_alerts(store: &JournalStore) -> usize {
+        store
+            .alerts()
+            .expect("alerts")
+            .iter()
+            .filter(|a| a.kind == CERTIFICATE_REVOKED_CODE && a.subject == "till-3")
+            .count()
+    }
+
+    #[test]
+    fn a_recorded_revocation_of_the_presented_certificate_is_taken_back_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let recorded = revocation("refused at the mesh by till-1");
+        let store = store_with(dir.path(), &recorded);
+        let notice = OwnRevocationNotice::default();
+        notice.set_own_serial("0c".into());
+        let told = Arc::new(Mutex::new(0));
+        let seen = told.clone();
+        notice.on_revoked(Arc::new(move |_: &OwnRevocation| {
+            *seen.lock().expect("lock") += 1;
+        }));
+        assert!(restore_at_start(&store, &notice, "till-3").expect("restore"));
+        assert_eq!(notice.get(), Some(&recorded));
+        assert_eq!(
+            *told.lock().expect("lock"),
+            0,
+            "its alert is raised already"
+        );
+        assert_eq!(revoked_alerts(&store), 1);
+        assert_eq!(store.own_revocation().expect("read"), Some(recorded));
+    }
+
+    #[test]
+    fn a_new_certificate_forgets_the_revocation_and_clears_its_alert() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &revocation("refused at the mesh by till-1"));
+        let notice = OwnRevocationNotice::default();
+        notice.set_own_serial("0d".into());
+        assert!(!restore_at_start(&store, &notice, "till-3").expect("restore"));
+        assert_eq!(notice.get(), None);
+        assert_eq!(store.own_revocation().expect("read"), None);
+        assert_eq!(revoked_alerts(&store), 0, "the alert is history");
+        // An alert of an older version, without a record, is cleared too; nothing else is.
+        crate::runtime::raise_alert_now(&store, CERTIFICATE_REVOKED_CODE, "till-3", "old".into());
+        crate::runtime::raise_alert_now(&store, "device_retired", "till-3", "kept".into());
+        assert!(!restore_at_start(&store, &notice, "till-3").expect("restore"));
+        assert_eq!(revoked_alerts(&store), 0);
+        assert_eq!(store.alerts().expect("alerts").len(), 1);
     }
 }

@@ -13,6 +13,7 @@ use super::retirement::Retirement;
 use super::seat::{self, SeatCheck, SeatLoss, SeatRpc, SeatVerdict};
 use super::snapshot_transfer::{ChunkOutcome, SnapshotAssembly};
 use super::wire::{CallHeader, ForwardedWrite, RaftReply, RaftRequest};
+use crate::peers::retired_gate::RevokedClaim;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use posmesh_consensus::group::{self, Admission, GroupConflict, RpcKind};
@@ -799,18 +800,39 @@ impl RaftService {
         self.links.own_revocation().get().cloned()
     }
 
-    /// `peer` closed this device's mesh connection because this device's certificate was
-    /// revoked at `revoked_at_index`.
-    pub fn refused_as_revoked(&self, peer: &str, revoked_at_index: u64) {
+    /// `peer` closed this device's mesh connection claiming this device's certificate was
+    /// revoked: believed when the claim names the certificate this device presents
+    /// ([`super::own_revocation::judge_claim`]; who claimed it is logged), ignored with a
+    /// WARN otherwise.
+    pub fn refused_as_revoked(&self, peer: &str, claim: &RevokedClaim) {
         let notice = self.links.own_revocation();
+        if notice.get().is_some() {
+            return;
+        }
         let Some(serial) = notice.own_serial() else {
+            tracing::warn!(peer, "a peer says this device's certificate is revoked, but its serial is unknown here: ignored");
             return;
         };
+        let learned_from = match super::own_revocation::judge_claim(serial, peer, claim) {
+            Ok(learned_from) => learned_from,
+            Err(why) => {
+                tracing::warn!(peer, %serial, "{why}");
+                return;
+            }
+        };
+        tracing::warn!(
+            peer,
+            %serial,
+            revoked_at_index = claim.revoked_at_index,
+            "{peer} closed this device's mesh connection: it says this device's certificate is \
+             revoked store-wide. Believed: any device of the store could commit the revocation \
+             through Raft itself"
+        );
         notice.record(OwnRevocation {
             device_id: self.local_device.clone(),
             serial: serial.to_owned(),
-            revoked_at_index,
-            learned_from: format!("refused at the mesh by {peer}"),
+            revoked_at_index: claim.revoked_at_index,
+            learned_from,
         });
     }
 

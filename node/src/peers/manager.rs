@@ -308,10 +308,10 @@ impl PeerManager {
                     {
                         (gate.on_refused)(&device, index);
                     }
-                    if let (Some(gate), Some(index)) =
+                    if let (Some(gate), Some(claim)) =
                         (&self.gate, retired_gate::refused_as_revoked(&reason))
                     {
-                        (gate.on_revoked)(&device, index);
+                        (gate.on_revoked)(&device, &claim);
                     }
                     break;
                 }

@@ -15,7 +15,10 @@
 //! presenting that certificate with [`CLOSE_REVOKED`] — new ones at once, live ones at the
 //! next ping — on top of the CRL read at start. Never retroactive: entries the device
 //! signed before stay valid in the ledger (DESIGN: revocation is effective from its log
-//! index).
+//! index). The close names the revocation's index and the serial refused
+//! (`certificate_revoked at <index> serial <serial>`), so the refused device checks the
+//! claim is about the certificate it presents ([`crate::consensus::own_revocation`]); a
+//! close of an older version names only the index ([`RevokedClaim::serial`] `None`).
 
 use quinn::ConnectionError;
 use std::sync::Arc;
@@ -25,12 +28,14 @@ use std::sync::Arc;
 pub const CLOSE_RETIRED: u32 = 3;
 
 /// QUIC application close code of a connection refused because the peer's certificate
-/// was revoked through the store's Raft; the reason is `certificate_revoked at <index>`.
+/// was revoked through the store's Raft; the reason is [`revoked_close_reason`].
 pub const CLOSE_REVOKED: u32 = 4;
 
 const REASON_PREFIX: &str = "device_retired at ";
 
 const REVOKED_PREFIX: &str = "certificate_revoked at ";
+
+const REVOKED_SERIAL: &str = " serial ";
 
 /// The Raft log index a certificate (serial, lowercase hex) was revoked at, if the state
 /// applied here holds the revocation.
@@ -41,6 +46,21 @@ pub type RetiredAt = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
 
 /// Told that a peer (first argument) refused this device as retired at a Raft log index.
 pub type RefusedAsRetired = Arc<dyn Fn(&str, u64) + Send + Sync>;
+
+/// Told that a peer (first argument) closed this device's connection with
+/// [`CLOSE_REVOKED`], and what its close claims.
+pub type RefusedAsRevoked = Arc<dyn Fn(&str, &RevokedClaim) + Send + Sync>;
+
+/// What a peer's [`CLOSE_REVOKED`] close claims: the certificate this device presented is
+/// revoked store-wide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedClaim {
+    /// Raft log index of the revocation.
+    pub revoked_at_index: u64,
+    /// The serial the peer refused (canonical lowercase hex); `None` from a peer of an
+    /// older version, whose close names only the index.
+    pub serial: Option<String>,
+}
 
 /// What the [`super::PeerManager`] asks and tells about retirements.
 #[derive(Clone)]
@@ -54,10 +74,9 @@ pub struct RetiredGate {
     /// The Raft log index a certificate serial was revoked at, if the state applied here
     /// holds the revocation.
     pub revoked_at: RevokedAt,
-    /// A peer (first argument) closed our connection with [`CLOSE_REVOKED`]: this device's
-    /// certificate was revoked at the given Raft log index
-    /// ([`crate::consensus::own_revocation`]).
-    pub on_revoked: RefusedAsRetired,
+    /// A peer (first argument) closed our connection with [`CLOSE_REVOKED`]: it claims this
+    /// device's certificate was revoked ([`crate::consensus::own_revocation`] judges it).
+    pub on_revoked: RefusedAsRevoked,
 }
 
 /// Why the gate refuses a peer's connection: the QUIC close code and reason.
@@ -69,11 +88,16 @@ pub fn refusal(
     if let Some(index) = (gate.retired_at)(device) {
         return Some((CLOSE_RETIRED, close_reason(index)));
     }
-    let index = serial_hex.and_then(|serial| (gate.revoked_at)(serial))?;
-    Some((
-        CLOSE_REVOKED,
-        format!("{REVOKED_PREFIX}{index}").into_bytes(),
-    ))
+    let serial = serial_hex?;
+    let index = (gate.revoked_at)(serial)?;
+    Some((CLOSE_REVOKED, revoked_close_reason(index, serial)))
+}
+
+/// The close reason sent with [`CLOSE_REVOKED`] to a peer presenting the certificate of
+/// serial `serial_hex`, revoked at Raft log index `revoked_at_index`:
+/// `certificate_revoked at <index> serial <serial>` (at most 91 bytes).
+pub fn revoked_close_reason(revoked_at_index: u64, serial_hex: &str) -> Vec<u8> {
+    format!("{REVOKED_PREFIX}{revoked_at_index}{REVOKED_SERIAL}{serial_hex}").into_bytes()
 }
 
 /// The close reason sent to a device retired at `retired_at_index`.
@@ -96,20 +120,31 @@ pub fn refused_as_retired(error: &ConnectionError) -> Option<u64> {
         .ok()
 }
 
-/// The revocation index a peer's close carries, when it closed with [`CLOSE_REVOKED`]
-/// (this device's own certificate was revoked store-wide).
-pub fn refused_as_revoked(error: &ConnectionError) -> Option<u64> {
+/// What a peer's close claims, when it closed with [`CLOSE_REVOKED`] (this device's own
+/// certificate revoked store-wide): the index and, from a peer of this version, the serial.
+/// `None` for another close or a reason that does not parse (a serial not in canonical
+/// form included: [`posmesh_consensus::serial::check_canonical`]).
+pub fn refused_as_revoked(error: &ConnectionError) -> Option<RevokedClaim> {
     let ConnectionError::ApplicationClosed(close) = error else {
         return None;
     };
     if close.error_code.into_inner() != u64::from(CLOSE_REVOKED) {
         return None;
     }
-    std::str::from_utf8(&close.reason)
+    let claim = std::str::from_utf8(&close.reason)
         .ok()?
-        .strip_prefix(REVOKED_PREFIX)?
-        .parse()
-        .ok()
+        .strip_prefix(REVOKED_PREFIX)?;
+    let (index, serial) = match claim.split_once(REVOKED_SERIAL) {
+        Some((index, serial)) => {
+            posmesh_consensus::serial::check_canonical(serial).ok()?;
+            (index, Some(serial.to_owned()))
+        }
+        None => (claim, None),
+    };
+    Some(RevokedClaim {
+        revoked_at_index: index.parse().ok()?,
+        serial,
+    })
 }
 
 #[cfg(test)]
@@ -142,7 +177,10 @@ mod tests {
         );
         assert_eq!(
             refusal(&gate, "till-3", Some("0c")),
-            Some((CLOSE_REVOKED, b"certificate_revoked at 12".to_vec()))
+            Some((
+                CLOSE_REVOKED,
+                b"certificate_revoked at 12 serial 0c".to_vec()
+            ))
         );
         assert_eq!(refusal(&gate, "till-3", Some("0d")), None);
         assert_eq!(refusal(&gate, "till-3", None), None);
@@ -150,16 +188,60 @@ mod tests {
         // removed from the store).
         let (code, reason) = refusal(&gate, "till-3", Some("0c")).expect("refused");
         assert_eq!(refused_as_retired(&closed(code, &reason)), None);
-        assert_eq!(refused_as_revoked(&closed(code, &reason)), Some(12));
+        assert_eq!(
+            refused_as_revoked(&closed(code, &reason)),
+            Some(RevokedClaim {
+                revoked_at_index: 12,
+                serial: Some("0c".into())
+            })
+        );
         assert_eq!(
             refused_as_revoked(&closed(CLOSE_RETIRED, &close_reason(7))),
             None
         );
+        assert_eq!(refused_as_revoked(&ConnectionError::TimedOut), None);
+    }
+
+    #[test]
+    fn a_revocation_close_names_the_serial_and_an_older_one_only_the_index() {
+        // A peer of an older version names no serial.
         assert_eq!(
-            refused_as_revoked(&closed(CLOSE_REVOKED, b"certificate_revoked at x")),
+            refused_as_revoked(&closed(CLOSE_REVOKED, b"certificate_revoked at 12")),
+            Some(RevokedClaim {
+                revoked_at_index: 12,
+                serial: None
+            })
+        );
+        assert_eq!(
+            refused_as_revoked(&closed(
+                CLOSE_REVOKED,
+                &revoked_close_reason(u64::MAX, &"ab".repeat(20))
+            )),
+            Some(RevokedClaim {
+                revoked_at_index: u64::MAX,
+                serial: Some("ab".repeat(20))
+            })
+        );
+        for bad in [
+            &b"certificate_revoked at x"[..],
+            b"certificate_revoked at 12 serial 0C",
+            b"certificate_revoked at 12 serial ",
+            b"certificate_revoked at 12 serial 0c 0d",
+            b"certificate_revoked at  serial 0c",
+            b"device_retired at 12",
+            b"\xff",
+        ] {
+            assert_eq!(
+                refused_as_revoked(&closed(CLOSE_REVOKED, bad)),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            refused_as_revoked(&closed(CLOSE_RETIRED, &revoked_close_reason(12, "0c"))),
             None
         );
-        assert_eq!(refused_as_revoked(&ConnectionError::TimedOut), None);
     }
 
     #[test]

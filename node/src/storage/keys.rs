@@ -5,6 +5,7 @@
 //! | `journal` | device id, `0x00`, seq (u64 big-endian) | `JournalEntry` bytes as written |
 //! | `device_meta` | `identity` / `head` / `signing_secret` | `LocalIdentity` / `LocalHead` / `SigningSecret` |
 //! | `device_meta` | `pin_attempts/` + operator id | wrong PINs (u32 BE), locked until ms (u64 BE) |
+//! | `device_meta` | `own_revocation` | this device's certificate revoked store-wide, as learned (JSON `OwnRevocation`) |
 //! | `idempotency` | Idempotency-Key bytes | `IdempotencyRecord` |
 //! | `sale_status` | device id, `0x00`, seq | `SaleStatus` |
 //! | `chain_heads` | device id, `0x00`, seq | `ChainHeadSignature` (one per written batch) |
@@ -120,6 +121,10 @@ pub fn parse_order_chunk_key(key: &[u8]) -> Option<(&str, u64)> {
 pub fn alert_key(kind: &str, subject: &str) -> Vec<u8> {
     format!("{kind}/{subject}").into_bytes()
 }
+
+/// `device_meta` key of this device's own certificate revocation, as it learned it
+/// ([`crate::consensus::own_revocation`]; JSON).
+pub const META_OWN_REVOCATION: &[u8] = b"own_revocation";
 
 /// `device_meta` key of the [`LocalIdentity`](posmesh_proto::storage::v1::LocalIdentity).
 pub const META_IDENTITY: &[u8] = b"identity";

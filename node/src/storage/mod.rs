@@ -11,12 +11,14 @@
 //!   data (outside the hash chain).
 //! - [`orders`]: shared orders' documents, the order index and manager alerts.
 //! - [`pin_attempts`]: this device's wrong-PIN counts and lockouts.
+//! - [`own_revocation`]: this device's own certificate revocation, as it learned it.
 //! - [`error`]: storage errors.
 
 pub mod error;
 pub mod journal_store;
 pub mod keys;
 pub mod orders;
+pub mod own_revocation;
 pub mod pin_attempts;
 pub mod replica;
 pub mod replica_effects;

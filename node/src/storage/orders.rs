@@ -158,6 +158,21 @@ impl JournalStore {
         self.write_synced(batch)
     }
 
+    /// Clears the alert of `kind` about `subject`, synced; true when there was one.
+    ///
+    /// # Errors
+    /// RocksDB's: nothing was cleared.
+    pub fn clear_alert(&self, kind: &str, subject: &str) -> Result<bool, StorageError> {
+        let key = keys::alert_key(kind, subject);
+        if self.db().get_cf(self.cf(CF_ALERTS), &key)?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_ALERTS), key);
+        self.write_synced(batch)?;
+        Ok(true)
+    }
+
     /// Every alert, by key order (kind, then subject).
     pub fn alerts(&self) -> Result<Vec<Alert>, StorageError> {
         let mut alerts = Vec::new();

@@ -256,7 +256,7 @@ impl UplinkService {
         );
         connection.close(
             crate::peers::retired_gate::CLOSE_REVOKED,
-            format!("certificate_revoked at {index}").as_bytes(),
+            &crate::peers::retired_gate::revoked_close_reason(index, serial),
         );
         let first = self
             .revoked_clouds

@@ -8,7 +8,7 @@
 use super::cloud_loopback::{
     cloud_store, issue_cloud, start_cloud, start_uploading_store, wait_cloud_entries,
 };
-use super::consensus_loopback::{post, sell_on, start_store, wait_entries, wait_leader};
+use super::consensus_loopback::{post, sell_on, start, start_store, wait_entries, wait_leader};
 use super::support;
 use posmesh_node::node_process::NodeProcess;
 use serde_json::json;
@@ -29,27 +29,47 @@ async fn a_certificate_revoked_through_raft_is_refused_at_the_mesh() {
     let pem = std::fs::read(dir.path().join("till-3-id").join("node.pem")).expect("node.pem");
     let serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
     // Bad input: a precise refusal, nothing revoked.
-    let (status, bad) = post(
-        &client,
-        &a,
-        "/v1/store/certificates/0C/revoke",
-        "x",
-        json!(null),
-    )
-    .await;
-    assert_eq!(
-        (status, bad["error"]["code"].as_str()),
-        (422, Some("invalid_serial"))
-    );
+    for (bad, says) in [
+        ("00", "zero"),
+        ("0x0c", "not a hex digit"),
+        ("000c", "leading zero"),
+    ] {
+        let (status, refused) = post(
+            &client,
+            &a,
+            &format!("/v1/store/certificates/{bad}/revoke"),
+            &format!("x-{bad}"),
+            json!(null),
+        )
+        .await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (422, Some("invalid_serial")),
+            "{refused}"
+        );
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{refused}"
+        );
+    }
     assert!(
         support::connected_peers(&support::node_status(&client, &a).await)
             .contains(&"till-3".to_owned())
     );
 
-    let path = format!("/v1/store/certificates/{serial}/revoke");
-    let (status, revoked) = post(&client, &b, &path, "r-1", json!(null)).await;
+    // Upper case, as `openssl x509 -serial` prints it: recorded in lower case.
+    let upper = format!("/v1/store/certificates/{}/revoke", serial.to_uppercase());
+    let (status, revoked) = post(&client, &b, &upper, "r-1", json!(null)).await;
     assert_eq!(status, 201, "{revoked}");
+    assert_eq!(
+        revoked["outcome"]["serial"].as_str(),
+        Some(serial.as_str()),
+        "{revoked}"
+    );
     let index = revoked["log_index"].as_u64().expect("index");
+    let path = format!("/v1/store/certificates/{serial}/revoke");
     let (status, again) = post(&client, &a, &path, "r-2", json!(null)).await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
@@ -135,6 +155,115 @@ async fn a_certificate_revoked_through_raft_is_refused_at_the_mesh() {
     // the rest of the store goes on.
     sell_on(&client, &[(&a, "a-after", 1)]).await;
     wait_entries(&client, &[&a, &b], 3).await;
+}
+
+/// Waits until `node`'s status says its certificate is revoked; returns what it says.
+async fn certificate_revoked(client: &reqwest::Client, node: &NodeProcess) -> String {
+    let started = Instant::now();
+    loop {
+        let status = support::node_status(client, node).await;
+        if let Some(said) = status["raft"]["certificate_revoked"].as_str() {
+            return said.to_owned();
+        }
+        assert!(
+            started.elapsed() < CLOSE_BOUND,
+            "the device does not know its certificate was revoked: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A till cut off while its certificate is revoked learns it only from a peer's close
+/// (code 4, naming its serial): it keeps that across a restart — alone, no peer to refuse
+/// it again, it still refuses sales and says why — until it is re-enrolled with a new
+/// certificate, which also clears the alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_learned_from_a_peer_survives_a_restart_until_re_enrolment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    let (a, b, c) = start_store(&client, d).await;
+    wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    let peers = vec![
+        format!("till-1@{}", support::mesh_addr(&client, &a).await),
+        format!("till-2@{}", support::mesh_addr(&client, &b).await),
+    ];
+    let pem = std::fs::read(d.join("till-3-id").join("node.pem")).expect("node.pem");
+    let serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
+
+    // Revoked while till-3 is down: it never applies the entry (the others close its
+    // connections right after the handshake), it only hears their close.
+    c.stop().expect("till-3 stops");
+    let (status, revoked) = post(
+        &client,
+        &a,
+        &format!("/v1/store/certificates/{serial}/revoke"),
+        "r-till-3",
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 201, "{revoked}");
+    let c = start(d, "till-3", &peers, false);
+    let said = certificate_revoked(&client, &c).await;
+    assert!(
+        said.contains(&format!("serial {serial}")) && said.contains("refused at the mesh by till-"),
+        "{said}"
+    );
+
+    // Restarted with no peer running: nobody tells it again, yet it still refuses.
+    a.stop().expect("till-1 stops");
+    b.stop().expect("till-2 stops");
+    c.stop().expect("till-3 stops");
+    let c = start(d, "till-3", &peers, false);
+    let status = support::node_status(&client, &c).await;
+    let said = status["raft"]["certificate_revoked"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        said.contains(&format!("serial {serial}")) && said.contains("refused at the mesh by till-"),
+        "after a restart: {status}"
+    );
+    let (code, refused) = post(&client, &c, "/v1/sales", "c-after", support::valid_sale()).await;
+    assert_eq!(
+        (code, refused["error"]["code"].as_str()),
+        (403, Some("certificate_revoked")),
+        "{refused}"
+    );
+    let printed = support::cli_output(
+        std::process::Command::new(support::binary()).args(["status", "--mgmt", &c.mgmt]),
+    );
+    assert!(
+        printed.1.starts_with("CERTIFICATE REVOKED"),
+        "posmesh status:\n{}",
+        printed.1
+    );
+    assert_eq!(
+        support::alerts_of(&client, &c, "certificate_revoked", "till-3")
+            .await
+            .len(),
+        1
+    );
+
+    // Re-enrolled: a new certificate in its identity directory, then a restart.
+    c.stop().expect("till-3 stops");
+    let identity = d.join("till-3-id");
+    std::fs::remove_dir_all(&identity).expect("old identity removed");
+    let (ca_dir, out) = (
+        d.join("ca").display().to_string(),
+        identity.display().to_string(),
+    );
+    support::ca(&[
+        "issue", "--ca-dir", &ca_dir, "--store", "s1", "--device", "till-3", "--out", &out,
+    ]);
+    let c = start(d, "till-3", &peers, false);
+    let status = support::node_status(&client, &c).await;
+    assert!(status["raft"]["certificate_revoked"].is_null(), "{status}");
+    assert_eq!(
+        support::alerts_of(&client, &c, "certificate_revoked", "till-3").await,
+        Vec::<serde_json::Value>::new(),
+        "the alert is cleared"
+    );
+    sell_on(&client, &[(&c, "c-new", 1)]).await;
 }
 
 /// What the cloud answers a `Hello` from a client presenting the certificate in
