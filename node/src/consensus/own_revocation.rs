@@ -38,10 +38,12 @@ impl std::fmt::Display for OwnRevocation {
         write!(
             f,
             "the certificate of {} (serial {}) was revoked store-wide (Raft log index {}; {}): \
-             the other devices refuse its mesh connections, so it takes no more sales. Issue \
-             it a new certificate (`posmesh ca issue … --device {}`), put it in its identity \
-             directory and restart it (README: certificates and revocation). Sales recorded \
-             here before stay in the store's ledger",
+             the other devices refuse its mesh connections, so it takes no more sales. Enrol \
+             the till as a new device: a certificate for a new id (`posmesh ca issue … \
+             --device <new id>`) and an empty data directory; under its old id ({}) the store \
+             refuses every entry it makes beyond its journal's cut (README: certificates and \
+             revocation). Sales recorded here before stay in the store's ledger as far as \
+             they had reached the leader",
             self.device_id, self.serial, self.revoked_at_index, self.learned_from, self.device_id
         )
     }
