@@ -351,6 +351,7 @@ async fn a_revoked_tills_later_entries_relayed_by_another_device_are_refused() {
     wait_entries(&client, &[&a, &b, &c], 2).await;
     wait_cloud_entries(&client, &cloud, 2).await;
     let a_mesh = format!("till-1@{}", support::mesh_addr(&client, &a).await);
+    let a_mesh_again = a_mesh.clone();
     let b_mesh = format!("till-2@{}", support::mesh_addr(&client, &b).await);
 
     // till-3 is down when its certificate is revoked (cut after its 2 entries).
@@ -436,4 +437,52 @@ async fn a_revoked_tills_later_entries_relayed_by_another_device_are_refused() {
             .collect();
         println!("refused beyond the cut: {refused:?}");
     }
+
+    // Given a new certificate under its old id (same data directory), till-3 is let in
+    // again, but every entry it would make lies beyond its journal's cut: once it applied
+    // the cut it takes no sale, saying why (a new id is the way back).
+    relay.stop().expect("till-4 stops");
+    std::fs::remove_dir_all(d.join("till-3-id")).expect("old identity removed");
+    support::ca(&[
+        "issue",
+        "--ca-dir",
+        &d.join("ca").display().to_string(),
+        "--store",
+        "s1",
+        "--device",
+        "till-3",
+        "--out",
+        &d.join("till-3-id").display().to_string(),
+    ]);
+    let c = support::start_mesh_node(d, "s1", "till-3", "127.0.0.1:0", &[a_mesh_again]);
+    let revoked_at = revoked["log_index"].as_u64().expect("index");
+    let started = Instant::now();
+    while support::node_status(&client, &c).await["raft"]["applied_index"]
+        .as_u64()
+        .is_none_or(|applied| applied < revoked_at)
+    {
+        assert!(
+            started.elapsed() < CLOSE_BOUND,
+            "till-3 does not apply the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, refused) = post(
+        &client,
+        &c,
+        "/v1/sales",
+        "c-new-cert",
+        support::valid_sale(),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("certificate_revoked")),
+        "{refused}"
+    );
+    let said = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("cut the journal of till-3 after seq 2") && said.contains("new id"),
+        "{said}"
+    );
 }
