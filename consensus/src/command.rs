@@ -68,6 +68,13 @@ pub enum StoreCommand {
     RevokeCertificate {
         /// Certificate serial number (hex, as printed by `posmesh ca`). Non-empty.
         serial: String,
+        /// Where the certificate's device's journal ends for the store: its entries up to
+        /// the cut stay, those beyond it are refused by every ledger and the cloud
+        /// ([`crate::LedgerCut`]). Filled by the leader from its ledger when it knows
+        /// whose certificate it is; `None` in logs of older versions and for a serial
+        /// the leader never saw (then only the mesh refuses the certificate).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cut: Option<crate::LedgerCut>,
     },
     /// Sets the store-wide budget of unforwarded offline card payments (the sum of all
     /// devices' allotments may never exceed it). Refused if below the current sum.
@@ -91,6 +98,12 @@ pub enum StoreCommand {
     RetireDevice {
         /// The device id. Non-empty.
         device_id: String,
+        /// The last sequence number of the device's journal the store keeps (what the
+        /// leader's ledger held of it when it proposed the retirement): entries beyond
+        /// it are refused by every ledger and the cloud ([`crate::LedgerCut`]). `None`
+        /// in logs of older versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        up_to_seq: Option<u64>,
     },
     /// Moves the store to a catalog published at the chain's cloud: its version and
     /// effective time as [`StoreCommand::SetCatalogVersion`] (same rules: never back), and
@@ -259,7 +272,14 @@ impl std::fmt::Display for StoreCommand {
                 "close day {business_date} ({} devices)",
                 version_vector.len()
             ),
-            StoreCommand::RevokeCertificate { serial } => write!(f, "revoke certificate {serial}"),
+            StoreCommand::RevokeCertificate { serial, cut } => match cut {
+                Some(cut) => write!(
+                    f,
+                    "revoke certificate {serial} ({} cut after seq {})",
+                    cut.device_id, cut.up_to_seq
+                ),
+                None => write!(f, "revoke certificate {serial}"),
+            },
             StoreCommand::SetExposureBudget {
                 amount_minor,
                 currency,
@@ -268,7 +288,13 @@ impl std::fmt::Display for StoreCommand {
                 device_id,
                 amount_minor,
             } => write!(f, "exposure allotment {device_id} {amount_minor} minor"),
-            StoreCommand::RetireDevice { device_id } => write!(f, "retire device {device_id}"),
+            StoreCommand::RetireDevice {
+                device_id,
+                up_to_seq,
+            } => match up_to_seq {
+                Some(seq) => write!(f, "retire device {device_id} (cut after seq {seq})"),
+                None => write!(f, "retire device {device_id}"),
+            },
             StoreCommand::PublishCatalog {
                 version,
                 effective_at_ms,

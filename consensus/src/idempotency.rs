@@ -250,6 +250,7 @@ mod tests {
         let kinds = [
             by_bob(StoreCommand::RetireDevice {
                 device_id: "till-3".into(),
+                up_to_seq: None,
             }),
             by_bob(StoreCommand::SetExposureBudget {
                 amount_minor: 10_000,
@@ -261,6 +262,7 @@ mod tests {
             }),
             by_bob(StoreCommand::RevokeCertificate {
                 serial: "0a".into(),
+                cut: None,
             }),
             by_bob(StoreCommand::DisableOperator {
                 operator_id: "cas".into(),

@@ -25,6 +25,8 @@
 //!   another group's RPCs (a store initialised twice) before they touch the log or the vote.
 //! - [`restore`]: a store that lost every device, restored on a new device from the state
 //!   the cloud keeps (installed as a snapshot, membership forced to the new device).
+//! - [`ledger_cut`]: [`LedgerCut`] — where a revoked or retired device's journal ends for
+//!   the store (every ledger and the cloud refuse its entries beyond it).
 //! - [`precheck`]: the refusals decided by the state alone, asked by the API on its
 //!   device's applied state before it proposes (no Raft entry for a certain refusal).
 //! - [`serial`]: the canonical form of a certificate serial in the log, and the
@@ -89,6 +91,7 @@ pub mod failover_nudge_task;
 pub mod forced_membership;
 pub mod group;
 pub mod idempotency;
+pub mod ledger_cut;
 pub mod log_cache;
 pub mod precheck;
 pub mod restore;
@@ -109,6 +112,7 @@ pub use client::{read_index, read_linearizable, write, ConsensusError};
 pub use command::{Outcome, Refusal, StoreCommand, StoreResponse, CATALOG_TOML_BYTES_MAX};
 pub use failover_nudge::{FailoverNudge, NudgeRole};
 pub use failover_nudge_task::{run_failover_nudge, NudgeHandle};
+pub use ledger_cut::{DeviceCut, LedgerCut};
 pub use snapshot_receive::{install_full_snapshot_unless_held, SnapshotReceived};
 pub use state::StoreState;
 pub use storage::{open, LogStore, OpenError, StateMachineStore, StoreReader};

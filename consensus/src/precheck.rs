@@ -88,7 +88,7 @@ impl StoreState {
                 business_date,
                 version_vector,
             } => self.check_close_day(business_date, version_vector),
-            StoreCommand::RevokeCertificate { serial } => self.check_revoke_certificate(serial),
+            StoreCommand::RevokeCertificate { serial, .. } => self.check_revoke_certificate(serial),
             StoreCommand::SetOperatorAuthorised {
                 authorised_by,
                 operator_id,
@@ -209,7 +209,13 @@ mod tests {
             by("zed", close_day("2026-01-03")),
             by("mia", keyed("k-2", 'b', close_day("2026-01-02"))),
             by("mia", keyed("k-close", 'b', close_day("2026-01-04"))),
-            by("ada", StoreCommand::RevokeCertificate { serial: "".into() }),
+            by(
+                "ada",
+                StoreCommand::RevokeCertificate {
+                    serial: "".into(),
+                    cut: None,
+                },
+            ),
             StoreCommand::SetOperatorAuthorised {
                 authorised_by: Some("mia".into()),
                 operator_id: "cat".into(),
@@ -243,6 +249,7 @@ mod tests {
                 "ada",
                 StoreCommand::RevokeCertificate {
                     serial: "0a".into(),
+                    cut: None,
                 },
             ),
             by("ada", disable("mia")),

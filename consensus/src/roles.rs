@@ -267,6 +267,7 @@ mod tests {
             (
                 StoreCommand::RetireDevice {
                     device_id: "till-9".into(),
+                    up_to_seq: None,
                 },
                 Role::Manager,
             ),
@@ -280,6 +281,7 @@ mod tests {
             (
                 StoreCommand::RevokeCertificate {
                     serial: "0a".into(),
+                    cut: None,
                 },
                 Role::Admin,
             ),

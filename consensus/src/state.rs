@@ -127,6 +127,11 @@ pub struct StoreState {
     /// state. A restore from the cloud clears it (every device lost its state).
     #[serde(default)]
     pub raft_incarnations: BTreeMap<String, u64>,
+    /// Per device id, where its journal ends for the store ([`crate::ledger_cut`]): set
+    /// by the first revocation of its certificate or its retirement that carried one,
+    /// never moved.
+    #[serde(default)]
+    pub ledger_cuts: BTreeMap<String, crate::DeviceCut>,
 }
 
 impl StoreState {
@@ -173,7 +178,9 @@ impl StoreState {
                 business_date,
                 version_vector,
             } => self.close_day(index, business_date, version_vector),
-            StoreCommand::RevokeCertificate { serial } => self.revoke_certificate(index, serial),
+            StoreCommand::RevokeCertificate { serial, cut } => {
+                self.revoke_certificate(index, serial, cut.as_ref())
+            }
             StoreCommand::SetExposureBudget {
                 amount_minor,
                 currency,
@@ -182,7 +189,10 @@ impl StoreState {
                 device_id,
                 amount_minor,
             } => self.set_exposure_allotment(device_id, *amount_minor),
-            StoreCommand::RetireDevice { device_id } => self.retire_device(index, device_id),
+            StoreCommand::RetireDevice {
+                device_id,
+                up_to_seq,
+            } => self.retire_device(index, device_id, *up_to_seq),
             StoreCommand::PublishCatalog {
                 version,
                 effective_at_ms,
@@ -505,9 +515,20 @@ impl StoreState {
         Ok(())
     }
 
-    fn revoke_certificate(&mut self, index: u64, serial: &str) -> Result<Outcome, Refusal> {
+    fn revoke_certificate(
+        &mut self,
+        index: u64,
+        serial: &str,
+        cut: Option<&crate::LedgerCut>,
+    ) -> Result<Outcome, Refusal> {
         self.check_revoke_certificate(serial)?;
+        if let Some(cut) = cut {
+            check_id("cut.device_id", &cut.device_id)?;
+        }
         self.revocations.insert(serial.to_owned(), index);
+        if let Some(cut) = cut {
+            self.cut_ledger(index, &cut.device_id, cut.up_to_seq);
+        }
         Ok(Outcome::CertificateRevoked {
             serial: serial.to_owned(),
             effective_index: index,
@@ -560,7 +581,12 @@ impl StoreState {
         })
     }
 
-    fn retire_device(&mut self, index: u64, device_id: &str) -> Result<Outcome, Refusal> {
+    fn retire_device(
+        &mut self,
+        index: u64,
+        device_id: &str,
+        up_to_seq: Option<u64>,
+    ) -> Result<Outcome, Refusal> {
         if device_id.is_empty() {
             return Err(Refusal::InvalidId {
                 field: "device_id".into(),
@@ -571,6 +597,9 @@ impl StoreState {
             .retired_devices
             .entry(device_id.to_owned())
             .or_insert(index);
+        if let Some(up_to_seq) = up_to_seq {
+            self.cut_ledger(index, device_id, up_to_seq);
+        }
         Ok(Outcome::DeviceRetired {
             device_id: device_id.to_owned(),
             retired_at_index,
@@ -608,6 +637,23 @@ impl StoreState {
                 })
             }
         }
+    }
+
+    /// Records `device_id`'s ledger cut at `up_to_seq` (log index `index`) unless it has
+    /// one: the first cut stays ([`crate::ledger_cut`]).
+    fn cut_ledger(&mut self, index: u64, device_id: &str, up_to_seq: u64) {
+        self.ledger_cuts
+            .entry(device_id.to_owned())
+            .or_insert(crate::DeviceCut {
+                up_to_seq,
+                cut_at_index: index,
+            });
+    }
+
+    /// The last sequence number of `device_id`'s journal the store keeps, if its journal
+    /// was cut (its certificate revoked or the device retired, [`crate::ledger_cut`]).
+    pub fn ledger_cut(&self, device_id: &str) -> Option<u64> {
+        self.ledger_cuts.get(device_id).map(|cut| cut.up_to_seq)
     }
 
     /// True when `device_id` was retired from the store.
@@ -998,6 +1044,7 @@ mod tests {
         let mut state = StoreState::default();
         let revoke = StoreCommand::RevokeCertificate {
             serial: "0a1b".into(),
+            cut: None,
         };
         state.apply(12, &revoke);
         assert!(!state.is_revoked_at("0a1b", 11));
@@ -1018,8 +1065,13 @@ mod tests {
         let mut state = StoreState::default();
         for bad in ["", "0C", "c", "000c", "0x0c", "0c:1a"] {
             let before = state.clone();
-            let refusal =
-                refused(state.apply(3, &StoreCommand::RevokeCertificate { serial: bad.into() }));
+            let refusal = refused(state.apply(
+                3,
+                &StoreCommand::RevokeCertificate {
+                    serial: bad.into(),
+                    cut: None,
+                },
+            ));
             assert!(
                 matches!(&refusal, Refusal::InvalidId { field, .. } if field == "serial"),
                 "{bad}: {refusal:?}"
@@ -1029,9 +1081,99 @@ mod tests {
         // The API refuses a zero serial at the edge, but logs of older versions may hold one.
         let zero = StoreCommand::RevokeCertificate {
             serial: "00".into(),
+            cut: None,
         };
         assert!(matches!(state.apply(4, &zero), StoreResponse::Applied(_)));
         assert!(state.is_revoked_at("00", 4));
+    }
+
+    #[test]
+    fn the_first_ledger_cut_of_a_device_stays() {
+        let mut state = StoreState::default();
+        let revoke = |serial: &str, up_to_seq| StoreCommand::RevokeCertificate {
+            serial: serial.into(),
+            cut: Some(crate::LedgerCut {
+                device_id: "till-3".into(),
+                up_to_seq,
+            }),
+        };
+        assert!(matches!(
+            state.apply(12, &revoke("0c", 7)),
+            StoreResponse::Applied(_)
+        ));
+        assert_eq!(state.ledger_cut("till-3"), Some(7));
+        assert_eq!(state.ledger_cut("till-1"), None);
+        // Another certificate of the device, then its retirement: the cut never moves.
+        state.apply(13, &revoke("0d", 9));
+        state.apply(
+            14,
+            &StoreCommand::RetireDevice {
+                device_id: "till-3".into(),
+                up_to_seq: Some(11),
+            },
+        );
+        assert_eq!(
+            state.ledger_cuts.get("till-3"),
+            Some(&crate::DeviceCut {
+                up_to_seq: 7,
+                cut_at_index: 12
+            })
+        );
+        // A retirement cuts a device that has no cut yet.
+        state.apply(
+            15,
+            &StoreCommand::RetireDevice {
+                device_id: "till-2".into(),
+                up_to_seq: Some(0),
+            },
+        );
+        assert_eq!(state.ledger_cut("till-2"), Some(0));
+        // A cut naming no device is refused whole: the serial is not revoked either.
+        let before = state.clone();
+        let bad = StoreCommand::RevokeCertificate {
+            serial: "0e".into(),
+            cut: Some(crate::LedgerCut {
+                device_id: String::new(),
+                up_to_seq: 1,
+            }),
+        };
+        assert!(matches!(
+            refused(state.apply(16, &bad)),
+            Refusal::InvalidId { .. }
+        ));
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn commands_and_states_of_older_versions_decode_without_a_cut() {
+        let revoke: StoreCommand =
+            serde_json::from_str(r#"{"type":"revoke_certificate","serial":"0c"}"#)
+                .expect("an old revocation decodes");
+        assert_eq!(
+            revoke,
+            StoreCommand::RevokeCertificate {
+                serial: "0c".into(),
+                cut: None
+            }
+        );
+        let retire: StoreCommand =
+            serde_json::from_str(r#"{"type":"retire_device","device_id":"till-3"}"#)
+                .expect("an old retirement decodes");
+        assert_eq!(
+            retire,
+            StoreCommand::RetireDevice {
+                device_id: "till-3".into(),
+                up_to_seq: None
+            }
+        );
+        // Without a cut a command serialises as before (request hashes do not change).
+        assert_eq!(
+            serde_json::to_string(&revoke).expect("serialises"),
+            r#"{"type":"revoke_certificate","serial":"0c"}"#
+        );
+        let mut state = StoreState::default();
+        state.apply(3, &revoke);
+        assert!(state.ledger_cuts.is_empty());
     }
 
     #[test]
@@ -1102,6 +1244,7 @@ mod tests {
             },
             StoreCommand::RevokeCertificate {
                 serial: "0a".into(),
+                cut: None,
             },
         ];
         let run = || {
@@ -1169,6 +1312,7 @@ mod tests {
         let mut state = StoreState::default();
         let retire = StoreCommand::RetireDevice {
             device_id: "till-3".into(),
+            up_to_seq: None,
         };
         assert_eq!(
             state.apply(4, &retire),
@@ -1190,7 +1334,8 @@ mod tests {
             state.apply(
                 10,
                 &StoreCommand::RetireDevice {
-                    device_id: String::new()
+                    device_id: String::new(),
+                    up_to_seq: None,
                 }
             ),
             StoreResponse::Refused(Refusal::InvalidId { .. })

@@ -534,6 +534,7 @@ async fn consensus_cluster_store_life() {
         &nodes[&minority].raft,
         StoreCommand::RevokeCertificate {
             serial: "minority-serial".into(),
+            cut: None,
         },
         Duration::from_secs(5),
     )

@@ -321,6 +321,9 @@ async fn start_mesh(
         orders,
     )?;
     let raft_links = Arc::new(RaftLinks::default());
+    // The leader fills a revocation's or retirement's ledger cut from this ledger
+    // ([`crate::consensus::ledger_cut`]).
+    raft_links.set_ledger_positions(replication.clone());
     let alerts = store.clone();
     raft_links.on_conflict(Arc::new(move |conflict| {
         raise_alert_now(
@@ -407,6 +410,13 @@ async fn start_mesh(
     )
     .await
     .context("cannot start the store's Raft group")?;
+    // Ledger replication refuses and stops sending entries beyond a committed ledger cut.
+    let cut_source = Arc::downgrade(&raft);
+    replication.set_ledger_cuts(Arc::new(move |device| {
+        cut_source
+            .upgrade()
+            .and_then(|raft| raft.ledger_cut(device))
+    }));
     let uplink = match (config.cloud, uplink_tls) {
         (Some(cloud), Some(tls)) => {
             let bind: std::net::SocketAddr = if cloud.is_ipv4() {

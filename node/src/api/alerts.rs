@@ -24,8 +24,9 @@ pub struct AlertDto {
     /// `raft_member_lost` (the device named in `subject` lost its Raft state: it no longer
     /// counts, and the leader takes it out of the Raft group), `certificate_revoked` (this
     /// device's certificate was revoked store-wide: it takes no writes and stops its uplink;
-    /// `subject` is this device; the message names the serial; cleared when the device
-    /// starts with a new certificate) or
+    /// `subject` is this device; the message names the serial; it stays under a new
+    /// certificate for the same id — the till is enrolled again under a new id, with an
+    /// empty data directory) or
     /// `cloud_certificate_revoked` (the cloud presents a certificate the store revoked: the
     /// uplink refuses it; `subject` is the cloud's identity).
     pub kind: String,

@@ -77,7 +77,15 @@ pub async fn revoke_certificate(
         )
     })?;
     let hash = super::body::request_hash("revoke_certificate", &serial, &serde_json::Value::Null);
-    let command = idempotent_if_keyed(key, &hash, StoreCommand::RevokeCertificate { serial });
+    let command = idempotent_if_keyed(
+        key,
+        &hash,
+        StoreCommand::RevokeCertificate {
+            serial,
+            // The leader fills it ([`crate::consensus::ledger_cut`]).
+            cut: None,
+        },
+    );
     let command = super::operator_auth::authorised(&node, by, command)?;
     let raft = node.raft.as_ref().ok_or_else(no_consensus)?;
     let (index, response) = raft.write(command).await.map_err(no_quorum)?;

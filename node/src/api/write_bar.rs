@@ -10,8 +10,11 @@
 //!   [`crate::replication::identity_conflict`]): 409 `device_identity_conflict` (enrol the
 //!   till as a new device with a new id);
 //! - **certificate revoked**: this device's own certificate was revoked store-wide
-//!   ([`crate::consensus::own_revocation`]): 403 `certificate_revoked` (issue it a new
-//!   certificate).
+//!   ([`crate::consensus::own_revocation`]): 403 `certificate_revoked` (enrol the till as
+//!   a new device with a new id); also under a new certificate of the same id, once the
+//!   store's state applied here holds the ledger cut of this device's journal
+//!   ([`posmesh_consensus::ledger_cut`]): every entry it would make lies beyond the cut,
+//!   which every device and the cloud refuse.
 
 use super::error::ApiError;
 use crate::consensus::own_revocation::CERTIFICATE_REVOKED_CODE;
@@ -46,11 +49,27 @@ fn write_bar(node: &NodeContext) -> Option<ApiError> {
             None,
         ));
     }
-    let revocation = node.raft.as_ref().and_then(|raft| raft.own_revocation())?;
+    let raft = node.raft.as_ref()?;
+    if let Some(revocation) = raft.own_revocation() {
+        return Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            CERTIFICATE_REVOKED_CODE,
+            revocation.to_string(),
+            None,
+        ));
+    }
+    let (device_id, cut) = raft.own_ledger_cut()?;
     Some(ApiError::new(
         StatusCode::FORBIDDEN,
         CERTIFICATE_REVOKED_CODE,
-        revocation.to_string(),
+        format!(
+            "the store cut the journal of {device_id} after seq {} (Raft log index {}: a \
+             certificate of it was revoked): every device and the cloud refuse the entries it \
+             makes from now on, whatever certificate it presents. Enrol the till as a new \
+             device with a new id and an empty data directory (README: certificates and \
+             revocation)",
+            cut.up_to_seq, cut.cut_at_index
+        ),
         None,
     ))
 }

@@ -73,7 +73,9 @@ pub enum StoreAdminCommand {
     /// Revokes a device certificate by serial, store-wide through Raft (an admin's): from
     /// the committed log index on every device closes that certificate's mesh connections
     /// and refuses new ones, without a restart or a CRL file to copy (never retroactive:
-    /// what the device recorded before stays).
+    /// what the device recorded before stays). The device's journal is cut where the
+    /// leader's ledger holds it: every device and the cloud refuse its entries beyond the
+    /// cut, whoever relays them, so the till is enrolled again under a new device id.
     RevokeCertificate {
         /// The certificate's serial in hex, as `posmesh ca issue` prints it (`0c`); upper
         /// case as `openssl x509 -serial` prints it (`0C`) is taken too. Zero is refused.

@@ -11,6 +11,8 @@
 //! - `cloud_snapshots`: `store` → raft_log_index (u64 BE) ‖ state.
 //! - `cloud_revocations`: `store/serial` → the Raft log index the store revoked that
 //!   certificate from (u64 BE).
+//! - `cloud_ledger_cuts`: `store/device` → the last kept seq of the device's journal (u64
+//!   BE) ‖ the Raft log index of the cut (u64 BE).
 
 use super::store::{CloudStore, CloudStoreError, DeviceCursor, StoreContact};
 use posmesh_consensus::rocksdb_tuning::RocksTuning;
@@ -24,6 +26,7 @@ use rocksdb::{
     Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, WriteBatch, WriteOptions,
     DB,
 };
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -35,7 +38,8 @@ const CF_STORES: &str = "cloud_stores";
 const CF_CATALOGS: &str = "cloud_catalogs";
 const CF_SNAPSHOTS: &str = "cloud_snapshots";
 const CF_REVOCATIONS: &str = "cloud_revocations";
-const COLUMN_FAMILIES: [&str; 8] = [
+const CF_LEDGER_CUTS: &str = "cloud_ledger_cuts";
+const COLUMN_FAMILIES: [&str; 9] = [
     CF_ENTRIES,
     CF_CURSORS,
     CF_HEADS,
@@ -44,6 +48,7 @@ const COLUMN_FAMILIES: [&str; 8] = [
     CF_CATALOGS,
     CF_SNAPSHOTS,
     CF_REVOCATIONS,
+    CF_LEDGER_CUTS,
 ];
 
 /// The cloud's sizes (the options every posmesh database shares come from
@@ -398,6 +403,52 @@ impl CloudStore for RocksCloudStore {
             self.write_synced(batch)?;
         }
         Ok(added)
+    }
+
+    fn add_ledger_cuts(
+        &self,
+        store_id: &str,
+        cuts: &[(String, u64, u64)],
+    ) -> Result<usize, CloudStoreError> {
+        let _guard = self.lock();
+        let mut batch = WriteBatch::default();
+        let mut added = BTreeSet::new();
+        for (device_id, up_to_seq, cut_at_index) in cuts {
+            let key = device_key(store_id, device_id);
+            if added.contains(device_id)
+                || self
+                    .db
+                    .get_pinned_cf(self.cf(CF_LEDGER_CUTS), &key)?
+                    .is_some()
+            {
+                continue; // a cut never moves
+            }
+            let mut value = up_to_seq.to_be_bytes().to_vec();
+            value.extend_from_slice(&cut_at_index.to_be_bytes());
+            batch.put_cf(self.cf(CF_LEDGER_CUTS), key, value);
+            added.insert(device_id.clone());
+        }
+        if !added.is_empty() {
+            self.write_synced(batch)?;
+        }
+        Ok(added.len())
+    }
+
+    fn ledger_cut(&self, store_id: &str, device_id: &str) -> Result<Option<u64>, CloudStoreError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_LEDGER_CUTS), device_key(store_id, device_id))?
+            .map(|bytes| {
+                bytes
+                    .get(..8)
+                    .filter(|_| bytes.len() == 16)
+                    .and_then(|seq| <[u8; 8]>::try_from(seq).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| CloudStoreError::Corrupt {
+                        what: format!("ledger cut {store_id}/{device_id}"),
+                        reason: "not 16 bytes".to_owned(),
+                    })
+            })
+            .transpose()
     }
 
     fn revoked_at(&self, store_id: &str, serial: &str) -> Result<Option<u64>, CloudStoreError> {

@@ -25,6 +25,12 @@
 //! and indexes non-zero; a revocation is never lifted and keeps the index first reported;
 //! one `Hello` carries at most [`REVOCATIONS_PER_HELLO_MAX`]. Across `Hello`s the table
 //! is not capped: only the store's own trusted devices grow it, as they grow its ledger.
+//!
+//! Ledger cuts (a device's certificate revoked or the device retired,
+//! [`posmesh_consensus::ledger_cut`]) come the same way (`Hello.ledger_cuts`): from then on
+//! the cloud refuses the device's entries beyond its cut whoever uploads them (`beyond_cut`,
+//! counted in `posmesh_cloud_uploads_refused_total{reason="beyond_cut"}`, logged once per
+//! device), and keeps those up to it.
 
 use super::store::{CloudStore, CloudStoreError};
 use crate::clock::wall_clock_ms;
@@ -34,15 +40,15 @@ use posmesh_mesh::tls::{AcceptPolicy, ChainTrust};
 use posmesh_mesh::{PeerIdentity, Role};
 use posmesh_proto::cloud::v1::{
     cloud_request, cloud_response, CertificateRevocation, CloudError, CloudRequest, CloudResponse,
-    CloudState, SnapshotAck, UploadAck,
+    CloudState, LedgerCut, SnapshotAck, UploadAck,
 };
 use posmesh_proto::mesh::v1 as wire;
 use posmesh_sync::chain_head::PUBLIC_KEY_LEN;
-use posmesh_sync::cloud::{plan_ingest, IngestPlan};
+use posmesh_sync::cloud::{plan_ingest, IngestPlan, IngestRefusal};
 use posmesh_sync::replication::key_pinning::{judge_key, KeyClaim, KeyConflict, KeyVerdict};
 use posmesh_sync::replication::SigningKeys;
 use prost::Message;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 /// Largest Raft snapshot a store may upload, bytes.
@@ -51,6 +57,9 @@ pub const SNAPSHOT_BYTES_MAX: usize = 16 << 20;
 /// Most certificate revocations one `Hello` may carry.
 pub const REVOCATIONS_PER_HELLO_MAX: usize = 10_000;
 
+/// Most ledger cuts one `Hello` may carry.
+pub const LEDGER_CUTS_PER_HELLO_MAX: usize = 10_000;
+
 /// The cloud's request handling, shared by every connection.
 pub struct CloudService {
     store: Arc<dyn CloudStore>,
@@ -58,6 +67,8 @@ pub struct CloudService {
     policy: AcceptPolicy,
     /// One lock per store id: uploads of one store run one at a time.
     store_locks: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
+    /// `(store, device)` whose uploads beyond the ledger cut were refused, logged once each.
+    beyond_cut_logged: Mutex<BTreeSet<(String, String)>>,
 }
 
 /// The chain-head key of the one device a batch belongs to.
@@ -125,6 +136,7 @@ impl CloudService {
             trust,
             policy,
             store_locks: Mutex::new(BTreeMap::new()),
+            beyond_cut_logged: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -241,6 +253,56 @@ impl CloudService {
         Ok(())
     }
 
+    /// Keeps the ledger cuts a device of `store_id` reports its Raft group committed.
+    /// Checked whole before anything is stored.
+    fn learn_ledger_cuts(&self, store_id: &str, cuts: &[LedgerCut]) -> Result<(), CloudResponse> {
+        if cuts.is_empty() {
+            return Ok(());
+        }
+        if cuts.len() > LEDGER_CUTS_PER_HELLO_MAX {
+            return Err(refuse(
+                "too_large",
+                format!(
+                    "{} ledger cuts in one Hello exceed {LEDGER_CUTS_PER_HELLO_MAX}",
+                    cuts.len()
+                ),
+            ));
+        }
+        let mut learned = Vec::with_capacity(cuts.len());
+        for cut in cuts {
+            if cut.device_id.is_empty()
+                || cut.device_id.len() > posmesh_consensus::state::MAX_ID_BYTES
+            {
+                return Err(refuse(
+                    "malformed",
+                    format!(
+                        "ledger cut of device {:?}: a device id is 1 to {} bytes",
+                        cut.device_id,
+                        posmesh_consensus::state::MAX_ID_BYTES
+                    ),
+                ));
+            }
+            if cut.cut_at_index == 0 {
+                return Err(refuse(
+                    "malformed",
+                    format!(
+                        "ledger cut of device {}: Raft log indexes start at 1",
+                        cut.device_id
+                    ),
+                ));
+            }
+            learned.push((cut.device_id.clone(), cut.up_to_seq, cut.cut_at_index));
+        }
+        let added = self
+            .store
+            .add_ledger_cuts(store_id, &learned)
+            .map_err(|e| storage_error(&e))?;
+        if added > 0 {
+            tracing::info!(store = store_id, added, "learned ledger cuts");
+        }
+        Ok(())
+    }
+
     /// Answers one request from `caller` (certificate serial `serial`, lowercase hex).
     pub fn handle(
         &self,
@@ -263,6 +325,10 @@ impl CloudService {
         }
         match request.kind {
             Some(cloud_request::Kind::Hello(hello)) => {
+                // Cuts first: once a revocation is visible here, its cut is too.
+                if let Err(refusal) = self.learn_ledger_cuts(store_id, &hello.ledger_cuts) {
+                    return refusal;
+                }
                 if let Err(refusal) = self.learn_revocations(store_id, &hello.revocations) {
                     return refusal;
                 }
@@ -409,6 +475,27 @@ impl CloudService {
         Ok(attested.signing_public_key)
     }
 
+    /// An upload of `device_id`'s entries beyond its ledger cut was refused: a WARN the
+    /// first time per store and device, then DEBUG (every uplink that holds them tries).
+    fn log_beyond_cut(
+        &self,
+        store_id: &str,
+        device_id: &str,
+        caller: &PeerIdentity,
+        refusal: &IngestRefusal,
+    ) {
+        let first = self
+            .beyond_cut_logged
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert((store_id.to_owned(), device_id.to_owned()));
+        if first {
+            tracing::warn!(store = store_id, device = device_id, uploader = %caller, %refusal, "refused upload beyond the device's ledger cut; further ones are counted in posmesh_cloud_uploads_refused_total{{reason=\"beyond_cut\"}}, not logged");
+        } else {
+            tracing::debug!(store = store_id, device = device_id, uploader = %caller, %refusal, "refused upload beyond the device's ledger cut");
+        }
+    }
+
     fn upload(
         &self,
         store_id: &str,
@@ -442,11 +529,19 @@ impl CloudService {
             device_id: device_id.clone(),
             key,
         };
-        let plan = match plan_ingest(batch, cursor.held_seq, cursor.chain_hash, &keys) {
+        let cut = match self.store.ledger_cut(store_id, &device_id) {
+            Ok(cut) => cut,
+            Err(error) => return storage_error(&error),
+        };
+        let plan = match plan_ingest(batch, cursor.held_seq, cursor.chain_hash, cut, &keys) {
             Ok(plan) => plan,
             Err(refusal) => {
                 let code = refusal.code();
-                tracing::warn!(store = store_id, device = %device_id, %refusal, "refused upload");
+                if matches!(refusal, IngestRefusal::BeyondCut { .. }) {
+                    self.log_beyond_cut(store_id, &device_id, caller, &refusal);
+                } else {
+                    tracing::warn!(store = store_id, device = %device_id, %refusal, "refused upload");
+                }
                 metrics::counter!("posmesh_cloud_uploads_refused_total", "reason" => code)
                     .increment(1);
                 let message = if code == "unknown_device" {

@@ -8,8 +8,9 @@
 //! `cursors(store, device, held_seq, chain_hash)`, `device_keys(store, device, attestation)`,
 //! `stores(store, last_contact_ms)`, `catalogs(store, version, effective_at_ms, toml)`,
 //! `snapshots(store, raft_log_index, state)`,
-//! `revocations(store, serial, effective_index, PRIMARY KEY (store, serial))` (insert with
-//! `ON CONFLICT DO NOTHING`). [`CloudStore::append`] is one transaction that
+//! `revocations(store, serial, effective_index, PRIMARY KEY (store, serial))` and
+//! `ledger_cuts(store, device, up_to_seq, cut_at_index, PRIMARY KEY (store, device))`
+//! (both inserted with `ON CONFLICT DO NOTHING`). [`CloudStore::append`] is one transaction that
 //! inserts the entries and moves the cursor with `UPDATE … WHERE held_seq = $first - 1`
 //! (zero rows updated = a concurrent append won: roll back, answer as a duplicate), so
 //! several cloud replicas may ingest at once. Methods are synchronous; an async backend
@@ -221,4 +222,24 @@ pub trait CloudStore: Send + Sync {
     /// # Errors
     /// Backend errors.
     fn revoked_at(&self, store_id: &str, serial: &str) -> Result<Option<u64>, CloudStoreError>;
+
+    /// Records ledger cuts the store's Raft group committed
+    /// ([`posmesh_consensus::ledger_cut`]), as `(device, up_to_seq, cut_at_index)`. A
+    /// device already cut keeps its cut (a cut never moves). Returns how many were new.
+    /// Durable on return.
+    ///
+    /// # Errors
+    /// Backend errors (nothing written).
+    fn add_ledger_cuts(
+        &self,
+        store_id: &str,
+        cuts: &[(String, u64, u64)],
+    ) -> Result<usize, CloudStoreError>;
+
+    /// The last sequence number of `device_id`'s journal the store keeps, if the store
+    /// cut it: entries beyond it are refused.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn ledger_cut(&self, store_id: &str, device_id: &str) -> Result<Option<u64>, CloudStoreError>;
 }

@@ -253,6 +253,7 @@ fn the_same_range_from_every_device_is_stored_once() {
             kind: Some(cloud_request::Kind::Hello(Hello {
                 catalog_version: 0,
                 revocations: Vec::new(),
+                ledger_cuts: Vec::new(),
             })),
         },
     );
@@ -551,9 +552,85 @@ fn hello_as(service: &CloudService, device: &Device, revocations: &[(&str, u64)]
                         },
                     )
                     .collect(),
+                ledger_cuts: Vec::new(),
             })),
         },
     )
+}
+
+/// `device` says hello, reporting ledger `cuts` `(device, up_to_seq, cut_at_index)`.
+fn hello_cuts(service: &CloudService, device: &Device, cuts: &[(&str, u64, u64)]) -> CloudResponse {
+    service.handle(
+        &device.identity,
+        Some(&device.serial),
+        CloudRequest {
+            kind: Some(cloud_request::Kind::Hello(Hello {
+                catalog_version: 0,
+                revocations: Vec::new(),
+                ledger_cuts: cuts
+                    .iter()
+                    .map(|(device_id, up_to_seq, cut_at_index)| {
+                        posmesh_proto::cloud::v1::LedgerCut {
+                            device_id: (*device_id).to_owned(),
+                            up_to_seq: *up_to_seq,
+                            cut_at_index: *cut_at_index,
+                        }
+                    })
+                    .collect(),
+            })),
+        },
+    )
+}
+
+#[test]
+fn entries_beyond_a_ledger_cut_are_refused_whoever_uploads_them() {
+    let f = fixture();
+    let till1 = Device::new(&f.ca, "s1", "till-1", 1);
+    let mut till3 = Device::new(&f.ca, "s1", "till-3", 3);
+    // 2 entries before its revocation (cut at 2), 3 after.
+    till3.write(5, "2026-11-30");
+    assert_eq!(
+        ack(upload_as(&f.service, &till3, till3.batch(1, 1))),
+        (1, 1)
+    );
+    // Bad cut reports are refused whole: nothing learned.
+    for bad in [vec![("till-3", 2, 12), ("", 2, 12)], vec![("till-3", 2, 0)]] {
+        assert_eq!(
+            refusal(hello_cuts(&f.service, &till1, &bad)),
+            "malformed",
+            "{bad:?}"
+        );
+    }
+    assert_eq!(f.store.ledger_cut("s1", "till-3").expect("read"), None);
+    assert!(matches!(
+        hello_cuts(&f.service, &till1, &[("till-3", 2, 12)]).kind,
+        Some(cloud_response::Kind::State(_))
+    ));
+    assert_eq!(f.store.ledger_cut("s1", "till-3").expect("read"), Some(2));
+    // Relayed by till-1: beyond the cut refused (whole batch), nothing stored.
+    let relay = |first, last| {
+        upload(
+            &f.service,
+            &till1.identity,
+            Some(till3.attestation.clone()),
+            till3.batch(first, last),
+        )
+    };
+    assert_eq!(refusal(relay(2, 5)), "beyond_cut");
+    assert_eq!(refusal(relay(3, 3)), "beyond_cut");
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-3"), 1);
+    // Up to the cut: stored (never retroactive); held entries still answer as held.
+    assert_eq!(ack(relay(2, 2)), (2, 1));
+    assert_eq!(ack(relay(1, 2)), (2, 0));
+    assert_eq!(refusal(relay(3, 5)), "beyond_cut");
+    assert_eq!(f.store.version_vector("s1").expect("vv").get("till-3"), 2);
+    // A cut never moves; another store is not affected.
+    assert!(matches!(
+        hello_cuts(&f.service, &till1, &[("till-3", 5, 20)]).kind,
+        Some(cloud_response::Kind::State(_))
+    ));
+    assert_eq!(f.store.ledger_cut("s1", "till-3").expect("read"), Some(2));
+    assert_eq!(f.store.ledger_cut("s2", "till-3").expect("read"), None);
 }
 
 #[test]

@@ -119,6 +119,7 @@ mod tests {
     fn guarded_writes_are_keyed_inside_their_authorisation() {
         let retire = StoreCommand::RetireDevice {
             device_id: "till-3".into(),
+            up_to_seq: None,
         };
         let (keyed, assigned) = assign("till-2", 0xab, by(retire.clone()));
         assert!(assigned);
@@ -174,6 +175,7 @@ mod tests {
             },
             StoreCommand::RevokeCertificate {
                 serial: "0a".into(),
+                cut: None,
             },
             StoreCommand::SetExposureBudget {
                 amount_minor: 10_000,

@@ -27,6 +27,8 @@
 //!   Raft entry; those a newer entry could lift are decided on its settled state.
 //! - [`leader_contact`]: when a leader was last heard; a follower forwards writes only to
 //!   a leader heard lately, and otherwise waits (bounded) for one.
+//! - [`ledger_cut`]: the leader fills a revocation's or retirement's ledger cut (the
+//!   device's position in its own chain) from its ledger before it proposes it.
 //! - [`node_id`]: device id → Raft node id.
 //! - [`own_revocation`]: a device whose own certificate was revoked store-wide finds out
 //!   (alert, status, writes refused).
@@ -51,6 +53,7 @@ pub mod founding;
 pub mod group_file;
 pub mod leader_contact;
 pub mod leader_precheck;
+pub mod ledger_cut;
 pub mod lost_member;
 pub mod network;
 pub mod node_id;

@@ -76,9 +76,21 @@ pub struct RaftLinks {
     seat_loss: SeatLossNotice,
     lost_members: LostMembers,
     own_revocation: OwnRevocationNotice,
+    ledger_positions: OnceLock<Arc<dyn super::ledger_cut::LedgerPositions>>,
 }
 
 impl RaftLinks {
+    /// Sets where the leader reads devices' ledger positions to fill a ledger cut
+    /// ([`super::ledger_cut`]; once, when the mesh starts).
+    pub fn set_ledger_positions(&self, positions: Arc<dyn super::ledger_cut::LedgerPositions>) {
+        let _ = self.ledger_positions.set(positions);
+    }
+
+    /// Where devices' ledger positions are read, once set.
+    pub fn ledger_positions(&self) -> Option<&Arc<dyn super::ledger_cut::LedgerPositions>> {
+        self.ledger_positions.get()
+    }
+
     /// This device's Raft group, if it is in one.
     pub fn group(&self) -> Option<GroupIdentity> {
         lock(&self.group).clone()

@@ -19,10 +19,12 @@
 //! (`device_meta`, [`crate::storage::own_revocation`]): learned from a peer's close it is
 //! in no Raft state this device applied, and a restarted device must not sell again. At
 //! start, before the API opens, [`restore_at_start`] takes the record back when it names
-//! the serial of the certificate the device loaded — the same refusals, the same status —
-//! and forgets it, and clears the `certificate_revoked` alert, when the device presents
-//! another certificate (re-enrolled: `posmesh ca issue`, then a restart). A revocation the
-//! Raft state holds is found again from that state at start either way.
+//! this device's id — the same refusals, the same status — whatever certificate the device
+//! now presents: the store cut the id's journal at the revocation
+//! ([`posmesh_consensus::ledger_cut`]), so a till is enrolled again as a new device (new id,
+//! empty data directory, where no record exists). A `certificate_revoked` alert without a
+//! record (raised by an older version) is cleared at start. A revocation the Raft state
+//! holds is found again from that state at start either way.
 //!
 //! # Whose claim is believed
 //! A peer's close code 4 is a claim this device cannot check (it holds no newer Raft
@@ -62,10 +64,12 @@ impl std::fmt::Display for OwnRevocation {
         write!(
             f,
             "the certificate of {} (serial {}) was revoked store-wide (Raft log index {}; {}): \
-             the other devices refuse its mesh connections, so it takes no more sales. Issue \
-             it a new certificate (`posmesh ca issue … --device {}`), put it in its identity \
-             directory and restart it (README: certificates and revocation). Sales recorded \
-             here before stay in the store's ledger",
+             the other devices refuse its mesh connections, so it takes no more sales. Enrol \
+             the till as a new device: a certificate for a new id (`posmesh ca issue … \
+             --device <new id>`) and an empty data directory; under its old id ({}) the store \
+             refuses every entry it makes beyond its journal's cut (README: certificates and \
+             revocation). Sales recorded here before stay in the store's ledger as far as \
+             they had reached the leader",
             self.device_id, self.serial, self.revoked_at_index, self.learned_from, self.device_id
         )
     }
@@ -163,12 +167,11 @@ impl OwnRevocationNotice {
 }
 
 /// At start, before the Raft service and the API: takes back the revocation recorded in
-/// `store` when it names this device's current certificate serial (set on `notice`
-/// first); otherwise forgets the record and clears `device_id`'s `certificate_revoked`
-/// alert — the device was re-enrolled with a new certificate, or the alert was raised by
-/// an older version that kept no record (a revocation still in the Raft state is found
-/// again, and alerted again, when the Raft service starts). True when a revocation was
-/// taken back.
+/// `store` when it names `device_id`, whatever certificate serial `notice` now holds (the
+/// device id stays revoked: its journal is cut); otherwise forgets the record and clears
+/// `device_id`'s `certificate_revoked` alert — no record, or an alert raised by an older
+/// version that kept none (a revocation still in the Raft state is found again, and
+/// alerted again, when the Raft service starts). True when a revocation was taken back.
 ///
 /// # Errors
 /// Storage errors: the device cannot tell whether it was revoked, so it must not start.
@@ -179,17 +182,25 @@ pub fn restore_at_start(
 ) -> Result<bool, StorageError> {
     let recorded = store.own_revocation()?;
     if let Some(revocation) = recorded.clone() {
-        if Some(revocation.serial.as_str()) == notice.own_serial() {
+        if revocation.device_id == device_id {
+            if Some(revocation.serial.as_str()) != notice.own_serial() {
+                // The store cut this device id's journal at the revocation: a new
+                // certificate for the same id takes no sale the store would keep.
+                tracing::warn!(
+                    old_serial = %revocation.serial,
+                    serial = notice.own_serial().unwrap_or("unknown"),
+                    "this device presents a new certificate under a revoked device id: it \
+                     stays revoked (enrol it as a new device with a new id)"
+                );
+            }
             return Ok(notice.restore(revocation));
         }
-    }
-    if let Some(revocation) = &recorded {
         store.put_own_revocation(None)?;
         tracing::info!(
-            old_serial = %revocation.serial,
-            serial = notice.own_serial().unwrap_or("unknown"),
-            "this device presents a new certificate: the revocation of its old one no longer \
-             applies"
+            old_device = %revocation.device_id,
+            device = device_id,
+            "this data directory now belongs to another device id: the revocation of the old \
+             one no longer applies here"
         );
     }
     if store.clear_alert(CERTIFICATE_REVOKED_CODE, device_id)? {
@@ -307,16 +318,28 @@ mod tests {
     }
 
     #[test]
-    fn a_new_certificate_forgets_the_revocation_and_clears_its_alert() {
+    fn a_new_certificate_under_the_revoked_id_stays_revoked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let recorded = revocation("refused at the mesh by till-1");
+        let store = store_with(dir.path(), &recorded);
+        let notice = OwnRevocationNotice::default();
+        notice.set_own_serial("0d".into());
+        assert!(restore_at_start(&store, &notice, "till-3").expect("restore"));
+        assert_eq!(notice.get(), Some(&recorded), "the id's journal is cut");
+        assert_eq!(store.own_revocation().expect("read"), Some(recorded));
+        assert_eq!(revoked_alerts(&store), 1, "the alert stays");
+    }
+
+    #[test]
+    fn another_device_id_forgets_the_revocation_and_an_old_alert_is_cleared() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), &revocation("refused at the mesh by till-1"));
         let notice = OwnRevocationNotice::default();
         notice.set_own_serial("0d".into());
-        assert!(!restore_at_start(&store, &notice, "till-3").expect("restore"));
+        assert!(!restore_at_start(&store, &notice, "till-9").expect("restore"));
         assert_eq!(notice.get(), None);
         assert_eq!(store.own_revocation().expect("read"), None);
-        assert_eq!(revoked_alerts(&store), 0, "the alert is history");
-        // An alert of an older version, without a record, is cleared too; nothing else is.
+        // An alert of an older version, without a record, is cleared; nothing else is.
         crate::runtime::raise_alert_now(&store, CERTIFICATE_REVOKED_CODE, "till-3", "old".into());
         crate::runtime::raise_alert_now(&store, "device_retired", "till-3", "kept".into());
         assert!(!restore_at_start(&store, &notice, "till-3").expect("restore"));

@@ -118,6 +118,7 @@ mod tests {
             redeem(),
             StoreCommand::RetireDevice {
                 device_id: "till-3".into(),
+                up_to_seq: None,
             },
             StoreCommand::SetExposureBudget {
                 amount_minor: 10_000,
@@ -145,6 +146,7 @@ mod tests {
             issue(),
             StoreCommand::RevokeCertificate {
                 serial: "0a".into(),
+                cut: None,
             },
             StoreCommand::SetCatalogVersion {
                 version: 3,
@@ -154,6 +156,7 @@ mod tests {
                 authorised_by: "mgr-1".into(),
                 command: Box::new(StoreCommand::RetireDevice {
                     device_id: "till-3".into(),
+                    up_to_seq: None,
                 }),
             },
         ] {
@@ -172,6 +175,7 @@ mod tests {
         for command in [
             by(StoreCommand::RetireDevice {
                 device_id: "till-3".into(),
+                up_to_seq: None,
             }),
             by(StoreCommand::SetExposureBudget {
                 amount_minor: 10_000,
@@ -187,6 +191,7 @@ mod tests {
             }),
             by(StoreCommand::RevokeCertificate {
                 serial: "0a".into(),
+                cut: None,
             }),
             StoreCommand::SetOperatorAuthorised {
                 authorised_by: Some("adm-1".into()),
@@ -198,6 +203,7 @@ mod tests {
             // A store in setup (no operator yet): bare.
             StoreCommand::RevokeCertificate {
                 serial: "0b".into(),
+                cut: None,
             },
         ] {
             assert!(!may_resend(&command, LOST), "unkeyed: {command:?}");

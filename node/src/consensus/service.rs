@@ -499,6 +499,7 @@ impl RaftService {
                         response: StoreResponse::Refused(refusal),
                     };
                 }
+                let command = self.with_ledger_cut(command);
                 match posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await {
                     Ok((index, response)) => RaftReply::Written { index, response },
                     Err(e) => failed(&e),
@@ -611,7 +612,7 @@ impl RaftService {
             match check {
                 Ok(()) => {
                     refused.push(None);
-                    proposed.push(command);
+                    proposed.push(self.with_ledger_cut(command));
                 }
                 Err((index, refusal)) => refused.push(Some(ForwardedWrite {
                     index,
@@ -654,7 +655,9 @@ impl RaftService {
         if let Err((index, refusal)) = self.precheck_as_leader(&command).await {
             return Attempt::Done(Ok((index, StoreResponse::Refused(refusal))));
         }
-        match posmesh_consensus::write(&self.raft, command.clone(), DECISION_DEADLINE).await {
+        // Filled for a proposal here; a follower forwards the command as it came.
+        let proposed = self.with_ledger_cut(command.clone());
+        match posmesh_consensus::write(&self.raft, proposed, DECISION_DEADLINE).await {
             Ok(written) => Attempt::Done(Ok(written)),
             Err(ConsensusError::NotLeader { leader }) => {
                 let device = match self.reachable_leader(leader) {
@@ -775,6 +778,41 @@ impl RaftService {
     pub fn retired_at(&self, device_id: &str) -> Option<u64> {
         self.reader
             .read(|state| state.retired_devices.get(device_id).copied())
+    }
+
+    /// The last sequence number of `device_id`'s journal the store keeps, if the state
+    /// applied here holds a ledger cut of it ([`posmesh_consensus::ledger_cut`]).
+    pub fn ledger_cut(&self, device_id: &str) -> Option<u64> {
+        self.reader.read(|state| state.ledger_cut(device_id))
+    }
+
+    /// This device's id and the ledger cut of its own journal, if the state applied here
+    /// holds one (its certificate was revoked, or it was retired).
+    pub fn own_ledger_cut(&self) -> Option<(String, posmesh_consensus::DeviceCut)> {
+        self.reader
+            .read(|state| state.ledger_cuts.get(&self.local_device).copied())
+            .map(|cut| (self.local_device.clone(), cut))
+    }
+
+    /// `command` with its ledger cut filled from this device's ledger
+    /// ([`super::ledger_cut`]), for a proposal here. The certificate's device is found as
+    /// this device's own, a connected peer's, or a pinned attestation's.
+    fn with_ledger_cut(&self, command: StoreCommand) -> StoreCommand {
+        let Some(positions) = self.links.ledger_positions() else {
+            return command;
+        };
+        let device_of_serial = |serial: &str| {
+            if self.links.own_revocation().own_serial() == Some(serial) {
+                return Some(self.local_device.clone());
+            }
+            let connected = self.links.devices().into_iter().find(|device| {
+                self.links
+                    .connection(device)
+                    .is_some_and(|connection| connection.peer_serial_hex() == Some(serial))
+            });
+            connected.or_else(|| positions.device_of_serial(serial))
+        };
+        super::ledger_cut::fill(command, &device_of_serial, &|device| positions.held(device))
     }
 
     /// The Raft log index the certificate of serial `serial_hex` (lowercase hex) was
@@ -1092,6 +1130,7 @@ impl RaftService {
     ) -> anyhow::Result<()> {
         let retire = StoreCommand::RetireDevice {
             device_id: device_id.to_owned(),
+            up_to_seq: None,
         };
         // Under the removing device's key: a removal resent after a leader's death
         // replays its retirement, whatever the operator's role is by then.
@@ -1106,6 +1145,7 @@ impl RaftService {
             },
             None => retire,
         };
+        let command = self.with_ledger_cut(command);
         let (_, response) =
             posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await?;
         if let StoreResponse::Refused(refusal) = response {

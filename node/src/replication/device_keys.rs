@@ -172,6 +172,18 @@ impl DeviceKeys {
             .collect()
     }
 
+    /// The device whose pinned attestation carries the certificate of serial `serial_hex`
+    /// (lowercase hex, [`posmesh_mesh::tls::serial_hex_of_der`]), if any.
+    pub fn device_of_serial(&self, serial_hex: &str) -> Option<String> {
+        self.read()
+            .values()
+            .find(|key| {
+                posmesh_mesh::tls::serial_hex_of_der(&key.attestation.cert_der).as_deref()
+                    == Some(serial_hex)
+            })
+            .map(|key| key.device_id.clone())
+    }
+
     /// The devices with a known key, in order.
     pub fn devices(&self) -> Vec<String> {
         self.read().keys().cloned().collect()

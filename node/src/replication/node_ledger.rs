@@ -4,7 +4,12 @@ use crate::storage::JournalStore;
 use posmesh_proto::journal::v1::ChainHeadSignature;
 use posmesh_sync::chain::ChainHash;
 use posmesh_sync::replication::{LedgerRead, VersionVector};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// The ledger cut of a device as the store's Raft state applied here holds it
+/// ([`posmesh_consensus::StoreState::ledger_cut`]): the last seq of its journal the store
+/// keeps, `None` when it has none.
+pub type LedgerCuts = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
 
 /// [`LedgerRead`] over the node's [`JournalStore`].
 ///
@@ -17,9 +22,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// A read error cannot be returned through [`LedgerRead`]: it is logged and counted
 /// (`posmesh_replication_read_errors_total`) and answered as "not held", which only
 /// delays sending (the range is tried again on the next round).
+///
+/// Ledger cuts ([`LedgerRead::cut`]) come from the store's Raft state once
+/// [`NodeLedger::set_cuts`] connected it; until then (and on a device without Raft state)
+/// no device is cut.
 pub struct NodeLedger {
     store: Arc<JournalStore>,
     vector: Mutex<VersionVector>,
+    cuts: OnceLock<LedgerCuts>,
 }
 
 impl NodeLedger {
@@ -32,7 +42,14 @@ impl NodeLedger {
         Ok(Self {
             store,
             vector: Mutex::new(vector),
+            cuts: OnceLock::new(),
         })
+    }
+
+    /// Reads devices' ledger cuts through `cuts` from now on (set once; later calls change
+    /// nothing).
+    pub fn set_cuts(&self, cuts: LedgerCuts) {
+        let _ = self.cuts.set(cuts);
     }
 
     /// `device_id` is durably held up to `seq` (a lower `seq` is ignored: never goes down).
@@ -99,5 +116,9 @@ impl LedgerRead for NodeLedger {
                 None
             }
         }
+    }
+
+    fn cut(&self, device_id: &str) -> Option<u64> {
+        self.cuts.get().and_then(|cuts| cuts(device_id))
     }
 }

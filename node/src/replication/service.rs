@@ -24,7 +24,7 @@ use posmesh_sync::replication::{
     own_identity_conflict, IdentityEvidence, KeyClaim, KeyConflict, LedgerRead, PeerId,
     RefusalReason, ReplicationEvent, Replicator, ReplicatorConfig, ReplicatorStats, VersionVector,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -80,6 +80,8 @@ pub struct ReplicationService {
     key_conflicts: KeyConflictLog,
     /// Peers whose pushes of this device's own entries were refused, logged once each.
     own_id_refusals: OwnIdRefusals,
+    /// Devices whose entries beyond their ledger cut were refused, logged once each.
+    beyond_cut_logged: Mutex<BTreeSet<String>>,
 }
 
 impl ReplicationService {
@@ -132,6 +134,7 @@ impl ReplicationService {
             identity_conflict: IdentityConflictNotice::default(),
             key_conflicts: KeyConflictLog::default(),
             own_id_refusals: OwnIdRefusals::default(),
+            beyond_cut_logged: Mutex::new(BTreeSet::new()),
         });
         let sink: Arc<dyn OrderSyncSink> = service.clone();
         service.orders.attach_sink(Arc::downgrade(&sink));
@@ -156,6 +159,13 @@ impl ReplicationService {
             stats,
             identity_conflict: self.identity_conflict().map(ToString::to_string),
         }
+    }
+
+    /// Reads the devices' ledger cuts through `cuts` from now on (the store's Raft state;
+    /// set once, when it is started): entries beyond a device's cut are neither accepted
+    /// nor sent ([`posmesh_sync::replication::LedgerRead::cut`]).
+    pub fn set_ledger_cuts(&self, cuts: super::node_ledger::LedgerCuts) {
+        self.ledger.set_cuts(cuts);
     }
 
     /// Why this device must not sell under its id, once a peer showed it (the sales API
@@ -276,7 +286,15 @@ impl ReplicationService {
             if let Ok(vector) = VersionVector::from_proto(wire) {
                 let entries = vector.get(&self.local_device);
                 self.check_own_identity(peer, &IdentityEvidence::PeerHolds { entries });
-                self.lock_catch_up().observe(&vector);
+                // Entries beyond a ledger cut are never fetched: not "behind" either.
+                let fetchable: VersionVector = vector
+                    .iter()
+                    .map(|(device, seq)| {
+                        let seq = self.ledger.cut(device).map_or(seq, |cut| seq.min(cut));
+                        (device.to_owned(), seq)
+                    })
+                    .collect();
+                self.lock_catch_up().observe(&fetchable);
                 self.report_catch_up();
             }
         }
@@ -372,8 +390,22 @@ impl ReplicationService {
                     reason,
                 } => {
                     // A wiped device refuses its own id's entries at every round: once
-                    // per peer at WARN (it is an alert already).
-                    if device_id != self.local_device || self.own_id_refusals.first(&peer.0) {
+                    // per peer at WARN (it is an alert already). Entries beyond a ledger
+                    // cut come again from every peer that holds them: once per device.
+                    let beyond_cut = matches!(reason, RefusalReason::BeyondCut { .. });
+                    if beyond_cut {
+                        let first = self
+                            .beyond_cut_logged
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .insert(device_id.clone());
+                        if first {
+                            tracing::warn!(%peer, device = %device_id, %reason, "refused replicated batch: the device's journal is cut (certificate revoked or device retired); further refusals of it are counted in posmesh_replication_refused_total{{reason=\"beyond_cut\"}}, not logged");
+                        } else {
+                            tracing::debug!(%peer, device = %device_id, %reason, "refused replicated batch");
+                        }
+                    } else if device_id != self.local_device || self.own_id_refusals.first(&peer.0)
+                    {
                         tracing::warn!(%peer, device = %device_id, %reason, "refused replicated batch");
                     } else {
                         tracing::debug!(%peer, device = %device_id, %reason, "refused replicated batch");
@@ -528,7 +560,18 @@ fn reason_label(reason: &RefusalReason) -> &'static str {
         RefusalReason::UnknownDevice => "unknown_device",
         RefusalReason::BadSignature { .. } => "bad_signature",
         RefusalReason::LocalDevice => "local_device",
+        RefusalReason::BeyondCut { .. } => "beyond_cut",
         _ => "other",
+    }
+}
+
+impl crate::consensus::ledger_cut::LedgerPositions for ReplicationService {
+    fn device_of_serial(&self, serial_hex: &str) -> Option<String> {
+        self.keys.device_of_serial(serial_hex)
+    }
+
+    fn held(&self, device_id: &str) -> u64 {
+        self.ledger.version_vector().get(device_id)
     }
 }
 

@@ -215,7 +215,8 @@ pub async fn restore(
             device_id: device.device_id.clone(),
             key: attested.signing_public_key,
         };
-        let upload = match plan_ingest(batch, 0, [0; 32], &keys) {
+        // The cloud holds no entry beyond a device's ledger cut: nothing to cut here.
+        let upload = match plan_ingest(batch, 0, [0; 32], None, &keys) {
             Ok(IngestPlan::Append(upload)) => upload,
             Ok(other) => anyhow::bail!("{}: nothing to restore ({other:?})", device.device_id),
             Err(refusal) => anyhow::bail!(

@@ -15,6 +15,12 @@
 //! case the cloud gets a new certificate); and a device whose own certificate is revoked
 //! ([`crate::consensus::own_revocation`]) stops its uplink for good. `posmesh status` says
 //! which ([`UplinkStatus::refused`]).
+//!
+//! Ledger cuts (a device's certificate revoked or the device retired,
+//! [`posmesh_consensus::ledger_cut`]): every `Hello` carries those the store committed, so
+//! the cloud refuses the device's entries beyond its cut whoever uploads them; the uplink
+//! uploads nothing beyond a cut it knows, and a cloud's `beyond_cut` refusal (a cut this
+//! device does not know yet) skips that device's entries for the round, logged once.
 
 use super::catalog_proposal::CatalogProposal;
 use crate::clock::{monotonic_now, wall_clock_ms};
@@ -29,7 +35,7 @@ use posmesh_mesh::transport::{MeshConnection, MeshEndpoint, StreamPurpose};
 use posmesh_mesh::Role;
 use posmesh_proto::cloud::v1::{
     cloud_request, cloud_response, CertificateRevocation, CloudRequest, CloudResponse, CloudState,
-    Hello, StoreSnapshot, UploadBatch,
+    Hello, LedgerCut, StoreSnapshot, UploadBatch,
 };
 use posmesh_proto::mesh::v1::KeyAttestation;
 use posmesh_sync::cloud::{upload_batch, UploadLimits};
@@ -44,6 +50,10 @@ use tokio::sync::watch;
 
 /// How long one cloud call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The cloud's refusal code of entries beyond a device's ledger cut
+/// ([`posmesh_sync::cloud::IngestRefusal::BeyondCut`]).
+const BEYOND_CUT_CODE: &str = "beyond_cut";
+
 /// Pause between rounds when the cloud holds everything.
 const IDLE_ROUND: Duration = Duration::from_millis(1_000);
 /// Reconnect backoff window, ms.
@@ -103,6 +113,8 @@ pub struct UplinkService {
     key_conflicts: Mutex<BTreeSet<String>>,
     /// Serials of cloud certificates found revoked, reported once each.
     revoked_clouds: Mutex<BTreeSet<String>>,
+    /// Devices whose entries the cloud refused as beyond their ledger cut, logged once each.
+    beyond_cut: Mutex<BTreeSet<String>>,
     /// Whether this device proposes the cloud's newest catalog release now.
     catalog_proposal: Mutex<CatalogProposal>,
 }
@@ -155,6 +167,7 @@ impl UplinkService {
                 ..UplinkStatus::default()
             }),
             key_conflicts: Mutex::new(BTreeSet::new()),
+            beyond_cut: Mutex::new(BTreeSet::new()),
             revoked_clouds: Mutex::new(BTreeSet::new()),
             catalog_proposal: Mutex::new(CatalogProposal::default()),
         });
@@ -297,6 +310,28 @@ impl UplinkService {
         revocations
     }
 
+    /// The ledger cuts the store's Raft group committed (as applied here), newest first
+    /// and at most what a `Hello` may carry.
+    fn committed_ledger_cuts(&self) -> Vec<LedgerCut> {
+        let Some(raft) = &self.raft else {
+            return Vec::new();
+        };
+        let mut cuts: Vec<LedgerCut> = raft.read(|state| {
+            state
+                .ledger_cuts
+                .iter()
+                .map(|(device_id, cut)| LedgerCut {
+                    device_id: device_id.clone(),
+                    up_to_seq: cut.up_to_seq,
+                    cut_at_index: cut.cut_at_index,
+                })
+                .collect()
+        });
+        cuts.sort_by_key(|cut| std::cmp::Reverse(cut.cut_at_index));
+        cuts.truncate(crate::cloud::service::LEDGER_CUTS_PER_HELLO_MAX);
+        cuts
+    }
+
     /// While the cloud is out of reach: entries pending = what this device holds beyond
     /// the cloud's version vector as last seen (the status and the metric keep growing
     /// during an outage instead of showing the last connected round's figure).
@@ -309,7 +344,12 @@ impl UplinkService {
         };
         let pending: u64 = local
             .iter()
-            .map(|(device, upto)| upto.saturating_sub(known.get(device).copied().unwrap_or(0)))
+            .map(|(device, upto)| {
+                // Nothing beyond a device's ledger cut is uploaded.
+                let cut = self.raft.as_ref().and_then(|raft| raft.ledger_cut(device));
+                let upto = cut.map_or(upto, |cut| upto.min(cut));
+                upto.saturating_sub(known.get(device).copied().unwrap_or(0))
+            })
             .sum();
         metrics::gauge!("posmesh_uplink_entries_pending").set(pending as f64);
         self.lock().entries_pending = pending;
@@ -381,12 +421,14 @@ impl UplinkService {
         self.check_revocations(connection).await?;
         let catalog_version = self.raft.as_ref().map_or(0, |r| r.catalog_version());
         let revocations = self.committed_revocations();
+        let ledger_cuts = self.committed_ledger_cuts();
         let state = match self
             .call(
                 connection,
                 cloud_request::Kind::Hello(Hello {
                     catalog_version,
                     revocations,
+                    ledger_cuts,
                 }),
             )
             .await?
@@ -402,9 +444,23 @@ impl UplinkService {
         let ledger = tokio::task::spawn_blocking(move || NodeLedger::open(store))
             .await?
             .context("cannot read the ledger")?;
+        if let Some(raft) = &self.raft {
+            let raft = Arc::downgrade(raft);
+            ledger.set_cuts(Arc::new(move |device| {
+                raft.upgrade().and_then(|raft| raft.ledger_cut(device))
+            }));
+        }
         let ledger = Arc::new(ledger);
         let local = ledger.version_vector();
-        let missing = local.missing_from(&cloud_vector);
+        // Nothing beyond a device's ledger cut is uploaded (nor counted as pending).
+        let missing: Vec<(String, u64, u64)> = local
+            .missing_from(&cloud_vector)
+            .into_iter()
+            .filter_map(|(device, after, upto)| {
+                let upto = ledger.cut(&device).map_or(upto, |cut| upto.min(cut));
+                (upto > after).then_some((device, after, upto))
+            })
+            .collect();
         let pending: u64 = missing.iter().map(|(_, after, upto)| upto - after).sum();
         metrics::gauge!("posmesh_uplink_entries_pending").set(pending as f64);
         {
@@ -448,6 +504,12 @@ impl UplinkService {
                             self.report_key_conflict(&device, &refusal).await;
                             break;
                         }
+                        // A ledger cut this device does not know yet: the cloud keeps
+                        // none of the device's entries beyond it; the others go on.
+                        Ok(refusal) if refusal.code == BEYOND_CUT_CODE => {
+                            self.report_beyond_cut(&device, &refusal);
+                            break;
+                        }
                         Ok(refusal) => return Err(refusal.into()),
                         Err(error) => return Err(error),
                     },
@@ -477,6 +539,21 @@ impl UplinkService {
             .await?;
         self.lock().last_round_ms = Some(i64::try_from(wall_clock_ms()).unwrap_or(i64::MAX));
         Ok(batches == 0)
+    }
+
+    /// The cloud refused `device`'s entries as beyond its ledger cut: a WARN once per
+    /// device since start, then DEBUG (the cut is committed store-wide: nothing to fix).
+    fn report_beyond_cut(&self, device: &str, refusal: &CloudRefusal) {
+        let first = self
+            .beyond_cut
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device.to_owned());
+        if first {
+            tracing::warn!(code = BEYOND_CUT_CODE, %device, cloud = %self.cloud, "the cloud refuses the entries of {device} this device holds beyond its ledger cut (its certificate was revoked or it was retired): {}", refusal.message);
+        } else {
+            tracing::debug!(code = BEYOND_CUT_CODE, %device, "cloud refused entries beyond the ledger cut: {}", refusal.message);
+        }
     }
 
     /// The cloud refused `device`'s entries for a key conflict: an ERROR and a lasting

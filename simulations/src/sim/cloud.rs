@@ -66,7 +66,7 @@ impl SimCloud {
             .copied()
             .unwrap_or((0, [0; CHAIN_HASH_LEN]));
         let seqs: Vec<u64> = batch.entries.iter().map(|e| e.seq).collect();
-        match plan_ingest(batch, held, hash, keys) {
+        match plan_ingest(batch, held, hash, None, keys) {
             Ok(IngestPlan::Duplicate { held_seq }) => {
                 self.duplicates += 1;
                 if self.canary_stores_duplicates {

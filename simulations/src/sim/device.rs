@@ -116,6 +116,7 @@ pub fn add_stats(total: &mut ReplicatorStats, more: &ReplicatorStats) {
     total.batches_trimmed += more.batches_trimmed;
     total.batches_gap_ignored += more.batches_gap_ignored;
     total.batches_refused += more.batches_refused;
+    total.batches_beyond_cut += more.batches_beyond_cut;
     total.batches_parked += more.batches_parked;
     total.batches_park_full += more.batches_park_full;
     total.stores_emitted += more.stores_emitted;

@@ -55,14 +55,24 @@ pub enum IngestRefusal {
     },
     /// The batch does not verify (shape, hash chain, head, key or signature).
     Invalid(RefusalReason),
+    /// The batch reaches beyond the device's ledger cut (its certificate was revoked or
+    /// it was retired, `posmesh_consensus::ledger_cut`): the store keeps its entries up
+    /// to `up_to_seq` only.
+    BeyondCut {
+        /// The last sequence number of the device the store keeps.
+        up_to_seq: u64,
+        /// The batch's last sequence number.
+        last_seq: u64,
+    },
 }
 
 impl IngestRefusal {
-    /// A stable machine-readable code (`gap`, `malformed`, `chain_broken`,
+    /// A stable machine-readable code (`gap`, `beyond_cut`, `malformed`, `chain_broken`,
     /// `head_mismatch`, `unknown_device`, `bad_signature`, `invalid`).
     pub fn code(&self) -> &'static str {
         match self {
             Self::Gap { .. } => "gap",
+            Self::BeyondCut { .. } | Self::Invalid(RefusalReason::BeyondCut { .. }) => "beyond_cut",
             Self::Invalid(RefusalReason::Malformed { .. }) => "malformed",
             Self::Invalid(RefusalReason::ChainBroken(_)) => "chain_broken",
             Self::Invalid(RefusalReason::HeadMismatch { .. }) => "head_mismatch",
@@ -84,32 +94,53 @@ impl fmt::Display for IngestRefusal {
                 "batch starts at seq {first_seq} but the cloud holds only up to {held_seq}"
             ),
             Self::Invalid(reason) => write!(f, "{reason}"),
+            Self::BeyondCut {
+                up_to_seq,
+                last_seq,
+            } => write!(
+                f,
+                "{}",
+                RefusalReason::BeyondCut {
+                    up_to_seq: *up_to_seq,
+                    last_seq: *last_seq
+                }
+            ),
         }
     }
 }
 
 /// Decides what to do with `batch` when the cloud holds the device's entries
 /// `1 ..= held_seq`, the last of which has chain hash `held_hash` (ignored when `held_seq`
-/// is 0: the genesis). `keys` gives the device's chain-head key (from a verified
-/// certificate attestation, never from the batch).
+/// is 0: the genesis), and the store cut the device's journal after `cut` (`None`: no
+/// cut; see `posmesh_consensus::ledger_cut`). `keys` gives the device's chain-head key
+/// (from a verified certificate attestation, never from the batch).
 ///
 /// Checks, in order: the shape (device, entries, consecutive seqs, a head at the last
-/// entry); whether anything is new; a gap; then the hash chain of the new suffix from
+/// entry); whether anything is new; the cut (a batch whose last entry lies beyond it is
+/// refused whole: its signed head is beyond it); a gap; then the hash chain of the new suffix from
 /// `held_hash`, the head's chain hash and incarnation, and its Ed25519 signature. Because
 /// the last chain hash commits to every entry before it, a batch that passes holds exactly
 /// the entries the device wrote after `held_seq`.
 ///
 /// # Errors
-/// [`IngestRefusal::Gap`] or [`IngestRefusal::Invalid`]; the caller stores nothing.
+/// [`IngestRefusal::Gap`], [`IngestRefusal::BeyondCut`] or [`IngestRefusal::Invalid`];
+/// the caller stores nothing.
 pub fn plan_ingest(
     batch: EntryBatch,
     held_seq: u64,
     held_hash: ChainHash,
+    cut: Option<u64>,
     keys: &impl SigningKeys,
 ) -> Result<IngestPlan, IngestRefusal> {
     let range = check_shape(&batch).map_err(IngestRefusal::Invalid)?;
     if range.last <= held_seq {
         return Ok(IngestPlan::Duplicate { held_seq });
+    }
+    if let Some(up_to_seq) = cut.filter(|cut| range.last > *cut) {
+        return Err(IngestRefusal::BeyondCut {
+            up_to_seq,
+            last_seq: range.last,
+        });
     }
     if range.first > held_seq + 1 {
         return Err(IngestRefusal::Gap {

@@ -4,17 +4,27 @@ use super::{LedgerRead, ReplicatorConfig};
 use posmesh_proto::sync::v1::{EntryBatch, EntryBytes};
 
 /// The next batch of `device_id` after `after_seq`: at most `batch_entries_max` entries and
-/// `batch_bytes_max` bytes (at least one entry), cut back to the last signed head within
-/// them. `None` when no signed head lies within the limits.
+/// `batch_bytes_max` bytes (at least one entry), never beyond the device's ledger cut
+/// ([`LedgerRead::cut`]), cut back to the last signed head within them. `None` when no
+/// signed head lies within the limits, or nothing lies before the cut.
 pub(crate) fn next_batch(
     config: &ReplicatorConfig,
     ledger: &impl LedgerRead,
     device_id: &str,
     after_seq: u64,
 ) -> Option<EntryBatch> {
-    let mut entries = ledger.entries_after(device_id, after_seq, config.batch_entries_max);
+    let limit = match ledger.cut(device_id) {
+        Some(cut) => config
+            .batch_entries_max
+            .min(usize::try_from(cut.saturating_sub(after_seq)).unwrap_or(usize::MAX)),
+        None => config.batch_entries_max,
+    };
+    if limit == 0 {
+        return None;
+    }
+    let mut entries = ledger.entries_after(device_id, after_seq, limit);
     assert!(
-        entries.len() <= config.batch_entries_max,
+        entries.len() <= limit,
         "entries_after returned more than the limit"
     );
     for (offset, (seq, _)) in (1u64..).zip(&entries) {

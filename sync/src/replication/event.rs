@@ -71,6 +71,15 @@ pub enum RefusalReason {
     /// The batch claims entries of this node's own device beyond what it holds: only the
     /// local journal writer extends the local chain.
     LocalDevice,
+    /// The batch reaches beyond the device's ledger cut: its certificate was revoked or
+    /// it was retired, and the store keeps its entries only up to `up_to_seq`
+    /// ([`LedgerRead::cut`](super::LedgerRead::cut)).
+    BeyondCut {
+        /// The last sequence number of the device the store keeps.
+        up_to_seq: u64,
+        /// The batch's last sequence number.
+        last_seq: u64,
+    },
 }
 
 impl fmt::Display for RefusalReason {
@@ -90,6 +99,15 @@ impl fmt::Display for RefusalReason {
             RefusalReason::LocalDevice => {
                 write!(f, "claims entries of this device that it does not hold")
             }
+            RefusalReason::BeyondCut {
+                up_to_seq,
+                last_seq,
+            } => write!(
+                f,
+                "reaches seq {last_seq}, beyond the device's ledger cut at seq {up_to_seq} (its \
+                 certificate was revoked or it was retired: the store keeps its entries up to \
+                 the cut only)"
+            ),
         }
     }
 }

@@ -53,4 +53,18 @@ pub trait LedgerRead {
     /// `1 ..= version_vector().get(device_id)`; the replicator needs it to check that the
     /// next received batch links to what is held. (It handles `seq` 0, the genesis, itself.)
     fn chain_hash(&self, device_id: &str, seq: u64) -> Option<ChainHash>;
+
+    /// The store's ledger cut of `device_id`: the last sequence number of its journal the
+    /// store keeps, once its certificate was revoked or it was retired (committed through
+    /// the store's Raft group, `posmesh_consensus::ledger_cut`); `None` while it has none.
+    /// The replicator neither sends nor accepts the device's entries beyond it
+    /// ([`RefusalReason::BeyondCut`](super::RefusalReason::BeyondCut)); entries held
+    /// beyond it stay where they are.
+    ///
+    /// Obligation: once `Some`, the answer never changes (a cut never moves). The default
+    /// is a ledger without cuts.
+    fn cut(&self, device_id: &str) -> Option<u64> {
+        let _ = device_id;
+        None
+    }
 }

@@ -19,7 +19,9 @@
 //! - [`replicator`] — the [`Replicator`] state machine.
 //! - [`config`] — [`ReplicatorConfig`], its limits and timers.
 //! - [`event`] — [`ReplicationEvent`] and [`RefusalReason`].
-//! - [`ledger_read`], [`signing_keys`] — the traits the driver implements.
+//! - [`ledger_read`], [`signing_keys`] — the traits the driver implements; the ledger also
+//!   answers devices' ledger cuts ([`LedgerRead::cut`]: a revoked or retired device's
+//!   entries beyond its cut are neither sent nor accepted, [`RefusalReason::BeyondCut`]).
 //! - [`key_pinning`] — which key verifies a device's journal ([`judge_key`]: a key that
 //!   verifies held entries is never replaced) and how a device learns that its id has
 //!   history it does not hold ([`own_identity_conflict`]).
@@ -29,6 +31,7 @@
 //! - private: `batch_check` (verifying a received batch), `batch_cut` (cutting a batch to
 //!   send at a signed head), `peer_state` (send windows per peer), `inbound` (pending store
 //!   and parked batches per device).
+//! - tests: `cut_tests` (ledger cuts in the replicator and the cloud's ingest).
 //!
 //! # Tests
 //! Beside the unit tests here, the replicator is tested where an in-memory ledger and a
@@ -41,6 +44,8 @@ pub(crate) mod batch_cut;
 #[cfg(feature = "canaries")]
 pub mod canary;
 pub mod config;
+#[cfg(test)]
+mod cut_tests;
 pub mod event;
 mod inbound;
 pub mod key_pinning;

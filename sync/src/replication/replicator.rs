@@ -31,6 +31,9 @@ use std::collections::{BTreeMap, VecDeque};
 ///   holds at most `batch_entries_max` entries / `batch_bytes_max` bytes and always ends at
 ///   a signed head. Unacknowledged pipes go back to the peer's acked position after
 ///   `ack_timeout_ms`.
+/// - Neither side goes beyond a device's ledger cut ([`LedgerRead::cut`]: its certificate
+///   was revoked or it was retired): a sender stops at the cut, a receiver refuses a batch
+///   that reaches beyond it ([`RefusalReason::BeyondCut`]).
 /// - A receiver checks every batch ([`RefusalReason`]), trims what it holds, ignores
 ///   batches that start beyond it (the gap comes again), emits one [`ReplicationEvent::Store`]
 ///   per device at a time, and acks (cumulatively) only after `handle_stored`.
@@ -283,6 +286,10 @@ impl Replicator {
             return;
         }
         for (device_id, _, up_to_seq) in local.missing_from(&state.acked) {
+            // Nothing beyond a device's ledger cut is sent (the peer would refuse it).
+            let up_to_seq = ledger
+                .cut(&device_id)
+                .map_or(up_to_seq, |cut| up_to_seq.min(cut));
             let pipe = state.pipe(&device_id);
             while pipe.in_flight.len() < self.config.batches_in_flight_max
                 && pipe.sent_up_to < up_to_seq
@@ -324,6 +331,17 @@ impl Replicator {
         }
         if device_id == self.local_device {
             return self.refuse(peer, &device_id, RefusalReason::LocalDevice);
+        }
+        if let Some(cut) = ledger.cut(&device_id) {
+            if range.last > cut {
+                // Whole batches only: its signed head lies beyond the cut.
+                self.stats.batches_beyond_cut += 1;
+                let reason = RefusalReason::BeyondCut {
+                    up_to_seq: cut,
+                    last_seq: range.last,
+                };
+                return self.refuse(peer, &device_id, reason);
+            }
         }
         let (accepted, accepted_hash) = match self.inbound.get_mut(&device_id) {
             Some(inbound) => {

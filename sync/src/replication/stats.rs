@@ -18,8 +18,10 @@ pub struct ReplicatorStats {
     /// Received batches that started beyond what was held or pending (a gap): ignored, the
     /// range comes again through re-sends and anti-entropy.
     pub batches_gap_ignored: u64,
-    /// Received batches refused as tampered, forged or malformed.
+    /// Received batches refused as tampered, forged or malformed, or beyond a ledger cut.
     pub batches_refused: u64,
+    /// Of `batches_refused`, those reaching beyond the device's ledger cut.
+    pub batches_beyond_cut: u64,
     /// Verified batches parked behind a pending store of the same device.
     pub batches_parked: u64,
     /// Verified batches dropped because the device's park was full.
