@@ -128,20 +128,26 @@ impl OwnRevocationNotice {
     /// Records the revocation: the first time it is logged at ERROR and passed to the
     /// listener; later records change nothing. True when this was the first.
     pub fn record(&self, revocation: OwnRevocation) -> bool {
-        if self.revoked.set(revocation).is_err() {
+        let Some(revocation) = self.set_once(revocation, "") else {
             return false;
-        }
-        if let Some(revocation) = self.revoked.get() {
-            tracing::error!(
-                code = CERTIFICATE_REVOKED_CODE,
-                serial = %revocation.serial,
-                "{revocation}"
-            );
-            if let Some(listener) = self.listener.get() {
-                listener(revocation);
-            }
+        };
+        if let Some(listener) = self.listener.get() {
+            listener(revocation);
         }
         true
+    }
+
+    /// Sets the revocation if none was, logging it at ERROR (with `note` after it); the
+    /// one set, or `None` when one was already.
+    fn set_once(&self, revocation: OwnRevocation, note: &str) -> Option<&OwnRevocation> {
+        self.revoked.set(revocation).ok()?;
+        let revocation = self.revoked.get()?;
+        tracing::error!(
+            code = CERTIFICATE_REVOKED_CODE,
+            serial = %revocation.serial,
+            "{revocation}{note}"
+        );
+        Some(revocation)
     }
 
     /// The revocation, once learned.
@@ -152,17 +158,8 @@ impl OwnRevocationNotice {
     /// Takes back a revocation recorded before this start: logged at ERROR, not told to
     /// the listener (its alert is raised already). True when it was taken.
     fn restore(&self, revocation: OwnRevocation) -> bool {
-        if self.revoked.set(revocation).is_err() {
-            return false;
-        }
-        if let Some(revocation) = self.revoked.get() {
-            tracing::error!(
-                code = CERTIFICATE_REVOKED_CODE,
-                serial = %revocation.serial,
-                "{revocation} (recorded before this start)"
-            );
-        }
-        true
+        self.set_once(revocation, " (recorded before this start)")
+            .is_some()
     }
 }
 

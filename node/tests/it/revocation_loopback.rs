@@ -157,6 +157,28 @@ async fn a_certificate_revoked_through_raft_is_refused_at_the_mesh() {
     wait_entries(&client, &[&a, &b], 3).await;
 }
 
+/// Revokes the certificate in `identity_dir` store-wide through `node`'s API under
+/// Idempotency-Key `key` (201 expected); returns its serial and the answer.
+async fn revoke_certificate_of(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    identity_dir: &std::path::Path,
+    key: &str,
+) -> (String, serde_json::Value) {
+    let pem = std::fs::read(identity_dir.join("node.pem")).expect("node.pem");
+    let serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
+    let (status, revoked) = post(
+        client,
+        node,
+        &format!("/v1/store/certificates/{serial}/revoke"),
+        key,
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 201, "{revoked}");
+    (serial, revoked)
+}
+
 /// Waits until `node`'s status says its certificate is revoked; returns what it says.
 async fn certificate_revoked(client: &reqwest::Client, node: &NodeProcess) -> String {
     let started = Instant::now();
@@ -188,21 +210,10 @@ async fn a_revocation_learned_from_a_peer_survives_a_restart_and_a_new_certifica
         format!("till-1@{}", support::mesh_addr(&client, &a).await),
         format!("till-2@{}", support::mesh_addr(&client, &b).await),
     ];
-    let pem = std::fs::read(d.join("till-3-id").join("node.pem")).expect("node.pem");
-    let serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
-
     // Revoked while till-3 is down: it never applies the entry (the others close its
     // connections right after the handshake), it only hears their close.
     c.stop().expect("till-3 stops");
-    let (status, revoked) = post(
-        &client,
-        &a,
-        &format!("/v1/store/certificates/{serial}/revoke"),
-        "r-till-3",
-        json!(null),
-    )
-    .await;
-    assert_eq!(status, 201, "{revoked}");
+    let (serial, _) = revoke_certificate_of(&client, &a, &d.join("till-3-id"), "r-till-3").await;
     let c = start(d, "till-3", &peers, false);
     let said = certificate_revoked(&client, &c).await;
     assert!(
@@ -369,17 +380,7 @@ async fn the_cloud_and_the_uplinks_honour_store_wide_revocations() {
     );
 
     // 1. till-3's certificate revoked store-wide.
-    let pem = std::fs::read(d.join("till-3-id").join("node.pem")).expect("node.pem");
-    let serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
-    let (status, revoked) = post(
-        &client,
-        &a,
-        &format!("/v1/store/certificates/{serial}/revoke"),
-        "r-till-3",
-        json!(null),
-    )
-    .await;
-    assert_eq!(status, 201, "{revoked}");
+    let (serial, _) = revoke_certificate_of(&client, &a, &d.join("till-3-id"), "r-till-3").await;
     // till-3 knows and stops its own uplink.
     let refused = uplink_refused(&client, &c).await;
     assert!(
@@ -409,17 +410,7 @@ async fn the_cloud_and_the_uplinks_honour_store_wide_revocations() {
     wait_cloud_entries(&client, &cloud, 3).await;
 
     // 2. The cloud's certificate revoked store-wide: no device uploads to it any more.
-    let pem = std::fs::read(cloud_id.join("node.pem")).expect("cloud node.pem");
-    let cloud_serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
-    let (status, revoked) = post(
-        &client,
-        &b,
-        &format!("/v1/store/certificates/{cloud_serial}/revoke"),
-        "r-cloud",
-        json!(null),
-    )
-    .await;
-    assert_eq!(status, 201, "{revoked}");
+    let (cloud_serial, _) = revoke_certificate_of(&client, &b, &cloud_id, "r-cloud").await;
     for node in [&a, &b] {
         let refused = uplink_refused(&client, node).await;
         assert!(
@@ -499,17 +490,7 @@ async fn a_revoked_tills_later_entries_relayed_by_another_device_are_refused() {
 
     // till-3 is down when its certificate is revoked (cut after its 2 entries).
     c.stop().expect("till-3 stops");
-    let pem = std::fs::read(d.join("till-3-id").join("node.pem")).expect("node.pem");
-    let serial = posmesh_mesh::tls::serial_hex_of_pem(&pem).expect("serial");
-    let (status, revoked) = post(
-        &client,
-        &a,
-        &format!("/v1/store/certificates/{serial}/revoke"),
-        "r-till-3",
-        json!(null),
-    )
-    .await;
-    assert_eq!(status, 201, "{revoked}");
+    let (_, revoked) = revoke_certificate_of(&client, &a, &d.join("till-3-id"), "r-till-3").await;
     // The cloud learns it (and the cut, in the same Hello) from till-1 or till-2.
     let started = Instant::now();
     while hello_from(&d.join("till-3-id"), &cloud.quic).await == Ok(String::new()) {
