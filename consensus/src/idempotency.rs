@@ -7,13 +7,118 @@
 //! all in the log entry or the state, never in a clock or a device's memory. Only applied
 //! commands are recorded: a refused command changes nothing, so its key stays free and a
 //! retry is decided afresh.
+//!
+//! Bounded ([`IdempotentWrites`]): the state keeps the last [`IDEMPOTENT_KEYS_MAX`] keys
+//! by the log index they were applied at, and drops the oldest when it records one more —
+//! at apply, so every replica drops the same keys at the same entry, and a snapshot
+//! carries exactly the keys kept. The window is counted in keyed writes, not in time or
+//! log entries: keyed writes are a manager's and the staff's (operators, shifts, tax
+//! rates, day close, gift-card issue, budgets, revocations, removals), a few hundred a
+//! day in a busy store, so 4,096 keys hold for days there, and still for over an hour at
+//! a sustained keyed write a second; gift-card redemptions, the store's busiest entries,
+//! take no room (they are deduplicated by their redemption id, kept for good in
+//! `redemptions`: forgetting one would let a late retry take the money twice). A retry
+//! whose key was dropped is decided afresh, as a new request: the state machine's own
+//! rules refuse its second application for every kind but the "set X to V" ones — an
+//! issued card (`gift_card_exists`), a closed day or shift, a used shift id, a revoked
+//! certificate, a disabled operator are refused; a retired device answers its first
+//! retirement; an operator set, an exposure budget or allotment is set to the same value
+//! again (at a new index: a change made in between is overwritten, as by any late
+//! write).
 
 use crate::command::{Outcome, Refusal, StoreCommand, StoreResponse};
 use crate::state::{check_id, StoreState};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Length of a request hash: SHA-256, lowercase hex.
 pub const REQUEST_HASH_HEX_LEN: usize = 64;
+
+/// How many Idempotency-Keys the state keeps: the last this many recorded, by the log
+/// index they were applied at (see the module doc for the window it makes). ~250 bytes
+/// of JSON each (a device-assigned key, the hash, an outcome): ~1 MB in a snapshot when
+/// full.
+pub const IDEMPOTENT_KEYS_MAX: usize = 4096;
+
+/// The applied [`StoreCommand::Idempotent`] writes the state keeps, by key: at most
+/// [`IDEMPOTENT_KEYS_MAX`], the oldest (lowest applied index) dropped first. Serialised
+/// as the map of keys alone (as before it was bounded); the order by index is rebuilt
+/// when it is read back.
+#[derive(Clone, Debug, Default)]
+pub struct IdempotentWrites {
+    /// The writes by key.
+    by_key: BTreeMap<String, IdempotentWrite>,
+    /// The same keys by the index they were applied at: the eviction order.
+    by_index: BTreeSet<(u64, String)>,
+}
+
+impl IdempotentWrites {
+    /// The write recorded under `key`, if it is kept.
+    pub fn get(&self, key: &str) -> Option<&IdempotentWrite> {
+        self.by_key.get(key)
+    }
+
+    /// How many keys are kept.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether no key is kept.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// The kept writes by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &IdempotentWrite)> {
+        self.by_key.iter()
+    }
+
+    /// Records `write` under `key` (a key not kept yet), then drops the oldest keys beyond
+    /// [`IDEMPOTENT_KEYS_MAX`].
+    fn record(&mut self, key: String, write: IdempotentWrite) {
+        self.by_index.insert((write.applied_at_index, key.clone()));
+        if let Some(replaced) = self.by_key.insert(key.clone(), write) {
+            // Not reached (a kept key is replayed or refused, never recorded again); kept
+            // consistent all the same.
+            self.by_index.remove(&(replaced.applied_at_index, key));
+        }
+        while self.by_key.len() > IDEMPOTENT_KEYS_MAX {
+            let Some((_, oldest)) = self.by_index.pop_first() else {
+                break;
+            };
+            self.by_key.remove(&oldest);
+        }
+    }
+}
+
+impl PartialEq for IdempotentWrites {
+    /// Equal when they keep the same writes (the order by index follows from them).
+    fn eq(&self, other: &Self) -> bool {
+        self.by_key == other.by_key
+    }
+}
+
+impl Eq for IdempotentWrites {}
+
+impl Serialize for IdempotentWrites {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.by_key.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdempotentWrites {
+    /// The map of keys; a state of a version that kept every key keeps them all until
+    /// the next key recorded drops the oldest beyond the bound (at apply, so on every
+    /// replica alike).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let by_key = BTreeMap::<String, IdempotentWrite>::deserialize(deserializer)?;
+        let by_index = by_key
+            .iter()
+            .map(|(key, write)| (write.applied_at_index, key.clone()))
+            .collect();
+        Ok(Self { by_key, by_index })
+    }
+}
 
 /// An applied write and the request it answered, by Idempotency-Key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +199,7 @@ impl StoreState {
         }
         let response = self.apply_as(index, command, authorised);
         if let StoreResponse::Applied(outcome) = &response {
-            self.idempotent_writes.insert(
+            self.idempotent_writes.record(
                 idempotency_key.to_owned(),
                 IdempotentWrite {
                     request_hash: request_hash.to_owned(),
@@ -212,6 +317,90 @@ mod tests {
             );
             assert_eq!(state, before);
         }
+    }
+
+    /// Keyed issues of cards `card-<i>` under keys `k-<i>` at index `10 + i`, for `i` in
+    /// `range`: each applied.
+    fn issue_keyed(state: &mut StoreState, range: std::ops::Range<usize>) {
+        for i in range {
+            let command = keyed(&format!("k-{i}"), 'a', issue(&format!("card-{i}"), 100));
+            let response = state.apply(10 + i as u64, &command);
+            assert!(
+                matches!(response, StoreResponse::Applied(_)),
+                "{i}: {response:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_oldest_keys_are_dropped_beyond_the_bound_alike_on_every_replica() {
+        use crate::idempotency::IDEMPOTENT_KEYS_MAX;
+        let total = IDEMPOTENT_KEYS_MAX + 10;
+        // One replica applies the whole log; another restarts halfway from its snapshot
+        // (the state serialised and read back) and applies the rest.
+        let mut through = StoreState::default();
+        issue_keyed(&mut through, 0..total);
+        let mut restarted = StoreState::default();
+        issue_keyed(&mut restarted, 0..total / 2);
+        let bytes = serde_json::to_vec(&restarted).expect("json");
+        let mut restarted: StoreState = serde_json::from_slice(&bytes).expect("reads back");
+        issue_keyed(&mut restarted, total / 2..total);
+        assert_eq!(restarted, through);
+        assert_eq!(
+            serde_json::to_vec(&restarted).expect("json"),
+            serde_json::to_vec(&through).expect("json"),
+            "the same snapshot bytes"
+        );
+        // The last IDEMPOTENT_KEYS_MAX keys are kept, the 10 oldest dropped.
+        assert_eq!(through.idempotent_writes.len(), IDEMPOTENT_KEYS_MAX);
+        for i in 0..10 {
+            assert!(
+                through.idempotent_writes.get(&format!("k-{i}")).is_none(),
+                "{i}"
+            );
+        }
+        for i in 10..total {
+            let kept = through.idempotent_writes.get(&format!("k-{i}"));
+            assert_eq!(kept.map(|w| w.applied_at_index), Some(10 + i as u64), "{i}");
+        }
+        // A refused command drops nothing: the state is as it was.
+        let before = through.clone();
+        let refused = through.apply(
+            99_999,
+            &keyed("k-new", 'a', issue(&format!("card-{}", total - 1), 100)),
+        );
+        assert!(matches!(
+            refused,
+            StoreResponse::Refused(Refusal::GiftCardExists { .. })
+        ));
+        assert_eq!(through, before);
+    }
+
+    #[test]
+    fn a_retry_inside_the_window_replays_and_one_after_is_decided_afresh() {
+        use crate::idempotency::IDEMPOTENT_KEYS_MAX;
+        let mut state = StoreState::default();
+        issue_keyed(&mut state, 0..IDEMPOTENT_KEYS_MAX + 1);
+        // The oldest key kept (k-1): its retry is the first outcome, nothing applied.
+        let before = state.clone();
+        let retry = state.apply(50_000, &keyed("k-1", 'a', issue("card-1", 100)));
+        let StoreResponse::Replayed {
+            applied_at_index, ..
+        } = retry
+        else {
+            panic!("replayed: {retry:?}");
+        };
+        assert_eq!(applied_at_index, 11);
+        assert_eq!(state, before);
+        // k-0 was dropped: its retry is a new request, which the card's own rule refuses
+        // (issued already): never applied twice, and the key stays free.
+        let late = state.apply(50_001, &keyed("k-0", 'a', issue("card-0", 100)));
+        assert!(
+            matches!(late, StoreResponse::Refused(Refusal::GiftCardExists { .. })),
+            "{late:?}"
+        );
+        assert_eq!(state, before);
+        assert_eq!(state.gift_card_balance("card-0").map(|(b, _)| b), Some(100));
     }
 
     #[test]

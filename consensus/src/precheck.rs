@@ -110,7 +110,10 @@ impl StoreState {
 impl Refusal {
     /// Whether this refusal, once a state gives it, holds on every later state of the
     /// store: what it rests on is never undone (a day close, a revocation, a disabled
-    /// operator's tombstone, a recorded Idempotency-Key) or is the command's own input (a
+    /// operator's tombstone, a recorded Idempotency-Key — kept for the last
+    /// [`crate::idempotency::IDEMPOTENT_KEYS_MAX`] keyed writes: a device a moment behind
+    /// may still refuse the reuse of a key the leader has just dropped, as it was refused
+    /// a moment before) or is the command's own input (a
     /// malformed id, date, amount or hash), or never goes back (a gift card issued, a
     /// redemption id recorded, a shift id used or closed: none is ever removed; a card's
     /// balance only goes down). A device may answer such a refusal from a state a moment

@@ -114,9 +114,10 @@ pub struct StoreState {
     /// Operators (roles, PIN hashes) and shifts.
     #[serde(default)]
     pub staff: crate::staff::Staff,
-    /// Applied [`StoreCommand::Idempotent`] writes by Idempotency-Key.
+    /// Applied [`StoreCommand::Idempotent`] writes by Idempotency-Key: the last
+    /// [`crate::idempotency::IDEMPOTENT_KEYS_MAX`] recorded.
     #[serde(default)]
-    pub idempotent_writes: BTreeMap<String, crate::idempotency::IdempotentWrite>,
+    pub idempotent_writes: crate::idempotency::IdempotentWrites,
     /// Log index of the first applied [`StoreCommand::Authorised`] entry: from there on a
     /// guarded command proposed bare is refused (see [`crate::roles`]).
     #[serde(default)]

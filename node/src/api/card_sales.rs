@@ -421,7 +421,7 @@ pub struct ExposureAllotmentBody {
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and body answers the first outcome; without it the device keys the write itself")),
     responses((status = 201, description = "committed"), (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
-              (status = 409, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "`refused`: the budget rules (below what is allotted, another currency while allotted); `idempotency_key_reused`: the key was used for another request"),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
               (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request"),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
@@ -451,7 +451,7 @@ pub async fn set_exposure_budget(
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("device" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and body answers the first outcome; without it the device keys the write itself")),
     responses((status = 201, description = "committed"), (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
-              (status = 409, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "`refused`: the budget rules (no budget yet, the allotments over the budget); `idempotency_key_reused`: the key was used for another request"),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
               (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request"),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]

@@ -143,6 +143,45 @@ mod tests {
         }
     }
 
+    /// The guarded writes that take an `Idempotency-Key` optionally document the header,
+    /// the replay's 200 and the 409 of a key used for another request.
+    #[test]
+    fn optional_key_writes_document_the_key_and_its_replay() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        for (method, path) in [
+            ("post", "/v1/operators"),
+            ("post", "/v1/operators/{id}/disable"),
+            ("put", "/v1/payments/exposure-budget"),
+            ("put", "/v1/payments/exposure-allotments/{device}"),
+            ("post", "/v1/store/certificates/{serial}/revoke"),
+            ("post", "/v1/store/devices/{device}/remove"),
+        ] {
+            let operation = &document["paths"][path][method];
+            assert!(
+                operation["parameters"].as_array().is_some_and(|p| p
+                    .iter()
+                    .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")),
+                "{method} {path} documents Idempotency-Key"
+            );
+            let described = |status: &str| {
+                operation["responses"][status]["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            assert!(
+                described("200").contains("Idempotent-Replayed"),
+                "{method} {path} 200: {}",
+                described("200")
+            );
+            assert!(
+                described("409").contains("idempotency_key_reused"),
+                "{method} {path} 409: {}",
+                described("409")
+            );
+        }
+    }
+
     /// Every write (every method but GET and HEAD) documents the write bar's answers
     /// ([`super::super::write_bar`]): 403 `device_retired` / `certificate_revoked` and 409
     /// `device_identity_conflict`, each with the error body; reads do not.

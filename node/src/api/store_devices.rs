@@ -10,28 +10,42 @@ use crate::consensus::service::RemoveError;
 use crate::runtime::NodeContext;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use posmesh_consensus::staff::Role;
+use posmesh_consensus::{Outcome, StoreResponse};
 use std::sync::Arc;
 
 /// Removes a device from the store, on the authority of a manager or admin
 /// (`X-Operator-Id` / `X-Operator-Pin`; none needed while the store has no operator).
-/// 409 `last_voter` (permanent, nothing changed) when the
-/// device is the store's only voter: promote another device first, or force a membership.
-#[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("device" = String, Path)),
-    responses((status = 200, description = "retired and removed"), (status = 400, body = ErrorBody),
+/// 200 `{removed, log_index, outcome}`: the retirement's log index and outcome
+/// (`device_retired`, with `retired_at_index`: the first retirement's, if the device was
+/// retired before). With an `Idempotency-Key`, a retry under the same key answers the
+/// first removal again (200, `Idempotent-Replayed: true`, the same index and outcome;
+/// nothing applied twice, even if the operator was disabled in between); the same key for
+/// another removal or another request is 409 `idempotency_key_reused` and changes nothing.
+/// Without the header the device keys the removal itself. 409 `last_voter` (permanent,
+/// nothing changed) when the device is the store's only voter: promote another device
+/// first, or force a membership.
+#[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
+        ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key answers the first removal; without it the device keys the write itself"),
+        ("device" = String, Path)),
+    responses((status = 200, description = "retired and removed: `{removed, log_index, outcome}`; with `Idempotent-Replayed: true`, the replay of an earlier request with this key"),
+              (status = 400, body = ErrorBody, description = "`invalid_device_id`, `invalid_idempotency_key`"),
               (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`unknown_device`"),
+              (status = 409, body = ErrorBody, description = "`last_voter`, `remove_self`; `idempotency_key_reused`: the key was used for another request"),
               (status = 503, body = ErrorBody),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn remove_device(
     State(node): State<Arc<NodeContext>>,
     Path(device): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let by = super::operator_auth::operator_for(&node, &headers, "remove a device").await?;
     super::operator_auth::require_role(&node, by.as_deref(), Role::Manager, "remove a device")?;
+    let key = super::body::optional_idempotency_key(&headers)?;
     validate_id("device id", &device)
         .map_err(|e| ApiError::bad_request("invalid_device_id", e.to_string(), Some("device")))?;
     let raft = node.raft.as_ref().ok_or_else(|| {
@@ -74,17 +88,37 @@ pub async fn remove_device(
             Some("device"),
         ));
     }
-    raft.remove_device(&device, by)
-        .await
-        .map_err(|error| match error {
-            RemoveError::LastVoter { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "last_voter",
-                error.to_string(),
-                Some("device"),
-            ),
-            // 503 `no_quorum`, or `outcome_unknown` when the removal may have taken effect.
-            RemoveError::Unavailable(why) => super::gift_cards::no_quorum(why),
-        })?;
-    Ok(Json(serde_json::json!({"removed": device})))
+    let (index, response) =
+        raft.remove_device(&device, by, key)
+            .await
+            .map_err(|error| match error {
+                RemoveError::LastVoter { .. } => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "last_voter",
+                    error.to_string(),
+                    Some("device"),
+                ),
+                // 503 `no_quorum`, or `outcome_unknown` when the removal may have taken
+                // effect.
+                RemoveError::Unavailable(why) => super::gift_cards::no_quorum(why),
+            })?;
+    let body = |log_index: u64, outcome: &Outcome| {
+        Json(serde_json::json!({"removed": device, "log_index": log_index, "outcome": outcome}))
+    };
+    match response {
+        StoreResponse::Applied(outcome @ Outcome::DeviceRetired { .. }) => {
+            Ok(body(index, &outcome).into_response())
+        }
+        StoreResponse::Replayed {
+            applied_at_index,
+            outcome: outcome @ Outcome::DeviceRetired { .. },
+        } => Ok(super::gift_cards::replayed(body(
+            applied_at_index,
+            &outcome,
+        ))),
+        StoreResponse::Refused(refusal) => Err(super::gift_cards::refused(&refusal)),
+        other => Err(ApiError::internal(format!(
+            "the store's state machine answered a removal with {other:?}"
+        ))),
+    }
 }

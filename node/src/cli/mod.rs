@@ -12,6 +12,7 @@
 //!   `unlock` (a manager lifts a PIN lockout).
 //! - [`operator_pin`]: `--as` and the PIN of the authorising operator, shared by every
 //!   guarded command.
+//! - [`pin_prompt`]: a PIN from its environment variable or stdin (unseen at a terminal).
 //! - [`closed_stdout`]: output into a closed pipe ends the command quietly.
 
 pub mod ca;
@@ -20,6 +21,7 @@ pub mod init;
 pub mod journal;
 pub mod operator;
 pub mod operator_pin;
+pub mod pin_prompt;
 pub mod report;
 pub mod status;
 pub mod store;

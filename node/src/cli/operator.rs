@@ -5,15 +5,18 @@
 //! - `unlock`: a manager or admin (`--as`) lifts an operator's PIN lockout on one device
 //!   (`POST /v1/operators/{id}/unlock`).
 //!
-//! PINs are never needed on the command line (where other users can see them): they are
-//! read from environment variables or from stdin, one per line (with a prompt on a
-//! terminal).
+//! PINs are never taken on the command line (where other users can see them): they are
+//! read from environment variables or from stdin, one per line (with a prompt and no
+//! echo at a terminal, [`super::pin_prompt`]).
 
 use super::operator_pin::{with_operator, OperatorPinArgs};
 use super::status::base_url;
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use std::io::BufRead;
+
+/// The environment variable `posmesh operator set` reads the operator's new PIN from
+/// (else stdin).
+pub const NEW_PIN_ENV: &str = "POSMESH_NEW_PIN";
 
 /// `posmesh operator …`.
 #[derive(Subcommand, Clone, Debug)]
@@ -58,9 +61,6 @@ pub enum OperatorCommand {
         /// their own PIN) and their PIN.
         #[command(flatten)]
         by: OperatorPinArgs,
-        /// The operator's new PIN, 4–12 digits (prefer stdin).
-        #[arg(long, env = "POSMESH_NEW_PIN", hide_env_values = true, hide = true)]
-        new_pin: Option<String>,
         /// Sales API address of a device of the store.
         #[arg(long, env = "POSMESH_API", default_value = "127.0.0.1:7070")]
         api: String,
@@ -121,13 +121,15 @@ pub async fn run_operator(command: OperatorCommand) -> anyhow::Result<()> {
             name,
             role,
             by,
-            new_pin,
             api,
         } => {
             let authoriser = by.resolve()?;
-            let new_pin = match new_pin {
+            let new_pin = match super::pin_prompt::env_pin(NEW_PIN_ENV)? {
                 Some(pin) => pin,
-                None => read_pin_line(&format!("new PIN of {operator}"), "POSMESH_NEW_PIN")?,
+                None => super::pin_prompt::read_pin_line(
+                    &format!("new PIN of {operator}"),
+                    NEW_PIN_ENV,
+                )?,
             };
             let url = format!("{}/v1/operators", base_url(&api));
             let request = reqwest::Client::new().post(&url).json(&serde_json::json!({
@@ -235,24 +237,6 @@ fn set_line(
     );
     let index = log_index.map_or_else(String::new, |i| format!(", log index {i}"));
     format!("set {operator} as {role} ({by}{index})")
-}
-
-/// A PIN from stdin's next line (without the line end), prompting `what` on a terminal;
-/// the error names the environment variable `env` that could give it instead.
-pub(super) fn read_pin_line(what: &str, env: &str) -> anyhow::Result<String> {
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprint!("{what}: ");
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .with_context(|| format!("cannot read the {what} from stdin"))?;
-    let pin = line.trim_end_matches(['\r', '\n']).to_owned();
-    if pin.is_empty() {
-        bail!("no {what}: set {env} or type it on stdin");
-    }
-    Ok(pin)
 }
 
 /// `value` safe as one URL path segment (RFC 3986 unreserved characters kept).

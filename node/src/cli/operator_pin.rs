@@ -6,23 +6,18 @@
 
 use clap::Args;
 
-/// `--as OPERATOR` and the operator's PIN, flattened into every guarded command.
+/// The environment variable an authorising operator's PIN may come from (else stdin).
+pub const OPERATOR_PIN_ENV: &str = "POSMESH_OPERATOR_PIN";
+
+/// `--as OPERATOR`, flattened into every guarded command; the operator's PIN comes from
+/// [`OPERATOR_PIN_ENV`] or stdin, never from a flag ([`super::pin_prompt`]).
 #[derive(Args, Clone, Debug, Default)]
 pub struct OperatorPinArgs {
     /// The authorising operator, whose role allows the command (see the README's role
     /// matrix); their PIN is read from POSMESH_OPERATOR_PIN or else from the first line
-    /// of stdin. Omit only while the store has no operator.
+    /// of stdin (typed unseen at a terminal). Omit only while the store has no operator.
     #[arg(long = "as", env = "POSMESH_OPERATOR_ID", value_name = "OPERATOR")]
     pub authorised_by: Option<String>,
-    /// The authorising operator's PIN (prefer stdin: an environment variable can be read
-    /// by other processes of the same user).
-    #[arg(
-        long,
-        env = "POSMESH_OPERATOR_PIN",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub operator_pin: Option<String>,
 }
 
 /// An authorising operator's id and PIN, ready to send.
@@ -35,19 +30,27 @@ pub struct OperatorPin {
 }
 
 impl OperatorPinArgs {
-    /// The operator and PIN, the PIN read from stdin if not given (`None` without `--as`).
+    /// The operator and PIN (`None` without `--as`), the PIN from [`OPERATOR_PIN_ENV`] or
+    /// else read from stdin.
     ///
     /// # Errors
-    /// stdin unreadable or empty while a PIN is needed.
+    /// The variable not UTF-8; stdin unreadable or empty while a PIN is needed.
     pub fn resolve(self) -> anyhow::Result<Option<OperatorPin>> {
+        if self.authorised_by.is_none() {
+            return Ok(None);
+        }
+        let pin = super::pin_prompt::env_pin(OPERATOR_PIN_ENV)?;
+        self.resolve_with(pin)
+    }
+
+    /// [`OperatorPinArgs::resolve`] with the PIN `pin` if given, else read from stdin.
+    fn resolve_with(self, pin: Option<String>) -> anyhow::Result<Option<OperatorPin>> {
         let Some(id) = self.authorised_by else {
             return Ok(None);
         };
-        let pin = match self.operator_pin {
+        let pin = match pin {
             Some(pin) => pin,
-            None => {
-                super::operator::read_pin_line(&format!("PIN of {id}"), "POSMESH_OPERATOR_PIN")?
-            }
+            None => super::pin_prompt::read_pin_line(&format!("PIN of {id}"), OPERATOR_PIN_ENV)?,
         };
         Ok(Some(OperatorPin { id, pin }))
     }
@@ -98,11 +101,10 @@ mod tests {
 
     #[test]
     fn as_and_a_pin_given_without_stdin() {
-        let cli =
-            Cli::try_parse_from(["x", "--as", "mia", "--operator-pin", "2468"]).expect("parses");
+        let cli = Cli::try_parse_from(["x", "--as", "mia"]).expect("parses");
         let operator = cli
             .operator
-            .resolve()
+            .resolve_with(Some("2468".into()))
             .expect("resolves")
             .expect("an operator");
         assert_eq!(
@@ -117,5 +119,14 @@ mod tests {
                 .expect_err("needs --as");
             assert!(missing.to_string().contains("--as"), "{missing}");
         }
+    }
+
+    /// A PIN on the command line is visible to every user of the machine (`ps`): no flag
+    /// takes one.
+    #[test]
+    fn no_flag_takes_a_pin() {
+        let refused = Cli::try_parse_from(["x", "--as", "mia", "--operator-pin", "2468"])
+            .expect_err("no --operator-pin");
+        assert_eq!(refused.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

@@ -69,19 +69,26 @@ pub fn assign(device_id: &str, nonce: u128, command: StoreCommand) -> (StoreComm
     (keyed, true)
 }
 
-/// `command` under the assigned `idempotency_key`, with the SHA-256 of its JSON as the
-/// request hash.
+/// `command` under `idempotency_key`, with [`request_hash`] of `command` as the request
+/// hash: a key this device assigned, or a client's key for a device removal (whose
+/// request is the retirement alone: the device in the path).
 pub fn keyed(idempotency_key: String, command: StoreCommand) -> StoreCommand {
+    StoreCommand::Idempotent {
+        idempotency_key,
+        request_hash: request_hash(&command),
+        command: Box::new(command),
+    }
+}
+
+/// The request hash a command is [`keyed`] with: SHA-256 of its JSON (after a domain
+/// tag), lowercase hex — the same command, the same hash on every device.
+pub fn request_hash(command: &StoreCommand) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"posmesh device-assigned\0");
     // A command of plain data always serialises; an empty body would still hash
     // consistently, and the key is this command's alone anyway.
-    hasher.update(serde_json::to_vec(&command).unwrap_or_default());
-    StoreCommand::Idempotent {
-        idempotency_key,
-        request_hash: hex::encode(hasher.finalize()),
-        command: Box::new(command),
-    }
+    hasher.update(serde_json::to_vec(command).unwrap_or_default());
+    hex::encode(hasher.finalize())
 }
 
 /// The answer to a write keyed here, as the client (who sent no key) expects it: a replay

@@ -193,6 +193,34 @@ enum Attempt<T> {
     Unanswered(String),
 }
 
+/// The retirement of `device_id` as a removal proposes it: under `idempotency_key` (the
+/// client's or one the removing device assigned) with the SHA-256 of the retirement as
+/// its request hash ([`super::assigned_key::keyed`]: the key replays this very retirement
+/// and is refused for any other request), inside the authorisation of `authorised_by`
+/// (`None`: a store without operators). Its ledger cut is left for the leader to fill
+/// (`with_ledger_cut`), inside the key: the hash is the same on every device.
+fn retirement_command(
+    device_id: &str,
+    authorised_by: Option<String>,
+    idempotency_key: Option<String>,
+) -> StoreCommand {
+    let retire = StoreCommand::RetireDevice {
+        device_id: device_id.to_owned(),
+        up_to_seq: None,
+    };
+    let retire = match idempotency_key {
+        Some(key) => super::assigned_key::keyed(key, retire),
+        None => retire,
+    };
+    match authorised_by {
+        Some(by) => StoreCommand::Authorised {
+            authorised_by: by,
+            command: Box::new(retire),
+        },
+        None => retire,
+    }
+}
+
 impl RaftService {
     /// Opens the Raft storage of `data_dir`, starts Raft and, with `bootstrap`, initialises
     /// a one-member store on this device if it has never been initialised, with `timings`
@@ -514,11 +542,15 @@ impl RaftService {
                 device_id,
                 authorised_by,
                 idempotency_key,
+                answer_index,
             } => match self
                 .remove_here(&device_id, authorised_by, idempotency_key)
                 .await
             {
-                Ok(()) => RaftReply::Removed,
+                Ok((index, response)) if answer_index => RaftReply::RemovedAt { index, response },
+                // A sender of an older version reads a refusal as it always did: a sentence.
+                Ok((_, StoreResponse::Refused(refusal))) => RaftReply::Failed(refusal.to_string()),
+                Ok(_) => RaftReply::Removed,
                 Err(RemoveError::LastVoter { device_id }) => RaftReply::LastVoter { device_id },
                 Err(RemoveError::Unavailable(why)) => RaftReply::Failed(why),
             },
@@ -920,22 +952,38 @@ impl RaftService {
     /// is still a success — whichever device leads takes a retired member out of the group
     /// (`reconcile_membership`). An answer lost with the leader and no retirement seen: the
     /// removal is sent again at once to the next leader within the write's bounded wait
-    /// ([`RaftService::write`]): its retirement carries a key this device assigned
-    /// ([`super::assigned_key`]), so a second application replays the first.
+    /// ([`RaftService::write`]): its retirement carries an Idempotency-Key, so a second
+    /// application replays the first.
+    ///
+    /// `idempotency_key`: the client's, when it sent one; otherwise this device assigns
+    /// one before the first send ([`super::assigned_key`]). The retirement is proposed
+    /// under it with the retirement's own request hash ([`retirement_command`]): a
+    /// client's retry under its key replays the first retirement (its index and outcome,
+    /// nothing applied twice, whatever the operator's role is by then), and the key used
+    /// for another request is refused ([`Refusal::IdempotencyKeyReused`]).
+    ///
+    /// `authorised_by`: the operator (PIN verified) whose authority the retirement is
+    /// committed under ([`StoreCommand::Authorised`]); `None` in a store without operators.
+    ///
+    /// Returns the retirement's log index and the state machine's answer:
+    /// [`StoreResponse::Applied`] with the device's retirement; [`StoreResponse::Replayed`]
+    /// for a client's key already used for this removal (a key this device assigned
+    /// answers as its first send did, [`super::assigned_key::first_answer`]); or
+    /// [`StoreResponse::Refused`], nothing changed — answered from the state applied here
+    /// without a Raft entry when the refusal holds for good (a key used for another
+    /// request), else by the leader.
     ///
     /// # Errors
     /// [`RemoveError::LastVoter`] when the device is the store's only voter (checked here
     /// on this device's view of the membership, and again on the leader before anything is
     /// committed); otherwise as [`RaftService::write`]; removing this device itself is
     /// refused (ask another).
-    ///
-    /// `authorised_by`: the operator (PIN verified) whose authority the retirement is
-    /// committed under ([`StoreCommand::Authorised`]); `None` in a store without operators.
     pub async fn remove_device(
         &self,
         device_id: &str,
         authorised_by: Option<String>,
-    ) -> Result<(), RemoveError> {
+        idempotency_key: Option<String>,
+    ) -> Result<(u64, StoreResponse), RemoveError> {
         if device_id == self.local_device {
             return Err(RemoveError::Unavailable(
                 "a device cannot remove itself: ask another device of the store".into(),
@@ -944,10 +992,24 @@ impl RaftService {
         self.check_not_last_voter(device_id)?;
         // One key for every send of this removal: sent again to the next leader after its
         // answer was lost with a dead one, its retirement is a replay of the first.
-        let key = super::assigned_key::key_for(&self.local_device, rand::random());
-        self.with_leader(|| self.remove_once(device_id, authorised_by.clone(), &key))
+        let assigned = idempotency_key.is_none();
+        let key = idempotency_key
+            .unwrap_or_else(|| super::assigned_key::key_for(&self.local_device, rand::random()));
+        let retirement = retirement_command(device_id, authorised_by.clone(), Some(key.clone()));
+        if let Err(refusal) = self.reader.read(|state| state.precheck(&retirement)) {
+            if refusal.holds_for_good() {
+                return Ok((self.applied_index(), StoreResponse::Refused(refusal)));
+            }
+        }
+        let answer = self
+            .with_leader(|| self.remove_once(device_id, authorised_by.clone(), &key))
             .await
-            .map_err(RemoveError::Unavailable)?
+            .map_err(RemoveError::Unavailable)??;
+        Ok(if assigned {
+            super::assigned_key::first_answer(answer)
+        } else {
+            answer
+        })
     }
 
     /// One try of [`RaftService::remove_device`]: on the leader, or forwarded to it.
@@ -956,7 +1018,7 @@ impl RaftService {
         device_id: &str,
         authorised_by: Option<String>,
         key: &str,
-    ) -> Attempt<Result<(), RemoveError>> {
+    ) -> Attempt<Result<(u64, StoreResponse), RemoveError>> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         let failure = if metrics.state == ServerState::Leader {
             match self
@@ -982,12 +1044,32 @@ impl RaftService {
                 device_id: device_id.to_owned(),
                 authorised_by,
                 idempotency_key: Some(key.to_owned()),
+                answer_index: true,
             };
             let answer =
                 forwarding::call_leader_write(&self.links, &device, &request, DECISION_DEADLINE)
                     .await;
             match answer {
-                Ok(RaftReply::Removed) => return Attempt::Done(Ok(Ok(()))),
+                Ok(RaftReply::RemovedAt { index, response }) => {
+                    return Attempt::Done(Ok(Ok((index, response))))
+                }
+                // A leader of an older version says only "done": the answer is read from
+                // the state here once the retirement is applied (index 0 if it is not
+                // within the wait).
+                Ok(RaftReply::Removed) => {
+                    self.retirement_applied(device_id, RETIREMENT_SEEN_WAIT)
+                        .await;
+                    let answer = self
+                        .removal_settled_here(device_id, key)
+                        .unwrap_or_else(|| {
+                            let outcome = posmesh_consensus::Outcome::DeviceRetired {
+                                device_id: device_id.to_owned(),
+                                retired_at_index: 0,
+                            };
+                            (0, StoreResponse::Applied(outcome))
+                        });
+                    return Attempt::Done(Ok(Ok(answer)));
+                }
                 Ok(RaftReply::LastVoter { device_id }) => {
                     return Attempt::Done(Ok(Err(RemoveError::LastVoter { device_id })))
                 }
@@ -1005,8 +1087,8 @@ impl RaftService {
         // retirement is already applied here. Waiting to see it first would spend the
         // leader wait on a leader that is gone.
         if failure.starts_with(forwarding::OUTCOME_UNKNOWN) {
-            if self.retirement_applied(device_id, Duration::ZERO).await {
-                return Attempt::Done(Ok(Ok(())));
+            if let Some(answer) = self.removal_settled_here(device_id, key) {
+                return Attempt::Done(Ok(Ok(answer)));
             }
             tracing::info!(
                 device = device_id,
@@ -1020,14 +1102,55 @@ impl RaftService {
             .retirement_applied(device_id, RETIREMENT_SEEN_WAIT)
             .await
         {
-            tracing::info!(
-                device = device_id,
-                %failure,
-                "the leader's answer was a failure, but the retirement is committed"
-            );
-            return Attempt::Done(Ok(Ok(())));
+            if let Some(answer) = self.removal_settled_here(device_id, key) {
+                tracing::info!(
+                    device = device_id,
+                    %failure,
+                    "the leader's answer was a failure, but the retirement is committed"
+                );
+                return Attempt::Done(Ok(Ok(answer)));
+            }
         }
         Attempt::Done(Ok(Err(RemoveError::Unavailable(failure))))
+    }
+
+    /// The answer to the removal of `device_id` under `key` as the state applied here
+    /// settles it, if it does: the key recorded for this very retirement (its index and
+    /// outcome, as its first send was answered), the key recorded for another request
+    /// (refused), or the device retired under another key (its retirement); `None` while
+    /// the state here holds neither.
+    fn removal_settled_here(&self, device_id: &str, key: &str) -> Option<(u64, StoreResponse)> {
+        // The hash of the retirement as keyed: before its ledger cut is filled.
+        let hash = super::assigned_key::request_hash(&StoreCommand::RetireDevice {
+            device_id: device_id.to_owned(),
+            up_to_seq: None,
+        });
+        let applied_index = self.applied_index();
+        self.reader.read(|state| {
+            if let Some(done) = state.idempotent_writes.get(key) {
+                return Some(if done.request_hash == hash {
+                    (
+                        done.applied_at_index,
+                        StoreResponse::Applied(done.outcome.clone()),
+                    )
+                } else {
+                    (
+                        applied_index,
+                        StoreResponse::Refused(Refusal::IdempotencyKeyReused {
+                            idempotency_key: key.to_owned(),
+                            applied_at_index: done.applied_at_index,
+                        }),
+                    )
+                });
+            }
+            state.retired_devices.get(device_id).map(|index| {
+                let outcome = posmesh_consensus::Outcome::DeviceRetired {
+                    device_id: device_id.to_owned(),
+                    retired_at_index: *index,
+                };
+                (*index, StoreResponse::Applied(outcome))
+            })
+        })
     }
 
     /// Waits (at most `wait`) until the retirement of `device_id` is applied here.
@@ -1109,13 +1232,13 @@ impl RaftService {
     }
 
     /// On the leader: check it is not the last voter, retire, then drop from the
-    /// membership.
+    /// membership. The retirement's log index and answer (a refusal drops nothing).
     async fn remove_here(
         &self,
         device_id: &str,
         authorised_by: Option<String>,
         idempotency_key: Option<String>,
-    ) -> Result<(), RemoveError> {
+    ) -> Result<(u64, StoreResponse), RemoveError> {
         self.check_not_last_voter(device_id)?;
         self.retire_and_drop(device_id, authorised_by, idempotency_key)
             .await
@@ -1127,29 +1250,19 @@ impl RaftService {
         device_id: &str,
         authorised_by: Option<String>,
         idempotency_key: Option<String>,
-    ) -> anyhow::Result<()> {
-        let retire = StoreCommand::RetireDevice {
-            device_id: device_id.to_owned(),
-            up_to_seq: None,
-        };
-        // Under the removing device's key: a removal resent after a leader's death
-        // replays its retirement, whatever the operator's role is by then.
-        let retire = match idempotency_key {
-            Some(key) => super::assigned_key::keyed(key, retire),
-            None => retire,
-        };
-        let command = match authorised_by {
-            Some(by) => StoreCommand::Authorised {
-                authorised_by: by,
-                command: Box::new(retire),
-            },
-            None => retire,
-        };
-        let command = self.with_ledger_cut(command);
-        let (_, response) =
+    ) -> anyhow::Result<(u64, StoreResponse)> {
+        // Under the removal's key: a removal resent after a leader's death, or retried by
+        // its client under its key, replays its retirement, whatever the operator's role
+        // is by then. The ledger cut is filled inside the key, after its hash.
+        let command = self.with_ledger_cut(retirement_command(
+            device_id,
+            authorised_by,
+            idempotency_key,
+        ));
+        let (index, response) =
             posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await?;
-        if let StoreResponse::Refused(refusal) = response {
-            anyhow::bail!("{refusal}");
+        if let StoreResponse::Refused(_) = response {
+            return Ok((index, response));
         }
         let id = node_id(device_id);
         let membership = self
@@ -1179,13 +1292,13 @@ impl RaftService {
                 %error,
                 "device retired; the Raft group's leader takes it out of the membership"
             );
-            return Ok(());
+            return Ok((index, response));
         }
         tracing::warn!(
             device = device_id,
             "device removed from the store's Raft group"
         );
-        Ok(())
+        Ok((index, response))
     }
 
     /// A gift card's balance and currency, read linearizably (through the leader).

@@ -55,6 +55,11 @@ pub enum RaftRequest {
         /// from a device of an older version.
         #[serde(default)]
         idempotency_key: Option<String>,
+        /// The sender reads [`RaftReply::RemovedAt`] (the retirement's index and answer,
+        /// so a client's key can replay it); `false` from a device of an older version,
+        /// answered [`RaftReply::Removed`].
+        #[serde(default)]
+        answer_index: bool,
     },
     /// A linearizable read of a gift card's balance, forwarded to the leader.
     ReadGiftCard {
@@ -99,8 +104,17 @@ pub enum RaftReply {
     },
     /// To `TransferLeader`: `None` when accepted, else why it was rejected.
     TransferLeader(Option<String>),
-    /// To `RemoveDevice`: done.
+    /// To `RemoveDevice` from a sender of an older version: done.
     Removed,
+    /// To `RemoveDevice` with `answer_index`: the log index and the state machine's answer
+    /// to the retirement — applied, a replay of its key (the first outcome), or refused
+    /// (nothing changed: the key used for another request, the operator's role).
+    RemovedAt {
+        /// Log index the retirement was applied (or refused) at.
+        index: u64,
+        /// The state machine's response.
+        response: StoreResponse,
+    },
     /// To `ReadGiftCard`: balance in minor units and the ISO 4217 code, if the card exists.
     GiftCard(Option<(i64, String)>),
     /// The peer could not serve the call (not leader, no quorum, stopped…): why.

@@ -1,10 +1,12 @@
 //! Guarded writes that take an `Idempotency-Key` optionally — operator set and disable,
-//! the offline card budget, certificate revocation — honour the client's key when it sends
+//! the offline card budget, certificate revocation, device removal — honour the client's key when it sends
 //! one: the same key with the same request answers the first outcome again (200,
 //! `Idempotent-Replayed: true`, the same log index and outcome; nothing applies twice),
 //! the same key with another request is 409 `idempotency_key_reused` and changes nothing.
 //! Without the header they behave as before (the device keys each send itself).
 
+use super::consensus_loopback::{raft, start_store, wait_leader};
+use super::guarded_failover_loopback::wait_operator;
 use super::staff_loopback::{one_device_store, set_operator};
 use super::support::{self, send_keyed as send};
 use posmesh_node::node_process::NodeProcess;
@@ -177,4 +179,96 @@ async fn a_client_key_on_operator_set_and_disable_replays_the_first_outcome() {
         (409, Some("already_revoked")),
         "{none}"
     );
+}
+
+/// The members (voters and learners) `node` sees in the store's Raft group.
+async fn members(client: &reqwest::Client, node: &NodeProcess) -> Vec<String> {
+    let view = raft(client, node).await;
+    let mut members: Vec<String> = ["voters", "learners"]
+        .iter()
+        .flat_map(|k| view[*k].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m.as_str().map(str::to_owned))
+        .collect();
+    members.sort();
+    members
+}
+
+/// A device removal under a client's key, through a follower (forwarded to the leader)
+/// and through the leader itself: a retry replays the first retirement (its index and
+/// outcome, `Idempotent-Replayed: true`), the key for another device's removal is 409 and
+/// removes nothing, a malformed key is 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_key_on_a_device_removal_replays_the_first_retirement() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let (a, b, c) = start_store(&client, dir.path()).await;
+    assert_eq!(wait_leader(&client, &[&a, &b, &c], 3, None).await, "till-1");
+    let ada = json!({"operator_id": "ada", "name": "Ada", "role": "admin", "pin": "8642"});
+    let (status, set) = set_operator(&client, &a, None, ada).await;
+    assert_eq!(status, 201, "{set}");
+    wait_operator(&client, &b, "ada", "8642").await;
+    let ada = support::http_client_as(("ada", "8642"));
+
+    // Through a follower, twice under one key: the second answers the first.
+    let path = "/v1/store/devices/till-3/remove";
+    let (status, replayed, first) =
+        send(&ada, &b, Method::POST, path, Some("rem-1"), &Value::Null).await;
+    assert_eq!((status, replayed), (200, false), "{first}");
+    assert_eq!(first["removed"], "till-3", "{first}");
+    let index = first["log_index"].as_u64().expect("a log index");
+    assert_eq!(first["outcome"]["outcome"], "device_retired", "{first}");
+    assert_eq!(
+        first["outcome"]["retired_at_index"].as_u64(),
+        Some(index),
+        "{first}"
+    );
+    for node in [&b, &a] {
+        let (status, replayed, again) =
+            send(&ada, node, Method::POST, path, Some("rem-1"), &Value::Null).await;
+        assert_eq!((status, replayed), (200, true), "{}: {again}", node.api);
+        assert_eq!(again["log_index"].as_u64(), Some(index), "{again}");
+        assert_eq!(again["outcome"], first["outcome"], "the first outcome");
+    }
+    // The same key for another device's removal: refused, till-2 stays.
+    let (status, _, reused) = send(
+        &ada,
+        &a,
+        Method::POST,
+        "/v1/store/devices/till-2/remove",
+        Some("rem-1"),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&reused)),
+        (409, Some("idempotency_key_reused")),
+        "{reused}"
+    );
+    // A malformed key is refused before anything is proposed.
+    let (status, _, bad) = send(
+        &ada,
+        &b,
+        Method::POST,
+        "/v1/store/devices/till-2/remove",
+        Some("with space"),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&bad)),
+        (400, Some("invalid_idempotency_key")),
+        "{bad}"
+    );
+    assert!(
+        members(&client, &a).await.contains(&"till-2".to_owned()),
+        "a refused removal removes nothing"
+    );
+    // Without a key: removed already, answered with the first retirement, not a replay.
+    let (status, replayed, none) = send(&ada, &b, Method::POST, path, None, &Value::Null).await;
+    assert_eq!((status, replayed), (200, false), "{none}");
+    assert_eq!(none["outcome"], first["outcome"], "{none}");
+    for node in [a, b, c] {
+        node.stop().expect("stopped");
+    }
 }

@@ -16,7 +16,12 @@ use std::time::{Duration, Instant};
 const ADA: (&str, &str) = ("ada", "8642");
 
 /// Waits (bounded) until `node` knows operator `id` with `pin`: its PIN checks there.
-async fn wait_operator(client: &reqwest::Client, node: &NodeProcess, id: &str, pin: &str) {
+pub(super) async fn wait_operator(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    id: &str,
+    pin: &str,
+) {
     let started = Instant::now();
     loop {
         let status = client
