@@ -102,6 +102,10 @@ impl StoreState {
             StoreCommand::SetOperator { operator_id, .. } => {
                 self.staff.check_not_disabled(operator_id)
             }
+            StoreCommand::SetExposureAllotment {
+                device_id,
+                amount_minor,
+            } => self.check_exposure_allotment(device_id, *amount_minor),
             _ => Ok(()),
         }
     }
@@ -109,11 +113,11 @@ impl StoreState {
 
 impl Refusal {
     /// Whether this refusal, once a state gives it, holds on every later state of the
-    /// store: what it rests on is never undone (a day close, a revocation, a disabled
-    /// operator's tombstone, a recorded Idempotency-Key) or is the command's own input (a
-    /// malformed id, date, amount or hash), or never goes back (a gift card issued, a
-    /// redemption id recorded, a shift id used or closed: none is ever removed; a card's
-    /// balance only goes down). A device may answer such a refusal from a state a moment
+    /// store: what it rests on is never undone (a day close, a revocation, a retirement, a
+    /// disabled operator's tombstone, a recorded Idempotency-Key) or is the command's own
+    /// input (a malformed id, date, amount or hash), or never goes back (a gift card
+    /// issued, a redemption id recorded, a shift id used or closed: none is ever removed; a
+    /// card's balance only goes down). A device may answer such a refusal from a state a moment
     /// behind the leader's; others (an unknown operator, card or shift, the only admin, a
     /// device's open shift) a newer entry can lift, so only the leader's state settles
     /// them.
@@ -127,6 +131,7 @@ impl Refusal {
                 | Refusal::ShiftExists { .. }
                 | Refusal::ShiftAlreadyClosed { .. }
                 | Refusal::AlreadyRevoked { .. }
+                | Refusal::DeviceRetired { .. }
                 | Refusal::OperatorDisabled { .. }
                 | Refusal::IdempotencyKeyReused { .. }
                 | Refusal::InvalidId { .. }

@@ -177,6 +177,23 @@ async fn set_allotment(
     .await
 }
 
+/// PUTs `body` to `path` on `node`; the status and the answer (no wait).
+async fn put_answer(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = client
+        .put(format!("http://{}{path}", node.api))
+        .json(&body)
+        .send()
+        .await
+        .expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 async fn put(
     client: &reqwest::Client,
     node: &NodeProcess,
@@ -545,8 +562,49 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
         set_allotment(&client, &a, "till-2", 30000, &[&b]).await,
         201
     );
-    // Over the budget: refused by the state machine.
-    assert_eq!(set_allotment(&client, &a, "till-3", 9000, &[]).await, 409);
+    // Over the budget: refused by the state machine, with its own code.
+    let (status, over) = put_answer(
+        &client,
+        &a,
+        "/v1/payments/exposure-allotments/till-3",
+        json!({"amount_minor": 9000}),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            over["error"]["code"].as_str(),
+            over["error"]["field"].as_str()
+        ),
+        (409, Some("exposure_budget_exceeded"), Some("amount_minor")),
+        "{over}"
+    );
+    // A device the store never saw, and a budget in another currency than the store
+    // sells in: refused before anything is proposed.
+    let (status, unknown) = put_answer(
+        &client,
+        &b,
+        "/v1/payments/exposure-allotments/till-9",
+        json!({"amount_minor": 0}),
+    )
+    .await;
+    assert_eq!(
+        (status, unknown["error"]["code"].as_str()),
+        (404, Some("unknown_device")),
+        "{unknown}"
+    );
+    let (status, eur) = put_answer(
+        &client,
+        &a,
+        "/v1/payments/exposure-budget",
+        json!({"amount_minor": 100_000, "currency": "EUR"}),
+    )
+    .await;
+    assert_eq!(
+        (status, eur["error"]["code"].as_str()),
+        (422, Some("currency_mismatch")),
+        "{eur}"
+    );
 
     let mut pans = Vec::new();
     let mut next_pan = 100;
