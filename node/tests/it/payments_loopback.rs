@@ -895,3 +895,66 @@ async fn voiding_a_card_sale_reverses_its_payment_first() {
     assert_eq!(acquirer.arrivals("reversal"), (2, 1));
     node.stop().expect("clean stop");
 }
+
+/// Whether `node` holds the `saf_forwarding_stalled` alert about `device`.
+async fn has_stall_alert(client: &reqwest::Client, node: &NodeProcess, device: &str) -> bool {
+    let alerts = support::get_json(client, &format!("http://{}/v1/alerts", node.api)).await;
+    alerts["alerts"].as_array().is_some_and(|all| {
+        all.iter()
+            .any(|a| a["kind"] == "saf_forwarding_stalled" && a["subject"] == device)
+    })
+}
+
+/// Waits until `node` holds the stall alert about `device` (`raised`) or not.
+async fn wait_stall_alert(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    device: &str,
+    raised: bool,
+) {
+    let started = Instant::now();
+    while has_stall_alert(client, node, device).await != raised {
+        assert!(
+            started.elapsed() < LIMIT,
+            "saf_forwarding_stalled about {device} still {}",
+            if raised { "absent" } else { "raised" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_an_acquirer_alerts_while_payments_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    support::issue_identities(d, &[("s1", "till-1")], |device| {
+        d.join(format!("{device}-id"))
+    });
+    // till-1 leads a one-device store without --acquirer: its card payment is taken
+    // offline and queued, and nothing can forward it.
+    let flags = ["--saf-interval-ms", "200", "--raft-bootstrap"].map(str::to_owned);
+    let a = start(d, "till-1", &[], &flags);
+    assert_eq!(leader(&client, &[&a], 1).await, "till-1");
+    assert!(
+        !has_stall_alert(&client, &a, "till-1").await,
+        "no payment queued yet"
+    );
+    assert_eq!(set_budget(&client, &a, 10_000).await, 201);
+    assert_eq!(
+        set_allotment(&client, &a, "till-1", 10_000, &[&a]).await,
+        201
+    );
+    let (status, body) = post(&client, &a, "stalled-1", &card_sale(&test_pan(900), 2)).await;
+    assert_eq!(status, 201, "{body}");
+    wait_stall_alert(&client, &a, "till-1", true).await;
+    // Restarted with an acquirer: the payment is forwarded and the alert cleared.
+    a.stop().expect("clean stop");
+    let addr = free_addr();
+    let acquirer = Acquirer::start(&addr, d, &[]);
+    let a = start(d, "till-1", &[], &payment_flags(&addr, 20_000, false));
+    wait_queues_empty(&client, &[&a]).await;
+    wait_stall_alert(&client, &a, "till-1", false).await;
+    assert_eq!(acquirer.arrivals("advice").1, 1, "forwarded once");
+    a.stop().expect("clean stop");
+}
