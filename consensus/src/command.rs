@@ -591,6 +591,15 @@ pub enum Refusal {
         /// Index of the first revocation.
         effective_index: u64,
     },
+    /// The device was retired from the store (`posmesh store remove-device`): it is never a
+    /// member again, so it gets no allotment of the offline card budget.
+    #[error("device {device_id} was retired from the store at log index {retired_at_index}: it gets no offline card allotment")]
+    DeviceRetired {
+        /// The device.
+        device_id: String,
+        /// Log index of its retirement.
+        retired_at_index: u64,
+    },
     /// No exposure budget has been set yet, so no allotment can be given.
     #[error("no offline exposure budget is set")]
     NoExposureBudget,

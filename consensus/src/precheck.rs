@@ -102,6 +102,10 @@ impl StoreState {
             StoreCommand::SetOperator { operator_id, .. } => {
                 self.staff.check_not_disabled(operator_id)
             }
+            StoreCommand::SetExposureAllotment {
+                device_id,
+                amount_minor,
+            } => self.check_exposure_allotment(device_id, *amount_minor),
             _ => Ok(()),
         }
     }
@@ -109,8 +113,8 @@ impl StoreState {
 
 impl Refusal {
     /// Whether this refusal, once a state gives it, holds on every later state of the
-    /// store: what it rests on is never undone (a day close, a revocation, a disabled
-    /// operator's tombstone, a recorded Idempotency-Key — kept for the last
+    /// store: what it rests on is never undone (a day close, a revocation, a retirement, a
+    /// disabled operator's tombstone, a recorded Idempotency-Key — kept for the last
     /// [`crate::idempotency::IDEMPOTENT_KEYS_MAX`] keyed writes: a device a moment behind
     /// may still refuse the reuse of a key the leader has just dropped, as it was refused
     /// a moment before) or is the command's own input (a
@@ -130,6 +134,7 @@ impl Refusal {
                 | Refusal::ShiftExists { .. }
                 | Refusal::ShiftAlreadyClosed { .. }
                 | Refusal::AlreadyRevoked { .. }
+                | Refusal::DeviceRetired { .. }
                 | Refusal::OperatorDisabled { .. }
                 | Refusal::IdempotencyKeyReused { .. }
                 | Refusal::InvalidId { .. }

@@ -662,13 +662,30 @@ impl StoreState {
         self.retired_devices.contains_key(device_id)
     }
 
+    /// The checks of an allotment that need no budget: a valid id and amount, and a
+    /// device not retired ([`Refusal::DeviceRetired`]; a retirement is never undone).
+    pub(crate) fn check_exposure_allotment(
+        &self,
+        device_id: &str,
+        amount_minor: i64,
+    ) -> Result<(), Refusal> {
+        check_id("device_id", device_id)?;
+        check_non_negative(amount_minor)?;
+        if let Some(retired_at_index) = self.retired_devices.get(device_id) {
+            return Err(Refusal::DeviceRetired {
+                device_id: device_id.to_owned(),
+                retired_at_index: *retired_at_index,
+            });
+        }
+        Ok(())
+    }
+
     fn set_exposure_allotment(
         &mut self,
         device_id: &str,
         amount_minor: i64,
     ) -> Result<Outcome, Refusal> {
-        check_id("device_id", device_id)?;
-        check_non_negative(amount_minor)?;
+        self.check_exposure_allotment(device_id, amount_minor)?;
         let Some((budget_minor, _)) = self.exposure.budget else {
             return Err(Refusal::NoExposureBudget);
         };
@@ -1342,6 +1359,45 @@ mod tests {
             StoreResponse::Refused(Refusal::InvalidId { .. })
         ));
         assert_eq!(state, before);
+    }
+
+    #[test]
+    fn a_retired_device_gets_no_allotment() {
+        let mut state = StoreState::default();
+        let gbp = Currency::from_code("GBP").expect("GBP");
+        state.apply(
+            2,
+            &StoreCommand::SetExposureBudget {
+                amount_minor: 10_000,
+                currency: gbp,
+            },
+        );
+        state.apply(
+            3,
+            &StoreCommand::RetireDevice {
+                device_id: "till-3".into(),
+                up_to_seq: None,
+            },
+        );
+        let allot = |device: &str| StoreCommand::SetExposureAllotment {
+            device_id: device.into(),
+            amount_minor: 1_000,
+        };
+        let before = state.clone();
+        let refused = Refusal::DeviceRetired {
+            device_id: "till-3".into(),
+            retired_at_index: 3,
+        };
+        assert_eq!(state.precheck(&allot("till-3")), Err(refused.clone()));
+        assert_eq!(
+            state.apply(4, &allot("till-3")),
+            StoreResponse::Refused(refused)
+        );
+        assert_eq!(state, before, "a refusal changes nothing");
+        assert!(matches!(
+            state.apply(5, &allot("till-4")),
+            StoreResponse::Applied(Outcome::ExposureAllotmentSet { .. })
+        ));
     }
 
     #[test]

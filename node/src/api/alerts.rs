@@ -1,7 +1,8 @@
 //! `GET /v1/alerts`: what a manager must look at — orders closed on two devices, refunds
 //! and voids that clash once a partition heals, a peer in another Raft group, this device
 //! removed from the store, two keys claiming one device id, a device that lost its Raft
-//! state, a revoked certificate (this device's or the cloud's).
+//! state, a revoked certificate (this device's or the cloud's), offline card payments that
+//! the forwarder cannot forward (no `--acquirer`).
 
 use super::error::ApiError;
 use crate::runtime::NodeContext;
@@ -28,7 +29,11 @@ pub struct AlertDto {
     /// certificate for the same id — the till is enrolled again under a new id, with an
     /// empty data directory) or
     /// `cloud_certificate_revoked` (the cloud presents a certificate the store revoked: the
-    /// uplink refuses it; `subject` is the cloud's identity).
+    /// uplink refuses it; `subject` is the cloud's identity), or
+    /// `saf_forwarding_stalled` (this device is the store's forwarder — the Raft leader —
+    /// and offline card payments are queued, but it runs without `--acquirer`, so none is
+    /// forwarded; `subject` is this device; cleared when the queue empties, another device
+    /// leads or it restarts with `--acquirer`).
     pub kind: String,
     /// The order id or sale ("device/seq") concerned.
     pub subject: String,

@@ -416,13 +416,15 @@ pub struct ExposureAllotmentBody {
 
 /// Sets the store's offline card budget through Raft. With an `Idempotency-Key`, a retry
 /// under the same key and body answers the first outcome (200, `Idempotent-Replayed:
-/// true`), the key used for another request 409 `idempotency_key_reused`.
+/// true`), the key used for another request 409 `idempotency_key_reused`. A budget in
+/// another currency than the catalog's is 422 `currency_mismatch` (as a gift card's issue),
+/// before anything is proposed.
 #[utoipa::path(put, path = "/v1/payments/exposure-budget", request_body = ExposureBudgetBody,
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and body answers the first outcome; without it the device keys the write itself")),
     responses((status = 201, description = "committed"), (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
-              (status = 409, body = ErrorBody, description = "`refused`: the budget rules (below what is allotted, another currency while allotted); `idempotency_key_reused`: the key was used for another request"),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "`exposure_budget_exceeded`: the allotments already sum above it; `currency_mismatch`: allotments exist in another currency; `idempotency_key_reused`: the key was used for another request"),
+              (status = 422, body = ErrorBody, description = "`currency_mismatch`: not the currency the store sells in; `invalid_amount`"), (status = 503, body = ErrorBody),
               (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request"),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn set_exposure_budget(
@@ -436,6 +438,19 @@ pub async fn set_exposure_budget(
     let body: ExposureBudgetBody = parse_json(&headers, body)?;
     let hash = super::body::request_hash("set_exposure_budget", "", &body);
     let currency = super::sales::parse_currency(&body.currency)?;
+    let sells_in = node.catalog.currency();
+    if currency != sells_in {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_mismatch",
+            format!(
+                "the store sells in {}, not {}",
+                sells_in.code(),
+                currency.code()
+            ),
+            Some("currency"),
+        ));
+    }
     let command = StoreCommand::SetExposureBudget {
         amount_minor: body.amount_minor,
         currency,
@@ -446,13 +461,16 @@ pub async fn set_exposure_budget(
 }
 
 /// Sets a device's allotment of the offline card budget through Raft, once per
-/// `Idempotency-Key` when the client sends one (as the budget).
+/// `Idempotency-Key` when the client sends one (as the budget). A device the store does
+/// not know is 404 `unknown_device` (`check_device_known`), a retired one 409
+/// `device_retired`, allotments above the budget 409 `exposure_budget_exceeded`.
 #[utoipa::path(put, path = "/v1/payments/exposure-allotments/{device}", request_body = ExposureAllotmentBody,
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("device" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and body answers the first outcome; without it the device keys the write itself")),
     responses((status = 201, description = "committed"), (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
-              (status = 409, body = ErrorBody, description = "`refused`: the budget rules (no budget yet, the allotments over the budget); `idempotency_key_reused`: the key was used for another request"),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`unknown_device`: the store knows no such device (not in its Raft group, never connected, no entries; enrol it and let it join first)"),
+              (status = 409, body = ErrorBody, description = "`device_retired`: the device was removed from the store; `exposure_budget_exceeded`: the allotments would sum above the budget; `no_exposure_budget`; `idempotency_key_reused`: the key was used for another request"),
+              (status = 422, body = ErrorBody, description = "`invalid_id`, `invalid_amount`"), (status = 503, body = ErrorBody),
               (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request"),
               (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn set_exposure_allotment(
@@ -478,6 +496,7 @@ pub async fn set_exposure_allotment(
     let key = super::body::optional_idempotency_key(&headers)?;
     let body: ExposureAllotmentBody = parse_json(&headers, body)?;
     let hash = super::body::request_hash("set_exposure_allotment", &device, &body);
+    check_device_known(&node, &device)?;
     let command = StoreCommand::SetExposureAllotment {
         device_id: device,
         amount_minor: body.amount_minor,
@@ -485,6 +504,56 @@ pub async fn set_exposure_allotment(
     let command = super::gift_cards::idempotent_if_keyed(key, &hash, command);
     let command = super::operator_auth::authorised(&node, by, command)?;
     super::gift_cards::decide(&node, command).await
+}
+
+/// Refuses an allotment for a device the store does not know (a typo, a till never
+/// enrolled): known are the devices `POST /v1/store/devices/{device}/remove` knows — a
+/// member of the store's Raft group, connected over the mesh, retired
+/// ([`crate::consensus::RaftService::knows_device`]) or with entries held here — and one
+/// with a Raft seat recorded or an allotment already (one given by `posmesh init`'s
+/// provisioning file before the device joined may still be changed). A retired device is
+/// refused by the state machine ([`posmesh_consensus::Refusal::DeviceRetired`]).
+///
+/// # Errors
+/// 404 `unknown_device` (field `device`); 500 `storage`; 503 without consensus.
+fn check_device_known(node: &NodeContext, device: &str) -> Result<(), ApiError> {
+    let raft = node
+        .raft
+        .as_ref()
+        .ok_or_else(super::gift_cards::no_consensus)?;
+    let in_state = raft.read(|state| {
+        state.raft_incarnations.contains_key(device)
+            || state.exposure.allotments.contains_key(device)
+    });
+    if in_state || raft.knows_device(device) {
+        return Ok(());
+    }
+    let holds_entries = node
+        .store
+        .devices()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage",
+                e.to_string(),
+                None,
+            )
+        })?
+        .iter()
+        .any(|d| d == device);
+    if holds_entries {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_device",
+        format!(
+            "the store knows no device {device} (not in its Raft group, never connected, no \
+             entries here): check the id (`posmesh status` lists the members), or enrol the \
+             device and let it join first"
+        ),
+        Some("device"),
+    ))
 }
 
 /// One queued offline payment.

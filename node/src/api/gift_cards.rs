@@ -318,6 +318,19 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             Some("operator_id"),
         ),
         R::AlreadyRevoked { .. } => (StatusCode::CONFLICT, "already_revoked", Some("serial")),
+        R::DeviceRetired { .. } => (StatusCode::CONFLICT, "device_retired", Some("device")),
+        R::NoExposureBudget => (StatusCode::CONFLICT, "no_exposure_budget", None),
+        R::ExposureBudgetExceeded { .. } => (
+            StatusCode::CONFLICT,
+            "exposure_budget_exceeded",
+            Some("amount_minor"),
+        ),
+        R::CurrencyMismatch { .. } => (StatusCode::CONFLICT, "currency_mismatch", Some("currency")),
+        R::Overflow => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+            Some("amount_minor"),
+        ),
         _ => (StatusCode::CONFLICT, "refused", None),
     };
     ApiError::new(status, code, refusal.to_string(), field)

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 /// external (standalone) terminal and is recorded as given.
 #[derive(Args, Clone, Debug)]
 pub struct PaymentsConfig {
-    /// The acquirer (or `posmesh-acquirer` simulator): ISO 8583:1987 over TCP.
+    /// The acquirer (or `posmesh-acquirer` simulator): ISO 8583:1987 over TCP. Give it to
+    /// every device of a store: the Raft leader forwards the offline payments, and a leader
+    /// without it forwards none (alert `saf_forwarding_stalled`).
     #[arg(long, env = "POSMESH_ACQUIRER")]
     pub acquirer: Option<SocketAddr>,
     /// Card acceptor terminal id, ISO 8583 field 41 (at most 8 printable characters).

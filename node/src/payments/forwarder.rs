@@ -12,6 +12,10 @@
 //!   Idempotency-Key derived from the payment; that entry removes the payment from every
 //!   device's queue and deletes its card data everywhere as it replicates. A decline after
 //!   forwarding raises the `saf_declined` alert.
+//! - if it is the forwarder but runs without `--acquirer`, nothing is forwarded: while the
+//!   queue holds payments it raises [`SAF_FORWARDING_STALLED`] (subject: this device) and
+//!   logs one WARN, and clears the alert once the condition ends (the queue empties,
+//!   another device leads, or it was restarted with `--acquirer`).
 
 use super::card_tender::{iso_datetime, sealing_id};
 use crate::runtime::NodeContext;
@@ -40,12 +44,20 @@ pub const SEND_CHUNK_MAX: usize = 64;
 /// every this many ticks: it reads every queued payment and every blob.
 pub const HOUSEKEEPING_EVERY_TICKS: u64 = 10;
 
+/// Alert kind: this device is the store's forwarder (the Raft leader, or a device without
+/// a mesh) and its store-and-forward queue holds payments, but it runs without
+/// `--acquirer`, so none is forwarded. Subject: this device.
+pub const SAF_FORWARDING_STALLED: &str = "saf_forwarding_stalled";
+
 /// Runs the store-and-forward loop until `stop`.
 pub async fn run(node: Arc<NodeContext>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let interval = Duration::from_millis(node.payments.config.saf_interval_ms);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
+    // Whether the stall alert is raised (`None`: not known yet, e.g. one left by an
+    // earlier run of this device).
+    let mut stalled: Option<bool> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -53,10 +65,39 @@ pub async fn run(node: Arc<NodeContext>, mut stop: tokio::sync::watch::Receiver<
         }
         let housekeeping = ticks.is_multiple_of(HOUSEKEEPING_EVERY_TICKS);
         ticks += 1;
-        if let Err(error) = tick_once(&node, housekeeping).await {
+        if let Err(error) = tick_once(&node, housekeeping, &mut stalled).await {
             tracing::warn!(%error, "store-and-forward tick failed (will retry)");
         }
     }
+}
+
+/// Raises [`SAF_FORWARDING_STALLED`] (one WARN) when this device is the forwarder, runs
+/// without an acquirer and `queued` payments wait; clears it when that ends. `stalled`:
+/// whether the alert is up, as far as this run knows.
+fn note_stall(node: &NodeContext, queued: usize, stalled: &mut Option<bool>) -> anyhow::Result<()> {
+    let now = queued > 0 && node.payments.connector.is_none() && is_forwarder(node);
+    let device = &node.identity.device_id;
+    match (now, *stalled) {
+        (true, Some(true)) | (false, Some(false)) => {}
+        (true, _) => {
+            let message = format!(
+                "offline card payments wait to be forwarded ({queued} when raised), and this \
+                 device ({device}), the store's forwarder (the Raft leader, or a device without \
+                 a mesh), runs without --acquirer: none is forwarded. Restart it with \
+                 --acquirer (every device of the store needs it: any may lead)"
+            );
+            tracing::warn!(queued, %device, "{message}");
+            crate::runtime::raise_alert_now(&node.store, SAF_FORWARDING_STALLED, device, message);
+            *stalled = Some(true);
+        }
+        (false, _) => {
+            if node.store.clear_alert(SAF_FORWARDING_STALLED, device)? {
+                tracing::info!(%device, "store-and-forward no longer stalled: alert cleared");
+            }
+            *stalled = Some(false);
+        }
+    }
+    Ok(())
 }
 
 /// Whether this device forwards now.
@@ -67,7 +108,11 @@ fn is_forwarder(node: &NodeContext) -> bool {
     }
 }
 
-async fn tick_once(node: &Arc<NodeContext>, housekeeping: bool) -> anyhow::Result<()> {
+async fn tick_once(
+    node: &Arc<NodeContext>,
+    housekeeping: bool,
+    stalled: &mut Option<bool>,
+) -> anyhow::Result<()> {
     let store = node.store.clone();
     let items = tokio::task::spawn_blocking(move || {
         if housekeeping {
@@ -77,6 +122,7 @@ async fn tick_once(node: &Arc<NodeContext>, housekeeping: bool) -> anyhow::Resul
     })
     .await??;
     metrics::gauge!("posmesh_saf_queue_payments").set(items.len() as f64);
+    note_stall(node, items.len(), stalled)?;
     if items.is_empty() {
         return Ok(());
     }

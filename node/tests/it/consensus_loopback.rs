@@ -553,6 +553,27 @@ async fn a_removed_device_leaves_the_raft_group_for_good() {
     assert_eq!(status, 201, "{answer}");
     let (status, answer) = redeem(&client, &b, "card-r", "r-b", 100).await;
     assert_eq!(status, 201, "{answer}");
+    // A retired device gets no allotment of the offline card budget.
+    let answer: Value = client
+        .put(format!(
+            "http://{}/v1/payments/exposure-allotments/till-3",
+            a.api
+        ))
+        .json(&json!({"amount_minor": 100}))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        (
+            answer["error"]["code"].as_str(),
+            answer["error"]["field"].as_str()
+        ),
+        (Some("device_retired"), Some("device")),
+        "{answer}"
+    );
     support::post_created(
         &client,
         &b.api,

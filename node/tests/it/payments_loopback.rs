@@ -177,6 +177,23 @@ async fn set_allotment(
     .await
 }
 
+/// PUTs `body` to `path` on `node`; the status and the answer (no wait).
+async fn put_answer(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = client
+        .put(format!("http://{}{path}", node.api))
+        .json(&body)
+        .send()
+        .await
+        .expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 async fn put(
     client: &reqwest::Client,
     node: &NodeProcess,
@@ -545,8 +562,49 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
         set_allotment(&client, &a, "till-2", 30000, &[&b]).await,
         201
     );
-    // Over the budget: refused by the state machine.
-    assert_eq!(set_allotment(&client, &a, "till-3", 9000, &[]).await, 409);
+    // Over the budget: refused by the state machine, with its own code.
+    let (status, over) = put_answer(
+        &client,
+        &a,
+        "/v1/payments/exposure-allotments/till-3",
+        json!({"amount_minor": 9000}),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            over["error"]["code"].as_str(),
+            over["error"]["field"].as_str()
+        ),
+        (409, Some("exposure_budget_exceeded"), Some("amount_minor")),
+        "{over}"
+    );
+    // A device the store never saw, and a budget in another currency than the store
+    // sells in: refused before anything is proposed.
+    let (status, unknown) = put_answer(
+        &client,
+        &b,
+        "/v1/payments/exposure-allotments/till-9",
+        json!({"amount_minor": 0}),
+    )
+    .await;
+    assert_eq!(
+        (status, unknown["error"]["code"].as_str()),
+        (404, Some("unknown_device")),
+        "{unknown}"
+    );
+    let (status, eur) = put_answer(
+        &client,
+        &a,
+        "/v1/payments/exposure-budget",
+        json!({"amount_minor": 100_000, "currency": "EUR"}),
+    )
+    .await;
+    assert_eq!(
+        (status, eur["error"]["code"].as_str()),
+        (422, Some("currency_mismatch")),
+        "{eur}"
+    );
 
     let mut pans = Vec::new();
     let mut next_pan = 100;
@@ -836,4 +894,67 @@ async fn voiding_a_card_sale_reverses_its_payment_first() {
     );
     assert_eq!(acquirer.arrivals("reversal"), (2, 1));
     node.stop().expect("clean stop");
+}
+
+/// Whether `node` holds the `saf_forwarding_stalled` alert about `device`.
+async fn has_stall_alert(client: &reqwest::Client, node: &NodeProcess, device: &str) -> bool {
+    let alerts = support::get_json(client, &format!("http://{}/v1/alerts", node.api)).await;
+    alerts["alerts"].as_array().is_some_and(|all| {
+        all.iter()
+            .any(|a| a["kind"] == "saf_forwarding_stalled" && a["subject"] == device)
+    })
+}
+
+/// Waits until `node` holds the stall alert about `device` (`raised`) or not.
+async fn wait_stall_alert(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    device: &str,
+    raised: bool,
+) {
+    let started = Instant::now();
+    while has_stall_alert(client, node, device).await != raised {
+        assert!(
+            started.elapsed() < LIMIT,
+            "saf_forwarding_stalled about {device} still {}",
+            if raised { "absent" } else { "raised" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_an_acquirer_alerts_while_payments_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let client = support::http_client();
+    support::issue_identities(d, &[("s1", "till-1")], |device| {
+        d.join(format!("{device}-id"))
+    });
+    // till-1 leads a one-device store without --acquirer: its card payment is taken
+    // offline and queued, and nothing can forward it.
+    let flags = ["--saf-interval-ms", "200", "--raft-bootstrap"].map(str::to_owned);
+    let a = start(d, "till-1", &[], &flags);
+    assert_eq!(leader(&client, &[&a], 1).await, "till-1");
+    assert!(
+        !has_stall_alert(&client, &a, "till-1").await,
+        "no payment queued yet"
+    );
+    assert_eq!(set_budget(&client, &a, 10_000).await, 201);
+    assert_eq!(
+        set_allotment(&client, &a, "till-1", 10_000, &[&a]).await,
+        201
+    );
+    let (status, body) = post(&client, &a, "stalled-1", &card_sale(&test_pan(900), 2)).await;
+    assert_eq!(status, 201, "{body}");
+    wait_stall_alert(&client, &a, "till-1", true).await;
+    // Restarted with an acquirer: the payment is forwarded and the alert cleared.
+    a.stop().expect("clean stop");
+    let addr = free_addr();
+    let acquirer = Acquirer::start(&addr, d, &[]);
+    let a = start(d, "till-1", &[], &payment_flags(&addr, 20_000, false));
+    wait_queues_empty(&client, &[&a]).await;
+    wait_stall_alert(&client, &a, "till-1", false).await;
+    assert_eq!(acquirer.arrivals("advice").1, 1, "forwarded once");
+    a.stop().expect("clean stop");
 }
