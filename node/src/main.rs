@@ -56,11 +56,13 @@ enum Command {
     /// Found a store on its first device: its Raft group with this device as the first
     /// voter, optionally provisioned from a file (currency, exposure, tax, operators).
     Init(cli::init::InitArgs),
-    /// A manager's recovery commands on the store's Raft membership.
+    /// The store's membership and recovery: a manager's `force-membership` and
+    /// `remove-device`; an admin's `revoke-certificate` (store-wide, through Raft) and
+    /// `restore` (a store that lost every device, from the cloud's copy).
     #[command(subcommand)]
     Store(cli::store::StoreAdminCommand),
-    /// Operators: add or change one (`set`, authorised by a manager or admin), lift a PIN
-    /// lockout at one device (`unlock`).
+    /// Operators: add or change one (`set`, authorised by a manager or admin), disable one
+    /// for good (`disable`), lift a PIN lockout at one device (`unlock`).
     #[command(subcommand)]
     Operator(cli::operator::OperatorCommand),
 }

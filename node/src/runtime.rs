@@ -87,6 +87,19 @@ impl NodeContext {
 pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     let calendar = config.validate()?;
     let catalog = load_catalog(&config.catalog)?;
+    // What can be checked without the data directory is checked before it is created, so a
+    // refused start (the wrong certificate, a port in use) leaves no directory bound to the
+    // refused ids behind.
+    let mut bound_mesh = match &config.identity_dir {
+        Some(dir) => Some(bind_mesh(&config, dir)?),
+        None => None,
+    };
+    let api_listener = tokio::net::TcpListener::bind(config.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (sales API)", config.api_listen))?;
+    let mgmt_listener = tokio::net::TcpListener::bind(config.mgmt_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (management API)", config.mgmt_listen))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Arc::new(
@@ -117,11 +130,11 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         identity.device_incarnation,
         stop_rx.clone(),
     )?;
-    let (peers, replication, discovery, raft, uplink) = match &config.identity_dir {
-        Some(dir) => {
+    let (peers, replication, discovery, raft, uplink) = match bound_mesh.take() {
+        Some(bound) => {
             let mesh = start_mesh(
                 &config,
-                dir,
+                bound,
                 &store,
                 &identity,
                 &writer,
@@ -180,12 +193,6 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
                 .context("cannot read the wrong-PIN counts")?,
         ),
     });
-    let api_listener = tokio::net::TcpListener::bind(config.api_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (sales API)", config.api_listen))?;
-    let mgmt_listener = tokio::net::TcpListener::bind(config.mgmt_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (management API)", config.mgmt_listen))?;
     let api_addr = api_listener.local_addr()?;
     let mgmt_addr = mgmt_listener.local_addr()?;
     let head = store.head()?;
@@ -236,34 +243,18 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What [`start_mesh`] started.
-struct Mesh {
-    peers: Arc<PeerManager>,
-    replication: Arc<ReplicationService>,
-    discovery: Option<MdnsDiscovery>,
-    raft: Arc<RaftService>,
-    uplink: Option<Arc<UplinkService>>,
-}
-
-/// Loads the device's certificate, checks it names this device, binds the mesh endpoint,
-/// starts ledger replication, the peer manager and, on the configured interfaces, mDNS
-/// discovery.
-#[allow(clippy::too_many_arguments)]
-async fn start_mesh(
+/// The device's credentials from its identity directory `dir`, checked to name this node
+/// (a device of `config`'s store with `config`'s device id).
+///
+/// # Errors
+/// The files cannot be read or parsed; the certificate names another node.
+fn own_credentials(
     config: &DeviceConfig,
     dir: &std::path::Path,
-    store: &Arc<JournalStore>,
-    identity: &LocalIdentity,
-    writer: &JournalWriter,
-    orders: Arc<OrdersService>,
-    currency: posmesh_domain::Currency,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Mesh> {
+) -> anyhow::Result<posmesh_mesh::pki::NodeCredentials> {
     let credentials = posmesh_mesh::pki::load_identity(dir)
         .with_context(|| format!("cannot load the device identity from {}", dir.display()))?;
-    let fingerprint = CertFingerprint::of_der(credentials.cert.as_ref());
-    let own_serial = posmesh_mesh::tls::serial_hex_of_der(credentials.cert.as_ref());
-    let local = credentials.identity.clone();
+    let local = &credentials.identity;
     if local.role() != Role::Device
         || local.store_id() != Some(config.store_id.as_str())
         || local.device_id() != config.device_id
@@ -275,6 +266,83 @@ async fn start_mesh(
             config.device_id
         );
     }
+    Ok(credentials)
+}
+
+/// The mesh endpoint bound before the data directory is made (so a mesh port in use refuses
+/// the start before it leaves anything behind), with what [`start_mesh`] needs of the
+/// identity directory.
+struct BoundMesh {
+    /// The device's credentials (checked to name this node), for the key attestation.
+    credentials: posmesh_mesh::pki::NodeCredentials,
+    /// Which peers' certificates the mesh accepts.
+    policy: AcceptPolicy,
+    /// The chain's trust (CA, CRL) the endpoint checks peers against.
+    trust: Arc<posmesh_mesh::tls::ChainTrust>,
+    /// The bound QUIC endpoint.
+    endpoint: MeshEndpoint,
+    /// TLS for the uplink to the cloud, with `--cloud`.
+    uplink_tls: Option<MeshTls>,
+}
+
+/// Loads and checks the identity in `dir` ([`own_credentials`]) and binds the mesh
+/// endpoint on `--mesh-listen`.
+///
+/// # Errors
+/// The identity is unreadable or names another node; the mesh port cannot be bound.
+fn bind_mesh(config: &DeviceConfig, dir: &std::path::Path) -> anyhow::Result<BoundMesh> {
+    let credentials = own_credentials(config, dir)?;
+    let policy = AcceptPolicy::for_identity(&credentials.identity);
+    let uplink_tls = match config.cloud {
+        Some(_) => Some(MeshTls::new(own_credentials(config, dir)?, policy.clone())?),
+        None => None,
+    };
+    let tls = MeshTls::new(own_credentials(config, dir)?, policy.clone())?;
+    let trust = tls.trust().clone();
+    let endpoint = MeshEndpoint::bind(config.mesh_listen, tls, TransportSettings::default())
+        .with_context(|| format!("cannot bind the mesh endpoint on {}", config.mesh_listen))?;
+    Ok(BoundMesh {
+        credentials,
+        policy,
+        trust,
+        endpoint,
+        uplink_tls,
+    })
+}
+
+/// What [`start_mesh`] started.
+struct Mesh {
+    peers: Arc<PeerManager>,
+    replication: Arc<ReplicationService>,
+    discovery: Option<MdnsDiscovery>,
+    raft: Arc<RaftService>,
+    uplink: Option<Arc<UplinkService>>,
+}
+
+/// On the endpoint [`bind_mesh`] bound with the device's checked certificate: attests the
+/// chain-head key, starts ledger replication, the peer manager and, on the configured interfaces, mDNS
+/// discovery.
+#[allow(clippy::too_many_arguments)]
+async fn start_mesh(
+    config: &DeviceConfig,
+    bound: BoundMesh,
+    store: &Arc<JournalStore>,
+    identity: &LocalIdentity,
+    writer: &JournalWriter,
+    orders: Arc<OrdersService>,
+    currency: posmesh_domain::Currency,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Mesh> {
+    let BoundMesh {
+        credentials,
+        policy,
+        trust,
+        endpoint,
+        uplink_tls,
+    } = bound;
+    let fingerprint = CertFingerprint::of_der(credentials.cert.as_ref());
+    let own_serial = posmesh_mesh::tls::serial_hex_of_der(credentials.cert.as_ref());
+    let local = credentials.identity.clone();
     let signing_public_key: [u8; 32] = identity
         .signing_public_key
         .as_slice()
@@ -297,18 +365,6 @@ async fn start_mesh(
             signature: attestation.signature,
         },
     };
-    let policy = AcceptPolicy::for_identity(&local);
-    let uplink_tls = match config.cloud {
-        Some(_) => Some(MeshTls::new(
-            posmesh_mesh::pki::load_identity(dir)?,
-            policy.clone(),
-        )?),
-        None => None,
-    };
-    let tls = MeshTls::new(credentials, policy.clone())?;
-    let trust = tls.trust().clone();
-    let endpoint = MeshEndpoint::bind(config.mesh_listen, tls, TransportSettings::default())
-        .with_context(|| format!("cannot bind the mesh endpoint on {}", config.mesh_listen))?;
     tracing::info!(identity = %local, listen = %config.mesh_listen, static_peers = config.peers.len(), "store mesh started");
     let own_attestation = own_key.attestation.clone();
     let replication = ReplicationService::start(

@@ -36,6 +36,22 @@ impl std::fmt::Debug for IssuedIdentity {
 }
 
 impl IssuedIdentity {
+    /// Checks that `dir` holds none of the files [`IssuedIdentity::write_identity`] writes,
+    /// so a caller can refuse before the CA spends a serial on a certificate it cannot
+    /// write.
+    ///
+    /// # Errors
+    /// [`crate::MeshError::AlreadyExists`] naming the first file found.
+    pub fn check_absent(dir: &Path) -> Result<()> {
+        for name in [NODE_KEY_FILE, NODE_CERT_FILE, CA_CERT_FILE] {
+            let path = dir.join(name);
+            if path.exists() {
+                return Err(crate::MeshError::AlreadyExists { path });
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `node.pem`, `node.key` (mode 0600) and `ca.pem` into `dir` (created if
     /// missing), refusing to overwrite any of them.
     ///
@@ -44,12 +60,7 @@ impl IssuedIdentity {
     /// errors.
     pub fn write_identity(&self, dir: &Path) -> Result<()> {
         files::ensure_dir(dir)?;
-        for name in [NODE_KEY_FILE, NODE_CERT_FILE, CA_CERT_FILE] {
-            let path = dir.join(name);
-            if path.exists() {
-                return Err(crate::MeshError::AlreadyExists { path });
-            }
-        }
+        Self::check_absent(dir)?;
         files::write_new(
             &dir.join(NODE_KEY_FILE),
             self.key_pem.as_bytes(),

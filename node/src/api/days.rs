@@ -35,10 +35,11 @@ pub async fn close_day(
     Path(date): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let by = super::operator_auth::operator_for(&node, &headers, "close the day").await?;
-    let key = idempotency_key(&headers)?;
+    // The date first: a bad one is refused alike with and without the store mesh.
     check_date(&date)?;
     check_not_before_sales(&node, &date)?;
+    let by = super::operator_auth::operator_for(&node, &headers, "close the day").await?;
+    let key = idempotency_key(&headers)?;
     let hash = request_hash("close_day", &date, &serde_json::Value::Null);
     let (_, today) = node.dated(None)?;
     if date > today {

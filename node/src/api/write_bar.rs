@@ -66,8 +66,8 @@ fn write_bar(node: &NodeContext) -> Option<ApiError> {
             "the store cut the journal of {device_id} after seq {} (Raft log index {}: a \
              certificate of it was revoked): every device and the cloud refuse the entries it \
              makes from now on, whatever certificate it presents. Enrol the till as a new \
-             device with a new id and an empty data directory (README: certificates and \
-             revocation)",
+             device with a new id and an empty data directory (README, section \"Store \
+             consensus\": certificate revocation)",
             cut.up_to_seq, cut.cut_at_index
         ),
         None,

@@ -61,8 +61,9 @@ pub enum CaCommand {
     },
     /// Revoke certificates by serial. Revocations accumulate in `revoked.txt` in the CA
     /// directory; the complete CRL is written to `crl.pem` there. Copy it into every node's
-    /// identity directory and restart the node (the consensus milestone moves revocation
-    /// into the store's Raft).
+    /// identity directory and restart the node (the CRL is read at start). A store's
+    /// devices and the cloud honour a revocation at once, without a restart, when an admin
+    /// commits it through the store's Raft: `posmesh store revoke-certificate`.
     Revoke {
         /// Directory of the CA.
         #[arg(long)]
@@ -150,6 +151,8 @@ fn issue(
     if days <= 0 {
         anyhow::bail!("--valid-days must be positive");
     }
+    // Before the CA spends a serial: a refused output leaves the CA as it was.
+    posmesh_mesh::pki::IssuedIdentity::check_absent(out)?;
     let now = now_utc()?;
     let issued = ca.issue(
         identity,

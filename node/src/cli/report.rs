@@ -11,8 +11,12 @@ use std::process::ExitCode;
 /// report is incomplete on that node (it lacks entries inside the cut).
 ///
 /// # Errors
-/// The node cannot be reached, or answers an error (e.g. the day is not closed).
+/// `day` is not a date YYYY-MM-DD (nothing is sent then); the node cannot be reached, or
+/// answers an error (e.g. the day is not closed).
 pub async fn print_z(api: &str, day: &str, json: bool) -> anyhow::Result<ExitCode> {
+    if let Err(error) = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+        bail!("--day {day:?} is not a date YYYY-MM-DD (e.g. 2026-11-29): {error}");
+    }
     let url = format!("{}/v1/reports/z/{day}", base_url(api));
     let response = reqwest::get(&url)
         .await

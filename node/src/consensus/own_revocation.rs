@@ -67,9 +67,9 @@ impl std::fmt::Display for OwnRevocation {
              the other devices refuse its mesh connections, so it takes no more sales. Enrol \
              the till as a new device: a certificate for a new id (`posmesh ca issue … \
              --device <new id>`) and an empty data directory; under its old id ({}) the store \
-             refuses every entry it makes beyond its journal's cut (README: certificates and \
-             revocation). Sales recorded here before stay in the store's ledger as far as \
-             they had reached the leader",
+             refuses every entry it makes beyond its journal's cut (README, section \"Store \
+             consensus\": certificate revocation). Sales recorded here before stay in the store's \
+             ledger as far as they had reached the leader",
             self.device_id, self.serial, self.revoked_at_index, self.learned_from, self.device_id
         )
     }

@@ -21,6 +21,7 @@ mod orders_loopback;
 mod payments_loopback;
 mod precheck_loopback;
 mod raft_groups;
+mod refused_start;
 mod replication_loopback;
 mod restore_loopback;
 mod revocation_loopback;
