@@ -33,7 +33,11 @@ pub struct AlertDto {
     /// `saf_forwarding_stalled` (this device is the store's forwarder — the Raft leader —
     /// and offline card payments are queued, but it runs without `--acquirer`, so none is
     /// forwarded; `subject` is this device; cleared when the queue empties, another device
-    /// leads or it restarts with `--acquirer`).
+    /// leads or it restarts with `--acquirer`), `saf_declined` (an offline card payment
+    /// was declined by the acquirer after forwarding: collect the money another way;
+    /// `subject` is `device/seq#tender`) or `saf_expiry_<N>h` (an offline card payment
+    /// still unforwarded nears the acquirer's N-hour store-and-forward limit; see the
+    /// payments configuration).
     pub kind: String,
     /// The order id or sale ("device/seq") concerned.
     pub subject: String,

@@ -528,20 +528,7 @@ fn check_device_known(node: &NodeContext, device: &str) -> Result<(), ApiError> 
     if in_state || raft.knows_device(device) {
         return Ok(());
     }
-    let holds_entries = node
-        .store
-        .devices()
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage",
-                e.to_string(),
-                None,
-            )
-        })?
-        .iter()
-        .any(|d| d == device);
-    if holds_entries {
+    if super::store_devices::holds_entries_of(node, device)? {
         return Ok(());
     }
     Err(ApiError::new(

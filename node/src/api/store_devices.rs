@@ -16,6 +16,23 @@ use posmesh_consensus::staff::Role;
 use posmesh_consensus::{Outcome, StoreResponse};
 use std::sync::Arc;
 
+/// Whether this device's ledger holds entries of `device` (a device the store has seen,
+/// even if it never joined the Raft group).
+///
+/// # Errors
+/// 500 `storage` when the ledger cannot be read.
+pub(crate) fn holds_entries_of(node: &NodeContext, device: &str) -> Result<bool, ApiError> {
+    let devices = node.store.devices().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage",
+            e.to_string(),
+            None,
+        )
+    })?;
+    Ok(devices.iter().any(|d| d == device))
+}
+
 /// Removes a device from the store, on the authority of a manager or admin
 /// (`X-Operator-Id` / `X-Operator-Pin`; none needed while the store has no operator).
 /// 200 `{removed, log_index, outcome}`: the retirement's log index and outcome
@@ -66,19 +83,7 @@ pub async fn remove_device(
     }
     // A typo must not ban an id for good: only a device known to the store's consensus
     // (member, connected or retired) or whose entries this device holds can be removed.
-    let seen = node
-        .store
-        .devices()
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage",
-                e.to_string(),
-                None,
-            )
-        })?
-        .contains(&device);
-    if !seen && !raft.knows_device(&device) {
+    if !holds_entries_of(&node, &device)? && !raft.knows_device(&device) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_device",
