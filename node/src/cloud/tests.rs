@@ -537,46 +537,45 @@ fn upload_as(service: &CloudService, device: &Device, batch: EntryBatch) -> Clou
 
 /// `device` says hello, reporting `revocations` `(serial, effective index)`.
 fn hello_as(service: &CloudService, device: &Device, revocations: &[(&str, u64)]) -> CloudResponse {
-    service.handle(
-        &device.identity,
-        Some(&device.serial),
-        CloudRequest {
-            kind: Some(cloud_request::Kind::Hello(Hello {
-                catalog_version: 0,
-                revocations: revocations
-                    .iter()
-                    .map(
-                        |(serial, index)| posmesh_proto::cloud::v1::CertificateRevocation {
-                            serial: (*serial).to_owned(),
-                            effective_index: *index,
-                        },
-                    )
-                    .collect(),
-                ledger_cuts: Vec::new(),
-            })),
-        },
-    )
+    hello_reporting(service, device, revocations, &[])
 }
 
 /// `device` says hello, reporting ledger `cuts` `(device, up_to_seq, cut_at_index)`.
 fn hello_cuts(service: &CloudService, device: &Device, cuts: &[(&str, u64, u64)]) -> CloudResponse {
+    hello_reporting(service, device, &[], cuts)
+}
+
+/// `device` says hello, reporting `revocations` and ledger `cuts`.
+fn hello_reporting(
+    service: &CloudService,
+    device: &Device,
+    revocations: &[(&str, u64)],
+    cuts: &[(&str, u64, u64)],
+) -> CloudResponse {
+    use posmesh_proto::cloud::v1::{CertificateRevocation, LedgerCut};
+    let revocations = revocations
+        .iter()
+        .map(|(serial, index)| CertificateRevocation {
+            serial: (*serial).to_owned(),
+            effective_index: *index,
+        })
+        .collect();
+    let ledger_cuts = cuts
+        .iter()
+        .map(|(device_id, up_to_seq, cut_at_index)| LedgerCut {
+            device_id: (*device_id).to_owned(),
+            up_to_seq: *up_to_seq,
+            cut_at_index: *cut_at_index,
+        })
+        .collect();
     service.handle(
         &device.identity,
         Some(&device.serial),
         CloudRequest {
             kind: Some(cloud_request::Kind::Hello(Hello {
                 catalog_version: 0,
-                revocations: Vec::new(),
-                ledger_cuts: cuts
-                    .iter()
-                    .map(|(device_id, up_to_seq, cut_at_index)| {
-                        posmesh_proto::cloud::v1::LedgerCut {
-                            device_id: (*device_id).to_owned(),
-                            up_to_seq: *up_to_seq,
-                            cut_at_index: *cut_at_index,
-                        }
-                    })
-                    .collect(),
+                revocations,
+                ledger_cuts,
             })),
         },
     )

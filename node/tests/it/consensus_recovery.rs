@@ -45,7 +45,7 @@ async fn a_store_founded_by_init_is_recovered_from_losing_two_of_three_tills() {
     // The store is provisioned with operators: guarded operations (gift-card issue, day
     // close) are asked by alice, its manager.
     let client = support::http_client_as(("alice", "2468"));
-    support::issue_identities(
+    support::issue_identities_in(
         d,
         &[
             ("s1", "till-1"),
@@ -53,7 +53,6 @@ async fn a_store_founded_by_init_is_recovered_from_losing_two_of_three_tills() {
             ("s1", "till-3"),
             ("s1", "till-4"),
         ],
-        |device| d.join(format!("{device}-id")),
     );
     let file = d.join("provisioning.toml");
     std::fs::write(&file, PROVISIONING).expect("write provisioning");

@@ -16,6 +16,46 @@ fn code(answer: &Value) -> Option<&str> {
     answer["error"]["code"].as_str()
 }
 
+/// Sends a keyed request (see [`send`]) that must be refused with `refusal`: the HTTP
+/// status and the error code; returns the answer.
+async fn expect_refusal(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+    refusal: (u16, &str),
+) -> Value {
+    let (status, _, answer) = send(client, node, method, path, key, body).await;
+    assert_eq!(
+        (status, code(&answer)),
+        (refusal.0, Some(refusal.1)),
+        "{answer}"
+    );
+    answer
+}
+
+/// Sends again, under the same key, a request first answered `first`: it must be replayed
+/// (200, `Idempotent-Replayed: true`) with the first log index and outcome.
+async fn expect_replay(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+    first: &Value,
+) {
+    let (status, replayed, again) = send(client, node, method, path, key, body).await;
+    assert_eq!((status, replayed), (200, true), "{}: {again}", node.api);
+    assert_eq!(again["log_index"], first["log_index"], "{again}");
+    assert_eq!(
+        again["outcome"], first["outcome"],
+        "the first outcome: {again}"
+    );
+}
+
 /// The operators as listed by admin `ada`.
 async fn operators(node: &NodeProcess) -> Value {
     let ada = support::http_client_as(("ada", "8642"));
@@ -61,124 +101,118 @@ async fn a_client_key_on_operator_set_and_disable_replays_the_first_outcome() {
     .await;
     assert_eq!((status, replayed), (201, false), "{first}");
     let index = first["log_index"].as_u64().expect("a log index");
-    let (status, replayed, again) = send(
+    expect_replay(
         &ada,
         &a,
         Method::POST,
         "/v1/operators",
         Some("set-c7"),
         &cat,
+        &first,
     )
     .await;
-    assert_eq!((status, replayed), (200, true), "{again}");
-    assert_eq!(again["log_index"].as_u64(), Some(index), "{again}");
-    assert_eq!(again["outcome"], first["outcome"], "the first outcome");
     // The same key for another request: refused, nothing changes.
     let listed = operators(&a).await;
     let renamed = json!({"operator_id": "cat", "name": "Kat", "role": "cashier", "pin": "1111"});
-    let (status, _, reused) = send(
+    expect_refusal(
         &ada,
         &a,
         Method::POST,
         "/v1/operators",
         Some("set-c7"),
         &renamed,
+        (409, "idempotency_key_reused"),
     )
     .await;
-    assert_eq!(
-        (status, code(&reused)),
-        (409, Some("idempotency_key_reused")),
-        "{reused}"
-    );
     assert_eq!(operators(&a).await, listed, "a reused key changes nothing");
     // Without a key the upsert applies again, at a new index (unchanged behaviour).
     let (status, replayed, fresh) = send(&ada, &a, Method::POST, "/v1/operators", None, &cat).await;
     assert_eq!((status, replayed), (201, false), "{fresh}");
     assert!(fresh["log_index"].as_u64() > Some(index), "{fresh}");
     // A malformed key is refused before anything is proposed.
-    let (status, _, bad) = send(
+    expect_refusal(
         &ada,
         &a,
         Method::POST,
         "/v1/operators",
         Some("with space"),
         &cat,
+        (400, "invalid_idempotency_key"),
     )
     .await;
-    assert_eq!(
-        (status, code(&bad)),
-        (400, Some("invalid_idempotency_key")),
-        "{bad}"
-    );
 
     // Operator disable, twice under one key: the second is the first's replay, not 409.
     let path = "/v1/operators/cat/disable";
     let (status, replayed, first) =
         send(&ada, &a, Method::POST, path, Some("dis-c6"), &Value::Null).await;
     assert_eq!((status, replayed), (201, false), "{first}");
-    let (status, replayed, again) =
-        send(&ada, &a, Method::POST, path, Some("dis-c6"), &Value::Null).await;
-    assert_eq!((status, replayed), (200, true), "{again}");
-    assert_eq!(again["log_index"], first["log_index"], "{again}");
-    assert_eq!(again["outcome"], first["outcome"], "the first outcome");
+    expect_replay(
+        &ada,
+        &a,
+        Method::POST,
+        path,
+        Some("dis-c6"),
+        &Value::Null,
+        &first,
+    )
+    .await;
     // Another key (or none): disabled already, as before.
-    let (status, _, other) = send(&ada, &a, Method::POST, path, Some("dis-c8"), &Value::Null).await;
-    assert_eq!(
-        (status, code(&other)),
-        (409, Some("operator_disabled")),
-        "{other}"
-    );
-    let (status, _, none) = send(&ada, &a, Method::POST, path, None, &Value::Null).await;
-    assert_eq!(
-        (status, code(&none)),
-        (409, Some("operator_disabled")),
-        "{none}"
-    );
+    for key in [Some("dis-c8"), None] {
+        let refusal = (409, "operator_disabled");
+        expect_refusal(&ada, &a, Method::POST, path, key, &Value::Null, refusal).await;
+    }
     // The disable key used for another operator's disable: refused.
-    let (status, _, reused) = send(
+    expect_refusal(
         &ada,
         &a,
         Method::POST,
         "/v1/operators/ada/disable",
         Some("dis-c6"),
         &Value::Null,
+        (409, "idempotency_key_reused"),
     )
     .await;
-    assert_eq!(
-        (status, code(&reused)),
-        (409, Some("idempotency_key_reused")),
-        "{reused}"
-    );
 
     // The offline card budget and a certificate revocation follow the same rule.
     let budget = json!({"amount_minor": 50_000, "currency": "GBP"});
     let path = "/v1/payments/exposure-budget";
     let (status, _, first) = send(&ada, &a, Method::PUT, path, Some("bud-1"), &budget).await;
     assert_eq!(status, 201, "{first}");
-    let (status, replayed, again) = send(&ada, &a, Method::PUT, path, Some("bud-1"), &budget).await;
-    assert_eq!((status, replayed), (200, true), "{again}");
-    assert_eq!(again["log_index"], first["log_index"], "{again}");
+    expect_replay(&ada, &a, Method::PUT, path, Some("bud-1"), &budget, &first).await;
     let other = json!({"amount_minor": 60_000, "currency": "GBP"});
-    let (status, _, reused) = send(&ada, &a, Method::PUT, path, Some("bud-1"), &other).await;
-    assert_eq!(
-        (status, code(&reused)),
-        (409, Some("idempotency_key_reused")),
-        "{reused}"
-    );
+    expect_refusal(
+        &ada,
+        &a,
+        Method::PUT,
+        path,
+        Some("bud-1"),
+        &other,
+        (409, "idempotency_key_reused"),
+    )
+    .await;
     let path = "/v1/store/certificates/0c/revoke";
     let (status, _, first) = send(&ada, &a, Method::POST, path, Some("rev-1"), &Value::Null).await;
     assert_eq!(status, 201, "{first}");
-    let (status, replayed, again) =
-        send(&ada, &a, Method::POST, path, Some("rev-1"), &Value::Null).await;
-    assert_eq!((status, replayed), (200, true), "{again}");
-    assert_eq!(again["log_index"], first["log_index"], "{again}");
-    assert_eq!(again["outcome"], first["outcome"], "{again}");
-    let (status, _, none) = send(&ada, &a, Method::POST, path, None, &Value::Null).await;
-    assert_eq!(
-        (status, code(&none)),
-        (409, Some("already_revoked")),
-        "{none}"
-    );
+    expect_replay(
+        &ada,
+        &a,
+        Method::POST,
+        path,
+        Some("rev-1"),
+        &Value::Null,
+        &first,
+    )
+    .await;
+    expect_refusal(
+        &ada,
+        &a,
+        Method::POST,
+        path,
+        None,
+        &Value::Null,
+        (409, "already_revoked"),
+    )
+    .await;
 }
 
 /// The members (voters and learners) `node` sees in the store's Raft group.
@@ -224,42 +258,39 @@ async fn a_client_key_on_a_device_removal_replays_the_first_retirement() {
         "{first}"
     );
     for node in [&b, &a] {
-        let (status, replayed, again) =
-            send(&ada, node, Method::POST, path, Some("rem-1"), &Value::Null).await;
-        assert_eq!((status, replayed), (200, true), "{}: {again}", node.api);
-        assert_eq!(again["log_index"].as_u64(), Some(index), "{again}");
-        assert_eq!(again["outcome"], first["outcome"], "the first outcome");
+        expect_replay(
+            &ada,
+            node,
+            Method::POST,
+            path,
+            Some("rem-1"),
+            &Value::Null,
+            &first,
+        )
+        .await;
     }
     // The same key for another device's removal: refused, till-2 stays.
-    let (status, _, reused) = send(
+    expect_refusal(
         &ada,
         &a,
         Method::POST,
         "/v1/store/devices/till-2/remove",
         Some("rem-1"),
         &Value::Null,
+        (409, "idempotency_key_reused"),
     )
     .await;
-    assert_eq!(
-        (status, code(&reused)),
-        (409, Some("idempotency_key_reused")),
-        "{reused}"
-    );
     // A malformed key is refused before anything is proposed.
-    let (status, _, bad) = send(
+    expect_refusal(
         &ada,
         &b,
         Method::POST,
         "/v1/store/devices/till-2/remove",
         Some("with space"),
         &Value::Null,
+        (400, "invalid_idempotency_key"),
     )
     .await;
-    assert_eq!(
-        (status, code(&bad)),
-        (400, Some("invalid_idempotency_key")),
-        "{bad}"
-    );
     assert!(
         members(&client, &a).await.contains(&"till-2".to_owned()),
         "a refused removal removes nothing"

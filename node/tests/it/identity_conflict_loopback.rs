@@ -56,7 +56,7 @@ async fn wait_status(
 async fn a_wiped_till_restarted_under_its_old_id_neither_sells_nor_forks_the_ledger() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    support::issue_identities(
+    support::issue_identities_in(
         d,
         &[
             ("s1", "till-1"),
@@ -64,7 +64,6 @@ async fn a_wiped_till_restarted_under_its_old_id_neither_sells_nor_forks_the_led
             ("s1", "till-3"),
             ("s1", "till-4"),
         ],
-        |device| d.join(format!("{device}-id")),
     );
     let client = support::http_client();
     let a = start(d, "till-1", &[]);

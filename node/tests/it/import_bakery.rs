@@ -49,9 +49,7 @@ async fn the_whole_bakery_file_imports_and_reconciles_per_day() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-2")], |device| {
-        d.join(format!("{device}-id"))
-    });
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-2")]);
     let node = support::start_mesh_node(d, "s1", "till-1", "127.0.0.1:0", &[]);
     let summary = tokio::task::spawn_blocking({
         let api = node.api.clone();
@@ -329,9 +327,7 @@ async fn an_import_cut_short_by_a_crash_lists_what_was_not_acknowledged_and_resu
 async fn the_same_export_through_a_second_device_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-2")], |device| {
-        d.join(format!("{device}-id"))
-    });
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-2")]);
     let a = support::start_mesh_node(d, "s1", "till-1", "127.0.0.1:0", &[]);
     let client = reqwest::Client::new();
     let a_mesh = support::mesh_addr(&client, &a).await;

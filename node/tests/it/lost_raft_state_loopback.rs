@@ -196,11 +196,7 @@ async fn a_wiped_learner_is_never_promoted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    support::issue_identities(
-        d,
-        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
-        |device| d.join(format!("{device}-id")),
-    );
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")]);
     let a = start(d, "till-1", &[], true);
     let a_mesh = support::mesh_addr(&client, &a).await;
     let b = start(d, "till-2", &[format!("till-1@{a_mesh}")], false);

@@ -53,7 +53,7 @@ async fn devices_of_a_store_connect_and_strangers_are_refused() {
         ("s1", "till-3"),
         ("s2", "till-9"),
     ];
-    support::issue_identities(d, &devices, |device| d.join(format!("{device}-id")));
+    support::issue_identities_in(d, &devices);
     let key_mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(d.join("till-1-id/node.key"))
             .expect("key")

@@ -149,9 +149,7 @@ fn skus(order: &Value) -> Vec<(String, i64)> {
 async fn orders_merge_and_a_double_close_and_an_over_refund_are_settled_on_heal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-2")], |device| {
-        d.join(format!("{device}-id"))
-    });
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-2")]);
     let client = support::http_client();
     let a = start(d, "till-1", &[]);
     let a_mesh = support::mesh_addr(&client, &a).await;

@@ -320,11 +320,7 @@ async fn start_store(
     d: &Path,
     acquirer: &str,
 ) -> (NodeProcess, NodeProcess, NodeProcess) {
-    support::issue_identities(
-        d,
-        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
-        |device| d.join(format!("{device}-id")),
-    );
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")]);
     let a = start(d, "till-1", &[], &payment_flags(acquirer, 20_000, true));
     let a_mesh = support::mesh_addr(client, &a).await;
     let b = start(
@@ -928,9 +924,7 @@ async fn a_leader_without_an_acquirer_alerts_while_payments_wait() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    support::issue_identities(d, &[("s1", "till-1")], |device| {
-        d.join(format!("{device}-id"))
-    });
+    support::issue_identities_in(d, &[("s1", "till-1")]);
     // till-1 leads a one-device store without --acquirer: its card payment is taken
     // offline and queued, and nothing can forward it.
     let flags = ["--saf-interval-ms", "200", "--raft-bootstrap"].map(str::to_owned);

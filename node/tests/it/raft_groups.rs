@@ -42,11 +42,7 @@ async fn two_raft_groups_in_one_store_refuse_each_other_without_a_fight() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    support::issue_identities(
-        d,
-        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
-        |device| d.join(format!("{device}-id")),
-    );
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")]);
     let group_1 = init(d, "till-1")["group"].clone();
     let group_2 = init(d, "till-2")["group"].clone();
     assert_ne!(group_1["group_id"], group_2["group_id"]);

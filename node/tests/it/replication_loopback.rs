@@ -83,7 +83,7 @@ async fn converge(
 async fn devices_of_a_store_converge_and_a_late_device_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    support::issue_identities(
+    support::issue_identities_in(
         d,
         &[
             ("s1", "till-1"),
@@ -91,7 +91,6 @@ async fn devices_of_a_store_converge_and_a_late_device_catches_up() {
             ("s1", "till-3"),
             ("s1", "till-4"),
         ],
-        |device| d.join(format!("{device}-id")),
     );
     let client = support::http_client();
     let a = start(d, "till-1", &[]);
@@ -223,9 +222,7 @@ async fn tampered_and_forged_batches_are_refused_and_nothing_is_stored() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-9")], |device| {
-        d.join(format!("{device}-id"))
-    });
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-9")]);
     let client = support::http_client();
     let a = start(d, "till-1", &[]);
     post_sales(&client, &a, "honest", 3).await;

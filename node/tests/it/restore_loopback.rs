@@ -52,7 +52,7 @@ async fn a_store_that_lost_every_device_is_restored_from_the_cloud() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    support::issue_identities(
+    support::issue_identities_in(
         d,
         &[
             ("s1", "till-1"),
@@ -62,7 +62,6 @@ async fn a_store_that_lost_every_device_is_restored_from_the_cloud() {
             ("s1", "till-5"),
             ("s9", "till-9"),
         ],
-        |device| d.join(format!("{device}-id")),
     );
     support::ca(&[
         "issue-cloud",

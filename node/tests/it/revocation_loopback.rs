@@ -364,11 +364,7 @@ async fn the_cloud_and_the_uplinks_honour_store_wide_revocations() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    support::issue_identities(
-        d,
-        &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")],
-        |device| d.join(format!("{device}-id")),
-    );
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-2"), ("s1", "till-3")]);
     let cloud_id = issue_cloud(d);
     let cloud = start_cloud(d, "127.0.0.1:0");
     let (a, b, c) = start_uploading_store(&client, d, &cloud.quic).await;
@@ -468,7 +464,7 @@ async fn a_revoked_tills_later_entries_relayed_by_another_device_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    support::issue_identities(
+    support::issue_identities_in(
         d,
         &[
             ("s1", "till-1"),
@@ -476,7 +472,6 @@ async fn a_revoked_tills_later_entries_relayed_by_another_device_are_refused() {
             ("s1", "till-3"),
             ("s1", "till-4"),
         ],
-        |device| d.join(format!("{device}-id")),
     );
     issue_cloud(d);
     let cloud = start_cloud(d, "127.0.0.1:0");

@@ -30,9 +30,7 @@ async fn a_device_joining_after_compaction_installs_a_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    support::issue_identities(d, &[("s1", "till-1"), ("s1", "till-2")], |device| {
-        d.join(format!("{device}-id"))
-    });
+    support::issue_identities_in(d, &[("s1", "till-1"), ("s1", "till-2")]);
     let a = support::start_mesh_node_with(
         d,
         "s1",

@@ -31,9 +31,15 @@ pub(super) async fn set_operator(
     by: Option<(&str, &str)>,
     body: Value,
 ) -> (u16, Value) {
-    let mut request = client
+    let request = client
         .post(format!("http://{}/v1/operators", node.api))
         .json(&body);
+    send_as(request, by).await
+}
+
+/// Sends `request` with `by` (operator id, PIN) in the `X-Operator-Id` / `X-Operator-Pin`
+/// headers if given; the status and the JSON answer (null if none).
+async fn send_as(mut request: reqwest::RequestBuilder, by: Option<(&str, &str)>) -> (u16, Value) {
     if let Some((id, pin)) = by {
         request = request
             .header("X-Operator-Id", id)
@@ -63,9 +69,7 @@ pub(super) async fn one_device_store(
     client: &reqwest::Client,
     d: &std::path::Path,
 ) -> posmesh_node::node_process::NodeProcess {
-    support::issue_identities(d, &[("s1", "till-1")], |device| {
-        d.join(format!("{device}-id"))
-    });
+    support::issue_identities_in(d, &[("s1", "till-1")]);
     let status = Command::new(support::binary())
         .args([
             "init",
@@ -339,18 +343,11 @@ async fn unlock(
     operator: &str,
     by: Option<(&str, &str)>,
 ) -> (u16, Value) {
-    let mut request = client.post(format!(
+    let request = client.post(format!(
         "http://{}/v1/operators/{operator}/unlock",
         node.api
     ));
-    if let Some((id, pin)) = by {
-        request = request
-            .header("X-Operator-Id", id)
-            .header("X-Operator-Pin", pin);
-    }
-    let response = request.send().await.expect("answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    send_as(request, by).await
 }
 
 /// `posmesh operator unlock --operator <operator> <flag> ada` on `node` (`flag`: `--as`,

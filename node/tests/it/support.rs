@@ -218,6 +218,12 @@ pub fn issue_identities(
     }
 }
 
+/// [`issue_identities`] with each identity directory at `dir/<device>-id`, where the tests
+/// keep them.
+pub fn issue_identities_in(dir: &std::path::Path, devices: &[(&str, &str)]) {
+    issue_identities(dir, devices, |device| dir.join(format!("{device}-id")));
+}
+
 /// A client whose requests give up after 10 s, so a hung node fails a test instead of
 /// stalling it.
 pub fn http_client() -> reqwest::Client {
