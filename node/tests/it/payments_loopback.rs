@@ -56,7 +56,10 @@ struct Acquirer {
 }
 
 impl Acquirer {
-    fn start(addr: &str, dir: &Path, extra: &[&str]) -> Acquirer {
+    /// Starts the simulator on `port`, giving up the port's reservation just before.
+    fn start(port: &mut AcquirerPort, dir: &Path, extra: &[&str]) -> Acquirer {
+        drop(port.held.take());
+        let addr = port.addr.as_str();
         let binary = support::binary()
             .parent()
             .expect("target dir")
@@ -126,10 +129,30 @@ fn rand_suffix() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// A free loopback port (nothing listens there until the acquirer starts).
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").to_string()
+/// A loopback port kept for the acquirer simulator until it starts.
+///
+/// The socket is bound but never listens: a device's connection is refused (the acquirer is
+/// offline, as the offline tests need) and no other test's server can be given the port in
+/// the meantime. A port that was merely free once could be handed to another test's HTTP
+/// server running in parallel; a device would then "reach the acquirer" and read HTTP.
+struct AcquirerPort {
+    addr: String,
+    held: Option<tokio::net::TcpSocket>,
+}
+
+impl AcquirerPort {
+    fn reserve() -> AcquirerPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(false).expect("no SO_REUSEADDR");
+        socket
+            .bind("127.0.0.1:0".parse().expect("loopback"))
+            .expect("bind a loopback port");
+        let addr = socket.local_addr().expect("addr").to_string();
+        AcquirerPort {
+            addr,
+            held: Some(socket),
+        }
+    }
 }
 
 async fn post(
@@ -412,10 +435,11 @@ async fn wait_queued(client: &reqwest::Client, node: &NodeProcess, count: u64) {
 async fn online_card_payments_charge_once_and_refuse_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let client = support::http_client();
-    let addr = free_addr();
+    let mut port = AcquirerPort::reserve();
+    let addr = port.addr.clone();
     // Declines PANs starting 4000; the first 0200 whose PAN is 4111111111111111 times out.
     let acquirer = Acquirer::start(
-        &addr,
+        &mut port,
         dir.path(),
         &[
             "--decline-pan-prefix",
@@ -548,7 +572,8 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    let addr = free_addr();
+    let mut port = AcquirerPort::reserve();
+    let addr = port.addr.clone();
     let (mut a, b, c) = start_store(&client, d, &addr).await;
     assert_eq!(leader(&client, &[&a, &b, &c], 3).await, "till-1");
     // Budget 40000: till-1 5000, till-2 30000, till-3 none.
@@ -679,7 +704,7 @@ async fn offline_payments_stay_within_limits_and_are_forwarded_exactly_once() {
     }
 
     // The acquirer returns, slowly: the leader forwards; it is SIGKILLed mid-batch.
-    let acquirer = Acquirer::start(&addr, d, &["--delay-ms", "150"]);
+    let acquirer = Acquirer::start(&mut port, d, &["--delay-ms", "150"]);
     let started = Instant::now();
     while acquirer.arrivals("advice").0 == 0 {
         assert!(started.elapsed() < LIMIT, "no advice arrived");
@@ -731,7 +756,8 @@ async fn a_destroyed_device_s_offline_payments_are_forwarded_by_another() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let client = support::http_client();
-    let addr = free_addr();
+    let mut port = AcquirerPort::reserve();
+    let addr = port.addr.clone();
     let (a, b, c) = start_store(&client, d, &addr).await;
     assert_eq!(leader(&client, &[&a, &b, &c], 3).await, "till-1");
     assert_eq!(set_budget(&client, &a, 10000).await, 201);
@@ -779,7 +805,7 @@ async fn a_destroyed_device_s_offline_payments_are_forwarded_by_another() {
     std::fs::remove_dir_all(d.join("till-3")).expect("delete till-3's data");
     // The first advice goes unanswered: it is resent as a 0221 repeat (same STAN/RRN).
     let acquirer = Acquirer::start(
-        &addr,
+        &mut port,
         d,
         &[
             "--fault",
@@ -819,10 +845,11 @@ async fn a_destroyed_device_s_offline_payments_are_forwarded_by_another() {
 async fn voiding_a_card_sale_reverses_its_payment_first() {
     let dir = tempfile::tempdir().expect("tempdir");
     let client = support::http_client();
-    let addr = free_addr();
+    let mut port = AcquirerPort::reserve();
+    let addr = port.addr.clone();
     // The first reversal is processed but never answered.
     let acquirer = Acquirer::start(
-        &addr,
+        &mut port,
         dir.path(),
         &[
             "--fault",
@@ -944,8 +971,9 @@ async fn a_leader_without_an_acquirer_alerts_while_payments_wait() {
     wait_stall_alert(&client, &a, "till-1", true).await;
     // Restarted with an acquirer: the payment is forwarded and the alert cleared.
     a.stop().expect("clean stop");
-    let addr = free_addr();
-    let acquirer = Acquirer::start(&addr, d, &[]);
+    let mut port = AcquirerPort::reserve();
+    let addr = port.addr.clone();
+    let acquirer = Acquirer::start(&mut port, d, &[]);
     let a = start(d, "till-1", &[], &payment_flags(&addr, 20_000, false));
     wait_queues_empty(&client, &[&a]).await;
     wait_stall_alert(&client, &a, "till-1", false).await;
