@@ -737,6 +737,12 @@ pub enum FrameError {
     /// The length prefix exceeds [`FRAME_BODY_MAX_BYTES`].
     #[error("frame length {0} exceeds the maximum {FRAME_BODY_MAX_BYTES} bytes")]
     TooLong(usize),
+    /// The length prefix is two printable ASCII characters (e.g. `HT` of `HTTP/1.1`): the
+    /// peer speaks a text protocol, so the configured address is not an ISO 8583 acquirer.
+    #[error(
+        "the peer sent text ({0:?}…), not an ISO 8583 length prefix: is this address the acquirer's ISO 8583 port?"
+    )]
+    Text(String),
 }
 
 /// The message framed for TCP: 2-byte big-endian length, then the encoded message.
@@ -759,13 +765,20 @@ pub fn encode_frame(message: &Message) -> Result<Vec<u8>, FrameError> {
 /// Checks a frame length prefix.
 ///
 /// # Errors
-/// [`FrameError`] for 0 or more than [`FRAME_BODY_MAX_BYTES`].
+/// [`FrameError`] for 0 or more than [`FRAME_BODY_MAX_BYTES`]; [`FrameError::Text`] when an
+/// over-long prefix is printable text (an HTTP server answering, for instance).
 pub fn check_frame_len(prefix: [u8; 2]) -> Result<usize, FrameError> {
     let len = usize::from(u16::from_be_bytes(prefix));
     if len == 0 {
         Err(FrameError::Empty)
     } else if len > FRAME_BODY_MAX_BYTES {
-        Err(FrameError::TooLong(len))
+        if prefix.iter().all(u8::is_ascii_graphic) {
+            Err(FrameError::Text(
+                String::from_utf8_lossy(&prefix).into_owned(),
+            ))
+        } else {
+            Err(FrameError::TooLong(len))
+        }
     } else {
         Ok(len)
     }
@@ -949,6 +962,11 @@ mod tests {
         assert_eq!(
             check_frame_len([0xff, 0xff]),
             Err(FrameError::TooLong(65535))
+        );
+        // What an HTTP server sends first: "HTTP/1.1 …" reads as length 0x4854.
+        assert_eq!(
+            check_frame_len(*b"HT"),
+            Err(FrameError::Text("HT".to_owned()))
         );
     }
 
