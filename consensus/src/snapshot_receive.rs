@@ -24,6 +24,8 @@
 //! Raft core holds it (`Raft::with_raft_state`): only a snapshot from the leader this device
 //! already follows is answered here; anything else (another vote, a log id this log does not
 //! hold, a snapshot at or below the commit index) goes to openraft unchanged.
+//!
+//! The report for upstream: `docs/upstream/openraft-0.10.0-alpha.37.md`.
 
 use crate::TypeConfig;
 use openraft::error::Fatal;
