@@ -43,7 +43,11 @@
 
 pub mod acquirer;
 pub mod network;
+mod report;
+mod store_api;
 pub mod till;
+
+pub use report::DemoReport;
 
 use crate::catalog_file::load_catalog;
 use crate::cloud::process::{CloudProcess, CloudSpec};
@@ -54,14 +58,18 @@ use crate::import::till_export::parse_till_export;
 use crate::loopback_store::{client, status, wait_connected, LoopbackStore};
 use crate::node_process::{NodeProcess, NodeSpec, Placement};
 use crate::report::day_totals::DayTotals;
-use acquirer::{AcquirerProcess, Arrivals};
+use acquirer::AcquirerProcess;
 use anyhow::{bail, Context};
 use network::{NetworkMode, Plan, StoreNetwork};
-use serde::Serialize;
+use report::{count_paid, discovery_complete, print_last_day, print_report, print_z_report};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-use till::{sell, with_card, Paid};
+use store_api::{
+    close_day, cloud_entries, commit, count_sales, own_entries, peer_sources, queued_payments,
+    wait_applied, wait_leader,
+};
+use till::{sell, with_card};
 
 /// Devices in the demo store.
 pub const DEVICES: usize = 3;
@@ -109,82 +117,6 @@ pub struct DemoArgs {
     /// Fail on purpose at the start of this day (1-based), to check the clean-up.
     #[arg(long, hide = true)]
     pub fail_on_day: Option<usize>,
-}
-
-/// What the demo found (printed as its last line, JSON).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct DemoReport {
-    /// Transactions in the file.
-    pub transactions_in_file: usize,
-    /// Transactions with a real item: the sales planned.
-    pub sales_planned: usize,
-    /// Days replayed.
-    pub days: usize,
-    /// Sales planned per device.
-    pub planned_per_device: BTreeMap<String, u64>,
-    /// Sales each device's journal holds at the end (its own journal).
-    pub recorded_per_device: BTreeMap<String, u64>,
-    /// Entries every device holds at the end (all devices' journals).
-    pub entries_on_every_device: Vec<u64>,
-    /// The device SIGKILLed and the day.
-    pub killed: Option<(String, String)>,
-    /// Sales re-sent after the restart (not acknowledged before the kill).
-    pub resent_after_restart: usize,
-    /// The device cut off and its first and last day alone.
-    pub partitioned: Option<(String, String, String)>,
-    /// Sales the cut-off device took alone.
-    pub sold_while_partitioned: u64,
-    /// Milliseconds from the last sale until every device held every entry.
-    pub converged_ms: u64,
-    /// Days whose totals are identical on every device.
-    pub days_identical: usize,
-    /// Days whose item count equals the file's.
-    pub days_matching_file: usize,
-    /// Journals whose hash chain and signed heads verify.
-    pub journals_verified: usize,
-    /// First and last day the store had no internet (the cloud unreachable).
-    pub cloud_outage: Option<(String, String)>,
-    /// Sales taken during the outage.
-    pub sold_during_cloud_outage: u64,
-    /// Entries the cloud held when the internet came back (the rest was uploaded after).
-    pub cloud_entries_at_heal: u64,
-    /// Entries the cloud holds at the end (each sale once: equals the sales planned).
-    pub cloud_entries: u64,
-    /// Sales in the cloud's chain report at the end.
-    pub sales_in_cloud: u64,
-    /// Days whose totals in the cloud equal the devices'.
-    pub cloud_days_identical: usize,
-    /// Milliseconds from device convergence until the cloud held every sale.
-    pub cloud_converged_ms: u64,
-    /// Card payments approved online by the acquirer.
-    pub card_online: u64,
-    /// Card payments taken offline (acquirer unreachable) within the limits.
-    pub card_offline_taken: u64,
-    /// Card payments refused offline (402 `offline_*`) and paid in cash instead.
-    pub card_refused_offline_paid_cash: u64,
-    /// Offline payments' advices at the acquirer after the outage (unique must equal
-    /// `card_offline_taken`; raw counts repeats).
-    pub forwarded: Arrivals,
-    /// Payments left in the devices' store-and-forward queues at the end (must be 0).
-    pub queued_at_end: u64,
-    /// The cloud's unforwarded offline card payments of the store at the end (must be 0).
-    pub cloud_unforwarded: u64,
-    /// Milliseconds from the last sale until every offline payment was seen forwarded (the
-    /// forwarder starts when the internet comes back, so most are forwarded before).
-    pub forwarded_ms: u64,
-    /// The last day, closed through Raft: its Z-report (as till-1 answers it).
-    pub z_report: Option<serde_json::Value>,
-    /// Devices whose Z-report of the last day is byte-identical to till-1's.
-    pub z_report_identical: usize,
-    /// Where the store ran: `netns` (`root` or `user` namespaces) or `loopback`.
-    pub network: String,
-    /// How the devices found each other: `mdns` (netns) or `static` (loopback).
-    pub discovery: String,
-    /// Each device's connected peers once the store formed, by how it learned of them
-    /// (`mdns`, `static` or `incoming`: the peer dialled first).
-    pub peers_by_source: BTreeMap<String, BTreeMap<String, String>>,
-    /// True when everything above reconciles.
-    pub reconciled: bool,
 }
 
 /// Runs the demo and prints its report.
@@ -724,72 +656,6 @@ async fn run_store(
     Ok(())
 }
 
-/// Every device connected to every other once the store formed; in netns mode none by a
-/// static peer address (each pair found by mDNS on at least one side: nothing else
-/// tells a device where the other is).
-fn discovery_complete(report: &DemoReport) -> bool {
-    let full = report.peers_by_source.len() == DEVICES
-        && report
-            .peers_by_source
-            .values()
-            .all(|peers| peers.len() == DEVICES - 1);
-    if report.discovery != "mdns" {
-        return full;
-    }
-    let devices: Vec<&String> = report.peers_by_source.keys().collect();
-    let found = |a: &String, b: &String| {
-        report.peers_by_source[a].get(b).map(String::as_str) == Some("mdns")
-    };
-    full && report
-        .peers_by_source
-        .values()
-        .all(|peers| peers.values().all(|source| source != "static"))
-        && devices
-            .iter()
-            .enumerate()
-            .all(|(i, a)| devices[i + 1..].iter().all(|b| found(a, b) || found(b, a)))
-}
-
-/// `node`'s connected peers and how it learned of each (`mdns`, `static`, `incoming`).
-async fn peer_sources(
-    client: &reqwest::Client,
-    node: &NodeProcess,
-) -> anyhow::Result<BTreeMap<String, String>> {
-    let status = status(client, node).await?;
-    Ok(status["mesh"]["peers"]
-        .as_array()
-        .map(|peers| {
-            peers
-                .iter()
-                .filter(|p| p["state"] == "connected")
-                .filter_map(|p| {
-                    Some((
-                        p["device_id"].as_str()?.to_owned(),
-                        p["source"].as_str()?.to_owned(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-/// Entries the cloud holds of the demo store.
-async fn cloud_entries(cloud: &CloudProcess) -> anyhow::Result<u64> {
-    let chain = crate::cloud::client::fetch_chain_report(&cloud.http, &cloud.admin_token).await?;
-    Ok(chain.store(STORE_ID).map_or(0, |s| s.entries))
-}
-
-/// Entries of its own journal that device `index` holds.
-async fn own_entries(
-    client: &reqwest::Client,
-    nodes: &[Option<NodeProcess>],
-    index: usize,
-) -> anyhow::Result<u64> {
-    let node = nodes[index].as_ref().context("device up")?;
-    let status = status(client, node).await?;
-    Ok(status["journal"]["last_seq"].as_u64().unwrap_or(0))
-}
-
 fn live(nodes: &[Option<NodeProcess>]) -> Vec<&NodeProcess> {
     nodes.iter().flatten().collect()
 }
@@ -872,16 +738,6 @@ async fn send_day(
     Ok(failed)
 }
 
-/// Counts how a sale was paid into the report.
-fn count_paid(report: &mut DemoReport, paid: Paid) {
-    match paid {
-        Paid::Cash => {}
-        Paid::CardOnline => report.card_online += 1,
-        Paid::CardOffline => report.card_offline_taken += 1,
-        Paid::CardRefusedThenCash => report.card_refused_offline_paid_cash += 1,
-    }
-}
-
 /// The node flags of a demo device: the acquirer, the offline limits, a fast
 /// store-and-forward tick; `bootstrap` starts the store's Raft group.
 fn payment_flags(acquirer: &str, device_cap_minor: i64, bootstrap: bool) -> Vec<String> {
@@ -908,318 +764,4 @@ fn payment_flags(acquirer: &str, device_cap_minor: i64, bootstrap: bool) -> Vec<
         flags.push("--raft-bootstrap".to_owned());
     }
     flags
-}
-
-/// Waits until every node names the same Raft leader and [`DEVICES`] voters; answers the
-/// leader.
-async fn wait_leader(client: &reqwest::Client, nodes: &[&NodeProcess]) -> anyhow::Result<String> {
-    let started = crate::clock::monotonic_now();
-    loop {
-        let mut views = Vec::new();
-        for node in nodes {
-            views.push(status(client, node).await?["raft"].clone());
-        }
-        let leader = views[0]["leader"].as_str().map(str::to_owned);
-        let agreed = views.iter().all(|v| {
-            v["leader"].as_str() == leader.as_deref()
-                && v["voters"].as_array().map(Vec::len) == Some(DEVICES)
-        });
-        if let (true, Some(leader)) = (agreed, leader) {
-            return Ok(leader);
-        }
-        anyhow::ensure!(
-            started.elapsed() < CONVERGENCE_WAIT,
-            "the store's Raft group has no leader with {DEVICES} voters: {views:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// PUTs `body` to `path` of the API at `api` (a command committed through Raft); answers
-/// its log index.
-async fn commit(
-    client: &reqwest::Client,
-    api: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> anyhow::Result<u64> {
-    let response = client
-        .put(format!("http://{api}{path}"))
-        .json(&body)
-        .send()
-        .await?;
-    let code = response.status();
-    let answer: serde_json::Value = response.json().await.unwrap_or_default();
-    anyhow::ensure!(code.is_success(), "PUT {path}: {code} {answer}");
-    answer["log_index"]
-        .as_u64()
-        .with_context(|| format!("PUT {path} answered no log index: {answer}"))
-}
-
-/// Waits until every node applied the Raft log up to `index` (the offline decision reads
-/// the locally applied allotment).
-async fn wait_applied(
-    client: &reqwest::Client,
-    nodes: &[&NodeProcess],
-    index: u64,
-) -> anyhow::Result<()> {
-    let started = crate::clock::monotonic_now();
-    for node in nodes {
-        while status(client, node).await?["raft"]["applied_index"]
-            .as_u64()
-            .unwrap_or(0)
-            < index
-        {
-            anyhow::ensure!(
-                started.elapsed() < CONVERGENCE_WAIT,
-                "log index {index} not applied on {}",
-                node.api
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Ok(())
-}
-
-/// Payments in `node`'s store-and-forward queue.
-async fn queued_payments(client: &reqwest::Client, node: &NodeProcess) -> anyhow::Result<u64> {
-    let view: serde_json::Value = client
-        .get(format!("http://{}/v1/payments/queue", node.api))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    view["queued"]
-        .as_u64()
-        .with_context(|| format!("queue view without `queued`: {view}"))
-}
-
-/// Sales of `device`'s journal that `node` holds (`GET /v1/sales?device=…`, paged; the
-/// journal's other entries, payment acknowledgements, are not sales).
-async fn count_sales(
-    client: &reqwest::Client,
-    node: &NodeProcess,
-    device: &str,
-) -> anyhow::Result<u64> {
-    let mut count = 0;
-    let mut after = 0u64;
-    loop {
-        let page: serde_json::Value = client
-            .get(format!(
-                "http://{}/v1/sales?device={device}&after_seq={after}&limit=1000",
-                node.api
-            ))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        count += page["entries"].as_array().map_or(0, Vec::len) as u64;
-        match page["next_after_seq"].as_u64() {
-            Some(next) => after = next,
-            None => return Ok(count),
-        }
-    }
-}
-
-/// Closes `date` through Raft (on the first node) and fetches its Z-report from every
-/// node once each has applied the close and holds the cut; answers the first node's
-/// report and how many nodes answered byte-identical bytes.
-async fn close_day(
-    client: &reqwest::Client,
-    nodes: &[&NodeProcess],
-    date: &str,
-) -> anyhow::Result<(serde_json::Value, usize)> {
-    let response = client
-        .post(format!("http://{}/v1/days/{date}/close", nodes[0].api))
-        .header("Idempotency-Key", format!("demo-close-{date}"))
-        .send()
-        .await?;
-    let code = response.status();
-    anyhow::ensure!(
-        code.is_success(),
-        "closing {date}: {code} {}",
-        response.text().await.unwrap_or_default()
-    );
-    let started = crate::clock::monotonic_now();
-    let mut bodies = Vec::new();
-    for node in nodes {
-        loop {
-            let response = client
-                .get(format!("http://{}/v1/reports/z/{date}", node.api))
-                .send()
-                .await?;
-            if response.status().is_success() {
-                let bytes = response.bytes().await?;
-                let complete = serde_json::from_slice::<serde_json::Value>(&bytes)?["complete"]
-                    == serde_json::Value::Bool(true);
-                if complete {
-                    bodies.push(bytes);
-                    break;
-                }
-            }
-            anyhow::ensure!(
-                started.elapsed() < CONVERGENCE_WAIT,
-                "no complete Z-report of {date} on {}",
-                node.api
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let identical = bodies.iter().filter(|b| **b == bodies[0]).count();
-    Ok((serde_json::from_slice(&bodies[0])?, identical))
-}
-
-fn print_z_report(z: &serde_json::Value, identical: usize) {
-    let totals = &z["totals"];
-    let tender = |kind: &str| pounds(totals["tenders_minor"][kind].as_i64().unwrap_or(0));
-    println!(
-        "== Z-report {} (closed through Raft at log index {}): {} sales, takings £{}, VAT £{}, cash £{}, card £{}; late entries {}; byte-identical on {identical} of {DEVICES} devices",
-        z["business_date"].as_str().unwrap_or("?"),
-        z["closed_at_index"],
-        totals["sales"],
-        pounds(totals["takings_minor"].as_i64().unwrap_or(0)),
-        pounds(totals["tax_minor"].as_i64().unwrap_or(0)),
-        tender("cash"),
-        tender("card"),
-        z["late_entries"].as_array().map_or(0, Vec::len)
-    );
-}
-
-fn print_last_day(day: &DayTotals) {
-    let tender = |kind: &str| pounds(day.tenders_minor.get(kind).copied().unwrap_or(0));
-    println!(
-        "== last day {}: {} sales, {} items, takings £{}, VAT £{}, cash £{}, card £{} (identical on every device)",
-        day.business_date, day.sales, day.items, pounds(day.takings_minor), pounds(day.tax_minor), tender("cash"), tender("card")
-    );
-}
-
-fn print_report(report: &DemoReport) {
-    println!("\n== reconciliation");
-    println!(
-        "   network                          {}, discovery by {}",
-        report.network, report.discovery
-    );
-    for (device, peers) in &report.peers_by_source {
-        let found: Vec<String> = peers
-            .iter()
-            .map(|(peer, source)| format!("{peer} via {source}"))
-            .collect();
-        println!(
-            "   {device:<8} connected to {}  {}",
-            found.join(", "),
-            if peers.len() == DEVICES - 1 {
-                "ok"
-            } else {
-                "MISMATCH"
-            }
-        );
-    }
-    println!(
-        "   transactions in the file        {:>7}",
-        report.transactions_in_file
-    );
-    println!(
-        "   sales (transactions with items) {:>7}  over {} days",
-        report.sales_planned, report.days
-    );
-    for (device, planned) in &report.planned_per_device {
-        let recorded = report.recorded_per_device.get(device).copied().unwrap_or(0);
-        println!(
-            "   {device:<8} planned {planned:>6}  recorded {recorded:>6}  {}",
-            if *planned == recorded {
-                "ok"
-            } else {
-                "MISMATCH"
-            }
-        );
-    }
-    println!(
-        "   entries on every device          {:?}",
-        report.entries_on_every_device
-    );
-    if let Some((device, day)) = &report.killed {
-        println!(
-            "   {device} SIGKILLed on {day}: {} unacknowledged sales re-sent after the restart, none lost, none doubled",
-            report.resent_after_restart
-        );
-    }
-    if let Some((device, from, to)) = &report.partitioned {
-        println!(
-            "   {device} cut off {from} … {to}: sold {} alone; converged {} ms after the last sale",
-            report.sold_while_partitioned, report.converged_ms
-        );
-    }
-    println!(
-        "   days identical on every device   {:>7} of {}",
-        report.days_identical, report.days
-    );
-    println!(
-        "   days whose items equal the file  {:>7} of {}",
-        report.days_matching_file, report.days
-    );
-    println!(
-        "   journals verified (chain, heads) {:>7} of {DEVICES}",
-        report.journals_verified
-    );
-    if let Some((from, to)) = &report.cloud_outage {
-        println!(
-            "   internet down {from} … {to}: {} sales taken offline; the cloud held {} entries when it came back",
-            report.sold_during_cloud_outage, report.cloud_entries_at_heal
-        );
-    }
-    println!(
-        "   sales in the cloud               {:>7}  ({} entries, each once)  {}",
-        report.sales_in_cloud,
-        report.cloud_entries,
-        if report.sales_in_cloud == report.sales_planned as u64 {
-            "ok"
-        } else {
-            "MISMATCH"
-        }
-    );
-    println!(
-        "   days identical in the cloud      {:>7} of {}",
-        report.cloud_days_identical, report.days
-    );
-    println!(
-        "   card payments online             {:>7}",
-        report.card_online
-    );
-    println!(
-        "   card payments taken offline      {:>7}  (internet down: acquirer unreachable)",
-        report.card_offline_taken
-    );
-    println!(
-        "   cards refused offline → cash     {:>7}  (over the floor limit, device cap or allotment)",
-        report.card_refused_offline_paid_cash
-    );
-    println!(
-        "   offline payments forwarded       {:>7}  distinct at the acquirer ({} advices sent), {} queued, {} unforwarded in the cloud  {}",
-        report.forwarded.unique,
-        report.forwarded.raw,
-        report.queued_at_end,
-        report.cloud_unforwarded,
-        if report.forwarded.unique == report.card_offline_taken
-            && report.queued_at_end == 0
-            && report.cloud_unforwarded == 0
-        {
-            "ok"
-        } else {
-            "MISMATCH"
-        }
-    );
-    println!(
-        "   Z-report of the last day         {:>7} of {DEVICES} devices byte-identical",
-        report.z_report_identical
-    );
-    println!(
-        "   {}",
-        if report.reconciled {
-            "RECONCILED"
-        } else {
-            "NOT RECONCILED"
-        }
-    );
 }
