@@ -18,7 +18,8 @@
 //! 5. Every device uploads to the chain's cloud (`posmesh cloud serve`, QUIC with mutual
 //!    TLS on loopback). For the days from 38 % to 50 % of the file the store loses its
 //!    internet: the cloud is unreachable (its link goes down; on loopback its process is
-//!    SIGKILLed, then restarted on the same address and data) and the devices keep
+//!    SIGKILLed, its port held meanwhile ([`held_ports`]), then restarted on the same
+//!    address and data) and the devices keep
 //!    selling; afterwards they upload the backlog from the cloud's version vector.
 //! 6. At the end, once every device holds every sale: sales per device equal the plan, the
 //!    day totals are identical on every device and in the cloud, the cloud holds every sale
@@ -42,6 +43,7 @@
 //! overdue).
 
 pub mod acquirer;
+mod held_ports;
 pub mod network;
 mod report;
 mod store_api;
@@ -60,6 +62,7 @@ use crate::node_process::{NodeProcess, NodeSpec, Placement};
 use crate::report::day_totals::DayTotals;
 use acquirer::AcquirerProcess;
 use anyhow::{bail, Context};
+use held_ports::HeldPorts;
 use network::{NetworkMode, Plan, StoreNetwork};
 use report::{count_paid, discovery_complete, print_last_day, print_report, print_z_report};
 use std::collections::BTreeMap;
@@ -377,6 +380,8 @@ async fn run_store(
         .unwrap_or(days.len() / 3);
     let (cut_from, cut_to) = (days.len() * 55 / 100, days.len() * 70 / 100);
     let (outage_from, outage_to) = (days.len() * 38 / 100, days.len() * 50 / 100);
+    // On loopback, the killed cloud's and acquirer's ports while the internet is down.
+    let mut held_ports = None;
     let progress = progress_bar(report.sales_planned as u64, "demo");
     let started = crate::clock::monotonic_now();
     let mut till_3_before_cut = 0;
@@ -401,6 +406,7 @@ async fn run_store(
                     if let Some(acquirer) = acquirer_sim.take() {
                         acquirer.kill()?;
                     }
+                    held_ports = Some(HeldPorts::hold(&acquirer_addr, &cloud_spec.listen)?);
                 }
             }
             report.cloud_outage = Some((date.clone(), days[outage_to - 1].0.clone()));
@@ -412,6 +418,7 @@ async fn run_store(
             if let Some(net) = net {
                 net.set_internet(true)?;
             } else {
+                drop(held_ports.take());
                 acquirer_sim = Some(AcquirerProcess::start(
                     &binary,
                     &acquirer_addr,

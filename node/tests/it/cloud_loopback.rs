@@ -249,6 +249,9 @@ async fn a_cloud_killed_mid_upload_resumes_without_loss_or_doubles() {
     let cloud = start_cloud(dir.path(), "127.0.0.1:0");
     let quic = cloud.quic.clone();
     cloud.kill().expect("kill");
+    // Hold the port while the cloud is down (the device's packets go unanswered, as to a
+    // dead cloud): a port merely left free could be given to another test's socket.
+    let held = std::net::UdpSocket::bind(&quic).expect("hold the cloud's port");
     // 1,200 sales taken while the cloud is down, in groups of at most 4 per commit.
     let till1 = support::start_mesh_node_with(
         dir.path(),
@@ -274,6 +277,7 @@ async fn a_cloud_killed_mid_upload_resumes_without_loss_or_doubles() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    drop(held);
     let cloud = start_cloud(dir.path(), &quic);
     // Kill the cloud as soon as part of the ledger is in.
     let started = Instant::now();
