@@ -472,11 +472,13 @@ fn the_only_admin_is_the_path_operator(mut error: ApiError) -> ApiError {
     error
 }
 
-/// Ids and names: 1–128 bytes, no control characters, not only spaces (checked here so a
-/// bad request never reaches the Raft log).
 /// An operator id is typed at tills and used in URLs: the device id rules (lowercase
-/// letters, digits and `-`, at most 63 bytes) apply.
-fn check_operator_id(value: &str) -> Result<(), ApiError> {
+/// letters, digits and `-`, at most 63 bytes) apply — when an operator is set, and to the
+/// `operator_id` a sale records ([`super::sales::sale_operator_id`]).
+///
+/// # Errors
+/// 422 `invalid_operator_id` naming `operator_id`.
+pub(super) fn check_operator_id(value: &str) -> Result<(), ApiError> {
     crate::config::validate_id("operator_id", value).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -487,6 +489,8 @@ fn check_operator_id(value: &str) -> Result<(), ApiError> {
     })
 }
 
+/// Ids and names: 1–128 bytes, no control characters, not only spaces (checked here so a
+/// bad request never reaches the Raft log).
 fn check_text(field: &'static str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
         return Err(ApiError::new(
