@@ -81,6 +81,7 @@ mod tests {
         ("get", "/v1/operators", &[]),
         ("post", "/v1/operators/{id}/disable", &["404", "409", "422"]),
         ("post", "/v1/shifts", &["404", "409", "422"]),
+        ("get", "/v1/shifts", &[]),
         ("post", "/v1/shifts/{id}/close", &["404", "409", "422"]),
         ("post", "/v1/tax-rates", &["409", "422"]),
         ("post", "/v1/days/{date}/close", &["409", "422"]),
