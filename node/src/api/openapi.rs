@@ -11,7 +11,7 @@ use utoipa::OpenApi;
         title = "posmesh device API",
         description = "Local sales API of a posmesh node. \
         Amounts are integer minor units of an ISO 4217 currency. Writes need an \
-        Idempotency-Key header and are answered once durable."
+        Idempotency-Key header and are answered once durable. Reads are open to whoever         reaches the API (it listens on loopback by default), except the staff lists         (GET /v1/operators, GET /v1/shifts): a manager's X-Operator-Id / X-Operator-Pin         once the store has an operator."
     ),
     paths(
         super::sales::create_sale,
@@ -71,6 +71,14 @@ pub async fn document() -> Json<utoipa::openapi::OpenApi> {
 mod tests {
     use super::ApiDoc;
     use utoipa::OpenApi;
+
+    /// The API says which reads need an operator.
+    #[test]
+    fn the_description_says_which_reads_need_an_operator() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        let said = document["info"]["description"].as_str().unwrap_or_default();
+        assert!(said.contains("GET /v1/shifts"), "{said}");
+    }
 
     /// The operations guarded by an authorising operator ([`super::super::operator_auth`]):
     /// (method, path, the statuses it answers beyond the operator check's: 409 for a
