@@ -30,7 +30,9 @@ enum Command {
     Journal(JournalCommand),
     /// Replay a till export (CSV: Date,Time,Transaction,Item) into a node through its API.
     Import(import::replay::ImportArgs),
-    /// Show a node's state (from its management API).
+    /// Show a node's state (from its management API); the exit code says whether it takes
+    /// sales (for health checks: see below).
+    #[command(after_help = cli::status::EXIT_CODES_HELP)]
     Status {
         /// Management API address.
         #[arg(long, env = "POSMESH_MGMT", default_value = "127.0.0.1:7071")]
@@ -217,7 +219,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 cli::status::print_status(&status);
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(cli::status::exit_code(&status)))
         }
         Command::Report(ReportCommand::Z { day, api, json }) => {
             cli::report::print_z(&api, &day, json).await

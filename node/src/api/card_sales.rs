@@ -31,7 +31,7 @@
 use super::body::{idempotency_key, parse_json, request_hash};
 use super::dto::CreateSaleBody;
 use super::error::{ApiError, ErrorBody};
-use super::sales::{answered_before, sale_request, text_field, written, SaleToRecord};
+use super::sales::{answered_before, sale_request, written, SaleToRecord};
 use crate::payments::card_tender::{payment_ref, CardTenderError, OfflineContext, TakenCard};
 use crate::runtime::NodeContext;
 use crate::storage::writer::{AppendCommand, Operation};
@@ -160,7 +160,7 @@ pub async fn create_card_sale(
     if let Some(earlier) = answered_before(&node, &key, &hash)? {
         return Ok(earlier);
     }
-    let operator_id = text_field(body.operator_id.as_deref(), "operator_id")?;
+    let operator_id = super::sales::sale_operator_id(body.operator_id.as_deref())?;
     let dated = node.dated(body.occurred_at.as_deref())?;
     let request = sale_request(&body)?;
     let priced = Box::new(price_sale(&node.catalog_for_sale(dated.0), &request)?);

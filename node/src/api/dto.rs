@@ -33,8 +33,14 @@ pub struct CreateSaleBody {
     /// When the sale happened (RFC 3339). Default: now. Set by imports of till history.
     #[serde(default)]
     pub occurred_at: Option<String>,
-    /// Operator who rang the sale up.
+    /// Operator who rang the sale up, recorded in the journal and shown as the entry's
+    /// `operator_id`. Shaped like an operator's id when it is set (`POST /v1/operators`):
+    /// lowercase letters, digits and `-`, 1–63 bytes, else 422 `invalid_operator_id` and
+    /// nothing is recorded. Not checked against the store's operators nor their shifts: a
+    /// till sells while cut off from the store's Raft group, so an id the store does not
+    /// know (yet), or a disabled one, is recorded as sent. Omitted: none.
     #[serde(default)]
+    #[schema(example = "csh-1")]
     pub operator_id: Option<String>,
 }
 
@@ -219,6 +225,10 @@ pub struct EntryView {
     /// The Idempotency-Key it was written under on `device_id` (keys are per device), e.g.
     /// `import-<file>-<transaction>` for a sale of `posmesh import`.
     pub idempotency_key: String,
+    /// The operator the request named (a sale's or order close's `operator_id`), as
+    /// recorded: unverified against the store's operators (see `CreateSaleBody`); null
+    /// when none was named (voids, refunds and payments name none).
+    pub operator_id: Option<String>,
 }
 
 /// What happened to a sale after it was taken.
@@ -296,6 +306,7 @@ impl EntryView {
             reference,
             status: None,
             idempotency_key: entry.idempotency_key.clone(),
+            operator_id: (!entry.operator_id.is_empty()).then(|| entry.operator_id.clone()),
         }
     }
 }

@@ -11,7 +11,7 @@ use utoipa::OpenApi;
         title = "posmesh device API",
         description = "Local sales API of a posmesh node. \
         Amounts are integer minor units of an ISO 4217 currency. Writes need an \
-        Idempotency-Key header and are answered once durable."
+        Idempotency-Key header and are answered once durable. Reads are open to whoever         reaches the API (it listens on loopback by default), except the staff lists         (GET /v1/operators, GET /v1/shifts): a manager's X-Operator-Id / X-Operator-Pin         once the store has an operator."
     ),
     paths(
         super::sales::create_sale,
@@ -72,6 +72,14 @@ mod tests {
     use super::ApiDoc;
     use utoipa::OpenApi;
 
+    /// The API says which reads need an operator.
+    #[test]
+    fn the_description_says_which_reads_need_an_operator() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        let said = document["info"]["description"].as_str().unwrap_or_default();
+        assert!(said.contains("GET /v1/shifts"), "{said}");
+    }
+
     /// The operations guarded by an authorising operator ([`super::super::operator_auth`]):
     /// (method, path, the statuses it answers beyond the operator check's: 409 for a
     /// committed or pre-checked refusal, 422 for a body or id the node refuses, 404 for
@@ -81,6 +89,7 @@ mod tests {
         ("get", "/v1/operators", &[]),
         ("post", "/v1/operators/{id}/disable", &["404", "409", "422"]),
         ("post", "/v1/shifts", &["404", "409", "422"]),
+        ("get", "/v1/shifts", &[]),
         ("post", "/v1/shifts/{id}/close", &["404", "409", "422"]),
         ("post", "/v1/tax-rates", &["409", "422"]),
         ("post", "/v1/days/{date}/close", &["409", "422"]),

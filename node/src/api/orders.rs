@@ -12,7 +12,9 @@
 use super::body::{idempotency_key, parse_json, request_hash};
 use super::dto::{CreateSaleBody, LineBody, TenderBody};
 use super::error::{ApiError, ErrorBody};
-use super::sales::{answered_before, record_sale, sale_request, text_field, written, SaleToRecord};
+use super::sales::{
+    answered_before, record_sale, sale_operator_id, sale_request, written, SaleToRecord,
+};
 use crate::orders::OrdersError;
 use crate::runtime::NodeContext;
 use axum::body::Bytes;
@@ -89,7 +91,9 @@ pub struct CloseOrderBody {
     pub discount: Option<Discount>,
     /// Tenders, as for `POST /v1/sales`.
     pub tenders: Vec<TenderBody>,
-    /// Operator who closes the order.
+    /// Operator who closes the order, recorded as the sale's `operator_id`: the same rule
+    /// as `POST /v1/sales` (an operator id's shape, else 422 `invalid_operator_id`; not
+    /// checked against the store's operators).
     #[serde(default)]
     pub operator_id: Option<String>,
 }
@@ -403,6 +407,7 @@ pub async fn close_order(
     if let Some(earlier) = answered_before(&node, &key, &hash)? {
         return Ok(earlier);
     }
+    let operator_id = sale_operator_id(body.operator_id.as_deref())?;
     let view = node
         .orders
         .view(&order_id)
@@ -416,7 +421,6 @@ pub async fn close_order(
             None,
         ));
     }
-    let operator_id = text_field(body.operator_id.as_deref(), "operator_id")?;
     let sale = CreateSaleBody {
         currency: body.currency.clone(),
         consumption: body.consumption,

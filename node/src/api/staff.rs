@@ -6,7 +6,8 @@
 //!   `GET /v1/operators`: the list (no hashes).
 //! - `POST /v1/operators/{id}/verify-pin`: checks a PIN against the operator's hash.
 //! - `POST /v1/shifts`: opens a shift of an operator on this device with an opening float;
-//!   `POST /v1/shifts/{id}/close` closes it; `GET /v1/shifts` lists them.
+//!   `POST /v1/shifts/{id}/close` closes it; `GET /v1/shifts` lists them (a manager's,
+//!   like `GET /v1/operators`).
 //! - `POST /v1/tax-rates`: a new version of the tax rates from an effective time (they
 //!   price sales from then on, see [`crate::tax_in_force`]); `GET /v1/tax-rates`: every
 //!   version.
@@ -335,11 +336,27 @@ pub async fn close_shift(
     decide(&node, command).await
 }
 
-/// The store's shifts, by id.
-#[utoipa::path(get, path = "/v1/shifts", responses((status = 200, description = "shifts by id"), (status = 503, body = ErrorBody)))]
+/// The store's shifts, by id, for a manager or admin (`X-Operator-Id` /
+/// `X-Operator-Pin`; a store with no operator yet answers without) — as the operators'
+/// list: every shift names its operator, whose ids `verify-pin` does not tell apart from
+/// unknown ones, and the cash float of a till.
+#[utoipa::path(get, path = "/v1/shifts",
+    params(
+        ("X-Operator-Id" = Option<String>, Header, description = "a manager or admin"),
+        ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
+    ),
+    responses((status = 200, description = "shifts by id: device, operator, opening float and currency, when it opened and closed (ms, log index), `closed_because`"),
+              (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
+              (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
+              (status = 503, body = ErrorBody),
+              (status = 400, body = ErrorBody, description = "`invalid_header`: X-Operator-Id / X-Operator-Pin not visible ASCII; a malformed request"),
+              (status = 429, body = ErrorBody, description = "`pin_locked`: the authorising operator is locked out on this device")))]
 pub async fn list_shifts(
     State(node): State<Arc<NodeContext>>,
+    headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let by = super::operator_auth::operator_for(&node, &headers, "list the shifts").await?;
+    super::operator_auth::require_role(&node, by.as_deref(), Role::Manager, "list the shifts")?;
     let raft = node
         .raft
         .as_ref()
@@ -472,11 +489,13 @@ fn the_only_admin_is_the_path_operator(mut error: ApiError) -> ApiError {
     error
 }
 
-/// Ids and names: 1–128 bytes, no control characters, not only spaces (checked here so a
-/// bad request never reaches the Raft log).
 /// An operator id is typed at tills and used in URLs: the device id rules (lowercase
-/// letters, digits and `-`, at most 63 bytes) apply.
-fn check_operator_id(value: &str) -> Result<(), ApiError> {
+/// letters, digits and `-`, at most 63 bytes) apply — when an operator is set, and to the
+/// `operator_id` a sale records ([`super::sales::sale_operator_id`]).
+///
+/// # Errors
+/// 422 `invalid_operator_id` naming `operator_id`.
+pub(super) fn check_operator_id(value: &str) -> Result<(), ApiError> {
     crate::config::validate_id("operator_id", value).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -487,6 +506,8 @@ fn check_operator_id(value: &str) -> Result<(), ApiError> {
     })
 }
 
+/// Ids and names: 1–128 bytes, no control characters, not only spaces (checked here so a
+/// bad request never reaches the Raft log).
 fn check_text(field: &'static str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
         return Err(ApiError::new(

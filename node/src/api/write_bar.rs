@@ -32,8 +32,10 @@ pub fn retired_refusal(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, RETIRED_CODE, message, None)
 }
 
-/// The bar on this device's writes, if any (see the module docs).
-fn write_bar(node: &NodeContext) -> Option<ApiError> {
+/// The bar on this device's writes, if any (see the module docs): the refusal every write
+/// answers while it holds. `/v1/status` reports it as `sales_refused`
+/// ([`crate::mgmt::SalesRefusal`]), so `posmesh status` tells the same story as the API.
+pub fn write_bar(node: &NodeContext) -> Option<ApiError> {
     if let Some(retirement) = node.raft.as_ref().and_then(|raft| raft.retirement()) {
         return Some(retired_refusal(retirement.to_string()));
     }

@@ -1,7 +1,53 @@
 //! `posmesh status`: asks a node's management API and prints its state.
 
 use crate::consensus::RaftStatus;
-use crate::mgmt::NodeStatus;
+use crate::mgmt::{NodeStatus, SalesRefusal};
+
+/// Exit code of `posmesh status` for a node that is up and takes sales.
+pub const EXIT_SERVING: u8 = 0;
+/// Exit code of `posmesh status` when no posmesh management API answered at the address
+/// (nothing listening, no answer, another service) or the answer could not be read; any
+/// other error of the command exits with it too.
+pub const EXIT_UNREACHABLE: u8 = 1;
+/// Exit code of `posmesh status` for a node that is up but refuses every sale (and every
+/// other write): retired, identity conflict, certificate revoked (the first line says
+/// which). Distinct from 2, clap's code for a bad command line.
+pub const EXIT_REFUSES_SALES: u8 = 3;
+/// Exit code of `posmesh status` for a node that takes sales (its write bar does not cover
+/// a lost Raft state) but lost its Raft state: it refuses its old seat in the store's Raft
+/// group for good; a manager removes it and enrols the till as a new device (README, "A
+/// device that lost its Raft state").
+pub const EXIT_RAFT_STATE_LOST: u8 = 4;
+
+/// The exit codes as `posmesh status --help` lists them (from the constants above).
+pub const EXIT_CODES_HELP: &str = "Exit codes (also with --json), for health checks:
+  0  serving: the node is up and takes sales
+  1  unreachable: no posmesh management API answered at --mgmt (or another error)
+  2  bad command line
+  3  up but refuses every sale: RETIRED, IDENTITY CONFLICT or CERTIFICATE REVOKED
+     (the first line of the output, or `sales_refused` in the JSON, says why)
+  4  up and takes sales, but RAFT STATE LOST: it lost its seat in the store's Raft
+     group for good (remove it and enrol the till as a new device)";
+
+/// The exit code `posmesh status` gives for `status` ([`EXIT_CODES_HELP`]): a refusal of
+/// sales first, then a lost Raft state, else serving. A node of an older version reports
+/// no `sales_refused`: its retirement, identity conflict or own revocation count instead.
+pub fn exit_code(status: &NodeStatus) -> u8 {
+    let raft = status.raft.as_ref();
+    let barred = status.sales_refused.is_some()
+        || raft.is_some_and(|r| r.retired.is_some() || r.certificate_revoked.is_some())
+        || status
+            .replication
+            .as_ref()
+            .is_some_and(|r| r.identity_conflict.is_some());
+    if barred {
+        EXIT_REFUSES_SALES
+    } else if raft.is_some_and(|r| r.seat_lost.is_some()) {
+        EXIT_RAFT_STATE_LOST
+    } else {
+        EXIT_SERVING
+    }
+}
 
 /// Fetches the status from the management API at `mgmt` (`host:port` or URL).
 pub async fn fetch_status(mgmt: &str) -> anyhow::Result<NodeStatus> {
@@ -29,8 +75,14 @@ pub async fn fetch_status(mgmt: &str) -> anyhow::Result<NodeStatus> {
 
 /// The lines `posmesh status` starts with when this device is barred from writing: its
 /// own certificate revoked store-wide (`raft.certificate_revoked`), its retirement from
-/// the store (`raft.retired`), an identity conflict (README: "starts with `RETIRED …`").
-pub fn bar_lines(raft: Option<&RaftStatus>, identity_conflict: Option<&str>) -> Vec<String> {
+/// the store (`raft.retired`), an identity conflict (README: "starts with `RETIRED …`"),
+/// or, when none of these says it, the refusal its sales API answers (`sales_refused`,
+/// e.g. its journal cut by the store under a new certificate) — and a lost Raft state.
+pub fn bar_lines(
+    raft: Option<&RaftStatus>,
+    identity_conflict: Option<&str>,
+    sales_refused: Option<&SalesRefusal>,
+) -> Vec<String> {
     let retired = raft
         .and_then(|r| r.retired.as_ref())
         .map(|retired| format!("RETIRED   {retired}"));
@@ -42,10 +94,15 @@ pub fn bar_lines(raft: Option<&RaftStatus>, identity_conflict: Option<&str>) -> 
     let revoked = raft
         .and_then(|r| r.certificate_revoked.as_ref())
         .map(|revoked| format!("CERTIFICATE REVOKED — takes no sales: {revoked}"));
+    let said = revoked.is_some() || retired.is_some() || conflict.is_some();
+    let refused = sales_refused
+        .filter(|_| !said)
+        .map(|refused| format!("SALES REFUSED ({}): {}", refused.code, refused.message));
     revoked
         .into_iter()
         .chain(retired)
         .chain(conflict)
+        .chain(refused)
         .chain(seat_lost)
         .collect()
 }
@@ -56,7 +113,11 @@ pub fn print_status(status: &NodeStatus) {
         .replication
         .as_ref()
         .and_then(|r| r.identity_conflict.as_deref());
-    for line in bar_lines(status.raft.as_ref(), conflict) {
+    for line in bar_lines(
+        status.raft.as_ref(),
+        conflict,
+        status.sales_refused.as_ref(),
+    ) {
         println!("{line}");
     }
     println!("store     {} ({})", status.store_id, status.store_name);
@@ -377,7 +438,7 @@ mod tests {
             retired: Some("till-3 was removed from the store by a manager".into()),
             ..RaftStatus::default()
         };
-        let bars = bar_lines(Some(&raft), Some("till-3 holds no history of till-3"));
+        let bars = bar_lines(Some(&raft), Some("till-3 holds no history of till-3"), None);
         assert_eq!(
             bars,
             [
@@ -387,7 +448,7 @@ mod tests {
         );
         let lines = raft_lines(&raft);
         assert!(lines[0].ends_with("(frozen: as last seen before the retirement)"));
-        assert!(bar_lines(Some(&RaftStatus::default()), None).is_empty());
+        assert!(bar_lines(Some(&RaftStatus::default()), None, None).is_empty());
     }
 
     #[test]
@@ -398,7 +459,7 @@ mod tests {
             ..RaftStatus::default()
         };
         assert_eq!(
-            bar_lines(Some(&raft), None),
+            bar_lines(Some(&raft), None, None),
             [
                 "CERTIFICATE REVOKED — takes no sales: the certificate of till-3 (serial 0c) was revoked",
                 "RETIRED   till-3 was removed",
@@ -413,7 +474,7 @@ mod tests {
             ..RaftStatus::default()
         };
         assert_eq!(
-            bar_lines(Some(&wiped), None),
+            bar_lines(Some(&wiped), None, None),
             ["RAFT STATE LOST — no vote, no commit: till-3 lost its Raft state"]
         );
         let leader = RaftStatus {
@@ -434,6 +495,98 @@ mod tests {
         assert!(
             !lines.iter().any(|l| l.contains("till-3 0 entries")),
             "{lines:#?}"
+        );
+    }
+
+    /// A status as a node answers it: serving, no mesh, no Raft.
+    fn serving() -> NodeStatus {
+        serde_json::from_value(serde_json::json!({
+            "store_id": "s1", "store_name": "s1", "device_id": "till-3",
+            "device_incarnation": 1, "version": "0", "uptime_s": 5, "pid": 1,
+            "journal": {"last_seq": 0, "last_receipt_no": 0, "head_hash": "",
+                        "group_commits": 0, "entries_appended": 0},
+            "mesh": null,
+        }))
+        .expect("a status")
+    }
+
+    #[test]
+    fn the_exit_code_says_whether_the_node_takes_sales() {
+        let mut status = serving();
+        assert_eq!(exit_code(&status), EXIT_SERVING);
+        // The sales API's refusal, as a current node reports it.
+        status.sales_refused = Some(SalesRefusal {
+            code: "certificate_revoked".into(),
+            message: "the store cut the journal of till-3 after seq 4".into(),
+        });
+        assert_eq!(exit_code(&status), EXIT_REFUSES_SALES);
+        assert_eq!(
+            bar_lines(None, None, status.sales_refused.as_ref()),
+            ["SALES REFUSED (certificate_revoked): the store cut the journal of till-3 after seq 4"],
+            "said when no other line says it"
+        );
+        // An older node reports no `sales_refused`: its bars count.
+        for raft in [
+            RaftStatus {
+                retired: Some("removed".into()),
+                ..RaftStatus::default()
+            },
+            RaftStatus {
+                certificate_revoked: Some("revoked".into()),
+                ..RaftStatus::default()
+            },
+        ] {
+            let status = NodeStatus {
+                raft: Some(raft),
+                ..serving()
+            };
+            assert_eq!(exit_code(&status), EXIT_REFUSES_SALES, "{:?}", status.raft);
+        }
+        let mut conflict = serving();
+        conflict.replication = serde_json::from_value(serde_json::json!({
+            "version_vector": {}, "head_hashes": {}, "digest": "", "entries_total": 0,
+            "peers": [], "known_keys": [], "refused_total": 0, "stores_confirmed": 0,
+            "identity_conflict": "till-3 holds no history of till-3",
+        }))
+        .expect("replication");
+        assert_eq!(exit_code(&conflict), EXIT_REFUSES_SALES);
+        // A lost Raft state alone: sales go on, the store-wide operations do not.
+        let mut lost = serving();
+        lost.raft = Some(RaftStatus {
+            seat_lost: Some("till-3 lost its Raft state".into()),
+            ..RaftStatus::default()
+        });
+        assert_eq!(exit_code(&lost), EXIT_RAFT_STATE_LOST);
+        lost.sales_refused = status.sales_refused.clone();
+        assert_eq!(exit_code(&lost), EXIT_REFUSES_SALES, "a refusal says more");
+        let codes = [
+            EXIT_SERVING,
+            EXIT_UNREACHABLE,
+            EXIT_REFUSES_SALES,
+            EXIT_RAFT_STATE_LOST,
+        ];
+        for code in codes {
+            assert!(
+                EXIT_CODES_HELP.contains(&format!("\n  {code}  ")),
+                "--help documents {code}"
+            );
+        }
+        assert!(!codes.contains(&2), "2 is clap's bad command line");
+    }
+
+    #[test]
+    fn a_refusal_already_said_is_not_said_twice() {
+        let raft = RaftStatus {
+            certificate_revoked: Some("revoked".into()),
+            ..RaftStatus::default()
+        };
+        let refused = SalesRefusal {
+            code: "certificate_revoked".into(),
+            message: "revoked".into(),
+        };
+        assert_eq!(
+            bar_lines(Some(&raft), None, Some(&refused)),
+            ["CERTIFICATE REVOKED — takes no sales: revoked"]
         );
     }
 }

@@ -1,5 +1,5 @@
-//! The management API (loopback by default): what `posmesh status` shows. Later
-//! milestones add peers, Raft and uplink state here.
+//! The management API (loopback by default): what `posmesh status` shows — the journal,
+//! the mesh, replication, Raft, the uplink, and whether this device refuses sales.
 
 use crate::runtime::NodeContext;
 use axum::extract::State;
@@ -45,6 +45,22 @@ pub struct NodeStatus {
     /// The upload to the chain's cloud (with `--cloud`).
     #[serde(default)]
     pub uplink: Option<crate::uplink::UplinkStatus>,
+    /// Set while this device refuses every sale and every other write (retired, identity
+    /// conflict, certificate revoked or its journal cut by the store): the refusal its
+    /// sales API answers ([`crate::api::write_bar`]). `posmesh status` then exits
+    /// [`crate::cli::status::EXIT_REFUSES_SALES`]. Absent from older nodes' answers.
+    #[serde(default)]
+    pub sales_refused: Option<SalesRefusal>,
+}
+
+/// Why this device refuses every sale: what its sales API answers each write.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SalesRefusal {
+    /// The API's error code: `device_retired`, `device_identity_conflict` or
+    /// `certificate_revoked`.
+    pub code: String,
+    /// What happened and what to do, for a person.
+    pub message: String,
 }
 
 /// The shared orders as held here.
@@ -178,6 +194,10 @@ async fn status(
             .len() as u64,
         raft: node.raft.as_ref().map(|raft| raft.status()),
         uplink: node.uplink.as_ref().map(|uplink| uplink.status()),
+        sales_refused: crate::api::write_bar::write_bar(&node).map(|refusal| SalesRefusal {
+            code: refusal.code.to_owned(),
+            message: refusal.message,
+        }),
     }))
 }
 

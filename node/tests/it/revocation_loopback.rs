@@ -122,11 +122,13 @@ async fn a_certificate_revoked_through_raft_is_refused_at_the_mesh() {
     })
     .await
     .expect("joined");
+    let exit = printed.status.code();
     let printed = String::from_utf8_lossy(&printed.stdout).into_owned();
     assert!(
         printed.starts_with("CERTIFICATE REVOKED"),
         "posmesh status on till-3:\n{printed}"
     );
+    assert_eq!(exit, Some(3), "up but refusing sales: exit 3");
     let alerts = support::get_json(&client, &format!("http://{}/v1/alerts", c.api)).await;
     assert!(
         alerts["alerts"].as_array().is_some_and(|all| all
@@ -199,6 +201,8 @@ async fn certificate_revoked(client: &reqwest::Client, node: &NodeProcess) -> St
 /// (code 4, naming its serial): it keeps that across a restart — alone, no peer to refuse
 /// it again, it still refuses sales and says why — even under a new certificate for the
 /// same id (the store cut that id's journal: a till is enrolled again under a new id).
+/// `posmesh status` as a health check on the way: 0 on a serving device, 1 once it is
+/// stopped, 3 on the revoked one (text and `--json`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_learned_from_a_peer_survives_a_restart_and_a_new_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -221,8 +225,31 @@ async fn a_revocation_learned_from_a_peer_survives_a_restart_and_a_new_certifica
         "{said}"
     );
 
+    // `posmesh status` as a health check: till-1 serves (0); stopped, nothing answers (1).
+    let status_of = |mgmt: &str| {
+        support::cli_output(
+            std::process::Command::new(support::binary()).args(["status", "--mgmt", mgmt]),
+        )
+    };
+    let serving = status_of(&a.mgmt);
+    assert_eq!(serving.0, 0, "till-1 serves:\n{}{}", serving.1, serving.2);
+    let help = support::cli_output(
+        std::process::Command::new(support::binary()).args(["status", "--help"]),
+    );
+    assert!(
+        help.1.contains("Exit codes") && help.1.contains("3  up but refuses every sale"),
+        "posmesh status --help:\n{}",
+        help.1
+    );
+    let a_mgmt = a.mgmt.clone();
     // Restarted with no peer running: nobody tells it again, yet it still refuses.
     a.stop().expect("till-1 stops");
+    let gone = status_of(&a_mgmt);
+    assert_eq!(
+        (gone.0, gone.2.contains("cannot reach the management API")),
+        (1, true),
+        "{gone:?}"
+    );
     b.stop().expect("till-2 stops");
     c.stop().expect("till-3 stops");
     let c = start(d, "till-3", &peers, false);
@@ -240,13 +267,22 @@ async fn a_revocation_learned_from_a_peer_survives_a_restart_and_a_new_certifica
         (403, Some("certificate_revoked")),
         "{refused}"
     );
-    let printed = support::cli_output(
-        std::process::Command::new(support::binary()).args(["status", "--mgmt", &c.mgmt]),
-    );
+    let printed = status_of(&c.mgmt);
     assert!(
         printed.1.starts_with("CERTIFICATE REVOKED"),
         "posmesh status:\n{}",
         printed.1
+    );
+    assert_eq!(printed.0, 3, "up but refusing sales: exit 3");
+    let json = support::cli_output(
+        std::process::Command::new(support::binary()).args(["status", "--json", "--mgmt", &c.mgmt]),
+    );
+    let reported: serde_json::Value = serde_json::from_str(&json.1).expect("JSON status");
+    assert_eq!(
+        (json.0, &reported["sales_refused"]["code"]),
+        (3, &json!("certificate_revoked")),
+        "{}",
+        json.1
     );
     assert_eq!(
         support::alerts_of(&client, &c, "certificate_revoked", "till-3")

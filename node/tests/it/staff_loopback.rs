@@ -978,7 +978,7 @@ async fn changing_operators_needs_an_authorising_operator_whose_role_allows_it()
 
 /// The role matrix over HTTP: without operator headers a guarded operation is 401
 /// `operator_required`; a cashier closing the day, setting tax rates, issuing a gift card,
-/// setting the exposure budget, removing a device or listing the operators is 403
+/// setting the exposure budget, removing a device or listing the operators or shifts is 403
 /// `role_forbidden` naming the role needed, and nothing changes; a cashier opens and
 /// closes their own shift; a manager closes the day.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1019,6 +1019,12 @@ async fn store_wide_operations_need_an_operator_whose_role_allows_them() {
         401,
         "the operators are not public"
     );
+    let listed = client
+        .get(format!("http://{}/v1/shifts", a.api))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(listed.status().as_u16(), 401, "nor are the shifts");
     let wrong = support::http_client_as(("cat", "9999"));
     let (code, answer) = post(&wrong, &a, close, "close-0", Value::Null).await;
     assert_eq!(
@@ -1058,12 +1064,14 @@ async fn store_wide_operations_need_an_operator_whose_role_allows_them() {
         .await
         .expect("answers");
     assert_eq!(budget.status().as_u16(), 403);
-    let listed = cat
-        .get(format!("http://{}/v1/operators", a.api))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(listed.status().as_u16(), 403);
+    for list in ["/v1/operators", "/v1/shifts"] {
+        let listed = cat
+            .get(format!("http://{}{list}", a.api))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(listed.status().as_u16(), 403, "{list} by a cashier");
+    }
     // The last entry is still cat's appointment (the metrics may show it a moment late).
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
@@ -1086,6 +1094,9 @@ async fn store_wide_operations_need_an_operator_whose_role_allows_them() {
     assert_eq!(code, 201, "{answer}");
     let (code, answer) = post(&cat, &a, "/v1/shifts/sh-c/close", "close-cat", Value::Null).await;
     assert_eq!(code, 201, "{answer}");
+    // A manager lists them.
+    let shifts = get(&mia, &a.api, "/v1/shifts").await;
+    assert_eq!(shifts["sh-c"]["operator_id"], "cat", "{shifts}");
 
     // The CLI sends the operator (PIN on stdin): a cashier is refused; a manager gets past
     // the role check to the device check (till-9 is unknown to the store).
@@ -1282,7 +1293,7 @@ async fn a_manager_disables_a_cashier_not_the_only_admin() {
             && stdout.contains("closed open shift(s) sh-c"),
         "{stdout}"
     );
-    let shifts = get(&client, &a.api, "/v1/shifts").await;
+    let shifts = get(&mia, &a.api, "/v1/shifts").await;
     let closed = &shifts["sh-c"];
     assert!(closed["closed"].is_array(), "{shifts}");
     assert_eq!(closed["closed_because"], "operator_disabled", "{shifts}");
