@@ -22,7 +22,7 @@ impl StoreState {
     /// redemption of an unknown card (or beyond its balance, or under a redemption id
     /// used for another), a shift opened by an unknown or disabled operator (or under a
     /// used shift id, or on a device with an open shift), a shift closed already or
-    /// unknown. Other commands pass (`Ok`): the state machine decides them when they
+    /// unknown, a catalog version not above the one in force. Other commands pass (`Ok`): the state machine decides them when they
     /// apply.
     ///
     /// A key already recorded for the same request passes: the log answers its replay.
@@ -106,6 +106,15 @@ impl StoreState {
                 device_id,
                 amount_minor,
             } => self.check_exposure_allotment(device_id, *amount_minor),
+            StoreCommand::SetCatalogVersion {
+                version,
+                effective_at_ms,
+            }
+            | StoreCommand::PublishCatalog {
+                version,
+                effective_at_ms,
+                ..
+            } => self.check_catalog_version(*version, *effective_at_ms),
             _ => Ok(()),
         }
     }
@@ -120,7 +129,7 @@ impl Refusal {
     /// a moment before) or is the command's own input (a
     /// malformed id, date, amount or hash), or never goes back (a gift card issued, a
     /// redemption id recorded, a shift id used or closed: none is ever removed; a card's
-    /// balance only goes down). A device may answer such a refusal from a state a moment
+    /// balance only goes down; the catalog version and its effective time only go up). A device may answer such a refusal from a state a moment
     /// behind the leader's; others (an unknown operator, card or shift, the only admin, a
     /// device's open shift) a newer entry can lift, so only the leader's state settles
     /// them.
@@ -135,6 +144,7 @@ impl Refusal {
                 | Refusal::ShiftAlreadyClosed { .. }
                 | Refusal::AlreadyRevoked { .. }
                 | Refusal::DeviceRetired { .. }
+                | Refusal::CatalogVersionNotNewer { .. }
                 | Refusal::OperatorDisabled { .. }
                 | Refusal::IdempotencyKeyReused { .. }
                 | Refusal::InvalidId { .. }
@@ -413,6 +423,55 @@ mod tests {
         // Issuing the card lifts "unknown card": the leader's state settles it.
         state.apply(31, &issue("GC-404", 200));
         assert_eq!(state.precheck(&redeem("GC-404", 100, "r-2")), Ok(()));
+    }
+
+    /// A catalog version not above the one in force (or effective before it) is refused
+    /// by the pre-check exactly as `apply` refuses it, naming the version in force, for
+    /// good (versions only go up); a newer one passes.
+    #[test]
+    fn a_catalog_version_not_newer_is_found_before_proposing() {
+        let mut state = store();
+        let set = |version, effective_at_ms| StoreCommand::SetCatalogVersion {
+            version,
+            effective_at_ms,
+        };
+        let publish = |version, effective_at_ms| StoreCommand::PublishCatalog {
+            version,
+            effective_at_ms,
+            catalog_toml: String::new(),
+        };
+        assert!(matches!(
+            state.apply(10, &set(3, 1_000)),
+            StoreResponse::Applied(_)
+        ));
+        for command in [
+            set(3, 2_000),
+            set(2, 1_000),
+            publish(3, 1_000),
+            publish(4, 999),
+        ] {
+            let precheck = state.precheck(&command).expect_err("refused");
+            assert!(
+                matches!(
+                    precheck,
+                    Refusal::CatalogVersionNotNewer {
+                        current_version: 3,
+                        current_effective_at_ms: 1_000,
+                        ..
+                    }
+                ),
+                "{command}: {precheck:?}"
+            );
+            assert!(precheck.holds_for_good(), "{precheck}");
+            assert_eq!(
+                state.clone().apply(11, &command),
+                StoreResponse::Refused(precheck),
+                "{command}"
+            );
+        }
+        for command in [set(4, 1_000), publish(4, 1_000)] {
+            assert_eq!(state.precheck(&command), Ok(()), "{command}");
+        }
     }
 
     /// A retry of a request recorded under its Idempotency-Key passes the pre-check even

@@ -452,6 +452,26 @@ impl StoreState {
         version: u64,
         effective_at_ms: i64,
     ) -> Result<Outcome, Refusal> {
+        self.check_catalog_version(version, effective_at_ms)?;
+        self.catalog = Some(CatalogVersion {
+            version,
+            effective_at_ms,
+            set_at_index: index,
+        });
+        Ok(Outcome::CatalogVersionSet {
+            version,
+            effective_at_ms,
+        })
+    }
+
+    /// What `SetCatalogVersion` and `PublishCatalog` check before they change anything:
+    /// the version is above the one in force and its effective time not before it (a
+    /// catalog never goes back, [`Refusal::CatalogVersionNotNewer`]).
+    pub(crate) fn check_catalog_version(
+        &self,
+        version: u64,
+        effective_at_ms: i64,
+    ) -> Result<(), Refusal> {
         if let Some(current) = self.catalog {
             if version <= current.version || effective_at_ms < current.effective_at_ms {
                 return Err(Refusal::CatalogVersionNotNewer {
@@ -462,15 +482,7 @@ impl StoreState {
                 });
             }
         }
-        self.catalog = Some(CatalogVersion {
-            version,
-            effective_at_ms,
-            set_at_index: index,
-        });
-        Ok(Outcome::CatalogVersionSet {
-            version,
-            effective_at_ms,
-        })
+        Ok(())
     }
 
     fn close_day(

@@ -55,7 +55,7 @@ pub struct AlertList {
 }
 
 /// Every alert this device holds.
-#[utoipa::path(get, path = "/v1/alerts", responses((status = 200, body = AlertList)))]
+#[utoipa::path(get, tag = "Alerts", path = "/v1/alerts", responses((status = 200, body = AlertList)))]
 pub async fn list_alerts(
     State(node): State<Arc<NodeContext>>,
 ) -> Result<Json<AlertList>, ApiError> {

@@ -419,7 +419,7 @@ pub struct ExposureAllotmentBody {
 /// true`), the key used for another request 409 `idempotency_key_reused`. A budget in
 /// another currency than the catalog's is 422 `currency_mismatch` (as a gift card's issue),
 /// before anything is proposed.
-#[utoipa::path(put, path = "/v1/payments/exposure-budget", request_body = ExposureBudgetBody,
+#[utoipa::path(put, tag = "Payments", path = "/v1/payments/exposure-budget", request_body = ExposureBudgetBody,
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and body answers the first outcome; without it the device keys the write itself")),
     responses((status = 201, description = "committed"), (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
@@ -464,7 +464,7 @@ pub async fn set_exposure_budget(
 /// `Idempotency-Key` when the client sends one (as the budget). A device the store does
 /// not know is 404 `unknown_device` (`check_device_known`), a retired one 409
 /// `device_retired`, allotments above the budget 409 `exposure_budget_exceeded`.
-#[utoipa::path(put, path = "/v1/payments/exposure-allotments/{device}", request_body = ExposureAllotmentBody,
+#[utoipa::path(put, tag = "Payments", path = "/v1/payments/exposure-allotments/{device}", request_body = ExposureAllotmentBody,
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("device" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key and body answers the first outcome; without it the device keys the write itself")),
     responses((status = 201, description = "committed"), (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"), (status = 401, body = ErrorBody, description = "`operator_required` (no X-Operator-Id / X-Operator-Pin once the store has operators), `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: the operator's role may not (see the README's role matrix)"),
@@ -548,7 +548,8 @@ fn check_device_known(node: &NodeContext, device: &str) -> Result<(), ApiError> 
 pub struct QueuedPayment {
     /// The sale: device and seq, and the tender index.
     pub device_id: String,
-    /// Journal seq of the sale.
+    /// Journal seq of the sale (from 1).
+    #[schema(minimum = 1)]
     pub seq: u64,
     /// Tender index in the sale.
     pub tender_index: u32,
@@ -580,7 +581,7 @@ pub const QUEUE_SHOWN_MAX: usize = 1000;
 
 /// The store-and-forward queue as this device holds it (every device's offline payments
 /// not yet acknowledged by the acquirer).
-#[utoipa::path(get, path = "/v1/payments/queue", responses((status = 200, body = QueueView)))]
+#[utoipa::path(get, tag = "Payments", path = "/v1/payments/queue", responses((status = 200, body = QueueView)))]
 pub async fn queue(State(node): State<Arc<NodeContext>>) -> Result<Json<QueueView>, ApiError> {
     let view = tokio::task::spawn_blocking(move || queue_view(&node))
         .await
@@ -643,7 +644,7 @@ pub struct QrView {
 }
 
 /// Creates a QR wallet payment request for an amount (Idempotency-Key = the QR's id).
-#[utoipa::path(post, path = "/v1/payments/qr", request_body = QrBody,
+#[utoipa::path(post, tag = "Payments", path = "/v1/payments/qr", request_body = QrBody,
     params(("Idempotency-Key" = String, Header)),
     responses((status = 201, body = QrView), (status = 422, body = ErrorBody)))]
 pub async fn create_qr(
@@ -696,7 +697,7 @@ pub async fn create_qr(
 
 /// The wallet scheme's confirmation of a QR payment (simulated: a real scheme calls back
 /// or is polled).
-#[utoipa::path(post, path = "/v1/payments/qr/{id}/confirm", request_body = QrBody,
+#[utoipa::path(post, tag = "Payments", path = "/v1/payments/qr/{id}/confirm", request_body = QrBody,
     params(("id" = String, Path)),
     responses((status = 200), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn confirm_qr(

@@ -27,7 +27,7 @@ pub struct CatalogView {
 }
 
 /// The whole catalog.
-#[utoipa::path(get, path = "/v1/catalog", responses((status = 200, body = CatalogView)))]
+#[utoipa::path(get, tag = "Catalog", path = "/v1/catalog", responses((status = 200, body = CatalogView)))]
 pub async fn get_catalog(State(node): State<Arc<NodeContext>>) -> Json<CatalogView> {
     let catalog = node.catalog_now();
     let mut tax_classes: Vec<TaxClass> = catalog
@@ -46,7 +46,7 @@ pub async fn get_catalog(State(node): State<Arc<NodeContext>>) -> Json<CatalogVi
 }
 
 /// One catalog item.
-#[utoipa::path(get, path = "/v1/catalog/{sku}", params(("sku" = String, Path)),
+#[utoipa::path(get, tag = "Catalog", path = "/v1/catalog/{sku}", params(("sku" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_item(
     State(node): State<Arc<NodeContext>>,

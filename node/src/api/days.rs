@@ -21,7 +21,7 @@ use std::time::Duration;
 /// same key answers the first close again (200, `Idempotent-Replayed: true`, the same cut),
 /// the key used for another request 409 `idempotency_key_reused`; a close of a closed day
 /// under a new key 409 `day_already_closed`.
-#[utoipa::path(post, path = "/v1/days/{date}/close", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("date" = String, Path, description = "YYYY-MM-DD"),
+#[utoipa::path(post, tag = "Reports", path = "/v1/days/{date}/close", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("date" = String, Path, description = "YYYY-MM-DD"),
         ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
     responses((status = 201, description = "closed: the log index and the cut"),
               (status = 200, description = "replay of an earlier close with this key (`Idempotent-Replayed: true`)"),
@@ -92,7 +92,7 @@ pub async fn close_day(
 }
 
 /// The Z-report of a closed day.
-#[utoipa::path(get, path = "/v1/reports/z/{date}", params(("date" = String, Path, description = "YYYY-MM-DD")),
+#[utoipa::path(get, tag = "Reports", path = "/v1/reports/z/{date}", params(("date" = String, Path, description = "YYYY-MM-DD")),
     responses((status = 200, body = ZReport), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn z(
     State(node): State<Arc<NodeContext>>,

@@ -164,12 +164,14 @@ pub struct VoidBody {
 /// Query of the listing endpoints.
 #[derive(Clone, Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only entries with a greater sequence number (default 0: from the start).
     #[serde(default)]
     pub after_seq: u64,
     /// Most entries returned, 1..=1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Whose journal: any device of the store (every device holds every device's sales once
     /// replicated). Default: this device.
@@ -195,7 +197,8 @@ pub struct EntryView {
     pub id: String,
     /// Device that wrote it.
     pub device_id: String,
-    /// Journal sequence number on that device.
+    /// Journal sequence number on that device (from 1).
+    #[schema(minimum = 1)]
     pub seq: u64,
     /// Receipt number (gap-free per device).
     pub receipt_no: u64,

@@ -53,7 +53,7 @@ pub struct GiftCardBalance {
 /// Issues a gift card, once per Idempotency-Key: a retry with the same key and body answers
 /// the first outcome again (200, `Idempotent-Replayed: true`), the key with another body
 /// 409 `idempotency_key_reused`.
-#[utoipa::path(post, path = "/v1/gift-cards", request_body = IssueGiftCardBody,
+#[utoipa::path(post, tag = "Gift cards", path = "/v1/gift-cards", request_body = IssueGiftCardBody,
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = String, Header, description = "unique per issue attempt, store-wide")),
     responses((status = 201, description = "issued (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
@@ -99,7 +99,7 @@ pub async fn issue(
 /// id, store-wide): a retry with the same card and amount answers the first outcome again
 /// (200, `Idempotent-Replayed: true`, `replayed: true`), the key with another card or
 /// amount 409 `idempotency_key_reused`.
-#[utoipa::path(post, path = "/v1/gift-cards/{card}/redemptions", request_body = RedeemGiftCardBody,
+#[utoipa::path(post, tag = "Gift cards", path = "/v1/gift-cards/{card}/redemptions", request_body = RedeemGiftCardBody,
     params(("card" = String, Path), ("Idempotency-Key" = String, Header)),
     responses((status = 201, description = "redeemed (the committed outcome)"),
               (status = 200, description = "replay of an earlier redemption with this key (`Idempotent-Replayed: true`)"),
@@ -140,7 +140,7 @@ pub async fn redeem(
 }
 
 /// A card's balance, read linearizably through the leader.
-#[utoipa::path(get, path = "/v1/gift-cards/{card}", params(("card" = String, Path)),
+#[utoipa::path(get, tag = "Gift cards", path = "/v1/gift-cards/{card}", params(("card" = String, Path)),
     responses((status = 200, body = GiftCardBalance), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn balance(
     State(node): State<Arc<NodeContext>>,
@@ -233,7 +233,9 @@ pub(super) fn replayed(body: impl IntoResponse) -> Response {
     response
 }
 
-/// The answer to a committed refusal: a precise code and status per reason.
+/// The answer to a committed (or pre-checked) refusal: a precise code and status per
+/// reason — every [`posmesh_consensus::Refusal`] has its own arm (no catch-all), so a new
+/// reason cannot fall back to a vague code.
 pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
     use posmesh_consensus::Refusal as R;
     let (status, code, field) = match refusal {
@@ -331,7 +333,11 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             "invalid_amount",
             Some("amount_minor"),
         ),
-        _ => (StatusCode::CONFLICT, "refused", None),
+        R::CatalogVersionNotNewer { .. } => (
+            StatusCode::CONFLICT,
+            "catalog_version_not_newer",
+            Some("version"),
+        ),
     };
     ApiError::new(status, code, refusal.to_string(), field)
 }
@@ -391,4 +397,27 @@ pub(super) fn no_quorum(why: String) -> ApiError {
         "no_quorum"
     };
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, why, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused;
+    use posmesh_consensus::Refusal;
+
+    /// A catalog that does not go forward is refused with its own code, naming the
+    /// version in force — not a generic `refused`.
+    #[test]
+    fn a_catalog_version_not_newer_has_its_own_code() {
+        let error = refused(&Refusal::CatalogVersionNotNewer {
+            current_version: 7,
+            current_effective_at_ms: 1_000,
+            requested_version: 7,
+            requested_effective_at_ms: 2_000,
+        });
+        assert_eq!(
+            (error.status.as_u16(), error.code, error.field.as_deref()),
+            (409, "catalog_version_not_newer", Some("version"))
+        );
+        assert!(error.message.contains("current 7"), "{}", error.message);
+    }
 }

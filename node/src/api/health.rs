@@ -22,7 +22,7 @@ pub struct Health {
 }
 
 /// Liveness: answers while the node takes sales.
-#[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, tag = "Health", path = "/health", responses((status = 200, body = Health)))]
 pub async fn health(State(node): State<Arc<NodeContext>>) -> Json<Health> {
     Json(Health {
         status: "ok",
@@ -32,7 +32,7 @@ pub async fn health(State(node): State<Arc<NodeContext>>) -> Json<Health> {
 }
 
 /// Prometheus text exposition of the node's metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, body = String)))]
+#[utoipa::path(get, tag = "Health", path = "/metrics", responses((status = 200, body = String)))]
 pub async fn metrics(State(node): State<Arc<NodeContext>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

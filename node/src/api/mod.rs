@@ -20,6 +20,8 @@
 //! - [`reports`]: takings per business date.
 //! - [`health`]: liveness, Prometheus metrics, the OpenAPI document.
 //! - [`body`]: parsing JSON bodies and the Idempotency-Key header.
+//! - [`query`]: query strings: a parameter an operation does not take is refused, a
+//!   malformed one named.
 //! - [`dto`]: the JSON shapes.
 //! - [`error`]: the JSON error answer.
 //! - [`openapi`]: the OpenAPI 3 document, generated from the handlers.
@@ -37,6 +39,7 @@ pub mod openapi;
 pub mod operator_auth;
 pub mod orders;
 pub mod pin_unlock;
+pub mod query;
 pub mod reports;
 pub mod revocations;
 pub mod sales;
@@ -123,6 +126,7 @@ pub fn router(node: Arc<NodeContext>) -> Router {
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
+        .route_layer(axum::middleware::from_fn(query::refuse_unknown_parameters))
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::REQUEST_BODY_BYTES_MAX))

@@ -12,14 +12,15 @@
 use super::body::{idempotency_key, parse_json, request_hash};
 use super::dto::{CreateSaleBody, LineBody, TenderBody};
 use super::error::{ApiError, ErrorBody};
+use super::query::StrictQuery;
 use super::sales::{
     answered_before, record_sale, sale_operator_id, sale_request, written, SaleToRecord,
 };
 use crate::orders::OrdersError;
 use crate::runtime::NodeContext;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -101,6 +102,7 @@ pub struct CloseOrderBody {
 /// `GET /v1/orders` query.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
     /// `open` (default), `closed` or `all`.
     #[serde(default)]
@@ -151,10 +153,10 @@ pub struct OrderList {
 }
 
 /// Creates an order.
-#[utoipa::path(post, path = "/v1/orders", request_body = CreateOrderBody,
+#[utoipa::path(post, tag = "Orders", path = "/v1/orders", request_body = CreateOrderBody,
     params(("Idempotency-Key" = String, Header, description = "unique per order")),
     responses((status = 201, body = OrderDto), (status = 200, body = OrderDto, description = "retry: the order made with this key"),
-              (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 422, body = ErrorBody, description = "`unknown_sku`; `quantity_out_of_range`: a quantity outside 1..=100000 (one that is not an integer is 400 `invalid_field`); `too_many_lines`; `invalid_text`")))]
 pub async fn create_order(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
@@ -207,14 +209,12 @@ pub async fn create_order(
 }
 
 /// Lists orders.
-#[utoipa::path(get, path = "/v1/orders", params(OrderListQuery),
+#[utoipa::path(get, tag = "Orders", path = "/v1/orders", params(OrderListQuery),
     responses((status = 200, body = OrderList), (status = 400, body = ErrorBody)))]
 pub async fn list_orders(
     State(node): State<Arc<NodeContext>>,
-    query: Result<Query<OrderListQuery>, QueryRejection>,
+    StrictQuery(query): StrictQuery<OrderListQuery>,
 ) -> Result<Json<OrderList>, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text(), None))?;
     let wanted = match query.status.as_deref().unwrap_or("open") {
         "open" => Some("open"),
         "closed" => Some("closed"),
@@ -243,7 +243,7 @@ pub async fn list_orders(
 }
 
 /// One order.
-#[utoipa::path(get, path = "/v1/orders/{order}", params(("order" = String, Path)),
+#[utoipa::path(get, tag = "Orders", path = "/v1/orders/{order}", params(("order" = String, Path)),
     responses((status = 200, body = OrderDto), (status = 404, body = ErrorBody)))]
 pub async fn get_order(
     State(node): State<Arc<NodeContext>>,
@@ -258,10 +258,10 @@ pub async fn get_order(
 }
 
 /// Adds a line to an open order.
-#[utoipa::path(post, path = "/v1/orders/{order}/lines", request_body = OrderLineBody,
+#[utoipa::path(post, tag = "Orders", path = "/v1/orders/{order}/lines", request_body = OrderLineBody,
     params(("order" = String, Path), ("Idempotency-Key" = String, Header, description = "unique per line")),
     responses((status = 201, body = OrderDto), (status = 200, body = OrderDto, description = "retry: the line exists"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody, description = "`unknown_sku`; `quantity_out_of_range`: a quantity outside 1..=100000 (one that is not an integer is 400 `invalid_field`)")))]
 pub async fn add_line(
     State(node): State<Arc<NodeContext>>,
     Path(order_id): Path<String>,
@@ -306,10 +306,10 @@ pub async fn add_line(
 }
 
 /// Changes a line's quantity.
-#[utoipa::path(patch, path = "/v1/orders/{order}/lines/{line}", request_body = SetQuantityBody,
+#[utoipa::path(patch, tag = "Orders", path = "/v1/orders/{order}/lines/{line}", request_body = SetQuantityBody,
     params(("order" = String, Path), ("line" = String, Path)),
     responses((status = 200, body = OrderDto), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody, description = "`quantity_out_of_range`: a quantity outside 1..=100000 (one that is not an integer is 400 `invalid_field`)")))]
 pub async fn set_quantity(
     State(node): State<Arc<NodeContext>>,
     Path((order_id, line_id)): Path<(String, String)>,
@@ -326,7 +326,7 @@ pub async fn set_quantity(
 }
 
 /// Removes a line.
-#[utoipa::path(delete, path = "/v1/orders/{order}/lines/{line}",
+#[utoipa::path(delete, tag = "Orders", path = "/v1/orders/{order}/lines/{line}",
     params(("order" = String, Path), ("line" = String, Path)),
     responses((status = 200, body = OrderDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn remove_line(
@@ -338,7 +338,7 @@ pub async fn remove_line(
 }
 
 /// Assigns table and/or customer.
-#[utoipa::path(patch, path = "/v1/orders/{order}", request_body = UpdateOrderBody,
+#[utoipa::path(patch, tag = "Orders", path = "/v1/orders/{order}", request_body = UpdateOrderBody,
     params(("order" = String, Path)),
     responses((status = 200, body = OrderDto), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -391,7 +391,7 @@ pub async fn update_order(
 }
 
 /// Closes an order: records one sale of its lines (201, the sale's entry).
-#[utoipa::path(post, path = "/v1/orders/{order}/close", request_body = CloseOrderBody,
+#[utoipa::path(post, tag = "Orders", path = "/v1/orders/{order}/close", request_body = CloseOrderBody,
     params(("order" = String, Path), ("Idempotency-Key" = String, Header)),
     responses((status = 201, body = super::dto::EntryView), (status = 200, body = super::dto::EntryView, description = "replay"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -495,7 +495,7 @@ fn check_line(node: &NodeContext, line: &OrderLineBody, path: &str) -> Result<()
     if !(1..=posmesh_sync::orders::ORDER_QUANTITY_MAX).contains(&line.quantity) {
         return Err(ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid_quantity",
+            code: "quantity_out_of_range",
             message: OrderError::InvalidQuantity(line.quantity).to_string(),
             field: Some(field("quantity")),
         });
@@ -559,7 +559,7 @@ fn orders_error(error: OrdersError) -> ApiError {
             OrderError::TooManyLines => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_lines", None),
             OrderError::InvalidQuantity(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_quantity",
+                "quantity_out_of_range",
                 Some("quantity"),
             ),
             // An id no order or line can have: nothing by that name exists.

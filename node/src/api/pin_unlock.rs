@@ -214,7 +214,7 @@ fn storage(error: crate::storage::StorageError) -> ApiError {
 /// `role_forbidden`; an admin may unlock an admin): nothing about roles or operators is
 /// told to someone without a right PIN. The request has no body (credentials in a body,
 /// `manager_id` / `manager_pin`, are no longer read: 401 `operator_required`).
-#[utoipa::path(post, path = "/v1/operators/{id}/unlock",
+#[utoipa::path(post, tag = "Staff", path = "/v1/operators/{id}/unlock",
     params(("id" = String, Path, description = "the locked-out operator"),
         ("X-Operator-Id" = String, Header, description = "the unlocking manager or admin"),
         ("X-Operator-Pin" = String, Header, description = "their PIN")),

@@ -8,7 +8,7 @@ use axum::Json;
 use std::sync::Arc;
 
 /// Totals per business date of every entry in this node's journal.
-#[utoipa::path(get, path = "/v1/reports/days",
+#[utoipa::path(get, tag = "Reports", path = "/v1/reports/days",
     responses((status = 200, body = Vec<DayTotals>)))]
 pub async fn day_totals(
     State(node): State<Arc<NodeContext>>,

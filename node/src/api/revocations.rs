@@ -47,7 +47,7 @@ pub fn normalise_serial(typed: &str) -> Result<String, String> {
 /// or zero; upper case is folded to the lower case the store records: [`normalise_serial`]).
 /// With an `Idempotency-Key`, a retry under the same key answers the
 /// first revocation (200, `Idempotent-Replayed: true`, its index) instead of 409.
-#[utoipa::path(post, path = "/v1/store/certificates/{serial}/revoke",
+#[utoipa::path(post, tag = "Store", path = "/v1/store/certificates/{serial}/revoke",
     params(("serial" = String, Path, description = "hex, as `posmesh ca issue` prints it (`0c`); upper case as `openssl x509 -serial` prints it (`0C`) is recorded in lower case; not zero"),
         ("X-Operator-Id" = Option<String>, Header, description = "the authorising admin"),
         ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),

@@ -10,6 +10,7 @@ use super::dto::{
     VoidBody,
 };
 use super::error::{ApiError, ErrorBody};
+use super::query::StrictQuery;
 use crate::clock;
 use crate::config::validate_id;
 use crate::ledger::sale_ref::SaleRef;
@@ -17,8 +18,8 @@ use crate::payments::card_void::CardVoidError;
 use crate::runtime::NodeContext;
 use crate::storage::writer::{AppendCommand, Committed, Operation};
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -39,13 +40,14 @@ pub const OCCURRED_AT_FUTURE_MS_MAX: i64 = 24 * 3600 * 1000;
 pub const OCCURRED_AT_MIN_MS: i64 = 946_684_800_000;
 
 /// Records a sale.
-#[utoipa::path(post, path = "/v1/sales", request_body = CreateSaleBody,
+#[utoipa::path(post, tag = "Sales", path = "/v1/sales", request_body = CreateSaleBody,
     params(("Idempotency-Key" = String, Header, description = "unique per sale attempt")),
     responses((status = 201, body = EntryView, description = "recorded and durable"),
               (status = 200, body = EntryView, description = "replay of an earlier request with this key"),
               (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 422, body = ErrorBody, description = "a sale the rules refuse, `code` says which: e.g. `unknown_sku`, `quantity_out_of_range` (a quantity outside 1..=100000; one that is not an integer is 400 `invalid_field`), `tenders_short`"),
+              (status = 503, body = ErrorBody)))]
 pub async fn create_sale(
     State(node): State<Arc<NodeContext>>,
     headers: HeaderMap,
@@ -132,8 +134,8 @@ pub(super) async fn record_sale(
 /// (`payments::card_void`): 409 `card_payment_not_forwarded` while an offline card payment
 /// waits to be forwarded, 503 `card_reversal_failed` when the acquirer does not answer —
 /// nothing is voided then.
-#[utoipa::path(post, path = "/v1/sales/{device}/{seq}/void", request_body = VoidBody,
-    params(("device" = String, Path), ("seq" = u64, Path),
+#[utoipa::path(post, tag = "Sales", path = "/v1/sales/{device}/{seq}/void", request_body = VoidBody,
+    params(("device" = String, Path), ("seq" = u64, Path, minimum = 1, description = "sequence number of the entry in `device`'s journal, from 1"),
            ("Idempotency-Key" = String, Header)),
     responses((status = 201, body = EntryView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -186,8 +188,8 @@ fn card_void_refusal(error: &CardVoidError) -> ApiError {
 
 /// Refunds lines of a sale; never more than was sold. A refund to a card paid through the
 /// acquirer is refused (409 `card_refund_unsupported`): nothing would reach the acquirer.
-#[utoipa::path(post, path = "/v1/sales/{device}/{seq}/refunds", request_body = RefundBody,
-    params(("device" = String, Path), ("seq" = u64, Path),
+#[utoipa::path(post, tag = "Sales", path = "/v1/sales/{device}/{seq}/refunds", request_body = RefundBody,
+    params(("device" = String, Path), ("seq" = u64, Path, minimum = 1, description = "sequence number of the entry in `device`'s journal, from 1"),
            ("Idempotency-Key" = String, Header)),
     responses((status = 201, body = EntryView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -274,8 +276,8 @@ fn paid_through_acquirer(node: &NodeContext, original: &SaleRef) -> bool {
 }
 
 /// One sale (or any journal entry) with what happened to it since.
-#[utoipa::path(get, path = "/v1/sales/{device}/{seq}",
-    params(("device" = String, Path), ("seq" = u64, Path)),
+#[utoipa::path(get, tag = "Sales", path = "/v1/sales/{device}/{seq}",
+    params(("device" = String, Path), ("seq" = u64, Path, minimum = 1, description = "sequence number of the entry in `device`'s journal, from 1")),
     responses((status = 200, body = EntryView), (status = 404, body = ErrorBody)))]
 pub async fn get_sale(
     State(node): State<Arc<NodeContext>>,
@@ -305,32 +307,30 @@ pub async fn get_sale(
 
 /// Sales of a device of the store (default: this one) after a sequence number, optionally
 /// of one business date.
-#[utoipa::path(get, path = "/v1/sales", params(ListQuery),
+#[utoipa::path(get, tag = "Sales", path = "/v1/sales", params(ListQuery),
     responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody)))]
 pub async fn list_sales(
     State(node): State<Arc<NodeContext>>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    StrictQuery(query): StrictQuery<ListQuery>,
 ) -> Result<Json<EntryPage>, ApiError> {
     list(node, query, true).await
 }
 
 /// Journal entries of every kind of a device of the store (default: this one).
-#[utoipa::path(get, path = "/v1/journal", params(ListQuery),
+#[utoipa::path(get, tag = "Sales", path = "/v1/journal", params(ListQuery),
     responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody)))]
 pub async fn list_journal(
     State(node): State<Arc<NodeContext>>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    StrictQuery(query): StrictQuery<ListQuery>,
 ) -> Result<Json<EntryPage>, ApiError> {
     list(node, query, false).await
 }
 
 async fn list(
     node: Arc<NodeContext>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: ListQuery,
     sales_only: bool,
 ) -> Result<Json<EntryPage>, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text(), None))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=PAGE_ENTRIES_MAX).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -448,7 +448,7 @@ pub(super) fn answered_before(
 }
 
 /// The devices whose journals this node holds, with the highest sequence number of each.
-#[utoipa::path(get, path = "/v1/devices", responses((status = 200, body = DeviceList)))]
+#[utoipa::path(get, tag = "Sales", path = "/v1/devices", responses((status = 200, body = DeviceList)))]
 pub async fn list_devices(
     State(node): State<Arc<NodeContext>>,
 ) -> Result<Json<DeviceList>, ApiError> {

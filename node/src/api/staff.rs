@@ -120,7 +120,7 @@ pub struct SetTaxRatesBody {
 /// answers the first outcome (200, `Idempotent-Replayed: true`; the PIN is left out of the
 /// comparison, so its hash in the replicated state gives nothing away), the key used for
 /// another request 409 `idempotency_key_reused`.
-#[utoipa::path(post, path = "/v1/operators", request_body = SetOperatorBody,
+#[utoipa::path(post, tag = "Staff", path = "/v1/operators", request_body = SetOperatorBody,
     params(
         ("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only for the store's first operator)"),
         ("X-Operator-Pin" = Option<String>, Header, description = "the authorising operator's PIN"),
@@ -183,7 +183,7 @@ pub async fn set_operator(
 
 /// The store's operators, for a manager or admin (`X-Operator-Id` / `X-Operator-Pin`;
 /// a store with no operator yet answers the empty list without).
-#[utoipa::path(get, path = "/v1/operators",
+#[utoipa::path(get, tag = "Staff", path = "/v1/operators",
     params(
         ("X-Operator-Id" = Option<String>, Header, description = "a manager or admin"),
         ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
@@ -224,7 +224,7 @@ pub async fn list_operators(
 /// id naming no operator gets the same answers — 401 `pin_mismatch` after a hash check of
 /// the same cost, 429 after 5 guesses — so ids cannot be enumerated
 /// ([`super::pin_unlock::authenticate`]).
-#[utoipa::path(post, path = "/v1/operators/{id}/verify-pin", request_body = VerifyPinBody,
+#[utoipa::path(post, tag = "Staff", path = "/v1/operators/{id}/verify-pin", request_body = VerifyPinBody,
     params(("id" = String, Path)),
     responses((status = 200, body = OperatorView),
               (status = 401, body = ErrorBody, description = "`pin_mismatch`: wrong PIN or unknown operator (the same answer)"),
@@ -247,7 +247,7 @@ pub async fn verify_pin(
 /// Opens a shift on this device, once per Idempotency-Key: a retry with the same key and
 /// body (on this device) answers the first opening again (200, `Idempotent-Replayed:
 /// true`), the key with another body or device 409 `idempotency_key_reused`.
-#[utoipa::path(post, path = "/v1/shifts", request_body = OpenShiftBody,
+#[utoipa::path(post, tag = "Staff", path = "/v1/shifts", request_body = OpenShiftBody,
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = String, Header, description = "unique per opening attempt, store-wide")),
     responses((status = 201, description = "opened (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
@@ -308,7 +308,7 @@ pub async fn open_shift(
 /// Closes a shift, once per Idempotency-Key: a retry with the same key answers the first
 /// close again (200, `Idempotent-Replayed: true`); the key used for another request 409
 /// `idempotency_key_reused`; a second close under a new key 409 `shift_already_closed`.
-#[utoipa::path(post, path = "/v1/shifts/{id}/close",
+#[utoipa::path(post, tag = "Staff", path = "/v1/shifts/{id}/close",
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("id" = String, Path), ("Idempotency-Key" = String, Header, description = "unique per close attempt, store-wide")),
     responses((status = 201, description = "closed (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
@@ -340,7 +340,7 @@ pub async fn close_shift(
 /// `X-Operator-Pin`; a store with no operator yet answers without) — as the operators'
 /// list: every shift names its operator, whose ids `verify-pin` does not tell apart from
 /// unknown ones, and the cash float of a till.
-#[utoipa::path(get, path = "/v1/shifts",
+#[utoipa::path(get, tag = "Staff", path = "/v1/shifts",
     params(
         ("X-Operator-Id" = Option<String>, Header, description = "a manager or admin"),
         ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
@@ -370,7 +370,7 @@ pub async fn list_shifts(
 /// 422 `unknown_tax_class` for a key naming no tax class of the catalog in force.
 /// Once per Idempotency-Key: a retry with the same key and body answers the first outcome
 /// (200, `Idempotent-Replayed: true`), the key with another body 409 `idempotency_key_reused`.
-#[utoipa::path(post, path = "/v1/tax-rates", request_body = SetTaxRatesBody,
+#[utoipa::path(post, tag = "Staff", path = "/v1/tax-rates", request_body = SetTaxRatesBody,
     params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"), ("Idempotency-Key" = String, Header, description = "unique per attempt, store-wide")),
     responses((status = 201, description = "set (the committed outcome)"),
               (status = 200, description = "replay of an earlier request with this key (`Idempotent-Replayed: true`)"),
@@ -420,7 +420,7 @@ pub async fn set_tax_rates(
 }
 
 /// Every version of the store's tax rates, oldest first.
-#[utoipa::path(get, path = "/v1/tax-rates", responses((status = 200, description = "the schedules"), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, tag = "Staff", path = "/v1/tax-rates", responses((status = 200, description = "the schedules"), (status = 503, body = ErrorBody)))]
 pub async fn list_tax_rates(
     State(node): State<Arc<NodeContext>>,
 ) -> Result<Json<Vec<TaxSchedule>>, ApiError> {
@@ -442,7 +442,7 @@ pub async fn list_tax_rates(
 /// from this device's applied state without a Raft entry. With an `Idempotency-Key`, a
 /// retry under the same key answers the first disable (200, `Idempotent-Replayed: true`),
 /// the key used for another request 409 `idempotency_key_reused`.
-#[utoipa::path(post, path = "/v1/operators/{id}/disable",
+#[utoipa::path(post, tag = "Staff", path = "/v1/operators/{id}/disable",
     params(("id" = String, Path),
         ("X-Operator-Id" = String, Header, description = "the authorising manager or admin"),
         ("X-Operator-Pin" = String, Header, description = "their PIN"),

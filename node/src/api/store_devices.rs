@@ -33,21 +33,47 @@ pub(crate) fn holds_entries_of(node: &NodeContext, device: &str) -> Result<bool,
     Ok(devices.iter().any(|d| d == device))
 }
 
+/// The answer to a removal: `{removed, log_index, outcome, retired_at_index,
+/// already_removed}`. `log_index`: the index of this removal's retirement entry (of the
+/// first send's, for a replay); `retired_at_index`: the index the device was first retired
+/// at. They differ when the device had been removed before this removal — by another
+/// request, under another key or none — and `already_removed` says so: the entry changed
+/// nothing (a retirement is never undone, never redone). A replay under the key of the
+/// removal that retired it says `false` again, as the first answer did.
+pub fn removal_body(device: &str, log_index: u64, outcome: &Outcome) -> serde_json::Value {
+    let retired_at_index = match outcome {
+        Outcome::DeviceRetired {
+            retired_at_index, ..
+        } => Some(*retired_at_index),
+        _ => None,
+    };
+    serde_json::json!({
+        "removed": device,
+        "log_index": log_index,
+        "outcome": outcome,
+        "retired_at_index": retired_at_index,
+        "already_removed": retired_at_index.is_some_and(|at| at != log_index),
+    })
+}
+
 /// Removes a device from the store, on the authority of a manager or admin
 /// (`X-Operator-Id` / `X-Operator-Pin`; none needed while the store has no operator).
-/// 200 `{removed, log_index, outcome}`: the retirement's log index and outcome
-/// (`device_retired`, with `retired_at_index`: the first retirement's, if the device was
-/// retired before). With an `Idempotency-Key`, a retry under the same key answers the
+/// 200 [`removal_body`]: the retirement's log index and outcome (`device_retired`, with
+/// `retired_at_index`), and `already_removed: true` when the device had been removed
+/// before (nothing changed; `retired_at_index` says when). Before the retirement, the
+/// device's offline card allotment, if any, is set to 0 through the store's log, so it
+/// stops counting against the exposure budget
+/// ([`crate::consensus::RaftService::remove_device`]). With an `Idempotency-Key`, a retry under the same key answers the
 /// first removal again (200, `Idempotent-Replayed: true`, the same index and outcome;
 /// nothing applied twice, even if the operator was disabled in between); the same key for
 /// another removal or another request is 409 `idempotency_key_reused` and changes nothing.
 /// Without the header the device keys the removal itself. 409 `last_voter` (permanent,
 /// nothing changed) when the device is the store's only voter: promote another device
 /// first, or force a membership.
-#[utoipa::path(post, path = "/v1/store/devices/{device}/remove", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
+#[utoipa::path(post, tag = "Store", path = "/v1/store/devices/{device}/remove", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
         ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key answers the first removal; without it the device keys the write itself"),
         ("device" = String, Path)),
-    responses((status = 200, description = "retired and removed: `{removed, log_index, outcome}`; with `Idempotent-Replayed: true`, the replay of an earlier request with this key"),
+    responses((status = 200, description = "retired and removed: `{removed, log_index, outcome, retired_at_index, already_removed}`; `already_removed: true` (and `retired_at_index` below `log_index`): the device had been removed before, nothing changed; with `Idempotent-Replayed: true`, the replay of an earlier request with this key (its first answer again). The device's offline card allotment is released first (set to 0 through Raft)"),
               (status = 400, body = ErrorBody, description = "`invalid_device_id`, `invalid_idempotency_key`"),
               (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
@@ -107,9 +133,7 @@ pub async fn remove_device(
                 // effect.
                 RemoveError::Unavailable(why) => super::gift_cards::no_quorum(why),
             })?;
-    let body = |log_index: u64, outcome: &Outcome| {
-        Json(serde_json::json!({"removed": device, "log_index": log_index, "outcome": outcome}))
-    };
+    let body = |log_index: u64, outcome: &Outcome| Json(removal_body(&device, log_index, outcome));
     match response {
         StoreResponse::Applied(outcome @ Outcome::DeviceRetired { .. }) => {
             Ok(body(index, &outcome).into_response())
@@ -125,5 +149,31 @@ pub async fn remove_device(
         other => Err(ApiError::internal(format!(
             "the store's state machine answered a removal with {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::removal_body;
+    use posmesh_consensus::Outcome;
+
+    fn retired(at: u64) -> Outcome {
+        Outcome::DeviceRetired {
+            device_id: "till-3".into(),
+            retired_at_index: at,
+        }
+    }
+
+    /// A removal that retired the device says so; one of a device retired before says it
+    /// was already removed, and when.
+    #[test]
+    fn a_removal_says_whether_it_retired_the_device() {
+        let first = removal_body("till-3", 12, &retired(12));
+        assert_eq!(first["already_removed"], false, "{first}");
+        assert_eq!(first["retired_at_index"], 12, "{first}");
+        let again = removal_body("till-3", 20, &retired(12));
+        assert_eq!(again["already_removed"], true, "{again}");
+        assert_eq!(again["retired_at_index"], 12, "{again}");
+        assert_eq!(again["log_index"], 20, "{again}");
     }
 }

@@ -36,7 +36,9 @@ pub enum StoreAdminCommand {
     },
     /// Removes a device from the store for good (a destroyed or replaced till; a replacement
     /// gets a new id), asked of any other running device of the store: retired through Raft
-    /// and taken out of the membership. Revoke its certificate too: `posmesh store
+    /// and taken out of the membership; its offline card allotment is released first (set
+    /// to 0). A device removed before is reported as such, with the log index it was
+    /// retired at (nothing changes). Revoke its certificate too: `posmesh store
     /// revoke-certificate SERIAL --as ADMIN` (store-wide, through Raft) and `posmesh ca
     /// revoke` (the CA's list).
     RemoveDevice {
@@ -116,10 +118,8 @@ pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
             );
             let by = by.resolve()?;
             let request = with_operator(reqwest::Client::new().post(&url), by.as_ref());
-            super::operator::answer(&url, request).await?;
-            println!(
-                "removed {device} from the store for good; revoke its certificate too: posmesh store revoke-certificate <SERIAL> --as <admin> (store-wide) and posmesh ca revoke (the CA's list)"
-            );
+            let body = super::operator::answer(&url, request).await?;
+            println!("{}", removed_line(&device, &body));
             Ok(true)
         }
         StoreAdminCommand::ForceMembership {
@@ -175,6 +175,20 @@ pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
     }
 }
 
+/// What `posmesh store remove-device` prints: that the device was removed, or that it had
+/// been removed before (nothing changed) and at which log index.
+fn removed_line(device: &str, body: &serde_json::Value) -> String {
+    const REVOKE: &str = "revoke its certificate too: posmesh store revoke-certificate <SERIAL> --as <admin> (store-wide) and posmesh ca revoke (the CA's list)";
+    if body["already_removed"].as_bool() == Some(true) {
+        let at = body["retired_at_index"]
+            .as_u64()
+            .map_or_else(|| "?".to_owned(), |index| index.to_string());
+        format!("{device} was already removed from the store (retired at log index {at}): nothing changed; if not done yet, {REVOKE}")
+    } else {
+        format!("removed {device} from the store for good; {REVOKE}")
+    }
+}
+
 /// What `posmesh store revoke-certificate` prints: the serial, from which log index it is
 /// refused, and by whom.
 fn revoked_line(serial: &str, by: Option<&OperatorPin>, body: &serde_json::Value) -> String {
@@ -224,5 +238,21 @@ mod tests {
             "revoked certificate 0c store-wide from log index 12 (by ada): every device now refuses it on the mesh, and the chain's cloud once a device of the store tells it (a revoked cloud certificate: every uplink stops)"
         );
         assert!(!super::revoked_line("0c", None, &body).contains("8642"));
+    }
+
+    /// A removal prints that it removed the device; one of a device removed before says
+    /// so, with the log index it was retired at.
+    #[test]
+    fn a_removal_of_a_removed_device_says_so() {
+        let first = serde_json::json!({"already_removed": false, "retired_at_index": 12});
+        assert!(super::removed_line("till-3", &first)
+            .starts_with("removed till-3 from the store for good;"));
+        let again = serde_json::json!({"already_removed": true, "retired_at_index": 12});
+        assert!(
+            super::removed_line("till-3", &again)
+                .starts_with("till-3 was already removed from the store (retired at log index 12): nothing changed;"),
+            "{}",
+            super::removed_line("till-3", &again)
+        );
     }
 }

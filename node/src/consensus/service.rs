@@ -1256,9 +1256,15 @@ impl RaftService {
         // is by then. The ledger cut is filled inside the key, after its hash.
         let command = self.with_ledger_cut(retirement_command(
             device_id,
-            authorised_by,
+            authorised_by.clone(),
             idempotency_key,
         ));
+        if let Some(refused) = self
+            .release_allotment(device_id, authorised_by, &command)
+            .await?
+        {
+            return Ok(refused);
+        }
         let (index, response) =
             posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await?;
         if let StoreResponse::Refused(_) = response {
@@ -1299,6 +1305,70 @@ impl RaftService {
             "device removed from the store's Raft group"
         );
         Ok((index, response))
+    }
+
+    /// On the leader, before `retirement` (the removal of `device_id`) is proposed: sets
+    /// the device's offline card allotment to 0 through the log, so that it stops counting
+    /// against the store's exposure budget once the device is gone. Done only when the
+    /// retirement would apply (the pre-check passes: not for a key used for another
+    /// request, or an operator whose role may not) and the device holds an allotment and
+    /// is not retired yet — a replay or a removal of a removed device changes nothing.
+    ///
+    /// Why an entry of its own rather than the retirement dropping the allotment, or the
+    /// budget check skipping retired devices: either would change what `apply` computes for
+    /// commands existing logs already hold (a `SetExposureAllotment` refused there as over
+    /// the budget would apply on replay), so replicas of different versions, or a replica
+    /// replaying an old log, would reach different states. `SetExposureAllotment` to 0
+    /// applies the same on every version. A device retired before this release (by an
+    /// older version) keeps its allotment counted: the state machine refuses any allotment
+    /// for a retired device.
+    ///
+    /// Returns `Some` (the release's index and refusal) when the release was refused: the
+    /// removal is answered with it and nothing else is proposed.
+    ///
+    /// # Errors
+    /// When the release could not be committed (as [`posmesh_consensus::write`]).
+    async fn release_allotment(
+        &self,
+        device_id: &str,
+        authorised_by: Option<String>,
+        retirement: &StoreCommand,
+    ) -> anyhow::Result<Option<(u64, StoreResponse)>> {
+        let holds = self.reader.read(|state| {
+            !state.is_retired(device_id)
+                && state
+                    .exposure
+                    .allotments
+                    .get(device_id)
+                    .copied()
+                    .unwrap_or(0)
+                    > 0
+                && state.precheck(retirement).is_ok()
+        });
+        if !holds {
+            return Ok(None);
+        }
+        let release = StoreCommand::SetExposureAllotment {
+            device_id: device_id.to_owned(),
+            amount_minor: 0,
+        };
+        let release = match authorised_by {
+            Some(by) => StoreCommand::Authorised {
+                authorised_by: by,
+                command: Box::new(release),
+            },
+            None => release,
+        };
+        let (index, response) =
+            posmesh_consensus::write(&self.raft, release, DECISION_DEADLINE).await?;
+        if let StoreResponse::Refused(refusal) = response {
+            return Ok(Some((index, StoreResponse::Refused(refusal))));
+        }
+        tracing::info!(
+            device = device_id,
+            "the device's offline card allotment is released before its retirement"
+        );
+        Ok(None)
     }
 
     /// A gift card's balance and currency, read linearizably (through the leader).

@@ -619,8 +619,78 @@ fn cases() -> Vec<Case> {
         Case {
             method: Method::GET,
             ..on(
-                case("list_bad_after_seq", json!({}), 400, "invalid_query", None),
+                case(
+                    "list_bad_after_seq",
+                    json!({}),
+                    400,
+                    "invalid_query",
+                    Some("after_seq"),
+                ),
                 "/v1/sales?after_seq=-1",
+            )
+        },
+        Case {
+            method: Method::GET,
+            ..on(
+                case(
+                    "list_limit_twice",
+                    json!({}),
+                    400,
+                    "invalid_query",
+                    Some("limit"),
+                ),
+                "/v1/sales?limit=1&limit=2",
+            )
+        },
+        Case {
+            method: Method::GET,
+            ..on(
+                case(
+                    "list_unknown_parameter",
+                    json!({}),
+                    400,
+                    "unknown_query_parameter",
+                    Some("colour"),
+                ),
+                "/v1/sales?limit=5&colour=red",
+            )
+        },
+        // An operation without parameters refuses any, as the listings refuse theirs
+        // unknown ones: a read and a write.
+        Case {
+            method: Method::GET,
+            ..on(
+                case(
+                    "report_unknown_parameter",
+                    json!({}),
+                    400,
+                    "unknown_query_parameter",
+                    Some("business_date"),
+                ),
+                "/v1/reports/days?business_date=2026-01-01",
+            )
+        },
+        on(
+            case(
+                "write_unknown_parameter",
+                support::valid_sale(),
+                400,
+                "unknown_query_parameter",
+                Some("dry_run"),
+            ),
+            "/v1/sales?dry_run=true",
+        ),
+        Case {
+            method: Method::GET,
+            ..on(
+                case(
+                    "orders_bad_status",
+                    json!({}),
+                    400,
+                    "invalid_query",
+                    Some("status"),
+                ),
+                "/v1/orders?status=pending",
             )
         },
         Case {

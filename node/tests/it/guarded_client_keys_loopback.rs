@@ -54,6 +54,10 @@ async fn expect_replay(
         again["outcome"], first["outcome"],
         "the first outcome: {again}"
     );
+    assert_eq!(
+        again["already_removed"], first["already_removed"],
+        "{again}"
+    );
 }
 
 /// The operators as listed by admin `ada`.
@@ -244,12 +248,37 @@ async fn a_client_key_on_a_device_removal_replays_the_first_retirement() {
     wait_operator(&client, &b, "ada", "8642").await;
     let ada = support::http_client_as(("ada", "8642"));
 
+    // till-3 holds most of the offline card budget: its removal releases it.
+    let budget = json!({"amount_minor": 50_000, "currency": "GBP"});
+    let (status, _, set) = send(
+        &ada,
+        &a,
+        Method::PUT,
+        "/v1/payments/exposure-budget",
+        None,
+        &budget,
+    )
+    .await;
+    assert_eq!(status, 201, "{set}");
+    let allotment = |amount_minor: i64| json!({ "amount_minor": amount_minor });
+    let (status, _, set) = send(
+        &ada,
+        &a,
+        Method::PUT,
+        "/v1/payments/exposure-allotments/till-3",
+        None,
+        &allotment(30_000),
+    )
+    .await;
+    assert_eq!(status, 201, "{set}");
+
     // Through a follower, twice under one key: the second answers the first.
     let path = "/v1/store/devices/till-3/remove";
     let (status, replayed, first) =
         send(&ada, &b, Method::POST, path, Some("rem-1"), &Value::Null).await;
     assert_eq!((status, replayed), (200, false), "{first}");
     assert_eq!(first["removed"], "till-3", "{first}");
+    assert_eq!(first["already_removed"], false, "{first}");
     let index = first["log_index"].as_u64().expect("a log index");
     assert_eq!(first["outcome"]["outcome"], "device_retired", "{first}");
     assert_eq!(
@@ -295,10 +324,24 @@ async fn a_client_key_on_a_device_removal_replays_the_first_retirement() {
         members(&client, &a).await.contains(&"till-2".to_owned()),
         "a refused removal removes nothing"
     );
-    // Without a key: removed already, answered with the first retirement, not a replay.
+    // Without a key: removed already, answered with the first retirement, not a replay,
+    // and said to be removed already.
     let (status, replayed, none) = send(&ada, &b, Method::POST, path, None, &Value::Null).await;
     assert_eq!((status, replayed), (200, false), "{none}");
     assert_eq!(none["outcome"], first["outcome"], "{none}");
+    assert_eq!(none["already_removed"], true, "{none}");
+    assert_eq!(none["retired_at_index"].as_u64(), Some(index), "{none}");
+    // The retired till's allotment no longer counts: the whole budget goes to till-2.
+    let (status, _, set) = send(
+        &ada,
+        &a,
+        Method::PUT,
+        "/v1/payments/exposure-allotments/till-2",
+        None,
+        &allotment(50_000),
+    )
+    .await;
+    assert_eq!(status, 201, "{set}");
     for node in [a, b, c] {
         node.stop().expect("stopped");
     }

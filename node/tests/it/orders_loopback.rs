@@ -462,7 +462,7 @@ async fn bad_order_requests_are_refused_precisely_and_change_nothing() {
             Some("k2"),
             json!({"lines": [{"sku": "BREAD", "quantity": 0}]}),
             422,
-            "invalid_quantity",
+            "quantity_out_of_range",
             Some("lines[0].quantity"),
         ),
         (
@@ -512,7 +512,7 @@ async fn bad_order_requests_are_refused_precisely_and_change_nothing() {
             Some("k6"),
             json!({"sku": "BREAD", "quantity": 100_001}),
             422,
-            "invalid_quantity",
+            "quantity_out_of_range",
             Some("quantity"),
         ),
         (
@@ -542,7 +542,7 @@ async fn bad_order_requests_are_refused_precisely_and_change_nothing() {
             None,
             json!({"quantity": -1}),
             422,
-            "invalid_quantity",
+            "quantity_out_of_range",
             Some("quantity"),
         ),
         (
