@@ -135,6 +135,7 @@ impl Refusal {
                 | Refusal::ShiftAlreadyClosed { .. }
                 | Refusal::AlreadyRevoked { .. }
                 | Refusal::DeviceRetired { .. }
+                | Refusal::RulesVersionNotNewer { .. }
                 | Refusal::OperatorDisabled { .. }
                 | Refusal::IdempotencyKeyReused { .. }
                 | Refusal::InvalidId { .. }
