@@ -239,6 +239,17 @@ pub enum StoreCommand {
         /// Its Raft database's incarnation.
         incarnation: u64,
     },
+    /// Switches the store to rules `version` from this entry on ([`crate::rules`]): every
+    /// later entry applies under them, on every replica. Proposed by the leader when the
+    /// store is founded, and in an existing store once every member supports `version`.
+    /// Refused below the current version ([`Refusal::RulesVersionNotNewer`]) and for a
+    /// version this binary does not know ([`Refusal::RulesVersionUnknown`]); the current
+    /// version again is answered unchanged. Not an operator's command: never guarded by
+    /// roles. A node of a version before it cannot decode it (see [`crate::rules`]).
+    AdoptRules {
+        /// The rules version.
+        version: u32,
+    },
 }
 
 impl std::fmt::Display for StoreCommand {
@@ -350,6 +361,7 @@ impl std::fmt::Display for StoreCommand {
                 device_id,
                 incarnation,
             } => write!(f, "raft incarnation of {device_id}: {incarnation:016x}"),
+            StoreCommand::AdoptRules { version } => write!(f, "adopt rules version {version}"),
         }
     }
 }
@@ -499,6 +511,11 @@ pub enum Outcome {
         device_id: String,
         /// Its Raft database's incarnation.
         incarnation: u64,
+    },
+    /// The store follows rules `version` from this entry on (or already did).
+    RulesAdopted {
+        /// The rules version now in force.
+        version: u32,
     },
 }
 
@@ -760,5 +777,23 @@ pub enum Refusal {
         operator_id: String,
         /// Log index of the disable.
         disabled_at_index: u64,
+    },
+    /// A rules version this binary does not know ([`crate::rules`]): it cannot follow it.
+    #[error("rules version {version} is unknown to this posmesh (it knows {known_from}–{known_up_to}): upgrade every device before adopting it")]
+    RulesVersionUnknown {
+        /// The version asked for.
+        version: u32,
+        /// The oldest version known.
+        known_from: u32,
+        /// The newest version known.
+        known_up_to: u32,
+    },
+    /// A rules version below the store's: rules never go back.
+    #[error("the store follows rules version {current}: rules never go back to {requested}")]
+    RulesVersionNotNewer {
+        /// The store's version.
+        current: u32,
+        /// The version asked for.
+        requested: u32,
     },
 }

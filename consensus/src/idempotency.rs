@@ -8,7 +8,9 @@
 //! commands are recorded: a refused command changes nothing, so its key stays free and a
 //! retry is decided afresh.
 //!
-//! Bounded ([`IdempotentWrites`]): the state keeps the last [`IDEMPOTENT_KEYS_MAX`] keys
+//! Bounded from rules version 2 on ([`crate::rules`]; rules 1 keep every key, as
+//! versions before the bound did, and the first key recorded under rules 2 drops the
+//! oldest beyond the bound) ([`IdempotentWrites`]): the state keeps the last [`IDEMPOTENT_KEYS_MAX`] keys
 //! by the log index they were applied at, and drops the oldest when it records one more —
 //! at apply, so every replica drops the same keys at the same entry, and a snapshot
 //! carries exactly the keys kept. The window is counted in keyed writes, not in time or
@@ -73,16 +75,16 @@ impl IdempotentWrites {
         self.by_key.iter()
     }
 
-    /// Records `write` under `key` (a key not kept yet), then drops the oldest keys beyond
-    /// [`IDEMPOTENT_KEYS_MAX`].
-    fn record(&mut self, key: String, write: IdempotentWrite) {
+    /// Records `write` under `key` (a key not kept yet), then, when `bounded` (rules 2
+    /// on, [`crate::rules`]), drops the oldest keys beyond [`IDEMPOTENT_KEYS_MAX`].
+    fn record(&mut self, key: String, write: IdempotentWrite, bounded: bool) {
         self.by_index.insert((write.applied_at_index, key.clone()));
         if let Some(replaced) = self.by_key.insert(key.clone(), write) {
             // Not reached (a kept key is replayed or refused, never recorded again); kept
             // consistent all the same.
             self.by_index.remove(&(replaced.applied_at_index, key));
         }
-        while self.by_key.len() > IDEMPOTENT_KEYS_MAX {
+        while bounded && self.by_key.len() > IDEMPOTENT_KEYS_MAX {
             let Some((_, oldest)) = self.by_index.pop_first() else {
                 break;
             };
@@ -206,6 +208,7 @@ impl StoreState {
                     applied_at_index: index,
                     outcome: outcome.clone(),
                 },
+                self.rules_at_least(2),
             );
         }
         response
@@ -338,9 +341,9 @@ mod tests {
         let total = IDEMPOTENT_KEYS_MAX + 10;
         // One replica applies the whole log; another restarts halfway from its snapshot
         // (the state serialised and read back) and applies the rest.
-        let mut through = StoreState::default();
+        let mut through = StoreState::with_rules(2);
         issue_keyed(&mut through, 0..total);
-        let mut restarted = StoreState::default();
+        let mut restarted = StoreState::with_rules(2);
         issue_keyed(&mut restarted, 0..total / 2);
         let bytes = serde_json::to_vec(&restarted).expect("json");
         let mut restarted: StoreState = serde_json::from_slice(&bytes).expect("reads back");
@@ -379,7 +382,7 @@ mod tests {
     #[test]
     fn a_retry_inside_the_window_replays_and_one_after_is_decided_afresh() {
         use crate::idempotency::IDEMPOTENT_KEYS_MAX;
-        let mut state = StoreState::default();
+        let mut state = StoreState::with_rules(2);
         issue_keyed(&mut state, 0..IDEMPOTENT_KEYS_MAX + 1);
         // The oldest key kept (k-1): its retry is the first outcome, nothing applied.
         let before = state.clone();

@@ -29,6 +29,9 @@
 //!   the store (every ledger and the cloud refuse its entries beyond it).
 //! - [`precheck`]: the refusals decided by the state alone, asked by the API on its
 //!   device's applied state before it proposes (no Raft entry for a certain refusal).
+//! - [`rules`]: rules versions — which rules `apply` follows, switched on by an entry
+//!   ([`StoreCommand::AdoptRules`]) at the same log index on every replica, so a rule
+//!   change never makes an old log or an older replica compute another state.
 //! - [`serial`]: the canonical form of a certificate serial in the log, and the
 //!   normalisation of what an admin types (hex case folded, zero refused).
 //! - [`snapshot_receive`]: a leader's snapshot is installed unless this device's log already
@@ -68,6 +71,10 @@
 //! - No double spend: a redemption is applied only if the balance covers it; two devices
 //!   redeeming the same card concurrently are ordered by the log, the second is refused
 //!   with [`Refusal::InsufficientBalance`].
+//! - A change to what `apply` computes for an existing command is a new rules version
+//!   ([`rules`]), in force from the log index of the entry that adopted it: never from the
+//!   binary that runs (an old log replays, and old and new binaries apply side by side,
+//!   with the same result).
 //! - A refusal changes nothing (DESIGN guarantee 9); refusals are committed responses, not
 //!   errors of the consensus layer.
 //! - Catalog versions never go back; a business date is closed once, recording the sales
@@ -97,6 +104,7 @@ pub mod precheck;
 pub mod restore;
 pub mod rocksdb_tuning;
 pub mod roles;
+pub mod rules;
 pub mod serial;
 pub mod snapshot_receive;
 pub mod staff;

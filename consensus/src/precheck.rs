@@ -145,6 +145,7 @@ impl Refusal {
                 | Refusal::AlreadyRevoked { .. }
                 | Refusal::DeviceRetired { .. }
                 | Refusal::CatalogVersionNotNewer { .. }
+                | Refusal::RulesVersionNotNewer { .. }
                 | Refusal::OperatorDisabled { .. }
                 | Refusal::IdempotencyKeyReused { .. }
                 | Refusal::InvalidId { .. }

@@ -86,6 +86,7 @@ pub fn needed(staff: &Staff, by: Option<&str>, command: &StoreCommand) -> Option
         }
         StoreCommand::RedeemGiftCard { .. }
         | StoreCommand::RecordRaftIncarnation { .. }
+        | StoreCommand::AdoptRules { .. }
         | StoreCommand::PublishCatalog { .. }
         | StoreCommand::SetOperator { .. }
         | StoreCommand::SetOperatorAuthorised { .. }

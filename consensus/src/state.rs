@@ -80,8 +80,10 @@ impl Exposure {
 
 /// The store's replicated state: everything store-wide decisions have established.
 ///
-/// Change it only through [`StoreState::apply`]; read it freely.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Change it only through [`StoreState::apply`]; read it freely. [`StoreState::default`]
+/// is the state of an empty log: rules version 1 ([`crate::rules`]) until an entry adopts
+/// another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreState {
     /// Gift cards by card id.
     pub gift_cards: BTreeMap<String, GiftCard>,
@@ -133,9 +135,54 @@ pub struct StoreState {
     /// never moved.
     #[serde(default)]
     pub ledger_cuts: BTreeMap<String, crate::DeviceCut>,
+    /// The rules `apply` follows ([`crate::rules`]): set by [`StoreCommand::AdoptRules`],
+    /// never lowered. A state serialised before the field existed is version 1, and a
+    /// state at version 1 serialises without it (the bytes it had before).
+    #[serde(
+        default = "crate::rules::original",
+        skip_serializing_if = "crate::rules::is_original"
+    )]
+    pub rules_version: u32,
+}
+
+impl Default for StoreState {
+    fn default() -> Self {
+        Self {
+            gift_cards: BTreeMap::new(),
+            redemptions: HashMap::new(),
+            catalog: None,
+            day_closes: BTreeMap::new(),
+            revocations: BTreeMap::new(),
+            exposure: Exposure::default(),
+            retired_devices: BTreeMap::new(),
+            catalog_toml: None,
+            tax: crate::tax::TaxConfig::default(),
+            staff: crate::staff::Staff::default(),
+            idempotent_writes: crate::idempotency::IdempotentWrites::default(),
+            roles_enforced_from: None,
+            raft_incarnations: BTreeMap::new(),
+            ledger_cuts: BTreeMap::new(),
+            rules_version: crate::rules::RULES_VERSION_ORIGINAL,
+        }
+    }
 }
 
 impl StoreState {
+    /// The state of an empty log that adopted rules `version` ([`crate::rules`]): what a
+    /// store founded by this binary holds after its first entry, for checking commands
+    /// before they are proposed (provisioning) and for tests.
+    pub fn with_rules(version: u32) -> Self {
+        Self {
+            rules_version: version,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the store's rules are at least `version` ([`crate::rules`]).
+    pub fn rules_at_least(&self, version: u32) -> bool {
+        self.rules_version >= version
+    }
+
     /// Applies `command`, committed at log `index`, and returns its response.
     ///
     /// Deterministic: same state, index and command → same new state and response. A
@@ -275,6 +322,7 @@ impl StoreState {
                 device_id,
                 incarnation,
             } => self.record_raft_incarnation(device_id, *incarnation),
+            StoreCommand::AdoptRules { version } => self.adopt_rules(*version),
             StoreCommand::Authorised {
                 authorised_by,
                 command,
@@ -535,6 +583,8 @@ impl StoreState {
         cut: Option<&crate::LedgerCut>,
     ) -> Result<Outcome, Refusal> {
         self.check_revoke_certificate(serial)?;
+        // Rules 1 ignore the cut: versions before it did not read the field.
+        let cut = cut.filter(|_| self.rules_at_least(2));
         if let Some(cut) = cut {
             check_id("cut.device_id", &cut.device_id)?;
         }
@@ -550,12 +600,18 @@ impl StoreState {
 
     /// What `RevokeCertificate` checks before it changes anything: the serial is canonical
     /// ([`crate::serial::check_canonical`]: revocations match presented certificates by
-    /// exact string, so every log keeps the one spelling the mesh reads) and not revoked yet.
+    /// exact string, so every log keeps the one spelling the mesh reads; rules 1 took any
+    /// id of 1–[`MAX_ID_BYTES`] bytes without control characters, [`crate::rules`]) and
+    /// not revoked yet.
     pub(crate) fn check_revoke_certificate(&self, serial: &str) -> Result<(), Refusal> {
-        crate::serial::check_canonical(serial).map_err(|rule| Refusal::InvalidId {
-            field: "serial".to_owned(),
-            rule,
-        })?;
+        if self.rules_at_least(2) {
+            crate::serial::check_canonical(serial).map_err(|rule| Refusal::InvalidId {
+                field: "serial".to_owned(),
+                rule,
+            })?;
+        } else {
+            check_id("serial", serial)?;
+        }
         if let Some(effective_index) = self.revocations.get(serial) {
             return Err(Refusal::AlreadyRevoked {
                 serial: serial.to_owned(),
@@ -610,7 +666,8 @@ impl StoreState {
             .retired_devices
             .entry(device_id.to_owned())
             .or_insert(index);
-        if let Some(up_to_seq) = up_to_seq {
+        // Rules 1 ignore the cut: versions before it did not read the field.
+        if let Some(up_to_seq) = up_to_seq.filter(|_| self.rules_at_least(2)) {
             self.cut_ledger(index, device_id, up_to_seq);
         }
         Ok(Outcome::DeviceRetired {
@@ -652,6 +709,26 @@ impl StoreState {
         }
     }
 
+    /// Switches to rules `version` ([`StoreCommand::AdoptRules`]): a version this binary
+    /// knows, not below the current one; the current one again is answered unchanged.
+    fn adopt_rules(&mut self, version: u32) -> Result<Outcome, Refusal> {
+        if !crate::rules::known(version) {
+            return Err(Refusal::RulesVersionUnknown {
+                version,
+                known_from: crate::rules::RULES_VERSION_ORIGINAL,
+                known_up_to: crate::rules::RULES_VERSION_LATEST,
+            });
+        }
+        if version < self.rules_version {
+            return Err(Refusal::RulesVersionNotNewer {
+                current: self.rules_version,
+                requested: version,
+            });
+        }
+        self.rules_version = version;
+        Ok(Outcome::RulesAdopted { version })
+    }
+
     /// Records `device_id`'s ledger cut at `up_to_seq` (log index `index`) unless it has
     /// one: the first cut stays ([`crate::ledger_cut`]).
     fn cut_ledger(&mut self, index: u64, device_id: &str, up_to_seq: u64) {
@@ -674,8 +751,9 @@ impl StoreState {
         self.retired_devices.contains_key(device_id)
     }
 
-    /// The checks of an allotment that need no budget: a valid id and amount, and a
-    /// device not retired ([`Refusal::DeviceRetired`]; a retirement is never undone).
+    /// The checks of an allotment that need no budget: a valid id and amount, and from
+    /// rules 2 on a device not retired ([`Refusal::DeviceRetired`]; a retirement is never
+    /// undone; rules 1 gave a retired device an allotment, [`crate::rules`]).
     pub(crate) fn check_exposure_allotment(
         &self,
         device_id: &str,
@@ -683,6 +761,9 @@ impl StoreState {
     ) -> Result<(), Refusal> {
         check_id("device_id", device_id)?;
         check_non_negative(amount_minor)?;
+        if !self.rules_at_least(2) {
+            return Ok(());
+        }
         if let Some(retired_at_index) = self.retired_devices.get(device_id) {
             return Err(Refusal::DeviceRetired {
                 device_id: device_id.to_owned(),
@@ -824,6 +905,11 @@ mod tests {
             amount_minor: amount,
             redemption_id: id.into(),
         }
+    }
+
+    /// The state after an entry adopting rules 2 ([`crate::rules`]).
+    fn rules_2() -> StoreState {
+        StoreState::with_rules(2)
     }
 
     fn refused(response: StoreResponse) -> Refusal {
@@ -1092,7 +1178,7 @@ mod tests {
 
     #[test]
     fn only_canonical_serials_are_revoked_and_a_zero_of_an_old_log_still_applies() {
-        let mut state = StoreState::default();
+        let mut state = rules_2();
         for bad in ["", "0C", "c", "000c", "0x0c", "0c:1a"] {
             let before = state.clone();
             let refusal = refused(state.apply(
@@ -1119,7 +1205,7 @@ mod tests {
 
     #[test]
     fn the_first_ledger_cut_of_a_device_stays() {
-        let mut state = StoreState::default();
+        let mut state = rules_2();
         let revoke = |serial: &str, up_to_seq| StoreCommand::RevokeCertificate {
             serial: serial.into(),
             cut: Some(crate::LedgerCut {
@@ -1375,7 +1461,7 @@ mod tests {
 
     #[test]
     fn a_retired_device_gets_no_allotment() {
-        let mut state = StoreState::default();
+        let mut state = rules_2();
         let gbp = Currency::from_code("GBP").expect("GBP");
         state.apply(
             2,

@@ -66,8 +66,9 @@ pub struct DeviceConfig {
     pub mdns_interfaces: Vec<String>,
     /// Make this device the first member of the store's Raft group if the group was never
     /// initialised here (the store's first device; others join as learners automatically
-    /// once connected, and become voters while the store has fewer than 5). Needs
-    /// `--identity-dir` (Raft runs over the mesh).
+    /// once connected, and become voters while the store has fewer than 5); the new group
+    /// follows the newest rules version from its first entry. Needs `--identity-dir` (Raft
+    /// runs over the mesh).
     #[arg(long, env = "POSMESH_RAFT_BOOTSTRAP")]
     pub raft_bootstrap: bool,
     /// Once both APIs listen, write their addresses to this file as JSON

@@ -56,7 +56,8 @@ enum Command {
     #[command(subcommand)]
     Cloud(CloudCommand),
     /// Found a store on its first device: its Raft group with this device as the first
-    /// voter, optionally provisioned from a file (currency, exposure, tax, operators).
+    /// voter, following the newest rules version, optionally provisioned from a file
+    /// (currency, exposure, tax, operators).
     Init(cli::init::InitArgs),
     /// The store's membership and recovery: a manager's `force-membership` and
     /// `remove-device`; an admin's `revoke-certificate` (store-wide, through Raft) and

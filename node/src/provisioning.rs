@@ -201,8 +201,9 @@ pub fn parse(text: &str, path: &str) -> Result<Provisioning, ProvisioningError> 
             pin_hash,
         });
     }
-    // Every command must apply: try them on a scratch state (apply is pure).
-    let mut scratch = StoreState::default();
+    // Every command must apply: try them on a scratch state (apply is pure) under the
+    // rules the store founds with (`posmesh init` adopts the newest first).
+    let mut scratch = StoreState::with_rules(posmesh_consensus::rules::RULES_VERSION_LATEST);
     for (index, command) in commands.iter().enumerate() {
         if let StoreResponse::Refused(refusal) = scratch.apply(index as u64 + 1, command) {
             return Err(invalid(&command.to_string(), refusal.to_string()));

@@ -338,6 +338,18 @@ pub(super) fn refused(refusal: &posmesh_consensus::Refusal) -> ApiError {
             "catalog_version_not_newer",
             Some("version"),
         ),
+        // Rules versions are adopted by the leader, never through the API; mapped for
+        // completeness.
+        R::RulesVersionNotNewer { .. } => (
+            StatusCode::CONFLICT,
+            "rules_version_not_newer",
+            Some("version"),
+        ),
+        R::RulesVersionUnknown { .. } => (
+            StatusCode::CONFLICT,
+            "rules_version_unknown",
+            Some("version"),
+        ),
     };
     ApiError::new(status, code, refusal.to_string(), field)
 }

@@ -96,6 +96,10 @@ pub fn print_founded(founded: &Founded) {
         founded.device_id, founded.node_id, founded.term
     );
     println!("  Raft {}", founded.group.describe());
+    println!(
+        "  #{} adopt rules version {} (the store's state machine follows them from its first entry)",
+        founded.rules_adopted_at, founded.rules_version
+    );
     for (index, what) in &founded.provisioned {
         println!("  #{index} {what}");
     }

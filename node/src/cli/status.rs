@@ -300,6 +300,9 @@ pub fn raft_lines(raft: &RaftStatus) -> Vec<String> {
     if let Some(group) = &raft.group {
         lines.push(format!("          {group}"));
     }
+    if let Some(rules) = &raft.rules {
+        lines.push(format!("          {rules}"));
+    }
     for conflict in &raft.group_conflicts {
         lines.push(format!("          RAFT GROUP CONFLICT: {conflict}"));
     }
@@ -356,6 +359,16 @@ mod tests {
             "{lines:#?}"
         );
         assert!(!lines.iter().any(|l| l.contains("RETIRED")), "{lines:#?}");
+        assert!(!lines.iter().any(|l| l.contains("rules")), "{lines:#?}");
+        raft.rules = Some(posmesh_consensus::rules::describe(1, Some("till-3")));
+        let lines = raft_lines(&raft);
+        assert!(
+            lines.contains(
+                &"          rules version 1 (2 available, waiting for till-3 to upgrade)"
+                    .to_owned()
+            ),
+            "{lines:#?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Founding a store on its first device (`posmesh init`): the Raft group is initialised
-//! with this device as its only voter, the provisioning commands are committed, and all of
-//! it is on disk before the command returns — the device then starts as the store's
+//! with this device as its only voter, the newest rules version is adopted in its first
+//! entry ([`posmesh_consensus::rules`]: a new store never applies an entry under older
+//! rules), the provisioning commands are committed, and all of it is on disk before the
+//! command returns — the device then starts as the store's
 //! founding member, and the store's other devices join it as learners once connected.
 
 use super::network::{MeshRaftNetwork, RaftLinks};
@@ -26,6 +28,11 @@ pub struct Founded {
     pub node_id: u64,
     /// Term of its first leadership.
     pub term: u64,
+    /// The rules version the store follows from its first entry on
+    /// ([`posmesh_consensus::rules`]).
+    pub rules_version: u32,
+    /// Log index of the entry that adopted it.
+    pub rules_adopted_at: u64,
     /// Per provisioning command: its log index and what the state machine answered.
     pub provisioned: Vec<(u64, String)>,
     /// The Raft group founded (recorded in the data directory).
@@ -53,6 +60,15 @@ pub enum FoundingError {
     /// voter).
     #[error("the founding device did not become the store's leader within {0:?}")]
     NoLeader(Duration),
+    /// The state machine refused the newest rules version (should not happen: a new
+    /// store follows version 1, which never goes back below it).
+    #[error("the new store refused rules version {version}: {why}")]
+    RulesRefused {
+        /// The version.
+        version: u32,
+        /// The refusal.
+        why: String,
+    },
     /// Storage or openraft errors.
     #[error(transparent)]
     Raft(#[from] anyhow::Error),
@@ -108,17 +124,8 @@ async fn found_on(
     raft.initialize(BTreeMap::from([(id, BasicNode::new(device_id))]))
         .await
         .map_err(anyhow::Error::from)?;
-    let started = Instant::now();
-    let term = loop {
-        let metrics = raft.metrics().borrow_watched().clone();
-        if metrics.state == ServerState::Leader {
-            break metrics.current_term;
-        }
-        if started.elapsed() > FOUNDING_DEADLINE {
-            return Err(FoundingError::NoLeader(FOUNDING_DEADLINE));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let term = wait_leadership(raft).await?;
+    let rules_index = adopt_latest_rules(raft).await?;
     let mut provisioned = Vec::new();
     for (position, command) in commands.into_iter().enumerate() {
         let text = command.to_string();
@@ -138,7 +145,52 @@ async fn found_on(
         device_id: device_id.to_owned(),
         node_id: id,
         term,
+        rules_version: posmesh_consensus::rules::RULES_VERSION_LATEST,
+        rules_adopted_at: rules_index,
         provisioned,
         group,
     })
+}
+
+/// Waits (at most [`FOUNDING_DEADLINE`]) until the founding device leads its new group:
+/// the term of its leadership.
+async fn wait_leadership(raft: &StoreRaft) -> Result<u64, FoundingError> {
+    let started = Instant::now();
+    loop {
+        let metrics = raft.metrics().borrow_watched().clone();
+        if metrics.state == ServerState::Leader {
+            return Ok(metrics.current_term);
+        }
+        if started.elapsed() > FOUNDING_DEADLINE {
+            return Err(FoundingError::NoLeader(FOUNDING_DEADLINE));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// On a store's founding device, right after the group is initialised: waits until it
+/// leads, then commits [`StoreCommand::AdoptRules`] with the newest rules version this
+/// binary knows ([`posmesh_consensus::rules`]): the log's first entry after the founding
+/// membership. Its log index.
+///
+/// # Errors
+/// No leadership in [`FOUNDING_DEADLINE`], Raft errors, or the state machine's refusal
+/// ([`FoundingError::RulesRefused`]).
+pub async fn adopt_latest_rules(raft: &StoreRaft) -> Result<u64, FoundingError> {
+    wait_leadership(raft).await?;
+    let version = posmesh_consensus::rules::RULES_VERSION_LATEST;
+    let (index, response) = posmesh_consensus::write(
+        raft,
+        StoreCommand::AdoptRules { version },
+        FOUNDING_DEADLINE,
+    )
+    .await
+    .map_err(anyhow::Error::from)?;
+    if let StoreResponse::Refused(refusal) = response {
+        return Err(FoundingError::RulesRefused {
+            version,
+            why: refusal.to_string(),
+        });
+    }
+    Ok(index)
 }

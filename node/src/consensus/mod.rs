@@ -34,6 +34,8 @@
 //!   (alert, status, writes refused).
 //! - [`retirement`]: a device removed from the store finds out (its own retirement
 //!   applied, or a peer refusing its calls), says so once and stops taking writes.
+//! - [`rules_adoption`]: when the leader adopts a newer rules version (every member
+//!   follows it) and which devices may join ([`posmesh_consensus::rules`]).
 //! - [`group_file`]: the Raft group's identity in the data directory; every RPC carries it
 //!   and a peer of another group (a store initialised twice) is refused
 //!   ([`posmesh_consensus::group`]), shown in `posmesh status` and raised as an alert.
@@ -60,6 +62,7 @@ pub mod node_id;
 pub mod own_revocation;
 pub mod resend;
 pub mod retirement;
+pub mod rules_adoption;
 pub mod seat;
 pub mod service;
 pub mod snapshot_transfer;

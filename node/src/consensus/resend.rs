@@ -24,6 +24,7 @@ use posmesh_consensus::StoreCommand;
 /// - [`StoreCommand::RedeemGiftCard`]: deduplicated by `redemption_id`.
 /// - [`StoreCommand::RecordRaftIncarnation`]: the same incarnation again is answered
 ///   unchanged.
+/// - [`StoreCommand::AdoptRules`]: the current rules version again is answered unchanged.
 /// - [`StoreCommand::RetireDevice`]: retiring a retired device is answered again,
 ///   unchanged.
 /// - [`StoreCommand::SetExposureBudget`], [`StoreCommand::SetExposureAllotment`]: set a
@@ -50,7 +51,8 @@ pub fn replay_is_noop(command: &StoreCommand) -> bool {
         | StoreCommand::RetireDevice { .. }
         | StoreCommand::SetExposureBudget { .. }
         | StoreCommand::SetExposureAllotment { .. }
-        | StoreCommand::RecordRaftIncarnation { .. } => true,
+        | StoreCommand::RecordRaftIncarnation { .. }
+        | StoreCommand::AdoptRules { .. } => true,
         StoreCommand::IssueGiftCard { .. }
         | StoreCommand::SetCatalogVersion { .. }
         | StoreCommand::CloseDay { .. }

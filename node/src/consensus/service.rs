@@ -10,6 +10,7 @@ use super::node_id::node_id;
 use super::own_revocation::OwnRevocation;
 use super::resend;
 use super::retirement::Retirement;
+use super::rules_adoption::{may_join, next_step, RulesStep};
 use super::seat::{self, SeatCheck, SeatLoss, SeatRpc, SeatVerdict};
 use super::snapshot_transfer::{ChunkOutcome, SnapshotAssembly};
 use super::wire::{CallHeader, ForwardedWrite, RaftReply, RaftRequest};
@@ -116,6 +117,17 @@ pub struct RaftStatus {
     /// `certificate_revoked`, [`super::own_revocation`]): what happened and what to do.
     #[serde(default)]
     pub certificate_revoked: Option<String>,
+    /// The rules version the store's state machine follows here
+    /// ([`posmesh_consensus::rules`]; `None` from a node of an older version).
+    #[serde(default)]
+    pub rules_version: Option<u32>,
+    /// The rules version in words: `rules version 2`, or, while a newer one this device
+    /// knows is not adopted, `rules version 1 (2 available, waiting for till-3 to
+    /// upgrade)` (on the leader, which asks every member; on a follower without the
+    /// member), and on the leader the devices not added to the Raft group because their
+    /// posmesh does not follow the store's rules.
+    #[serde(default)]
+    pub rules: Option<String>,
 }
 
 /// Why a device could not be removed from the store ([`RaftService::remove_device`]).
@@ -163,20 +175,42 @@ pub struct RaftService {
     leader_silence_max: Duration,
     /// How long a write without a reachable leader waits for one.
     leader_wait: Duration,
+    /// On the leader, while the store's rules are older than this binary's newest: the
+    /// members that do not support the newest yet (or did not answer), which the
+    /// adoption waits for ([`super::rules_adoption`]).
+    rules_waiting: Mutex<Vec<String>>,
+    /// On the leader: devices not added to the Raft group because they do not follow the
+    /// store's rules version, with the newest version each follows.
+    rules_held_back: Mutex<BTreeMap<String, u32>>,
 }
 
 /// A device's answer to [`RaftRequest::IncarnationOf`].
 enum SeatAnswer {
-    /// Its Raft incarnation, whether its log is empty and whether it refuses its seat.
+    /// Its Raft incarnation, whether its log is empty and whether it refuses its seat, and
+    /// the newest rules version it follows (1 from a node that does not say).
     Answered {
         incarnation: u64,
         empty_log: bool,
         seat_barred: bool,
+        rules_up_to: u32,
     },
-    /// A node of an older version (no incarnation): added as before.
+    /// A node of an older version (no incarnation, rules version 1 only): added as before
+    /// while the store follows rules version 1.
     OlderVersion,
     /// No answer now: asked again next round.
     Unanswered,
+}
+
+impl SeatAnswer {
+    /// The newest rules version the device follows ([`posmesh_consensus::rules`]; 1 for
+    /// a node of an older version), if it answered.
+    fn rules_up_to(&self) -> Option<u32> {
+        match self {
+            SeatAnswer::Answered { rules_up_to, .. } => Some(*rules_up_to),
+            SeatAnswer::OlderVersion => Some(posmesh_consensus::rules::RULES_VERSION_ORIGINAL),
+            SeatAnswer::Unanswered => None,
+        }
+    }
 }
 
 /// One try of a store-wide write or read through the current leader.
@@ -257,7 +291,8 @@ impl RaftService {
         if let Some(group) = group_file::load(data_dir)? {
             links.set_group(group);
         }
-        if bootstrap && !raft.is_initialized().await? {
+        let founded_here = bootstrap && !raft.is_initialized().await?;
+        if founded_here {
             // The group's identity is on disk before the group exists.
             let group = group_file::found(local_device);
             group_file::store(data_dir, &group)?;
@@ -285,6 +320,8 @@ impl RaftService {
             leader_contact: LeaderContact::default(),
             leader_silence_max: Duration::from_millis(timings.leader_silence_max_ms()),
             leader_wait: Duration::from_millis(timings.leader_wait_ms()),
+            rules_waiting: Mutex::new(Vec::new()),
+            rules_held_back: Mutex::new(BTreeMap::new()),
         });
         let handler_service = Arc::downgrade(&service);
         let handler: RequestHandler = Arc::new(move |peer, header, request| {
@@ -301,6 +338,21 @@ impl RaftService {
         // its API opens, not a membership round later.
         service.check_own_retirement();
         service.check_own_revocation();
+        if founded_here {
+            // A store founded here follows the newest rules from its first entry on
+            // ([`posmesh_consensus::rules`]); if this fails, the membership task adopts
+            // them once this device leads (it is the only member).
+            match super::founding::adopt_latest_rules(&service.raft).await {
+                Ok(index) => tracing::info!(
+                    index,
+                    version = posmesh_consensus::rules::RULES_VERSION_LATEST,
+                    "the new store follows the newest rules"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "rules version not adopted at founding (the leader adopts it later)")
+                }
+            }
+        }
         tokio::spawn(service.clone().manage_membership(stop));
         tokio::spawn(run_failover_nudge(
             service.raft.clone(),
@@ -322,11 +374,7 @@ impl RaftService {
             return RaftReply::GroupIs(self.links.group());
         }
         if matches!(request, RaftRequest::IncarnationOf) {
-            return RaftReply::IncarnationIs {
-                incarnation: self.incarnation,
-                empty_log: self.log_is_empty(),
-                seat_barred: self.links.seat_barred(),
-            };
+            return self.incarnation_answer();
         }
         // A device removed from the store is no member: every call of its own is refused,
         // so it learns of its retirement (and a stale candidate cannot disturb the group).
@@ -426,6 +474,17 @@ impl RaftService {
                 seat::SEAT_LOST_CODE,
                 self.local_device
             ))),
+        }
+    }
+
+    /// This device's answer to [`RaftRequest::IncarnationOf`]: its Raft incarnation, its
+    /// log empty or not, its seat barred or not, and the newest rules it follows.
+    fn incarnation_answer(&self) -> RaftReply {
+        RaftReply::IncarnationIs {
+            incarnation: self.incarnation,
+            empty_log: self.log_is_empty(),
+            seat_barred: self.links.seat_barred(),
+            rules_up_to: Some(posmesh_consensus::rules::RULES_VERSION_LATEST),
         }
     }
 
@@ -561,11 +620,7 @@ impl RaftService {
                 }
             }
             RaftRequest::GroupOf => RaftReply::GroupIs(self.links.group()),
-            RaftRequest::IncarnationOf => RaftReply::IncarnationIs {
-                incarnation: self.incarnation,
-                empty_log: self.log_is_empty(),
-                seat_barred: self.links.seat_barred(),
-            },
+            RaftRequest::IncarnationOf => self.incarnation_answer(),
             RaftRequest::ClientWriteBatch(commands) => self.serve_batch(commands).await,
             RaftRequest::ReadIndex => {
                 match posmesh_consensus::read_index(&self.raft, DECISION_DEADLINE).await {
@@ -1514,7 +1569,24 @@ impl RaftService {
                 .map(|(device, member)| (device.clone(), member.to_string()))
                 .collect(),
             certificate_revoked: self.own_revocation().map(|r| r.to_string()),
+            rules_version: Some(self.reader.read(|state| state.rules_version)),
+            rules: Some(self.rules_described()),
         }
+    }
+
+    /// The store's rules version in words, for `posmesh status` ([`RaftStatus::rules`]).
+    fn rules_described(&self) -> String {
+        let adopted = self.reader.read(|state| state.rules_version);
+        let waiting = lock(&self.rules_waiting).join(", ");
+        let waiting = (!waiting.is_empty()).then_some(waiting);
+        let mut text = posmesh_consensus::rules::describe(adopted, waiting.as_deref());
+        for (device, up_to) in lock(&self.rules_held_back).iter() {
+            text.push_str(&format!(
+                "; {device} is not added to the Raft group: its posmesh follows rules up to \
+                 version {up_to}, the store follows {adopted} (upgrade it)"
+            ));
+        }
+        text
     }
 
     /// On the leader, every [`MEMBERSHIP_INTERVAL`]: connected store devices that are not
@@ -1538,7 +1610,8 @@ impl RaftService {
     }
 
     /// One round of [`RaftService::manage_membership`] on the leader, at most one change:
-    /// 1. this device's own seat recorded ([`super::seat`]);
+    /// 1. this device's own seat recorded ([`super::seat`]), and the newest rules version
+    ///    adopted once every member supports it ([`RaftService::adopt_newer_rules`]);
     /// 2. a retired device still a member taken out (the leader that retired it may have
     ///    lost its leadership before dropping it: removing the leader hands it over);
     /// 3. a member found to have lost its Raft state taken out ([`super::lost_member`]);
@@ -1546,7 +1619,8 @@ impl RaftService {
     ///    answers, or found lost when its log is empty or it refuses its seat;
     /// 5. a connected store device that is no member joins as a learner, its seat recorded
     ///    first (never one whose seat is pinned to another incarnation: it lost its Raft
-    ///    state and must be enrolled again under a new id);
+    ///    state and must be enrolled again under a new id; never one that does not follow
+    ///    the store's rules version: it could not decode or apply the log);
     /// 6. caught-up learners with a recorded seat promoted, or one voter demoted, to keep
     ///    an odd number of voters ([`super::voter_parity`]).
     async fn reconcile_membership(&self) -> anyhow::Result<()> {
@@ -1564,6 +1638,9 @@ impl RaftService {
         if self.seat_of(&self.local_device).is_none() {
             self.record_seat(&self.local_device, self.incarnation)
                 .await?;
+        }
+        if self.adopt_newer_rules(&members).await? {
+            return Ok(());
         }
         if let Some(change) = self.retired_member_change(&members, &voters) {
             self.raft.change_membership(change, false).await?;
@@ -1606,6 +1683,7 @@ impl RaftService {
                 incarnation,
                 empty_log,
                 seat_barred,
+                ..
             } = self.ask_seat(device).await
             {
                 if empty_log || seat_barred || !self.record_seat(device, incarnation).await? {
@@ -1627,7 +1705,11 @@ impl RaftService {
             {
                 continue;
             }
-            match self.ask_seat(&device).await {
+            let answer = self.ask_seat(&device).await;
+            if !self.follows_store_rules(&device, &answer) {
+                continue;
+            }
+            match answer {
                 SeatAnswer::Unanswered => continue,
                 SeatAnswer::Answered { seat_barred, .. } if seat_barred => continue,
                 SeatAnswer::Answered { incarnation, .. } => {
@@ -1739,6 +1821,85 @@ impl RaftService {
         }
     }
 
+    /// On the leader, while the store follows older rules than this binary's newest
+    /// ([`posmesh_consensus::rules`]): asks every other member of the current membership
+    /// (voters and learners) which rules it follows, and once every one follows the newest
+    /// proposes [`StoreCommand::AdoptRules`] ([`super::rules_adoption`]). Until then the
+    /// members it waits for are what `posmesh status` shows. True when it proposed the
+    /// adoption (this round's change).
+    async fn adopt_newer_rules(&self, members: &BTreeMap<NodeId, String>) -> anyhow::Result<bool> {
+        let adopted = self.reader.read(|state| state.rules_version);
+        if next_step(adopted, &[]) == RulesStep::UpToDate {
+            lock(&self.rules_waiting).clear();
+            return Ok(false);
+        }
+        let mut answers = Vec::new();
+        for (id, device) in members {
+            if *id != self.id {
+                let up_to = self.ask_seat(device).await.rules_up_to();
+                answers.push((device.clone(), up_to));
+            }
+        }
+        match next_step(adopted, &answers) {
+            RulesStep::UpToDate => Ok(false),
+            RulesStep::WaitFor(devices) => {
+                let mut waiting = lock(&self.rules_waiting);
+                if *waiting != devices {
+                    tracing::info!(
+                        waiting_for = ?devices,
+                        adopted,
+                        available = posmesh_consensus::rules::RULES_VERSION_LATEST,
+                        "the store keeps its rules version until every member runs a posmesh that supports the newest"
+                    );
+                    *waiting = devices;
+                }
+                Ok(false)
+            }
+            RulesStep::Adopt(version) => {
+                lock(&self.rules_waiting).clear();
+                let command = StoreCommand::AdoptRules { version };
+                let (index, response) =
+                    posmesh_consensus::write(&self.raft, command, DECISION_DEADLINE).await?;
+                match response {
+                    StoreResponse::Refused(refusal) => {
+                        tracing::warn!(%refusal, version, "rules version not adopted");
+                    }
+                    _ => tracing::info!(
+                        index,
+                        version,
+                        "every member supports the newest rules: the store follows them from this entry on"
+                    ),
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Whether `device`, which `answer`ed [`RaftRequest::IncarnationOf`], follows the
+    /// store's rules version and may join the Raft group ([`super::rules_adoption`]; an
+    /// unanswered device is asked again next round). A device that does not is held
+    /// back, WARNed about once and shown in `posmesh status`.
+    fn follows_store_rules(&self, device: &str, answer: &SeatAnswer) -> bool {
+        let Some(up_to) = answer.rules_up_to() else {
+            return true;
+        };
+        let adopted = self.reader.read(|state| state.rules_version);
+        let mut held_back = lock(&self.rules_held_back);
+        if may_join(adopted, up_to) {
+            held_back.remove(device);
+            return true;
+        }
+        if held_back.insert(device.to_owned(), up_to).is_none() {
+            tracing::warn!(
+                %device,
+                follows_up_to = up_to,
+                adopted,
+                "not adding this device to the store's Raft group: its posmesh does not follow the store's rules version (upgrade it)"
+            );
+        }
+        false
+    }
+
     /// Asks `device` for its Raft incarnation ([`RaftRequest::IncarnationOf`]).
     async fn ask_seat(&self, device: &str) -> SeatAnswer {
         match self
@@ -1750,10 +1911,13 @@ impl RaftService {
                 incarnation,
                 empty_log,
                 seat_barred,
+                rules_up_to,
             }) => SeatAnswer::Answered {
                 incarnation,
                 empty_log,
                 seat_barred,
+                rules_up_to: rules_up_to
+                    .unwrap_or(posmesh_consensus::rules::RULES_VERSION_ORIGINAL),
             },
             Ok(RaftReply::Failed(why)) if why.contains(super::wire::UNDECODABLE) => {
                 SeatAnswer::OlderVersion
@@ -2053,4 +2217,12 @@ impl RaftService {
 /// A duration in whole milliseconds (saturating).
 fn millis(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Locks `mutex`, taking its value over from a panicked holder (the data is a plain
+/// record, whole at every moment).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

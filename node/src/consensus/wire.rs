@@ -72,8 +72,10 @@ pub enum RaftRequest {
     /// Commands forwarded by a follower together, to be committed by the leader each on
     /// its own ([`super::forwarding`]); answered with one outcome per command, in order.
     ClientWriteBatch(Vec<StoreCommand>),
-    /// Which Raft incarnation is your database, and is its log empty? (Asked by a leader
-    /// before it records a device's seat, [`super::seat`].)
+    /// Which Raft incarnation is your database, is its log empty, and which rules
+    /// versions do you follow? (Asked by a leader before it records a device's seat,
+    /// [`super::seat`], before it adds a device as a learner, and of every member before
+    /// it adopts a newer rules version, [`posmesh_consensus::rules`].)
     IncarnationOf,
     /// The leader's read index ([`posmesh_consensus::read_index`]): asked by a follower
     /// that must hold every acknowledged write before it answers (an operator created
@@ -149,6 +151,11 @@ pub enum RaftReply {
         /// It refuses its seat: it knows its Raft state lost, or its id is in
         /// `device_identity_conflict`.
         seat_barred: bool,
+        /// The newest rules version it follows ([`posmesh_consensus::rules`]); `None`
+        /// from a node of an older version, which follows version 1 only. (An older
+        /// node reading this answer ignores the field.)
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rules_up_to: Option<u32>,
     },
     /// The peer refused the call: `device_id` (the peer itself or the caller) lost its
     /// Raft state — it is not the incarnation its seat is recorded under (code
@@ -399,6 +406,41 @@ mod tests {
         assert!(matches!(
             decode_envelope(&plain),
             Ok((None, RaftRequest::GroupOf))
+        ));
+    }
+
+    #[test]
+    fn an_incarnation_answer_names_the_rules_and_older_nodes_still_read_it() {
+        let answer = RaftReply::IncarnationIs {
+            incarnation: 7,
+            empty_log: false,
+            seat_barred: false,
+            rules_up_to: Some(posmesh_consensus::rules::RULES_VERSION_LATEST),
+        };
+        let json = serde_json::to_string(&answer).expect("JSON");
+        // The answer as a node of an older version declares it: no `rules_up_to`.
+        #[derive(Deserialize)]
+        enum OlderReply {
+            IncarnationIs {
+                incarnation: u64,
+                empty_log: bool,
+                seat_barred: bool,
+            },
+        }
+        let OlderReply::IncarnationIs {
+            incarnation,
+            empty_log,
+            seat_barred,
+        } = serde_json::from_str(&json).expect("an older node reads it");
+        assert_eq!((incarnation, empty_log, seat_barred), (7, false, false));
+        // And an older node's answer reads as one without rules (version 1 only).
+        let older = r#"{"IncarnationIs":{"incarnation":7,"empty_log":false,"seat_barred":false}}"#;
+        assert!(matches!(
+            serde_json::from_str::<RaftReply>(older),
+            Ok(RaftReply::IncarnationIs {
+                rules_up_to: None,
+                ..
+            })
         ));
     }
 

@@ -192,6 +192,16 @@ async fn gift_cards_through_raft_never_double_spend_and_survive_the_leader() {
     let (a, b, c) = start_store(&client, dir.path()).await;
     let leader = wait_leader(&client, &[&a, &b, &c], 3, None).await;
     assert_eq!(leader, "till-1", "the bootstrapping device leads first");
+    // A store founded by --raft-bootstrap follows the newest rules from its first entry,
+    // and so does every device that joined it.
+    for node in [&a, &b, &c] {
+        let raft = raft(&client, node).await;
+        assert_eq!(
+            raft["rules_version"],
+            posmesh_consensus::rules::RULES_VERSION_LATEST,
+            "{raft}"
+        );
+    }
 
     // Issued through a follower (forwarded to the leader).
     let (status, issued) = post(

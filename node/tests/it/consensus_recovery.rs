@@ -83,6 +83,15 @@ async fn a_store_founded_by_init_is_recovered_from_losing_two_of_three_tills() {
     let founded: Value = serde_json::from_str(out.trim()).expect("JSON");
     assert_eq!(founded["device_id"], "till-1");
     assert_eq!(founded["provisioned"].as_array().map(Vec::len), Some(4));
+    // The newest rules are the new store's first entry, before the provisioning.
+    assert_eq!(
+        founded["rules_version"],
+        posmesh_consensus::rules::RULES_VERSION_LATEST
+    );
+    assert!(
+        founded["rules_adopted_at"].as_u64() < founded["provisioned"][0][0].as_u64(),
+        "{founded}"
+    );
     // PINs are hashed before they enter the log: no clear PIN in the Raft database.
     let raft_files = walk(&d.join("till-1").join("raft"));
     assert!(!raft_files.is_empty());
@@ -115,6 +124,16 @@ async fn a_store_founded_by_init_is_recovered_from_losing_two_of_three_tills() {
         &[format!("till-1@{a_mesh}"), format!("till-2@{b_mesh}")],
     );
     wait_leader(&client, &[&a, &b, &c], 3, None).await;
+    // `posmesh status` shows the rules the store follows, on the founder and on a device
+    // that joined it.
+    let latest = posmesh_consensus::rules::RULES_VERSION_LATEST;
+    assert_eq!(raft(&client, &c).await["rules_version"], latest);
+    let (code, printed, err) = posmesh(&["status", "--mgmt", &a.mgmt]);
+    assert_eq!(code, 0, "{printed}{err}");
+    assert!(
+        printed.contains(&format!("rules version {latest}\n")),
+        "posmesh status:\n{printed}"
+    );
     let (status, issued) = post(
         &client,
         &b,

@@ -4,6 +4,9 @@
 //!   leader per term.
 //! - `raft-state-machine-safety` (§5.4.3, Figure 3): no two devices applied different
 //!   commands at the same log index.
+//! - `raft-rules-version`: no two devices followed different rules versions
+//!   ([`posmesh_consensus::rules`]) after applying the same log index (the run adopts the
+//!   newest version halfway through its faults).
 //! - `raft-committed-kept` (§5.4, Figure 3 "Leader Completeness"): every write acknowledged
 //!   to a client is, after the heal, in every device's applied state with the outcome the
 //!   client was told (no committed entry lost).
@@ -93,6 +96,7 @@ pub fn check_all(
     }
     election_safety(observed, &mut out);
     state_machine_safety(disks, &mut out);
+    rules_version_alike(disks, &mut out);
     committed_kept(history, disks, &mut out);
     no_double_spend(history, disks, card_balance_minor, &mut out);
     day_close_identical(history, disks, &mut out);
@@ -125,6 +129,27 @@ fn state_machine_safety(disks: &BTreeMap<NodeId, DiskState>, out: &mut Vec<Viola
                 Some(_) => {}
                 None => {
                     by_index.insert(*index, (*id, command));
+                }
+            }
+        }
+    }
+}
+
+fn rules_version_alike(disks: &BTreeMap<NodeId, DiskState>, out: &mut Vec<Violation>) {
+    let mut by_index: BTreeMap<u64, (NodeId, u32)> = BTreeMap::new();
+    for (id, disk) in disks {
+        for (index, rules) in &disk.rules_at {
+            match by_index.get(index) {
+                Some((other, seen)) if seen != rules => out.push(violation(
+                    "raft-rules-version",
+                    Some(format!("d{id}")),
+                    format!(
+                        "after index {index}: rules version {rules} but d{other} followed {seen}"
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    by_index.insert(*index, (*id, *rules));
                 }
             }
         }
@@ -318,5 +343,27 @@ pub fn violation(checker: &'static str, device: Option<String>, message: String)
         device,
         seq: None,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_that_followed_other_rules_after_the_same_index_are_caught() {
+        let disk = |rules: &[(u64, u32)]| DiskState {
+            rules_at: rules.iter().copied().collect(),
+            ..DiskState::default()
+        };
+        let alike = BTreeMap::from([(1, disk(&[(4, 1), (5, 2)])), (2, disk(&[(5, 2), (6, 2)]))]);
+        let mut out = Vec::new();
+        rules_version_alike(&alike, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let apart = BTreeMap::from([(1, disk(&[(4, 1), (5, 2)])), (2, disk(&[(5, 1)]))]);
+        rules_version_alike(&apart, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].checker, "raft-rules-version");
+        assert_eq!(out[0].device.as_deref(), Some("d2"));
     }
 }

@@ -62,6 +62,7 @@ pub fn sweep(first: u64, last: u64, options: &RaftSimOptions) -> (Vec<RaftOutcom
         total.redemptions_applied += outcome.redemptions_applied;
         total.redemptions_refused += outcome.redemptions_refused;
         total.days_closed += outcome.days_closed;
+        total.rules_adopted += outcome.rules_adopted;
         total.snapshots_installed += outcome.snapshots_installed;
         total.messages_lost += outcome.messages_lost;
         for (kind, n) in &outcome.faults {

@@ -70,6 +70,8 @@ pub struct RaftOutcome {
     pub redemptions_refused: u64,
     /// Day closes acknowledged as applied.
     pub days_closed: u64,
+    /// Adoptions of the newest rules version acknowledged ([`posmesh_consensus::rules`]).
+    pub rules_adopted: u64,
     /// Snapshots installed on devices.
     pub snapshots_installed: u64,
     /// Messages lost.
@@ -239,6 +241,33 @@ async fn run(seed: u64, options: RaftSimOptions) -> RaftOutcome {
     }
     let fault_end = clock() + options.fault_phase_ms;
     let mut clients = Vec::new();
+    // Halfway through the faults the store adopts the newest rules version
+    // ([`posmesh_consensus::rules`]), as a leader does once every member supports it:
+    // every device must switch at the same entry (`raft-rules-version`).
+    {
+        let store = store.clone();
+        let history = history.clone();
+        let clock = clock.clone();
+        let halfway = options.fault_phase_ms / 2;
+        clients.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(halfway)).await;
+            let adopt = StoreCommand::AdoptRules {
+                version: posmesh_consensus::rules::RULES_VERSION_LATEST,
+            };
+            while clock() < fault_end {
+                let op = match submit(&store, 1, adopt.clone()).await {
+                    Some((index, response)) => ClientOp::acked(&adopt, index, response),
+                    None => ClientOp::unknown(&adopt),
+                };
+                let acked = op.index.is_some();
+                history.lock().unwrap_or_else(|p| p.into_inner()).push(op);
+                if acked {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }));
+    }
     for id in &ids {
         let store = store.clone();
         let history = history.clone();
@@ -358,6 +387,9 @@ async fn run(seed: u64, options: RaftSimOptions) -> RaftOutcome {
         redemptions_applied: count(&|op| op.is_redemption() && op.applied()),
         redemptions_refused: count(&|op| op.is_redemption() && op.refused()),
         days_closed: count(&|op| op.is_close() && op.applied()),
+        rules_adopted: count(&|op| {
+            matches!(op.command, StoreCommand::AdoptRules { .. }) && op.applied()
+        }),
         snapshots_installed: disks.values().map(|d| d.snapshots_installed).sum(),
         messages_lost,
     }

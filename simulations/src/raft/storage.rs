@@ -47,6 +47,10 @@ pub struct DiskState {
     /// Every normal entry applied, by index, as JSON (State Machine Safety is checked on
     /// it); entries covered by an installed snapshot are absent.
     pub applied: BTreeMap<u64, String>,
+    /// The rules version ([`posmesh_consensus::rules`]) in force right after each normal
+    /// entry applied here, by index (checked alike on every device); entries covered by an
+    /// installed snapshot are absent.
+    pub rules_at: BTreeMap<u64, u32>,
     /// The current snapshot: meta and the state's JSON.
     pub snapshot: Option<(SnapshotMetaOf<TypeConfig>, Vec<u8>)>,
     /// Snapshots installed (sent by a leader).
@@ -263,7 +267,10 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
                     EntryPayload::Normal(command) => {
                         let json = serde_json::to_string(&command).map_err(invalid)?;
                         disk.applied.insert(entry.log_id.index(), json);
-                        disk.state.apply(entry.log_id.index(), &command)
+                        let response = disk.state.apply(entry.log_id.index(), &command);
+                        let rules = disk.state.rules_version;
+                        disk.rules_at.insert(entry.log_id.index(), rules);
+                        response
                     }
                     EntryPayload::Membership(membership) => {
                         disk.last_membership =

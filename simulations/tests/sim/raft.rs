@@ -85,6 +85,10 @@ fn run(devices: u64, seeds: u64) {
         total.redemptions_applied > 0 && total.days_closed > 0,
         "{total:?}"
     );
+    assert!(
+        total.rules_adopted > 0,
+        "no run switched rules mid-log: {total:?}"
+    );
 }
 
 #[test]
