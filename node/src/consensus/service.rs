@@ -805,6 +805,15 @@ impl RaftService {
                 }));
             }
             let (reached, voters) = self.voters_reached();
+            if voters == 0 {
+                return Err(unknown.unwrap_or_else(|| {
+                    "no quorum: this device is in no Raft group yet — found the store's group \
+                     once, on one device (`posmesh init`, or `posmesh device --raft-bootstrap`); \
+                     a device of a store that has one joins it by itself once it reaches a \
+                     member over the mesh; nothing was sent"
+                        .to_owned()
+                }));
+            }
             if reached * 2 <= voters {
                 return Err(unknown.unwrap_or_else(|| {
                     format!(

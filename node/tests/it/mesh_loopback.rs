@@ -93,6 +93,28 @@ async fn devices_of_a_store_connect_and_strangers_are_refused() {
     let rtt = status(&client, &a).await["mesh"]["peers"][0]["rtt_ms"].clone();
     assert!(rtt.is_u64(), "round-trip time measured: {rtt}");
 
+    // No device founded a Raft group: a store-wide write says so and how to found one
+    // (not "reaches 0 of the store's 0 voters").
+    let response = client
+        .post(format!("http://{}/v1/gift-cards", a.api))
+        .header("Idempotency-Key", "no-group-1")
+        .json(&serde_json::json!({"card_id": "card-1", "amount_minor": 100, "currency": "GBP"}))
+        .send()
+        .await
+        .expect("answer");
+    let code = response.status().as_u16();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (503, Some("no_quorum")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no Raft group yet") && message.contains("posmesh init"),
+        "{message}"
+    );
+
     // A device of another store dials till-1. The dialer checks the server's certificate
     // first, so the refusal (other store) is counted by the stranger; till-1 sees the
     // aborted handshake. Either way no connection forms and the store keeps serving.
