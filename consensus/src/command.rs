@@ -742,7 +742,7 @@ pub enum Refusal {
     },
     /// The change would take the admin role from the store's only admin, leaving nobody
     /// who can appoint managers or admins.
-    #[error("{operator_id:?} is the store's only admin: appoint another admin first, then change {operator_id:?}'s role")]
+    #[error("{operator_id:?} is the store's only admin: appoint another admin first, then change or disable {operator_id:?}")]
     LastAdmin {
         /// The only admin.
         operator_id: String,

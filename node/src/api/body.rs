@@ -123,8 +123,8 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let value = headers.get(IDEMPOTENCY_KEY_HEADER).ok_or_else(|| {
         ApiError::bad_request(
             "missing_idempotency_key",
-            "write requests need an Idempotency-Key header (e.g. a UUID per sale attempt), \
-             so a retry can never record the sale twice",
+            "write requests need an Idempotency-Key header (e.g. a UUID per attempt of the \
+             sale, close, card or shift), so a retry can never apply the same request twice",
             field,
         )
     })?;
