@@ -56,6 +56,15 @@ impl Backoff {
         delay
     }
 
+    /// Straight to the largest window: the next delay is uniform in `[0, max_ms]`. For a
+    /// peer that refused us on purpose (e.g. a device retired from the store), where
+    /// retrying sooner cannot help.
+    pub fn saturate(&mut self) {
+        while self.window_ms() < self.max_ms {
+            self.attempt = self.attempt.saturating_add(1);
+        }
+    }
+
     /// Back to the first window (after a successful connection). The random sequence
     /// continues; it is not rewound.
     pub fn reset(&mut self) {
@@ -89,6 +98,22 @@ mod tests {
         b.reset();
         assert_eq!(b.window_ms(), 100);
         assert_eq!(b.attempt(), 0);
+    }
+
+    #[test]
+    fn saturate_jumps_to_the_largest_window() {
+        let mut b = Backoff::new(250, 10_000, 7);
+        b.saturate();
+        assert_eq!(b.window_ms(), 10_000);
+        let attempt = b.attempt();
+        assert!(b.next_delay_ms() <= 10_000);
+        assert_eq!(b.window_ms(), 10_000);
+        assert_eq!(b.attempt(), attempt, "a capped window stops counting");
+        b.reset();
+        assert_eq!(b.window_ms(), 250);
+        let mut huge = Backoff::new(1, u64::MAX, 1);
+        huge.saturate();
+        assert_eq!(huge.window_ms(), u64::MAX);
     }
 
     #[test]

@@ -46,8 +46,9 @@ enum Command {
     Report(ReportCommand),
     /// Run the benchmarks and print their figures.
     Bench(bench::BenchArgs),
-    /// The demo store on real data: three devices replay a till export through a crash and
-    /// a partition, then reconcile (what `make run` shows).
+    /// The demo store on real data: three devices replay a till export through a crash, a
+    /// partition and an internet outage (cards go offline), upload to the cloud, forward
+    /// their card payments and reconcile (what `make run` shows; at least 10 days).
     Demo(posmesh_node::demo::DemoArgs),
     /// Measuring tools the lab benchmarks run inside network namespaces.
     #[command(subcommand, hide = true)]
@@ -321,4 +322,34 @@ fn verify(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `posmesh demo --help` says what the demo shows and the fewest days it replays.
+    #[test]
+    fn demo_help_states_the_minimum_and_what_it_shows() {
+        let mut cli = Cli::command();
+        let demo = cli.find_subcommand_mut("demo").expect("demo subcommand");
+        let about = demo
+            .get_about()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for word in ["crash", "partition", "outage", "cloud", "payments"] {
+            assert!(about.contains(word), "{word}: {about}");
+        }
+        let days = demo
+            .get_arguments()
+            .find(|a| a.get_id() == "days")
+            .and_then(|a| a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(
+            days.contains(&format!("at least {}", posmesh_node::demo::DAYS_MIN)),
+            "{days}"
+        );
+    }
 }

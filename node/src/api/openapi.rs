@@ -93,6 +93,44 @@ mod tests {
         assert!(said.contains("GET /v1/shifts"), "{said}");
     }
 
+    /// `SetOperatorBody.operator_id` documents the rule the API applies
+    /// ([`super::super::staff::check_operator_id`]: the mesh's id rule), not the looser
+    /// rule of names.
+    #[test]
+    fn the_operator_id_documents_the_id_rule() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        let field =
+            &document["components"]["schemas"]["SetOperatorBody"]["properties"]["operator_id"];
+        assert_eq!(field["minLength"], 1, "{field}");
+        assert_eq!(
+            field["maxLength"],
+            posmesh_mesh::identity::ID_BYTES_MAX,
+            "{field}"
+        );
+        assert_eq!(field["pattern"], "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$");
+        let said = field["description"].as_str().unwrap_or_default();
+        assert!(
+            said.contains(&format!("1–{} bytes", posmesh_mesh::identity::ID_BYTES_MAX))
+                && said.contains("a-z")
+                && said.contains("invalid_operator_id")
+                && !said.contains("128"),
+            "{said}"
+        );
+        // The pattern's examples agree with the check.
+        for (id, ok) in [
+            ("csh-1", true),
+            ("-csh", false),
+            ("Csh", false),
+            ("csh_1", false),
+        ] {
+            assert_eq!(
+                super::super::staff::check_operator_id(id).is_ok(),
+                ok,
+                "{id}"
+            );
+        }
+    }
+
     /// The tags operations are grouped under (`tags(...)` of [`ApiDoc`]).
     const TAGS: &[&str] = &[
         "Sales",

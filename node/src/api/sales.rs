@@ -16,7 +16,7 @@ use crate::config::validate_id;
 use crate::ledger::sale_ref::SaleRef;
 use crate::payments::card_void::CardVoidError;
 use crate::runtime::NodeContext;
-use crate::storage::writer::{AppendCommand, Committed, Operation};
+use crate::storage::writer::{AppendCommand, AppendError, Committed, Operation};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -186,7 +186,8 @@ fn card_void_refusal(error: &CardVoidError) -> ApiError {
     ApiError::new(status, code, error.to_string(), None)
 }
 
-/// Refunds lines of a sale; never more than was sold. A refund to a card paid through the
+/// Refunds lines of a sale; never more than was sold. A voided sale is refused first (409
+/// `sale_voided`, whatever the tender). A refund to a card paid through the
 /// acquirer is refused (409 `card_refund_unsupported`): nothing would reach the acquirer.
 #[utoipa::path(post, tag = "Sales", path = "/v1/sales/{device}/{seq}/refunds", request_body = RefundBody,
     params(("device" = String, Path), ("seq" = u64, Path, minimum = 1, description = "sequence number of the entry in `device`'s journal, from 1"),
@@ -221,16 +222,14 @@ pub async fn refund_sale(
             None => original_tender(&node, &original),
         },
     };
-    if request.tender == TenderKind::Card && paid_through_acquirer(&node, &original) {
-        // Nothing would reach the acquirer: the customer would stay charged. (A card tender
-        // recorded without card data was taken on a standalone terminal, where the refund
-        // is made too.)
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "card_refund_unsupported",
-            "refunds to a card are not sent to the acquirer by posmesh yet: refund in cash (\"tender\": \"cash\"), or void the whole sale (its card payment is reversed)",
-            Some("tender"),
-        ));
+    let card_through_acquirer =
+        request.tender == TenderKind::Card && paid_through_acquirer(&node, &original);
+    if let Some(refused) = refund_refusal(
+        &original,
+        sale_voided(&node, &original),
+        card_through_acquirer,
+    ) {
+        return Err(refused);
     }
     let operation = Operation::Refund {
         original,
@@ -238,6 +237,39 @@ pub async fn refund_sale(
         reason,
     };
     append_now(&node, key, hash, operation).await
+}
+
+/// Why a refund is refused before it reaches the writer, if it is: a voided sale first
+/// (409 `sale_voided`, whatever the tender: nothing is left to refund, and the card advice
+/// "void the whole sale" would be wrong), then a card refund the acquirer would never see
+/// (409 `card_refund_unsupported`: the customer would stay charged; a card tender recorded
+/// without card data was taken on a standalone terminal, where the refund is made too).
+fn refund_refusal(
+    original: &SaleRef,
+    voided: bool,
+    card_through_acquirer: bool,
+) -> Option<ApiError> {
+    if voided {
+        return Some(AppendError::SaleVoided(original.clone()).into());
+    }
+    card_through_acquirer.then(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "card_refund_unsupported",
+            "refunds to a card are not sent to the acquirer by posmesh yet: refund in cash (\"tender\": \"cash\"), or void the whole sale (its card payment is reversed)",
+            Some("tender"),
+        )
+    })
+}
+
+/// Whether the sale `original` is voided as known here (false when unknown or unreadable:
+/// the writer then refuses the refund with the precise reason).
+fn sale_voided(node: &NodeContext, original: &SaleRef) -> bool {
+    node.store
+        .sale_status(&original.device_id, original.seq)
+        .ok()
+        .flatten()
+        .is_some_and(|status| !status.voided_by_device_id.is_empty())
 }
 
 /// The tender a refund goes back to by default: the original sale's first tender (cash if
@@ -571,5 +603,30 @@ impl NodeContext {
             ApiError::bad_request("invalid_timestamp", e.to_string(), Some("occurred_at"))
         })?;
         Ok((at_ms, date.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A voided sale is refused as voided whatever the tender; the card refusal (which
+    /// advises voiding the whole sale) only for a sale that is not voided.
+    #[test]
+    fn a_voided_sale_is_refused_as_voided_before_the_card_check() {
+        let original = SaleRef {
+            device_id: "till-1".into(),
+            seq: 4,
+        };
+        for card in [true, false] {
+            let refused = refund_refusal(&original, true, card).expect("refused");
+            assert_eq!(
+                (refused.status, refused.code),
+                (StatusCode::CONFLICT, "sale_voided")
+            );
+        }
+        let refused = refund_refusal(&original, false, true).expect("refused");
+        assert_eq!(refused.code, "card_refund_unsupported");
+        assert!(refund_refusal(&original, false, false).is_none());
     }
 }

@@ -46,7 +46,15 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetOperatorBody {
-    /// The operator's id (e.g. a staff number): 1–128 bytes, no control characters.
+    /// The operator's id (e.g. a staff number), typed at tills and used in URLs: the device
+    /// id rule, 1–63 bytes of lowercase letters `a-z`, digits `0-9` and `-`, not starting or
+    /// ending with `-`; else 422 `invalid_operator_id`.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+        example = "csh-1"
+    )]
     pub operator_id: String,
     /// Display name.
     pub name: String,

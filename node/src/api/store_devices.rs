@@ -40,7 +40,14 @@ pub(crate) fn holds_entries_of(node: &NodeContext, device: &str) -> Result<bool,
 /// request, under another key or none — and `already_removed` says so: the entry changed
 /// nothing (a retirement is never undone, never redone). A replay under the key of the
 /// removal that retired it says `false` again, as the first answer did.
-pub fn removal_body(device: &str, log_index: u64, outcome: &Outcome) -> serde_json::Value {
+/// `certificates_revoked`: the device's certificates this device knows revoked through the
+/// store's Raft, `[{serial, effective_index}]` (empty when none is known).
+pub fn removal_body(
+    device: &str,
+    log_index: u64,
+    outcome: &Outcome,
+    certificates_revoked: &[(String, u64)],
+) -> serde_json::Value {
     let retired_at_index = match outcome {
         Outcome::DeviceRetired {
             retired_at_index, ..
@@ -53,6 +60,10 @@ pub fn removal_body(device: &str, log_index: u64, outcome: &Outcome) -> serde_js
         "outcome": outcome,
         "retired_at_index": retired_at_index,
         "already_removed": retired_at_index.is_some_and(|at| at != log_index),
+        "certificates_revoked": certificates_revoked
+            .iter()
+            .map(|(serial, at)| serde_json::json!({"serial": serial, "effective_index": at}))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -73,7 +84,7 @@ pub fn removal_body(device: &str, log_index: u64, outcome: &Outcome) -> serde_js
 #[utoipa::path(post, tag = "Store", path = "/v1/store/devices/{device}/remove", params(("X-Operator-Id" = Option<String>, Header, description = "the authorising operator (omit both headers only while the store has no operator)"), ("X-Operator-Pin" = Option<String>, Header, description = "their PIN"),
         ("Idempotency-Key" = Option<String>, Header, description = "optional, unique per attempt store-wide: a retry with the same key answers the first removal; without it the device keys the write itself"),
         ("device" = String, Path)),
-    responses((status = 200, description = "retired and removed: `{removed, log_index, outcome, retired_at_index, already_removed}`; `already_removed: true` (and `retired_at_index` below `log_index`): the device had been removed before, nothing changed; with `Idempotent-Replayed: true`, the replay of an earlier request with this key (its first answer again). The device's offline card allotment is released first (set to 0 through Raft)"),
+    responses((status = 200, description = "retired and removed: `{removed, log_index, outcome, retired_at_index, already_removed, certificates_revoked}`; `certificates_revoked`: the device's certificates known here to be revoked through Raft (`[{serial, effective_index}]`); `already_removed: true` (and `retired_at_index` below `log_index`): the device had been removed before, nothing changed; with `Idempotent-Replayed: true`, the replay of an earlier request with this key (its first answer again). The device's offline card allotment is released first (set to 0 through Raft)"),
               (status = 400, body = ErrorBody, description = "`invalid_device_id`, `invalid_idempotency_key`"),
               (status = 401, body = ErrorBody, description = "`operator_required`, `pin_mismatch`"),
               (status = 403, body = ErrorBody, description = "`role_forbidden`: not a manager or admin"),
@@ -133,7 +144,10 @@ pub async fn remove_device(
                 // effect.
                 RemoveError::Unavailable(why) => super::gift_cards::no_quorum(why),
             })?;
-    let body = |log_index: u64, outcome: &Outcome| Json(removal_body(&device, log_index, outcome));
+    let revoked = raft.revoked_certificates_of(&device);
+    let body = |log_index: u64, outcome: &Outcome| {
+        Json(removal_body(&device, log_index, outcome, &revoked))
+    };
     match response {
         StoreResponse::Applied(outcome @ Outcome::DeviceRetired { .. }) => {
             Ok(body(index, &outcome).into_response())
@@ -168,12 +182,22 @@ mod tests {
     /// was already removed, and when.
     #[test]
     fn a_removal_says_whether_it_retired_the_device() {
-        let first = removal_body("till-3", 12, &retired(12));
+        let first = removal_body("till-3", 12, &retired(12), &[]);
         assert_eq!(first["already_removed"], false, "{first}");
         assert_eq!(first["retired_at_index"], 12, "{first}");
-        let again = removal_body("till-3", 20, &retired(12));
+        let again = removal_body("till-3", 20, &retired(12), &[("0c".into(), 9)]);
         assert_eq!(again["already_removed"], true, "{again}");
         assert_eq!(again["retired_at_index"], 12, "{again}");
         assert_eq!(again["log_index"], 20, "{again}");
+        assert_eq!(
+            first["certificates_revoked"],
+            serde_json::json!([]),
+            "{first}"
+        );
+        assert_eq!(
+            again["certificates_revoked"],
+            serde_json::json!([{"serial": "0c", "effective_index": 9}]),
+            "{again}"
+        );
     }
 }

@@ -50,9 +50,13 @@ pub fn exit_code(status: &NodeStatus) -> u8 {
 }
 
 /// Fetches the status from the management API at `mgmt` (`host:port` or URL).
+///
+/// # Errors
+/// An address that is not `host:port` or an http(s) URL (`invalid management address`),
+/// nothing answering, an answer that is not a node's status.
 pub async fn fetch_status(mgmt: &str) -> anyhow::Result<NodeStatus> {
-    let url = format!("{}/v1/status", base_url(mgmt));
-    let response = reqwest::get(&url).await.map_err(|e| {
+    let url = status_url(mgmt)?;
+    let response = reqwest::get(url.clone()).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot reach the management API at {url} ({}); is `posmesh device` running, \
                  and is this its --mgmt-listen address?",
@@ -313,6 +317,20 @@ pub fn raft_lines(raft: &RaftStatus) -> Vec<String> {
     lines
 }
 
+/// The status URL of the management API at `mgmt` (`host:port` or URL).
+///
+/// # Errors
+/// `invalid management address …` when it does not make a URL (e.g. a port that is not a
+/// number), before anything is sent.
+pub fn status_url(mgmt: &str) -> anyhow::Result<reqwest::Url> {
+    let url = format!("{}/v1/status", base_url(mgmt));
+    reqwest::Url::parse(&url).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid management address {mgmt:?} ({e}): expected host:port (e.g. 127.0.0.1:7001) or an http:// URL"
+        )
+    })
+}
+
 /// `http://host:port` for `host:port`, or the URL as given (without a trailing slash).
 pub fn base_url(address: &str) -> String {
     let trimmed = address.trim_end_matches('/');
@@ -327,6 +345,20 @@ pub fn base_url(address: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn a_bad_management_address_is_said_so() {
+        let said = status_url("notaurl:xx").expect_err("refused").to_string();
+        assert!(
+            said.starts_with("invalid management address \"notaurl:xx\""),
+            "{said}"
+        );
+        assert_eq!(
+            status_url("127.0.0.1:7001").expect("url").as_str(),
+            "http://127.0.0.1:7001/v1/status"
+        );
+        assert!(status_url("http://till-1.local:7001/").is_ok());
+    }
 
     #[test]
     fn the_raft_lines_show_the_snapshot_figures() {

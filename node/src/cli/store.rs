@@ -176,16 +176,38 @@ pub async fn run_store(command: StoreAdminCommand) -> anyhow::Result<bool> {
 }
 
 /// What `posmesh store remove-device` prints: that the device was removed, or that it had
-/// been removed before (nothing changed) and at which log index.
+/// been removed before (nothing changed) and at which log index; then what is left to
+/// do about its certificate: revoking it, unless the answer names it revoked through the
+/// store's Raft already (`certificates_revoked`; then only the CA's list may be left).
 fn removed_line(device: &str, body: &serde_json::Value) -> String {
-    const REVOKE: &str = "revoke its certificate too: posmesh store revoke-certificate <SERIAL> --as <admin> (store-wide) and posmesh ca revoke (the CA's list)";
+    let revoked: Vec<String> = body["certificates_revoked"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some(format!(
+                "{} (log index {})",
+                c["serial"].as_str()?,
+                c["effective_index"].as_u64()?
+            ))
+        })
+        .collect();
+    let revoke = if revoked.is_empty() {
+        "revoke its certificate too: posmesh store revoke-certificate <SERIAL> --as <admin> (store-wide) and posmesh ca revoke (the CA's list)".to_owned()
+    } else {
+        format!(
+            "its certificate {} is revoked store-wide already; add it to the CA's list too (posmesh ca revoke)",
+            revoked.join(", ")
+        )
+    };
+    let revoke = revoke.as_str();
     if body["already_removed"].as_bool() == Some(true) {
         let at = body["retired_at_index"]
             .as_u64()
             .map_or_else(|| "?".to_owned(), |index| index.to_string());
-        format!("{device} was already removed from the store (retired at log index {at}): nothing changed; if not done yet, {REVOKE}")
+        format!("{device} was already removed from the store (retired at log index {at}): nothing changed; if not done yet, {revoke}")
     } else {
-        format!("removed {device} from the store for good; {REVOKE}")
+        format!("removed {device} from the store for good; {revoke}")
     }
 }
 
@@ -253,6 +275,16 @@ mod tests {
                 .starts_with("till-3 was already removed from the store (retired at log index 12): nothing changed;"),
             "{}",
             super::removed_line("till-3", &again)
+        );
+        assert!(super::removed_line("till-3", &first).contains("posmesh store revoke-certificate"));
+        // A certificate the node knows revoked through Raft is not advised revoked again.
+        let revoked = serde_json::json!({"already_removed": false, "retired_at_index": 12,
+            "certificates_revoked": [{"serial": "0c", "effective_index": 9}]});
+        let said = super::removed_line("till-3", &revoked);
+        assert!(!said.contains("revoke-certificate"), "{said}");
+        assert!(
+            said.contains("0c (log index 9) is revoked store-wide already"),
+            "{said}"
         );
     }
 }

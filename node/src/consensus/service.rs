@@ -897,18 +897,43 @@ impl RaftService {
         let Some(positions) = self.links.ledger_positions() else {
             return command;
         };
-        let device_of_serial = |serial: &str| {
-            if self.links.own_revocation().own_serial() == Some(serial) {
-                return Some(self.local_device.clone());
-            }
-            let connected = self.links.devices().into_iter().find(|device| {
-                self.links
-                    .connection(device)
-                    .is_some_and(|connection| connection.peer_serial_hex() == Some(serial))
-            });
-            connected.or_else(|| positions.device_of_serial(serial))
-        };
+        let device_of_serial = |serial: &str| self.device_of_serial(positions, serial);
         super::ledger_cut::fill(command, &device_of_serial, &|device| positions.held(device))
+    }
+
+    /// The device whose certificate has serial `serial` (lowercase hex), as this device
+    /// knows it: its own, a connected peer's, or a pinned attestation's.
+    fn device_of_serial(
+        &self,
+        positions: &Arc<dyn super::ledger_cut::LedgerPositions>,
+        serial: &str,
+    ) -> Option<String> {
+        if self.links.own_revocation().own_serial() == Some(serial) {
+            return Some(self.local_device.clone());
+        }
+        let connected = self.links.devices().into_iter().find(|device| {
+            self.links
+                .connection(device)
+                .is_some_and(|connection| connection.peer_serial_hex() == Some(serial))
+        });
+        connected.or_else(|| positions.device_of_serial(serial))
+    }
+
+    /// The revocations applied here of certificates this device knows to be
+    /// `device_id`'s (as for a ledger cut: a connected peer's or a pinned attestation's),
+    /// as (serial, effective log index), in serial order. Empty when none is known: the
+    /// device may still hold a revoked certificate this device never saw.
+    pub fn revoked_certificates_of(&self, device_id: &str) -> Vec<(String, u64)> {
+        let Some(positions) = self.links.ledger_positions() else {
+            return Vec::new();
+        };
+        let revocations = self.reader.read(|state| state.revocations.clone());
+        revocations
+            .into_iter()
+            .filter(|(serial, _)| {
+                self.device_of_serial(positions, serial).as_deref() == Some(device_id)
+            })
+            .collect()
     }
 
     /// The Raft log index the certificate of serial `serial_hex` (lowercase hex) was

@@ -85,6 +85,9 @@ const FLOOR_LIMIT_MINOR: i64 = 5000;
 const OFFLINE_MAX_AGE_SECS: u64 = 20 * 365 * 24 * 3600;
 /// The demo store's id.
 const STORE_ID: &str = "bread-basket";
+/// Fewest days of sales the demo replays: its crash, partition, outage and day closes
+/// fall on fixed days of the replay. `--days` below it is refused (`--help` says it).
+pub const DAYS_MIN: usize = 10;
 
 /// `posmesh demo` flags.
 #[derive(clap::Args, Clone, Debug)]
@@ -97,7 +100,7 @@ pub struct DemoArgs {
     /// IANA time zone of the export's local times.
     #[arg(long, default_value = "Europe/London")]
     pub time_zone: String,
-    /// Replay only the first N days (a shorter demo, e.g. for tests).
+    /// Replay only the first N days (a shorter demo, e.g. for tests); at least 10.
     #[arg(long)]
     pub days: Option<usize>,
     /// Sales in flight at once per device.
@@ -122,8 +125,22 @@ pub struct DemoArgs {
     pub fail_on_day: Option<usize>,
 }
 
+/// Refuses a `--days` below [`DAYS_MIN`] before anything starts.
+///
+/// # Errors
+/// `--days N is below the minimum of 10`.
+fn check_days(days: Option<usize>) -> anyhow::Result<()> {
+    match days {
+        Some(days) if days < DAYS_MIN => {
+            bail!("--days {days} is below the minimum of {DAYS_MIN}")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Runs the demo and prints its report.
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoReport> {
+    check_days(args.days)?;
     let (network_name, privilege) = match network::plan(args.network)? {
         Plan::ReExec(command) => {
             println!(
@@ -174,9 +191,10 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoReport> {
         .into_iter()
         .take(args.days.unwrap_or(usize::MAX))
         .collect();
-    if days.len() < 10 {
+    if days.len() < DAYS_MIN {
         bail!(
-            "the demo needs at least 10 days of sales, the file has {}",
+            "the demo needs at least {DAYS_MIN} days of sales, the file {} has {}",
+            args.csv.display(),
             days.len()
         );
     }
@@ -771,4 +789,18 @@ fn payment_flags(acquirer: &str, device_cap_minor: i64, bootstrap: bool) -> Vec<
         flags.push("--raft-bootstrap".to_owned());
     }
     flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `--days` below the minimum blames the flag, not the file.
+    #[test]
+    fn days_below_the_minimum_are_refused_naming_the_flag() {
+        let said = check_days(Some(5)).expect_err("refused").to_string();
+        assert_eq!(said, "--days 5 is below the minimum of 10");
+        assert!(check_days(Some(DAYS_MIN)).is_ok());
+        assert!(check_days(None).is_ok());
+    }
 }

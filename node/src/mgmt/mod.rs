@@ -148,11 +148,34 @@ pub struct JournalStatus {
     pub entries_appended: u64,
 }
 
-/// The management routes.
+/// The management routes. An unknown path or method is answered as the sales API does:
+/// a JSON 404 `no_such_endpoint` or 405 `method_not_allowed`.
 pub fn router(node: Arc<NodeContext>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(node)
+}
+
+/// Unknown path: a JSON 404, as the sales API answers ([`crate::api::health::not_found`]).
+async fn not_found() -> crate::api::error::ApiError {
+    crate::api::error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no_such_endpoint",
+        "no such endpoint; the management API serves GET /v1/status",
+        None,
+    )
+}
+
+/// Known path, wrong method: a JSON 405.
+async fn method_not_allowed() -> crate::api::error::ApiError {
+    crate::api::error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "the management API serves GET /v1/status only",
+        None,
+    )
 }
 
 async fn status(

@@ -6,7 +6,11 @@
 //! once, both keep the connection dialed by the smaller device id
 //! ([`keep_connection`]). Each live connection is pinged every [`PING_INTERVAL`] for its
 //! round-trip time; when it closes, the peer goes into exponential backoff with full
-//! jitter before the next dial. A [`ConnectionObserver`] (the replication service) is told of
+//! jitter before the next dial. A connection refused on purpose (a device retired from the
+//! store, a certificate revoked: [`retired_gate::refusal_code`]) does not count as a
+//! success: its backoff goes straight to the longest window, on both sides, and each side
+//! logs the refusal once per peer at INFO/WARN, repeats at DEBUG ([`RefusalLog`]), until a
+//! connection to that peer answers a ping again. A [`ConnectionObserver`] (the replication service) is told of
 //! every adopted connection and of its end. With a [`RetiredGate`], devices retired from
 //! the store are refused ([`super::retired_gate`]).
 
@@ -15,8 +19,8 @@ use crate::clock::wall_clock_ms;
 use posmesh_mesh::backoff::Backoff;
 use posmesh_mesh::peer_table::{PeerSource, PeerTable, PeerTableSnapshot};
 use posmesh_mesh::transport::{keep_connection, DialDirection, MeshConnection, MeshEndpoint};
-use posmesh_mesh::Role;
-use std::collections::BTreeMap;
+use posmesh_mesh::{MeshError, Role};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -70,6 +74,43 @@ struct State {
     backoffs: BTreeMap<String, Backoff>,
     live: BTreeMap<String, Live>,
     next_id: u64,
+    refusals: RefusalLog,
+}
+
+/// The peers a refusal (either way) was already logged for at INFO/WARN; later ones go to
+/// DEBUG, so a retired till left running does not flood either log.
+#[derive(Default)]
+struct RefusalLog {
+    logged: BTreeSet<String>,
+}
+
+impl RefusalLog {
+    /// True the first time a refusal involving `device` is seen (log it at INFO/WARN),
+    /// false for repeats (DEBUG).
+    fn first(&mut self, device: &str) -> bool {
+        self.logged.insert(device.to_owned())
+    }
+
+    /// True while refusals with `device` are being repeated (its connections are logged
+    /// at DEBUG).
+    fn repeating(&self, device: &str) -> bool {
+        self.logged.contains(device)
+    }
+
+    /// A connection to `device` answered a ping: its next refusal is news again.
+    fn healthy(&mut self, device: &str) {
+        self.logged.remove(device);
+    }
+}
+
+/// The delay in ms before the next dial of a peer whose connection failed. A refusal (a
+/// peer refusing us, or us refusing it) jumps to the longest window: the successful
+/// handshake before it reset the backoff, yet retrying sooner cannot help.
+fn next_dial_delay_ms(backoff: &mut Backoff, refused: bool) -> u64 {
+    if refused {
+        backoff.saturate();
+    }
+    backoff.next_delay_ms()
 }
 
 struct Live {
@@ -225,8 +266,16 @@ impl PeerManager {
                 self.failed(&device);
             }
             Err(error) => {
-                tracing::info!(peer = %device, %addr, %error, "dial failed");
-                self.failed(&device);
+                let refused = match &error {
+                    MeshError::Connection(reason) => retired_gate::refusal_code(reason).is_some(),
+                    _ => false,
+                };
+                if refused && !self.lock().refusals.first(&device) {
+                    tracing::debug!(peer = %device, %addr, %error, "dial refused again");
+                } else {
+                    tracing::info!(peer = %device, %addr, %error, "dial failed");
+                }
+                self.failed_after(&device, refused);
             }
         }
     }
@@ -241,7 +290,7 @@ impl PeerManager {
         }
         let device = peer.device_id().to_owned();
         if self.refuse_if_retired(&device, &connection) {
-            self.failed(&device);
+            self.failed_after(&device, true);
             return;
         }
         let now_ms = wall_clock_ms();
@@ -284,9 +333,14 @@ impl PeerManager {
             },
         );
         let connected = state.live.len();
+        let repeating = state.refusals.repeating(&device);
         drop(state);
         metrics::gauge!("posmesh_mesh_peers_connected").set(connected as f64);
-        tracing::info!(peer = %device, ?direction, addr = %connection.remote_address(), "peer connected");
+        if repeating {
+            tracing::debug!(peer = %device, ?direction, addr = %connection.remote_address(), "peer connected (refused before)");
+        } else {
+            tracing::info!(peer = %device, ?direction, addr = %connection.remote_address(), "peer connected");
+        }
         for observer in &self.observers {
             observer.clone().connected(&device, id, connection.clone());
         }
@@ -296,13 +350,20 @@ impl PeerManager {
     /// Pings a live connection until it closes, then schedules a reconnect.
     /// A device retired meanwhile is refused at the next round.
     async fn watch(self: Arc<Self>, device: String, id: u64, connection: Arc<MeshConnection>) {
+        let mut refused = false;
         loop {
             if self.refuse_if_retired(&device, &connection) {
+                refused = true;
                 break;
             }
             tokio::select! {
                 reason = connection.closed() => {
-                    tracing::info!(peer = %device, %reason, "peer connection closed");
+                    refused = retired_gate::refusal_code(&reason).is_some();
+                    if refused && !self.lock().refusals.first(&device) {
+                        tracing::debug!(peer = %device, %reason, "peer connection refused again");
+                    } else {
+                        tracing::info!(peer = %device, %reason, "peer connection closed");
+                    }
                     if let (Some(gate), Some(index)) =
                         (&self.gate, retired_gate::refused_as_retired(&reason))
                     {
@@ -318,7 +379,9 @@ impl PeerManager {
                 _ = tokio::time::sleep(PING_INTERVAL) => match tokio::time::timeout(PING_TIMEOUT, connection.ping()).await {
                     Ok(Ok(rtt)) => {
                         let rtt_ms = u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX);
-                        let _ = self.lock().table.record_rtt(&device, rtt_ms, wall_clock_ms());
+                        let mut state = self.lock();
+                        let _ = state.table.record_rtt(&device, rtt_ms, wall_clock_ms());
+                        state.refusals.healthy(&device);
                     }
                     Ok(Err(error)) => {
                         tracing::info!(peer = %device, %error, "ping failed");
@@ -343,7 +406,7 @@ impl PeerManager {
             let connected = state.live.len();
             drop(state);
             metrics::gauge!("posmesh_mesh_peers_connected").set(connected as f64);
-            self.failed(&device);
+            self.failed_after(&device, refused);
         }
     }
 
@@ -360,7 +423,15 @@ impl PeerManager {
         };
         if connection.close_reason().is_none() {
             let why = String::from_utf8_lossy(&reason).into_owned();
-            if code == CLOSE_RETIRED {
+            if !self.lock().refusals.first(device) {
+                tracing::debug!(peer = %device, %why, "refused the peer's connection again");
+                metrics::counter!(if code == CLOSE_RETIRED {
+                    "posmesh_mesh_retired_refused_total"
+                } else {
+                    "posmesh_mesh_revoked_refused_total"
+                })
+                .increment(1);
+            } else if code == CLOSE_RETIRED {
                 tracing::info!(peer = %device, %why,
                     "refused the connection of a device retired from the store");
                 metrics::counter!("posmesh_mesh_retired_refused_total").increment(1);
@@ -374,18 +445,24 @@ impl PeerManager {
         true
     }
 
-    /// A dial failed or a connection was lost: back off before the next dial.
+    /// A dial failed or a connection was lost: back off before the next dial, to the
+    /// longest window when the connection was `refused` (either way).
     fn failed(&self, device: &str) {
+        self.failed_after(device, false);
+    }
+
+    /// [`PeerManager::failed`], saying whether the connection ended in a refusal.
+    fn failed_after(&self, device: &str, refused: bool) {
         let mut state = self.lock();
         if state.live.contains_key(device) {
             return; // the peer dialed us meanwhile
         }
         let seed = self.seed ^ fnv1a(device.as_bytes());
-        let delay_ms = state
+        let backoff = state
             .backoffs
             .entry(device.to_owned())
-            .or_insert_with(|| Backoff::new(BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, seed))
-            .next_delay_ms();
+            .or_insert_with(|| Backoff::new(BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, seed));
+        let delay_ms = next_dial_delay_ms(backoff, refused);
         let _ = state.table.failed(device, delay_ms, wall_clock_ms());
     }
 }
@@ -395,4 +472,43 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_backs_off_to_the_longest_window() {
+        // A retired till: every handshake succeeds (the adoption resets the backoff), then
+        // the peer closes with a refusal code. The next dial waits up to the longest window,
+        // not up to the first one (which redialed 3-5 times a second).
+        let mut backoff = Backoff::new(BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, 11);
+        let mut total_ms = 0;
+        for _ in 0..200 {
+            backoff.reset();
+            next_dial_delay_ms(&mut backoff, true);
+            assert_eq!(backoff.window_ms(), BACKOFF_MAX_MS);
+            backoff.reset();
+            total_ms += next_dial_delay_ms(&mut backoff, true);
+        }
+        // 200 draws uniform in [0, 10 s]: about 1,000 s in all, far above 200 × 250 ms.
+        assert!(total_ms > 200 * BACKOFF_INITIAL_MS * 4, "{total_ms}");
+        // An ordinary loss after a success still starts from the first window.
+        backoff.reset();
+        assert!(next_dial_delay_ms(&mut backoff, false) <= BACKOFF_INITIAL_MS);
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_peer_until_a_healthy_connection() {
+        let mut log = RefusalLog::default();
+        assert!(!log.repeating("till-3"));
+        assert!(log.first("till-3"));
+        assert!(!log.first("till-3"));
+        assert!(log.repeating("till-3"));
+        assert!(log.first("till-4"), "per peer");
+        log.healthy("till-3");
+        assert!(!log.repeating("till-3"));
+        assert!(log.first("till-3"), "news again after a healthy connection");
+    }
 }

@@ -105,6 +105,18 @@ pub fn close_reason(retired_at_index: u64) -> Vec<u8> {
     format!("{REASON_PREFIX}{retired_at_index}").into_bytes()
 }
 
+/// The refusal code ([`CLOSE_RETIRED`] or [`CLOSE_REVOKED`]) when a peer closed the
+/// connection because it refuses this device; `None` for any other end. Such a close is
+/// not a failure that retrying soon can mend: the manager backs off to its longest delay.
+pub fn refusal_code(error: &ConnectionError) -> Option<u32> {
+    let ConnectionError::ApplicationClosed(close) = error else {
+        return None;
+    };
+    [CLOSE_RETIRED, CLOSE_REVOKED]
+        .into_iter()
+        .find(|code| close.error_code.into_inner() == u64::from(*code))
+}
+
 /// The retirement index a peer's close carries, when it closed with [`CLOSE_RETIRED`].
 pub fn refused_as_retired(error: &ConnectionError) -> Option<u64> {
     let ConnectionError::ApplicationClosed(close) = error else {
@@ -242,6 +254,22 @@ mod tests {
             refused_as_revoked(&closed(CLOSE_RETIRED, &revoked_close_reason(12, "0c"))),
             None
         );
+    }
+
+    #[test]
+    fn only_retired_and_revoked_closes_are_refusals() {
+        assert_eq!(
+            refusal_code(&closed(CLOSE_RETIRED, &close_reason(21))),
+            Some(CLOSE_RETIRED)
+        );
+        assert_eq!(
+            refusal_code(&closed(CLOSE_REVOKED, &revoked_close_reason(12, "0c"))),
+            Some(CLOSE_REVOKED)
+        );
+        assert_eq!(refusal_code(&closed(2, b"duplicate connection")), None);
+        assert_eq!(refusal_code(&closed(0, b"endpoint closed")), None);
+        assert_eq!(refusal_code(&ConnectionError::TimedOut), None);
+        assert_eq!(refusal_code(&ConnectionError::LocallyClosed), None);
     }
 
     #[test]

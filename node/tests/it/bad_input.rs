@@ -836,6 +836,15 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         .await
         .expect("JSON");
     assert_eq!(sale_before, sale_after, "a refused request changed sale 1");
+    // The management API answers an unknown route as the sales API does: a JSON 404.
+    let unknown = client
+        .get(format!("http://{}/v1/statuz", node.mgmt))
+        .send()
+        .await
+        .expect("mgmt answers");
+    assert_eq!(unknown.status(), 404);
+    let unknown: Value = unknown.json().await.expect("a JSON 404 body");
+    assert_eq!(unknown["error"]["code"], "no_such_endpoint", "{unknown}");
     // The API describes itself, and counts what it refused.
     let openapi: Value = client
         .get(format!("http://{api}/openapi.json"))
