@@ -52,6 +52,11 @@ pub struct PeerEntry {
     pub last_seen_ms: u64,
     /// Where the address came from.
     pub source: PeerSource,
+    /// Why the last dial was refused in its TLS handshake (the alert, in words: ours or
+    /// the peer's, e.g. "refused by peer: our certificate is revoked … (TLS alert 44
+    /// certificate_revoked)"); cleared once a connection is up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// The peers of a node, keyed by device id (ordered, so snapshots are stable).
@@ -135,6 +140,7 @@ impl PeerTable {
                 rtt_ms: None,
                 last_seen_ms: now_ms,
                 source,
+                refused: None,
             },
         );
         Ok(())
@@ -162,6 +168,7 @@ impl PeerTable {
     pub fn connected(&mut self, device_id: &str, rtt_ms: Option<u64>, now_ms: u64) -> Result<()> {
         let entry = self.entry(device_id)?;
         entry.state = PeerState::Connected;
+        entry.refused = None;
         entry.rtt_ms = rtt_ms.or(entry.rtt_ms);
         entry.last_seen_ms = entry.last_seen_ms.max(now_ms);
         Ok(())
@@ -187,6 +194,15 @@ impl PeerTable {
         self.entry(device_id)?.state = PeerState::Backoff {
             until_ms: now_ms.saturating_add(delay_ms),
         };
+        Ok(())
+    }
+
+    /// A dial was refused in its TLS handshake: `why`, in words, until a connection is up.
+    ///
+    /// # Errors
+    /// [`MeshError::UnknownPeer`].
+    pub fn refused(&mut self, device_id: &str, why: String) -> Result<()> {
+        self.entry(device_id)?.refused = Some(why);
         Ok(())
     }
 

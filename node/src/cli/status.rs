@@ -221,6 +221,9 @@ pub fn print_status(status: &NodeStatus) {
             peer.last_seen_ago_ms as f64 / 1000.0,
             peer.source
         );
+        if let Some(why) = &peer.refused {
+            println!("  {:<16} {why}", "");
+        }
     }
 }
 

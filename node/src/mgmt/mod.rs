@@ -131,6 +131,10 @@ pub struct PeerStatus {
     pub last_seen_ago_ms: u64,
     /// `mdns`, `static` or `incoming`.
     pub source: String,
+    /// Why the last dial's TLS handshake was refused (ours or the peer's alert, in words);
+    /// absent once a connection is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// The local journal's head and writer counters.
@@ -279,6 +283,7 @@ fn mesh_status(peers: &crate::peers::PeerManager) -> MeshStatus {
                 .to_owned(),
                 rtt_ms: peer.entry.rtt_ms,
                 last_seen_ago_ms: snapshot.taken_at_ms.saturating_sub(peer.entry.last_seen_ms),
+                refused: peer.entry.refused.clone(),
                 source: match peer.entry.source {
                     PeerSource::Mdns => "mdns",
                     PeerSource::Static => "static",

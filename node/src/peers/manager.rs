@@ -275,6 +275,14 @@ impl PeerManager {
                 } else {
                     tracing::info!(peer = %device, %addr, %error, "dial failed");
                 }
+                // A handshake refused with a TLS alert (the peer's or ours) is shown with
+                // the peer in `posmesh status` until a connection is up.
+                if matches!(
+                    error,
+                    MeshError::RefusedByPeer { .. } | MeshError::RefusedPeer { .. }
+                ) {
+                    let _ = self.lock().table.refused(&device, error.to_string());
+                }
                 self.failed_after(&device, refused);
             }
         }

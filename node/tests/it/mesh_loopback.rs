@@ -139,6 +139,20 @@ async fn devices_of_a_store_connect_and_strangers_are_refused() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(connected(&status(&client, &stranger).await).is_empty());
+    // Its status says why, with the peer, in words with the TLS alert.
+    let started = Instant::now();
+    loop {
+        let peers = status(&client, &stranger).await["mesh"]["peers"].clone();
+        let refused = peers[0]["refused"].as_str().unwrap_or_default().to_owned();
+        if refused.contains("we refused the peer") && refused.contains("TLS alert") {
+            break;
+        }
+        assert!(
+            started.elapsed() < SETTLE_LIMIT,
+            "no refusal shown with the peer: {peers}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(connected(&status(&client, &a).await), ["till-2", "till-3"]);
 
     // till-2 is SIGKILLed: the others notice; restarted on its address, it is reconnected.
