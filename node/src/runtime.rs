@@ -214,6 +214,10 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
         node.clone(),
         stop_rx.clone(),
     ));
+    let reversals = tokio::spawn(crate::payments::card_tender::run_pending_reversals(
+        node.clone(),
+        stop_rx.clone(),
+    ));
     let api_server = serve(api_listener, api::router(node.clone()), stop_rx.clone());
     let mgmt_server = serve(mgmt_listener, mgmt::router(node.clone()), stop_rx);
     let api_task = tokio::spawn(api_server);
@@ -224,6 +228,7 @@ pub async fn run_device(config: DeviceConfig) -> anyhow::Result<()> {
     api_task.await??;
     mgmt_task.await??;
     let _ = forwarder.await;
+    let _ = reversals.await;
     if let Some(discovery) = discovery {
         if let Err(error) = discovery.shutdown().await {
             tracing::warn!(%error, "mDNS shutdown");

@@ -15,13 +15,19 @@
 //! - 402 Payment Required — the payment was not taken, nothing journaled, the cashier asks
 //!   for another way to pay; `error.message` is the sentence to show:
 //!   `card_declined` (the issuer said no), `card_not_approved` (the acquirer did not answer
-//!   in time; the request was reversed), `offline_<reason>` (acquirer unreachable and the
+//!   in time; the request was reversed), `card_payment_reversed_earlier` (a retry of a
+//!   payment an earlier attempt under the same key left reversed), `card_payment_unresolved`
+//!   (a retry of a payment an earlier attempt may have had approved — the till stopped
+//!   with it in flight — whose reversal is not acknowledged yet: it is resent in the
+//!   background, and the payment is never sent again nor taken offline under that
+//!   key), `offline_<reason>` (acquirer unreachable and the
 //!   payment is outside the offline limits: `offline_over_floor_limit`,
 //!   `offline_over_device_cap`, `offline_no_allotment`, `offline_over_allotment`,
 //!   `offline_too_long_offline`, …), `gift_card_refused` (unknown card, balance short),
 //!   `qr_not_confirmed` (unknown, unconfirmed, other amount or used QR). 422
 //!   `missing_reference` for a gift card or QR tender without its id; 503 `no_quorum` when
-//!   a gift card cannot be redeemed now.
+//!   a gift card cannot be redeemed now; 409 `card_payment_in_progress` while another
+//!   request with the same Idempotency-Key takes the same card payment.
 //! - 201 as any sale; the tender shows the masked PAN and whether it was offline.
 //!
 //! The Idempotency-Key makes a retried request the same payment: the same STAN and RRN,
@@ -209,7 +215,11 @@ pub async fn create_card_sale(
         let pending = node
             .payments
             .prepare(reference, amount, input.card, sale.dated.0);
-        let outcome = match node.payments.authorize(pending).await {
+        let outcome = match node
+            .payments
+            .authorize(&node.store, &sale.key, pending)
+            .await
+        {
             Ok(Ok(card)) => Ok(card),
             Ok(Err(pending)) => {
                 if offline_guard.is_none() {
@@ -265,6 +275,9 @@ pub async fn create_card_sale(
         }
     };
     drop(offline_guard);
+    for (_, card) in &taken {
+        node.payments.settle_approved(&node.store, card);
+    }
     {
         let mut qr = node.payments.lock_qr();
         for id in &qr_ids {
@@ -354,8 +367,8 @@ fn offline_context(node: &NodeContext, pending_minor: i64, now_ms: i64) -> Offli
 /// sealed card data.
 async fn undo(node: &NodeContext, taken: &[(usize, TakenCard)]) {
     for (_, card) in taken {
-        if let Some(payment) = &card.approved {
-            node.payments.reverse_approved(payment).await;
+        if card.approved.is_some() {
+            node.payments.reverse_approved(&node.store, card).await;
         }
         if let Some(digest) = &card.stored_digest {
             if let Err(error) = node.store.delete_card_data(digest) {
@@ -370,6 +383,15 @@ fn refusal(error: &CardTenderError) -> ApiError {
         CardTenderError::Declined { .. } => "card_declined",
         CardTenderError::NotApproved { .. } => "card_not_approved",
         CardTenderError::ReversedEarlier => "card_payment_reversed_earlier",
+        CardTenderError::Unresolved => "card_payment_unresolved",
+        CardTenderError::InProgress => {
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                "card_payment_in_progress",
+                error.to_string(),
+                Some("tenders"),
+            )
+        }
         CardTenderError::OfflineRefused(refusal) => match refusal.code() {
             "invalid_amount" => "offline_invalid_amount",
             "over_floor_limit" => "offline_over_floor_limit",

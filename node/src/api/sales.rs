@@ -44,7 +44,9 @@ pub const OCCURRED_AT_MIN_MS: i64 = 946_684_800_000;
     params(("Idempotency-Key" = String, Header, description = "unique per sale attempt")),
     responses((status = 201, body = EntryView, description = "recorded and durable"),
               (status = 200, body = EntryView, description = "replay of an earlier request with this key"),
-              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 400, body = ErrorBody),
+              (status = 402, body = ErrorBody, description = "a tender's payment was not taken, nothing journaled; `message` is the cashier's sentence: `card_declined`, `card_not_approved` (no answer; reversed), `card_payment_reversed_earlier` (a retry of a payment an earlier attempt left reversed), `card_payment_unresolved` (a retry of a payment an earlier attempt may have had approved — the till stopped with it in flight — whose reversal is not acknowledged yet; resent in the background; never sent again nor taken offline under this key: ask for another way to pay), `offline_<reason>`, `gift_card_refused`, `qr_not_confirmed`"),
+              (status = 409, body = ErrorBody, description = "e.g. `idempotency_key_reused`: the key was used for another request; `card_payment_in_progress`: another request with this key is taking the same card payment now"),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
               (status = 422, body = ErrorBody, description = "a sale the rules refuse, `code` says which: e.g. `unknown_sku`, `quantity_out_of_range` (a quantity outside 1..=100000; one that is not an integer is 400 `invalid_field`), `tenders_short`"),
               (status = 503, body = ErrorBody)))]
@@ -57,7 +59,11 @@ pub async fn create_sale(
     let key = idempotency_key(&headers)?;
     let body: CreateSaleBody = parse_json(&headers, body)?;
     if super::card_sales::has_card_data(&body) {
-        let response = super::card_sales::create_card_sale(node, headers, body).await?;
+        // Its own task: a client that hangs up mid-payment does not cancel it between an
+        // approval and the journal write (the sale is journaled, or the payment reversed).
+        let response = tokio::spawn(super::card_sales::create_card_sale(node, headers, body))
+            .await
+            .map_err(ApiError::internal)??;
         metrics::histogram!("posmesh_sale_ack_seconds").record(started.elapsed());
         return Ok(response);
     }

@@ -5,7 +5,8 @@
 //! - [`keys`]: the store card secret and the keys derived from it (key handling).
 //! - [`card_tender`]: taking one card tender of a sale — online authorization (timeout →
 //!   reversal → not approved), else offline within the limits, with the card data sealed
-//!   outside the hash chain.
+//!   outside the hash chain; a durable reversal record for every authorisation in flight,
+//!   reversed after a crash ([`card_tender::run_pending_reversals`]).
 //! - [`card_void`]: voiding a card sale — the acquirer reverses every card payment of the
 //!   sale before the void is journaled (an offline payment once it is forwarded).
 //! - [`qr_wallet`]: QR wallet tenders (EMV merchant-presented QR, simulated confirmation).
@@ -56,6 +57,12 @@ pub struct PaymentsService {
     pub offline_lock: Arc<tokio::sync::Mutex<()>>,
     /// Open QR wallet payment requests.
     pub qr: std::sync::Mutex<qr_wallet::QrSessions>,
+    /// Card payments (sealing ids) being authorised or reversed right now, and by whom
+    /// ([`card_tender::InFlight`]).
+    pub in_flight: card_tender::InFlightSet,
+    /// Wakes [`card_tender::run_pending_reversals`] when a request leaves a reversal
+    /// unanswered.
+    pub reversal_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl PaymentsService {
@@ -104,6 +111,8 @@ impl PaymentsService {
             },
             offline_lock: Arc::new(tokio::sync::Mutex::new(())),
             qr: std::sync::Mutex::new(qr_wallet::QrSessions::default()),
+            in_flight: card_tender::InFlightSet::default(),
+            reversal_wakeup: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }

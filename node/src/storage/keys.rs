@@ -5,6 +5,7 @@
 //! | `journal` | device id, `0x00`, seq (u64 big-endian) | `JournalEntry` bytes as written |
 //! | `device_meta` | `identity` / `head` / `signing_secret` | `LocalIdentity` / `LocalHead` / `SigningSecret` |
 //! | `device_meta` | `pin_attempts/` + operator id | wrong PINs (u32 BE), locked until ms (u64 BE) |
+//! | `device_meta` | `pending_auth/` + payment sealing id | a card authorisation whose outcome is not settled (JSON `PendingAuthorization`, no card data) |
 //! | `device_meta` | `own_revocation` | this device's certificate revoked store-wide, as learned (JSON `OwnRevocation`) |
 //! | `idempotency` | Idempotency-Key bytes | `IdempotencyRecord` |
 //! | `sale_status` | device id, `0x00`, seq | `SaleStatus` |
@@ -125,6 +126,17 @@ pub fn alert_key(kind: &str, subject: &str) -> Vec<u8> {
 /// `device_meta` key of this device's own certificate revocation, as it learned it
 /// ([`crate::consensus::own_revocation`]; JSON).
 pub const META_OWN_REVOCATION: &[u8] = b"own_revocation";
+
+/// Start of the `device_meta` keys of pending card authorisations
+/// ([`crate::storage::pending_auth`]).
+pub const PENDING_AUTH_PREFIX: &[u8] = b"pending_auth/";
+
+/// `device_meta` key of the pending authorisation `id` (a payment's sealing id).
+pub fn pending_auth_key(id: &str) -> Vec<u8> {
+    let mut key = PENDING_AUTH_PREFIX.to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
 
 /// `device_meta` key of the [`LocalIdentity`](posmesh_proto::storage::v1::LocalIdentity).
 pub const META_IDENTITY: &[u8] = b"identity";

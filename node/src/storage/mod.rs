@@ -10,6 +10,7 @@
 //! - [`saf`]: the store-and-forward queue of offline card payments and their sealed card
 //!   data (outside the hash chain).
 //! - [`orders`]: shared orders' documents, the order index and manager alerts.
+//! - [`pending_auth`]: durable reversal records of card authorisations in flight.
 //! - [`pin_attempts`]: this device's wrong-PIN counts and lockouts.
 //! - [`own_revocation`]: this device's own certificate revocation, as it learned it.
 //! - [`error`]: storage errors.
@@ -19,6 +20,7 @@ pub mod journal_store;
 pub mod keys;
 pub mod orders;
 pub mod own_revocation;
+pub mod pending_auth;
 pub mod pin_attempts;
 pub mod replica;
 pub mod replica_effects;

@@ -9,6 +9,8 @@
 //!   mid-batch; every queue empties and the card data is deleted everywhere;
 //! - a device holding unforwarded payments is destroyed (data directory deleted): another
 //!   device forwards them from its escrow;
+//! - a device SIGKILLed with a 0200 in flight reverses it when restarted, and refuses the
+//!   retry of that sale (reversed earlier, or unresolved while the acquirer is away);
 //! - afterwards no data directory holds a clear PAN (raw bytes of every file).
 
 use super::support;
@@ -979,4 +981,155 @@ async fn a_leader_without_an_acquirer_alerts_while_payments_wait() {
     wait_stall_alert(&client, &a, "till-1", false).await;
     assert_eq!(acquirer.arrivals("advice").1, 1, "forwarded once");
     a.stop().expect("clean stop");
+}
+
+/// One device (no mesh) with the acquirer at `addr` and a 5 s acquirer timeout (longer
+/// than the simulator's `--delay-ms`, so a request is still in flight when the test kills
+/// the device).
+fn start_patient(dir: &Path, addr: &str) -> NodeProcess {
+    let spec = support::spec(dir);
+    NodeProcess::start_with(
+        &spec,
+        &[
+            "--acquirer".to_owned(),
+            addr.to_owned(),
+            "--acquirer-timeout-ms".to_owned(),
+            "5000".to_owned(),
+        ],
+    )
+    .expect("node starts")
+}
+
+/// A socket bound (not listening) to `addr` again after its acquirer stopped, if the
+/// address can be bound.
+fn hold_port(addr: &str) -> Option<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.set_reuseaddr(true).ok()?;
+    socket.bind(addr.parse().ok()?).ok()?;
+    Some(socket)
+}
+
+/// Polls `done` every 20 ms until it holds; panics with `what` after `limit`.
+async fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Posts a card sale under `key` and SIGKILLs `node` once the acquirer (answering after
+/// 1.5 s) has the request: the device dies with the 0200 in flight, approved at the
+/// acquirer.
+async fn kill_mid_authorisation(
+    client: &reqwest::Client,
+    mut node: NodeProcess,
+    acquirer: &Acquirer,
+    key: &str,
+    sale: &Value,
+) {
+    let request = client
+        .post(format!("http://{}/v1/sales", node.api))
+        .header("Idempotency-Key", key)
+        .json(sale)
+        .send();
+    let in_flight = tokio::spawn(request);
+    wait_until(
+        Duration::from_secs(10),
+        "the 0200 reaches the acquirer",
+        || acquirer.arrivals("financial").0 >= 1,
+    )
+    .await;
+    node.kill_now().expect("SIGKILL");
+    node.kill().expect("reaped");
+    assert!(
+        !matches!(in_flight.await, Ok(Ok(_))),
+        "the device answered before it was killed"
+    );
+    assert_eq!(charged(acquirer).0, 1, "the acquirer approved the request");
+    assert_eq!(acquirer.arrivals("reversal").0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_killed_mid_authorisation_reverses_it_when_restarted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let mut port = AcquirerPort::reserve();
+    let addr = port.addr.clone();
+    let acquirer = Acquirer::start(&mut port, dir.path(), &["--delay-ms", "1500"]);
+    let pan = test_pan(31);
+    let sale = card_sale(&pan, 2);
+    let node = start_patient(dir.path(), &addr);
+    kill_mid_authorisation(&client, node, &acquirer, "crash-1", &sale).await;
+
+    // Restarted: the reversal record left by the dead request is sent before anyone asks.
+    let node = start_patient(dir.path(), &addr);
+    wait_until(LIMIT, "the reversal at restart", || {
+        acquirer.arrivals("reversal").0 >= 1 && charged(&acquirer) == (0, 0)
+    })
+    .await;
+    // The client's retry is told the truth: reversed, try again as a new sale.
+    let (status, body) = post(&client, &node, "crash-1", &sale).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("card_payment_reversed_earlier")),
+        "{body}"
+    );
+    assert_eq!(
+        support::head(&client, &node.mgmt).await.0,
+        0,
+        "nothing journaled"
+    );
+    assert_eq!(charged(&acquirer), (0, 0), "the card is not charged");
+    assert_eq!(acquirer.arrivals("reversal").1, 1, "one reversal");
+    node.stop().expect("clean stop");
+    let found = files_with_clear_pan(dir.path(), &[pan]);
+    assert!(found.is_empty(), "clear PAN stored: {found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_killed_mid_authorisation_refuses_the_retry_until_reversed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = support::http_client();
+    let mut port = AcquirerPort::reserve();
+    let addr = port.addr.clone();
+    let acquirer = Acquirer::start(&mut port, dir.path(), &["--delay-ms", "1500"]);
+    let pan = test_pan(32);
+    let sale = card_sale(&pan, 2);
+    let node = start_patient(dir.path(), &addr);
+    kill_mid_authorisation(&client, node, &acquirer, "crash-2", &sale).await;
+    drop(acquirer);
+    // Hold the port again (best effort) so no other test's server is given it meanwhile.
+    let mut port = AcquirerPort {
+        held: hold_port(&addr),
+        addr: addr.clone(),
+    };
+
+    // Restarted with the acquirer unreachable: the retry is neither sent again nor taken
+    // offline under the same reference (the first attempt may stand): 402 unresolved.
+    let node = start_patient(dir.path(), &addr);
+    let (status, body) = post(&client, &node, "crash-2", &sale).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("card_payment_unresolved")),
+        "{body}"
+    );
+    assert_eq!(
+        support::head(&client, &node.mgmt).await.0,
+        0,
+        "nothing journaled"
+    );
+
+    // The acquirer is back (a new simulator on the same port): the reversal arrives by
+    // itself, and no new request was sent.
+    let acquirer = Acquirer::start(&mut port, dir.path(), &[]);
+    wait_until(LIMIT, "the reversal once the acquirer is back", || {
+        acquirer.arrivals("reversal").0 >= 1
+    })
+    .await;
+    assert_eq!(acquirer.arrivals("financial").0, 0);
+    assert_eq!(support::head(&client, &node.mgmt).await.0, 0);
+    node.stop().expect("clean stop");
+    let found = files_with_clear_pan(dir.path(), &[pan]);
+    assert!(found.is_empty(), "clear PAN stored: {found:?}");
 }
